@@ -1,0 +1,169 @@
+//! The meshd <-> proxy discovery protocol.
+//!
+//! The proxy opens `GET /v1/discovery` on meshd's API port with `Upgrade: mesh-discovery` and
+//! its bearer token; after `101 Switching Protocols` both sides exchange length-delimited JSON
+//! frames. Semantics follow xDS: each push carries a nonce and, per config type, a version; the
+//! proxy answers every push with one ACK or NACK per type it contained.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::proxy_config::{Clusters, ConfigType, Endpoints, Routes};
+
+/// The HTTP path and upgrade token of the discovery stream.
+pub const DISCOVERY_PATH: &str = "/v1/discovery";
+pub const UPGRADE_TOKEN: &str = "mesh-discovery";
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Who a proxy is, sent once when it connects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    pub name: String,
+    pub namespace: String,
+    pub service_account: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where the workload's inbound listeners are reached.
+    pub ports: Vec<InboundPort>,
+    /// The proxy's admin API (loopback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
+    /// The proxy's outbound listener, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound: Option<SocketAddr>,
+    /// Process id, for `mesh proxy-status` and local diagnostics.
+    #[serde(default)]
+    pub pid: u32,
+    pub proxy_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundPort {
+    /// The workload (container) port, matched against a Service's targetPort.
+    pub port: u16,
+    /// The proxy's inbound listener for that port.
+    pub listen: SocketAddr,
+}
+
+/// Messages from a proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProxyMessage {
+    Hello { workload: Workload },
+    Ack { config_type: ConfigType, version: String, nonce: String },
+    Nack { config_type: ConfigType, version: String, nonce: String, error: String },
+}
+
+/// Messages from meshd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MeshdMessage {
+    Welcome {
+        meshd: String,
+        proxy_id: String,
+    },
+    Push(Push),
+    /// meshd refuses the stream (bad hello, duplicate workload); the proxy logs it and retries.
+    Error {
+        message: String,
+    },
+}
+
+/// One push: any subset of the config types, each with its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    pub nonce: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Versioned<Routes>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Versioned<Clusters>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Versioned<Endpoints>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versioned<T> {
+    pub version: String,
+    pub body: T,
+}
+
+/// What meshd knows of one proxy's sync state per config type (for `mesh proxy-status`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TypeStatus {
+    /// The version meshd would send now.
+    pub current: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nacked: Option<Nacked>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nacked {
+    pub version: String,
+    pub error: String,
+}
+
+/// The status word istioctl users know, plus ERROR for a NACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncState {
+    #[serde(rename = "SYNCED")]
+    Synced,
+    #[serde(rename = "NOT SENT")]
+    NotSent,
+    #[serde(rename = "STALE")]
+    Stale,
+    #[serde(rename = "ERROR")]
+    Error,
+}
+
+impl SyncState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncState::Synced => "SYNCED",
+            SyncState::NotSent => "NOT SENT",
+            SyncState::Stale => "STALE",
+            SyncState::Error => "ERROR",
+        }
+    }
+}
+
+impl TypeStatus {
+    pub fn state(&self) -> SyncState {
+        match (&self.sent, &self.nacked) {
+            (None, _) => SyncState::NotSent,
+            (Some(sent), Some(n)) if &n.version == sent => SyncState::Error,
+            (Some(sent), _) if self.acked.as_ref() == Some(sent) && *sent == self.current => SyncState::Synced,
+            _ => SyncState::Stale,
+        }
+    }
+}
+
+/// One row of `mesh proxy-status`, as meshd's API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyStatus {
+    pub id: String,
+    pub workload: Workload,
+    pub meshd: String,
+    pub connected_at_unix: u64,
+    pub types: BTreeMap<ConfigType, TypeStatus>,
+    /// The config generation meshd last translated for this proxy.
+    #[serde(default)]
+    pub generation: u64,
+    /// True while meshd holds config changes it has not yet translated for this proxy: what
+    /// it "would send now" is then not known yet, so nothing counts as SYNCED.
+    #[serde(default)]
+    pub behind: bool,
+}
+
+impl ProxyStatus {
+    pub fn state(&self, t: ConfigType) -> SyncState {
+        let s = self.types.get(&t).map(TypeStatus::state).unwrap_or(SyncState::NotSent);
+        if self.behind && s == SyncState::Synced { SyncState::Stale } else { s }
+    }
+}

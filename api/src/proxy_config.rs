@@ -1,0 +1,145 @@
+//! What a proxy holds: the model meshd's translator produces and the proxy compiles.
+//! Plain data, serialisable, one value per config type so each is versioned and acknowledged
+//! on its own (like xDS's RDS, CDS and EDS).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The config types a proxy acknowledges separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigType {
+    Routes,
+    Clusters,
+    Endpoints,
+}
+
+impl ConfigType {
+    pub const ALL: [ConfigType; 3] = [ConfigType::Routes, ConfigType::Clusters, ConfigType::Endpoints];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigType::Routes => "routes",
+            ConfigType::Clusters => "clusters",
+            ConfigType::Endpoints => "endpoints",
+        }
+    }
+}
+
+impl fmt::Display for ConfigType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a proxy needs, as three separately versioned parts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyConfig {
+    pub routes: Routes,
+    pub clusters: Clusters,
+    pub endpoints: Endpoints,
+}
+
+/// Outbound HTTP routing: one virtual host per (service, port).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Routes {
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VirtualHost {
+    /// `reviews.default.svc.cluster.local:9080`
+    pub name: String,
+    /// Host names (without port) a request's authority may use.
+    pub domains: Vec<String>,
+    pub port: u16,
+    /// Rules tried in order; the first that matches wins.
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// The VirtualService rule this came from (`default/reviews http[0]`), or `default`.
+    pub name: String,
+    /// Any one of these must match; empty matches everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RouteMatch>,
+    pub clusters: Vec<WeightedCluster>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<StringMatcher>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<StringMatcher>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StringMatcher {
+    Exact(String),
+    Prefix(String),
+    /// Matches the whole value (RE2 / Envoy `safe_regex` semantics).
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeaderMatcher {
+    pub name: String,
+    /// None: the header must be present.
+    pub value: Option<StringMatcher>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightedCluster {
+    pub cluster: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clusters {
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// `outbound|9080|v1|reviews.default.svc.cluster.local`, Envoy's naming.
+    pub name: String,
+    pub service: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    pub lb_policy: LbPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    Random,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Endpoints {
+    /// Cluster name -> its endpoints.
+    pub clusters: BTreeMap<String, Vec<Endpoint>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub address: SocketAddr,
+    /// `namespace/workload`
+    pub workload: String,
+}
+
+/// The cluster name for a service port and optional subset.
+pub fn cluster_name(fqdn: &str, port: u16, subset: Option<&str>) -> String {
+    format!("outbound|{port}|{}|{fqdn}", subset.unwrap_or(""))
+}

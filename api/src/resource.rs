@@ -1,0 +1,421 @@
+//! Resources as users write them: recognising the kind, parsing into typed objects with
+//! field-path errors, and telling apart what we serve, what the local platform does not use,
+//! and what we do not support.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::ServiceSpec;
+use crate::meta::ObjectMeta;
+use crate::networking::{DestinationRuleSpec, VirtualServiceSpec};
+use crate::validate::{self, FieldError};
+
+/// A Kubernetes-style object with a typed spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Object<S> {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: S,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
+}
+
+/// The kinds meshd stores and serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    Service,
+    VirtualService,
+    DestinationRule,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Service, Kind::VirtualService, Kind::DestinationRule];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "Service",
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+        }
+    }
+
+    /// Lowercase plural, as kubectl prints it (`virtualservices`).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Service => "services",
+            Kind::VirtualService => "virtualservices",
+            Kind::DestinationRule => "destinationrules",
+        }
+    }
+
+    /// `virtualservice.networking.istio.io`, as `kubectl apply` reports it.
+    pub fn qualified(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::VirtualService => "virtualservice.networking.istio.io",
+            Kind::DestinationRule => "destinationrule.networking.istio.io",
+        }
+    }
+
+    fn group(self) -> &'static str {
+        match self {
+            Kind::Service => "",
+            Kind::VirtualService | Kind::DestinationRule => "networking.istio.io",
+        }
+    }
+
+    fn versions(self) -> &'static [&'static str] {
+        match self {
+            Kind::Service => &["v1"],
+            Kind::VirtualService | Kind::DestinationRule => &["v1", "v1beta1", "v1alpha3"],
+        }
+    }
+
+    /// The apiVersion written when we create an object of this kind.
+    pub fn default_api_version(self) -> &'static str {
+        match self {
+            Kind::Service => "v1",
+            Kind::VirtualService | Kind::DestinationRule => "networking.istio.io/v1",
+        }
+    }
+
+    /// Parse a kind as typed on the command line: singular, plural, short name, any case.
+    pub fn from_cli(s: &str) -> Option<Kind> {
+        let s = s.to_ascii_lowercase();
+        let s = s.split('.').next().unwrap_or("");
+        match s {
+            "service" | "services" | "svc" => Some(Kind::Service),
+            "virtualservice" | "virtualservices" | "vs" => Some(Kind::VirtualService),
+            "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resource meshd serves.
+// Config objects live in maps off the data path; boxing them would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Resource {
+    Service(Object<ServiceSpec>),
+    VirtualService(Object<VirtualServiceSpec>),
+    DestinationRule(Object<DestinationRuleSpec>),
+}
+
+impl Resource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::Service(_) => Kind::Service,
+            Resource::VirtualService(_) => Kind::VirtualService,
+            Resource::DestinationRule(_) => Kind::DestinationRule,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        match self {
+            Resource::Service(o) => &o.metadata,
+            Resource::VirtualService(o) => &o.metadata,
+            Resource::DestinationRule(o) => &o.metadata,
+        }
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Resource::Service(o) => &mut o.metadata,
+            Resource::VirtualService(o) => &mut o.metadata,
+            Resource::DestinationRule(o) => &mut o.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta().name
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.meta().namespace_or_default()
+    }
+
+    pub fn key(&self) -> Key {
+        Key { kind: self.kind(), namespace: self.namespace().to_string(), name: self.name().to_string() }
+    }
+
+    /// The same resource with its spec and metadata compared, ignoring server-set fields.
+    pub fn same_content(&self, other: &Resource) -> bool {
+        let strip = |r: &Resource| {
+            let mut r = r.clone();
+            let m = r.meta_mut();
+            m.resource_version = None;
+            m.generation = None;
+            m.creation_timestamp = None;
+            m.uid = None;
+            m.managed_fields = None;
+            r
+        };
+        strip(self) == strip(other)
+    }
+
+    /// Validate the whole resource; every problem is reported, not just the first.
+    pub fn validate(&self) -> Vec<FieldError> {
+        validate::resource(self)
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Identity of a stored resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Key {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What a YAML document turned out to be.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// A kind meshd serves, parsed and with its namespace filled in.
+    Supported(Resource),
+    /// A Kubernetes kind that only matters on a cluster (Deployment, ServiceAccount, ...).
+    NotUsedLocally { kind: String, name: String },
+    /// A kind Istio has that this mesh does not serve yet.
+    Unsupported { api_version: String, kind: String, name: String },
+}
+
+/// A document that could not be turned into a resource, with every problem found.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct ResourceError {
+    /// `VirtualService default/reviews`, or `document 3` when even the kind is unknown.
+    pub resource: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.resource)?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResourceError {
+    fn one(resource: String, path: &str, message: impl Into<String>) -> Self {
+        ResourceError { resource, errors: vec![FieldError::new(path, message)] }
+    }
+}
+
+/// Kubernetes API groups whose kinds only mean something on a cluster.
+const KUBE_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "autoscaling",
+    "storage.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "discovery.k8s.io",
+    "coordination.k8s.io",
+    "scheduling.k8s.io",
+    "certificates.k8s.io",
+];
+
+/// Istio kinds (and Gateway API kinds) we recognise but do not serve yet.
+const ISTIO_GROUPS: &[&str] = &[
+    "networking.istio.io",
+    "security.istio.io",
+    "telemetry.istio.io",
+    "extensions.istio.io",
+    "install.istio.io",
+    "gateway.networking.k8s.io",
+    "gateway.networking.x-k8s.io",
+];
+
+const ISTIO_KINDS: &[&str] = &[
+    "Gateway",
+    "ServiceEntry",
+    "Sidecar",
+    "WorkloadEntry",
+    "WorkloadGroup",
+    "EnvoyFilter",
+    "ProxyConfig",
+    "PeerAuthentication",
+    "AuthorizationPolicy",
+    "RequestAuthentication",
+    "Telemetry",
+    "WasmPlugin",
+    "IstioOperator",
+    "HTTPRoute",
+    "GRPCRoute",
+    "TCPRoute",
+    "TLSRoute",
+    "UDPRoute",
+    "ReferenceGrant",
+    "GatewayClass",
+    "BackendTLSPolicy",
+    "ListenerSet",
+    "XListenerSet",
+    "BackendTrafficPolicy",
+    "XBackendTrafficPolicy",
+    "InferencePool",
+    "ServiceImport",
+    "ServiceExport",
+];
+
+/// Parse every YAML document of a file into JSON values (empty documents are skipped).
+pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, String> {
+    serde_saphyr::from_multiple::<Value>(text)
+        .map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect())
+        .map_err(|e| e.to_string())
+}
+
+/// Turn one document into a typed resource. `default_namespace` fills a missing namespace.
+pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Result<Parsed, ResourceError> {
+    let doc_name = format!("document {}", index + 1);
+    let Value::Object(map) = &doc else {
+        return Err(ResourceError::one(
+            doc_name,
+            "",
+            "a resource must be a mapping with apiVersion, kind and metadata",
+        ));
+    };
+    let kind = match map.get("kind") {
+        Some(Value::String(k)) if !k.is_empty() => k.clone(),
+        _ => return Err(ResourceError::one(doc_name, "kind", "missing or not a string")),
+    };
+    let api_version = match map.get("apiVersion") {
+        Some(Value::String(v)) if !v.is_empty() => v.clone(),
+        _ => return Err(ResourceError::one(format!("{kind} ({doc_name})"), "apiVersion", "missing or not a string")),
+    };
+    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
+    let namespace = map
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or(default_namespace)
+        .to_string();
+    let label = if name.is_empty() { format!("{kind} ({doc_name})") } else { format!("{kind} {namespace}/{name}") };
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version.as_str()),
+    };
+
+    let served = Kind::ALL.into_iter().find(|k| k.as_str() == kind && k.group() == group);
+    let Some(k) = served else {
+        if KUBE_GROUPS.contains(&group) {
+            return Ok(Parsed::NotUsedLocally { kind, name });
+        }
+        if ISTIO_GROUPS.contains(&group) && ISTIO_KINDS.contains(&kind.as_str()) {
+            return Ok(Parsed::Unsupported { api_version, kind, name });
+        }
+        if ISTIO_GROUPS.contains(&group) {
+            return Err(ResourceError::one(label, "kind", format!("unknown kind {kind:?} in API group {group}")));
+        }
+        return Err(ResourceError::one(
+            label,
+            "apiVersion",
+            format!(
+                "unknown kind {kind} in {api_version}: mesh serves Service (v1), VirtualService and DestinationRule (networking.istio.io)"
+            ),
+        ));
+    };
+    if !k.versions().contains(&version) {
+        return Err(ResourceError::one(
+            label,
+            "apiVersion",
+            format!(
+                "{kind} is not served in {api_version}; use one of {}",
+                k.versions()
+                    .iter()
+                    .map(|v| if group.is_empty() { v.to_string() } else { format!("{group}/{v}") })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let mut resource = match k {
+        Kind::Service => Resource::Service(typed(doc, &label)?),
+        Kind::VirtualService => Resource::VirtualService(typed(doc, &label)?),
+        Kind::DestinationRule => Resource::DestinationRule(typed(doc, &label)?),
+    };
+    resource.meta_mut().namespace = Some(namespace);
+    let errors = resource.validate();
+    if !errors.is_empty() {
+        return Err(ResourceError { resource: label, errors });
+    }
+    Ok(Parsed::Supported(resource))
+}
+
+fn typed<S: DeserializeOwned + Default>(doc: Value, label: &str) -> Result<Object<S>, ResourceError> {
+    serde_path_to_error::deserialize::<_, Object<S>>(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let msg = e.inner().to_string();
+        // serde_json says "unknown field `x`, expected one of ..."; keep it, it lists the valid names.
+        ResourceError::one(label.to_string(), &path, msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Parsed, ResourceError> {
+        let docs = parse_yaml_stream(yaml).map_err(|e| ResourceError::one("yaml".into(), "", e))?;
+        parse_document(docs.into_iter().next().unwrap_or(Value::Null), "default", 0)
+    }
+
+    #[test]
+    fn unknown_field_names_path() {
+        let err = parse(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route:\n    - destination: {host: r}\n      wieght: 3\n",
+        )
+        .expect_err("must fail");
+        assert_eq!(err.resource, "VirtualService default/r");
+        assert_eq!(err.errors[0].path, "spec.http[0].route[0].wieght");
+        assert!(err.errors[0].message.contains("unknown field `wieght`"), "{err}");
+    }
+
+    #[test]
+    fn kinds_are_classified() {
+        assert!(matches!(
+            parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"),
+            Ok(Parsed::NotUsedLocally { .. })
+        ));
+        assert!(matches!(
+            parse("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n"),
+            Ok(Parsed::Unsupported { .. })
+        ));
+        assert!(parse("apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: f}\n").is_err());
+        assert!(parse("apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: f}\n").is_err());
+    }
+}

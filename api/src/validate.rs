@@ -1,0 +1,515 @@
+//! Validation of resources, with Istio's rules. Every problem is reported with its field path.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::ServiceSpec;
+use crate::duration;
+use crate::meta::ObjectMeta;
+use crate::networking::*;
+use crate::resource::Resource;
+
+/// One problem in one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// `spec.http[0].route[1].weight`; empty for the document as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: &str, message: impl Into<String>) -> Self {
+        FieldError { path: path.to_string(), message: message.into() }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
+    }
+}
+
+struct Errs(Vec<FieldError>);
+
+impl Errs {
+    fn push(&mut self, path: impl AsRef<str>, msg: impl Into<String>) {
+        self.0.push(FieldError::new(path.as_ref(), msg));
+    }
+}
+
+pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
+    let mut e = Errs(Vec::new());
+    meta(r.meta(), &mut e);
+    match r {
+        Resource::Service(o) => service(&o.spec, &mut e),
+        Resource::VirtualService(o) => virtual_service(&o.spec, &mut e),
+        Resource::DestinationRule(o) => destination_rule(&o.spec, &mut e),
+    }
+    e.0
+}
+
+/// RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric, ≤ 63.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, ≤ 253.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn meta(m: &ObjectMeta, e: &mut Errs) {
+    if m.name.is_empty() {
+        e.push("metadata.name", "required");
+    } else if !is_dns_subdomain(&m.name) {
+        e.push(
+            "metadata.name",
+            format!("{:?} is not a valid name: use lowercase letters, digits, '-' and '.'", m.name),
+        );
+    }
+    if let Some(ns) = &m.namespace
+        && !is_dns_label(ns)
+    {
+        e.push("metadata.namespace", format!("{ns:?} is not a valid namespace name"));
+    }
+    labels(&m.labels, "metadata.labels", e);
+}
+
+fn labels(l: &BTreeMap<String, String>, path: &str, e: &mut Errs) {
+    for (k, v) in l {
+        let name = k.rsplit('/').next().unwrap_or(k);
+        let ok_name = !name.is_empty()
+            && name.len() <= 63
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !ok_name {
+            e.push(format!("{path}.{k}"), "invalid label key");
+        }
+        let ok_value =
+            v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !ok_value {
+            e.push(format!("{path}.{k}"), format!("invalid label value {v:?}"));
+        }
+    }
+}
+
+fn service(s: &ServiceSpec, e: &mut Errs) {
+    let mut names = HashSet::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        if !(1..=65535).contains(&p.port) {
+            e.push(format!("{path}.port"), format!("{} is not a port number (1-65535)", p.port));
+        }
+        if p.target_number().is_none() && p.target_name().is_none() {
+            e.push(format!("{path}.targetPort"), "must be a port number (1-65535) or a port name");
+        }
+        match &p.name {
+            Some(n) if !names.insert(n.clone()) => {
+                e.push(format!("{path}.name"), format!("duplicate port name {n:?}"));
+            }
+            Some(_) => {}
+            None if s.ports.len() > 1 => {
+                e.push(format!("{path}.name"), "required when a Service has more than one port")
+            }
+            None => {}
+        }
+        if let Some(proto) = &p.protocol
+            && !matches!(proto.as_str(), "TCP" | "UDP" | "SCTP")
+        {
+            e.push(format!("{path}.protocol"), format!("{proto:?} is not one of TCP, UDP, SCTP"));
+        }
+    }
+    labels(&s.selector, "spec.selector", e);
+}
+
+fn host(h: &str, path: &str, allow_wildcard: bool, e: &mut Errs) {
+    if h.is_empty() {
+        e.push(path, "host must not be empty");
+        return;
+    }
+    if h == "*" {
+        if !allow_wildcard {
+            e.push(path, "wildcard host '*' is not allowed here");
+        }
+        return;
+    }
+    let name = match h.strip_prefix("*.") {
+        Some(rest) if allow_wildcard => rest,
+        Some(_) => {
+            e.push(path, format!("wildcard host {h:?} is not allowed here"));
+            return;
+        }
+        None => h,
+    };
+    if !is_dns_subdomain(&name.to_ascii_lowercase()) {
+        e.push(path, format!("{h:?} is not a valid host name"));
+    }
+}
+
+fn string_match(m: &StringMatch, path: &str, e: &mut Errs) {
+    let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some()].iter().filter(|b| **b).count();
+    if set != 1 {
+        e.push(path, "exactly one of exact, prefix or regex must be set");
+    }
+    if let Some(p) = &m.prefix
+        && p.is_empty()
+    {
+        e.push(format!("{path}.prefix"), "prefix must not be empty");
+    }
+    if let Some(r) = &m.regex {
+        regex(r, &format!("{path}.regex"), e);
+    }
+}
+
+fn regex(r: &str, path: &str, e: &mut Errs) {
+    if r.is_empty() {
+        e.push(path, "regex must not be empty");
+    } else if let Err(err) = regex::RegexBuilder::new(r).size_limit(1 << 20).build() {
+        e.push(path, format!("invalid regex: {}", err.to_string().lines().last().unwrap_or("")));
+    }
+}
+
+fn dur(d: &Option<String>, path: &str, e: &mut Errs) {
+    if let Some(d) = d {
+        match duration::parse(d) {
+            Ok(v) if v < std::time::Duration::from_millis(1) && !v.is_zero() => {
+                e.push(path, "duration must be at least 1ms")
+            }
+            Ok(_) => {}
+            Err(msg) => e.push(path, msg),
+        }
+    }
+}
+
+fn percent(p: &Option<Percent>, path: &str, e: &mut Errs) {
+    if let Some(p) = p
+        && !(0.0..=100.0).contains(&p.value)
+    {
+        e.push(format!("{path}.value"), format!("{} is not a percentage between 0 and 100", p.value));
+    }
+}
+
+fn destination(d: &Destination, path: &str, e: &mut Errs) {
+    host(&d.host, &format!("{path}.host"), false, e);
+    if let Some(s) = &d.subset
+        && !is_dns_label(s)
+    {
+        e.push(format!("{path}.subset"), format!("{s:?} is not a valid subset name"));
+    }
+    if let Some(p) = &d.port
+        && !(1..=65535).contains(&p.number)
+    {
+        e.push(format!("{path}.port.number"), format!("{} is not a port number (1-65535)", p.number));
+    }
+}
+
+fn weights(ws: impl Iterator<Item = Option<i64>>, count: usize, path: &str, e: &mut Errs) {
+    let mut total = 0i64;
+    for (i, w) in ws.enumerate() {
+        let w = w.unwrap_or(0);
+        if !(0..=100).contains(&w) {
+            e.push(format!("{path}[{i}].weight"), format!("weight {w} must be between 0 and 100"));
+        }
+        total += w;
+    }
+    if count > 1 && total != 100 {
+        e.push(path, format!("weights of the {count} destinations add up to {total}, not 100"));
+    }
+}
+
+fn virtual_service(s: &VirtualServiceSpec, e: &mut Errs) {
+    if s.hosts.is_empty() {
+        e.push("spec.hosts", "at least one host is required");
+    }
+    for (i, h) in s.hosts.iter().enumerate() {
+        host(h, &format!("spec.hosts[{i}]"), true, e);
+    }
+    if s.http.is_empty() && s.tcp.is_empty() && s.tls.is_empty() {
+        e.push("spec", "at least one of http, tcp or tls routes is required");
+    }
+    let mut names = HashSet::new();
+    for (i, r) in s.http.iter().enumerate() {
+        let path = format!("spec.http[{i}]");
+        if let Some(n) = &r.name
+            && !names.insert(n.as_str())
+        {
+            e.push(format!("{path}.name"), format!("duplicate route name {n:?}"));
+        }
+        let actions = [!r.route.is_empty(), r.redirect.is_some(), r.direct_response.is_some(), r.delegate.is_some()];
+        match actions.iter().filter(|b| **b).count() {
+            0 => e.push(&path, "one of route, redirect, directResponse or delegate is required"),
+            1 => {}
+            _ => e.push(&path, "route, redirect, directResponse and delegate are mutually exclusive"),
+        }
+        for (j, m) in r.matches.iter().enumerate() {
+            let mp = format!("{path}.match[{j}]");
+            for (field, sm) in
+                [("uri", &m.uri), ("scheme", &m.scheme), ("method", &m.method), ("authority", &m.authority)]
+            {
+                if let Some(sm) = sm {
+                    string_match(sm, &format!("{mp}.{field}"), e);
+                }
+            }
+            for (field, map) in
+                [("headers", &m.headers), ("queryParams", &m.query_params), ("withoutHeaders", &m.without_headers)]
+            {
+                for (k, sm) in map {
+                    if k.is_empty() {
+                        e.push(format!("{mp}.{field}"), "name must not be empty");
+                    }
+                    if field != "queryParams" && k.to_ascii_lowercase() != *k {
+                        e.push(format!("{mp}.{field}.{k}"), "header names must be lowercase");
+                    }
+                    // An empty match means "present" for headers.
+                    if *sm != StringMatch::default() {
+                        string_match(sm, &format!("{mp}.{field}.{k}"), e);
+                    }
+                }
+            }
+            if let Some(p) = m.port
+                && !(1..=65535).contains(&p)
+            {
+                e.push(format!("{mp}.port"), format!("{p} is not a port number (1-65535)"));
+            }
+        }
+        for (j, d) in r.route.iter().enumerate() {
+            destination(&d.destination, &format!("{path}.route[{j}].destination"), e);
+        }
+        weights(r.route.iter().map(|d| d.weight), r.route.len(), &format!("{path}.route"), e);
+        if let Some(rd) = &r.redirect {
+            if let Some(code) = rd.redirect_code
+                && !(300..=399).contains(&code)
+            {
+                e.push(format!("{path}.redirect.redirectCode"), format!("{code} is not a redirect status (3xx)"));
+            }
+            if let Some(dp) = &rd.derive_port
+                && !matches!(dp.as_str(), "FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT")
+            {
+                e.push(
+                    format!("{path}.redirect.derivePort"),
+                    format!("{dp:?} is not FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT"),
+                );
+            }
+        }
+        if let Some(dr) = &r.direct_response
+            && !(200..=599).contains(&dr.status)
+        {
+            e.push(format!("{path}.directResponse.status"), format!("{} is not an HTTP status", dr.status));
+        }
+        if let Some(rw) = &r.rewrite
+            && let Some(rr) = &rw.uri_regex_rewrite
+        {
+            regex(&rr.pattern, &format!("{path}.rewrite.uriRegexRewrite.match"), e);
+            if rw.uri.is_some() {
+                e.push(format!("{path}.rewrite"), "uri and uriRegexRewrite are mutually exclusive");
+            }
+        }
+        dur(&r.timeout, &format!("{path}.timeout"), e);
+        if let Some(rt) = &r.retries {
+            if let Some(a) = rt.attempts
+                && a < 0
+            {
+                e.push(format!("{path}.retries.attempts"), "must not be negative");
+            }
+            dur(&rt.per_try_timeout, &format!("{path}.retries.perTryTimeout"), e);
+            dur(&rt.backoff, &format!("{path}.retries.backoff"), e);
+        }
+        if let Some(f) = &r.fault {
+            if f.delay.is_none() && f.abort.is_none() {
+                e.push(format!("{path}.fault"), "one of delay or abort is required");
+            }
+            if let Some(d) = &f.delay {
+                let p = format!("{path}.fault.delay");
+                if d.fixed_delay.is_none() && d.exponential_delay.is_none() {
+                    e.push(&p, "fixedDelay is required");
+                }
+                dur(&d.fixed_delay, &format!("{p}.fixedDelay"), e);
+                percent(&d.percentage, &format!("{p}.percentage"), e);
+            }
+            if let Some(a) = &f.abort {
+                let p = format!("{path}.fault.abort");
+                match (a.http_status, &a.grpc_status, &a.http2_error) {
+                    (Some(s), None, None) if !(200..=599).contains(&s) => {
+                        e.push(format!("{p}.httpStatus"), format!("{s} is not an HTTP status (200-599)"))
+                    }
+                    (Some(_), None, None) | (None, Some(_), None) | (None, None, Some(_)) => {}
+                    _ => e.push(&p, "exactly one of httpStatus, grpcStatus or http2Error is required"),
+                }
+                percent(&a.percentage, &format!("{p}.percentage"), e);
+            }
+        }
+        if let Some(m) = &r.mirror {
+            destination(m, &format!("{path}.mirror"), e);
+        }
+        for (j, m) in r.mirrors.iter().enumerate() {
+            destination(&m.destination, &format!("{path}.mirrors[{j}].destination"), e);
+            percent(&m.percentage, &format!("{path}.mirrors[{j}].percentage"), e);
+        }
+        percent(&r.mirror_percentage, &format!("{path}.mirrorPercentage"), e);
+    }
+    for (i, r) in s.tcp.iter().enumerate() {
+        let path = format!("spec.tcp[{i}].route");
+        for (j, d) in r.route.iter().enumerate() {
+            destination(&d.destination, &format!("{path}[{j}].destination"), e);
+        }
+        weights(r.route.iter().map(|d| d.weight), r.route.len(), &path, e);
+    }
+    for (i, r) in s.tls.iter().enumerate() {
+        let path = format!("spec.tls[{i}]");
+        if r.matches.is_empty() {
+            e.push(format!("{path}.match"), "TLS routes need at least one match");
+        }
+        for (j, m) in r.matches.iter().enumerate() {
+            if m.sni_hosts.is_empty() {
+                e.push(format!("{path}.match[{j}].sniHosts"), "at least one SNI host is required");
+            }
+        }
+        for (j, d) in r.route.iter().enumerate() {
+            destination(&d.destination, &format!("{path}.route[{j}].destination"), e);
+        }
+        weights(r.route.iter().map(|d| d.weight), r.route.len(), &format!("{path}.route"), e);
+    }
+}
+
+fn traffic_policy(t: &TrafficPolicy, path: &str, e: &mut Errs) {
+    lb(&t.load_balancer, &format!("{path}.loadBalancer"), e);
+    pool(&t.connection_pool, &format!("{path}.connectionPool"), e);
+    outlier(&t.outlier_detection, &format!("{path}.outlierDetection"), e);
+    tls(&t.tls, &format!("{path}.tls"), e);
+    for (i, p) in t.port_level_settings.iter().enumerate() {
+        let pp = format!("{path}.portLevelSettings[{i}]");
+        match &p.port {
+            Some(port) if (1..=65535).contains(&port.number) => {}
+            _ => e.push(format!("{pp}.port.number"), "a port number (1-65535) is required"),
+        }
+        lb(&p.load_balancer, &format!("{pp}.loadBalancer"), e);
+        pool(&p.connection_pool, &format!("{pp}.connectionPool"), e);
+        outlier(&p.outlier_detection, &format!("{pp}.outlierDetection"), e);
+        tls(&p.tls, &format!("{pp}.tls"), e);
+    }
+}
+
+fn lb(l: &Option<LoadBalancerSettings>, path: &str, e: &mut Errs) {
+    let Some(l) = l else { return };
+    if let Some(s) = &l.simple
+        && !matches!(
+            s.as_str(),
+            "UNSPECIFIED" | "LEAST_CONN" | "RANDOM" | "PASSTHROUGH" | "ROUND_ROBIN" | "LEAST_REQUEST"
+        )
+    {
+        e.push(
+            format!("{path}.simple"),
+            format!("{s:?} is not one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH, LEAST_CONN"),
+        );
+    }
+    if l.simple.is_some() && l.consistent_hash.is_some() {
+        e.push(path, "simple and consistentHash are mutually exclusive");
+    }
+    if let Some(c) = &l.consistent_hash {
+        let set = [
+            c.http_header_name.is_some(),
+            c.http_cookie.is_some(),
+            c.use_source_ip.is_some(),
+            c.http_query_parameter_name.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if set > 1 {
+            e.push(format!("{path}.consistentHash"), "only one hash key may be set");
+        }
+        if let Some(cookie) = &c.http_cookie {
+            if cookie.name.is_empty() {
+                e.push(format!("{path}.consistentHash.httpCookie.name"), "required");
+            }
+            dur(&cookie.ttl, &format!("{path}.consistentHash.httpCookie.ttl"), e);
+        }
+    }
+}
+
+fn non_negative(v: Option<i64>, path: String, e: &mut Errs) {
+    if let Some(v) = v
+        && v < 0
+    {
+        e.push(path, format!("{v} must not be negative"));
+    }
+}
+
+fn pool(p: &Option<ConnectionPoolSettings>, path: &str, e: &mut Errs) {
+    let Some(p) = p else { return };
+    if let Some(t) = &p.tcp {
+        non_negative(t.max_connections, format!("{path}.tcp.maxConnections"), e);
+        dur(&t.connect_timeout, &format!("{path}.tcp.connectTimeout"), e);
+        dur(&t.max_connection_duration, &format!("{path}.tcp.maxConnectionDuration"), e);
+        dur(&t.idle_timeout, &format!("{path}.tcp.idleTimeout"), e);
+    }
+    if let Some(h) = &p.http {
+        non_negative(h.http1_max_pending_requests, format!("{path}.http.http1MaxPendingRequests"), e);
+        non_negative(h.http2_max_requests, format!("{path}.http.http2MaxRequests"), e);
+        non_negative(h.max_requests_per_connection, format!("{path}.http.maxRequestsPerConnection"), e);
+        non_negative(h.max_retries, format!("{path}.http.maxRetries"), e);
+        non_negative(h.max_concurrent_streams, format!("{path}.http.maxConcurrentStreams"), e);
+        dur(&h.idle_timeout, &format!("{path}.http.idleTimeout"), e);
+        if let Some(u) = &h.h2_upgrade_policy
+            && !matches!(u.as_str(), "DEFAULT" | "DO_NOT_UPGRADE" | "UPGRADE")
+        {
+            e.push(format!("{path}.http.h2UpgradePolicy"), format!("{u:?} is not DEFAULT, DO_NOT_UPGRADE or UPGRADE"));
+        }
+    }
+}
+
+fn outlier(o: &Option<OutlierDetection>, path: &str, e: &mut Errs) {
+    let Some(o) = o else { return };
+    non_negative(o.consecutive_5xx_errors, format!("{path}.consecutive5xxErrors"), e);
+    non_negative(o.consecutive_gateway_errors, format!("{path}.consecutiveGatewayErrors"), e);
+    non_negative(o.consecutive_local_origin_failures, format!("{path}.consecutiveLocalOriginFailures"), e);
+    non_negative(o.consecutive_errors, format!("{path}.consecutiveErrors"), e);
+    dur(&o.interval, &format!("{path}.interval"), e);
+    dur(&o.base_ejection_time, &format!("{path}.baseEjectionTime"), e);
+    for (field, v) in [("maxEjectionPercent", o.max_ejection_percent), ("minHealthPercent", o.min_health_percent)] {
+        if let Some(v) = v
+            && !(0..=100).contains(&v)
+        {
+            e.push(format!("{path}.{field}"), format!("{v} is not a percentage between 0 and 100"));
+        }
+    }
+}
+
+fn tls(t: &Option<ClientTlsSettings>, path: &str, e: &mut Errs) {
+    let Some(t) = t else { return };
+    if let Some(m) = &t.mode
+        && !matches!(m.as_str(), "DISABLE" | "SIMPLE" | "MUTUAL" | "ISTIO_MUTUAL")
+    {
+        e.push(format!("{path}.mode"), format!("{m:?} is not one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL"));
+    }
+}
+
+fn destination_rule(s: &DestinationRuleSpec, e: &mut Errs) {
+    host(&s.host, "spec.host", true, e);
+    if let Some(t) = &s.traffic_policy {
+        traffic_policy(t, "spec.trafficPolicy", e);
+    }
+    let mut names = HashSet::new();
+    for (i, sub) in s.subsets.iter().enumerate() {
+        let path = format!("spec.subsets[{i}]");
+        if sub.name.is_empty() {
+            e.push(format!("{path}.name"), "required");
+        } else if !is_dns_label(&sub.name) {
+            e.push(
+                format!("{path}.name"),
+                format!("{:?} is not a valid subset name (lowercase letters, digits, '-')", sub.name),
+            );
+        } else if !names.insert(sub.name.as_str()) {
+            e.push(format!("{path}.name"), format!("duplicate subset {:?}", sub.name));
+        }
+        labels(&sub.labels, &format!("{path}.labels"), e);
+        if let Some(t) = &sub.traffic_policy {
+            traffic_policy(t, &format!("{path}.trafficPolicy"), e);
+        }
+    }
+}

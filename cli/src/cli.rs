@@ -1,0 +1,227 @@
+//! The command line: every subcommand and flag, with help from doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version = mesh_api::VERSION, about = "A service mesh that speaks Istio's configuration API", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Namespace for commands and for resources without one.
+    #[arg(short = 'n', long, global = true, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Where the mesh runs.
+    #[arg(long, global = true, env = "MESH_PLATFORM", value_enum, default_value_t = Platform::Local)]
+    pub platform: Platform,
+    /// Kubeconfig file (kube platform).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (kube platform).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Print only errors and requested data.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Never colour output (also NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Platform {
+    /// meshd and proxies as processes on this machine, state in MESH_HOME.
+    Local,
+    /// meshd in a Kubernetes cluster.
+    Kube,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Table,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install the mesh: start meshd (local platform: in the background, state in MESH_HOME).
+    Install(InstallArgs),
+    /// Stop meshd. Running proxies keep routing with their last config.
+    Uninstall(UninstallArgs),
+    /// Create or update resources from files (Istio and Kubernetes YAML).
+    Apply(ApplyArgs),
+    /// List or show resources.
+    Get(GetArgs),
+    /// Delete resources by kind and name, or those in files.
+    Delete(DeleteArgs),
+    /// Run a sidecar proxy for a workload.
+    #[command(subcommand)]
+    Proxy(ProxyCommand),
+    /// Show whether each proxy has the config meshd would send it now.
+    ProxyStatus(ProxyStatusArgs),
+    /// Change how traffic is split between a service's subsets.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Print the versions of the CLI and the running control plane.
+    Version(VersionArgs),
+    /// Print a shell completion script.
+    Completion(CompletionArgs),
+    /// Run a small bookinfo-like mesh and shift traffic between versions, live.
+    Demo(DemoArgs),
+    #[command(name = "__meshd", hide = true)]
+    Meshd(MeshdArgs),
+    #[command(name = "__demo-app", hide = true)]
+    DemoApp(DemoAppArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Install profile (shapes the Kubernetes manifests; recorded on the local platform).
+    #[arg(long, default_value = "default", value_parser = ["default", "demo", "minimal", "empty"])]
+    pub profile: String,
+    /// Override a setting, e.g. `meshd.listen=127.0.0.1:0` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Also delete MESH_HOME's stored config, token and logs.
+    #[arg(long)]
+    pub purge: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// File, directory or `-` for stdin (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Recurse into directories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Validate and report, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// services (svc), virtualservices (vs), destinationrules (dr), or workloads.
+    pub kind: String,
+    /// One resource by name.
+    pub name: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kind, then names (omit when using -f).
+    pub args: Vec<String>,
+    /// Delete the resources in these files.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Succeed when a resource does not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Run a sidecar proxy in the foreground.
+    Run(mesh_proxy::args::ProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyStatusArgs {
+    /// One proxy (workload name, or namespace/name) for details.
+    pub name: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Split a service's traffic between subsets: `mesh route split reviews v1=90 v2=10`.
+    Split(SplitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The service host (`reviews`, or `reviews.prod.svc.cluster.local`).
+    pub host: String,
+    /// SUBSET=WEIGHT pairs adding up to 100.
+    #[arg(required = true, value_name = "SUBSET=WEIGHT")]
+    pub weights: Vec<String>,
+    /// Print the resulting resources, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Only the client's version.
+    #[arg(long)]
+    pub short: bool,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Requests sent at each step of the traffic shift.
+    #[arg(long, default_value_t = 200)]
+    pub requests: u32,
+    /// Keep the demo mesh running at the end until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MeshdArgs {
+    #[arg(long, default_value = meshd::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoAppArgs {
+    /// The name this app answers with.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Call this URL through HTTP proxy `--via` and include its answer.
+    #[arg(long)]
+    pub call: Option<String>,
+    #[arg(long)]
+    pub via: Option<std::net::SocketAddr>,
+}

@@ -1,0 +1,11 @@
+//! One module per command.
+
+pub mod apply;
+pub mod delete;
+pub mod demo;
+pub mod demo_app;
+pub mod get;
+pub mod install;
+pub mod proxy_status;
+pub mod route;
+pub mod version;

@@ -1,0 +1,166 @@
+//! `mesh get KIND [NAME]`: tables like kubectl's, or the resources as YAML / JSON.
+
+use std::collections::BTreeMap;
+
+use mesh_api::protocol::ProxyStatus;
+use mesh_api::{Kind, Resource};
+
+use crate::Ctx;
+use crate::cli::{GetArgs, Output};
+use crate::client::MeshdClient;
+use crate::error::{CliError, Result};
+
+pub async fn list(
+    client: &MeshdClient,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<Vec<Resource>> {
+    let mut q = format!("{}?kind={}", mesh_api::control::RESOURCES_PATH, kind.as_str());
+    if let Some(ns) = namespace {
+        q.push_str(&format!("&namespace={ns}"));
+    }
+    if let Some(n) = name {
+        q.push_str(&format!("&name={n}"));
+    }
+    client.get(&q).await
+}
+
+fn selector(m: &BTreeMap<String, String>) -> String {
+    if m.is_empty() { "<none>".into() } else { m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }
+}
+
+fn row(r: &Resource, all_ns: bool) -> Vec<String> {
+    let mut row = Vec::new();
+    if all_ns {
+        row.push(r.namespace().to_string());
+    }
+    row.push(r.name().to_string());
+    match r {
+        Resource::Service(o) => {
+            let ports: Vec<String> =
+                o.spec.ports.iter().map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))).collect();
+            row.push(ports.join(","));
+            row.push(selector(&o.spec.selector));
+        }
+        Resource::VirtualService(o) => {
+            row.push(o.spec.hosts.join(","));
+            row.push(if o.spec.gateways.is_empty() { "mesh".into() } else { o.spec.gateways.join(",") });
+            let routes: Vec<String> = o
+                .spec
+                .http
+                .iter()
+                .map(|h| {
+                    h.route
+                        .iter()
+                        .map(|d| {
+                            let sub = d.destination.subset.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
+                            match d.weight {
+                                Some(w) if h.route.len() > 1 => format!("{}{sub}={w}", d.destination.host),
+                                _ => format!("{}{sub}", d.destination.host),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            row.push(routes.join("; "));
+        }
+        Resource::DestinationRule(o) => {
+            row.push(o.spec.host.clone());
+            row.push(o.spec.subsets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(","));
+        }
+    }
+    row
+}
+
+fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
+    let mut h = Vec::new();
+    if all_ns {
+        h.push("NAMESPACE");
+    }
+    h.push("NAME");
+    h.extend_from_slice(match kind {
+        Kind::Service => &["PORTS", "SELECTOR"][..],
+        Kind::VirtualService => &["HOSTS", "GATEWAYS", "ROUTES"][..],
+        Kind::DestinationRule => &["HOST", "SUBSETS"][..],
+    });
+    h
+}
+
+pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
+    if matches!(args.kind.to_ascii_lowercase().as_str(), "workload" | "workloads" | "proxies") {
+        return workloads(ctx, &args).await;
+    }
+    let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
+        CliError::user(format!(
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr) or workloads",
+            args.kind
+        ))
+    })?;
+    let ns = (!args.all_namespaces).then_some(ctx.global.namespace.as_str());
+    let items = list(&ctx.client()?, kind, ns, args.name.as_deref()).await?;
+    if let Some(name) = &args.name
+        && items.is_empty()
+    {
+        return Err(CliError::user(format!(
+            "{} {name:?} not found in namespace {}",
+            kind.qualified(),
+            ctx.global.namespace
+        )));
+    }
+    match args.output {
+        Output::Table => {
+            if items.is_empty() {
+                ctx.out.info(format!(
+                    "No {} found in {}.",
+                    kind.plural(),
+                    ns.map(|n| format!("namespace {n}")).unwrap_or("any namespace".into())
+                ));
+                return Ok(());
+            }
+            ctx.out
+                .table(&header(kind, args.all_namespaces), items.iter().map(|r| row(r, args.all_namespaces)).collect());
+        }
+        format if args.name.is_some() => ctx.out.structured(format, &items[0])?,
+        Output::Json => ctx
+            .out
+            .structured(Output::Json, &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
+        Output::Yaml => {
+            let docs: Vec<String> = items.iter().map(|r| serde_saphyr::to_string(r).unwrap_or_default()).collect();
+            ctx.out.data(docs.join("---\n").trim_end());
+        }
+    }
+    Ok(())
+}
+
+async fn workloads(ctx: &Ctx, args: &GetArgs) -> Result<()> {
+    let all: Vec<ProxyStatus> = ctx.client()?.get(mesh_api::control::PROXIES_PATH).await?;
+    let items: Vec<_> = all
+        .into_iter()
+        .filter(|p| args.all_namespaces || p.workload.namespace == ctx.global.namespace)
+        .filter(|p| args.name.as_ref().is_none_or(|n| &p.workload.name == n))
+        .map(|p| p.workload)
+        .collect();
+    match args.output {
+        Output::Table => ctx.out.table(
+            &["NAMESPACE", "NAME", "SERVICE ACCOUNT", "LABELS", "INBOUND", "OUTBOUND", "ADMIN"],
+            items
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.namespace.clone(),
+                        w.name.clone(),
+                        w.service_account.clone(),
+                        selector(&w.labels),
+                        w.ports.iter().map(|p| format!("{}->{}", p.port, p.listen)).collect::<Vec<_>>().join(","),
+                        w.outbound.map(|a| a.to_string()).unwrap_or("-".into()),
+                        w.admin.map(|a| a.to_string()).unwrap_or("-".into()),
+                    ]
+                })
+                .collect(),
+        ),
+        format => ctx.out.structured(format, &items)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! `mesh install` / `mesh uninstall` on the local platform: meshd as a background process of
+//! this same executable, its state in MESH_HOME.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use meshd::Home;
+use serde::{Deserialize, Serialize};
+
+use crate::Ctx;
+use crate::cli::{InstallArgs, UninstallArgs};
+use crate::client::MeshdClient;
+use crate::error::{CliError, Result};
+
+/// What `mesh install` recorded (MESH_HOME/install.json).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub profile: String,
+    pub listen: SocketAddr,
+}
+
+const KEYS: &[&str] = &["meshd.listen"];
+
+fn settings(args: &InstallArgs) -> Result<Settings> {
+    let mut s = Settings {
+        profile: args.profile.clone(),
+        listen: meshd::DEFAULT_LISTEN.parse().map_err(|_| CliError::internal("bad default"))?,
+    };
+    let mut problems = Vec::new();
+    for kv in &args.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            problems.push(format!("--set {kv:?}: expected KEY=VALUE"));
+            continue;
+        };
+        match k {
+            "meshd.listen" => match v.parse() {
+                Ok(a) => s.listen = a,
+                Err(_) => problems.push(format!(
+                    "--set meshd.listen={v}: not an address like 127.0.0.1:15010 (port 0 picks a free port)"
+                )),
+            },
+            _ => problems.push(format!("--set {k}: unknown setting; known settings: {}", KEYS.join(", "))),
+        }
+    }
+    if problems.is_empty() { Ok(s) } else { Err(CliError::user(problems.join("\n"))) }
+}
+
+/// Is a meshd answering for this home? Returns its client when it is.
+pub async fn running(home: &Home) -> Option<MeshdClient> {
+    let client = MeshdClient::from_home(home).ok()?;
+    let ok: Result<serde_json::Value> = client.get(mesh_api::control::HEALTH_PATH).await;
+    ok.ok().map(|_| client)
+}
+
+/// Start meshd in the background and wait until it answers.
+pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr) -> Result<MeshdClient> {
+    home.create()
+        .map_err(|e| CliError::unavailable(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
+    home.ensure_token().map_err(|e| CliError::unavailable(format!("cannot create the access token: {e}")))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.log_path())
+        .map_err(|e| CliError::unavailable(format!("cannot open {}: {e}", home.log_path().display())))?;
+    let log2 = log.try_clone().map_err(|e| CliError::unavailable(e.to_string()))?;
+    let exe =
+        std::env::current_exe().map_err(|e| CliError::unavailable(format!("cannot find this executable: {e}")))?;
+    let _ = std::fs::remove_file(home.info_path());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__meshd")
+        .arg("--listen")
+        .arg(listen.to_string())
+        .env("MESH_HOME", home.root())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // Its own process group: a Ctrl-C in the installing terminal must not stop meshd.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| CliError::unavailable(format!("cannot start meshd: {e}")))?;
+    let pb = ctx.out.spinner("starting meshd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(home.log_path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+            break Err(CliError::unavailable(format!(
+                "meshd exited during start ({status}); last lines of {}:\n{}",
+                home.log_path().display(),
+                tail.join("\n")
+            )));
+        }
+        if let Ok(info) = home.read_info()
+            && info.pid == child.id()
+            && let Some(c) = running(home).await
+        {
+            break Ok(c);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break Err(CliError::unavailable(format!(
+                "meshd did not become ready within 20s; see {}",
+                home.log_path().display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
+    let s = settings(&args)?;
+    let home = Home::from_env();
+    if let Some(c) = running(&home).await {
+        ctx.out.success(format!(
+            "mesh is already installed: meshd is running at {} (MESH_HOME={})",
+            c.address,
+            home.root().display()
+        ));
+        return Ok(());
+    }
+    if args.dry_run {
+        ctx.out.info(format!(
+            "would install mesh (profile {}) in MESH_HOME={}: start meshd on {}, keep config in {}",
+            s.profile,
+            home.root().display(),
+            s.listen,
+            home.store_path().display()
+        ));
+        return Ok(());
+    }
+    ctx.out.confirm(&format!("Install mesh in {} with meshd on {}?", home.root().display(), s.listen), args.yes)?;
+    let client = start_meshd(ctx, &home, s.listen).await?;
+    let body = serde_json::to_vec_pretty(&Settings { listen: client.address, ..s })
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    meshd::home::write_atomic(&home.settings_path(), &body, 0o600).map_err(|e| CliError::unavailable(e.to_string()))?;
+    ctx.out.success(format!(
+        "meshd is running at {} (MESH_HOME={}, log {})",
+        client.address,
+        home.root().display(),
+        home.log_path().display()
+    ));
+    ctx.out.info("next: `mesh apply -f <istio yaml>`, then `mesh proxy run --workload NAME ...` for each workload");
+    Ok(())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
+    let home = Home::from_env();
+    let info = home.read_info().ok();
+    let what = if args.purge { "stop meshd and delete all mesh state in" } else { "stop meshd for" };
+    ctx.out.confirm(
+        &format!("This will {what} {}. Proxies keep their last config. Continue?", home.root().display()),
+        args.yes,
+    )?;
+    if let (Some(info), Some(client)) = (info.as_ref(), running(&home).await) {
+        let _: serde_json::Value = client.post(mesh_api::control::SHUTDOWN_PATH, &serde_json::json!({})).await?;
+        let pb = ctx.out.spinner("waiting for meshd to stop");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while pid_alive(info.pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        if pid_alive(info.pid) {
+            return Err(CliError::unavailable(format!("meshd (pid {}) did not stop within 15s", info.pid)));
+        }
+        ctx.out.success(format!("meshd stopped (was pid {})", info.pid));
+    } else {
+        ctx.out.info(format!("meshd is not running for MESH_HOME={}", home.root().display()));
+    }
+    let _ = std::fs::remove_file(home.info_path());
+    if args.purge {
+        for p in [home.store_path(), home.token_path(), home.settings_path(), home.log_path()] {
+            if let Err(e) = std::fs::remove_file(&p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(CliError::unavailable(format!("cannot remove {}: {e}", p.display())));
+            }
+        }
+        let _ = std::fs::remove_dir(home.root());
+        ctx.out.success("mesh state removed");
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `mesh`: install, configure, validate and diagnose the mesh. It bundles meshd and the
+//! proxy (hidden subcommands), so one binary is a whole local mesh.
+
+mod cli;
+mod client;
+mod cmd;
+mod error;
+mod files;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, Global, Platform, ProxyCommand, RouteCommand};
+use crate::client::MeshdClient;
+use crate::error::{CliError, Result};
+use crate::output::Printer;
+
+/// What every command gets: global flags and the printer.
+pub struct Ctx {
+    pub global: Global,
+    pub out: Printer,
+}
+
+impl Ctx {
+    pub fn client(&self) -> Result<MeshdClient> {
+        MeshdClient::from_home(&meshd::Home::from_env())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Printer::new(cli.global.quiet, cli.global.no_color);
+    match dispatch(cli, out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CliError::internal(e.to_string()))
+}
+
+fn dispatch(cli: Cli, out: Printer) -> Result<()> {
+    let ctx = Ctx { global: cli.global, out };
+    let needs_platform =
+        !matches!(cli.command, Command::Completion(_) | Command::Version(_) | Command::Meshd(_) | Command::DemoApp(_));
+    if ctx.global.platform == Platform::Kube && needs_platform {
+        return Err(CliError::unavailable(
+            "the kube platform is not available in this build yet; run with --platform local (the default)",
+        ));
+    }
+    match cli.command {
+        Command::Proxy(ProxyCommand::Run(args)) => {
+            meshd::init_tracing();
+            return args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from);
+        }
+        Command::Meshd(args) => {
+            meshd::init_tracing();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::internal(e.to_string()))?;
+            return rt
+                .block_on(meshd::run(meshd::Options { home: meshd::Home::from_env(), listen: args.listen }))
+                .map_err(CliError::from);
+        }
+        Command::Completion(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "mesh", &mut std::io::stdout());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Install(a) => cmd::install::install(&ctx, a).await,
+            Command::Uninstall(a) => cmd::install::uninstall(&ctx, a).await,
+            Command::Apply(a) => cmd::apply::run(&ctx, a).await,
+            Command::Get(a) => cmd::get::run(&ctx, a).await,
+            Command::Delete(a) => cmd::delete::run(&ctx, a).await,
+            Command::ProxyStatus(a) => cmd::proxy_status::run(&ctx, a).await,
+            Command::Route(RouteCommand::Split(a)) => cmd::route::split(&ctx, a).await,
+            Command::Version(a) => cmd::version::run(&ctx, a).await,
+            Command::Demo(a) => cmd::demo::run(&ctx, a).await,
+            Command::DemoApp(a) => cmd::demo_app::run(a).await,
+            Command::Proxy(_) | Command::Meshd(_) | Command::Completion(_) => Ok(()),
+        }
+    })
+}

@@ -1,0 +1,197 @@
+//! meshd's HTTP API: apply/get/delete for the CLI, proxy status, shutdown, and the upgrade
+//! into the discovery stream. Every path but `/healthz` needs the bearer token.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use mesh_api::control::*;
+use mesh_api::protocol::{DISCOVERY_PATH, UPGRADE_TOKEN};
+use mesh_api::{Kind, Parsed, Resource};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tracing::warn;
+
+use crate::state::{State, StateError};
+
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+pub struct Api {
+    pub state: Arc<State>,
+    pub token: String,
+    pub shutdown: Arc<Notify>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(status: StatusCode, msg: impl Into<String>, details: Vec<String>) -> Resp {
+    json(status, &ErrorBody { error: msg.into(), details })
+}
+
+/// Compare in time independent of where the first difference is.
+fn token_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Api {
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| token_eq(t.trim().as_bytes(), self.token.as_bytes()))
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+        let path = req.uri().path().to_string();
+        if path == HEALTH_PATH {
+            return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok", "meshd": self.state.meshd_id()})));
+        }
+        if !self.authorized(&req) {
+            return Ok(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong access token: use the token in MESH_HOME/token (is MESH_HOME pointing at this mesh?)",
+                vec![],
+            ));
+        }
+        let resp = match (req.method().clone(), path.as_str()) {
+            (Method::GET, DISCOVERY_PATH) => self.upgrade(req),
+            (Method::POST, APPLY_PATH) => match read_json::<ApplyRequest>(req).await {
+                Ok(r) => self.apply(r),
+                Err(e) => e,
+            },
+            (Method::POST, DELETE_PATH) => match read_json::<DeleteRequest>(req).await {
+                Ok(r) => self.delete(r),
+                Err(e) => e,
+            },
+            (Method::GET, RESOURCES_PATH) => self.list(req.uri().query().unwrap_or("")),
+            (Method::GET, PROXIES_PATH) => json(StatusCode::OK, &self.state.proxy_statuses()),
+            (Method::POST, SHUTDOWN_PATH) => {
+                self.shutdown.notify_one();
+                json(StatusCode::OK, &serde_json::json!({"status": "shutting down"}))
+            }
+            _ => error(StatusCode::NOT_FOUND, format!("no such API: {} {path}", req.method()), vec![]),
+        };
+        Ok(resp)
+    }
+
+    fn upgrade(&self, req: Request<Incoming>) -> Resp {
+        let wants = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE_TOKEN));
+        if !wants {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the discovery stream needs `Upgrade: {UPGRADE_TOKEN}`"),
+                vec![],
+            );
+        }
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => crate::discovery::serve(state, TokioIo::new(upgraded)).await,
+                Err(e) => warn!(error = %e, "discovery upgrade failed"),
+            }
+        });
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+        r.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static(UPGRADE_TOKEN));
+        r
+    }
+
+    fn apply(&self, req: ApplyRequest) -> Resp {
+        let mut batch = Vec::new();
+        let mut problems = Vec::new();
+        for (i, doc) in req.resources.into_iter().enumerate() {
+            match mesh_api::resource::parse_document(doc, &req.namespace, i) {
+                Ok(Parsed::Supported(r)) => batch.push(r),
+                Ok(Parsed::NotUsedLocally { kind, name } | Parsed::Unsupported { kind, name, .. }) => {
+                    problems.push(format!("{kind} {name}: not a kind meshd stores"))
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &batch {
+            if !seen.insert(r.key()) {
+                problems.push(format!("{} appears twice in one apply", r.key()));
+            }
+        }
+        if !problems.is_empty() {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid resources; nothing was applied", problems);
+        }
+        match self.state.apply(batch, req.dry_run) {
+            Ok(changes) => json(
+                StatusCode::OK,
+                &ApplyResponse {
+                    results: changes.into_iter().map(|(key, change)| ChangeResult { key, change }).collect(),
+                },
+            ),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
+        }
+    }
+
+    fn delete(&self, req: DeleteRequest) -> Resp {
+        match self.state.delete(&req.keys, req.ignore_missing) {
+            Ok(changes) => json(
+                StatusCode::OK,
+                &ApplyResponse {
+                    results: changes.into_iter().map(|(key, change)| ChangeResult { key, change }).collect(),
+                },
+            ),
+            Err(e @ StateError::NotFound(_)) => {
+                error(StatusCode::NOT_FOUND, format!("{e}; nothing was deleted"), vec![])
+            }
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
+        }
+    }
+
+    /// `?kind=VirtualService&namespace=default&name=reviews`; namespace and name optional.
+    fn list(&self, query: &str) -> Resp {
+        let mut kind = None;
+        let mut namespace = None;
+        let mut name = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "kind" => kind = Kind::from_cli(v),
+                "namespace" if !v.is_empty() => namespace = Some(v.to_string()),
+                "name" if !v.is_empty() => name = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        let world = self.state.world();
+        let items: Vec<&Resource> = world
+            .resources
+            .values()
+            .filter(|r| kind.is_none_or(|k| r.kind() == k))
+            .filter(|r| namespace.as_deref().is_none_or(|ns| r.namespace() == ns))
+            .filter(|r| name.as_deref().is_none_or(|n| r.name() == n))
+            .collect();
+        json(StatusCode::OK, &items)
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read request body: {e}"), vec![]))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed request: {e}"), vec![]))
+}

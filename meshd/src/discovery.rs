@@ -1,0 +1,153 @@
+//! The discovery stream, meshd's side: register the proxy, translate on every world change,
+//! push only the config types whose version changed, record ACKs and NACKs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use mesh_api::protocol::{MAX_FRAME, MeshdMessage, Nacked, ProxyMessage, Push, Versioned};
+use mesh_api::proxy_config::ConfigType;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tracing::{debug, info, warn};
+
+use crate::state::State;
+use crate::translate::{translate, version_of};
+
+/// How long meshd waits after a change before pushing, so a burst becomes one push.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec()
+}
+
+async fn send<T: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<T, LengthDelimitedCodec>,
+    msg: &MeshdMessage,
+) -> std::io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+    framed.send(Bytes::from(body)).await
+}
+
+pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, io: T) {
+    let mut framed = Framed::new(io, codec());
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, framed.next()).await {
+        Ok(Some(Ok(frame))) => serde_json::from_slice::<ProxyMessage>(&frame),
+        Ok(_) | Err(_) => {
+            debug!("discovery stream closed before hello");
+            return;
+        }
+    };
+    let workload = match hello {
+        Ok(ProxyMessage::Hello { workload }) => workload,
+        Ok(other) => {
+            let _ = send(&mut framed, &MeshdMessage::Error { message: format!("expected hello, got {other:?}") }).await;
+            return;
+        }
+        Err(e) => {
+            let _ = send(&mut framed, &MeshdMessage::Error { message: format!("malformed hello: {e}") }).await;
+            return;
+        }
+    };
+    let id = match state.register(workload.clone()) {
+        Ok(id) => id,
+        Err(e) => {
+            warn!(error = %e, "refused proxy");
+            let _ = send(&mut framed, &MeshdMessage::Error { message: e.to_string() }).await;
+            return;
+        }
+    };
+    info!(proxy = %id, "proxy connected");
+    let result = run(&state, &id, &workload, &mut framed).await;
+    state.unregister(&id);
+    match result {
+        Ok(()) => info!(proxy = %id, "proxy disconnected"),
+        Err(e) => info!(proxy = %id, error = %e, "proxy stream ended"),
+    }
+}
+
+async fn run<T: AsyncRead + AsyncWrite + Unpin>(
+    state: &State,
+    id: &str,
+    workload: &mesh_api::protocol::Workload,
+    framed: &mut Framed<T, LengthDelimitedCodec>,
+) -> std::io::Result<()> {
+    send(framed, &MeshdMessage::Welcome { meshd: state.meshd_id().to_string(), proxy_id: id.to_string() }).await?;
+    let mut world_rx = state.subscribe();
+    let mut sent: [Option<String>; 3] = Default::default();
+    let mut nonce = 0u64;
+    loop {
+        let world = world_rx.borrow_and_update().clone();
+        let cfg = translate(&world.resources, &world.workload_list(), workload);
+        let versions = [version_of(&cfg.routes), version_of(&cfg.clusters), version_of(&cfg.endpoints)];
+        nonce += 1;
+        let nonce_s = nonce.to_string();
+        let mut push = Push { nonce: nonce_s, routes: None, clusters: None, endpoints: None };
+        for (i, t) in ConfigType::ALL.into_iter().enumerate() {
+            if sent[i].as_ref() == Some(&versions[i]) {
+                continue;
+            }
+            let v = versions[i].clone();
+            match t {
+                ConfigType::Routes => push.routes = Some(Versioned { version: v, body: cfg.routes.clone() }),
+                ConfigType::Clusters => push.clusters = Some(Versioned { version: v, body: cfg.clusters.clone() }),
+                ConfigType::Endpoints => push.endpoints = Some(Versioned { version: v, body: cfg.endpoints.clone() }),
+            }
+        }
+        state.update_status(id, |types| {
+            for (i, t) in ConfigType::ALL.into_iter().enumerate() {
+                let s = types.entry(t).or_default();
+                s.current = versions[i].clone();
+            }
+        });
+        state.translated(id, world.generation);
+        if push.routes.is_some() || push.clusters.is_some() || push.endpoints.is_some() {
+            state.update_status(id, |types| {
+                for (i, t) in ConfigType::ALL.into_iter().enumerate() {
+                    if sent[i].as_ref() != Some(&versions[i]) {
+                        types.entry(t).or_default().sent = Some(versions[i].clone());
+                    }
+                }
+            });
+            send(framed, &MeshdMessage::Push(push)).await?;
+            debug!(proxy = %id, nonce, "pushed");
+            for i in 0..3 {
+                sent[i] = Some(versions[i].clone());
+            }
+        }
+        // Wait for a world change (debounced) while handling the proxy's answers.
+        loop {
+            tokio::select! {
+                changed = world_rx.changed() => {
+                    if changed.is_err() {
+                        return Ok(()); // meshd is shutting down
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    break;
+                }
+                frame = framed.next() => {
+                    let Some(frame) = frame else { return Ok(()) };
+                    let frame = frame?;
+                    match serde_json::from_slice::<ProxyMessage>(&frame) {
+                        Ok(ProxyMessage::Ack { config_type, version, .. }) => state.update_status(id, |types| {
+                            let s = types.entry(config_type).or_default();
+                            s.acked = Some(version);
+                        }),
+                        Ok(ProxyMessage::Nack { config_type, version, error, .. }) => {
+                            warn!(proxy = %id, %config_type, %version, %error, "proxy rejected config");
+                            state.update_status(id, |types| {
+                                types.entry(config_type).or_default().nacked = Some(Nacked { version, error });
+                            });
+                        }
+                        Ok(ProxyMessage::Hello { .. }) => warn!(proxy = %id, "ignoring a second hello"),
+                        Err(e) => {
+                            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("malformed message from proxy: {e}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! meshd, the control plane: config store, workload registry, translator and discovery server.
+//!
+//! `run` is the whole daemon; the `meshd` binary and `mesh`'s hidden `__meshd` subcommand both
+//! call it, so the bundled and standalone control planes are the same code.
+
+pub mod api;
+pub mod discovery;
+pub mod home;
+pub mod state;
+pub mod store;
+pub mod translate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+pub use home::Home;
+
+/// meshd's default listen address on the local platform.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:15010";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub home: Home,
+    /// Port 0 picks a free port; the real address is written to `MESH_HOME/meshd.json`.
+    pub listen: SocketAddr,
+}
+
+/// Run meshd until it is told to stop (API shutdown, SIGTERM or SIGINT).
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let home = opts.home;
+    home.create().with_context(|| format!("cannot create MESH_HOME {}", home.root().display()))?;
+    let token =
+        home.ensure_token().with_context(|| format!("cannot create the access token in {}", home.root().display()))?;
+    let store = store::Store::new(home.store_path());
+    let resources = store.load()?;
+    let listener = TcpListener::bind(opts.listen).await.with_context(|| {
+        format!("cannot listen on {} (is another meshd running? choose another address)", opts.listen)
+    })?;
+    let address = listener.local_addr()?;
+    let meshd_id = format!("meshd-{}@{address}", std::process::id());
+    let state = Arc::new(state::State::new(meshd_id, store, resources));
+    let shutdown = Arc::new(Notify::new());
+    let api = Arc::new(api::Api { state: state.clone(), token, shutdown: shutdown.clone() });
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let info = home::MeshdInfo { address, pid: std::process::id(), version: mesh_api::VERSION.into(), started_unix };
+    home.write_info(&info).with_context(|| format!("cannot write {}", home.info_path().display()))?;
+    info!(%address, home = %home.root().display(), "meshd ready");
+
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = shutdown.notified() => info!("shutdown requested through the API"),
+            _ = tokio::signal::ctrl_c() => info!("interrupted"),
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => info!("terminated"),
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => { warn!(error = %e, "accept failed"); continue; }
+                };
+                let _ = stream.set_nodelay(true);
+                let api = api.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| api.clone().handle(req));
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "API connection ended");
+                    }
+                });
+            }
+        }
+    }
+    // Only remove meshd.json if it is still ours (a newer meshd may have replaced it).
+    if home.read_info().is_ok_and(|i| i.pid == std::process::id()) {
+        let _ = std::fs::remove_file(home.info_path());
+    }
+    info!("meshd stopped");
+    Ok(())
+}
+
+/// Log to stderr, honouring `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,24 @@
+//! The standalone control plane. `mesh install` runs the same code from the `mesh` binary.
+
+fn main() -> anyhow::Result<()> {
+    meshd::init_tracing();
+    let mut listen = meshd::DEFAULT_LISTEN.to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs ADDRESS"))?,
+            "--version" => {
+                println!("meshd {}", mesh_api::VERSION);
+                return Ok(());
+            }
+            "-h" | "--help" => {
+                println!("meshd [--listen ADDR]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other:?}; see meshd --help"),
+        }
+    }
+    let listen = listen.parse().map_err(|e| anyhow::anyhow!("--listen {listen:?}: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(meshd::run(meshd::Options { home: meshd::Home::from_env(), listen }))
+}

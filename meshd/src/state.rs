@@ -1,0 +1,206 @@
+//! meshd's shared state: the one place that mutates config and registry. Readers (discovery
+//! streams) get immutable `World` snapshots through a watch channel.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use mesh_api::control::Change;
+use mesh_api::protocol::{ProxyStatus, TypeStatus, Workload};
+use mesh_api::proxy_config::ConfigType;
+use mesh_api::{Key, Resource};
+use tokio::sync::watch;
+
+use crate::store::{Resources, Store, StoreError};
+
+/// An immutable view of everything the translator reads.
+#[derive(Debug, Default)]
+pub struct World {
+    pub generation: u64,
+    pub resources: Arc<Resources>,
+    /// Connected proxies' workloads, by proxy id.
+    pub workloads: Arc<BTreeMap<String, Workload>>,
+}
+
+impl World {
+    pub fn workload_list(&self) -> Vec<Workload> {
+        self.workloads.values().cloned().collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} not found")]
+    NotFound(Key),
+    #[error("a proxy for workload {0} is already connected; give each proxy its own --workload name")]
+    Duplicate(String),
+}
+
+pub struct State {
+    meshd_id: String,
+    store: Store,
+    write: Mutex<()>,
+    world: watch::Sender<Arc<World>>,
+    status: Mutex<HashMap<String, ProxyStatus>>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl State {
+    pub fn new(meshd_id: String, store: Store, resources: Resources) -> State {
+        let world = World { generation: 1, resources: Arc::new(resources), workloads: Arc::default() };
+        State {
+            meshd_id,
+            store,
+            write: Mutex::new(()),
+            world: watch::channel(Arc::new(world)).0,
+            status: Mutex::default(),
+        }
+    }
+
+    pub fn meshd_id(&self) -> &str {
+        &self.meshd_id
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<World>> {
+        self.world.subscribe()
+    }
+
+    pub fn world(&self) -> Arc<World> {
+        self.world.borrow().clone()
+    }
+
+    fn publish(&self, resources: Option<Resources>, workloads: Option<BTreeMap<String, Workload>>) {
+        self.world.send_modify(|w| {
+            let next = World {
+                generation: w.generation + 1,
+                resources: resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
+                workloads: workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
+            };
+            *w = Arc::new(next);
+        });
+    }
+
+    /// Apply a validated batch: stored atomically, then published. On error nothing changed.
+    pub fn apply(&self, batch: Vec<Resource>, dry_run: bool) -> Result<Vec<(Key, Change)>, StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Resources = (*self.world().resources).clone();
+        let mut changes = Vec::new();
+        for mut r in batch {
+            let key = r.key();
+            let change = match next.get(&key) {
+                None => Change::Created,
+                Some(old) if old.same_content(&r) => Change::Unchanged,
+                Some(_) => Change::Configured,
+            };
+            if change != Change::Unchanged {
+                bump_generation(&mut r, next.get(&key));
+                next.insert(key.clone(), r);
+            }
+            changes.push((key, change));
+        }
+        if !dry_run && changes.iter().any(|(_, c)| *c != Change::Unchanged) {
+            self.store.save(&next)?;
+            self.publish(Some(next), None);
+        }
+        Ok(changes)
+    }
+
+    /// Delete resources; all must exist unless `ignore_missing`. On error nothing changed.
+    pub fn delete(&self, keys: &[Key], ignore_missing: bool) -> Result<Vec<(Key, Change)>, StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Resources = (*self.world().resources).clone();
+        let mut changes = Vec::new();
+        for k in keys {
+            if next.remove(k).is_some() {
+                changes.push((k.clone(), Change::Deleted));
+            } else if !ignore_missing {
+                return Err(StateError::NotFound(k.clone()));
+            }
+        }
+        if !changes.is_empty() {
+            self.store.save(&next)?;
+            self.publish(Some(next), None);
+        }
+        Ok(changes)
+    }
+
+    /// Register a connected proxy. Its id is `namespace/name`.
+    pub fn register(&self, workload: Workload) -> Result<String, StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!("{}/{}", workload.namespace, workload.name);
+        let mut next = (*self.world().workloads).clone();
+        if next.contains_key(&id) {
+            return Err(StateError::Duplicate(id));
+        }
+        next.insert(id.clone(), workload.clone());
+        let types = ConfigType::ALL.into_iter().map(|t| (t, TypeStatus::default())).collect();
+        self.lock_status().insert(
+            id.clone(),
+            ProxyStatus {
+                id: id.clone(),
+                workload,
+                meshd: self.meshd_id.clone(),
+                connected_at_unix: now_unix(),
+                types,
+                generation: 0,
+                behind: true,
+            },
+        );
+        self.publish(None, Some(next));
+        Ok(id)
+    }
+
+    pub fn unregister(&self, id: &str) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = (*self.world().workloads).clone();
+        next.remove(id);
+        self.lock_status().remove(id);
+        self.publish(None, Some(next));
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProxyStatus>> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn update_status(&self, id: &str, f: impl FnOnce(&mut BTreeMap<ConfigType, TypeStatus>)) {
+        if let Some(s) = self.lock_status().get_mut(id) {
+            f(&mut s.types);
+        }
+    }
+
+    /// Record that the proxy's config was translated from world `generation`.
+    pub fn translated(&self, id: &str, generation: u64) {
+        if let Some(s) = self.lock_status().get_mut(id) {
+            s.generation = generation;
+        }
+    }
+
+    pub fn proxy_statuses(&self) -> Vec<ProxyStatus> {
+        let generation = self.world.borrow().generation;
+        let mut v: Vec<_> = self
+            .lock_status()
+            .values()
+            .cloned()
+            .map(|mut s| {
+                s.behind = s.generation < generation;
+                s
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+fn bump_generation(r: &mut Resource, old: Option<&Resource>) {
+    let g = old.and_then(|o| o.meta().generation).unwrap_or(0) + 1;
+    match r {
+        Resource::Service(o) => o.metadata.generation = Some(g),
+        Resource::VirtualService(o) => o.metadata.generation = Some(g),
+        Resource::DestinationRule(o) => o.metadata.generation = Some(g),
+    }
+}

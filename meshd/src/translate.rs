@@ -1,0 +1,297 @@
+//! The translator: a pure function from (config, registry, proxy) to that proxy's config.
+//! No IO, no clocks: table-tested in `translate/tests.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mesh_api::core::ServiceSpec;
+use mesh_api::host;
+use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
+use mesh_api::protocol::Workload;
+use mesh_api::proxy_config::*;
+use mesh_api::{Key, Object, Resource};
+
+use crate::store::Resources;
+
+/// Istio's root namespace: a DestinationRule there applies mesh-wide.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
+struct Svc<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    fqdn: String,
+    spec: &'a ServiceSpec,
+}
+
+struct Index<'a> {
+    services: BTreeMap<String, Svc<'a>>,
+    virtual_services: Vec<(&'a Key, &'a Object<VirtualServiceSpec>)>,
+    destination_rules: Vec<(&'a Key, &'a Object<DestinationRuleSpec>)>,
+}
+
+impl<'a> Index<'a> {
+    fn new(resources: &'a Resources) -> Self {
+        let mut services = BTreeMap::new();
+        let mut virtual_services = Vec::new();
+        let mut destination_rules = Vec::new();
+        for (key, r) in resources {
+            match r {
+                Resource::Service(o) => {
+                    let fqdn = host::service_fqdn(&key.name, &key.namespace);
+                    services
+                        .insert(fqdn.clone(), Svc { name: &key.name, namespace: &key.namespace, fqdn, spec: &o.spec });
+                }
+                Resource::VirtualService(o) => virtual_services.push((key, o)),
+                Resource::DestinationRule(o) => destination_rules.push((key, o)),
+            }
+        }
+        Index { services, virtual_services, destination_rules }
+    }
+
+    /// The DestinationRule for a service as seen from `client_ns`: the client's namespace
+    /// first, then the service's, then the root namespace (Istio's lookup order).
+    fn destination_rule(&self, svc: &Svc<'_>, client_ns: &str) -> Option<&'a Object<DestinationRuleSpec>> {
+        for ns in [client_ns, svc.namespace, ROOT_NAMESPACE] {
+            let found = self.destination_rules.iter().find(|(k, dr)| {
+                k.namespace == ns && host::matches(&host::resolve(&dr.spec.host, &k.namespace), &svc.fqdn)
+            });
+            if let Some((_, dr)) = found {
+                return Some(dr);
+            }
+        }
+        None
+    }
+
+    /// The VirtualService for a service: exact host before wildcard, the client's namespace
+    /// first, then the service's, then any other (ordered by namespace/name).
+    fn virtual_service(&self, svc: &Svc<'_>, client_ns: &str) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
+        let applies = |vs: &Object<VirtualServiceSpec>| {
+            vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
+        };
+        let host_rank = |k: &Key, vs: &Object<VirtualServiceSpec>| {
+            vs.spec
+                .hosts
+                .iter()
+                .filter_map(|h| {
+                    let h = host::resolve(h, &k.namespace);
+                    if h == svc.fqdn {
+                        Some(0)
+                    } else if h.starts_with('*') && host::matches(&h, &svc.fqdn) {
+                        Some(1)
+                    } else {
+                        None
+                    }
+                })
+                .min()
+        };
+        let ns_rank = |k: &Key| {
+            if k.namespace == client_ns {
+                0
+            } else if k.namespace == svc.namespace {
+                1
+            } else {
+                2
+            }
+        };
+        self.virtual_services
+            .iter()
+            .filter(|(_, vs)| applies(vs) && vs.spec.http.iter().any(|r| !r.route.is_empty()))
+            .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, found)| found)
+    }
+}
+
+fn labels_match(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn service_ports(spec: &ServiceSpec) -> impl Iterator<Item = &mesh_api::core::ServicePort> {
+    spec.ports
+        .iter()
+        .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP" && u16::try_from(p.port).is_ok_and(|p| p > 0))
+}
+
+fn convert_match(m: &StringMatch) -> Option<StringMatcher> {
+    if let Some(v) = &m.exact {
+        Some(StringMatcher::Exact(v.clone()))
+    } else if let Some(v) = &m.prefix {
+        Some(StringMatcher::Prefix(v.clone()))
+    } else {
+        m.regex.as_ref().map(|v| StringMatcher::Regex(v.clone()))
+    }
+}
+
+/// Translate one Istio match entry for a given port and client, or None when the entry can
+/// never match there (other port, other source labels or namespace, gateway-only).
+fn route_match(m: &HttpMatchRequest, port: u16, proxy: &Workload) -> Option<RouteMatch> {
+    if m.port.is_some_and(|p| p != u32::from(port)) {
+        return None;
+    }
+    if !m.source_labels.is_empty() && !labels_match(&m.source_labels, &proxy.labels) {
+        return None;
+    }
+    if m.source_namespace.as_deref().is_some_and(|ns| ns != proxy.namespace) {
+        return None;
+    }
+    if !m.gateways.is_empty() && !m.gateways.iter().any(|g| g == "mesh") {
+        return None;
+    }
+    let headers =
+        m.headers.iter().map(|(name, sm)| HeaderMatcher { name: name.clone(), value: convert_match(sm) }).collect();
+    Some(RouteMatch {
+        uri: m.uri.as_ref().and_then(convert_match),
+        method: m.method.as_ref().and_then(convert_match),
+        headers,
+    })
+}
+
+/// Translate the whole config for one proxy.
+pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload) -> ProxyConfig {
+    let index = Index::new(resources);
+    let client_ns = proxy.namespace.as_str();
+    let mut virtual_hosts = Vec::new();
+    // (fqdn, port, subset)
+    let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
+
+    for svc in index.services.values() {
+        let vs = index.virtual_service(svc, client_ns);
+        for sp in service_ports(svc.spec) {
+            let Ok(port) = u16::try_from(sp.port) else { continue };
+            wanted.insert((svc.fqdn.clone(), port, None));
+            let mut routes = Vec::new();
+            if let Some((key, vs)) = vs {
+                for (i, rule) in vs.spec.http.iter().enumerate() {
+                    if rule.route.is_empty() {
+                        continue; // redirect / directResponse / delegate: not served yet
+                    }
+                    let matches: Vec<RouteMatch> =
+                        rule.matches.iter().filter_map(|m| route_match(m, port, proxy)).collect();
+                    if !rule.matches.is_empty() && matches.is_empty() {
+                        continue;
+                    }
+                    let single = rule.route.len() == 1;
+                    let mut clusters = Vec::new();
+                    for d in &rule.route {
+                        let dest_fqdn = host::resolve(&d.destination.host, &key.namespace);
+                        let dest_port = match (&d.destination.port, index.services.get(&dest_fqdn)) {
+                            (Some(p), _) => u16::try_from(p.number).unwrap_or(0),
+                            (None, Some(dsvc)) => {
+                                let ports: Vec<u16> =
+                                    service_ports(dsvc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
+                                if ports.len() == 1 || !ports.contains(&port) {
+                                    ports.first().copied().unwrap_or(port)
+                                } else {
+                                    port
+                                }
+                            }
+                            (None, None) => port,
+                        };
+                        let weight = if single {
+                            d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
+                        } else {
+                            d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
+                        };
+                        let subset = d.destination.subset.clone();
+                        clusters.push(WeightedCluster {
+                            cluster: cluster_name(&dest_fqdn, dest_port, subset.as_deref()),
+                            weight,
+                        });
+                        wanted.insert((dest_fqdn, dest_port, subset));
+                    }
+                    let name = match &rule.name {
+                        Some(n) => format!("{}/{} {n}", key.namespace, key.name),
+                        None => format!("{}/{} http[{i}]", key.namespace, key.name),
+                    };
+                    routes.push(Route { name, matches, clusters });
+                }
+            }
+            if routes.is_empty() {
+                routes.push(Route {
+                    name: "default".into(),
+                    matches: Vec::new(),
+                    clusters: vec![WeightedCluster { cluster: cluster_name(&svc.fqdn, port, None), weight: 100 }],
+                });
+            }
+            virtual_hosts.push(VirtualHost {
+                name: format!("{}:{port}", svc.fqdn),
+                domains: host::service_aliases(svc.name, svc.namespace, client_ns),
+                port,
+                routes,
+            });
+        }
+    }
+
+    let mut clusters = Vec::new();
+    let mut endpoints = BTreeMap::new();
+    for (fqdn, port, subset) in wanted {
+        let name = cluster_name(&fqdn, port, subset.as_deref());
+        let svc = index.services.get(&fqdn);
+        let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
+        let subset_def = subset.as_ref().and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
+        let lb_policy = lb_policy(dr, subset_def, port);
+        let mut eps = Vec::new();
+        if let Some(svc) = svc
+            && !svc.spec.selector.is_empty()
+            && (subset.is_none() || subset_def.is_some())
+            && let Some(sp) = svc.spec.ports.iter().find(|p| p.port == i64::from(port))
+        {
+            for w in workloads {
+                if w.namespace != svc.namespace || !labels_match(&svc.spec.selector, &w.labels) {
+                    continue;
+                }
+                if let Some(sd) = subset_def
+                    && !labels_match(&sd.labels, &w.labels)
+                {
+                    continue;
+                }
+                let target = sp.target_number();
+                for ip in &w.ports {
+                    if Some(ip.port) == target {
+                        eps.push(Endpoint { address: ip.listen, workload: format!("{}/{}", w.namespace, w.name) });
+                    }
+                }
+            }
+        }
+        eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));
+        endpoints.insert(name.clone(), eps);
+        clusters.push(Cluster { name, service: fqdn, port, subset, lb_policy });
+    }
+
+    ProxyConfig {
+        routes: Routes { virtual_hosts },
+        clusters: Clusters { clusters },
+        endpoints: Endpoints { clusters: endpoints },
+    }
+}
+
+fn lb_policy(
+    dr: Option<&Object<DestinationRuleSpec>>,
+    subset: Option<&mesh_api::networking::Subset>,
+    port: u16,
+) -> LbPolicy {
+    let policies = [subset.and_then(|s| s.traffic_policy.as_ref()), dr.and_then(|d| d.spec.traffic_policy.as_ref())];
+    for tp in policies.into_iter().flatten() {
+        let port_level =
+            tp.port_level_settings.iter().find(|p| p.port.as_ref().is_some_and(|n| n.number == u32::from(port)));
+        let lb = port_level.and_then(|p| p.load_balancer.as_ref()).or(tp.load_balancer.as_ref());
+        if let Some(simple) = lb.and_then(|l| l.simple.as_deref()) {
+            return if simple == "RANDOM" { LbPolicy::Random } else { LbPolicy::RoundRobin };
+        }
+    }
+    LbPolicy::RoundRobin
+}
+
+/// A short, stable version string for a config part: a hash of its JSON form.
+pub fn version_of<T: serde::Serialize>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    // FNV-1a, 64 bit: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+use std::collections::BTreeMap;
+
+use mesh_api::Parsed;
+use mesh_api::protocol::{InboundPort, Workload};
+
+use super::*;
+
+fn resources(yaml: &str) -> Resources {
+    let mut out = Resources::new();
+    for (i, doc) in mesh_api::resource::parse_yaml_stream(yaml).expect("yaml").into_iter().enumerate() {
+        if let Ok(Parsed::Supported(r)) = mesh_api::resource::parse_document(doc, "default", i) {
+            out.insert(r.key(), r);
+        }
+    }
+    out
+}
+
+fn workload(name: &str, labels: &[(&str, &str)], port: u16, listen_port: u16) -> Workload {
+    Workload {
+        name: name.into(),
+        namespace: "default".into(),
+        service_account: "default".into(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        ports: vec![InboundPort { port, listen: ([127, 0, 0, 1], listen_port).into() }],
+        admin: None,
+        outbound: None,
+        pid: 0,
+        proxy_version: "test".into(),
+    }
+}
+
+const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n";
+const DR: &str = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+
+fn fleet() -> Vec<Workload> {
+    vec![
+        workload("reviews-v1", &[("app", "reviews"), ("version", "v1")], 9080, 30001),
+        workload("reviews-v2", &[("app", "reviews"), ("version", "v2")], 9080, 30002),
+        workload("other", &[("app", "other")], 9080, 30003),
+        workload("client", &[("app", "productpage")], 9080, 30004),
+    ]
+}
+
+#[test]
+fn without_virtual_service_all_endpoints_of_the_service() {
+    let ws = fleet();
+    let cfg = translate(&resources(SERVICE), &ws, &ws[3]);
+    let vh = &cfg.routes.virtual_hosts[0];
+    assert_eq!(vh.name, "reviews.default.svc.cluster.local:9080");
+    assert!(vh.domains.contains(&"reviews".to_string()));
+    assert_eq!(vh.routes.len(), 1);
+    let cluster = &vh.routes[0].clusters[0].cluster;
+    assert_eq!(cluster, "outbound|9080||reviews.default.svc.cluster.local");
+    let eps: Vec<_> = cfg.endpoints.clusters[cluster].iter().map(|e| e.workload.as_str()).collect();
+    assert_eq!(eps, ["default/reviews-v1", "default/reviews-v2"]);
+}
+
+#[test]
+fn weighted_subsets_from_virtual_service() {
+    let yaml = format!(
+        "{SERVICE}{DR}---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]\n    route: [{{destination: {{host: reviews, subset: v2}}}}]\n  - route:\n    - {{destination: {{host: reviews, subset: v1}}, weight: 90}}\n    - {{destination: {{host: reviews, subset: v2}}, weight: 10}}\n"
+    );
+    let ws = fleet();
+    let cfg = translate(&resources(&yaml), &ws, &ws[3]);
+    let vh = &cfg.routes.virtual_hosts[0];
+    assert_eq!(vh.routes.len(), 2);
+    assert_eq!(vh.routes[0].matches[0].headers[0].name, "end-user");
+    assert_eq!(vh.routes[0].clusters[0].weight, 100);
+    let weights: Vec<_> = vh.routes[1].clusters.iter().map(|c| (c.cluster.as_str(), c.weight)).collect();
+    assert_eq!(
+        weights,
+        [
+            ("outbound|9080|v1|reviews.default.svc.cluster.local", 90),
+            ("outbound|9080|v2|reviews.default.svc.cluster.local", 10)
+        ]
+    );
+    let v1 = &cfg.endpoints.clusters["outbound|9080|v1|reviews.default.svc.cluster.local"];
+    assert_eq!(v1.len(), 1);
+    assert_eq!(v1[0].address.port(), 30001);
+}
+
+#[test]
+fn undefined_subset_has_no_endpoints() {
+    let yaml = format!(
+        "{SERVICE}{DR}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews, subset: v9}}}}]\n"
+    );
+    let ws = fleet();
+    let cfg = translate(&resources(&yaml), &ws, &ws[3]);
+    assert!(cfg.endpoints.clusters["outbound|9080|v9|reviews.default.svc.cluster.local"].is_empty());
+}
+
+#[test]
+fn short_names_only_from_the_same_namespace() {
+    let ws = fleet();
+    let mut other_ns = ws[3].clone();
+    other_ns.namespace = "prod".into();
+    let cfg = translate(&resources(SERVICE), &ws, &other_ns);
+    let domains = &cfg.routes.virtual_hosts[0].domains;
+    assert!(!domains.contains(&"reviews".to_string()));
+    assert!(domains.contains(&"reviews.default".to_string()));
+}
+
+#[test]
+fn port_and_source_label_matches_are_resolved_per_proxy() {
+    let yaml = format!(
+        "{SERVICE}{DR}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{{sourceLabels: {{app: other}}}}]\n    route: [{{destination: {{host: reviews, subset: v2}}}}]\n  - match: [{{port: 1234}}]\n    route: [{{destination: {{host: reviews, subset: v2}}}}]\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n"
+    );
+    let ws = fleet();
+    let for_client = translate(&resources(&yaml), &ws, &ws[3]);
+    assert_eq!(for_client.routes.virtual_hosts[0].routes.len(), 1);
+    let for_other = translate(&resources(&yaml), &ws, &ws[2]);
+    assert_eq!(for_other.routes.virtual_hosts[0].routes.len(), 2);
+}
+
+#[test]
+fn versions_are_stable_and_content_addressed() {
+    let ws = fleet();
+    let a = translate(&resources(SERVICE), &ws, &ws[3]);
+    let b = translate(&resources(SERVICE), &ws, &ws[3]);
+    assert_eq!(version_of(&a.routes), version_of(&b.routes));
+    let c = translate(&resources(SERVICE), &ws[..1], &ws[3]);
+    assert_eq!(version_of(&a.routes), version_of(&c.routes));
+    assert_ne!(version_of(&a.endpoints), version_of(&c.endpoints));
+}
+
+#[test]
+fn bookinfo_translates() {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/istio/bookinfo");
+    let mut yaml = String::new();
+    for f in [
+        "platform/kube/bookinfo.yaml",
+        "networking/destination-rule-all.yaml",
+        "networking/virtual-service-reviews-90-10.yaml",
+    ] {
+        yaml.push_str(&std::fs::read_to_string(format!("{base}/{f}")).expect("shared corpus"));
+        yaml.push_str("\n---\n");
+    }
+    let res = resources(&yaml);
+    assert!(res.len() > 4 + 4, "services, rules and the virtual service: {}", res.len());
+    let ws = fleet();
+    let cfg = translate(&res, &ws, &ws[3]);
+    let reviews = cfg.routes.virtual_hosts.iter().find(|v| v.name.starts_with("reviews.")).expect("reviews vhost");
+    let weights: Vec<_> = reviews.routes[0].clusters.iter().map(|c| c.weight).collect();
+    assert_eq!(weights, [90, 10]);
+}

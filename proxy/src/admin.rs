@@ -1,0 +1,46 @@
+//! The admin API, on loopback only: readiness, liveness and the config dump.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::Shared;
+use crate::config::Dump;
+
+fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r
+}
+
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(match req.uri().path() {
+        "/ready" | "/healthz/ready" => {
+            if shared.ready.load(Ordering::Acquire) {
+                reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec())
+            } else {
+                reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"waiting for config from meshd\n".to_vec())
+            }
+        }
+        "/live" | "/healthz/live" => reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec()),
+        "/config_dump" => {
+            let snap = shared.snapshot.load();
+            let dump = Dump { versions: &snap.versions, config: &snap.raw };
+            reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&dump).unwrap_or_default())
+        }
+        "/server_info" => {
+            reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&shared.workload).unwrap_or_default())
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            b"admin paths: /ready /live /config_dump /server_info\n".to_vec(),
+        ),
+    })
+}

@@ -1,0 +1,164 @@
+//! The proxy's command line, shared by `mesh proxy run` and the standalone `proxy` binary.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+use crate::{MeshdSource, Options};
+
+/// Run a sidecar proxy for one workload.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// The workload's name (unique in its namespace while connected).
+    #[arg(long)]
+    pub workload: String,
+    /// The workload's namespace.
+    #[arg(short = 'n', long, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The workload's service account (its identity).
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// The workload's labels, `k=v,k2=v2` (Services and subsets select on these).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable).
+    #[arg(long, value_name = "PORT=APP_ADDR")]
+    pub inbound: Vec<String>,
+    /// The outbound listener the app sends its requests to (also usable as HTTP_PROXY).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub outbound: SocketAddr,
+    /// Do not open an outbound listener.
+    #[arg(long)]
+    pub no_outbound: bool,
+    /// The admin API (loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub admin: SocketAddr,
+    /// meshd's address; by default read from MESH_HOME/meshd.json.
+    #[arg(long, value_name = "ADDR")]
+    pub meshd: Option<SocketAddr>,
+    /// File holding meshd's access token (default MESH_HOME/token).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Worker threads for the data path.
+    #[arg(long, env = "MESH_PROXY_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+}
+
+fn parse_labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items.iter().filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else { bail!("--labels {item:?}: expected key=value") };
+        if k.is_empty() {
+            bail!("--labels {item:?}: empty key");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+fn parse_inbound(items: &[String]) -> anyhow::Result<Vec<(u16, SocketAddr)>> {
+    let mut out = Vec::new();
+    for item in items {
+        let Some((port, app)) = item.split_once('=') else {
+            bail!("--inbound {item:?}: expected PORT=APP_ADDR, like 9080=127.0.0.1:8080")
+        };
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .with_context(|| format!("--inbound {item:?}: {port:?} is not a port (1-65535)"))?;
+        let app: SocketAddr = app
+            .parse()
+            .with_context(|| format!("--inbound {item:?}: {app:?} is not an address like 127.0.0.1:8080"))?;
+        if out.iter().any(|(p, _)| *p == port) {
+            bail!("--inbound: port {port} given twice");
+        }
+        out.push((port, app));
+    }
+    Ok(out)
+}
+
+impl ProxyArgs {
+    /// Validate the whole command line, reporting every problem at once.
+    pub fn to_options(&self, home: PathBuf) -> anyhow::Result<Options> {
+        let mut problems = Vec::new();
+        let labels = parse_labels(&self.labels).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
+        let inbound = parse_inbound(&self.inbound).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
+        for (what, v) in [
+            ("--workload", &self.workload),
+            ("--namespace", &self.namespace),
+            ("--service-account", &self.service_account),
+        ] {
+            if !mesh_api::validate::is_dns_subdomain(v) {
+                problems.push(format!("{what} {v:?}: use lowercase letters, digits, '-' and '.'"));
+            }
+        }
+        if !self.admin.ip().is_loopback() {
+            problems.push(format!("--admin {}: the admin API must listen on loopback", self.admin));
+        }
+        let meshd = match (self.meshd, &self.token_file) {
+            (Some(address), file) => {
+                let file = file.clone().unwrap_or_else(|| home.join("token"));
+                match std::fs::read_to_string(&file) {
+                    Ok(t) => MeshdSource::Fixed { address, token: t.trim().to_string() },
+                    Err(e) => {
+                        problems.push(format!("cannot read the token file {}: {e}", file.display()));
+                        MeshdSource::Home(home)
+                    }
+                }
+            }
+            (None, _) => MeshdSource::Home(home),
+        };
+        if !problems.is_empty() {
+            bail!("invalid proxy options:\n  {}", problems.join("\n  "));
+        }
+        Ok(Options {
+            name: self.workload.clone(),
+            namespace: self.namespace.clone(),
+            service_account: self.service_account.clone(),
+            labels,
+            inbound,
+            inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            outbound: (!self.no_outbound).then_some(self.outbound),
+            admin: self.admin,
+            meshd,
+        })
+    }
+
+    /// Start the proxy, print where it listens, and serve until killed.
+    pub fn run(&self, home: PathBuf) -> anyhow::Result<()> {
+        let opts = self.to_options(home)?;
+        let rt = crate::runtime(self.workers).context("cannot start the runtime")?;
+        rt.block_on(async move {
+            let (bound, serve) = crate::start(opts).await?;
+            if let Some(o) = bound.outbound {
+                println!("outbound listening on {o} (use HTTP_PROXY=http://{o})");
+            }
+            for p in &bound.inbound {
+                println!("inbound port {} listening on {}", p.port, p.listen);
+            }
+            println!("admin listening on {}", bound.admin);
+            tokio::select! {
+                _ = serve => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(mut t) => { t.recv().await; }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                } => {}
+            }
+            Ok(())
+        })
+    }
+}
+
+/// MESH_HOME, else ~/.mesh.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("MESH_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".mesh")
+}

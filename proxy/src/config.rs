@@ -1,0 +1,239 @@
+//! The proxy's compiled config: the three parts meshd pushes, checked and turned into the
+//! structures the request path reads. A snapshot is immutable; a new push builds a new one
+//! and swaps it in whole.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::HeaderName;
+use mesh_api::proxy_config::{ConfigType, HeaderMatcher, LbPolicy, ProxyConfig, RouteMatch, StringMatcher};
+use serde::Serialize;
+
+/// Why a part was rejected; the type is NACKed with the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{config_type}: {message}")]
+pub struct ConfigError {
+    pub config_type: ConfigType,
+    pub message: String,
+}
+
+fn err(config_type: ConfigType, message: String) -> ConfigError {
+    ConfigError { config_type, message }
+}
+
+#[derive(Debug)]
+pub enum Matcher {
+    Exact(String),
+    Prefix(String),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    fn compile(m: &StringMatcher) -> Result<Matcher, String> {
+        Ok(match m {
+            StringMatcher::Exact(s) => Matcher::Exact(s.clone()),
+            StringMatcher::Prefix(s) => Matcher::Prefix(s.clone()),
+            StringMatcher::Regex(r) => Matcher::Regex(
+                regex::RegexBuilder::new(&format!("^(?:{r})$"))
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("invalid regex {r:?}: {}", e.to_string().lines().last().unwrap_or("")))?,
+            ),
+        })
+    }
+
+    pub fn matches(&self, v: &str) -> bool {
+        match self {
+            Matcher::Exact(s) => v == s,
+            Matcher::Prefix(s) => v.starts_with(s.as_str()),
+            Matcher::Regex(r) => r.is_match(v),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CompiledMatch {
+    pub uri: Option<Matcher>,
+    pub method: Option<Matcher>,
+    pub headers: Vec<(HeaderName, Option<Matcher>)>,
+}
+
+impl CompiledMatch {
+    fn compile(m: &RouteMatch) -> Result<Self, String> {
+        let headers = m
+            .headers
+            .iter()
+            .map(|HeaderMatcher { name, value }| {
+                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+                Ok((n, value.as_ref().map(Matcher::compile).transpose()?))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(CompiledMatch {
+            uri: m.uri.as_ref().map(Matcher::compile).transpose()?,
+            method: m.method.as_ref().map(Matcher::compile).transpose()?,
+            headers,
+        })
+    }
+
+    pub fn matches(&self, method: &http::Method, path: &str, headers: &http::HeaderMap) -> bool {
+        if let Some(m) = &self.uri
+            && !m.matches(path)
+        {
+            return false;
+        }
+        if let Some(m) = &self.method
+            && !m.matches(method.as_str())
+        {
+            return false;
+        }
+        self.headers.iter().all(|(name, m)| match (headers.get(name), m) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(m)) => v.to_str().is_ok_and(|v| m.matches(v)),
+        })
+    }
+}
+
+/// A cluster with its endpoints and balancer state.
+#[derive(Debug)]
+pub struct ClusterState {
+    pub name: String,
+    pub lb: LbPolicy,
+    pub endpoints: Vec<SocketAddr>,
+    next: AtomicUsize,
+}
+
+impl ClusterState {
+    pub fn pick(&self) -> Option<SocketAddr> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let i = match self.lb {
+            LbPolicy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            LbPolicy::Random => fastrand::usize(..n),
+        };
+        Some(self.endpoints[i])
+    }
+}
+
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub name: String,
+    pub matches: Vec<CompiledMatch>,
+    pub clusters: Vec<(Arc<ClusterState>, u32)>,
+    pub total_weight: u32,
+}
+
+impl CompiledRoute {
+    /// Pick a cluster by weight.
+    pub fn pick_cluster(&self) -> Option<&Arc<ClusterState>> {
+        if self.clusters.len() == 1 {
+            return self.clusters.first().map(|(c, _)| c);
+        }
+        if self.total_weight == 0 {
+            return None;
+        }
+        let mut x = fastrand::u32(..self.total_weight);
+        for (c, w) in &self.clusters {
+            if x < *w {
+                return Some(c);
+            }
+            x -= w;
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+pub struct CompiledVhost {
+    pub name: String,
+    pub routes: Vec<CompiledRoute>,
+}
+
+/// Everything the request path reads, immutable.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Host (lowercase, no port) -> [(port, vhost)].
+    hosts: HashMap<String, Vec<(u16, usize)>>,
+    vhosts: Vec<CompiledVhost>,
+    /// The parts as received, for the config dump.
+    pub raw: ProxyConfig,
+    /// Version of each part (routes, clusters, endpoints) in force.
+    pub versions: HashMap<ConfigType, String>,
+}
+
+impl Snapshot {
+    /// Find the virtual host for a request authority's host and port.
+    pub fn vhost(&self, host: &str, port: u16) -> Option<&CompiledVhost> {
+        let entries = match self.hosts.get(host) {
+            Some(e) => e,
+            None if host.bytes().any(|b| b.is_ascii_uppercase()) => self.hosts.get(&host.to_ascii_lowercase())?,
+            None => return None,
+        };
+        entries.iter().find(|(p, _)| *p == port).map(|(_, i)| &self.vhosts[*i])
+    }
+
+    /// Compile a full config. Errors name the part at fault.
+    pub fn compile(raw: ProxyConfig, versions: HashMap<ConfigType, String>) -> Result<Snapshot, ConfigError> {
+        let mut clusters: HashMap<&str, Arc<ClusterState>> = HashMap::new();
+        for c in &raw.clusters.clusters {
+            let endpoints = raw
+                .endpoints
+                .clusters
+                .get(&c.name)
+                .map(|eps| eps.iter().map(|e| e.address).collect::<Vec<_>>())
+                .unwrap_or_default();
+            if let Some(bad) = endpoints.iter().find(|a| a.port() == 0) {
+                return Err(err(ConfigType::Endpoints, format!("cluster {}: endpoint {bad} has port 0", c.name)));
+            }
+            let state =
+                Arc::new(ClusterState { name: c.name.clone(), lb: c.lb_policy, endpoints, next: AtomicUsize::new(0) });
+            if clusters.insert(c.name.as_str(), state).is_some() {
+                return Err(err(ConfigType::Clusters, format!("duplicate cluster {}", c.name)));
+            }
+        }
+        let mut hosts: HashMap<String, Vec<(u16, usize)>> = HashMap::new();
+        let mut vhosts = Vec::new();
+        for (vi, vh) in raw.routes.virtual_hosts.iter().enumerate() {
+            let mut routes = Vec::new();
+            for r in &vh.routes {
+                let matches = r
+                    .matches
+                    .iter()
+                    .map(CompiledMatch::compile)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|m| err(ConfigType::Routes, format!("{} route {:?}: {m}", vh.name, r.name)))?;
+                let mut cs = Vec::new();
+                for wc in &r.clusters {
+                    let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
+                        err(
+                            ConfigType::Routes,
+                            format!("{} route {:?} references unknown cluster {}", vh.name, r.name, wc.cluster),
+                        )
+                    })?;
+                    cs.push((c.clone(), wc.weight));
+                }
+                if cs.is_empty() {
+                    return Err(err(ConfigType::Routes, format!("{} route {:?} has no destination", vh.name, r.name)));
+                }
+                let total_weight = cs.iter().map(|(_, w)| *w).sum();
+                routes.push(CompiledRoute { name: r.name.clone(), matches, clusters: cs, total_weight });
+            }
+            for d in &vh.domains {
+                hosts.entry(d.to_ascii_lowercase()).or_default().push((vh.port, vi));
+            }
+            vhosts.push(CompiledVhost { name: vh.name.clone(), routes });
+        }
+        Ok(Snapshot { hosts, vhosts, raw, versions })
+    }
+}
+
+/// What `/config_dump` shows.
+#[derive(Serialize)]
+pub struct Dump<'a> {
+    pub versions: &'a HashMap<ConfigType, String>,
+    pub config: &'a ProxyConfig,
+}

@@ -1,0 +1,180 @@
+//! The sidecar proxy: an outbound listener that routes the app's requests by the mesh's
+//! rules, one inbound listener per workload port, the discovery client, and the admin API.
+//!
+//! The request path reads config through an `ArcSwap`: no lock, one atomic load per request.
+
+pub mod admin;
+pub mod args;
+pub mod config;
+pub mod http;
+pub mod xds;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_api::protocol::{InboundPort, Workload};
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+pub use xds::MeshdSource;
+
+/// State shared by every listener of one proxy.
+pub struct Shared {
+    pub workload: Workload,
+    pub snapshot: ArcSwap<config::Snapshot>,
+    pub ready: AtomicBool,
+    pub client: http::HttpClient,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub name: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub labels: BTreeMap<String, String>,
+    /// (workload port, app address)
+    pub inbound: Vec<(u16, SocketAddr)>,
+    /// Where inbound listeners bind (port 0 each).
+    pub inbound_bind: std::net::IpAddr,
+    /// The outbound listener; None for no outbound listener.
+    pub outbound: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub meshd: MeshdSource,
+}
+
+/// The addresses a started proxy listens on.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub outbound: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub inbound: Vec<InboundPort>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what} listener (port taken? use port 0 for any free port)")
+    })
+}
+
+/// Bind every listener, then return the addresses and a future that serves until the
+/// process ends. Binding first means a caller can report ports before traffic flows.
+pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output = ()>)> {
+    let outbound = match opts.outbound {
+        Some(a) => Some(bind(a, "outbound").await?),
+        None => None,
+    };
+    let admin = bind(opts.admin, "admin").await?;
+    let mut inbound = Vec::new();
+    for (port, app) in &opts.inbound {
+        let l = bind(SocketAddr::new(opts.inbound_bind, 0), "inbound").await?;
+        inbound.push((*port, *app, l));
+    }
+    let bound = Bound {
+        outbound: outbound.as_ref().and_then(|l| l.local_addr().ok()),
+        admin: admin.local_addr()?,
+        inbound: inbound
+            .iter()
+            .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
+            .collect(),
+    };
+    let workload = Workload {
+        name: opts.name,
+        namespace: opts.namespace,
+        service_account: opts.service_account,
+        labels: opts.labels,
+        ports: bound.inbound.clone(),
+        admin: Some(bound.admin),
+        outbound: bound.outbound,
+        pid: std::process::id(),
+        proxy_version: mesh_api::VERSION.to_string(),
+    };
+    let shared = Arc::new(Shared {
+        workload,
+        snapshot: ArcSwap::from_pointee(config::Snapshot::default()),
+        ready: AtomicBool::new(false),
+        client: http::client(),
+    });
+    let meshd = opts.meshd;
+    let serve = async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(l) = outbound {
+            let s = shared.clone();
+            tasks.spawn(serve_http(l, "outbound", move |req| http::outbound(s.clone(), req)));
+        }
+        for (port, app, l) in inbound {
+            let s = shared.clone();
+            info!(port, %app, "inbound listener");
+            tasks.spawn(serve_http(l, "inbound", move |req| http::inbound(s.clone(), app, req)));
+        }
+        let s = shared.clone();
+        tasks.spawn(async move {
+            serve_admin(admin, s).await;
+        });
+        tasks.spawn(xds::run(shared.clone(), meshd));
+        while tasks.join_next().await.is_some() {}
+    };
+    Ok((bound, serve))
+}
+
+async fn serve_http<F, Fut>(listener: TcpListener, what: &'static str, handler: F)
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = hyper::Response<http::Body>> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(listener = what, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let fut = handler(req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                debug!(listener = what, %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| admin::handle(s.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// Log to stderr, honouring `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// A runtime with `workers` threads; one worker uses the lighter current-thread scheduler.
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()
+    }
+}

@@ -1,0 +1,16 @@
+//! The standalone proxy, for images and by-hand use; `mesh proxy run` is the same code.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "proxy", version = mesh_api::VERSION, about = "The mesh sidecar proxy")]
+struct Cli {
+    #[command(flatten)]
+    args: mesh_proxy::args::ProxyArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    mesh_proxy::init_tracing();
+    let cli = Cli::parse();
+    cli.args.run(mesh_proxy::args::default_home())
+}

@@ -1,0 +1,198 @@
+//! The discovery client: connect to meshd, say who we are, apply pushes atomically, ACK or
+//! NACK each config type, and reconnect with backoff while serving the last good snapshot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, StatusCode, header};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use mesh_api::protocol::{DISCOVERY_PATH, MAX_FRAME, MeshdMessage, ProxyMessage, Push, UPGRADE_TOKEN};
+use mesh_api::proxy_config::{ConfigType, ProxyConfig};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tracing::{info, warn};
+
+use crate::Shared;
+use crate::config::Snapshot;
+
+/// Where to find meshd.
+#[derive(Debug, Clone)]
+pub enum MeshdSource {
+    /// Read `meshd.json` and `token` from this MESH_HOME on every attempt, so a restarted
+    /// meshd on a new port is found again.
+    Home(PathBuf),
+    Fixed {
+        address: SocketAddr,
+        token: String,
+    },
+}
+
+impl MeshdSource {
+    fn locate(&self) -> Result<(SocketAddr, String), String> {
+        match self {
+            MeshdSource::Fixed { address, token } => Ok((*address, token.clone())),
+            MeshdSource::Home(home) => {
+                let info = std::fs::read(home.join("meshd.json")).map_err(|e| {
+                    format!(
+                        "meshd is not running ({}: {e}); start it with `mesh install`",
+                        home.join("meshd.json").display()
+                    )
+                })?;
+                let info: serde_json::Value = serde_json::from_slice(&info).map_err(|e| format!("meshd.json: {e}"))?;
+                let address = info
+                    .get("address")
+                    .and_then(|a| a.as_str())
+                    .and_then(|a| a.parse().ok())
+                    .ok_or("meshd.json has no valid address")?;
+                let token = std::fs::read_to_string(home.join("token"))
+                    .map_err(|e| format!("cannot read the access token: {e}"))?;
+                Ok((address, token.trim().to_string()))
+            }
+        }
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Run forever: connect, serve the stream, back off, repeat.
+pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match session(&shared, &source).await {
+            Ok(()) => {
+                info!("meshd closed the discovery stream; keeping the last config and reconnecting");
+                backoff = BACKOFF_MIN;
+            }
+            Err(e) => warn!(error = %e, retry_in = ?backoff, "no discovery stream; keeping the last config"),
+        }
+        // Full jitter keeps a fleet of proxies from reconnecting in lockstep.
+        let wait = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), String> {
+    let (address, token) = source.locate()?;
+    let stream = TcpStream::connect(address).await.map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake with meshd failed: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let req = Request::get(DISCOVERY_PATH)
+        .header(header::HOST, address.to_string())
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, UPGRADE_TOKEN)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| format!("discovery request failed: {e}"))?;
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(format!("meshd refused the discovery stream: {}", resp.status()));
+    }
+    let io = hyper::upgrade::on(resp).await.map_err(|e| format!("upgrade failed: {e}"))?;
+    let mut framed =
+        Framed::new(TokioIo::new(io), LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec());
+    send(&mut framed, &ProxyMessage::Hello { workload: shared.workload.clone() }).await?;
+    while let Some(frame) = framed.next().await {
+        let frame = frame.map_err(|e| format!("discovery stream broke: {e}"))?;
+        let msg: MeshdMessage = match serde_json::from_slice(&frame) {
+            Ok(m) => m,
+            Err(e) => return Err(format!("malformed message from meshd: {e}")),
+        };
+        match msg {
+            MeshdMessage::Welcome { meshd, proxy_id } => info!(%meshd, %proxy_id, "connected to meshd"),
+            MeshdMessage::Error { message } => return Err(format!("meshd refused this proxy: {message}")),
+            MeshdMessage::Push(push) => {
+                for answer in apply_push(shared, push) {
+                    send(&mut framed, &answer).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send<T>(framed: &mut Framed<T, LengthDelimitedCodec>, msg: &ProxyMessage) -> Result<(), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let body = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+    framed.send(Bytes::from(body)).await.map_err(|e| format!("cannot send to meshd: {e}"))
+}
+
+/// Apply one push: each pushed type is tried on top of what is in force; a type that does
+/// not compile is NACKed and the previous version of it stays. The resulting snapshot is
+/// swapped in whole. Returns the ACK/NACK for every type in the push.
+pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
+    let current = shared.snapshot.load_full();
+    let mut candidate: ProxyConfig = current.raw.clone();
+    let mut versions: HashMap<ConfigType, String> = current.versions.clone();
+    let mut pushed: Vec<(ConfigType, String)> = Vec::new();
+    if let Some(r) = push.routes {
+        pushed.push((ConfigType::Routes, r.version.clone()));
+        candidate.routes = r.body;
+        versions.insert(ConfigType::Routes, r.version);
+    }
+    if let Some(c) = push.clusters {
+        pushed.push((ConfigType::Clusters, c.version.clone()));
+        candidate.clusters = c.body;
+        versions.insert(ConfigType::Clusters, c.version);
+    }
+    if let Some(e) = push.endpoints {
+        pushed.push((ConfigType::Endpoints, e.version.clone()));
+        candidate.endpoints = e.body;
+        versions.insert(ConfigType::Endpoints, e.version);
+    }
+    let mut rejected: HashMap<ConfigType, String> = HashMap::new();
+    let compiled = loop {
+        match Snapshot::compile(candidate.clone(), versions.clone()) {
+            Ok(s) => break Some(s),
+            Err(e) => {
+                let is_new = pushed.iter().any(|(t, _)| *t == e.config_type) && !rejected.contains_key(&e.config_type);
+                if !is_new {
+                    // Even the previous parts do not fit together with what is left: reject the push whole.
+                    for (t, _) in &pushed {
+                        rejected.entry(*t).or_insert_with(|| e.message.clone());
+                    }
+                    break None;
+                }
+                warn!(error = %e, "rejecting config from meshd");
+                rejected.insert(e.config_type, e.message.clone());
+                match e.config_type {
+                    ConfigType::Routes => candidate.routes = current.raw.routes.clone(),
+                    ConfigType::Clusters => candidate.clusters = current.raw.clusters.clone(),
+                    ConfigType::Endpoints => candidate.endpoints = current.raw.endpoints.clone(),
+                }
+                match current.versions.get(&e.config_type) {
+                    Some(v) => versions.insert(e.config_type, v.clone()),
+                    None => versions.remove(&e.config_type),
+                };
+            }
+        }
+    };
+    if let Some(s) = compiled {
+        shared.snapshot.store(Arc::new(s));
+        if versions.len() == ConfigType::ALL.len() {
+            shared.ready.store(true, Ordering::Release);
+        }
+    }
+    pushed
+        .into_iter()
+        .map(|(config_type, version)| match rejected.get(&config_type) {
+            Some(error) => ProxyMessage::Nack { config_type, version, nonce: push.nonce.clone(), error: error.clone() },
+            None => ProxyMessage::Ack { config_type, version, nonce: push.nonce.clone() },
+        })
+        .collect()
+}
