@@ -1,0 +1,375 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[mesh] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'mesh'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'mesh'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+            cand uninstall 'Stop meshd. Running proxies keep routing with their last config'
+            cand apply 'Create or update resources from files (Istio and Kubernetes YAML)'
+            cand get 'List or show resources'
+            cand delete 'Delete resources by kind and name, or those in files'
+            cand proxy 'Run a sidecar proxy for a workload'
+            cand proxy-status 'Show whether each proxy has the config meshd would send it now'
+            cand route 'Change how traffic is split between a service''s subsets'
+            cand version 'Print the versions of the CLI and the running control plane'
+            cand completion 'Print a shell completion script'
+            cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+            cand __meshd '__meshd'
+            cand __demo-app '__demo-app'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;install'= {
+            cand --profile 'Install profile (shapes the Kubernetes manifests; recorded on the local platform)'
+            cand --set 'Override a setting, e.g. `meshd.listen=127.0.0.1:0` (repeatable)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --dry-run 'Show what would be done, change nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;uninstall'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --purge 'Also delete MESH_HOME''s stored config, token and logs'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;apply'= {
+            cand -f 'File, directory or `-` for stdin (repeatable)'
+            cand --filename 'File, directory or `-` for stdin (repeatable)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -R 'Recurse into directories'
+            cand --recursive 'Recurse into directories'
+            cand --dry-run 'Validate and report, store nothing'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;get'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -A 'All namespaces'
+            cand --all-namespaces 'All namespaces'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;delete'= {
+            cand -f 'Delete the resources in these files'
+            cand --filename 'Delete the resources in these files'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --ignore-not-found 'Succeed when a resource does not exist'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;proxy'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Run a sidecar proxy in the foreground'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;proxy;run'= {
+            cand --workload 'The workload''s name (unique in its namespace while connected)'
+            cand -n 'The workload''s namespace'
+            cand --namespace 'The workload''s namespace'
+            cand --service-account 'The workload''s service account (its identity)'
+            cand --labels 'The workload''s labels, `k=v,k2=v2` (Services and subsets select on these)'
+            cand --inbound 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)'
+            cand --outbound 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)'
+            cand --admin 'The admin API (loopback)'
+            cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
+            cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'
+            cand --workers 'Worker threads for the data path'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --no-outbound 'Do not open an outbound listener'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;proxy;help'= {
+            cand run 'Run a sidecar proxy in the foreground'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;proxy;help;run'= {
+        }
+        &'mesh;proxy;help;help'= {
+        }
+        &'mesh;proxy-status'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;route'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;route;split'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --dry-run 'Print the resulting resources, change nothing'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;route;help'= {
+            cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;route;help;split'= {
+        }
+        &'mesh;route;help;help'= {
+        }
+        &'mesh;version'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --short 'Only the client''s version'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;completion'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;demo'= {
+            cand --requests 'Requests sent at each step of the traffic shift'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --keep 'Keep the demo mesh running at the end until Ctrl-C'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;__meshd'= {
+            cand --listen 'listen'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;__demo-app'= {
+            cand --name 'The name this app answers with'
+            cand --listen 'listen'
+            cand --call 'Call this URL through HTTP proxy `--via` and include its answer'
+            cand --via 'via'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;help'= {
+            cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+            cand uninstall 'Stop meshd. Running proxies keep routing with their last config'
+            cand apply 'Create or update resources from files (Istio and Kubernetes YAML)'
+            cand get 'List or show resources'
+            cand delete 'Delete resources by kind and name, or those in files'
+            cand proxy 'Run a sidecar proxy for a workload'
+            cand proxy-status 'Show whether each proxy has the config meshd would send it now'
+            cand route 'Change how traffic is split between a service''s subsets'
+            cand version 'Print the versions of the CLI and the running control plane'
+            cand completion 'Print a shell completion script'
+            cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+            cand __meshd '__meshd'
+            cand __demo-app '__demo-app'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;help;install'= {
+        }
+        &'mesh;help;uninstall'= {
+        }
+        &'mesh;help;apply'= {
+        }
+        &'mesh;help;get'= {
+        }
+        &'mesh;help;delete'= {
+        }
+        &'mesh;help;proxy'= {
+            cand run 'Run a sidecar proxy in the foreground'
+        }
+        &'mesh;help;proxy;run'= {
+        }
+        &'mesh;help;proxy-status'= {
+        }
+        &'mesh;help;route'= {
+            cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+        }
+        &'mesh;help;route;split'= {
+        }
+        &'mesh;help;version'= {
+        }
+        &'mesh;help;completion'= {
+        }
+        &'mesh;help;demo'= {
+        }
+        &'mesh;help;__meshd'= {
+        }
+        &'mesh;help;__demo-app'= {
+        }
+        &'mesh;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,252 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mesh_global_optspecs
+    string join \n n/namespace= platform= kubeconfig= context= q/quiet no-color h/help V/version
+end
+
+function __fish_mesh_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mesh_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mesh_using_subcommand
+    set -l cmd (__fish_mesh_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mesh -n "__fish_mesh_needs_command" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_needs_command" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_needs_command" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_needs_command" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_needs_command" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_needs_command" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_needs_command" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "__meshd"
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "__demo-app"
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l profile -d 'Install profile (shapes the Kubernetes manifests; recorded on the local platform)' -r -f -a "default\t''
+demo\t''
+minimal\t''
+empty\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l set -d 'Override a setting, e.g. `meshd.listen=127.0.0.1:0` (repeatable)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand install" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l dry-run -d 'Show what would be done, change nothing'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -s y -l yes -d 'Do not ask for confirmation'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand install" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l purge -d 'Also delete MESH_HOME\'s stored config, token and logs'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s y -l yes -d 'Do not ask for confirmation'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s f -l filename -d 'File, directory or `-` for stdin (repeatable)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s R -l recursive -d 'Recurse into directories'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l dry-run -d 'Validate and report, store nothing'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand get" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand get" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand get" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s A -l all-namespaces -d 'All namespaces'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -s f -l filename -d 'Delete the resources in these files' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -l ignore-not-found -d 'Succeed when a resource does not exist'
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand delete" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workload -d 'The workload\'s name (unique in its namespace while connected)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s n -l namespace -d 'The workload\'s namespace' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l service-account -d 'The workload\'s service account (its identity)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l labels -d 'The workload\'s labels, `k=v,k2=v2` (Services and subsets select on these)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l inbound -d 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l outbound -d 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd -d 'meshd\'s address; by default read from MESH_HOME/meshd.json' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workers -d 'Worker threads for the data path' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-outbound -d 'Do not open an outbound listener'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l dry-run -d 'Print the resulting resources, change nothing'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s y -l yes -d 'Do not ask for confirmation'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand version" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand version" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand version" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand version" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand version" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand version" -l short -d 'Only the client\'s version'
+complete -c mesh -n "__fish_mesh_using_subcommand version" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand version" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand version" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand completion" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l requests -d 'Requests sent at each step of the traffic shift' -r
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l keep -d 'Keep the demo mesh running at the end until Ctrl-C'
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l listen -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l name -d 'The name this app answers with' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l listen -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l call -d 'Call this URL through HTTP proxy `--via` and include its answer' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l via -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "__meshd"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "__demo-app"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'

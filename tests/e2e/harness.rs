@@ -1,0 +1,236 @@
+//! Test harness: a mesh in its own MESH_HOME, processes that are always killed, tiny apps,
+//! and an HTTP client that speaks both origin-form and absolute-form.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MESH: &str = env!("CARGO_BIN_EXE_mesh");
+
+pub fn shared(rel: &str) -> String {
+    format!("{}/../../shared/conformance/istio/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Poll `f` until it returns Some, or panic with `what` after `timeout`.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub struct Proxy {
+    pub outbound: Option<SocketAddr>,
+    pub inbound: Vec<SocketAddr>,
+    pub admin: SocketAddr,
+}
+
+/// A mesh under a fresh MESH_HOME. Dropping it kills every process it started.
+pub struct Mesh {
+    pub home: tempfile::TempDir,
+    procs: Vec<Child>,
+}
+
+impl Mesh {
+    pub fn new() -> Mesh {
+        Mesh { home: tempfile::tempdir().expect("tempdir"), procs: Vec::new() }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(MESH);
+        c.env("MESH_HOME", self.home.path()).env("NO_COLOR", "1").env_remove("MESH_NAMESPACE").stdin(Stdio::null());
+        c
+    }
+
+    /// Run `mesh ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.cmd().args(args).output().expect("run mesh").into()
+    }
+
+    /// Run `mesh ARGS`, asserting success.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "mesh {args:?} failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        r
+    }
+
+    pub fn install(&self) {
+        self.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0"]);
+    }
+
+    pub fn meshd_pid(&self) -> Option<u32> {
+        let info = std::fs::read(self.home.path().join("meshd.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&info).ok()?;
+        v.get("pid")?.as_u64().and_then(|p| u32::try_from(p).ok())
+    }
+
+    /// Start `mesh proxy run ARGS` and wait until it reports its listeners.
+    pub fn proxy(&mut self, args: &[&str]) -> Proxy {
+        let mut child = self
+            .cmd()
+            .args(["proxy", "run"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn proxy");
+        let stdout = child.stdout.take().expect("stdout");
+        self.procs.push(child);
+        let mut outbound = None;
+        let mut inbound = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("proxy stdout");
+            let addr = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            if let Some(a) = addr("outbound listening on ") {
+                outbound = Some(a);
+            } else if let Some(rest) = line.strip_prefix("inbound port ") {
+                inbound.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("inbound addr"));
+            } else if let Some(a) = addr("admin listening on ") {
+                return Proxy { outbound, inbound, admin: a };
+            }
+        }
+        panic!("proxy {args:?} exited before reporting its listeners");
+    }
+
+    /// `mesh proxy-status -o json`
+    pub fn statuses(&self) -> Vec<serde_json::Value> {
+        let r = self.ok(&["proxy-status", "-o", "json"]);
+        serde_json::from_str(&r.stdout).expect("proxy-status json")
+    }
+
+    /// Wait until `n` proxies are connected and every config type is SYNCED.
+    pub fn wait_synced(&self, n: usize) {
+        eventually(&format!("{n} proxies SYNCED"), Duration::from_secs(20), || {
+            let r = self.run(&["proxy-status"]);
+            let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
+            (r.code == 0 && rows.len() == n && rows.iter().all(|l| l.matches("SYNCED").count() == 3)).then_some(())
+        })
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        if let Some(pid) = self.meshd_pid() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// A tiny HTTP/1.1 app answering `name` to every request, on its own thread.
+pub fn app(name: &'static str) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind app");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_app(stream, name));
+        }
+    });
+    addr
+}
+
+fn serve_app(stream: TcpStream, name: &str) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut content_length = 0usize;
+        let mut first = true;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                if first {
+                    continue;
+                }
+                break;
+            }
+            first = false;
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{name}\n",
+            name.len() + 1
+        );
+        if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One HTTP/1.1 request through `proxy`, on its own connection. `absolute` sends the
+/// absolute-form URI (as an HTTP proxy client does); otherwise origin-form with a Host header.
+pub fn get(proxy: SocketAddr, authority: &str, path: &str, absolute: bool, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = TcpStream::connect(proxy).expect("connect proxy");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let target = if absolute { format!("http://{authority}{path}") } else { path.to_string() };
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// Send `n` requests and count answers by body; non-200 answers count under "ERROR <code>".
+pub fn tally(
+    proxy: SocketAddr,
+    authority: &str,
+    n: usize,
+    absolute: bool,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let (code, body) = get(proxy, authority, "/", absolute, &[]);
+        let key = if code == 200 { body.trim().to_string() } else { format!("ERROR {code}") };
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Whether a process is running (a zombie waiting to be reaped is not).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}

@@ -1,0 +1,124 @@
+//! The command-line surface: completions in sync, errors that name the problem and change
+//! nothing, tables and structured output.
+
+use crate::harness::*;
+
+#[test]
+fn checked_in_completions_match_the_cli() {
+    let dir = format!("{}/../completions", env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in [
+        ("bash", "mesh.bash"),
+        ("zsh", "_mesh"),
+        ("fish", "mesh.fish"),
+        ("powershell", "_mesh.ps1"),
+        ("elvish", "mesh.elv"),
+    ] {
+        let out = std::process::Command::new(MESH).args(["completion", shell]).output().expect("run");
+        assert!(out.status.success());
+        let checked_in = std::fs::read(format!("{dir}/{file}")).unwrap_or_default();
+        assert!(
+            checked_in == out.stdout,
+            "completions/{file} is out of date: run `cargo run --bin mesh -- completion {shell} > completions/{file}`"
+        );
+    }
+}
+
+#[test]
+fn bad_input_names_the_problem_and_changes_nothing() {
+    let mesh = Mesh::new();
+    mesh.install();
+    let dir = mesh.home.path();
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+    )
+    .expect("write");
+    mesh.ok(&["apply", "-f", good.to_str().expect("path")]);
+
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "malformed.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x\n",
+            &["malformed.yaml", "malformed YAML"],
+        ),
+        (
+            "unknown-field.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n  htpp: []\n",
+            &["VirtualService default/web", "spec.htpp", "unknown field `htpp`"],
+        ),
+        (
+            "unknown-kind.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+            &["unknown kind Widget"],
+        ),
+        (
+            "weights.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - route:\n    - {destination: {host: web, subset: a}, weight: 50}\n    - {destination: {host: web, subset: b}, weight: 40}\n",
+            &["spec.http[0].route", "add up to 90, not 100"],
+        ),
+        (
+            "regex.yaml",
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - match: [{uri: {regex: \"(\"}}]\n    route: [{destination: {host: web}}]\n",
+            &["spec.http[0].match[0].uri.regex", "invalid regex"],
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let path = dir.join(name);
+        // Each bad document travels with a good one: the good one must not be applied either.
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: other}}\nspec:\n  ports: [{{port: 81}}]\n---\n{body}"
+            ),
+        )
+        .expect("write");
+        let r = mesh.run(&["apply", "-f", path.to_str().expect("path")]);
+        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
+        for e in *expected {
+            assert!(r.stderr.contains(e), "{name}: expected {e:?} in:\n{}", r.stderr);
+        }
+        assert!(r.stderr.contains("nothing was changed"), "{name}: {}", r.stderr);
+    }
+    let list = mesh.ok(&["get", "services", "-o", "json"]).stdout;
+    let list: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let names: Vec<&str> =
+        list["items"].as_array().expect("items").iter().filter_map(|i| i["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["web"]);
+
+    let r = mesh.run(&["get", "gizmos"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown kind \"gizmos\""), "{}", r.stderr);
+    let r = mesh.run(&["delete", "svc", "nope"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("not found"), "{}", r.stderr);
+    mesh.ok(&["delete", "svc", "web"]);
+    assert!(mesh.ok(&["get", "svc"]).stdout.contains("No services found"));
+}
+
+#[test]
+fn store_survives_restart_and_tables_print() {
+    let mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/destination-rule-all.yaml")]);
+    mesh.ok(&["uninstall", "-y"]);
+    mesh.install();
+    let t = mesh.ok(&["get", "dr"]).stdout;
+    assert!(t.lines().next().is_some_and(|h| h.starts_with("NAME") && h.contains("SUBSETS")), "{t}");
+    assert!(t.contains("reviews") && t.contains("v1,v2,v3"), "{t}");
+    let svc = mesh.ok(&["get", "svc", "-A"]).stdout;
+    assert!(svc.contains("NAMESPACE") && svc.contains("productpage") && svc.contains("9080/TCP"), "{svc}");
+    let v = mesh.ok(&["version", "-o", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&v).expect("json");
+    assert_eq!(v["client"], v["meshd"]);
+    // The token file is private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(mesh.home.path().join("token")).expect("token").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A wrong token is refused.
+    std::fs::write(mesh.home.path().join("token"), "wrong").expect("write");
+    let r = mesh.run(&["get", "svc"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("access token"), "{}", r.stderr);
+}

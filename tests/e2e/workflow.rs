@@ -1,0 +1,158 @@
+//! The workflow of the local-mesh issue, step by step, with Istio's own bookinfo files.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+fn count(t: &std::collections::BTreeMap<String, usize>, k: &str) -> usize {
+    t.get(k).copied().unwrap_or(0)
+}
+
+#[test]
+fn bookinfo_split_workflow() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+
+    let r = mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    assert!(r.stdout.contains("service/reviews created"), "{}", r.stdout);
+    assert!(r.stdout.contains("Deployment/reviews-v1 skipped: not used on the local platform"), "{}", r.stdout);
+    assert!(r.stdout.contains("ServiceAccount/bookinfo-reviews skipped"), "{}", r.stdout);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/destination-rule-all.yaml")]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-reviews-90-10.yaml")]);
+    // Applying the same file again changes nothing.
+    let again = mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-reviews-90-10.yaml")]);
+    assert!(again.stdout.contains("virtualservice.networking.istio.io/reviews unchanged"), "{}", again.stdout);
+
+    for (v, name) in [("v1", "reviews-v1"), ("v2", "reviews-v2"), ("v3", "reviews-v3")] {
+        let app = app(name);
+        mesh.proxy(&[
+            "--workload",
+            name,
+            "--service-account",
+            "bookinfo-reviews",
+            "--labels",
+            &format!("app=reviews,version={v}"),
+            "--inbound",
+            &format!("9080={app}"),
+        ]);
+    }
+    let pp = mesh.proxy(&[
+        "--workload",
+        "productpage-v1",
+        "--service-account",
+        "bookinfo-productpage",
+        "--labels",
+        "app=productpage,version=v1",
+        "--outbound",
+        "127.0.0.1:0",
+    ]);
+    let outbound = pp.outbound.expect("outbound listener");
+    mesh.wait_synced(4);
+    let table = mesh.ok(&["proxy-status"]).stdout;
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("reviews-v1.default"), "{table}");
+    let statuses = mesh.statuses();
+    let routes = &statuses[0]["types"]["routes"];
+    assert_eq!(routes["acked"], routes["current"], "{statuses:?}");
+    // The proxy's admin API shows what it holds.
+    let (code, dump) = get(pp.admin, "localhost", "/config_dump", false, &[]);
+    assert_eq!(code, 200);
+    assert!(dump.contains("outbound|9080|v2|reviews.default.svc.cluster.local"), "{dump}");
+    assert_eq!(get(pp.admin, "localhost", "/ready", false, &[]).0, 200);
+
+    // 90/10 through absolute-form (HTTP_PROXY style) and Host-header requests.
+    let n = 1000;
+    let abs = tally(outbound, "reviews:9080", n, true);
+    assert_eq!(count(&abs, "reviews-v1") + count(&abs, "reviews-v2"), n, "{abs:?}");
+    let v2 = count(&abs, "reviews-v2");
+    assert!((60..=140).contains(&v2), "expected about 10% v2 of {n}: {abs:?}");
+    let host = tally(outbound, "reviews:9080", n, false);
+    let v2 = count(&host, "reviews-v2");
+    assert!((60..=140).contains(&v2) && count(&host, "reviews-v3") == 0, "{host:?}");
+    // The FQDN and namespace-qualified names reach the same service.
+    assert_eq!(get(outbound, "reviews.default.svc.cluster.local:9080", "/", true, &[]).0, 200);
+    assert_eq!(get(outbound, "reviews.default:9080", "/", false, &[]).0, 200);
+    // Unknown hosts are not routed.
+    assert_eq!(get(outbound, "nope:9080", "/", false, &[]).0, 404);
+
+    // Bad input changes nothing.
+    let before = mesh.ok(&["get", "virtualservice", "reviews", "-o", "yaml"]).stdout;
+    let r = mesh.run(&["route", "split", "reviews", "v1=20", "v3=70", "-y"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("add up to 90, not 100"), "{}", r.stderr);
+    let r = mesh.run(&["route", "split", "reviews", "v1=20", "v9=80", "-y"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown subset v9"), "{}", r.stderr);
+    let r = mesh.run(&["route", "split", "reviews", "v1=20", "v3=80"]);
+    assert_eq!(r.code, 1, "no TTY and no -y must refuse");
+    assert!(r.stderr.contains("add -y"), "{}", r.stderr);
+    assert_eq!(mesh.ok(&["get", "virtualservice", "reviews", "-o", "yaml"]).stdout, before);
+
+    // The split moves to 20/80 between v1 and v3, and traffic follows within a second.
+    let r = mesh.ok(&["route", "split", "reviews", "v1=20", "v3=80", "-y"]);
+    assert!(r.stdout.contains("configured"), "{}", r.stdout);
+    let yaml = mesh.ok(&["get", "virtualservice", "reviews", "-o", "yaml"]).stdout;
+    assert!(yaml.contains("subset: v3") && yaml.contains("weight: 80") && yaml.contains("weight: 20"), "{yaml}");
+    assert!(!yaml.contains("subset: v2"), "{yaml}");
+    eventually("traffic to follow the new split", Duration::from_secs(1), || {
+        let t = tally(outbound, "reviews:9080", 20, true);
+        (count(&t, "reviews-v2") == 0 && count(&t, "reviews-v3") > 0).then_some(())
+    });
+    let t = tally(outbound, "reviews:9080", 500, true);
+    assert_eq!(count(&t, "reviews-v2"), 0, "{t:?}");
+    let v3 = count(&t, "reviews-v3");
+    assert!((340..=460).contains(&v3), "expected about 80% v3 of 500: {t:?}");
+
+    // Uninstall stops meshd; proxies keep routing with their last config.
+    let pid = mesh.meshd_pid().expect("meshd pid");
+    mesh.ok(&["uninstall", "-y"]);
+    assert!(!alive(pid), "meshd still running");
+    let t = tally(outbound, "reviews:9080", 200, false);
+    assert_eq!(count(&t, "reviews-v1") + count(&t, "reviews-v3"), 200, "{t:?}");
+    let r = mesh.run(&["proxy-status"]);
+    assert_eq!(r.code, 2, "no meshd: could not run");
+    assert!(r.stderr.contains("mesh install"), "{}", r.stderr);
+}
+
+#[test]
+fn route_split_creates_virtual_service_and_subsets() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let a = app("ratings-a");
+    let b = app("ratings-b");
+    let r1 = mesh.proxy(&[
+        "--workload",
+        "ratings-v1",
+        "--labels",
+        "app=ratings,version=v1",
+        "--inbound",
+        &format!("9080={a}"),
+    ]);
+    // The inbound listener forwards to the app.
+    assert_eq!(get(r1.inbound[0], "ratings:9080", "/", false, &[]), (200, "ratings-a\n".to_string()));
+    mesh.proxy(&["--workload", "ratings-v2", "--labels", "app=ratings,version=v2", "--inbound", &format!("9080={b}")]);
+    let client = mesh.proxy(&["--workload", "client", "--labels", "app=client"]);
+    mesh.wait_synced(3);
+    let outbound = client.outbound.expect("outbound");
+    // No VirtualService: all endpoints, round robin.
+    let t = tally(outbound, "ratings:9080", 10, false);
+    assert_eq!((count(&t, "ratings-a"), count(&t, "ratings-b")), (5, 5), "{t:?}");
+
+    let dry = mesh.ok(&["route", "split", "ratings", "v2=100", "--dry-run"]);
+    assert!(
+        dry.stdout.contains("kind: VirtualService") && dry.stdout.contains("kind: DestinationRule"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(mesh.run(&["get", "vs", "ratings"]).code, 1, "dry run stored nothing");
+
+    mesh.ok(&["route", "split", "ratings", "v2=100", "-y"]);
+    let dr = mesh.ok(&["get", "dr", "ratings", "-o", "json"]).stdout;
+    let dr: serde_json::Value = serde_json::from_str(&dr).expect("json");
+    assert_eq!(dr["spec"]["subsets"][0]["labels"]["version"], "v2");
+    let t = tally(outbound, "ratings:9080", 20, false);
+    assert_eq!(count(&t, "ratings-b"), 20, "{t:?}");
+    let table = mesh.ok(&["get", "virtualservices"]).stdout;
+    assert!(table.contains("ratings") && table.contains("ratings/v2"), "{table}");
+}
