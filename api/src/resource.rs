@@ -231,22 +231,48 @@ impl ResourceError {
     }
 }
 
-/// Kubernetes API groups whose kinds only mean something on a cluster.
-const KUBE_GROUPS: &[&str] = &[
-    "",
-    "apps",
-    "batch",
-    "rbac.authorization.k8s.io",
-    "networking.k8s.io",
-    "policy",
-    "autoscaling",
-    "storage.k8s.io",
-    "apiextensions.k8s.io",
-    "admissionregistration.k8s.io",
-    "discovery.k8s.io",
-    "coordination.k8s.io",
-    "scheduling.k8s.io",
-    "certificates.k8s.io",
+/// Kubernetes kinds that only mean something on a cluster, by API group.
+const KUBE_KINDS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "Pod",
+            "ServiceAccount",
+            "ConfigMap",
+            "Secret",
+            "Namespace",
+            "Endpoints",
+            "PersistentVolumeClaim",
+            "PersistentVolume",
+            "ReplicationController",
+            "LimitRange",
+            "ResourceQuota",
+            "Node",
+            "Event",
+            "List",
+        ],
+    ),
+    ("apps", &["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"]),
+    ("batch", &["Job", "CronJob"]),
+    ("rbac.authorization.k8s.io", &["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]),
+    ("networking.k8s.io", &["Ingress", "IngressClass", "NetworkPolicy"]),
+    ("policy", &["PodDisruptionBudget"]),
+    ("autoscaling", &["HorizontalPodAutoscaler"]),
+    ("storage.k8s.io", &["StorageClass", "VolumeAttachment", "CSIDriver"]),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+    (
+        "admissionregistration.k8s.io",
+        &[
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+        ],
+    ),
+    ("discovery.k8s.io", &["EndpointSlice"]),
+    ("coordination.k8s.io", &["Lease"]),
+    ("scheduling.k8s.io", &["PriorityClass"]),
+    ("certificates.k8s.io", &["CertificateSigningRequest"]),
 ];
 
 /// Istio kinds (and Gateway API kinds) we recognise but do not serve yet.
@@ -331,22 +357,20 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
 
     let served = Kind::ALL.into_iter().find(|k| k.as_str() == kind && k.group() == group);
     let Some(k) = served else {
-        if KUBE_GROUPS.contains(&group) {
-            return Ok(Parsed::NotUsedLocally { kind, name });
-        }
-        if ISTIO_GROUPS.contains(&group) && ISTIO_KINDS.contains(&kind.as_str()) {
-            return Ok(Parsed::Unsupported { api_version, kind, name });
+        if let Some((_, kinds)) = KUBE_KINDS.iter().find(|(g, _)| *g == group) {
+            if kinds.contains(&kind.as_str()) {
+                return Ok(Parsed::NotUsedLocally { kind, name });
+            }
+            return Err(ResourceError::one(label, "kind", format!("unknown kind {kind} in {api_version}")));
         }
         if ISTIO_GROUPS.contains(&group) {
-            return Err(ResourceError::one(label, "kind", format!("unknown kind {kind:?} in API group {group}")));
+            if ISTIO_KINDS.contains(&kind.as_str()) {
+                return Ok(Parsed::Unsupported { api_version, kind, name });
+            }
+            return Err(ResourceError::one(label, "kind", format!("unknown kind {kind} in {api_version}")));
         }
-        return Err(ResourceError::one(
-            label,
-            "apiVersion",
-            format!(
-                "unknown kind {kind} in {api_version}: mesh serves Service (v1), VirtualService and DestinationRule (networking.istio.io)"
-            ),
-        ));
+        // Another project's custom resource (cert-manager, ...): not ours to judge.
+        return Ok(Parsed::Unsupported { api_version, kind, name });
     };
     if !k.versions().contains(&version) {
         return Err(ResourceError::one(
@@ -415,7 +439,12 @@ mod tests {
             parse("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n"),
             Ok(Parsed::Unsupported { .. })
         ));
-        assert!(parse("apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: f}\n").is_err());
+        assert!(matches!(
+            parse("apiVersion: example.com/v1\nkind: Foo\nmetadata: {name: f}\n"),
+            Ok(Parsed::Unsupported { .. })
+        ));
+        assert!(parse("apiVersion: v1\nkind: Widget\nmetadata: {name: f}\n").is_err());
+        assert!(parse("apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: f}\n").is_err());
         assert!(parse("apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: f}\n").is_err());
     }
 }

@@ -49,8 +49,8 @@ fn bad_input_names_the_problem_and_changes_nothing() {
         ),
         (
             "unknown-kind.yaml",
-            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
-            &["unknown kind Widget"],
+            "apiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata: {name: w}\n",
+            &["unknown kind VirtualServce in networking.istio.io/v1"],
         ),
         (
             "weights.yaml",

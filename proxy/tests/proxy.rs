@@ -1,0 +1,267 @@
+//! The proxy in-process against a fake meshd that the test controls: pushes, ACKs, NACKs,
+//! and traffic through real sockets.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use mesh_api::protocol::{MeshdMessage, ProxyMessage, Push, UPGRADE_TOKEN, Versioned};
+use mesh_api::proxy_config::*;
+use mesh_proxy::{MeshdSource, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// A fake meshd: accepts one discovery stream, forwards what the proxy says to `from_proxy`,
+/// and sends what the test puts into the returned sender.
+async fn fake_meshd() -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc::UnboundedReceiver<ProxyMessage>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (to_proxy, mut to_proxy_rx) = mpsc::unbounded_channel::<MeshdMessage>();
+    let (from_proxy_tx, from_proxy) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (io_tx, mut io_rx) = mpsc::channel(1);
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let io_tx = io_tx.clone();
+            async move {
+                assert_eq!(
+                    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+                    Some("Bearer t0ken")
+                );
+                tokio::spawn(async move {
+                    if let Ok(up) = hyper::upgrade::on(req).await {
+                        let _ = io_tx.send(up).await;
+                    }
+                });
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                r.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static(UPGRADE_TOKEN));
+                r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
+                Ok::<_, std::convert::Infallible>(r)
+            }
+        });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades(),
+        );
+        let up = io_rx.recv().await.expect("upgraded");
+        let mut framed = Framed::new(TokioIo::new(up), LengthDelimitedCodec::new());
+        loop {
+            tokio::select! {
+                msg = to_proxy_rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    framed.send(Bytes::from(serde_json::to_vec(&msg).expect("json"))).await.expect("send");
+                }
+                frame = framed.next() => {
+                    let Some(Ok(frame)) = frame else { return };
+                    let _ = from_proxy_tx.send(serde_json::from_slice(&frame).expect("proxy message"));
+                }
+            }
+        }
+    });
+    (addr, to_proxy, from_proxy)
+}
+
+/// An app that answers `name` to every request.
+async fn app(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req| async move {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(name))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn get(proxy: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(proxy).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters, Endpoints) {
+    let cluster = "outbound|80||web.default.svc.cluster.local".to_string();
+    let routes = Routes {
+        virtual_hosts: vec![VirtualHost {
+            name: "web.default.svc.cluster.local:80".into(),
+            domains: vec!["web".into()],
+            port: 80,
+            routes: vec![Route {
+                name: "r".into(),
+                matches: vec![RouteMatch { uri: Some(path_prefix), ..Default::default() }],
+                clusters: vec![WeightedCluster { cluster: cluster.clone(), weight: 100 }],
+            }],
+        }],
+    };
+    let clusters = Clusters {
+        clusters: vec![Cluster {
+            name: cluster.clone(),
+            service: "web.default.svc.cluster.local".into(),
+            port: 80,
+            subset: None,
+            lb_policy: LbPolicy::RoundRobin,
+        }],
+    };
+    let endpoints = Endpoints {
+        clusters: [(cluster, vec![Endpoint { address: backend, workload: "default/web".into() }])]
+            .into_iter()
+            .collect(),
+    };
+    (routes, clusters, endpoints)
+}
+
+async fn next_answers(rx: &mut mpsc::UnboundedReceiver<ProxyMessage>, n: usize) -> Vec<ProxyMessage> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(ProxyMessage::Hello { .. })) => {}
+            Ok(Some(m)) => out.push(m),
+            _ => panic!("proxy did not answer; got {out:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn nacked_config_leaves_the_previous_one_in_force() {
+    let (meshd, to_proxy, mut from_proxy) = fake_meshd().await;
+    let backend = app("web-v1").await;
+    let opts = Options {
+        name: "client".into(),
+        namespace: "default".into(),
+        service_account: "default".into(),
+        labels: Default::default(),
+        inbound: vec![],
+        inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        outbound: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: "127.0.0.1:0".parse().expect("addr"),
+        meshd: MeshdSource::Fixed { address: meshd, token: "t0ken".into() },
+    };
+    let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+    tokio::spawn(serve);
+    let outbound = bound.outbound.expect("outbound");
+
+    // Not ready before any config.
+    assert_eq!(get(bound.admin, "x", "/ready").await.0, 503);
+
+    let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "1".into(),
+            routes: Some(Versioned { version: "r1".into(), body: routes }),
+            clusters: Some(Versioned { version: "c1".into(), body: clusters.clone() }),
+            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+        }))
+        .expect("push");
+    let acks = next_answers(&mut from_proxy, 3).await;
+    assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { nonce, .. } if nonce == "1")), "{acks:?}");
+    assert_eq!(get(bound.admin, "x", "/ready").await.0, 200);
+    assert_eq!(get(outbound, "web", "/a").await, (200, "web-v1".into()));
+
+    // A push whose routes do not compile (bad regex) is NACKed with the reason; the routes in
+    // force stay, and traffic keeps flowing.
+    let (bad_routes, _, _) = config(StringMatcher::Regex("(".into()), backend);
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "2".into(),
+            routes: Some(Versioned { version: "r2".into(), body: bad_routes }),
+            clusters: None,
+            endpoints: None,
+        }))
+        .expect("push");
+    let answers = next_answers(&mut from_proxy, 1).await;
+    match &answers[0] {
+        ProxyMessage::Nack { config_type, version, nonce, error } => {
+            assert_eq!((config_type, version.as_str(), nonce.as_str()), (&ConfigType::Routes, "r2", "2"));
+            assert!(error.contains("invalid regex"), "{error}");
+        }
+        other => panic!("expected a NACK, got {other:?}"),
+    }
+    assert_eq!(get(outbound, "web", "/a").await, (200, "web-v1".into()));
+    let (_, dump) = get(bound.admin, "x", "/config_dump").await;
+    assert!(dump.contains("\"r1\""), "routes r1 still in force: {dump}");
+
+    // Routes that reference a cluster the proxy does not have are NACKed too.
+    let (mut dangling, _, _) = config(StringMatcher::Prefix("/".into()), backend);
+    dangling.virtual_hosts[0].routes[0].clusters[0].cluster = "outbound|80||gone".into();
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "3".into(),
+            routes: Some(Versioned { version: "r3".into(), body: dangling }),
+            clusters: None,
+            endpoints: None,
+        }))
+        .expect("push");
+    let answers = next_answers(&mut from_proxy, 1).await;
+    assert!(
+        matches!(&answers[0], ProxyMessage::Nack { error, .. } if error.contains("unknown cluster")),
+        "{answers:?}"
+    );
+
+    // A good push after that is accepted and takes effect at once.
+    let backend2 = app("web-v2").await;
+    let (routes, clusters, endpoints) = config(StringMatcher::Exact("/b".into()), backend2);
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "4".into(),
+            routes: Some(Versioned { version: "r4".into(), body: routes }),
+            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+            endpoints: Some(Versioned { version: "e2".into(), body: endpoints }),
+        }))
+        .expect("push");
+    let acks = next_answers(&mut from_proxy, 3).await;
+    assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { .. })), "{acks:?}");
+    assert_eq!(get(outbound, "web", "/b").await, (200, "web-v2".into()));
+    assert_eq!(get(outbound, "web", "/a").await.0, 404, "no route matches /a any more");
+}
+
+#[tokio::test]
+async fn garbage_from_meshd_is_survived() {
+    // A "meshd" that answers the discovery request with garbage: the proxy keeps retrying and
+    // its listeners keep working.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let meshd = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let _ = s.write_all(b"\x00\x01garbage\r\n\r\n").await;
+        }
+    });
+    let opts = Options {
+        name: "client".into(),
+        namespace: "default".into(),
+        service_account: "default".into(),
+        labels: Default::default(),
+        inbound: vec![],
+        inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        outbound: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: "127.0.0.1:0".parse().expect("addr"),
+        meshd: MeshdSource::Fixed { address: meshd, token: "t".into() },
+    };
+    let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+    tokio::spawn(serve);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, body) = get(bound.outbound.expect("outbound"), "web", "/").await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(get(bound.admin, "x", "/live").await.0, 200);
+}
