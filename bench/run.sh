@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Direct vs through the mesh, side by side in the same run, on loopback.
+#
+#   client --> nginx                                       (direct, the baseline)
+#   client --> outbound proxy --> inbound proxy --> nginx  (through the mesh: two hops)
+#
+# Backend: nginx, one worker, a 1024-byte file, access log off. Load: wrk, alternating direct
+# and mesh runs, three of each; medians reported with the ratio to direct. Also the proxies'
+# CPU seconds per 1000 requests (utime+stime from /proc) and their RSS at the end.
+#
+# Usage: bench/run.sh [SECONDS] [CONNECTIONS]    (defaults 10 and 16; one wrk thread)
+# Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` in release mode.
+set -euo pipefail
+SECS=${1:-10}
+CONNS=${2:-16}
+ROUNDS=${ROUNDS:-3}
+WORKERS=${MESH_PROXY_WORKERS:-1}
+cd "$(dirname "$0")/.."
+
+for tool in wrk nginx; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install -y wrk nginx" >&2; exit 2; }
+done
+cargo build --release --bin mesh >&2
+MESH=$PWD/target/release/mesh
+
+WORK=$(mktemp -d)
+export MESH_HOME=$WORK/home
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  "$MESH" uninstall -y >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# nginx backend
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/www"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$WORK/www/1k.bin"
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK; uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/www; }
+}
+CONF
+nginx -c "$WORK/nginx.conf" -p "$WORK"
+
+# the mesh
+"$MESH" install -y --set meshd.listen=127.0.0.1:0 >/dev/null
+cat > "$WORK/svc.yaml" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: backend}
+spec:
+  selector: {app: backend}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+YAML
+"$MESH" apply -f "$WORK/svc.yaml" >/dev/null
+RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload backend --labels app=backend \
+  --inbound "8080=127.0.0.1:$NGINX_PORT" --no-outbound > "$WORK/server.out" &
+PIDS+=($!); SERVER_PID=$!
+RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload client > "$WORK/client.out" &
+PIDS+=($!); CLIENT_PID=$!
+for _ in $(seq 200); do
+  OUT=$(sed -n 's/^outbound listening on \([0-9.:]*\).*/\1/p' "$WORK/client.out")
+  [ -n "$OUT" ] && [ "$("$MESH" proxy-status | grep -c 'SYNCED  *SYNCED  *SYNCED')" = 2 ] && break
+  sleep 0.05
+done
+[ -n "$OUT" ] || { echo "bench: the client proxy did not start" >&2; exit 2; }
+
+DIRECT_URL="http://127.0.0.1:$NGINX_PORT/1k.bin"
+MESH_URL="http://$OUT/1k.bin"
+# Check both paths answer before measuring.
+curl -sf -o /dev/null "$DIRECT_URL"
+curl -sf -o /dev/null -H 'Host: backend' "$MESH_URL"
+
+to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 }; printf "%.3f", v }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+run_wrk() { # url [host header] -> "rps p50ms p99ms"
+  local out
+  if [ -n "${2:-}" ]; then out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "Host: $2" "$1"); else out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1"); fi
+  local errs; errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}')
+  [ -z "$errs" ] || echo "bench: wrk reported: $errs" >&2
+  echo "$(echo "$out" | awk '/Requests\/sec/ {print $2}') $(echo "$out" | awk '$1=="50%" {print $2}' | to_ms) $(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)"
+}
+median() { sort -g | awk '{ a[NR]=$1 } END { print a[int((NR+1)/2)] }'; }
+
+declare -a D_RPS D_P50 D_P99 M_RPS M_P50 M_P99
+TICKS=$(getconf CLK_TCK)
+CPU_SECONDS=0; MESH_REQS=0
+for i in $(seq "$ROUNDS"); do
+  read -r rps p50 p99 < <(run_wrk "$DIRECT_URL")
+  D_RPS+=("$rps"); D_P50+=("$p50"); D_P99+=("$p99")
+  c0=$(( $(cpu_ticks $SERVER_PID) + $(cpu_ticks $CLIENT_PID) ))
+  read -r rps p50 p99 < <(run_wrk "$MESH_URL" backend)
+  c1=$(( $(cpu_ticks $SERVER_PID) + $(cpu_ticks $CLIENT_PID) ))
+  M_RPS+=("$rps"); M_P50+=("$p50"); M_P99+=("$p99")
+  CPU_SECONDS=$(awk -v a="$CPU_SECONDS" -v t=$((c1 - c0)) -v hz="$TICKS" 'BEGIN { print a + t/hz }')
+  MESH_REQS=$(awk -v a="$MESH_REQS" -v r="$rps" -v s="$SECS" 'BEGIN { print a + r*s }')
+  echo "round $i: direct ${D_RPS[-1]} req/s, mesh ${M_RPS[-1]} req/s" >&2
+done
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+RSS=$(( $(rss_kib $SERVER_PID) + $(rss_kib $CLIENT_PID) ))
+
+d_rps=$(printf '%s\n' "${D_RPS[@]}" | median); m_rps=$(printf '%s\n' "${M_RPS[@]}" | median)
+d_p50=$(printf '%s\n' "${D_P50[@]}" | median); m_p50=$(printf '%s\n' "${M_P50[@]}" | median)
+d_p99=$(printf '%s\n' "${D_P99[@]}" | median); m_p99=$(printf '%s\n' "${M_P99[@]}" | median)
+echo
+echo "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds alternating, medians; proxies with $WORKERS worker(s)"
+printf '%-28s %12s %10s %10s\n' "path" "req/s" "p50 ms" "p99 ms"
+printf '%-28s %12.0f %10.3f %10.3f\n' "direct (client -> nginx)" "$d_rps" "$d_p50" "$d_p99"
+printf '%-28s %12.0f %10.3f %10.3f\n' "mesh (2 proxies, HTTP)" "$m_rps" "$m_p50" "$m_p99"
+awk -v d="$d_rps" -v m="$m_rps" -v dp="$d_p50" -v mp="$m_p50" -v d9="$d_p99" -v m9="$m_p99" \
+  'BEGIN { printf "mesh / direct throughput: %.2fx; added latency p50 +%.3f ms, p99 +%.3f ms\n", m/d, mp-dp, m9-d9 }'
+awk -v c="$CPU_SECONDS" -v r="$MESH_REQS" 'BEGIN { printf "proxy CPU, both hops: %.3f vCPU-seconds per 1000 requests (= vCPU per 1000 req/s)\n", c/r*1000 }'
+echo "proxy RSS, both hops: $((RSS / 1024)) MiB"
