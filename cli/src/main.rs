@@ -67,7 +67,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                 .build()
                 .map_err(|e| CliError::internal(e.to_string()))?;
             return rt
-                .block_on(meshd::run(meshd::Options { home: meshd::Home::from_env(), listen: args.listen }))
+                .block_on(meshd::run(meshd::Options {
+                    home: meshd::Home::from_env(),
+                    listen: args.listen,
+                    registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
+                }))
                 .map_err(CliError::from);
         }
         Command::Completion(args) => {

@@ -48,6 +48,9 @@ impl Home {
     pub fn store_path(&self) -> PathBuf {
         self.root.join("store.json")
     }
+    pub fn registry_path(&self) -> PathBuf {
+        self.root.join("registry.json")
+    }
     pub fn log_path(&self) -> PathBuf {
         self.root.join("meshd.log")
     }

@@ -31,7 +31,12 @@ pub struct Options {
     pub home: Home,
     /// Port 0 picks a free port; the real address is written to `MESH_HOME/meshd.json`.
     pub listen: SocketAddr,
+    /// How long workloads restored from the last run are kept without their proxy.
+    pub registry_grace: std::time::Duration,
 }
+
+/// Proxies reconnect within 5 s (their longest backoff); twice that and some.
+pub const DEFAULT_REGISTRY_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Run meshd until it is told to stop (API shutdown, SIGTERM or SIGINT).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
@@ -46,7 +51,26 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     })?;
     let address = listener.local_addr()?;
     let meshd_id = format!("meshd-{}@{address}", std::process::id());
-    let state = Arc::new(state::State::new(meshd_id, store, resources));
+    // Workloads the previous meshd knew, kept while their proxies reconnect, so the first
+    // proxy back does not get a config without the others' endpoints. Dead processes are
+    // dropped at once (the local platform shares one process table).
+    let restored: Vec<_> = state::RegistryFile::load(&home.registry_path())
+        .workloads
+        .into_iter()
+        .filter(|w| w.pid == 0 || std::path::Path::new(&format!("/proc/{}", w.pid)).exists())
+        .collect();
+    if !restored.is_empty() {
+        info!(count = restored.len(), grace = ?opts.registry_grace, "restored workloads, waiting for their proxies");
+    }
+    let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
+    {
+        let state = state.clone();
+        let grace = opts.registry_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            state.expire_restored();
+        });
+    }
     let shutdown = Arc::new(Notify::new());
     let api = Arc::new(api::Api { state: state.clone(), token, shutdown: shutdown.clone() });
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -83,6 +107,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }
     }
+    state.freeze();
     // Only remove meshd.json if it is still ours (a newer meshd may have replaced it).
     if home.read_info().is_ok_and(|i| i.pid == std::process::id()) {
         let _ = std::fs::remove_file(home.info_path());

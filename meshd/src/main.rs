@@ -20,5 +20,9 @@ fn main() -> anyhow::Result<()> {
     }
     let listen = listen.parse().map_err(|e| anyhow::anyhow!("--listen {listen:?}: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(meshd::run(meshd::Options { home: meshd::Home::from_env(), listen }))
+    rt.block_on(meshd::run(meshd::Options {
+        home: meshd::Home::from_env(),
+        listen,
+        registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
+    }))
 }

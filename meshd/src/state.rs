@@ -1,7 +1,9 @@
 //! meshd's shared state: the one place that mutates config and registry. Readers (discovery
 //! streams) get immutable `World` snapshots through a watch channel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,6 +11,7 @@ pub use mesh_api::control::Change;
 use mesh_api::protocol::{ProxyStatus, TypeStatus, Workload};
 use mesh_api::proxy_config::ConfigType;
 use mesh_api::{Key, Resource};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::store::{Resources, Store, StoreError};
@@ -44,6 +47,30 @@ pub struct State {
     write: Mutex<()>,
     world: watch::Sender<Arc<World>>,
     status: Mutex<HashMap<String, ProxyStatus>>,
+    registry: Option<PathBuf>,
+    /// Workloads restored from the registry file that have not reconnected yet.
+    restored: Mutex<BTreeSet<String>>,
+    frozen: AtomicBool,
+}
+
+/// The registry as persisted (`MESH_HOME/registry.json`), so a restarted meshd keeps routing to
+/// workloads while their proxies reconnect.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RegistryFile {
+    pub workloads: Vec<Workload>,
+}
+
+impl RegistryFile {
+    /// Load the file; a missing or unreadable file is an empty registry (it is only a cache).
+    pub fn load(path: &Path) -> RegistryFile {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable registry cache");
+                RegistryFile::default()
+            }),
+            Err(_) => RegistryFile::default(),
+        }
+    }
 }
 
 fn now_unix() -> u64 {
@@ -51,14 +78,67 @@ fn now_unix() -> u64 {
 }
 
 impl State {
-    pub fn new(meshd_id: String, store: Store, resources: Resources) -> State {
-        let world = World { generation: 1, resources: Arc::new(resources), workloads: Arc::default() };
+    /// `restored`: workloads of the previous meshd, kept until they reconnect or
+    /// `expire_restored` is called. `registry`: where to persist the registry.
+    pub fn new(
+        meshd_id: String,
+        store: Store,
+        resources: Resources,
+        registry: Option<PathBuf>,
+        restored: Vec<Workload>,
+    ) -> State {
+        let workloads: BTreeMap<String, Workload> =
+            restored.into_iter().map(|w| (format!("{}/{}", w.namespace, w.name), w)).collect();
+        let restored_ids = workloads.keys().cloned().collect();
+        let world = World { generation: 1, resources: Arc::new(resources), workloads: Arc::new(workloads) };
         State {
             meshd_id,
             store,
             write: Mutex::new(()),
             world: watch::channel(Arc::new(world)).0,
             status: Mutex::default(),
+            registry,
+            restored: Mutex::new(restored_ids),
+            frozen: AtomicBool::new(false),
+        }
+    }
+
+    fn lock_restored(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.restored.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop restored workloads whose proxies did not come back.
+    pub fn expire_restored(&self) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<String> = std::mem::take(&mut *self.lock_restored()).into_iter().collect();
+        if gone.is_empty() {
+            return;
+        }
+        tracing::info!(workloads = ?gone, "dropping workloads that did not reconnect");
+        let mut next = (*self.world().workloads).clone();
+        for id in &gone {
+            next.remove(id);
+        }
+        self.persist_registry(&next);
+        self.publish(None, Some(next));
+    }
+
+    /// Stop persisting the registry: meshd is shutting down and streams will drop.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    fn persist_registry(&self, workloads: &BTreeMap<String, Workload>) {
+        let Some(path) = &self.registry else { return };
+        if self.frozen.load(Ordering::SeqCst) {
+            return;
+        }
+        let file = RegistryFile { workloads: workloads.values().cloned().collect() };
+        let result = serde_json::to_vec_pretty(&file)
+            .map_err(std::io::Error::other)
+            .and_then(|body| crate::home::write_atomic(path, &body, 0o600));
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "cannot persist the registry cache");
         }
     }
 
@@ -134,10 +214,12 @@ impl State {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let id = format!("{}/{}", workload.namespace, workload.name);
         let mut next = (*self.world().workloads).clone();
-        if next.contains_key(&id) {
+        let was_restored = self.lock_restored().remove(&id);
+        if next.contains_key(&id) && !was_restored {
             return Err(StateError::Duplicate(id));
         }
         next.insert(id.clone(), workload.clone());
+        self.persist_registry(&next);
         let types = ConfigType::ALL.into_iter().map(|t| (t, TypeStatus::default())).collect();
         self.lock_status().insert(
             id.clone(),
@@ -158,8 +240,12 @@ impl State {
     pub fn unregister(&self, id: &str) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = (*self.world().workloads).clone();
+        if self.frozen.load(Ordering::SeqCst) {
+            return; // shutting down: keep the registry for the next meshd
+        }
         next.remove(id);
         self.lock_status().remove(id);
+        self.persist_registry(&next);
         self.publish(None, Some(next));
     }
 

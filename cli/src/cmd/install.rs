@@ -180,7 +180,7 @@ pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
     }
     let _ = std::fs::remove_file(home.info_path());
     if args.purge {
-        for p in [home.store_path(), home.token_path(), home.settings_path(), home.log_path()] {
+        for p in [home.store_path(), home.token_path(), home.settings_path(), home.log_path(), home.registry_path()] {
             if let Err(e) = std::fs::remove_file(&p)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
