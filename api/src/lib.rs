@@ -10,6 +10,7 @@ pub mod networking;
 pub mod protocol;
 pub mod proxy_config;
 pub mod resource;
+pub mod support;
 pub mod validate;
 
 pub use resource::{Key, Kind, Object, Parsed, Resource, ResourceError};

@@ -148,14 +148,22 @@ impl Drop for Mesh {
 
 /// A tiny HTTP/1.1 app answering `name` to every request, on its own thread.
 pub fn app(name: &'static str) -> SocketAddr {
+    counting_app(name).0
+}
+
+/// Like `app`, also counting the connections it accepted.
+pub fn counting_app(name: &'static str) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind app");
     let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             std::thread::spawn(move || serve_app(stream, name));
         }
     });
-    addr
+    (addr, accepted)
 }
 
 fn serve_app(stream: TcpStream, name: &str) {

@@ -122,3 +122,29 @@ fn store_survives_restart_and_tables_print() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("access token"), "{}", r.stderr);
 }
+
+#[test]
+fn demo_runs_to_the_end_without_a_tty() {
+    let out = std::process::Command::new(MESH)
+        .args(["demo", "--requests", "100"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("STEP")).skip(1).take(4).collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    // Step 1 is all v1, step 4 all v3, and nothing failed.
+    assert!(rows[0].contains("100 (100%)") && rows[3].ends_with(" 0"), "{stdout}");
+    assert!(rows[3].contains("100 (100%)"), "{stdout}");
+    assert!(stdout.contains("SYNCED") && stdout.contains("everything it started has stopped"), "{stdout}");
+}
+
+#[test]
+fn fields_not_enforced_yet_are_announced() {
+    let mesh = Mesh::new();
+    mesh.install();
+    let r = mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-ratings-test-abort.yaml")]);
+    assert!(r.stderr.contains("not enforced by the proxy yet: spec.http[0].fault"), "{}", r.stderr);
+}

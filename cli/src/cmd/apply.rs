@@ -14,7 +14,18 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     let mut values = Vec::new();
     for d in &docs {
         match &d.parsed {
-            Parsed::Supported(_) => values.push(d.value.clone()),
+            Parsed::Supported(r) => {
+                let fields = mesh_api::support::unenforced(r);
+                if !fields.is_empty() {
+                    ctx.out.warn(format!(
+                        "{} {}: accepted and stored, but not enforced by the proxy yet: {}",
+                        r.kind(),
+                        r.name(),
+                        fields.join(", ")
+                    ));
+                }
+                values.push(d.value.clone());
+            }
             Parsed::NotUsedLocally { kind, name } => {
                 ctx.out.info(format!("{kind}/{name} skipped: not used on the local platform ({})", d.source))
             }
