@@ -10,6 +10,7 @@
 #
 # Usage: bench/run.sh [SECONDS] [CONNECTIONS]    (defaults 10 and 16; one wrk thread)
 # Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` in release mode.
+# Environment: ROUNDS (3), MESH_PROXY_WORKERS (1), PROFILE (release).
 set -euo pipefail
 SECS=${1:-10}
 CONNS=${2:-16}
@@ -20,8 +21,9 @@ cd "$(dirname "$0")/.."
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing: apt-get install -y wrk nginx" >&2; exit 2; }
 done
-cargo build --release --bin mesh >&2
-MESH=$PWD/target/release/mesh
+PROFILE=${PROFILE:-release}   # PROFILE=profiling builds faster, with symbols for perf
+cargo build --profile "$PROFILE" --bin mesh >&2
+MESH=$PWD/target/$PROFILE/mesh
 
 WORK=$(mktemp -d)
 export MESH_HOME=$WORK/home
