@@ -20,11 +20,18 @@ use crate::Shared;
 pub type Body = Either<Incoming, Full<Bytes>>;
 pub type HttpClient = Client<HttpConnector, Incoming>;
 
-pub fn client() -> HttpClient {
+/// A pooled client. `mesh_hop`: to another proxy's inbound listener, over HTTP/2 (h2c) so all
+/// requests to one peer share one multiplexed connection; otherwise HTTP/1.1 keep-alive (apps).
+pub fn client(mesh_hop: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(std::time::Duration::from_secs(60)).build(connector)
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(std::time::Duration::from_secs(60));
+    if mesh_hop {
+        b.http2_only(true).http2_adaptive_window(true);
+    }
+    b.build(connector)
 }
 
 /// A response made by the proxy itself, with Envoy's wording where Envoy has one.
@@ -61,14 +68,20 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Send `req` to `target`, keeping its path and Host header.
-async fn forward(client: &HttpClient, mut req: Request<Incoming>, target: SocketAddr) -> Response<Body> {
+async fn forward(
+    client: &HttpClient,
+    mut req: Request<Incoming>,
+    target: SocketAddr,
+    version: http::Version,
+) -> Response<Body> {
+    // HTTP/2 carries the authority in the URI; keep the caller's Host header for the app.
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let uri = match Uri::builder().scheme("http").authority(target.to_string()).path_and_query(path).build() {
         Ok(u) => u,
         Err(_) => return local_reply(StatusCode::BAD_REQUEST, "invalid request path\n"),
     };
     *req.uri_mut() = uri;
-    *req.version_mut() = http::Version::HTTP_11;
+    *req.version_mut() = version;
     strip_hop_by_hop(req.headers_mut());
     match client.request(req).await {
         Ok(mut resp) => {
@@ -126,10 +139,10 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     };
     // Release the snapshot before awaiting: in-flight requests keep only what they picked.
     drop(snapshot);
-    forward(&shared.client, req, endpoint).await
+    forward(&shared.mesh_client, req, endpoint, http::Version::HTTP_2).await
 }
 
 /// An inbound listener's handler: everything goes to the app.
 pub async fn inbound(shared: Arc<Shared>, app: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    forward(&shared.client, req, app).await
+    forward(&shared.client, req, app, http::Version::HTTP_11).await
 }

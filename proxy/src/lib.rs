@@ -30,7 +30,10 @@ pub struct Shared {
     pub workload: Workload,
     pub snapshot: ArcSwap<config::Snapshot>,
     pub ready: AtomicBool,
+    /// To apps (HTTP/1.1).
     pub client: http::HttpClient,
+    /// To other proxies (h2c, multiplexed).
+    pub mesh_client: http::HttpClient,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +102,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         workload,
         snapshot: ArcSwap::from_pointee(config::Snapshot::default()),
         ready: AtomicBool::new(false),
-        client: http::client(),
+        client: http::client(false),
+        mesh_client: http::client(true),
     });
     let meshd = opts.meshd;
     let serve = async move {

@@ -68,7 +68,8 @@ async fn fake_meshd() -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc:
     (addr, to_proxy, from_proxy)
 }
 
-/// An app that answers `name` to every request.
+/// An endpoint that answers `name` to every request, over HTTP/1.1 or h2c like an inbound
+/// listener (proxies talk h2c to each other).
 async fn app(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -79,7 +80,9 @@ async fn app(name: &'static str) -> SocketAddr {
                 let svc = service_fn(move |_req| async move {
                     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(name))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
