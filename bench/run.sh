@@ -6,7 +6,9 @@
 #
 # Backend: nginx, one worker, a 1024-byte file, access log off. Load: wrk, alternating direct
 # and mesh runs, three of each; medians reported with the ratio to direct. Also the proxies'
-# CPU seconds per 1000 requests (utime+stime from /proc) and their RSS at the end.
+# CPU seconds per 1000 requests (utime+stime from /proc) and their RSS at the end. Then latency
+# at a fixed 1000 req/s over 4 connections (open loop, latency-corrected), and the proxies' CPU
+# at that rate.
 #
 # Usage: bench/run.sh [SECONDS] [CONNECTIONS]    (defaults 10 and 16; one wrk thread)
 # Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` in release mode.
@@ -23,7 +25,9 @@ for tool in wrk nginx; do
 done
 PROFILE=${PROFILE:-release}   # PROFILE=profiling builds faster, with symbols for perf
 cargo build --profile "$PROFILE" --bin mesh >&2
+cargo build --profile "$PROFILE" -p mesh-proxy --example loadgen >&2
 MESH=$PWD/target/$PROFILE/mesh
+LOADGEN=$PWD/target/$PROFILE/examples/loadgen
 
 WORK=$(mktemp -d)
 export MESH_HOME=$WORK/home
@@ -111,6 +115,19 @@ for i in $(seq "$ROUNDS"); do
   MESH_REQS=$(awk -v a="$MESH_REQS" -v r="$rps" -v s="$SECS" 'BEGIN { print a + r*s }')
   echo "round $i: direct ${D_RPS[-1]} req/s, mesh ${M_RPS[-1]} req/s" >&2
 done
+# Fixed rate: 1000 req/s over 4 connections, open loop; p50/p99 added over direct.
+LAT_SECS=${LAT_SECS:-10}
+declare -a LD50 LD99 LM50 LM99
+FIXED_CPU=0
+for i in $(seq "$ROUNDS"); do
+  read -r p50 p99 < <("$LOADGEN" "$DIRECT_URL" --rate 1000 --conns 4 --secs "$LAT_SECS" | awk '{print $8, $11}')
+  LD50+=("$p50"); LD99+=("$p99")
+  c0=$(( $(cpu_ticks $SERVER_PID) + $(cpu_ticks $CLIENT_PID) ))
+  read -r p50 p99 < <("$LOADGEN" "$MESH_URL" --host backend --rate 1000 --conns 4 --secs "$LAT_SECS" | awk '{print $8, $11}')
+  c1=$(( $(cpu_ticks $SERVER_PID) + $(cpu_ticks $CLIENT_PID) ))
+  LM50+=("$p50"); LM99+=("$p99")
+  FIXED_CPU=$(awk -v a="$FIXED_CPU" -v t=$((c1 - c0)) -v hz="$TICKS" 'BEGIN { print a + t/hz }')
+done
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 RSS=$(( $(rss_kib $SERVER_PID) + $(rss_kib $CLIENT_PID) ))
 
@@ -126,3 +143,12 @@ awk -v d="$d_rps" -v m="$m_rps" -v dp="$d_p50" -v mp="$m_p50" -v d9="$d_p99" -v 
   'BEGIN { printf "mesh / direct throughput: %.2fx; added latency p50 +%.3f ms, p99 +%.3f ms\n", m/d, mp-dp, m9-d9 }'
 awk -v c="$CPU_SECONDS" -v r="$MESH_REQS" 'BEGIN { printf "proxy CPU, both hops: %.3f vCPU-seconds per 1000 requests (= vCPU per 1000 req/s)\n", c/r*1000 }'
 echo "proxy RSS, both hops: $((RSS / 1024)) MiB"
+ld50=$(printf '%s\n' "${LD50[@]}" | median); ld99=$(printf '%s\n' "${LD99[@]}" | median)
+lm50=$(printf '%s\n' "${LM50[@]}" | median); lm99=$(printf '%s\n' "${LM99[@]}" | median)
+echo
+echo "fixed rate 1000 req/s, 4 connections, ${LAT_SECS}s, $ROUNDS rounds alternating, medians (open loop)"
+printf '%-28s %10s %10s\n' "path" "p50 ms" "p99 ms"
+printf '%-28s %10.3f %10.3f\n' "direct" "$ld50" "$ld99"
+printf '%-28s %10.3f %10.3f\n' "mesh" "$lm50" "$lm99"
+awk -v a="$ld50" -v b="$lm50" -v c="$ld99" -v d="$lm99" 'BEGIN { printf "added by the mesh: p50 +%.3f ms, p99 +%.3f ms\n", b-a, d-c }'
+awk -v c="$FIXED_CPU" -v n="$ROUNDS" -v s="$LAT_SECS" 'BEGIN { printf "proxy CPU at 1000 req/s, both hops: %.3f vCPU\n", c/(n*s) }'

@@ -41,6 +41,10 @@ pub struct ProxyArgs {
     /// File holding meshd's access token (default MESH_HOME/token).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Protocol between proxies: `h2` multiplexes every request to a peer on one connection;
+    /// `http1` uses a keep-alive pool.
+    #[arg(long, env = "MESH_PEER_PROTOCOL", value_parser = ["h2", "http1"], default_value = "http1")]
+    pub peer_protocol: String,
     /// Worker threads for the data path.
     #[arg(long, env = "MESH_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
@@ -124,6 +128,7 @@ impl ProxyArgs {
             outbound: (!self.no_outbound).then_some(self.outbound),
             admin: self.admin,
             meshd,
+            peer_http2: self.peer_protocol == "h2",
         })
     }
 

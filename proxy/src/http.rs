@@ -20,15 +20,15 @@ use crate::Shared;
 pub type Body = Either<Incoming, Full<Bytes>>;
 pub type HttpClient = Client<HttpConnector, Incoming>;
 
-/// A pooled client. `mesh_hop`: to another proxy's inbound listener, over HTTP/2 (h2c) so all
-/// requests to one peer share one multiplexed connection; otherwise HTTP/1.1 keep-alive (apps).
-pub fn client(mesh_hop: bool) -> HttpClient {
+/// A pooled client. `http2`: h2c with prior knowledge, so all requests to one peer share one
+/// multiplexed connection; otherwise HTTP/1.1 keep-alive.
+pub fn client(http2: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(std::time::Duration::from_secs(60));
-    if mesh_hop {
+    if http2 {
         b.http2_only(true).http2_adaptive_window(true);
     }
     b.build(connector)
@@ -139,7 +139,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     };
     // Release the snapshot before awaiting: in-flight requests keep only what they picked.
     drop(snapshot);
-    forward(&shared.mesh_client, req, endpoint, http::Version::HTTP_2).await
+    let version = if shared.peer_http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+    forward(&shared.mesh_client, req, endpoint, version).await
 }
 
 /// An inbound listener's handler: everything goes to the app.

@@ -32,8 +32,9 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// To apps (HTTP/1.1).
     pub client: http::HttpClient,
-    /// To other proxies (h2c, multiplexed).
+    /// To other proxies.
     pub mesh_client: http::HttpClient,
+    pub peer_http2: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct Options {
     pub outbound: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub meshd: MeshdSource,
+    /// HTTP/2 (h2c) to other proxies' inbound listeners; else HTTP/1.1.
+    pub peer_http2: bool,
 }
 
 /// The addresses a started proxy listens on.
@@ -103,7 +106,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         snapshot: ArcSwap::from_pointee(config::Snapshot::default()),
         ready: AtomicBool::new(false),
         client: http::client(false),
-        mesh_client: http::client(true),
+        mesh_client: http::client(opts.peer_http2),
+        peer_http2: opts.peer_http2,
     });
     let meshd = opts.meshd;
     let serve = async move {

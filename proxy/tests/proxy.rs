@@ -159,6 +159,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: "t0ken".into() },
+        peer_http2: true,
     };
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
     tokio::spawn(serve);
@@ -260,6 +261,7 @@ async fn garbage_from_meshd_is_survived() {
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: "t".into() },
+        peer_http2: true,
     };
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
     tokio::spawn(serve);
