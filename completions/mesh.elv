@@ -162,6 +162,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --admin 'The admin API (loopback)'
             cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
             cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'
+            cand --peer-protocol 'Protocol between proxies: `h2` multiplexes every request to a peer on one connection; `http1` uses a keep-alive pool'
             cand --workers 'Worker threads for the data path'
             cand --platform 'Where the mesh runs'
             cand --kubeconfig 'Kubeconfig file (kube platform)'
