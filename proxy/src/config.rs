@@ -237,3 +237,147 @@ pub struct Dump<'a> {
     pub versions: &'a HashMap<ConfigType, String>,
     pub config: &'a ProxyConfig,
 }
+
+#[cfg(test)]
+mod tests {
+    use mesh_api::proxy_config::*;
+
+    use super::*;
+
+    fn snapshot(routes: Vec<Route>, clusters: &[&str]) -> Snapshot {
+        let raw = ProxyConfig {
+            routes: Routes {
+                virtual_hosts: vec![VirtualHost {
+                    name: "reviews.default.svc.cluster.local:9080".into(),
+                    domains: vec!["reviews".into(), "reviews.default.svc.cluster.local".into()],
+                    port: 9080,
+                    routes,
+                }],
+            },
+            clusters: Clusters {
+                clusters: clusters
+                    .iter()
+                    .map(|c| Cluster {
+                        name: c.to_string(),
+                        service: "reviews".into(),
+                        port: 9080,
+                        subset: None,
+                        lb_policy: LbPolicy::RoundRobin,
+                    })
+                    .collect(),
+            },
+            endpoints: Endpoints {
+                clusters: clusters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let port = u16::try_from(1000 + i).unwrap_or(1);
+                        let eps = vec![
+                            Endpoint { address: ([127, 0, 0, 1], port).into(), workload: "a".into() },
+                            Endpoint { address: ([127, 0, 0, 2], port).into(), workload: "b".into() },
+                        ];
+                        (c.to_string(), eps)
+                    })
+                    .collect(),
+            },
+        };
+        Snapshot::compile(raw, HashMap::new()).expect("compiles")
+    }
+
+    fn route(matches: Vec<RouteMatch>, clusters: &[(&str, u32)]) -> Route {
+        Route {
+            name: "r".into(),
+            matches,
+            clusters: clusters.iter().map(|(c, w)| WeightedCluster { cluster: c.to_string(), weight: *w }).collect(),
+        }
+    }
+
+    fn first_match<'a>(s: &'a Snapshot, method: &str, path: &str, headers: &[(&str, &str)]) -> Option<&'a str> {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        }
+        let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+        let vh = s.vhost("reviews", 9080)?;
+        vh.routes
+            .iter()
+            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(&method, path, &h)))
+            .map(|r| r.clusters[0].0.name.as_str())
+    }
+
+    #[test]
+    fn rules_match_in_order_on_uri_method_and_headers() {
+        let jason = RouteMatch {
+            headers: vec![HeaderMatcher { name: "end-user".into(), value: Some(StringMatcher::Exact("jason".into())) }],
+            ..Default::default()
+        };
+        let api = RouteMatch {
+            uri: Some(StringMatcher::Prefix("/api".into())),
+            method: Some(StringMatcher::Regex("GET|HEAD".into())),
+            ..Default::default()
+        };
+        let present =
+            RouteMatch { headers: vec![HeaderMatcher { name: "x-canary".into(), value: None }], ..Default::default() };
+        let exact = RouteMatch { uri: Some(StringMatcher::Exact("/health".into())), ..Default::default() };
+        let s = snapshot(
+            vec![
+                route(vec![jason], &[("v2", 100)]),
+                route(vec![api, present], &[("v3", 100)]),
+                route(vec![exact], &[("v4", 100)]),
+                route(vec![], &[("v1", 100)]),
+            ],
+            &["v1", "v2", "v3", "v4"],
+        );
+        assert_eq!(first_match(&s, "GET", "/", &[("end-user", "jason")]), Some("v2"));
+        assert_eq!(first_match(&s, "GET", "/", &[("end-user", "jasonx")]), Some("v1"));
+        assert_eq!(first_match(&s, "GET", "/api/x", &[]), Some("v3"));
+        assert_eq!(first_match(&s, "POST", "/api/x", &[]), Some("v1"), "regex must match the whole method");
+        assert_eq!(first_match(&s, "POST", "/", &[("x-canary", "")]), Some("v3"), "present-only header match");
+        assert_eq!(first_match(&s, "GET", "/health", &[]), Some("v4"));
+        assert_eq!(first_match(&s, "GET", "/healthz", &[]), Some("v1"), "exact is exact");
+    }
+
+    #[test]
+    fn hosts_are_case_insensitive_and_port_specific() {
+        let s = snapshot(vec![route(vec![], &[("v1", 100)])], &["v1"]);
+        assert!(s.vhost("reviews", 9080).is_some());
+        assert!(s.vhost("REVIEWS.default.svc.cluster.local", 9080).is_some());
+        assert!(s.vhost("reviews", 80).is_none());
+        assert!(s.vhost("ratings", 9080).is_none());
+    }
+
+    #[test]
+    fn weights_and_round_robin() {
+        let s = snapshot(vec![route(vec![], &[("v1", 90), ("v2", 10), ("v3", 0)])], &["v1", "v2", "v3"]);
+        let r = &s.vhost("reviews", 9080).expect("vhost").routes[0];
+        let mut counts = HashMap::new();
+        for _ in 0..10_000 {
+            *counts.entry(r.pick_cluster().expect("cluster").name.clone()).or_insert(0) += 1;
+        }
+        let v2 = counts.get("v2").copied().unwrap_or(0);
+        assert!((800..=1200).contains(&v2), "{counts:?}");
+        assert_eq!(counts.get("v3"), None, "weight 0 is never picked");
+        let c = &r.clusters[0].0;
+        let picks: Vec<_> = (0..4).map(|_| c.pick().expect("endpoint")).collect();
+        assert_eq!(picks[0], picks[2]);
+        assert_ne!(picks[0], picks[1]);
+    }
+
+    #[test]
+    fn bad_parts_are_attributed_to_their_type() {
+        let raw = ProxyConfig {
+            routes: Routes {
+                virtual_hosts: vec![VirtualHost {
+                    name: "x".into(),
+                    domains: vec!["x".into()],
+                    port: 80,
+                    routes: vec![route(vec![], &[("missing", 100)])],
+                }],
+            },
+            ..Default::default()
+        };
+        let err = Snapshot::compile(raw, HashMap::new()).expect_err("dangling cluster");
+        assert_eq!(err.config_type, ConfigType::Routes);
+        assert!(err.message.contains("unknown cluster missing"));
+    }
+}
