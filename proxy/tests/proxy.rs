@@ -89,6 +89,22 @@ async fn app(name: &'static str) -> SocketAddr {
     addr
 }
 
+/// A proxy with an outbound listener and no inbound ports, talking to `meshd`.
+fn client_options(meshd: SocketAddr, token: &str) -> Options {
+    Options {
+        name: "client".into(),
+        namespace: "default".into(),
+        service_account: "default".into(),
+        labels: Default::default(),
+        inbound: vec![],
+        inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+        outbound: Some("127.0.0.1:0".parse().expect("addr")),
+        admin: "127.0.0.1:0".parse().expect("addr"),
+        meshd: MeshdSource::Fixed { address: meshd, token: token.into() },
+        peer_http2: true,
+    }
+}
+
 async fn get(proxy: SocketAddr, host: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(proxy).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
@@ -149,18 +165,7 @@ async fn next_answers(rx: &mut mpsc::UnboundedReceiver<ProxyMessage>, n: usize) 
 async fn nacked_config_leaves_the_previous_one_in_force() {
     let (meshd, to_proxy, mut from_proxy) = fake_meshd().await;
     let backend = app("web-v1").await;
-    let opts = Options {
-        name: "client".into(),
-        namespace: "default".into(),
-        service_account: "default".into(),
-        labels: Default::default(),
-        inbound: vec![],
-        inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        outbound: Some("127.0.0.1:0".parse().expect("addr")),
-        admin: "127.0.0.1:0".parse().expect("addr"),
-        meshd: MeshdSource::Fixed { address: meshd, token: "t0ken".into() },
-        peer_http2: true,
-    };
+    let opts = client_options(meshd, "t0ken");
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
     tokio::spawn(serve);
     let outbound = bound.outbound.expect("outbound");
@@ -251,18 +256,7 @@ async fn garbage_from_meshd_is_survived() {
             let _ = s.write_all(b"\x00\x01garbage\r\n\r\n").await;
         }
     });
-    let opts = Options {
-        name: "client".into(),
-        namespace: "default".into(),
-        service_account: "default".into(),
-        labels: Default::default(),
-        inbound: vec![],
-        inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
-        outbound: Some("127.0.0.1:0".parse().expect("addr")),
-        admin: "127.0.0.1:0".parse().expect("addr"),
-        meshd: MeshdSource::Fixed { address: meshd, token: "t".into() },
-        peer_http2: true,
-    };
+    let opts = client_options(meshd, "t");
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
     tokio::spawn(serve);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,7 +1,8 @@
-//! The data path outlives the control plane.
+//! The data path outlives the control plane and config changes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -14,6 +15,53 @@ spec:
   selector: {app: echo}
   ports: [{name: http, port: 8080, targetPort: 80}]
 "#;
+
+/// Requests in the background, bounded in count and time, counting good and bad answers.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: JoinHandle<()>,
+}
+
+impl Load {
+    /// `good(code, body)` decides whether an answer counts as a success.
+    fn start(proxy: std::net::SocketAddr, authority: &'static str, good: fn(u16, &str) -> bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let thread = {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                for _ in 0..50_000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let (code, body) = get(proxy, authority, "/", false, &[]);
+                    if good(code, &body) { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Load { stop, ok, failed, thread }
+    }
+
+    fn ok(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Wait until `n` more requests have succeeded.
+    fn wait_more(&self, what: &str, n: usize) {
+        let from = self.ok();
+        eventually(what, Duration::from_secs(5), || (self.ok() > from + n).then_some(()));
+    }
+
+    /// Stop and return (succeeded, failed).
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("load thread");
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
 
 #[test]
 fn killing_meshd_fails_no_request_and_proxies_reconnect() {
@@ -28,43 +76,21 @@ fn killing_meshd_fails_no_request_and_proxies_reconnect() {
     let outbound = client.outbound.expect("outbound");
     mesh.wait_synced(2);
 
-    // Traffic in the background (bounded in count and time) while meshd dies.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            for _ in 0..20_000 {
-                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                    break;
-                }
-                let (code, body) = get(outbound, "echo:8080", "/", false, &[]);
-                if code == 200 && body.trim() == "echo-a" { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-    eventually("some traffic", Duration::from_secs(5), || (ok.load(Ordering::Relaxed) > 50).then_some(()));
+    let load = Load::start(outbound, "echo:8080", |code, body| code == 200 && body.trim() == "echo-a");
+    load.wait_more("some traffic", 50);
     let pid = mesh.meshd_pid().expect("pid");
     std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
     eventually("meshd gone", Duration::from_secs(5), || (!alive(pid)).then_some(()));
-    let at_kill = ok.load(Ordering::Relaxed);
-    eventually("traffic after the kill", Duration::from_secs(5), || {
-        (ok.load(Ordering::Relaxed) > at_kill + 200).then_some(())
-    });
+    load.wait_more("traffic after the kill", 200);
 
     // A new meshd (on a new port) is found again by the proxies, which re-register; traffic
     // keeps flowing while they do, because meshd restores the registry it had.
     let _ = std::fs::remove_file(mesh.home.path().join("meshd.json"));
     mesh.install();
     mesh.wait_synced(2);
-    let at_sync = ok.load(Ordering::Relaxed);
-    eventually("traffic after the restart", Duration::from_secs(5), || {
-        (ok.load(Ordering::Relaxed) > at_sync + 100).then_some(())
-    });
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("load thread");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed ({} ok)", ok.load(Ordering::Relaxed));
+    load.wait_more("traffic after the restart", 100);
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed ({ok} ok)");
 }
 
 #[test]
@@ -80,30 +106,14 @@ fn config_swaps_fail_no_request_and_upstream_connections_are_reused() {
     let outbound = client.outbound.expect("outbound");
     mesh.wait_synced(3);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            for _ in 0..50_000 {
-                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                    break;
-                }
-                let (code, _) = get(outbound, "details:9080", "/", false, &[]);
-                if code == 200 { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let load = Load::start(outbound, "details:9080", |code, _| code == 200);
     // Every split swaps the proxies' whole snapshot while requests are in flight.
     for split in [["v1=100", "v2=0"], ["v1=50", "v2=50"], ["v1=0", "v2=100"], ["v1=70", "v2=30"], ["v1=100", "v2=0"]] {
         mesh.ok(&["route", "split", "details", split[0], split[1], "-y"]);
     }
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("load thread");
-    let total = ok.load(Ordering::Relaxed);
-    assert!(total > 50, "too little traffic to judge: {total}");
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during config swaps ({total} ok)");
+    load.wait_more("traffic after the last swap", 20);
+    let (total, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed during config swaps ({total} ok)");
 
     // Each client request used a new connection to the outbound listener, but the proxies
     // reuse their upstream connections: the apps saw far fewer connections than requests.
