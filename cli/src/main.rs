@@ -57,7 +57,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
     match cli.command {
         Command::Proxy(ProxyCommand::Run(args)) => {
             meshd::init_tracing();
-            return args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from);
+            let code = args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            return Ok(());
         }
         Command::Meshd(args) => {
             meshd::init_tracing();

@@ -48,6 +48,10 @@ pub struct ProxyArgs {
     /// Worker threads for the data path.
     #[arg(long, env = "MESH_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Run this app beside the proxy, with HTTP_PROXY pointing at the outbound listener; the
+    /// proxy exits when the app does, with its exit code.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 fn parse_labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -132,9 +136,13 @@ impl ProxyArgs {
         })
     }
 
-    /// Start the proxy, print where it listens, and serve until killed.
-    pub fn run(&self, home: PathBuf) -> anyhow::Result<()> {
+    /// Start the proxy, print where it listens, and serve until killed (or, with a command,
+    /// until the command exits). Returns the exit code to end the process with.
+    pub fn run(&self, home: PathBuf) -> anyhow::Result<i32> {
         let opts = self.to_options(home)?;
+        if !self.command.is_empty() && opts.outbound.is_none() {
+            bail!("a command needs the outbound listener: drop --no-outbound");
+        }
         let rt = crate::runtime(self.workers).context("cannot start the runtime")?;
         rt.block_on(async move {
             let (bound, serve) = crate::start(opts).await?;
@@ -145,7 +153,29 @@ impl ProxyArgs {
                 println!("inbound port {} listening on {}", p.port, p.listen);
             }
             println!("admin listening on {}", bound.admin);
+            let app = async {
+                let (Some(program), Some(outbound)) = (self.command.first(), bound.outbound) else {
+                    return std::future::pending::<anyhow::Result<i32>>().await;
+                };
+                // Like Istio's holdApplicationUntilProxyStarts: the app's first request must find routes.
+                if !bound.shared.wait_ready(std::time::Duration::from_secs(30)).await {
+                    tracing::warn!("no config from meshd after 30s; starting the app anyway");
+                }
+                let proxy_url = format!("http://{outbound}");
+                let mut child = tokio::process::Command::new(program)
+                    .args(&self.command[1..])
+                    .env("HTTP_PROXY", &proxy_url)
+                    .env("http_proxy", &proxy_url)
+                    .env("NO_PROXY", "localhost,127.0.0.1,::1")
+                    .env("no_proxy", "localhost,127.0.0.1,::1")
+                    .kill_on_drop(true)
+                    .spawn()
+                    .with_context(|| format!("cannot start {program:?}"))?;
+                let status = child.wait().await?;
+                Ok(status.code().unwrap_or(1))
+            };
             tokio::select! {
+                code = app => return code,
                 _ = serve => {}
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async {
@@ -155,7 +185,7 @@ impl ProxyArgs {
                     }
                 } => {}
             }
-            Ok(())
+            Ok(0)
         })
     }
 }

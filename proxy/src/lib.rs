@@ -56,11 +56,27 @@ pub struct Options {
 }
 
 /// The addresses a started proxy listens on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bound {
     pub outbound: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub inbound: Vec<InboundPort>,
+    /// The proxy's shared state (readiness, the snapshot in force).
+    pub shared: Arc<Shared>,
+}
+
+impl Shared {
+    /// Wait until the first full config is in force, or `timeout` passes. Returns readiness.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -82,22 +98,20 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         let l = bind(SocketAddr::new(opts.inbound_bind, 0), "inbound").await?;
         inbound.push((*port, *app, l));
     }
-    let bound = Bound {
-        outbound: outbound.as_ref().and_then(|l| l.local_addr().ok()),
-        admin: admin.local_addr()?,
-        inbound: inbound
-            .iter()
-            .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
-            .collect(),
-    };
+    let outbound_addr = outbound.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_addr = admin.local_addr()?;
+    let inbound_ports: Vec<InboundPort> = inbound
+        .iter()
+        .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
+        .collect();
     let workload = Workload {
         name: opts.name,
         namespace: opts.namespace,
         service_account: opts.service_account,
         labels: opts.labels,
-        ports: bound.inbound.clone(),
-        admin: Some(bound.admin),
-        outbound: bound.outbound,
+        ports: inbound_ports.clone(),
+        admin: Some(admin_addr),
+        outbound: outbound_addr,
         pid: std::process::id(),
         proxy_version: mesh_api::VERSION.to_string(),
     };
@@ -109,6 +123,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         mesh_client: http::client(opts.peer_http2),
         peer_http2: opts.peer_http2,
     });
+    let bound = Bound { outbound: outbound_addr, admin: admin_addr, inbound: inbound_ports, shared: shared.clone() };
     let meshd = opts.meshd;
     let serve = async move {
         let mut tasks = tokio::task::JoinSet::new();

@@ -12,5 +12,6 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     mesh_proxy::init_tracing();
     let cli = Cli::parse();
-    cli.args.run(mesh_proxy::args::default_home())
+    let code = cli.args.run(mesh_proxy::args::default_home())?;
+    std::process::exit(code)
 }

@@ -156,3 +156,26 @@ fn route_split_creates_virtual_service_and_subsets() {
     let table = mesh.ok(&["get", "virtualservices"]).stdout;
     assert!(table.contains("ratings") && table.contains("ratings/v2"), "{table}");
 }
+
+#[test]
+fn proxy_runs_the_app_with_http_proxy_set_and_exits_with_it() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let a = app("details-a");
+    mesh.proxy(&["--workload", "details-v1", "--labels", "app=details", "--inbound", &format!("9080={a}")]);
+    mesh.wait_synced(1);
+    // The app: a bash script that calls details through $HTTP_PROXY (absolute form) and exits 7.
+    let script = r#"hp=${HTTP_PROXY#http://}; exec 3<>/dev/tcp/${hp%:*}/${hp##*:}
+printf 'GET http://details:9080/ HTTP/1.1\r\nHost: details:9080\r\nConnection: close\r\n\r\n' >&3
+cat <&3; exit 7"#;
+    let out = mesh
+        .cmd()
+        .args(["proxy", "run", "--workload", "job", "--", "bash", "-c", script])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{stdout}");
+    assert!(stdout.contains("200 OK") && stdout.contains("details-a"), "{stdout}");
+}
