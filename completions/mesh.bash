@@ -22,6 +22,9 @@ _mesh() {
             mesh,__meshd)
                 cmd="mesh__subcmd____meshd"
                 ;;
+            mesh,analyze)
+                cmd="mesh__subcmd__analyze"
+                ;;
             mesh,apply)
                 cmd="mesh__subcmd__apply"
                 ;;
@@ -63,6 +66,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,__meshd)
                 cmd="mesh__subcmd__help__subcmd____meshd"
+                ;;
+            mesh__subcmd__help,analyze)
+                cmd="mesh__subcmd__help__subcmd__analyze"
                 ;;
             mesh__subcmd__help,apply)
                 cmd="mesh__subcmd__help__subcmd__apply"
@@ -137,7 +143,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,6 +234,76 @@ _mesh() {
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__analyze)
+            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --filename)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json yaml" -- "${cur}"))
+                    return 0
+                    ;;
+                --failure-threshold)
+                    COMPREPLY=($(compgen -W "info warning error" -- "${cur}"))
+                    return 0
+                    ;;
+                --output-threshold)
+                    COMPREPLY=($(compgen -W "info warning error" -- "${cur}"))
+                    return 0
+                    ;;
+                --suppress)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --analyzer)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -457,7 +533,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help"
+            opts="install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,6 +561,20 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd____meshd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__analyze)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
             cand route 'Change how traffic is split between a service''s subsets'
+            cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -241,6 +242,35 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;route;help;help'= {
         }
+        &'mesh;analyze'= {
+            cand -f 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
+            cand --filename 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
+            cand -o 'o'
+            cand --output 'output'
+            cand --failure-threshold 'Exit 1 when a message at this level or above is found'
+            cand --output-threshold 'Print only messages at this level or above'
+            cand -S 'Suppress messages: `CODE=Kind name[.namespace]`, `*` matches anything (repeatable)'
+            cand --suppress 'Suppress messages: `CODE=Kind name[.namespace]`, `*` matches anything (repeatable)'
+            cand --analyzer 'Run only this analyzer (repeatable), e.g. virtualservice.DestinationHostAnalyzer'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -R 'Recurse into directories'
+            cand --recursive 'Recurse into directories'
+            cand -A 'Analyze every namespace, not just -n'
+            cand --all-namespaces 'Analyze every namespace, not just -n'
+            cand --offline 'Do not add the running mesh''s resources, even if meshd is up'
+            cand --list-analyzers 'List the analyzers and exit'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mesh;version'= {
             cand -o 'o'
             cand --output 'output'
@@ -330,6 +360,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
             cand route 'Change how traffic is split between a service''s subsets'
+            cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -358,6 +389,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
         }
         &'mesh;help;route;split'= {
+        }
+        &'mesh;help;analyze'= {
         }
         &'mesh;help;version'= {
         }

@@ -41,6 +41,7 @@ complete -c mesh -n "__fish_mesh_needs_command" -f -a "delete" -d 'Delete resour
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -180,6 +181,31 @@ complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s f -l filename -d 'File, directory or `-` (repeatable); without -f the running mesh is analyzed' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s o -l output -r -f -a "text\t''
+json\t''
+yaml\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l failure-threshold -d 'Exit 1 when a message at this level or above is found' -r -f -a "info\t''
+warning\t''
+error\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l output-threshold -d 'Print only messages at this level or above' -r -f -a "info\t''
+warning\t''
+error\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s S -l suppress -d 'Suppress messages: `CODE=Kind name[.namespace]`, `*` matches anything (repeatable)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l analyzer -d 'Run only this analyzer (repeatable), e.g. virtualservice.DestinationHostAnalyzer' -r
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s R -l recursive -d 'Recurse into directories'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s A -l all-namespaces -d 'Analyze every namespace, not just -n'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l offline -d 'Do not add the running mesh\'s resources, even if meshd is up'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l list-analyzers -d 'List the analyzers and exit'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand version" -s o -l output -r -f -a "table\t''
 yaml\t''
 json\t''"
@@ -236,19 +262,20 @@ complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s q -l quiet -d '
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "__meshd"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "__demo-app"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "__meshd"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "__demo-app"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'

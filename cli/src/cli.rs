@@ -71,6 +71,8 @@ pub enum Command {
     /// Change how traffic is split between a service's subsets.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Find problems in configuration: files offline, the running mesh, or files over it.
+    Analyze(AnalyzeArgs),
     /// Print the versions of the CLI and the running control plane.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -180,6 +182,46 @@ pub struct SplitArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// File, directory or `-` (repeatable); without -f the running mesh is analyzed.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<PathBuf>,
+    /// Recurse into directories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Analyze every namespace, not just -n.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Do not add the running mesh's resources, even if meshd is up.
+    #[arg(long)]
+    pub offline: bool,
+    #[arg(short, long, value_enum, default_value_t = AnalyzeOutput::Text)]
+    pub output: AnalyzeOutput,
+    /// Exit 1 when a message at this level or above is found.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = crate::analyze::Level::Error)]
+    pub failure_threshold: crate::analyze::Level,
+    /// Print only messages at this level or above.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = crate::analyze::Level::Info)]
+    pub output_threshold: crate::analyze::Level,
+    /// Suppress messages: `CODE=Kind name[.namespace]`, `*` matches anything (repeatable).
+    #[arg(short = 'S', long = "suppress")]
+    pub suppress: Vec<String>,
+    /// List the analyzers and exit.
+    #[arg(long)]
+    pub list_analyzers: bool,
+    /// Run only this analyzer (repeatable), e.g. virtualservice.DestinationHostAnalyzer.
+    #[arg(long = "analyzer")]
+    pub analyzers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnalyzeOutput {
+    Text,
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Args)]

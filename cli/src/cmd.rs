@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod analyze;
 pub mod apply;
 pub mod delete;
 pub mod demo;

@@ -44,6 +44,38 @@ fn collect(path: &Path, recursive: bool, top: bool, out: &mut Vec<PathBuf>) -> R
     Ok(())
 }
 
+/// Read every YAML document of the given paths as JSON values, unclassified (for analysis,
+/// which looks at any kind). Malformed YAML is an error naming the file.
+pub fn read_values(paths: &[PathBuf], recursive: bool) -> Result<Vec<Value>> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect(p, recursive, true, &mut files)?;
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        let name = if f.as_os_str() == "-" { "<stdin>".to_string() } else { f.display().to_string() };
+        let text = read_text(&f);
+        match text.map_err(|e| e.to_string()).and_then(|t| mesh_api::resource::parse_yaml_stream(&t)) {
+            Ok(v) => out.extend(v),
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::user(format!("cannot read the input:\n  {}", problems.join("\n  "))));
+    }
+    Ok(out)
+}
+
+fn read_text(f: &Path) -> std::io::Result<String> {
+    if f.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(f)
+    }
+}
+
 /// Read and parse every document. Every problem in every file is reported together; on any
 /// problem the result is an error and the caller changes nothing.
 pub fn read_all(paths: &[PathBuf], recursive: bool, namespace: &str) -> Result<Vec<Doc>> {
@@ -55,13 +87,7 @@ pub fn read_all(paths: &[PathBuf], recursive: bool, namespace: &str) -> Result<V
     let mut problems = Vec::new();
     for f in files {
         let name = if f.as_os_str() == "-" { "<stdin>".to_string() } else { f.display().to_string() };
-        let text = if f.as_os_str() == "-" {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map(|_| s)
-        } else {
-            std::fs::read_to_string(&f)
-        };
-        let text = match text {
+        let text = match read_text(&f) {
             Ok(t) => t,
             Err(e) => {
                 problems.push(format!("{name}: {e}"));

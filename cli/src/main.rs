@@ -1,6 +1,7 @@
 //! `mesh`: install, configure, validate and diagnose the mesh. It bundles meshd and the
 //! proxy (hidden subcommands), so one binary is a whole local mesh.
 
+mod analyze;
 mod cli;
 mod client;
 mod cmd;
@@ -94,6 +95,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Delete(a) => cmd::delete::run(&ctx, a).await,
             Command::ProxyStatus(a) => cmd::proxy_status::run(&ctx, a).await,
             Command::Route(RouteCommand::Split(a)) => cmd::route::split(&ctx, a).await,
+            Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::DemoApp(a) => cmd::demo_app::run(a).await,

@@ -148,3 +148,53 @@ fn fields_not_enforced_yet_are_announced() {
     let r = mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-ratings-test-abort.yaml")]);
     assert!(r.stderr.contains("not enforced by the proxy yet: spec.http[0].fault"), "{}", r.stderr);
 }
+
+#[test]
+fn analyze_files_offline_and_the_live_mesh() {
+    let mesh = Mesh::new();
+    let testdata = shared("analyzers/testdata/virtualservice_destinationhosts.yaml");
+    let r = mesh.run(&["analyze", "--offline", "-A", "-f", &testdata]);
+    assert_eq!(r.code, 1, "errors found: exit 1\n{}", r.stdout);
+    assert!(
+        r.stdout.contains(r#"Error [IST0101] (VirtualService reviews-bogusport.default) Referenced host:port not found: "reviews:999""#),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Error [IST0112] (VirtualService reviews-2port-missing.default)"), "{}", r.stdout);
+    // Suppressions and thresholds.
+    let r = mesh.run(&["analyze", "--offline", "-A", "-f", &testdata, "-S", "IST01*=*", "-o", "json"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, "[]"), "{}", r.stderr);
+    let r = mesh.run(&[
+        "analyze",
+        "--offline",
+        "-A",
+        "-f",
+        &testdata,
+        "--failure-threshold",
+        "Error",
+        "--output-threshold",
+        "Error",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(8));
+    assert_eq!(v[0]["level"], "Error");
+    assert!(v[0]["origin"].as_str().is_some_and(|o| o.starts_with("VirtualService ") && o.contains('/')), "{v}");
+
+    // The running mesh: a VirtualService that routes to a host nobody serves.
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let clean = mesh.ok(&["analyze"]);
+    assert!(clean.stdout.contains("No validation issues found when analyzing namespace: default"), "{}", clean.stdout);
+    let vs = mesh.home.path().join("vs.yaml");
+    std::fs::write(&vs, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: typo}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reveiws}}]\n").expect("write");
+    mesh.ok(&["apply", "-f", vs.to_str().expect("path")]);
+    let r = mesh.run(&["analyze"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains(r#"Error [IST0101] (VirtualService typo.default) Referenced host not found: "reveiws""#),
+        "{}",
+        r.stdout
+    );
+}

@@ -1,0 +1,162 @@
+//! `mesh analyze`: Istio-compatible configuration analysis over any set of resources (files,
+//! the live mesh, or both). Analyzers are pure functions over generic resources, so they also
+//! speak about kinds meshd does not serve (Gateways, ServiceEntries, Pods...).
+//!
+//! Implemented so far: the analyzers listed by `all()`. Istio has more; `--list-analyzers` shows
+//! exactly what runs.
+
+mod messages;
+mod service;
+mod virtualservice;
+
+#[cfg(test)]
+mod conformance;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use messages::{Level, MsgType};
+
+/// A resource as analyzers see it: identity plus its document.
+#[derive(Debug, Clone)]
+pub struct Res {
+    pub api_version: String,
+    pub kind: String,
+    /// None when the document had no namespace (Istio's analyzers then print `Kind name`).
+    pub namespace: Option<String>,
+    pub name: String,
+    pub value: Value,
+}
+
+impl Res {
+    pub fn from_value(value: Value) -> Option<Res> {
+        let kind = value.get("kind")?.as_str()?.to_string();
+        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let meta = value.get("metadata");
+        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
+        let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
+        Some(Res { api_version, kind, namespace, name, value })
+    }
+
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+    }
+
+    /// Is this the Istio (or core) kind `kind` of API group `group`?
+    pub fn is(&self, group: &str, kind: &str) -> bool {
+        self.kind == kind && self.group() == group
+    }
+
+    /// The namespace used for name resolution: the document's, else `default`.
+    pub fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+
+    pub fn spec(&self) -> &Value {
+        self.value.get("spec").unwrap_or(&Value::Null)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.value.get("metadata")?.get("annotations")?.get(key)?.as_str()
+    }
+
+    /// `Kind namespace/name`, or `Kind name` without a namespace (Istio's origin string).
+    pub fn origin(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub code: &'static str,
+    #[serde(skip)]
+    pub name: &'static str,
+    pub level: Level,
+    pub message: String,
+    pub origin: String,
+    #[serde(rename = "documentationUrl")]
+    pub documentation_url: String,
+    #[serde(skip)]
+    pub kind: String,
+    #[serde(skip)]
+    pub namespace: Option<String>,
+    #[serde(skip)]
+    pub resource_name: String,
+}
+
+impl Message {
+    pub fn new(t: &MsgType, r: &Res, text: String) -> Message {
+        Message {
+            code: t.code,
+            name: t.name,
+            level: t.level,
+            message: text,
+            origin: r.origin(),
+            documentation_url: format!(
+                "https://istio.io/latest/docs/reference/config/analysis/{}/",
+                t.code.to_ascii_lowercase()
+            ),
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            resource_name: r.name.clone(),
+        }
+    }
+
+    /// `Kind name.namespace` as istioctl's text output writes the resource.
+    pub fn text_resource(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {}.{ns}", self.kind, self.resource_name),
+            None => format!("{} {}", self.kind, self.resource_name),
+        }
+    }
+}
+
+/// What analyzers read.
+pub struct Input {
+    pub resources: Vec<Res>,
+}
+
+impl Input {
+    pub fn of_kind<'a>(&'a self, group: &'a str, kind: &'a str) -> impl Iterator<Item = &'a Res> + 'a {
+        self.resources.iter().filter(move |r| r.is(group, kind))
+    }
+}
+
+pub trait Analyzer {
+    /// Istio's analyzer name, e.g. `virtualservice.DestinationHostAnalyzer`.
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>);
+}
+
+/// Every analyzer this build has.
+pub fn all() -> Vec<Box<dyn Analyzer>> {
+    vec![Box::new(virtualservice::DestinationHostAnalyzer), Box::new(service::PortNameAnalyzer)]
+}
+
+/// Istio adds these to every analysis: the default ingress gateway's Service and a Pod.
+pub fn implicit_resources() -> Vec<Res> {
+    let docs = [
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "istio-ingressgateway-dummypod", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2"}]}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"}, "spec": {"selector": {"istio": "ingressgateway"}, "ports": [
+            {"name": "http2", "port": 80, "nodePort": 31380, "targetPort": 8080},
+            {"name": "https", "port": 443, "nodePort": 31390, "targetPort": 8443},
+            {"name": "tcp", "port": 31400, "nodePort": 31400, "targetPort": 31400},
+            {"name": "tls", "port": 15443, "targetPort": 15443}]}}),
+    ];
+    docs.into_iter().filter_map(Res::from_value).collect()
+}
+
+/// Run `analyzers` over `resources`.
+pub fn run(analyzers: &[Box<dyn Analyzer>], resources: Vec<Res>) -> Vec<Message> {
+    let input = Input { resources };
+    let mut out = Vec::new();
+    for a in analyzers {
+        a.analyze(&input, &mut out);
+    }
+    out
+}

@@ -1,0 +1,38 @@
+//! Istio's analysis message types (codes, names, levels) for the analyzers we implement.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "Info",
+            Level::Warning => "Warning",
+            Level::Error => "Error",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MsgType {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub level: Level,
+}
+
+pub const REFERENCED_RESOURCE_NOT_FOUND: MsgType =
+    MsgType { code: "IST0101", name: "ReferencedResourceNotFound", level: Level::Error };
+pub const DESTINATION_PORT_SELECTOR_REQUIRED: MsgType =
+    MsgType { code: "IST0112", name: "VirtualServiceDestinationPortSelectorRequired", level: Level::Error };
+pub const PORT_NAME_NOT_UNDER_CONVENTION: MsgType =
+    MsgType { code: "IST0118", name: "PortNameIsNotUnderNamingConvention", level: Level::Info };
+pub const INGRESS_ROUTE_RULES_NOT_AFFECTED: MsgType =
+    MsgType { code: "IST0140", name: "IngressRouteRulesNotAffected", level: Level::Warning };
+pub const EXTERNAL_NAME_INVALID_PORT_NAME: MsgType =
+    MsgType { code: "IST0150", name: "ExternalNameServiceTypeInvalidPortName", level: Level::Warning };

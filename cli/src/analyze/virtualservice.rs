@@ -1,0 +1,203 @@
+//! VirtualService analyzers.
+
+use serde_json::Value;
+
+use super::messages::*;
+use super::{Analyzer, Input, Message, Res};
+
+/// A host something can route to, and who may see it.
+struct Target {
+    host: String,
+    /// Namespaces it is exported to; `*` is every namespace.
+    export_to: Vec<String>,
+    ports: Vec<u64>,
+}
+
+fn export_list(raw: impl Iterator<Item = String>, own_ns: &str) -> Vec<String> {
+    let v: Vec<String> = raw.map(|s| if s == "." { own_ns.to_string() } else { s }).collect();
+    if v.is_empty() { vec!["*".into()] } else { v }
+}
+
+fn str_list(v: Option<&Value>) -> impl Iterator<Item = String> + '_ {
+    v.and_then(Value::as_array).into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string))
+}
+
+fn targets(input: &Input) -> Vec<Target> {
+    let mut out = Vec::new();
+    for svc in input.of_kind("", "Service") {
+        let export = svc
+            .annotation("networking.istio.io/exportTo")
+            .map(|a| a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        out.push(Target {
+            host: mesh_api::host::service_fqdn(&svc.name, svc.ns()),
+            export_to: export_list(export.into_iter(), svc.ns()),
+            ports: svc
+                .spec()
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.get("port")?.as_u64())
+                .collect(),
+        });
+    }
+    for se in input.of_kind("networking.istio.io", "ServiceEntry") {
+        let export = export_list(str_list(se.spec().get("exportTo")), se.ns());
+        let ports: Vec<u64> = se
+            .spec()
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("number")?.as_u64())
+            .collect();
+        for h in str_list(se.spec().get("hosts")) {
+            out.push(Target { host: h.to_ascii_lowercase(), export_to: export.clone(), ports: ports.clone() });
+        }
+    }
+    out
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    if pattern == host || pattern == "*" {
+        return true;
+    }
+    match pattern.strip_prefix('*') {
+        Some(suffix) => !host.starts_with('*') && host.ends_with(suffix),
+        None => false,
+    }
+}
+
+/// The target for `host` as seen from every namespace in `from`, if visible from all.
+fn lookup<'a>(targets: &'a [Target], host: &str, from: &[String]) -> Option<&'a Target> {
+    let mut found = None;
+    for ns in from {
+        let visible = |t: &&Target| t.export_to.iter().any(|e| e == "*" || e == ns);
+        let exact = targets.iter().filter(visible).find(|t| t.host == host);
+        let t = exact.or_else(|| targets.iter().filter(visible).find(|t| host_matches(&t.host, host)))?;
+        found = Some(t);
+    }
+    found
+}
+
+/// Destinations of a VirtualService: routes of http, tcp and tls rules (a missing destination
+/// counts, with an empty host), then http mirrors.
+fn destinations(spec: &Value) -> (Vec<Option<&Value>>, Vec<&Value>) {
+    let mut routes = Vec::new();
+    for section in ["http", "tcp", "tls"] {
+        for rule in spec.get(section).and_then(Value::as_array).into_iter().flatten() {
+            for r in rule.get("route").and_then(Value::as_array).into_iter().flatten() {
+                routes.push(r.get("destination"));
+            }
+        }
+    }
+    let mut mirrors = Vec::new();
+    for rule in spec.get("http").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(m) = rule.get("mirror") {
+            mirrors.push(m);
+        }
+        for m in rule.get("mirrors").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(d) = m.get("destination") {
+                mirrors.push(d);
+            }
+        }
+    }
+    (routes, mirrors)
+}
+
+fn dest_host(d: Option<&Value>) -> &str {
+    d.and_then(|d| d.get("host")).and_then(Value::as_str).unwrap_or("")
+}
+
+fn fqdn(host: &str, ns: &str) -> String {
+    if host.is_empty() { String::new() } else { mesh_api::host::resolve(host, ns) }
+}
+
+fn gateway_bound(vs: &Res) -> bool {
+    let gws: Vec<String> = str_list(vs.spec().get("gateways")).collect();
+    !gws.is_empty() && !gws.iter().any(|g| g == "mesh")
+}
+
+/// `virtualservice.DestinationHostAnalyzer`: every destination and mirror host must exist and be
+/// visible (exportTo) from where the VirtualService applies; ports must exist and be given when
+/// the service has several. Also warns when a mesh VirtualService's subsets cannot apply to
+/// requests arriving through an ingress gateway's VirtualService.
+pub struct DestinationHostAnalyzer;
+
+impl Analyzer for DestinationHostAnalyzer {
+    fn name(&self) -> &'static str {
+        "virtualservice.DestinationHostAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks the destination hosts associated with each virtual service"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let targets = targets(input);
+        let vss: Vec<&Res> = input.of_kind("networking.istio.io", "VirtualService").collect();
+        for vs in &vss {
+            let export: Vec<String> = str_list(vs.spec().get("exportTo")).collect();
+            let from: Vec<String> = if export.is_empty() || export.iter().any(|e| e == "*") {
+                vec![vs.ns().to_string()]
+            } else {
+                export.into_iter().map(|e| if e == "." { vs.ns().to_string() } else { e }).collect()
+            };
+            let (routes, mirrors) = destinations(vs.spec());
+            for d in routes.into_iter().chain(mirrors.into_iter().map(Some)) {
+                let host = dest_host(d);
+                let Some(t) = lookup(&targets, &fqdn(host, vs.ns()), &from) else {
+                    out.push(Message::new(
+                        &REFERENCED_RESOURCE_NOT_FOUND,
+                        vs,
+                        format!("Referenced host not found: {host:?}"),
+                    ));
+                    continue;
+                };
+                match d.and_then(|d| d.get("port")).and_then(|p| p.get("number")).and_then(Value::as_u64) {
+                    None if t.ports.len() > 1 => out.push(Message::new(
+                        &DESTINATION_PORT_SELECTOR_REQUIRED,
+                        vs,
+                        format!(
+                            "This VirtualService routes to a service {host:?} that exposes multiple ports {:?}. Specifying a port in the destination is required to disambiguate.",
+                            t.ports
+                        ),
+                    )),
+                    Some(port) if !t.ports.contains(&port) => out.push(Message::new(
+                        &REFERENCED_RESOURCE_NOT_FOUND,
+                        vs,
+                        format!("Referenced host:port not found: \"{host}:{port}\""),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        // Subsets set by mesh VirtualServices do not apply to traffic an ingress gateway's
+        // VirtualService sends to the same host without a subset.
+        for gw_vs in vss.iter().filter(|v| gateway_bound(v)) {
+            let (routes, _) = destinations(gw_vs.spec());
+            for d in routes.into_iter().flatten() {
+                if d.get("subset").is_some() {
+                    continue;
+                }
+                let host = fqdn(dest_host(Some(d)), gw_vs.ns());
+                for mesh_vs in vss.iter().filter(|v| !gateway_bound(v)) {
+                    let serves = str_list(mesh_vs.spec().get("hosts")).any(|h| fqdn(&h, mesh_vs.ns()) == host);
+                    let (mesh_routes, _) = destinations(mesh_vs.spec());
+                    let uses_subsets = mesh_routes.into_iter().flatten().any(|md| md.get("subset").is_some());
+                    if serves && uses_subsets {
+                        out.push(Message::new(
+                            &INGRESS_ROUTE_RULES_NOT_AFFECTED,
+                            gw_vs,
+                            format!(
+                                "Subset in virtual service {} has no effect on ingress gateway {} requests",
+                                mesh_vs.name, gw_vs.name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `mesh analyze`: load resources (files, the running mesh, or both), run the analyzers, print
+//! istioctl-style results, exit 1 when something at the failure threshold is found.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::Ctx;
+use crate::analyze::{self, Message, Res};
+use crate::cli::{AnalyzeArgs, AnalyzeOutput};
+use crate::error::{CliError, Result};
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, rest)) => {
+            let Some(s) = s.strip_prefix(head) else { return false };
+            (0..=s.len()).filter(|i| s.is_char_boundary(*i)).any(|i| glob(rest, &s[i..]))
+        }
+    }
+}
+
+fn suppressed(rules: &[(String, String)], m: &Message) -> bool {
+    rules.iter().any(|(code, res)| glob(code, m.code) && glob(res, &m.text_resource()))
+}
+
+pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
+    let mut analyzers = analyze::all();
+    if args.list_analyzers {
+        ctx.out.table(
+            &["ANALYZER", "DESCRIPTION"],
+            analyzers.iter().map(|a| vec![a.name().into(), a.description().into()]).collect(),
+        );
+        return Ok(());
+    }
+    if !args.analyzers.is_empty() {
+        let known: Vec<&str> = analyzers.iter().map(|a| a.name()).collect();
+        if let Some(bad) = args.analyzers.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(CliError::user(format!("unknown analyzer {bad:?}; this build has: {}", known.join(", "))));
+        }
+        analyzers.retain(|a| args.analyzers.iter().any(|n| n == a.name()));
+    }
+    let mut rules = Vec::new();
+    for s in &args.suppress {
+        let (code, res) = s.split_once('=').ok_or_else(|| {
+            CliError::user(format!("--suppress {s:?}: expected CODE=RESOURCE, like \"IST0102=Namespace *\""))
+        })?;
+        rules.push((code.trim().to_string(), res.trim().to_string()));
+    }
+
+    let ns = ctx.global.namespace.clone();
+    // Live resources first, then files over them (same kind, namespace and name: the file wins).
+    let mut by_key: BTreeMap<(String, String, String), Res> = BTreeMap::new();
+    let mut sources = Vec::new();
+    if !args.offline
+        && (args.files.is_empty() || crate::cmd::install::running(&meshd::Home::from_env()).await.is_some())
+    {
+        let client = ctx.client()?;
+        let live: Vec<Value> = client.get(mesh_api::control::RESOURCES_PATH).await?;
+        sources.push(format!("the running mesh ({} resources)", live.len()));
+        for v in live {
+            if let Some(r) = Res::from_value(v) {
+                by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
+            }
+        }
+    }
+    if !args.files.is_empty() {
+        let docs = crate::files::read_values(&args.files, args.recursive)?;
+        sources.push(format!("{} documents from files", docs.len()));
+        for mut v in docs {
+            if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+                && !meta.contains_key("namespace")
+            {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            if let Some(r) = Res::from_value(v) {
+                by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
+            }
+        }
+    }
+    let mut resources: Vec<Res> = by_key.into_values().collect();
+    resources.extend(analyze::implicit_resources());
+
+    let mut messages: Vec<Message> = analyze::run(&analyzers, resources)
+        .into_iter()
+        .filter(|m| args.all_namespaces || m.namespace.as_deref().is_none_or(|n| n == ns))
+        .filter(|m| !suppressed(&rules, m))
+        .collect();
+    let fail = messages.iter().any(|m| m.level >= args.failure_threshold);
+    messages.retain(|m| m.level >= args.output_threshold);
+    messages.sort_by(|a, b| (b.level, &a.origin, a.code).cmp(&(a.level, &b.origin, b.code)));
+
+    let scope = if args.all_namespaces { "all namespaces".to_string() } else { format!("namespace: {ns}") };
+    match args.output {
+        AnalyzeOutput::Json => ctx.out.structured(crate::cli::Output::Json, &messages)?,
+        AnalyzeOutput::Yaml => ctx.out.structured(crate::cli::Output::Yaml, &messages)?,
+        AnalyzeOutput::Text => {
+            for m in &messages {
+                ctx.out.data(format!("{} [{}] ({}) {}", m.level.as_str(), m.code, m.text_resource(), m.message));
+            }
+            if messages.is_empty() {
+                ctx.out
+                    .success(format!("No validation issues found when analyzing {scope} ({}).", sources.join(" and ")));
+            }
+        }
+    }
+    if fail {
+        return Err(CliError::user(format!(
+            "analyzers found issues when analyzing {scope}; see https://istio.io/latest/docs/reference/config/analysis for causes and fixes"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("Namespace *", "Namespace default"));
+        assert!(glob("IST01*", "IST0102"));
+        assert!(glob("*", ""));
+        assert!(!glob("Namespace *", "Service x.default"));
+        assert!(glob("Service *.prod", "Service web.prod"));
+    }
+}
