@@ -5,6 +5,7 @@
 //! Implemented so far: the analyzers listed by `all()`. Istio has more; `--list-analyzers` shows
 //! exactly what runs.
 
+mod destinationrule;
 mod messages;
 mod service;
 mod virtualservice;
@@ -135,7 +136,11 @@ pub trait Analyzer {
 
 /// Every analyzer this build has.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
-    vec![Box::new(virtualservice::DestinationHostAnalyzer), Box::new(service::PortNameAnalyzer)]
+    vec![
+        Box::new(destinationrule::CaCertificateAnalyzer),
+        Box::new(service::PortNameAnalyzer),
+        Box::new(virtualservice::DestinationHostAnalyzer),
+    ]
 }
 
 /// Istio adds these to every analysis: the default ingress gateway's Service and a Pod.

@@ -36,3 +36,7 @@ pub const INGRESS_ROUTE_RULES_NOT_AFFECTED: MsgType =
     MsgType { code: "IST0140", name: "IngressRouteRulesNotAffected", level: Level::Warning };
 pub const EXTERNAL_NAME_INVALID_PORT_NAME: MsgType =
     MsgType { code: "IST0150", name: "ExternalNameServiceTypeInvalidPortName", level: Level::Warning };
+pub const NO_SERVER_CERT_VERIFICATION_DESTINATION: MsgType =
+    MsgType { code: "IST0128", name: "NoServerCertificateVerificationDestinationLevel", level: Level::Warning };
+pub const NO_SERVER_CERT_VERIFICATION_PORT: MsgType =
+    MsgType { code: "IST0129", name: "NoServerCertificateVerificationPortLevel", level: Level::Warning };
