@@ -8,6 +8,7 @@
 mod destinationrule;
 mod messages;
 mod service;
+mod serviceentry;
 mod virtualservice;
 
 #[cfg(test)]
@@ -119,6 +120,8 @@ impl Message {
 /// What analyzers read.
 pub struct Input {
     pub resources: Vec<Res>,
+    /// MeshConfig (a fragment; missing fields are Istio's defaults).
+    pub mesh_config: Value,
 }
 
 impl Input {
@@ -139,6 +142,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(service::PortNameAnalyzer),
+        Box::new(serviceentry::ProtocolAddressesAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
     ]
 }
@@ -156,9 +160,9 @@ pub fn implicit_resources() -> Vec<Res> {
     docs.into_iter().filter_map(Res::from_value).collect()
 }
 
-/// Run `analyzers` over `resources`.
-pub fn run(analyzers: &[Box<dyn Analyzer>], resources: Vec<Res>) -> Vec<Message> {
-    let input = Input { resources };
+/// Run `analyzers` over `resources` with a MeshConfig fragment (`Value::Null` for defaults).
+pub fn run(analyzers: &[Box<dyn Analyzer>], resources: Vec<Res>, mesh_config: Value) -> Vec<Message> {
+    let input = Input { resources, mesh_config };
     let mut out = Vec::new();
     for a in analyzers {
         a.analyze(&input, &mut out);

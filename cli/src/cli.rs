@@ -195,6 +195,9 @@ pub struct AnalyzeArgs {
     /// Analyze every namespace, not just -n.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// A MeshConfig fragment to analyze with (Istio's `--meshConfigFile`).
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<PathBuf>,
     /// Do not add the running mesh's resources, even if meshd is up.
     #[arg(long)]
     pub offline: bool,

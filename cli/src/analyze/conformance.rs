@@ -25,6 +25,16 @@ fn load(files: &[Value]) -> Vec<Res> {
     out
 }
 
+fn mesh_config(case: &Value) -> Value {
+    match case["meshConfigFile"].as_str() {
+        Some(f) => {
+            let text = std::fs::read_to_string(dir().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            mesh_api::resource::parse_yaml_stream(&text).ok().and_then(|mut d| d.pop()).unwrap_or(Value::Null)
+        }
+        None => Value::Null,
+    }
+}
+
 fn find(name: &str) -> Option<Box<dyn Analyzer>> {
     all().into_iter().find(|a| a.name() == name)
 }
@@ -40,7 +50,8 @@ fn istio_analyzer_cases() {
             skipped += 1;
             continue;
         };
-        let got = run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])));
+        let got =
+            run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])), mesh_config(case));
         let mut got: Vec<(String, String)> = got.into_iter().map(|m| (m.code.to_string(), m.origin)).collect();
         let mut want: Vec<(String, String)> = case["expected"]
             .as_array()
@@ -74,7 +85,8 @@ fn istio_heldout_analyzer_cases() {
             continue;
         };
         let emits = codes.get(an).cloned().unwrap_or_default();
-        let got = run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])));
+        let got =
+            run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])), mesh_config(case));
         let mut lines: Vec<String> = got
             .iter()
             .filter(|m| emits.iter().any(|c| c == m.code))

@@ -40,3 +40,5 @@ pub const NO_SERVER_CERT_VERIFICATION_DESTINATION: MsgType =
     MsgType { code: "IST0128", name: "NoServerCertificateVerificationDestinationLevel", level: Level::Warning };
 pub const NO_SERVER_CERT_VERIFICATION_PORT: MsgType =
     MsgType { code: "IST0129", name: "NoServerCertificateVerificationPortLevel", level: Level::Warning };
+pub const SERVICE_ENTRY_ADDRESSES_REQUIRED: MsgType =
+    MsgType { code: "IST0134", name: "ServiceEntryAddressesRequired", level: Level::Warning };

@@ -82,7 +82,18 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
     let mut resources: Vec<Res> = by_key.into_values().collect();
     resources.extend(analyze::implicit_resources());
 
-    let mut messages: Vec<Message> = analyze::run(&analyzers, resources)
+    let mesh_config = match &args.mesh_config {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| CliError::user(format!("--mesh-config {}: {e}", f.display())))?;
+            mesh_api::resource::parse_yaml_stream(&text)
+                .map_err(|e| CliError::user(format!("--mesh-config {}: malformed YAML: {e}", f.display())))?
+                .pop()
+                .unwrap_or(Value::Null)
+        }
+        None => Value::Null,
+    };
+    let mut messages: Vec<Message> = analyze::run(&analyzers, resources, mesh_config)
         .into_iter()
         .filter(|m| args.all_namespaces || m.namespace.as_deref().is_none_or(|n| n == ns))
         .filter(|m| !suppressed(&rules, m))
