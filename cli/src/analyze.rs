@@ -6,6 +6,7 @@
 //! exactly what runs.
 
 mod destinationrule;
+mod gateway;
 mod messages;
 mod service;
 mod serviceentry;
@@ -58,6 +59,15 @@ impl Res {
         self.value.get("spec").unwrap_or(&Value::Null)
     }
 
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.value.get("metadata")?.get("labels")?.get(key)?.as_str()
+    }
+
+    /// Labels as a map of strings.
+    pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        string_map(self.value.get("metadata").and_then(|m| m.get("labels")))
+    }
+
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.value.get("metadata")?.get("annotations")?.get(key)?.as_str()
     }
@@ -69,6 +79,28 @@ impl Res {
             None => format!("{} {}", self.kind, self.name),
         }
     }
+}
+
+/// A JSON object of strings as a map (non-strings skipped).
+pub fn string_map(v: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect()
+}
+
+/// Kubernetes equality selection: every selector label present with the same value.
+pub fn selects(
+    selector: &std::collections::BTreeMap<String, String>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// A selector as Kubernetes prints it: `k=v,k2=v2`.
+pub fn selector_string(selector: &std::collections::BTreeMap<String, String>) -> String {
+    selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// One finding.
@@ -141,21 +173,21 @@ pub trait Analyzer {
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(destinationrule::CaCertificateAnalyzer),
+        Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
     ]
 }
 
-/// Istio adds these to every analysis: the default ingress gateway's Service and a Pod.
+/// Istio adds these to every analysis (its "internal-ingress" source): the default ingress
+/// gateway's Pod and Service in `istio-system`, which gateway analyzers rely on.
 pub fn implicit_resources() -> Vec<Res> {
+    let port = |name: &str, port: u16, node: u16| serde_json::json!({"name": name, "nodePort": node, "port": port, "protocol": "TCP", "targetPort": port});
     let docs = [
-        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "istio-ingressgateway-dummypod", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "proxyv2"}]}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "istio-ingressgateway-dummypod", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}}, "spec": {"containers": [{"name": "istio-proxy"}]}}),
         serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"}, "spec": {"selector": {"istio": "ingressgateway"}, "ports": [
-            {"name": "http2", "port": 80, "nodePort": 31380, "targetPort": 8080},
-            {"name": "https", "port": 443, "nodePort": 31390, "targetPort": 8443},
-            {"name": "tcp", "port": 31400, "nodePort": 31400, "targetPort": 31400},
-            {"name": "tls", "port": 15443, "targetPort": 15443}]}}),
+            port("http2", 80, 31380), port("https", 443, 31390), port("tcp", 31400, 31400), port("tls", 15443, 31447)]}}),
     ];
     docs.into_iter().filter_map(Res::from_value).collect()
 }

@@ -42,3 +42,5 @@ pub const NO_SERVER_CERT_VERIFICATION_PORT: MsgType =
     MsgType { code: "IST0129", name: "NoServerCertificateVerificationPortLevel", level: Level::Warning };
 pub const SERVICE_ENTRY_ADDRESSES_REQUIRED: MsgType =
     MsgType { code: "IST0134", name: "ServiceEntryAddressesRequired", level: Level::Warning };
+pub const GATEWAY_PORT_NOT_ON_SERVICE: MsgType =
+    MsgType { code: "IST0162", name: "GatewayPortNotDefinedOnService", level: Level::Warning };

@@ -39,12 +39,10 @@ impl Analyzer for PortNameAnalyzer {
         for svc in input.of_kind("", "Service") {
             // Kubernetes' own services, Istio's own (labelled `istio` or `release: istio`), and
             // gateways Istio manages are not the user's to rename.
-            let labels = svc.value.get("metadata").and_then(|m| m.get("labels"));
-            let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
             if SYSTEM_NAMESPACES.contains(&svc.ns())
-                || label("istio").is_some()
-                || label("release") == Some("istio")
-                || label("gateway.istio.io/managed").is_some()
+                || svc.label("istio").is_some()
+                || svc.label("release") == Some("istio")
+                || svc.label("gateway.istio.io/managed").is_some()
             {
                 continue;
             }
