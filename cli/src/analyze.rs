@@ -31,6 +31,21 @@ pub struct Res {
     pub value: Value,
 }
 
+/// Turn documents into resources; a `kind: List` contributes its items.
+pub fn resources_of(docs: impl IntoIterator<Item = Value>) -> Vec<Res> {
+    let mut out = Vec::new();
+    for d in docs {
+        if d.get("kind").and_then(Value::as_str) == Some("List") {
+            out.extend(
+                d.get("items").and_then(Value::as_array).into_iter().flatten().cloned().filter_map(Res::from_value),
+            );
+        } else if let Some(r) = Res::from_value(d) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 impl Res {
     pub fn from_value(value: Value) -> Option<Res> {
         let kind = value.get("kind")?.as_str()?.to_string();
@@ -173,6 +188,7 @@ pub trait Analyzer {
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(destinationrule::CaCertificateAnalyzer),
+        Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),

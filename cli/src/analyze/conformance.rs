@@ -19,7 +19,7 @@ fn load(files: &[Value]) -> Vec<Res> {
     for f in files.iter().filter_map(Value::as_str) {
         let text = std::fs::read_to_string(dir().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         let docs = mesh_api::resource::parse_yaml_stream(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
-        out.extend(docs.into_iter().filter_map(Res::from_value));
+        out.extend(resources_of(docs));
     }
     out.extend(implicit_resources());
     out

@@ -76,3 +76,86 @@ impl Analyzer for IngressGatewayPortAnalyzer {
         }
     }
 }
+
+/// Does a server host (`ns/host` or `host`, maybe a wildcard) overlap another?
+fn hosts_overlap(a: &str, b: &str) -> bool {
+    let strip = |h: &str| h.rsplit_once('/').map(|(_, h)| h.to_string()).unwrap_or_else(|| h.to_string());
+    let (a, b) = (strip(a), strip(b));
+    let wild = |p: &str, h: &str| p == "*" || p.strip_prefix('*').is_some_and(|suffix| h.ends_with(suffix));
+    a == b || wild(&a, &b) || wild(&b, &a)
+}
+
+/// `gateway.ConflictingGatewayAnalyzer`: two Gateways on the same workload (their selectors
+/// pick a common pod, or are equal) with servers on the same port and overlapping hosts.
+pub struct ConflictingGatewayAnalyzer;
+
+impl Analyzer for ConflictingGatewayAnalyzer {
+    fn name(&self) -> &'static str {
+        "gateway.ConflictingGatewayAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks a gateway's selector, port number and hosts"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let pods: Vec<_> = input.of_kind("", "Pod").map(|p| p.labels()).collect();
+        let gws: Vec<_> = input
+            .of_kind("networking.istio.io", "Gateway")
+            .map(|g| {
+                let sel = string_map(g.spec().get("selector"));
+                let picked: BTreeSet<usize> =
+                    pods.iter().enumerate().filter(|(_, l)| selects(&sel, l)).map(|(i, _)| i).collect();
+                (g, sel, picked)
+            })
+            .collect();
+        let servers = |g: &super::Res| -> Vec<(u64, Vec<String>)> {
+            g.spec()
+                .get("servers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    let port = s.get("port")?.get("number")?.as_u64()?;
+                    let hosts = s
+                        .get("hosts")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|h| h.as_str().map(str::to_string))
+                        .collect();
+                    Some((port, hosts))
+                })
+                .collect()
+        };
+        for (i, (gw, sel, picked)) in gws.iter().enumerate() {
+            for (port, hosts) in servers(gw) {
+                let mut conflicts = BTreeSet::new();
+                for (j, (other, other_sel, other_picked)) in gws.iter().enumerate() {
+                    let same_workload = sel == other_sel || !picked.is_disjoint(other_picked);
+                    if i == j || !same_workload {
+                        continue;
+                    }
+                    let clash = servers(other)
+                        .iter()
+                        .any(|(p, oh)| *p == port && hosts.iter().any(|h| oh.iter().any(|o| hosts_overlap(h, o))));
+                    if clash {
+                        conflicts.insert(format!("{}/{}", other.ns(), other.name));
+                    }
+                }
+                if !conflicts.is_empty() {
+                    out.push(Message::new(
+                        &CONFLICTING_GATEWAYS,
+                        gw,
+                        format!(
+                            "Conflict with gateways {} (workload selector {}, port {port}, hosts {}).",
+                            conflicts.into_iter().collect::<Vec<_>>().join(","),
+                            selector_string(sel),
+                            hosts.join(",")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}

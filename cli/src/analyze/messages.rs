@@ -44,3 +44,4 @@ pub const SERVICE_ENTRY_ADDRESSES_REQUIRED: MsgType =
     MsgType { code: "IST0134", name: "ServiceEntryAddressesRequired", level: Level::Warning };
 pub const GATEWAY_PORT_NOT_ON_SERVICE: MsgType =
     MsgType { code: "IST0162", name: "GatewayPortNotDefinedOnService", level: Level::Warning };
+pub const CONFLICTING_GATEWAYS: MsgType = MsgType { code: "IST0145", name: "ConflictingGateways", level: Level::Error };

@@ -10,6 +10,18 @@ use crate::analyze::{self, Message, Res};
 use crate::cli::{AnalyzeArgs, AnalyzeOutput};
 use crate::error::{CliError, Result};
 
+/// Kinds without a namespace.
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "Node",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "GatewayClass",
+];
+
 /// `*` matches any run of characters.
 fn glob(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
@@ -68,15 +80,14 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
     if !args.files.is_empty() {
         let docs = crate::files::read_values(&args.files, args.recursive)?;
         sources.push(format!("{} documents from files", docs.len()));
-        for mut v in docs {
-            if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
-                && !meta.contains_key("namespace")
-            {
-                meta.insert("namespace".into(), Value::String(ns.clone()));
+        for mut r in analyze::resources_of(docs) {
+            if r.namespace.is_none() && !CLUSTER_SCOPED.contains(&r.kind.as_str()) {
+                r.namespace = Some(ns.clone());
+                if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("namespace".into(), Value::String(ns.clone()));
+                }
             }
-            if let Some(r) = Res::from_value(v) {
-                by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
-            }
+            by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
         }
     }
     let mut resources: Vec<Res> = by_key.into_values().collect();
