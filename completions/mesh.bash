@@ -265,7 +265,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__analyze)
-            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --mesh-config --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -276,6 +276,10 @@ _mesh() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mesh-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
