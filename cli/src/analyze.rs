@@ -193,6 +193,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
+        Box::new(virtualservice::GatewayAnalyzer),
     ]
 }
 

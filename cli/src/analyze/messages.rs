@@ -45,3 +45,7 @@ pub const SERVICE_ENTRY_ADDRESSES_REQUIRED: MsgType =
 pub const GATEWAY_PORT_NOT_ON_SERVICE: MsgType =
     MsgType { code: "IST0162", name: "GatewayPortNotDefinedOnService", level: Level::Warning };
 pub const CONFLICTING_GATEWAYS: MsgType = MsgType { code: "IST0145", name: "ConflictingGateways", level: Level::Error };
+pub const HOST_NOT_FOUND_IN_GATEWAY: MsgType =
+    MsgType { code: "IST0132", name: "VirtualServiceHostNotFoundInGateway", level: Level::Warning };
+pub const REFERENCED_INTERNAL_GATEWAY: MsgType =
+    MsgType { code: "IST0165", name: "ReferencedInternalGateway", level: Level::Warning };
