@@ -192,6 +192,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
+        Box::new(virtualservice::ConflictingMeshGatewayHostsAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
         Box::new(virtualservice::GatewayAnalyzer),
     ]

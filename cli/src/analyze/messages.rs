@@ -49,3 +49,5 @@ pub const HOST_NOT_FOUND_IN_GATEWAY: MsgType =
     MsgType { code: "IST0132", name: "VirtualServiceHostNotFoundInGateway", level: Level::Warning };
 pub const REFERENCED_INTERNAL_GATEWAY: MsgType =
     MsgType { code: "IST0165", name: "ReferencedInternalGateway", level: Level::Warning };
+pub const CONFLICTING_MESH_GATEWAY_HOSTS: MsgType =
+    MsgType { code: "IST0109", name: "ConflictingMeshGatewayVirtualServiceHosts", level: Level::Error };

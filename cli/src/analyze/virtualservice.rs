@@ -280,3 +280,61 @@ impl Analyzer for GatewayAnalyzer {
         }
     }
 }
+
+/// Namespaces a resource is exported to (`*` for all); `.` is its own.
+fn exported(r: &Res) -> Vec<String> {
+    export_list(str_list(r.spec().get("exportTo")), r.ns())
+}
+
+fn visible_together(a: &[String], b: &[String]) -> bool {
+    a.iter().any(|x| x == "*" || b.iter().any(|y| y == "*" || y == x)) || b.iter().any(|y| y == "*")
+}
+
+/// `virtualservice.ConflictingMeshGatewayHostsAnalyzer`: two VirtualServices for the mesh
+/// gateway that claim the same (or overlapping wildcard) host where both are visible. Like
+/// Istio, each VirtualService is reported once, for its first conflicting host.
+pub struct ConflictingMeshGatewayHostsAnalyzer;
+
+impl Analyzer for ConflictingMeshGatewayHostsAnalyzer {
+    fn name(&self) -> &'static str {
+        "virtualservice.ConflictingMeshGatewayHostsAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks if multiple virtual services associated with the mesh gateway have conflicting hosts"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let vss: Vec<(&Res, Vec<String>, Vec<String>)> = input
+            .of_kind("networking.istio.io", "VirtualService")
+            .filter(|v| !gateway_bound(v))
+            .map(|v| (v, exported(v), str_list(v.spec().get("hosts")).map(|h| fqdn(&h, v.ns())).collect()))
+            .collect();
+        for (i, (vs, exp, hosts)) in vss.iter().enumerate() {
+            for h in hosts {
+                let mut names: Vec<String> = vss
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, (_, oexp, ohosts))| {
+                        *j != i && visible_together(exp, oexp) && ohosts.iter().any(|o| gateway_host_matches(h, o))
+                    })
+                    .map(|(_, (o, _, _))| format!("{}/{}", o.ns(), o.name))
+                    .collect();
+                if names.is_empty() {
+                    continue;
+                }
+                names.push(format!("{}/{}", vs.ns(), vs.name));
+                names.sort();
+                out.push(Message::new(
+                    &CONFLICTING_MESH_GATEWAY_HOSTS,
+                    vs,
+                    format!(
+                        "The VirtualServices {} associated with mesh gateway define the same host {h} which can lead to undefined behavior. This can be fixed by merging the conflicting VirtualServices into a single resource.",
+                        names.join(",")
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+}
