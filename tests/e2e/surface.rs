@@ -170,6 +170,8 @@ fn analyze_files_offline_and_the_live_mesh() {
         "-A",
         "-f",
         &testdata,
+        "--analyzer",
+        "virtualservice.DestinationHostAnalyzer",
         "--failure-threshold",
         "Error",
         "--output-threshold",
@@ -189,7 +191,15 @@ fn analyze_files_offline_and_the_live_mesh() {
     assert!(clean.stdout.contains("No validation issues found when analyzing namespace: default"), "{}", clean.stdout);
     let vs = mesh.home.path().join("vs.yaml");
     std::fs::write(&vs, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: typo}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reveiws}}]\n").expect("write");
-    mesh.ok(&["apply", "-f", vs.to_str().expect("path")]);
+    // Apply stores it (analysis findings are warnings), and says what analysis found.
+    let applied = mesh.ok(&["apply", "-f", vs.to_str().expect("path")]);
+    assert!(
+        applied
+            .stderr
+            .contains(r#"warning: Error [IST0101] (VirtualService typo.default) Referenced host not found: "reveiws""#),
+        "{}",
+        applied.stderr
+    );
     let r = mesh.run(&["analyze"]);
     assert_eq!(r.code, 1);
     assert!(

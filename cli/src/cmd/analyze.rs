@@ -37,6 +37,27 @@ fn suppressed(rules: &[(String, String)], m: &Message) -> bool {
     rules.iter().any(|(code, res)| glob(code, m.code) && glob(res, &m.text_resource()))
 }
 
+/// Live resources, then documents over them (same kind, namespace and name: the document wins);
+/// documents without a namespace get `ns`. Istio's implicit ingress resources are added.
+pub fn layered(live: Vec<Value>, docs: Vec<Value>, ns: &str) -> Vec<Res> {
+    let mut by_key: BTreeMap<(String, String, String), Res> = BTreeMap::new();
+    for r in analyze::resources_of(live) {
+        by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
+    }
+    for mut r in analyze::resources_of(docs) {
+        if r.namespace.is_none() && !CLUSTER_SCOPED.contains(&r.kind.as_str()) {
+            r.namespace = Some(ns.to_string());
+            if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), Value::String(ns.to_string()));
+            }
+        }
+        by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
+    }
+    let mut out: Vec<Res> = by_key.into_values().collect();
+    out.extend(analyze::implicit_resources());
+    out
+}
+
 pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
     let mut analyzers = analyze::all();
     if args.list_analyzers {
@@ -62,36 +83,20 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
     }
 
     let ns = ctx.global.namespace.clone();
-    // Live resources first, then files over them (same kind, namespace and name: the file wins).
-    let mut by_key: BTreeMap<(String, String, String), Res> = BTreeMap::new();
+    let mut live = Vec::new();
+    let mut docs = Vec::new();
     let mut sources = Vec::new();
     if !args.offline
         && (args.files.is_empty() || crate::cmd::install::running(&meshd::Home::from_env()).await.is_some())
     {
-        let client = ctx.client()?;
-        let live: Vec<Value> = client.get(mesh_api::control::RESOURCES_PATH).await?;
+        live = ctx.client()?.get(mesh_api::control::RESOURCES_PATH).await?;
         sources.push(format!("the running mesh ({} resources)", live.len()));
-        for v in live {
-            if let Some(r) = Res::from_value(v) {
-                by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
-            }
-        }
     }
     if !args.files.is_empty() {
-        let docs = crate::files::read_values(&args.files, args.recursive)?;
+        docs = crate::files::read_values(&args.files, args.recursive)?;
         sources.push(format!("{} documents from files", docs.len()));
-        for mut r in analyze::resources_of(docs) {
-            if r.namespace.is_none() && !CLUSTER_SCOPED.contains(&r.kind.as_str()) {
-                r.namespace = Some(ns.clone());
-                if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("namespace".into(), Value::String(ns.clone()));
-                }
-            }
-            by_key.insert((r.kind.clone(), r.ns().to_string(), r.name.clone()), r);
-        }
     }
-    let mut resources: Vec<Res> = by_key.into_values().collect();
-    resources.extend(analyze::implicit_resources());
+    let resources = layered(live, docs, &ns);
 
     let mesh_config = match &args.mesh_config {
         Some(f) => {

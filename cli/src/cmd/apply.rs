@@ -42,6 +42,18 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         return Ok(());
     }
     let client = ctx.client()?;
+    let live: Vec<serde_json::Value> = client.get(mesh_api::control::RESOURCES_PATH).await?;
+    let applied: Vec<(String, String, String)> = docs
+        .iter()
+        .filter_map(|d| match &d.parsed {
+            Parsed::Supported(r) => {
+                Some((r.kind().as_str().to_string(), r.namespace().to_string(), r.name().to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    let analysis_input =
+        crate::cmd::analyze::layered(live, docs.iter().map(|d| d.value.clone()).collect(), &ctx.global.namespace);
     let resp: ApplyResponse = client
         .post(
             mesh_api::control::APPLY_PATH,
@@ -51,6 +63,16 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     let suffix = if args.dry_run { " (dry run)" } else { "" };
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}{suffix}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
+    }
+    // The same analysis as `mesh analyze`, over the mesh as it now is: findings about what was
+    // just applied are printed as warnings; the apply itself stands.
+    for m in crate::analyze::run(&crate::analyze::all(), analysis_input, serde_json::Value::Null) {
+        let ours = applied
+            .iter()
+            .any(|(k, ns, n)| *k == m.kind && Some(ns.as_str()) == m.namespace.as_deref() && *n == m.resource_name);
+        if ours {
+            ctx.out.warn(format!("{} [{}] ({}) {}", m.level.as_str(), m.code, m.text_resource(), m.message));
+        }
     }
     Ok(())
 }
