@@ -11,6 +11,7 @@ mod messages;
 mod service;
 mod serviceentry;
 mod virtualservice;
+mod workload;
 
 #[cfg(test)]
 mod conformance;
@@ -187,6 +188,7 @@ pub trait Analyzer {
 /// Every analyzer this build has.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
+        Box::new(workload::ApplicationUidAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),

@@ -51,3 +51,5 @@ pub const REFERENCED_INTERNAL_GATEWAY: MsgType =
     MsgType { code: "IST0165", name: "ReferencedInternalGateway", level: Level::Warning };
 pub const CONFLICTING_MESH_GATEWAY_HOSTS: MsgType =
     MsgType { code: "IST0109", name: "ConflictingMeshGatewayVirtualServiceHosts", level: Level::Error };
+pub const INVALID_APPLICATION_UID: MsgType =
+    MsgType { code: "IST0144", name: "InvalidApplicationUID", level: Level::Warning };
