@@ -182,7 +182,26 @@ pub trait Analyzer {
     /// Istio's analyzer name, e.g. `virtualservice.DestinationHostAnalyzer`.
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
+    /// Whether findings depend on running workloads (Pods), not just on configuration.
+    fn judges_workloads(&self) -> bool {
+        false
+    }
     fn analyze(&self, input: &Input, out: &mut Vec<Message>);
+}
+
+/// Pods standing for the local platform's connected workloads, so workload analyzers see them.
+pub fn workload_pods(workloads: &[mesh_api::protocol::Workload]) -> Vec<Res> {
+    workloads
+        .iter()
+        .filter_map(|w| {
+            Res::from_value(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": w.name, "namespace": w.namespace, "labels": w.labels},
+                "spec": {"serviceAccountName": w.service_account, "containers": [{"name": "app"}, {"name": "istio-proxy"}]},
+            }))
+        })
+        .collect()
 }
 
 /// Every analyzer this build has.
@@ -190,6 +209,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(workload::ApplicationUidAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
+        Box::new(destinationrule::SubsetSelectPodAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),

@@ -65,3 +65,87 @@ impl Analyzer for CaCertificateAnalyzer {
         }
     }
 }
+
+/// A pod's labels as Istio sees them: its own, plus its node's topology labels (locality).
+fn effective_labels(pod: &Res, nodes: &[&Res]) -> std::collections::BTreeMap<String, String> {
+    let mut labels = pod.labels();
+    let node_name = pod.spec().get("nodeName").and_then(Value::as_str);
+    if let Some(node) = nodes.iter().find(|n| Some(n.name.as_str()) == node_name) {
+        for (k, v) in node.labels() {
+            if k.starts_with("topology.kubernetes.io/") || k.starts_with("topology.istio.io/") {
+                labels.entry(k).or_insert(v);
+            }
+        }
+    }
+    labels
+}
+
+/// `destinationrule.SubsetSelectPodAnalyzer`: a DestinationRule's host should be a Service, and
+/// each subset should select at least one of its pods (else requests get 503 no healthy upstream).
+pub struct SubsetSelectPodAnalyzer;
+
+impl Analyzer for SubsetSelectPodAnalyzer {
+    fn name(&self) -> &'static str {
+        "destinationrule.SubsetSelectPodAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks that each DestinationRule subset selects pods of its service"
+    }
+
+    fn judges_workloads(&self) -> bool {
+        true
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let nodes: Vec<&Res> = input.of_kind("", "Node").collect();
+        let pods: Vec<&Res> = input.of_kind("", "Pod").collect();
+        for dr in input.of_kind("networking.istio.io", "DestinationRule") {
+            let host_raw = dr.spec().get("host").and_then(Value::as_str).unwrap_or("");
+            if host_raw.contains('*') {
+                continue;
+            }
+            let host = mesh_api::host::resolve(host_raw, dr.ns());
+            let svc = input.of_kind("", "Service").find(|s| mesh_api::host::service_fqdn(&s.name, s.ns()) == host);
+            let Some(svc) = svc else {
+                let external = input.of_kind("networking.istio.io", "ServiceEntry").any(|se| {
+                    se.spec()
+                        .get("hosts")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .any(|h| h.as_str() == Some(host_raw))
+                });
+                if !external {
+                    out.push(Message::new(
+                        &UNKNOWN_DESTINATION_RULE_HOST,
+                        dr,
+                        format!("The host {host_raw} defined in the DestinationRule does not match any services in the mesh."),
+                    ));
+                }
+                continue;
+            };
+            let selector = super::string_map(svc.spec().get("selector"));
+            let members: Vec<_> = pods
+                .iter()
+                .filter(|p| p.ns() == svc.ns())
+                .map(|p| effective_labels(p, &nodes))
+                .filter(|l| !selector.is_empty() && super::selects(&selector, l))
+                .collect();
+            for subset in dr.spec().get("subsets").and_then(Value::as_array).into_iter().flatten() {
+                let labels = super::string_map(subset.get("labels"));
+                // An empty label value never selects anything.
+                let selects_some =
+                    labels.values().all(|v| !v.is_empty()) && members.iter().any(|m| super::selects(&labels, m));
+                if !selects_some {
+                    let name = subset.get("name").and_then(Value::as_str).unwrap_or("");
+                    out.push(Message::new(
+                        &SUBSET_SELECTS_NO_PODS,
+                        dr,
+                        format!("The Subset {name} defined in the DestinationRule does not select any pods. Which may lead to 503 UH (NoHealthyUpstream)."),
+                    ));
+                }
+            }
+        }
+    }
+}

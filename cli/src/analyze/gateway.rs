@@ -20,6 +20,10 @@ impl Analyzer for IngressGatewayPortAnalyzer {
         "Checks a gateway's ports against the gateway's Kubernetes service ports"
     }
 
+    fn judges_workloads(&self) -> bool {
+        true
+    }
+
     fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
         let pods: Vec<_> = input.of_kind("", "Pod").collect();
         let services: Vec<_> = input.of_kind("", "Service").collect();
@@ -96,6 +100,10 @@ impl Analyzer for ConflictingGatewayAnalyzer {
 
     fn description(&self) -> &'static str {
         "Checks a gateway's selector, port number and hosts"
+    }
+
+    fn judges_workloads(&self) -> bool {
+        true
     }
 
     fn analyze(&self, input: &Input, out: &mut Vec<Message>) {

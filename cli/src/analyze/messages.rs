@@ -53,3 +53,7 @@ pub const CONFLICTING_MESH_GATEWAY_HOSTS: MsgType =
     MsgType { code: "IST0109", name: "ConflictingMeshGatewayVirtualServiceHosts", level: Level::Error };
 pub const INVALID_APPLICATION_UID: MsgType =
     MsgType { code: "IST0144", name: "InvalidApplicationUID", level: Level::Warning };
+pub const SUBSET_SELECTS_NO_PODS: MsgType =
+    MsgType { code: "IST0173", name: "DestinationRuleSubsetNotSelectPods", level: Level::Error };
+pub const UNKNOWN_DESTINATION_RULE_HOST: MsgType =
+    MsgType { code: "IST0174", name: "UnknownDestinationRuleHost", level: Level::Warning };

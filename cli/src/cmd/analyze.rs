@@ -89,8 +89,12 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
     if !args.offline
         && (args.files.is_empty() || crate::cmd::install::running(&meshd::Home::from_env()).await.is_some())
     {
-        live = ctx.client()?.get(mesh_api::control::RESOURCES_PATH).await?;
-        sources.push(format!("the running mesh ({} resources)", live.len()));
+        let client = ctx.client()?;
+        live = client.get(mesh_api::control::RESOURCES_PATH).await?;
+        let proxies: Vec<mesh_api::protocol::ProxyStatus> = client.get(mesh_api::control::PROXIES_PATH).await?;
+        let workloads: Vec<_> = proxies.into_iter().map(|p| p.workload).collect();
+        sources.push(format!("the running mesh ({} resources, {} workloads)", live.len(), workloads.len()));
+        live.extend(analyze::workload_pods(&workloads).into_iter().map(|r| r.value));
     }
     if !args.files.is_empty() {
         docs = crate::files::read_values(&args.files, args.recursive)?;

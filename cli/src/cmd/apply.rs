@@ -64,9 +64,12 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}{suffix}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
     }
-    // The same analysis as `mesh analyze`, over the mesh as it now is: findings about what was
-    // just applied are printed as warnings; the apply itself stands.
-    for m in crate::analyze::run(&crate::analyze::all(), analysis_input, serde_json::Value::Null) {
+    // The same analysis as `mesh analyze`, over the config as it now is: findings about what was
+    // just applied are printed as warnings; the apply itself stands. Analyzers that judge running
+    // workloads are left to `mesh analyze`: at apply time the workloads may not have started.
+    let mut analyzers = crate::analyze::all();
+    analyzers.retain(|a| !a.judges_workloads());
+    for m in crate::analyze::run(&analyzers, analysis_input, serde_json::Value::Null) {
         let ours = applied
             .iter()
             .any(|(k, ns, n)| *k == m.kind && Some(ns.as_str()) == m.namespace.as_deref() && *n == m.resource_name);
