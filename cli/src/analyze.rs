@@ -10,6 +10,7 @@ mod gateway;
 mod messages;
 mod service;
 mod serviceentry;
+mod sidecar;
 mod virtualservice;
 mod workload;
 
@@ -214,6 +215,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
+        Box::new(sidecar::SelectorAnalyzer),
         Box::new(virtualservice::ConflictingMeshGatewayHostsAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
         Box::new(virtualservice::GatewayAnalyzer),

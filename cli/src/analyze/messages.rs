@@ -57,3 +57,8 @@ pub const SUBSET_SELECTS_NO_PODS: MsgType =
     MsgType { code: "IST0173", name: "DestinationRuleSubsetNotSelectPods", level: Level::Error };
 pub const UNKNOWN_DESTINATION_RULE_HOST: MsgType =
     MsgType { code: "IST0174", name: "UnknownDestinationRuleHost", level: Level::Warning };
+pub const CONFLICTING_SIDECAR_SELECTORS: MsgType =
+    MsgType { code: "IST0110", name: "ConflictingSidecarWorkloadSelectors", level: Level::Error };
+pub const MULTIPLE_SIDECARS_WITHOUT_SELECTOR: MsgType =
+    MsgType { code: "IST0111", name: "MultipleSidecarsWithoutWorkloadSelectors", level: Level::Error };
+pub const INEFFECTIVE_POLICY: MsgType = MsgType { code: "IST0167", name: "IneffectivePolicy", level: Level::Warning };
