@@ -214,6 +214,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),
+        Box::new(serviceentry::ConflictingProtocolAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
         Box::new(sidecar::SelectorAnalyzer),
         Box::new(virtualservice::ConflictingMeshGatewayHostsAnalyzer),

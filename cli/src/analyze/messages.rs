@@ -62,3 +62,5 @@ pub const CONFLICTING_SIDECAR_SELECTORS: MsgType =
 pub const MULTIPLE_SIDECARS_WITHOUT_SELECTOR: MsgType =
     MsgType { code: "IST0111", name: "MultipleSidecarsWithoutWorkloadSelectors", level: Level::Error };
 pub const INEFFECTIVE_POLICY: MsgType = MsgType { code: "IST0167", name: "IneffectivePolicy", level: Level::Warning };
+pub const CONFLICTING_SERVICE_ENTRY_PROTOCOL: MsgType =
+    MsgType { code: "IST0177", name: "ConflictingServiceEntryProtocol", level: Level::Warning };

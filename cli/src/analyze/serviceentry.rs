@@ -46,3 +46,89 @@ impl Analyzer for ProtocolAddressesAnalyzer {
         }
     }
 }
+
+/// `serviceentry.ConflictingServiceEntryProtocolAnalyzer`: ServiceEntries visible together that
+/// give the same host and port different protocols.
+pub struct ConflictingProtocolAnalyzer;
+
+impl Analyzer for ConflictingProtocolAnalyzer {
+    fn name(&self) -> &'static str {
+        "serviceentry.ConflictingServiceEntryProtocolAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks for ServiceEntries that define the same host and port with different protocols"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        // (host, port) -> [(entry, protocol, exported to)]
+        let mut by_port: std::collections::BTreeMap<(String, u64), Vec<(&super::Res, String, Vec<String>)>> =
+            Default::default();
+        for se in input.of_kind("networking.istio.io", "ServiceEntry") {
+            let export: Vec<String> = se
+                .spec()
+                .get("exportTo")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(|e| if e == "." { se.ns().to_string() } else { e.to_string() })
+                        .collect()
+                })
+                .filter(|v: &Vec<String>| !v.is_empty())
+                .unwrap_or_else(|| vec!["*".into()]);
+            let hosts =
+                se.spec().get("hosts").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+            let ports: Vec<(u64, String)> = se
+                .spec()
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some((
+                        p.get("number")?.as_u64()?,
+                        p.get("protocol").and_then(Value::as_str).unwrap_or("").to_ascii_uppercase(),
+                    ))
+                })
+                .collect();
+            for h in hosts {
+                for (n, proto) in &ports {
+                    by_port.entry((h.to_ascii_lowercase(), *n)).or_default().push((se, proto.clone(), export.clone()));
+                }
+            }
+        }
+        let together = |a: &[String], b: &[String]| {
+            a.iter().any(|x| x == "*" || b.iter().any(|y| y == "*" || y == x)) || b.iter().any(|y| y == "*")
+        };
+        for ((host, port), entries) in by_port {
+            for (i, (se, proto, exp)) in entries.iter().enumerate() {
+                let others: Vec<&(&super::Res, String, Vec<String>)> = entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, (_, p, e))| *j != i && p != proto && together(exp, e))
+                    .map(|(_, o)| o)
+                    .collect();
+                if others.is_empty() {
+                    continue;
+                }
+                let mut names: Vec<String> = others.iter().map(|(o, _, _)| format!("{}/{}", o.ns(), o.name)).collect();
+                names.push(format!("{}/{}", se.ns(), se.name));
+                names.sort();
+                let mut protos: Vec<&str> = others.iter().map(|(_, p, _)| p.as_str()).collect();
+                protos.push(proto);
+                protos.sort();
+                protos.dedup();
+                out.push(Message::new(
+                    &CONFLICTING_SERVICE_ENTRY_PROTOCOL,
+                    se,
+                    format!(
+                        "Multiple ServiceEntries ({}) define the same host {host:?} and port {port} with conflicting protocols ({}).",
+                        names.join(", "),
+                        protos.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+}
