@@ -47,6 +47,9 @@ impl Analyzer for ProtocolAddressesAnalyzer {
     }
 }
 
+/// A ServiceEntry's use of a host and port: the entry, its protocol, where it is exported.
+type PortUse<'a> = (&'a super::Res, String, Vec<String>);
+
 /// `serviceentry.ConflictingServiceEntryProtocolAnalyzer`: ServiceEntries visible together that
 /// give the same host and port different protocols.
 pub struct ConflictingProtocolAnalyzer;
@@ -103,7 +106,7 @@ impl Analyzer for ConflictingProtocolAnalyzer {
         };
         for ((host, port), entries) in by_port {
             for (i, (se, proto, exp)) in entries.iter().enumerate() {
-                let others: Vec<&(&super::Res, String, Vec<String>)> = entries
+                let others: Vec<&PortUse<'_>> = entries
                     .iter()
                     .enumerate()
                     .filter(|(j, (_, p, e))| *j != i && p != proto && together(exp, e))
