@@ -65,8 +65,7 @@ impl Analyzer for ConflictingProtocolAnalyzer {
 
     fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
         // (host, port) -> [(entry, protocol, exported to)]
-        let mut by_port: std::collections::BTreeMap<(String, u64), Vec<(&super::Res, String, Vec<String>)>> =
-            Default::default();
+        let mut by_port: std::collections::BTreeMap<(String, u64), Vec<PortUse<'_>>> = Default::default();
         for se in input.of_kind("networking.istio.io", "ServiceEntry") {
             let export: Vec<String> = se
                 .spec()
