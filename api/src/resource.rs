@@ -318,8 +318,16 @@ const ISTIO_KINDS: &[&str] = &[
 ];
 
 /// Parse every YAML document of a file into JSON values (empty documents are skipped).
+/// The parser's budget is raised from its defaults (1,024 documents, 250,000 nodes) so a whole
+/// mesh's config fits in one file, and still bounded against YAML bombs.
 pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, String> {
-    serde_saphyr::from_multiple::<Value>(text)
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 200_000;
+    budget.max_nodes = 20_000_000;
+    budget.max_events = 50_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    serde_saphyr::from_multiple_with_options::<Value>(text, options)
         .map(|docs| docs.into_iter().filter(|d| !d.is_null()).collect())
         .map_err(|e| e.to_string())
 }
@@ -427,6 +435,13 @@ mod tests {
         assert_eq!(err.resource, "VirtualService default/r");
         assert_eq!(err.errors[0].path, "spec.http[0].route[0].wieght");
         assert!(err.errors[0].message.contains("unknown field `wieght`"), "{err}");
+    }
+
+    #[test]
+    fn large_streams_parse() {
+        let doc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n";
+        let docs = parse_yaml_stream(&doc.repeat(5000)).expect("5000 documents in one file");
+        assert_eq!(docs.len(), 5000);
     }
 
     #[test]

@@ -99,15 +99,21 @@ impl Analyzer for SubsetSelectPodAnalyzer {
 
     fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
         let nodes: Vec<&Res> = input.of_kind("", "Node").collect();
-        let pods: Vec<&Res> = input.of_kind("", "Pod").collect();
+        // Pods' effective labels by namespace, and Services by FQDN, computed once.
+        let mut pods_by_ns: std::collections::HashMap<&str, Vec<std::collections::BTreeMap<String, String>>> =
+            Default::default();
+        for p in input.of_kind("", "Pod") {
+            pods_by_ns.entry(p.ns()).or_default().push(effective_labels(p, &nodes));
+        }
+        let services: std::collections::HashMap<String, &Res> =
+            input.of_kind("", "Service").map(|s| (mesh_api::host::service_fqdn(&s.name, s.ns()), s)).collect();
         for dr in input.of_kind("networking.istio.io", "DestinationRule") {
             let host_raw = dr.spec().get("host").and_then(Value::as_str).unwrap_or("");
             if host_raw.contains('*') {
                 continue;
             }
             let host = mesh_api::host::resolve(host_raw, dr.ns());
-            let svc = input.of_kind("", "Service").find(|s| mesh_api::host::service_fqdn(&s.name, s.ns()) == host);
-            let Some(svc) = svc else {
+            let Some(svc) = services.get(&host).copied() else {
                 let external = input.of_kind("networking.istio.io", "ServiceEntry").any(|se| {
                     se.spec()
                         .get("hosts")
@@ -126,10 +132,10 @@ impl Analyzer for SubsetSelectPodAnalyzer {
                 continue;
             };
             let selector = super::string_map(svc.spec().get("selector"));
-            let members: Vec<_> = pods
-                .iter()
-                .filter(|p| p.ns() == svc.ns())
-                .map(|p| effective_labels(p, &nodes))
+            let members: Vec<_> = pods_by_ns
+                .get(svc.ns())
+                .into_iter()
+                .flatten()
                 .filter(|l| !selector.is_empty() && super::selects(&selector, l))
                 .collect();
             for subset in dr.spec().get("subsets").and_then(Value::as_array).into_iter().flatten() {

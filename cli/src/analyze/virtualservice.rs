@@ -70,15 +70,35 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 /// The target for `host` as seen from every namespace in `from`, if visible from all.
-fn lookup<'a>(targets: &'a [Target], host: &str, from: &[String]) -> Option<&'a Target> {
+fn lookup<'a>(targets: &'a Targets, host: &str, from: &[String]) -> Option<&'a Target> {
     let mut found = None;
     for ns in from {
         let visible = |t: &&Target| t.export_to.iter().any(|e| e == "*" || e == ns);
-        let exact = targets.iter().filter(visible).find(|t| t.host == host);
-        let t = exact.or_else(|| targets.iter().filter(visible).find(|t| host_matches(&t.host, host)))?;
+        let exact = targets.exact.get(host).and_then(|ts| ts.iter().find(visible));
+        let t = exact.or_else(|| targets.wildcard.iter().filter(visible).find(|t| host_matches(&t.host, host)))?;
         found = Some(t);
     }
     found
+}
+
+/// Targets indexed for lookup: exact host names in a map, wildcards (few) in a list.
+struct Targets {
+    exact: std::collections::HashMap<String, Vec<Target>>,
+    wildcard: Vec<Target>,
+}
+
+impl Targets {
+    fn new(all: Vec<Target>) -> Targets {
+        let mut t = Targets { exact: Default::default(), wildcard: Vec::new() };
+        for target in all {
+            if target.host.starts_with('*') {
+                t.wildcard.push(target);
+            } else {
+                t.exact.entry(target.host.clone()).or_default().push(target);
+            }
+        }
+        t
+    }
 }
 
 /// Destinations of a VirtualService: routes of http, tcp and tls rules (a missing destination
@@ -135,7 +155,7 @@ impl Analyzer for DestinationHostAnalyzer {
     }
 
     fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
-        let targets = targets(input);
+        let targets = Targets::new(targets(input));
         let vss: Vec<&Res> = input.of_kind("networking.istio.io", "VirtualService").collect();
         for vs in &vss {
             let export: Vec<String> = str_list(vs.spec().get("exportTo")).collect();
@@ -310,15 +330,34 @@ impl Analyzer for ConflictingMeshGatewayHostsAnalyzer {
             .filter(|v| !gateway_bound(v))
             .map(|v| (v, exported(v), str_list(v.spec().get("hosts")).map(|h| fqdn(&h, v.ns())).collect()))
             .collect();
+        // Index: exact host -> VirtualServices; wildcard hosts are compared with everything.
+        let mut exact: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        let mut wild: Vec<usize> = Vec::new();
+        for (i, (_, _, hosts)) in vss.iter().enumerate() {
+            for h in hosts {
+                if h.starts_with('*') {
+                    wild.push(i);
+                } else {
+                    exact.entry(h.as_str()).or_default().push(i);
+                }
+            }
+        }
         for (i, (vs, exp, hosts)) in vss.iter().enumerate() {
             for h in hosts {
-                let mut names: Vec<String> = vss
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, (_, oexp, ohosts))| {
+                let candidates: Vec<usize> = if h.starts_with('*') {
+                    (0..vss.len()).collect()
+                } else {
+                    exact.get(h.as_str()).into_iter().flatten().chain(wild.iter()).copied().collect()
+                };
+                let mut seen = std::collections::BTreeSet::new();
+                let mut names: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|j| seen.insert(*j))
+                    .filter(|j| {
+                        let (_, oexp, ohosts) = &vss[*j];
                         *j != i && visible_together(exp, oexp) && ohosts.iter().any(|o| gateway_host_matches(h, o))
                     })
-                    .map(|(_, (o, _, _))| format!("{}/{}", o.ns(), o.name))
+                    .map(|j| format!("{}/{}", vss[j].0.ns(), vss[j].0.name))
                     .collect();
                 if names.is_empty() {
                     continue;
