@@ -67,18 +67,7 @@ impl Analyzer for ConflictingProtocolAnalyzer {
         // (host, port) -> [(entry, protocol, exported to)]
         let mut by_port: std::collections::BTreeMap<(String, u64), Vec<PortUse<'_>>> = Default::default();
         for se in input.of_kind("networking.istio.io", "ServiceEntry") {
-            let export: Vec<String> = se
-                .spec()
-                .get("exportTo")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(|e| if e == "." { se.ns().to_string() } else { e.to_string() })
-                        .collect()
-                })
-                .filter(|v: &Vec<String>| !v.is_empty())
-                .unwrap_or_else(|| vec!["*".into()]);
+            let export = super::virtualservice::exported(se);
             let hosts =
                 se.spec().get("hosts").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
             let ports: Vec<(u64, String)> = se
@@ -100,15 +89,12 @@ impl Analyzer for ConflictingProtocolAnalyzer {
                 }
             }
         }
-        let together = |a: &[String], b: &[String]| {
-            a.iter().any(|x| x == "*" || b.iter().any(|y| y == "*" || y == x)) || b.iter().any(|y| y == "*")
-        };
         for ((host, port), entries) in by_port {
             for (i, (se, proto, exp)) in entries.iter().enumerate() {
                 let others: Vec<&PortUse<'_>> = entries
                     .iter()
                     .enumerate()
-                    .filter(|(j, (_, p, e))| *j != i && p != proto && together(exp, e))
+                    .filter(|(j, (_, p, e))| *j != i && p != proto && super::virtualservice::visible_together(exp, e))
                     .map(|(_, o)| o)
                     .collect();
                 if others.is_empty() {

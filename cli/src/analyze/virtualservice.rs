@@ -302,11 +302,12 @@ impl Analyzer for GatewayAnalyzer {
 }
 
 /// Namespaces a resource is exported to (`*` for all); `.` is its own.
-fn exported(r: &Res) -> Vec<String> {
+pub(super) fn exported(r: &Res) -> Vec<String> {
     export_list(str_list(r.spec().get("exportTo")), r.ns())
 }
 
-fn visible_together(a: &[String], b: &[String]) -> bool {
+/// Is there a namespace where resources exported to `a` and to `b` are both visible?
+pub(super) fn visible_together(a: &[String], b: &[String]) -> bool {
     a.iter().any(|x| x == "*" || b.iter().any(|y| y == "*" || y == x)) || b.iter().any(|y| y == "*")
 }
 
