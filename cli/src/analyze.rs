@@ -209,6 +209,7 @@ pub fn workload_pods(workloads: &[mesh_api::protocol::Workload]) -> Vec<Res> {
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(workload::ApplicationUidAnalyzer),
+        Box::new(workload::MultiServiceAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(destinationrule::SubsetSelectPodAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),

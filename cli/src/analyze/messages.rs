@@ -64,3 +64,7 @@ pub const MULTIPLE_SIDECARS_WITHOUT_SELECTOR: MsgType =
 pub const INEFFECTIVE_POLICY: MsgType = MsgType { code: "IST0167", name: "IneffectivePolicy", level: Level::Warning };
 pub const CONFLICTING_SERVICE_ENTRY_PROTOCOL: MsgType =
     MsgType { code: "IST0177", name: "ConflictingServiceEntryProtocol", level: Level::Warning };
+pub const DEPLOYMENT_MULTIPLE_SERVICES: MsgType =
+    MsgType { code: "IST0116", name: "DeploymentAssociatedToMultipleServices", level: Level::Warning };
+pub const DEPLOYMENT_CONFLICTING_PORTS: MsgType =
+    MsgType { code: "IST0137", name: "DeploymentConflictingPorts", level: Level::Warning };
