@@ -4,6 +4,7 @@
 pub mod control;
 pub mod core;
 pub mod duration;
+pub mod home;
 pub mod host;
 pub mod meta;
 pub mod networking;

@@ -25,11 +25,7 @@ pub struct MeshdInfo {
 impl Home {
     /// `MESH_HOME`, else `~/.mesh`.
     pub fn from_env() -> Home {
-        if let Some(h) = std::env::var_os("MESH_HOME").filter(|h| !h.is_empty()) {
-            return Home::new(PathBuf::from(h));
-        }
-        let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        Home::new(base.join(".mesh"))
+        Home::new(mesh_api::home::default_home())
     }
 
     pub fn new(root: PathBuf) -> Home {
@@ -40,10 +36,10 @@ impl Home {
         &self.root
     }
     pub fn token_path(&self) -> PathBuf {
-        self.root.join("token")
+        self.root.join(mesh_api::home::TOKEN_FILE)
     }
     pub fn info_path(&self) -> PathBuf {
-        self.root.join("meshd.json")
+        self.root.join(mesh_api::home::INFO_FILE)
     }
     pub fn store_path(&self) -> PathBuf {
         self.root.join("store.json")

@@ -108,7 +108,7 @@ impl ProxyArgs {
         }
         let meshd = match (self.meshd, &self.token_file) {
             (Some(address), file) => {
-                let file = file.clone().unwrap_or_else(|| home.join("token"));
+                let file = file.clone().unwrap_or_else(|| home.join(mesh_api::home::TOKEN_FILE));
                 match std::fs::read_to_string(&file) {
                     Ok(t) => MeshdSource::Fixed { address, token: t.trim().to_string() },
                     Err(e) => {
@@ -188,12 +188,4 @@ impl ProxyArgs {
             Ok(0)
         })
     }
-}
-
-/// MESH_HOME, else ~/.mesh.
-pub fn default_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("MESH_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(h);
-    }
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".mesh")
 }

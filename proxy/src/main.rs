@@ -12,6 +12,6 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     mesh_proxy::init_tracing();
     let cli = Cli::parse();
-    let code = cli.args.run(mesh_proxy::args::default_home())?;
+    let code = cli.args.run(mesh_api::home::default_home())?;
     std::process::exit(code)
 }

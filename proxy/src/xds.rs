@@ -39,10 +39,10 @@ impl MeshdSource {
         match self {
             MeshdSource::Fixed { address, token } => Ok((*address, token.clone())),
             MeshdSource::Home(home) => {
-                let info = std::fs::read(home.join("meshd.json")).map_err(|e| {
+                let info = std::fs::read(home.join(mesh_api::home::INFO_FILE)).map_err(|e| {
                     format!(
                         "meshd is not running ({}: {e}); start it with `mesh install`",
-                        home.join("meshd.json").display()
+                        home.join(mesh_api::home::INFO_FILE).display()
                     )
                 })?;
                 let info: serde_json::Value = serde_json::from_slice(&info).map_err(|e| format!("meshd.json: {e}"))?;
@@ -51,7 +51,7 @@ impl MeshdSource {
                     .and_then(|a| a.as_str())
                     .and_then(|a| a.parse().ok())
                     .ok_or("meshd.json has no valid address")?;
-                let token = std::fs::read_to_string(home.join("token"))
+                let token = std::fs::read_to_string(home.join(mesh_api::home::TOKEN_FILE))
                     .map_err(|e| format!("cannot read the access token: {e}"))?;
                 Ok((address, token.trim().to_string()))
             }
