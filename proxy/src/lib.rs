@@ -152,14 +152,7 @@ where
     Fut: Future<Output = hyper::Response<http::Body>> + Send + 'static,
 {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(listener = what, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, peer) = accept(&listener, what).await;
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         tokio::spawn(async move {
@@ -175,9 +168,23 @@ where
     }
 }
 
+/// The next connection. Accept errors (out of file descriptors, ...) are logged and retried
+/// after a pause, so a listener never spins.
+async fn accept(listener: &TcpListener, what: &'static str) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(a) => return a,
+            Err(e) => {
+                warn!(listener = what, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let (stream, _) = accept(&listener, "admin").await;
         let s = shared.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| admin::handle(s.clone(), req));
