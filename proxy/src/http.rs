@@ -103,44 +103,47 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             "CONNECT tunnels are not supported by the outbound listener\n",
         );
     }
-    // Absolute form: the authority is in the URI and becomes the Host header upstream.
-    let authority = match req.uri().authority() {
-        Some(a) => {
-            let a = a.as_str().to_owned();
-            if let Ok(v) = HeaderValue::from_str(&a) {
-                req.headers_mut().insert(header::HOST, v);
-            }
-            a
-        }
-        None => match req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
-            Some(h) => h.to_owned(),
-            None => return local_reply(StatusCode::BAD_REQUEST, "request has no Host header and no absolute URI\n"),
-        },
+    let endpoint = match route(&shared, &req) {
+        Ok(e) => e,
+        Err((status, body)) => return local_reply(status, body),
     };
-    let (host, port) = split_host_port(&authority);
+    // Absolute form: the URI's authority is the Host upstream (RFC 9112 §3.2.2). Usually the
+    // client sent the same Host header, and then there is nothing to copy.
+    if let Some(a) = req.uri().authority()
+        && req.headers().get(header::HOST).is_none_or(|h| h.as_bytes() != a.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    let version = if shared.peer_http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+    forward(&shared.mesh_client, req, endpoint, version).await
+}
+
+/// Pick the endpoint for a request by the snapshot in force, or the local reply to send. No
+/// allocation on the way; the snapshot is released when this returns, so in-flight requests
+/// keep only what they picked.
+fn route(shared: &Shared, req: &Request<Incoming>) -> Result<SocketAddr, (StatusCode, &'static str)> {
+    let authority = match req.uri().authority() {
+        Some(a) => a.as_str(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .ok_or((StatusCode::BAD_REQUEST, "request has no Host header and no absolute URI\n"))?,
+    };
+    let (host, port) = split_host_port(authority);
     let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
     let snapshot = shared.snapshot.load();
-    let Some(vhost) = snapshot.vhost(host, port) else {
-        return local_reply(StatusCode::NOT_FOUND, "no service matches this host and port in the mesh\n");
-    };
+    let vhost = snapshot
+        .vhost(host, port)
+        .ok_or((StatusCode::NOT_FOUND, "no service matches this host and port in the mesh\n"))?;
     let path = req.uri().path();
     let route = vhost
         .routes
         .iter()
-        .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req.method(), path, req.headers())));
-    let Some(route) = route else {
-        return local_reply(StatusCode::NOT_FOUND, "no route matched\n");
-    };
-    let Some(cluster) = route.pick_cluster() else {
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-    };
-    let Some(endpoint) = cluster.pick() else {
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-    };
-    // Release the snapshot before awaiting: in-flight requests keep only what they picked.
-    drop(snapshot);
-    let version = if shared.peer_http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
-    forward(&shared.mesh_client, req, endpoint, version).await
+        .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req.method(), path, req.headers())))
+        .ok_or((StatusCode::NOT_FOUND, "no route matched\n"))?;
+    route.pick_cluster().and_then(|c| c.pick()).ok_or((StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"))
 }
 
 /// An inbound listener's handler: everything goes to the app.
