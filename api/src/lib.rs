@@ -5,12 +5,14 @@ pub mod control;
 pub mod core;
 pub mod duration;
 pub mod home;
+pub mod identity;
 pub mod host;
 pub mod meta;
 pub mod networking;
 pub mod protocol;
 pub mod proxy_config;
 pub mod resource;
+pub mod security;
 pub mod support;
 pub mod validate;
 

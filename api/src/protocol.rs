@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy_config::{Clusters, ConfigType, Endpoints, Routes};
+use crate::proxy_config::{Clusters, ConfigType, Endpoints, Listeners, Routes};
 
 /// The HTTP path and upgrade token of the discovery stream.
 pub const DISCOVERY_PATH: &str = "/v1/discovery";
@@ -82,6 +82,8 @@ pub struct Push {
     pub clusters: Option<Versioned<Clusters>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Versioned<Endpoints>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listeners: Option<Versioned<Listeners>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,16 +15,19 @@ pub enum ConfigType {
     Routes,
     Clusters,
     Endpoints,
+    Listeners,
 }
 
 impl ConfigType {
-    pub const ALL: [ConfigType; 3] = [ConfigType::Routes, ConfigType::Clusters, ConfigType::Endpoints];
+    pub const ALL: [ConfigType; 4] =
+        [ConfigType::Routes, ConfigType::Clusters, ConfigType::Endpoints, ConfigType::Listeners];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ConfigType::Routes => "routes",
             ConfigType::Clusters => "clusters",
             ConfigType::Endpoints => "endpoints",
+            ConfigType::Listeners => "listeners",
         }
     }
 }
@@ -35,12 +38,73 @@ impl fmt::Display for ConfigType {
     }
 }
 
-/// Everything a proxy needs, as three separately versioned parts.
+/// Everything a proxy needs, as separately versioned parts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyConfig {
     pub routes: Routes,
     pub clusters: Clusters,
     pub endpoints: Endpoints,
+    #[serde(default)]
+    pub listeners: Listeners,
+}
+
+/// The inbound side of a proxy: how each workload port accepts mesh traffic, and the
+/// authorization policies that apply to this workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listeners {
+    pub inbound: Vec<InboundListener>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<AuthzPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundListener {
+    /// The workload port.
+    pub port: u16,
+    pub mtls: PeerMode,
+}
+
+/// The effective PeerAuthentication mode of one workload port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeerMode {
+    /// mTLS only: plaintext connections are closed.
+    Strict,
+    /// mTLS and plaintext on the same port (a TLS ClientHello is detected).
+    #[default]
+    Permissive,
+    /// Plaintext only.
+    Disable,
+}
+
+impl PeerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerMode::Strict => "STRICT",
+            PeerMode::Permissive => "PERMISSIVE",
+            PeerMode::Disable => "DISABLE",
+        }
+    }
+}
+
+/// One AuthorizationPolicy as it applies to this workload. Service accounts in the rules are
+/// already qualified with their namespace (`ns/sa`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthzPolicy {
+    /// `namespace/name`
+    pub name: String,
+    pub action: AuthzAction,
+    /// No rules: the policy matches no request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::security::Rule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuthzAction {
+    Allow,
+    Deny,
+    Audit,
 }
 
 /// Outbound HTTP routing: one virtual host per (service, port).
@@ -137,6 +201,12 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// `namespace/workload`
     pub workload: String,
+    /// The SPIFFE ID the endpoint's proxy must present (`spiffe://cluster.local/ns/N/sa/SA`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+    /// Connect with mutual TLS (auto mTLS, or the DestinationRule's ISTIO_MUTUAL).
+    #[serde(default)]
+    pub mtls: bool,
 }
 
 /// The cluster name for a service port and optional subset.

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::core::ServiceSpec;
 use crate::meta::ObjectMeta;
 use crate::networking::{DestinationRuleSpec, VirtualServiceSpec};
+use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 use crate::validate::{self, FieldError};
 
 /// A Kubernetes-style object with a typed spec.
@@ -33,16 +34,29 @@ pub enum Kind {
     Service,
     VirtualService,
     DestinationRule,
+    PeerAuthentication,
+    AuthorizationPolicy,
+    RequestAuthentication,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Service, Kind::VirtualService, Kind::DestinationRule];
+    pub const ALL: [Kind; 6] = [
+        Kind::Service,
+        Kind::VirtualService,
+        Kind::DestinationRule,
+        Kind::PeerAuthentication,
+        Kind::AuthorizationPolicy,
+        Kind::RequestAuthentication,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Service => "Service",
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
+            Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
         }
     }
 
@@ -52,6 +66,9 @@ impl Kind {
             Kind::Service => "services",
             Kind::VirtualService => "virtualservices",
             Kind::DestinationRule => "destinationrules",
+            Kind::PeerAuthentication => "peerauthentications",
+            Kind::AuthorizationPolicy => "authorizationpolicies",
+            Kind::RequestAuthentication => "requestauthentications",
         }
     }
 
@@ -61,6 +78,9 @@ impl Kind {
             Kind::Service => "service",
             Kind::VirtualService => "virtualservice.networking.istio.io",
             Kind::DestinationRule => "destinationrule.networking.istio.io",
+            Kind::PeerAuthentication => "peerauthentication.security.istio.io",
+            Kind::AuthorizationPolicy => "authorizationpolicy.security.istio.io",
+            Kind::RequestAuthentication => "requestauthentication.security.istio.io",
         }
     }
 
@@ -68,6 +88,7 @@ impl Kind {
         match self {
             Kind::Service => "",
             Kind::VirtualService | Kind::DestinationRule => "networking.istio.io",
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
         }
     }
 
@@ -75,6 +96,7 @@ impl Kind {
         match self {
             Kind::Service => &["v1"],
             Kind::VirtualService | Kind::DestinationRule => &["v1", "v1beta1", "v1alpha3"],
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
         }
     }
 
@@ -83,6 +105,7 @@ impl Kind {
         match self {
             Kind::Service => "v1",
             Kind::VirtualService | Kind::DestinationRule => "networking.istio.io/v1",
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io/v1",
         }
     }
 
@@ -94,6 +117,9 @@ impl Kind {
             "service" | "services" | "svc" => Some(Kind::Service),
             "virtualservice" | "virtualservices" | "vs" => Some(Kind::VirtualService),
             "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
+            "peerauthentication" | "peerauthentications" | "pa" => Some(Kind::PeerAuthentication),
+            "authorizationpolicy" | "authorizationpolicies" | "ap" => Some(Kind::AuthorizationPolicy),
+            "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
             _ => None,
         }
     }
@@ -114,6 +140,9 @@ pub enum Resource {
     Service(Object<ServiceSpec>),
     VirtualService(Object<VirtualServiceSpec>),
     DestinationRule(Object<DestinationRuleSpec>),
+    PeerAuthentication(Object<PeerAuthenticationSpec>),
+    AuthorizationPolicy(Object<AuthorizationPolicySpec>),
+    RequestAuthentication(Object<RequestAuthenticationSpec>),
 }
 
 impl Resource {
@@ -122,6 +151,9 @@ impl Resource {
             Resource::Service(_) => Kind::Service,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::DestinationRule(_) => Kind::DestinationRule,
+            Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
+            Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
         }
     }
 
@@ -130,14 +162,20 @@ impl Resource {
             Resource::Service(o) => &o.metadata,
             Resource::VirtualService(o) => &o.metadata,
             Resource::DestinationRule(o) => &o.metadata,
+            Resource::PeerAuthentication(o) => &o.metadata,
+            Resource::AuthorizationPolicy(o) => &o.metadata,
+            Resource::RequestAuthentication(o) => &o.metadata,
         }
     }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
         match self {
             Resource::Service(o) => &mut o.metadata,
             Resource::VirtualService(o) => &mut o.metadata,
             Resource::DestinationRule(o) => &mut o.metadata,
+            Resource::PeerAuthentication(o) => &mut o.metadata,
+            Resource::AuthorizationPolicy(o) => &mut o.metadata,
+            Resource::RequestAuthentication(o) => &mut o.metadata,
         }
     }
 
@@ -294,9 +332,6 @@ const ISTIO_KINDS: &[&str] = &[
     "WorkloadGroup",
     "EnvoyFilter",
     "ProxyConfig",
-    "PeerAuthentication",
-    "AuthorizationPolicy",
-    "RequestAuthentication",
     "Telemetry",
     "WasmPlugin",
     "IstioOperator",
@@ -398,6 +433,9 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::Service => Resource::Service(typed(doc, &label)?),
         Kind::VirtualService => Resource::VirtualService(typed(doc, &label)?),
         Kind::DestinationRule => Resource::DestinationRule(typed(doc, &label)?),
+        Kind::PeerAuthentication => Resource::PeerAuthentication(typed(doc, &label)?),
+        Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(typed(doc, &label)?),
+        Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
     };
     resource.meta_mut().namespace = Some(namespace);
     let errors = resource.validate();

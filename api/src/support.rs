@@ -7,7 +7,27 @@ use crate::Resource;
 pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
-        Resource::Service(_) => {}
+        Resource::Service(_) | Resource::PeerAuthentication(_) => {}
+        Resource::AuthorizationPolicy(o) => {
+            if o.spec.target_ref.is_some() || !o.spec.target_refs.is_empty() {
+                out.push("spec.targetRefs (policies attach to workloads by selector only)".into());
+            }
+            if o.spec.action == crate::security::AuthorizationAction::Custom {
+                out.push("spec.action CUSTOM (external authorizers; the policy is ignored)".into());
+            }
+            for (i, r) in o.spec.rules.iter().enumerate() {
+                for (j, c) in r.when.iter().enumerate() {
+                    if c.key.starts_with("experimental.") {
+                        out.push(format!("spec.rules[{i}].when[{j}] ({}: never matches)", c.key));
+                    }
+                }
+            }
+        }
+        Resource::RequestAuthentication(o) => {
+            if !o.spec.jwt_rules.is_empty() {
+                out.push("spec.jwtRules (JWT validation)".into());
+            }
+        }
         Resource::VirtualService(o) => {
             let s = &o.spec;
             for (i, h) in s.http.iter().enumerate() {

@@ -11,6 +11,9 @@ use crate::meta::ObjectMeta;
 use crate::networking::*;
 use crate::resource::Resource;
 
+mod security;
+pub use security::{CONDITION_BRACKET_KEYS, CONDITION_KEYS, condition_key};
+
 /// One problem in one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
@@ -46,6 +49,9 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::Service(o) => service(&o.spec, &mut e),
         Resource::VirtualService(o) => virtual_service(&o.spec, &mut e),
         Resource::DestinationRule(o) => destination_rule(&o.spec, &mut e),
+        Resource::PeerAuthentication(o) => security::peer_authentication(&o.spec, &mut e),
+        Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
+        Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
     }
     e.0
 }
@@ -430,6 +436,22 @@ fn lb(l: &Option<LoadBalancerSettings>, path: &str, e: &mut Errs) {
             dur(&cookie.ttl, &format!("{path}.consistentHash.httpCookie.ttl"), e);
         }
     }
+    if let Some(w) = &l.warmup {
+        if w.duration.is_none() {
+            e.push(format!("{path}.warmup.duration"), "Required value");
+        }
+        dur(&w.duration, &format!("{path}.warmup.duration"), e);
+        if let Some(p) = w.minimum_percent
+            && !(0.0..=100.0).contains(&p)
+        {
+            e.push(format!("{path}.warmup.minimumPercent"), format!("Invalid value {p}: must be between 0 and 100"));
+        }
+        if let Some(a) = w.aggression
+            && a < 1.0
+        {
+            e.push(format!("{path}.warmup.aggression"), format!("Invalid value {a}: must be at least 1.0"));
+        }
+    }
 }
 
 fn non_negative(v: Option<i64>, path: String, e: &mut Errs) {
@@ -455,6 +477,10 @@ fn pool(p: &Option<ConnectionPoolSettings>, path: &str, e: &mut Errs) {
         non_negative(h.max_retries, format!("{path}.http.maxRetries"), e);
         non_negative(h.max_concurrent_streams, format!("{path}.http.maxConcurrentStreams"), e);
         dur(&h.idle_timeout, &format!("{path}.http.idleTimeout"), e);
+        if let Some(k) = &h.http2_keep_alive {
+            dur(&k.interval, &format!("{path}.http.http2KeepAlive.interval"), e);
+            dur(&k.timeout, &format!("{path}.http.http2KeepAlive.timeout"), e);
+        }
         if let Some(u) = &h.h2_upgrade_policy
             && !matches!(u.as_str(), "DEFAULT" | "DO_NOT_UPGRADE" | "UPGRADE")
         {

@@ -58,3 +58,32 @@ fn bookinfo_virtual_services_keep_their_meaning() {
     assert_eq!(rule.matches[0].headers["end-user"].exact.as_deref(), Some("jason"));
     assert_eq!(rule.route[0].destination.subset.as_deref(), Some("v2"));
 }
+
+/// Istio's own CRD validation cases (`extra/validation-crds`): every `-valid` document is
+/// accepted, and every `-invalid` document (marked with the `_err` Istio expects) is refused.
+#[test]
+fn istio_validation_cases_for_served_kinds() {
+    let dir = corpus("extra/validation-crds");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for kind in ["authz", "peerauth", "reqauth", "destinationrule"] {
+        for (suffix, want_ok) in [("valid", true), ("invalid", false)] {
+            let path = dir.join(format!("{kind}-{suffix}.yaml"));
+            let text = std::fs::read_to_string(&path).expect("corpus file");
+            let docs = parse_yaml_stream(&text).expect("yaml");
+            for (i, mut doc) in docs.into_iter().enumerate() {
+                let expected = doc.as_object_mut().and_then(|m| m.remove("_err"));
+                let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let result = parse_document(doc, "default", i);
+                match (want_ok, result) {
+                    (true, Ok(Parsed::Supported(_))) | (false, Err(_)) => {}
+                    (true, other) => failures.push(format!("{kind}-{suffix}: {name} must be accepted, got {other:?}")),
+                    (false, Ok(_)) => failures.push(format!("{kind}-{suffix}: {name} must be refused ({expected:?})")),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked >= 40, "only {checked} cases found");
+}

@@ -76,24 +76,31 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     send(framed, &MeshdMessage::Welcome { meshd: state.meshd_id().to_string(), proxy_id: id.to_string() }).await?;
     let mut world_rx = state.subscribe();
-    let mut sent: [Option<String>; 3] = Default::default();
+    let mut sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     let mut nonce = 0u64;
     loop {
         let world = world_rx.borrow_and_update().clone();
         let cfg = translate(&world.resources, &world.workload_list(), workload);
-        let versions = [version_of(&cfg.routes), version_of(&cfg.clusters), version_of(&cfg.endpoints)];
+        let versions = ConfigType::ALL.map(|t| match t {
+            ConfigType::Routes => version_of(&cfg.routes),
+            ConfigType::Clusters => version_of(&cfg.clusters),
+            ConfigType::Endpoints => version_of(&cfg.endpoints),
+            ConfigType::Listeners => version_of(&cfg.listeners),
+        });
         nonce += 1;
-        let nonce_s = nonce.to_string();
-        let mut push = Push { nonce: nonce_s, routes: None, clusters: None, endpoints: None };
+        let mut push = Push { nonce: nonce.to_string(), routes: None, clusters: None, endpoints: None, listeners: None };
+        let mut changed = false;
         for (i, t) in ConfigType::ALL.into_iter().enumerate() {
             if sent[i].as_ref() == Some(&versions[i]) {
                 continue;
             }
+            changed = true;
             let v = versions[i].clone();
             match t {
                 ConfigType::Routes => push.routes = Some(Versioned { version: v, body: cfg.routes.clone() }),
                 ConfigType::Clusters => push.clusters = Some(Versioned { version: v, body: cfg.clusters.clone() }),
                 ConfigType::Endpoints => push.endpoints = Some(Versioned { version: v, body: cfg.endpoints.clone() }),
+                ConfigType::Listeners => push.listeners = Some(Versioned { version: v, body: cfg.listeners.clone() }),
             }
         }
         state.update_status(id, |types| {
@@ -103,7 +110,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             }
         });
         state.translated(id, world.generation);
-        if push.routes.is_some() || push.clusters.is_some() || push.endpoints.is_some() {
+        if changed {
             state.update_status(id, |types| {
                 for (i, t) in ConfigType::ALL.into_iter().enumerate() {
                     if sent[i].as_ref() != Some(&versions[i]) {
@@ -113,8 +120,8 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             });
             send(framed, &MeshdMessage::Push(push)).await?;
             debug!(proxy = %id, nonce, "pushed");
-            for i in 0..3 {
-                sent[i] = Some(versions[i].clone());
+            for (slot, v) in sent.iter_mut().zip(&versions) {
+                *slot = Some(v.clone());
             }
         }
         // Wait for a world change (debounced) while handling the proxy's answers.

@@ -284,9 +284,5 @@ impl State {
 
 fn bump_generation(r: &mut Resource, old: Option<&Resource>) {
     let g = old.and_then(|o| o.meta().generation).unwrap_or(0) + 1;
-    match r {
-        Resource::Service(o) => o.metadata.generation = Some(g),
-        Resource::VirtualService(o) => o.metadata.generation = Some(g),
-        Resource::DestinationRule(o) => o.metadata.generation = Some(g),
-    }
+    r.meta_mut().generation = Some(g);
 }

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use mesh_api::core::ServiceSpec;
 use mesh_api::host;
 use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
+use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 use mesh_api::protocol::Workload;
+use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
 use mesh_api::proxy_config::*;
 use mesh_api::{Key, Object, Resource};
 
@@ -26,6 +28,8 @@ struct Index<'a> {
     services: BTreeMap<String, Svc<'a>>,
     virtual_services: Vec<(&'a Key, &'a Object<VirtualServiceSpec>)>,
     destination_rules: Vec<(&'a Key, &'a Object<DestinationRuleSpec>)>,
+    peer_authentications: security::Policies<'a, PeerAuthenticationSpec>,
+    authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
 }
 
 impl<'a> Index<'a> {
@@ -33,6 +37,8 @@ impl<'a> Index<'a> {
         let mut services = BTreeMap::new();
         let mut virtual_services = Vec::new();
         let mut destination_rules = Vec::new();
+        let mut peer_authentications = Vec::new();
+        let mut authorization_policies = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -42,9 +48,12 @@ impl<'a> Index<'a> {
                 }
                 Resource::VirtualService(o) => virtual_services.push((key, o)),
                 Resource::DestinationRule(o) => destination_rules.push((key, o)),
+                Resource::PeerAuthentication(o) => peer_authentications.push((key, o)),
+                Resource::AuthorizationPolicy(o) => authorization_policies.push((key, o)),
+                Resource::RequestAuthentication(_) => {}
             }
         }
-        Index { services, virtual_services, destination_rules }
+        Index { services, virtual_services, destination_rules, peer_authentications, authorization_policies }
     }
 
     /// The DestinationRule for a service as seen from `client_ns`: the client's namespace
@@ -247,7 +256,14 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
                 let target = sp.target_number();
                 for ip in &w.ports {
                     if Some(ip.port) == target {
-                        eps.push(Endpoint { address: ip.listen, workload: format!("{}/{}", w.namespace, w.name) });
+                        let server = security::peer_mode(&index.peer_authentications, w, ip.port);
+                        eps.push(Endpoint {
+                            address: ip.listen,
+                            workload: format!("{}/{}", w.namespace, w.name),
+                            identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account)
+                                .to_string(),
+                            mtls: security::endpoint_mtls(dr, subset_def, port, server),
+                        });
                     }
                 }
             }
@@ -261,6 +277,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
         routes: Routes { virtual_hosts },
         clusters: Clusters { clusters },
         endpoints: Endpoints { clusters: endpoints },
+        listeners: security::listeners(&index.peer_authentications, &index.authorization_policies, proxy),
     }
 }
 
@@ -292,6 +309,8 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
     }
     format!("{h:016x}")
 }
+
+mod security;
 
 #[cfg(test)]
 mod tests;

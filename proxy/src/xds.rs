@@ -155,6 +155,11 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
         candidate.endpoints = e.body;
         versions.insert(ConfigType::Endpoints, e.version);
     }
+    if let Some(l) = push.listeners {
+        pushed.push((ConfigType::Listeners, l.version.clone()));
+        candidate.listeners = l.body;
+        versions.insert(ConfigType::Listeners, l.version);
+    }
     let mut rejected: HashMap<ConfigType, String> = HashMap::new();
     let compiled = loop {
         match Snapshot::compile(candidate.clone(), versions.clone()) {
@@ -174,6 +179,7 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
                     ConfigType::Routes => candidate.routes = current.raw.routes.clone(),
                     ConfigType::Clusters => candidate.clusters = current.raw.clusters.clone(),
                     ConfigType::Endpoints => candidate.endpoints = current.raw.endpoints.clone(),
+                    ConfigType::Listeners => candidate.listeners = current.raw.listeners.clone(),
                 }
                 match current.versions.get(&e.config_type) {
                     Some(v) => versions.insert(e.config_type, v.clone()),

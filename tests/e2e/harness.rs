@@ -129,7 +129,7 @@ impl Mesh {
         eventually(&format!("{n} proxies SYNCED"), Duration::from_secs(20), || {
             let r = self.run(&["proxy-status"]);
             let rows: Vec<&str> = r.stdout.lines().skip(1).collect();
-            (r.code == 0 && rows.len() == n && rows.iter().all(|l| l.matches("SYNCED").count() == 3)).then_some(())
+            (r.code == 0 && rows.len() == n && rows.iter().all(|l| l.matches("SYNCED").count() == 4)).then_some(())
         })
     }
 }

@@ -70,6 +70,22 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.host.clone());
             row.push(o.spec.subsets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(","));
         }
+        Resource::PeerAuthentication(o) => {
+            let sel = o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into());
+            row.push(o.spec.mtls.as_ref().map_or("UNSET", |m| m.mode.as_str()).to_string());
+            let ports = o.spec.port_level_mtls.iter().flatten().map(|(p, m)| format!("{p}={}", m.mode.as_str()));
+            row.push(ports.collect::<Vec<_>>().join(","));
+            row.push(sel);
+        }
+        Resource::AuthorizationPolicy(o) => {
+            row.push(o.spec.action.as_str().to_string());
+            row.push(o.spec.rules.len().to_string());
+            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+        }
+        Resource::RequestAuthentication(o) => {
+            row.push(o.spec.jwt_rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>().join(","));
+            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+        }
     }
     row
 }
@@ -84,6 +100,9 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::Service => &["PORTS", "SELECTOR"][..],
         Kind::VirtualService => &["HOSTS", "GATEWAYS", "ROUTES"][..],
         Kind::DestinationRule => &["HOST", "SUBSETS"][..],
+        Kind::PeerAuthentication => &["MODE", "PORT MODES", "SELECTOR"][..],
+        Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
+        Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
     });
     h
 }
@@ -94,7 +113,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
         CliError::user(format!(
-            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr) or workloads",
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra) or workloads",
             args.kind
         ))
     })?;

@@ -47,7 +47,7 @@ pub fn table(ctx: &Ctx, statuses: &[ProxyStatus]) {
             row
         })
         .collect();
-    ctx.out.table(&["NAME", "ROUTES", "CLUSTERS", "ENDPOINTS", "MESHD", "VERSION"], rows);
+    ctx.out.table(&["NAME", "ROUTES", "CLUSTERS", "ENDPOINTS", "LISTENERS", "MESHD", "VERSION"], rows);
 }
 
 pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
