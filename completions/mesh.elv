@@ -38,6 +38,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
             cand route 'Change how traffic is split between a service''s subsets'
+            cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
@@ -242,6 +243,85 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;route;help;help'= {
         }
+        &'mesh;cert'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Each proxy''s identity, certificate serial, expiry and issuing root; the CA''s roots'
+            cand rotate 'Renew workload certificates now (all proxies, or one), without restarting anything'
+            cand rotate-root 'Replace the mesh''s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;cert;status'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;cert;rotate'= {
+            cand --workload 'Only this workload''s proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;cert;rotate-root'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;cert;help'= {
+            cand status 'Each proxy''s identity, certificate serial, expiry and issuing root; the CA''s roots'
+            cand rotate 'Renew workload certificates now (all proxies, or one), without restarting anything'
+            cand rotate-root 'Replace the mesh''s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;cert;help;status'= {
+        }
+        &'mesh;cert;help;rotate'= {
+        }
+        &'mesh;cert;help;rotate-root'= {
+        }
+        &'mesh;cert;help;help'= {
+        }
         &'mesh;analyze'= {
             cand -f 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
             cand --filename 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
@@ -321,6 +401,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;__meshd'= {
             cand --listen 'listen'
+            cand --cert-ttl 'Lifetime of workload certificates (Go duration)'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -361,6 +442,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
             cand route 'Change how traffic is split between a service''s subsets'
+            cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
@@ -390,6 +472,17 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
         }
         &'mesh;help;route;split'= {
+        }
+        &'mesh;help;cert'= {
+            cand status 'Each proxy''s identity, certificate serial, expiry and issuing root; the CA''s roots'
+            cand rotate 'Renew workload certificates now (all proxies, or one), without restarting anything'
+            cand rotate-root 'Replace the mesh''s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
+        }
+        &'mesh;help;cert;status'= {
+        }
+        &'mesh;help;cert;rotate'= {
+        }
+        &'mesh;help;cert;rotate-root'= {
         }
         &'mesh;help;analyze'= {
         }

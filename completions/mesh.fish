@@ -41,6 +41,7 @@ complete -c mesh -n "__fish_mesh_needs_command" -f -a "delete" -d 'Delete resour
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "completion" -d 'Print a shell completion script'
@@ -181,6 +182,55 @@ complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l workload -d 'Only this workload\'s proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s y -l yes -d 'Do not ask for confirmation'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
+complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s f -l filename -d 'File, directory or `-` (repeatable); without -f the running mesh is analyzed' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l mesh-config -d 'A MeshConfig fragment to analyze with (Istio\'s `--meshConfigFile`)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s o -l output -r -f -a "text\t''
@@ -241,6 +291,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand demo" -l no-color -d 'Never co
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l listen -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l cert-ttl -d 'Lifetime of workload certificates (Go duration)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -263,20 +314,24 @@ complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s q -l quiet -d '
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "__meshd"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "__demo-app"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route analyze version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "__meshd"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "__demo-app"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'

@@ -67,3 +67,47 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
 }
+
+pub const CA_PATH: &str = "/v1/ca";
+pub const CA_RENEW_PATH: &str = "/v1/ca/renew";
+pub const CA_ROTATE_ROOT_PATH: &str = "/v1/ca/rotate-root";
+
+/// The CA as `mesh cert status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaStatus {
+    pub trust_domain: String,
+    /// Every trusted root; `signing` marks the one that signs new certificates.
+    pub roots: Vec<RootStatus>,
+    pub bundle_version: String,
+    /// Workload certificates issued since meshd started.
+    pub issued: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RootStatus {
+    pub signing: bool,
+    #[serde(flatten)]
+    pub cert: crate::cert::CertInfo,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// A proxy id (`namespace/name`); None renews every proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewResponse {
+    /// The proxies asked to renew.
+    pub proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateRootResponse {
+    pub old_root: String,
+    pub new_root: String,
+    /// Proxies that moved to the new root.
+    pub proxies: usize,
+    pub seconds: f64,
+}

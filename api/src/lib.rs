@@ -1,12 +1,13 @@
 //! Types shared by meshd, the proxy and the CLI: Istio-compatible resources and their
 //! validation, the proxy-config model, and the discovery protocol. No IO lives here.
 
+pub mod cert;
 pub mod control;
 pub mod core;
 pub mod duration;
 pub mod home;
-pub mod identity;
 pub mod host;
+pub mod identity;
 pub mod meta;
 pub mod networking;
 pub mod protocol;

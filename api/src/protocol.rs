@@ -18,6 +18,27 @@ pub const UPGRADE_TOKEN: &str = "mesh-discovery";
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
+/// meshd's answer to a proxy's challenge: `hex(HMAC-SHA256(token, "mesh-discovery:" + challenge))`.
+/// Only a meshd holding the mesh's token can compute it.
+pub fn discovery_proof(token: &str, challenge: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("mesh-discovery:{challenge}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Check a proof in time independent of where the first difference is.
+pub fn verify_discovery_proof(token: &str, challenge: &str, proof: &str) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes());
+    let Some(tag) = (0..proof.len())
+        .step_by(2)
+        .map(|i| proof.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return false;
+    };
+    ring::hmac::verify(&key, format!("mesh-discovery:{challenge}").as_bytes(), &tag).is_ok()
+}
+
 /// Who a proxy is, sent once when it connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workload {
@@ -52,9 +73,43 @@ pub struct InboundPort {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProxyMessage {
-    Hello { workload: Workload },
-    Ack { config_type: ConfigType, version: String, nonce: String },
-    Nack { config_type: ConfigType, version: String, nonce: String, error: String },
+    /// `challenge`: random; meshd must answer with `proof` in its Welcome, so a proxy takes
+    /// config only from a meshd that holds the mesh token.
+    Hello {
+        workload: Workload,
+        #[serde(default)]
+        challenge: String,
+    },
+    Ack {
+        config_type: ConfigType,
+        version: String,
+        nonce: String,
+    },
+    Nack {
+        config_type: ConfigType,
+        version: String,
+        nonce: String,
+        error: String,
+    },
+    /// A PKCS#10 request for the proxy's workload identity; the key never leaves the proxy.
+    Csr {
+        csr_pem: String,
+    },
+    /// What the proxy now uses: sent after every certificate or trust bundle change.
+    Identity(IdentityReport),
+}
+
+/// The certificate and trust bundle a proxy holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdentityReport {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<crate::cert::CertInfo>,
+    /// `cert::bundle_version` of the trust bundle in force.
+    #[serde(default)]
+    pub bundle_version: String,
+    /// The last certificate problem, if the newest one was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Messages from meshd.
@@ -64,8 +119,26 @@ pub enum MeshdMessage {
     Welcome {
         meshd: String,
         proxy_id: String,
+        /// `hex(HMAC-SHA256(token, "mesh-discovery:" + challenge))`.
+        #[serde(default)]
+        proof: String,
     },
     Push(Push),
+    /// A signed certificate for the proxy's CSR, and the trust bundle to verify peers with.
+    Certificate {
+        cert_pem: String,
+        trust_bundle_pem: String,
+    },
+    /// The CSR was refused; nothing was issued.
+    CertificateError {
+        message: String,
+    },
+    /// The trust bundle changed (a root added or retired).
+    TrustBundle {
+        pem: String,
+    },
+    /// Send a fresh CSR now (root rotation, `mesh cert rotate`).
+    Renew,
     /// meshd refuses the stream (bad hello, duplicate workload); the proxy logs it and retries.
     Error {
         message: String,
@@ -161,6 +234,9 @@ pub struct ProxyStatus {
     /// it "would send now" is then not known yet, so nothing counts as SYNCED.
     #[serde(default)]
     pub behind: bool,
+    /// What the proxy reported of its certificate and trust bundle.
+    #[serde(default)]
+    pub identity: IdentityReport,
 }
 
 impl ProxyStatus {

@@ -105,7 +105,9 @@ impl Kind {
         match self {
             Kind::Service => "v1",
             Kind::VirtualService | Kind::DestinationRule => "networking.istio.io/v1",
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io/v1",
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
+                "security.istio.io/v1"
+            }
         }
     }
 

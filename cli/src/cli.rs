@@ -71,6 +71,9 @@ pub enum Command {
     /// Change how traffic is split between a service's subsets.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Workload certificates and the mesh CA: status, renewal, root rotation.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Find problems in configuration: files offline, the running mesh, or files over it.
     Analyze(AnalyzeArgs),
     /// Print the versions of the CLI and the running control plane.
@@ -169,6 +172,39 @@ pub enum RouteCommand {
     Split(SplitArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Each proxy's identity, certificate serial, expiry and issuing root; the CA's roots.
+    Status(CertStatusArgs),
+    /// Renew workload certificates now (all proxies, or one), without restarting anything.
+    Rotate(CertRotateArgs),
+    /// Replace the mesh's root CA with no downtime: the new root joins the trust bundle, every
+    /// proxy is re-issued under it, then the old root is retired.
+    RotateRoot(CertRotateRootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertStatusArgs {
+    /// Only this proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`).
+    pub name: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CertRotateArgs {
+    /// Only this workload's proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`).
+    #[arg(long)]
+    pub workload: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CertRotateRootArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SplitArgs {
     /// The service host (`reviews`, or `reviews.prod.svc.cluster.local`).
@@ -255,6 +291,13 @@ pub struct DemoArgs {
 pub struct MeshdArgs {
     #[arg(long, default_value = meshd::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
+    /// Lifetime of workload certificates (Go duration).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub cert_ttl: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    mesh_api::duration::parse(s)
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,7 @@ impl MeshdClient {
         method: Method,
         path_and_query: &str,
         body: Option<Vec<u8>>,
+        timeout: Duration,
     ) -> Result<T> {
         let req = Request::builder()
             .method(method)
@@ -60,9 +61,11 @@ impl MeshdClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| CliError::internal(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.http.request(req))
+        let resp = tokio::time::timeout(timeout, self.http.request(req))
             .await
-            .map_err(|_| CliError::unavailable(format!("meshd at {} did not answer within 30s", self.address)))?
+            .map_err(|_| {
+                CliError::unavailable(format!("meshd at {} did not answer within {}s", self.address, timeout.as_secs()))
+            })?
             .map_err(|e| {
                 CliError::unavailable(format!(
                     "cannot reach meshd at {}: {e}; is it running? (`mesh install` starts it)",
@@ -93,11 +96,21 @@ impl MeshdClient {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T> {
-        self.call(Method::GET, path_and_query, None).await
+        self.call(Method::GET, path_and_query, None, Duration::from_secs(30)).await
     }
 
     pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.post_with_timeout(path, body, Duration::from_secs(30)).await
+    }
+
+    /// A POST that may take long on meshd's side (a root rotation).
+    pub async fn post_with_timeout<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T> {
         let body = serde_json::to_vec(body).map_err(|e| CliError::internal(e.to_string()))?;
-        self.call(Method::POST, path, Some(body)).await
+        self.call(Method::POST, path, Some(body), timeout).await
     }
 }

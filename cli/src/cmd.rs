@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod cert;
 pub mod delete;
 pub mod demo;
 pub mod demo_app;

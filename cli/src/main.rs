@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, Global, Platform, ProxyCommand, RouteCommand};
+use crate::cli::{CertCommand, Cli, Command, Global, Platform, ProxyCommand, RouteCommand};
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
 use crate::output::Printer;
@@ -31,6 +31,7 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    mesh_proxy::tls::install_provider();
     let cli = Cli::parse();
     let out = Printer::new(cli.global.quiet, cli.global.no_color);
     match dispatch(cli, out) {
@@ -76,6 +77,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                     home: meshd::Home::from_env(),
                     listen: args.listen,
                     registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
+                    cert_ttl: args.cert_ttl,
                 }))
                 .map_err(CliError::from);
         }
@@ -95,6 +97,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Delete(a) => cmd::delete::run(&ctx, a).await,
             Command::ProxyStatus(a) => cmd::proxy_status::run(&ctx, a).await,
             Command::Route(RouteCommand::Split(a)) => cmd::route::split(&ctx, a).await,
+            Command::Cert(CertCommand::Status(a)) => cmd::cert::status(&ctx, a).await,
+            Command::Cert(CertCommand::Rotate(a)) => cmd::cert::rotate(&ctx, a).await,
+            Command::Cert(CertCommand::RotateRoot(a)) => cmd::cert::rotate_root(&ctx, a).await,
             Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,

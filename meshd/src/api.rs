@@ -22,6 +22,7 @@ const MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub struct Api {
     pub state: Arc<State>,
+    pub ca: Arc<crate::ca::Ca>,
     pub token: String,
     pub shutdown: Arc<Notify>,
 }
@@ -78,6 +79,17 @@ impl Api {
             },
             (Method::GET, RESOURCES_PATH) => self.list(req.uri().query().unwrap_or("")),
             (Method::GET, PROXIES_PATH) => json(StatusCode::OK, &self.state.proxy_statuses()),
+            (Method::GET, CA_PATH) => json(StatusCode::OK, &self.ca_status()),
+            (Method::POST, CA_RENEW_PATH) => match read_json::<RenewRequest>(req).await {
+                Ok(r) => self.renew(r),
+                Err(e) => e,
+            },
+            (Method::POST, CA_ROTATE_ROOT_PATH) => {
+                match crate::rotation::rotate_root(&self.ca, &self.state, std::time::Duration::from_secs(120)).await {
+                    Ok(report) => json(StatusCode::OK, &report),
+                    Err(e) => error(StatusCode::CONFLICT, e, vec![]),
+                }
+            }
             (Method::POST, SHUTDOWN_PATH) => {
                 self.shutdown.notify_one();
                 json(StatusCode::OK, &serde_json::json!({"status": "shutting down"}))
@@ -100,10 +112,14 @@ impl Api {
                 vec![],
             );
         }
-        let state = self.state.clone();
+        let ctx = Arc::new(crate::discovery::Context {
+            state: self.state.clone(),
+            ca: self.ca.clone(),
+            token: self.token.clone(),
+        });
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
-                Ok(upgraded) => crate::discovery::serve(state, TokioIo::new(upgraded)).await,
+                Ok(upgraded) => crate::discovery::serve(ctx, TokioIo::new(upgraded)).await,
                 Err(e) => warn!(error = %e, "discovery upgrade failed"),
             }
         });
@@ -112,6 +128,35 @@ impl Api {
         r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
         r.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static(UPGRADE_TOKEN));
         r
+    }
+
+    fn ca_status(&self) -> CaStatus {
+        let view = self.ca.view();
+        CaStatus {
+            trust_domain: view.trust_domain.clone(),
+            roots: view
+                .roots
+                .iter()
+                .map(|r| RootStatus { signing: r.key_id == view.signer_key_id, cert: r.clone() })
+                .collect(),
+            bundle_version: view.bundle_version.clone(),
+            issued: self.state.issued(),
+        }
+    }
+
+    fn renew(&self, req: RenewRequest) -> Resp {
+        let statuses = self.state.proxy_statuses();
+        let proxies: Vec<String> = match &req.workload {
+            None => statuses.iter().map(|p| p.id.clone()).collect(),
+            Some(w) => statuses.iter().filter(|p| &p.id == w).map(|p| p.id.clone()).collect(),
+        };
+        if let Some(w) = &req.workload
+            && proxies.is_empty()
+        {
+            return error(StatusCode::NOT_FOUND, format!("no proxy {w} is connected"), vec![]);
+        }
+        self.ca.request_renew(req.workload.as_deref());
+        json(StatusCode::OK, &RenewResponse { proxies })
     }
 
     fn apply(&self, req: ApplyRequest) -> Resp {

@@ -6,14 +6,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use mesh_api::protocol::{MAX_FRAME, MeshdMessage, Nacked, ProxyMessage, Push, Versioned};
+use mesh_api::identity::SpiffeId;
+use mesh_api::protocol::{IdentityReport, MAX_FRAME, MeshdMessage, Nacked, ProxyMessage, Push, Versioned};
 use mesh_api::proxy_config::ConfigType;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
+use crate::ca::{Ca, CaView};
 use crate::state::State;
 use crate::translate::{translate, version_of};
+
+/// What a discovery session needs from meshd.
+pub struct Context {
+    pub state: Arc<State>,
+    pub ca: Arc<Ca>,
+    pub token: String,
+}
 
 /// How long meshd waits after a change before pushing, so a burst becomes one push.
 const DEBOUNCE: Duration = Duration::from_millis(20);
@@ -31,7 +40,8 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
     framed.send(Bytes::from(body)).await
 }
 
-pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, io: T) {
+pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) {
+    let state = &ctx.state;
     let mut framed = Framed::new(io, codec());
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, framed.next()).await {
         Ok(Some(Ok(frame))) => serde_json::from_slice::<ProxyMessage>(&frame),
@@ -40,8 +50,8 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, io: T) 
             return;
         }
     };
-    let workload = match hello {
-        Ok(ProxyMessage::Hello { workload }) => workload,
+    let (workload, challenge) = match hello {
+        Ok(ProxyMessage::Hello { workload, challenge }) => (workload, challenge),
         Ok(other) => {
             let _ = send(&mut framed, &MeshdMessage::Error { message: format!("expected hello, got {other:?}") }).await;
             return;
@@ -60,7 +70,8 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, io: T) 
         }
     };
     info!(proxy = %id, "proxy connected");
-    let result = run(&state, &id, &workload, &mut framed).await;
+    let proof = mesh_api::protocol::discovery_proof(&ctx.token, &challenge);
+    let result = run(&ctx, &id, &workload, proof, &mut framed).await;
     state.unregister(&id);
     match result {
         Ok(()) => info!(proxy = %id, "proxy disconnected"),
@@ -68,13 +79,52 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, io: T) 
     }
 }
 
+/// Where one proxy stands with the CA, so each message is sent once per change.
+struct IdentitySync {
+    report: IdentityReport,
+    bundle_sent: String,
+    renew_seen: u64,
+    /// The signer a renewal was last requested for (or a CSR was last answered under).
+    renew_asked_for: String,
+}
+
+impl IdentitySync {
+    /// What to send the proxy so it converges on `view`.
+    fn reconcile(&mut self, view: &CaView, id: &str) -> Vec<MeshdMessage> {
+        let mut out = Vec::new();
+        if self.report.bundle_version != view.bundle_version && self.bundle_sent != view.bundle_version {
+            self.bundle_sent = view.bundle_version.clone();
+            out.push(MeshdMessage::TrustBundle { pem: view.bundle_pem.clone() });
+        }
+        let epoch = view.renew_epoch(id);
+        let stale_signer = self.report.cert.as_ref().is_some_and(|c| c.authority_key_id != view.signer_key_id);
+        if epoch > self.renew_seen || (stale_signer && self.renew_asked_for != view.signer_key_id) {
+            self.renew_seen = self.renew_seen.max(epoch);
+            self.renew_asked_for = view.signer_key_id.clone();
+            out.push(MeshdMessage::Renew);
+        }
+        out
+    }
+}
+
 async fn run<T: AsyncRead + AsyncWrite + Unpin>(
-    state: &State,
+    ctx: &Context,
     id: &str,
     workload: &mesh_api::protocol::Workload,
+    proof: String,
     framed: &mut Framed<T, LengthDelimitedCodec>,
 ) -> std::io::Result<()> {
-    send(framed, &MeshdMessage::Welcome { meshd: state.meshd_id().to_string(), proxy_id: id.to_string() }).await?;
+    let state = &ctx.state;
+    send(framed, &MeshdMessage::Welcome { meshd: state.meshd_id().to_string(), proxy_id: id.to_string(), proof })
+        .await?;
+    let identity = SpiffeId::new(ctx.ca.trust_domain(), &workload.namespace, &workload.service_account);
+    let mut ca_rx = ctx.ca.subscribe();
+    let mut sync = IdentitySync {
+        report: IdentityReport::default(),
+        bundle_sent: String::new(),
+        renew_seen: ca_rx.borrow_and_update().renew_epoch(id),
+        renew_asked_for: String::new(),
+    };
     let mut world_rx = state.subscribe();
     let mut sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     let mut nonce = 0u64;
@@ -88,7 +138,8 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             ConfigType::Listeners => version_of(&cfg.listeners),
         });
         nonce += 1;
-        let mut push = Push { nonce: nonce.to_string(), routes: None, clusters: None, endpoints: None, listeners: None };
+        let mut push =
+            Push { nonce: nonce.to_string(), routes: None, clusters: None, endpoints: None, listeners: None };
         let mut changed = false;
         for (i, t) in ConfigType::ALL.into_iter().enumerate() {
             if sent[i].as_ref() == Some(&versions[i]) {
@@ -134,6 +185,15 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                     tokio::time::sleep(DEBOUNCE).await;
                     break;
                 }
+                changed = ca_rx.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let view = ca_rx.borrow_and_update().clone();
+                    for msg in sync.reconcile(&view, id) {
+                        send(framed, &msg).await?;
+                    }
+                }
                 frame = framed.next() => {
                     let Some(frame) = frame else { return Ok(()) };
                     let frame = frame?;
@@ -149,6 +209,31 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                             });
                         }
                         Ok(ProxyMessage::Hello { .. }) => warn!(proxy = %id, "ignoring a second hello"),
+                        Ok(ProxyMessage::Csr { csr_pem }) => {
+                            let view = ctx.ca.view();
+                            let reply = match ctx.ca.sign(&csr_pem, &identity) {
+                                Ok(cert_pem) => {
+                                    info!(proxy = %id, %identity, "issued a workload certificate");
+                                    state.count_issued();
+                                    sync.bundle_sent = view.bundle_version.clone();
+                                    sync.renew_asked_for = view.signer_key_id.clone();
+                                    MeshdMessage::Certificate { cert_pem, trust_bundle_pem: view.bundle_pem.clone() }
+                                }
+                                Err(e) => {
+                                    warn!(proxy = %id, error = %e, "refused a CSR");
+                                    MeshdMessage::CertificateError { message: e.to_string() }
+                                }
+                            };
+                            send(framed, &reply).await?;
+                        }
+                        Ok(ProxyMessage::Identity(report)) => {
+                            sync.report = report.clone();
+                            state.update_identity(id, report);
+                            let view = ctx.ca.view();
+                            for msg in sync.reconcile(&view, id) {
+                                send(framed, &msg).await?;
+                            }
+                        }
                         Err(e) => {
                             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("malformed message from proxy: {e}")));
                         }

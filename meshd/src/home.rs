@@ -47,6 +47,10 @@ impl Home {
     pub fn registry_path(&self) -> PathBuf {
         self.root.join("registry.json")
     }
+    /// The CA: roots and their keys (0600).
+    pub fn ca_path(&self) -> PathBuf {
+        self.root.join("ca.json")
+    }
     pub fn log_path(&self) -> PathBuf {
         self.root.join("meshd.log")
     }

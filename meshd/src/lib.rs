@@ -4,8 +4,10 @@
 //! call it, so the bundled and standalone control planes are the same code.
 
 pub mod api;
+pub mod ca;
 pub mod discovery;
 pub mod home;
+pub mod rotation;
 pub mod state;
 pub mod store;
 pub mod translate;
@@ -33,6 +35,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// How long workloads restored from the last run are kept without their proxy.
     pub registry_grace: std::time::Duration,
+    /// Lifetime of workload certificates.
+    pub cert_ttl: std::time::Duration,
 }
 
 /// Proxies reconnect within 5 s (their longest backoff); twice that and some.
@@ -44,6 +48,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     home.create().with_context(|| format!("cannot create MESH_HOME {}", home.root().display()))?;
     let token =
         home.ensure_token().with_context(|| format!("cannot create the access token in {}", home.root().display()))?;
+    let ca = Arc::new(
+        ca::Ca::open(&home.ca_path(), mesh_api::identity::DEFAULT_TRUST_DOMAIN, opts.cert_ttl)
+            .with_context(|| format!("cannot open the mesh CA in {}", home.ca_path().display()))?,
+    );
     let store = store::Store::new(home.store_path());
     let resources = store.load()?;
     let listener = TcpListener::bind(opts.listen).await.with_context(|| {
@@ -71,8 +79,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             state.expire_restored();
         });
     }
+    if ca.root_count() > 1 {
+        // A root rotation was interrupted: finish it once the proxies are back.
+        let (ca, state) = (ca.clone(), state.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(grace_for_rotation()).await;
+            match rotation::rotate_root(&ca, &state, std::time::Duration::from_secs(300)).await {
+                Ok(r) => info!(proxies = r.proxies, "finished the interrupted root rotation"),
+                Err(e) => warn!(error = %e, "could not finish the interrupted root rotation"),
+            }
+        });
+    }
     let shutdown = Arc::new(Notify::new());
-    let api = Arc::new(api::Api { state: state.clone(), token, shutdown: shutdown.clone() });
+    let api = Arc::new(api::Api { state: state.clone(), ca, token, shutdown: shutdown.clone() });
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let info = home::MeshdInfo { address, pid: std::process::id(), version: mesh_api::VERSION.into(), started_unix };
     home.write_info(&info).with_context(|| format!("cannot write {}", home.info_path().display()))?;
@@ -114,6 +133,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     info!("meshd stopped");
     Ok(())
+}
+
+/// Proxies reconnect within their longest backoff; resume a rotation after that.
+fn grace_for_rotation() -> std::time::Duration {
+    std::time::Duration::from_secs(6)
 }
 
 /// Log to stderr, honouring `RUST_LOG` (default `info`).

@@ -3,16 +3,23 @@
 fn main() -> anyhow::Result<()> {
     meshd::init_tracing();
     let mut listen = meshd::DEFAULT_LISTEN.to_string();
+    let mut cert_ttl = meshd::ca::DEFAULT_WORKLOAD_TTL;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs ADDRESS"))?,
+            "--cert-ttl" => {
+                let v = args.next().ok_or_else(|| anyhow::anyhow!("--cert-ttl needs a duration like 24h"))?;
+                cert_ttl = mesh_api::duration::parse(&v).map_err(|e| anyhow::anyhow!("--cert-ttl {v:?}: {e}"))?;
+            }
             "--version" => {
                 println!("meshd {}", mesh_api::VERSION);
                 return Ok(());
             }
             "-h" | "--help" => {
-                println!("meshd [--listen ADDR]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)");
+                println!(
+                    "meshd [--listen ADDR] [--cert-ttl DURATION]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}; see meshd --help"),
@@ -24,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         home: meshd::Home::from_env(),
         listen,
         registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
+        cert_ttl,
     }))
 }

@@ -51,6 +51,7 @@ pub struct State {
     /// Workloads restored from the registry file that have not reconnected yet.
     restored: Mutex<BTreeSet<String>>,
     frozen: AtomicBool,
+    issued: std::sync::atomic::AtomicU64,
 }
 
 /// The registry as persisted (`MESH_HOME/registry.json`), so a restarted meshd keeps routing to
@@ -100,6 +101,7 @@ impl State {
             registry,
             restored: Mutex::new(restored_ids),
             frozen: AtomicBool::new(false),
+            issued: Default::default(),
         }
     }
 
@@ -231,6 +233,7 @@ impl State {
                 types,
                 generation: 0,
                 behind: true,
+                identity: Default::default(),
             },
         );
         self.publish(None, Some(next));
@@ -264,6 +267,22 @@ impl State {
         if let Some(s) = self.lock_status().get_mut(id) {
             s.generation = generation;
         }
+    }
+
+    /// Record what a proxy reported of its certificate and trust bundle.
+    pub fn update_identity(&self, id: &str, report: mesh_api::protocol::IdentityReport) {
+        if let Some(s) = self.lock_status().get_mut(id) {
+            s.identity = report;
+        }
+    }
+
+    pub fn count_issued(&self) {
+        self.issued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Workload certificates issued since meshd started.
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
     }
 
     pub fn proxy_statuses(&self) -> Vec<ProxyStatus> {

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mesh_api::core::ServiceSpec;
 use mesh_api::host;
-use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
+use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
-use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
 use mesh_api::proxy_config::*;
+use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
 use mesh_api::{Key, Object, Resource};
 
 use crate::store::Resources;
@@ -260,8 +260,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
                         eps.push(Endpoint {
                             address: ip.listen,
                             workload: format!("{}/{}", w.namespace, w.name),
-                            identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account)
-                                .to_string(),
+                            identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account).to_string(),
                             mtls: security::endpoint_mtls(dr, subset_def, port, server),
                         });
                     }

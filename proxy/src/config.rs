@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::HeaderName;
-use mesh_api::proxy_config::{ConfigType, HeaderMatcher, LbPolicy, ProxyConfig, RouteMatch, StringMatcher};
+use mesh_api::proxy_config::{ConfigType, HeaderMatcher, LbPolicy, PeerMode, ProxyConfig, RouteMatch, StringMatcher};
 use serde::Serialize;
 
 /// Why a part was rejected; the type is NACKed with the message.
@@ -153,9 +153,22 @@ pub struct CompiledVhost {
     pub routes: Vec<CompiledRoute>,
 }
 
+/// What the outbound side knows of an endpoint's proxy.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The SPIFFE ID it must present.
+    pub identity: Arc<str>,
+    pub mtls: bool,
+}
+
 /// Everything the request path reads, immutable.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    /// Endpoint address -> identity and mTLS choice.
+    peers: HashMap<SocketAddr, Peer>,
+    /// Workload port -> PeerAuthentication mode.
+    inbound: HashMap<u16, PeerMode>,
+    pub authz: crate::authz::Authz,
     /// Host (lowercase, no port) -> [(port, vhost)].
     hosts: HashMap<String, Vec<(u16, usize)>>,
     vhosts: Vec<CompiledVhost>,
@@ -166,6 +179,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    pub fn peer(&self, addr: SocketAddr) -> Option<&Peer> {
+        self.peers.get(&addr)
+    }
+
+    /// The mTLS mode of a workload port (PERMISSIVE until meshd says otherwise).
+    pub fn peer_mode(&self, port: u16) -> PeerMode {
+        self.inbound.get(&port).copied().unwrap_or_default()
+    }
+
     /// Find the virtual host for a request authority's host and port.
     pub fn vhost(&self, host: &str, port: u16) -> Option<&CompiledVhost> {
         let entries = match self.hosts.get(host) {
@@ -227,7 +249,19 @@ impl Snapshot {
             }
             vhosts.push(CompiledVhost { name: vh.name.clone(), routes });
         }
-        Ok(Snapshot { hosts, vhosts, raw, versions })
+        let mut peers = HashMap::new();
+        for e in raw.endpoints.clusters.values().flatten() {
+            if e.mtls && e.identity.is_empty() {
+                return Err(err(
+                    ConfigType::Endpoints,
+                    format!("endpoint {} uses mTLS but has no identity", e.address),
+                ));
+            }
+            peers.insert(e.address, Peer { identity: Arc::from(e.identity.as_str()), mtls: e.mtls });
+        }
+        let inbound = raw.listeners.inbound.iter().map(|l| (l.port, l.mtls)).collect();
+        let authz = crate::authz::Authz::compile(&raw.listeners.policies).map_err(|m| err(ConfigType::Listeners, m))?;
+        Ok(Snapshot { peers, inbound, authz, hosts, vhosts, raw, versions })
     }
 }
 
@@ -273,13 +307,24 @@ mod tests {
                     .map(|(i, c)| {
                         let port = u16::try_from(1000 + i).unwrap_or(1);
                         let eps = vec![
-                            Endpoint { address: ([127, 0, 0, 1], port).into(), workload: "a".into() },
-                            Endpoint { address: ([127, 0, 0, 2], port).into(), workload: "b".into() },
+                            Endpoint {
+                                address: ([127, 0, 0, 1], port).into(),
+                                workload: "a".into(),
+                                identity: String::new(),
+                                mtls: false,
+                            },
+                            Endpoint {
+                                address: ([127, 0, 0, 2], port).into(),
+                                workload: "b".into(),
+                                identity: String::new(),
+                                mtls: false,
+                            },
                         ];
                         (c.to_string(), eps)
                     })
                     .collect(),
             },
+            listeners: Listeners::default(),
         };
         Snapshot::compile(raw, HashMap::new()).expect("compiles")
     }

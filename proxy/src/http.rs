@@ -10,27 +10,34 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use mesh_api::host::split_host_port;
 use tracing::debug;
 
-use crate::Shared;
+use crate::authz::Decision;
+use crate::connect::MeshConnector;
+use crate::{PeerInfo, Shared};
 
 pub type Body = Either<Incoming, Full<Bytes>>;
 pub type HttpClient = Client<HttpConnector, Incoming>;
+pub type MeshClient = Client<MeshConnector, Incoming>;
 
-/// A pooled client. `http2`: h2c with prior knowledge, so all requests to one peer share one
-/// multiplexed connection; otherwise HTTP/1.1 keep-alive.
-pub fn client(http2: bool) -> HttpClient {
+/// A pooled HTTP/1.1 keep-alive client to apps.
+pub fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(std::time::Duration::from_secs(60));
-    if http2 {
-        b.http2_only(true).http2_adaptive_window(true);
-    }
+    b.build(connector)
+}
+
+/// The pooled client to other proxies. Over mTLS, ALPN picks HTTP/2 (one multiplexed
+/// connection per peer) or HTTP/1.1 keep-alive.
+pub fn mesh_client(connector: MeshConnector) -> MeshClient {
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(std::time::Duration::from_secs(60)).http2_adaptive_window(true);
     b.build(connector)
 }
 
@@ -68,20 +75,24 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Send `req` to `target`, keeping its path and Host header.
-async fn forward(
-    client: &HttpClient,
+async fn forward<C>(
+    client: &Client<C, Incoming>,
     mut req: Request<Incoming>,
     target: SocketAddr,
-    version: http::Version,
-) -> Response<Body> {
+    tls: bool,
+) -> Response<Body>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
     // HTTP/2 carries the authority in the URI; keep the caller's Host header for the app.
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let uri = match Uri::builder().scheme("http").authority(target.to_string()).path_and_query(path).build() {
+    let scheme = if tls { "https" } else { "http" };
+    let uri = match Uri::builder().scheme(scheme).authority(target.to_string()).path_and_query(path).build() {
         Ok(u) => u,
         Err(_) => return local_reply(StatusCode::BAD_REQUEST, "invalid request path\n"),
     };
     *req.uri_mut() = uri;
-    *req.version_mut() = version;
+    *req.version_mut() = http::Version::HTTP_11;
     strip_hop_by_hop(req.headers_mut());
     match client.request(req).await {
         Ok(mut resp) => {
@@ -115,14 +126,14 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     {
         req.headers_mut().insert(header::HOST, v);
     }
-    let version = if shared.peer_http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
-    forward(&shared.mesh_client, req, endpoint, version).await
+    let (target, mtls) = endpoint;
+    forward(&shared.mesh_client, req, target, mtls).await
 }
 
 /// Pick the endpoint for a request by the snapshot in force, or the local reply to send. No
 /// allocation on the way; the snapshot is released when this returns, so in-flight requests
 /// keep only what they picked.
-fn route(shared: &Shared, req: &Request<Incoming>) -> Result<SocketAddr, (StatusCode, &'static str)> {
+fn route(shared: &Shared, req: &Request<Incoming>) -> Result<(SocketAddr, bool), (StatusCode, &'static str)> {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str(),
         None => req
@@ -143,10 +154,52 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<SocketAddr, (Status
         .iter()
         .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req.method(), path, req.headers())))
         .ok_or((StatusCode::NOT_FOUND, "no route matched\n"))?;
-    route.pick_cluster().and_then(|c| c.pick()).ok_or((StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"))
+    let target = route
+        .pick_cluster()
+        .and_then(|c| c.pick())
+        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"))?;
+    Ok((target, snapshot.peer(target).is_some_and(|p| p.mtls)))
 }
 
-/// An inbound listener's handler: everything goes to the app.
-pub async fn inbound(shared: Arc<Shared>, app: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    forward(&shared.client, req, app, http::Version::HTTP_11).await
+/// An inbound listener's handler: authorization, then the app.
+pub async fn inbound(
+    shared: Arc<Shared>,
+    app: SocketAddr,
+    port: u16,
+    peer: Arc<PeerInfo>,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    {
+        let snapshot = shared.snapshot.load();
+        if !snapshot.authz.is_empty() {
+            let host = req
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+            let decision = snapshot.authz.check(&crate::authz::Request {
+                method: req.method().as_str(),
+                path: req.uri().path(),
+                host: host.unwrap_or(""),
+                headers: req.headers(),
+                port,
+                peer: peer.identity.as_deref(),
+                source_ip: peer.remote.ip(),
+                destination_ip: peer.local.ip(),
+                request_principal: None,
+            });
+            if let Decision::Deny(why) = decision {
+                debug!(peer = ?peer.identity, path = req.uri().path(), %why, "request denied");
+                return local_reply(StatusCode::FORBIDDEN, "RBAC: access denied");
+            }
+        }
+    }
+    // Tell the app who called, as Istio does (never trust one the caller sent).
+    req.headers_mut().remove("x-forwarded-client-cert");
+    if let Some(id) = &peer.identity
+        && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.id))
+    {
+        req.headers_mut().insert("x-forwarded-client-cert", v);
+    }
+    forward(&shared.client, req, app, false).await
 }

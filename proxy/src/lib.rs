@@ -5,8 +5,11 @@
 
 pub mod admin;
 pub mod args;
+pub mod authz;
 pub mod config;
+pub mod connect;
 pub mod http;
+pub mod tls;
 pub mod xds;
 
 use std::collections::BTreeMap;
@@ -28,13 +31,22 @@ pub use xds::MeshdSource;
 /// State shared by every listener of one proxy.
 pub struct Shared {
     pub workload: Workload,
-    pub snapshot: ArcSwap<config::Snapshot>,
+    pub snapshot: Arc<ArcSwap<config::Snapshot>>,
+    pub identity: Arc<tls::Identity>,
     pub ready: AtomicBool,
     /// To apps (HTTP/1.1).
     pub client: http::HttpClient,
-    /// To other proxies.
-    pub mesh_client: http::HttpClient,
-    pub peer_http2: bool,
+    /// To other proxies: mTLS (ALPN h2 or HTTP/1.1) or plain HTTP/1.1.
+    pub mesh_client: http::MeshClient,
+}
+
+/// Who is on the other end of an inbound connection.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer proxy's SPIFFE ID (mTLS connections only).
+    pub identity: Option<String>,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +63,7 @@ pub struct Options {
     pub outbound: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub meshd: MeshdSource,
-    /// HTTP/2 (h2c) to other proxies' inbound listeners; else HTTP/1.1.
+    /// Offer HTTP/2 (ALPN) on mTLS connections to other proxies; else HTTP/1.1 only.
     pub peer_http2: bool,
 }
 
@@ -66,6 +78,15 @@ pub struct Bound {
 }
 
 impl Shared {
+    /// Ready once the whole config and a certificate are in force.
+    pub fn update_ready(&self) {
+        let s = self.snapshot.load();
+        let ready = s.versions.len() == mesh_api::proxy_config::ConfigType::ALL.len() && self.identity.has_cert();
+        if ready {
+            self.ready.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// Wait until the first full config is in force, or `timeout` passes. Returns readiness.
     pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -115,13 +136,21 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         pid: std::process::id(),
         proxy_version: mesh_api::VERSION.to_string(),
     };
+    let id = mesh_api::identity::SpiffeId::new(
+        mesh_api::identity::DEFAULT_TRUST_DOMAIN,
+        &workload.namespace,
+        &workload.service_account,
+    );
+    let identity = Arc::new(tls::Identity::new(id, opts.peer_http2));
+    let snapshot = Arc::new(ArcSwap::from_pointee(config::Snapshot::default()));
+    let mesh_client = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone()));
     let shared = Arc::new(Shared {
         workload,
-        snapshot: ArcSwap::from_pointee(config::Snapshot::default()),
+        snapshot,
+        identity,
         ready: AtomicBool::new(false),
-        client: http::client(false),
-        mesh_client: http::client(opts.peer_http2),
-        peer_http2: opts.peer_http2,
+        client: http::client(),
+        mesh_client,
     });
     let bound = Bound { outbound: outbound_addr, admin: admin_addr, inbound: inbound_ports, shared: shared.clone() };
     let meshd = opts.meshd;
@@ -132,9 +161,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
             tasks.spawn(serve_http(l, "outbound", move |req| http::outbound(s.clone(), req)));
         }
         for (port, app, l) in inbound {
-            let s = shared.clone();
             info!(port, %app, "inbound listener");
-            tasks.spawn(serve_http(l, "inbound", move |req| http::inbound(s.clone(), app, req)));
+            tasks.spawn(serve_inbound(l, port, app, shared.clone()));
         }
         let s = shared.clone();
         tasks.spawn(async move {
@@ -163,6 +191,70 @@ where
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
                 debug!(listener = what, %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
+const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A TLS record starts with content type 22 (handshake).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// An inbound listener: mTLS, plaintext or both (PeerAuthentication), then the app.
+async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared: Arc<Shared>) {
+    loop {
+        let (stream, remote) = accept(&listener, "inbound").await;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let local = stream.local_addr().unwrap_or(remote);
+            let mut first = [0u8; 1];
+            let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+                _ => return, // closed, failed or silent
+            };
+            let mode = shared.snapshot.load().peer_mode(port);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match (is_tls, mode) {
+                (false, mesh_api::proxy_config::PeerMode::Strict) => {
+                    debug!(port, %remote, "plaintext connection refused: mTLS is STRICT on this port");
+                }
+                (true, mesh_api::proxy_config::PeerMode::Disable) => {
+                    debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
+                }
+                (false, _) => {
+                    let peer = Arc::new(PeerInfo { identity: None, remote, local });
+                    let svc = service_fn(move |req| {
+                        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
+                        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+                    });
+                    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+                        debug!(%remote, error = %e, "inbound connection ended with an error");
+                    }
+                }
+                (true, _) => {
+                    let Some(config) = shared.identity.state().server.clone() else {
+                        debug!(%remote, "TLS connection refused: no certificate yet");
+                        return;
+                    };
+                    let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            debug!(%remote, error = %e, "mTLS handshake failed");
+                            return;
+                        }
+                    };
+                    let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
+                    let peer = Arc::new(PeerInfo { identity, remote, local });
+                    let svc = service_fn(move |req| {
+                        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
+                        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+                    });
+                    if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
+                        debug!(%remote, error = %e, "inbound mTLS connection ended with an error");
+                    }
+                }
             }
         });
     }

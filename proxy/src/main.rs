@@ -11,6 +11,7 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     mesh_proxy::init_tracing();
+    mesh_proxy::tls::install_provider();
     let cli = Cli::parse();
     let code = cli.args.run(mesh_api::home::default_home())?;
     std::process::exit(code)

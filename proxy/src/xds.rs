@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -104,24 +103,106 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
     let io = hyper::upgrade::on(resp).await.map_err(|e| format!("upgrade failed: {e}"))?;
     let mut framed =
         Framed::new(TokioIo::new(io), LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec());
-    send(&mut framed, &ProxyMessage::Hello { workload: shared.workload.clone() }).await?;
-    while let Some(frame) = framed.next().await {
+    let challenge = random_hex()?;
+    send(&mut framed, &ProxyMessage::Hello { workload: shared.workload.clone(), challenge: challenge.clone() }).await?;
+    let mut authenticated = false;
+    loop {
+        let renew_at = shared.identity.state().renew_at;
+        let renew = async {
+            match renew_at {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let frame = tokio::select! {
+            frame = framed.next() => frame,
+            _ = renew, if authenticated => {
+                info!("certificate reached half its life; renewing");
+                send_csr(shared, &mut framed).await?;
+                continue;
+            }
+        };
+        let Some(frame) = frame else { return Ok(()) };
         let frame = frame.map_err(|e| format!("discovery stream broke: {e}"))?;
         let msg: MeshdMessage = match serde_json::from_slice(&frame) {
             Ok(m) => m,
             Err(e) => return Err(format!("malformed message from meshd: {e}")),
         };
+        if !authenticated && !matches!(msg, MeshdMessage::Welcome { .. } | MeshdMessage::Error { .. }) {
+            return Err("meshd sent config before proving who it is; ignoring it".into());
+        }
         match msg {
-            MeshdMessage::Welcome { meshd, proxy_id } => info!(%meshd, %proxy_id, "connected to meshd"),
+            MeshdMessage::Welcome { meshd, proxy_id, proof } => {
+                if !mesh_api::protocol::verify_discovery_proof(&token, &challenge, &proof) {
+                    return Err(format!(
+                        "meshd at {address} could not prove it holds this mesh's token; not taking config from it"
+                    ));
+                }
+                authenticated = true;
+                info!(%meshd, %proxy_id, "connected to meshd");
+                send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
+                if shared.identity.needs_cert() {
+                    send_csr(shared, &mut framed).await?;
+                }
+            }
             MeshdMessage::Error { message } => return Err(format!("meshd refused this proxy: {message}")),
             MeshdMessage::Push(push) => {
                 for answer in apply_push(shared, push) {
                     send(&mut framed, &answer).await?;
                 }
             }
+            MeshdMessage::Certificate { cert_pem, trust_bundle_pem } => {
+                match shared.identity.install_cert(&cert_pem, &trust_bundle_pem) {
+                    Ok(()) => {
+                        let s = shared.identity.state();
+                        if let Some(c) = &s.cert {
+                            info!(identity = %shared.identity.id, serial = %c.serial, "installed a new certificate");
+                        }
+                        shared.update_ready();
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "refusing the certificate from meshd");
+                        shared.identity.set_error(e);
+                    }
+                }
+                send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
+            }
+            MeshdMessage::CertificateError { message } => {
+                warn!(error = %message, "meshd refused to issue a certificate");
+                shared.identity.set_error(message);
+                send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
+            }
+            MeshdMessage::TrustBundle { pem } => {
+                match shared.identity.install_bundle(&pem) {
+                    Ok(()) => info!("installed a new trust bundle"),
+                    Err(e) => {
+                        warn!(error = %e, "refusing the trust bundle from meshd");
+                        shared.identity.set_error(e);
+                    }
+                }
+                send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
+            }
+            MeshdMessage::Renew => {
+                info!("meshd asked for a new certificate");
+                send_csr(shared, &mut framed).await?;
+            }
         }
     }
-    Ok(())
+}
+
+async fn send_csr<T>(shared: &Shared, framed: &mut Framed<T, LengthDelimitedCodec>) -> Result<(), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let csr_pem = shared.identity.new_csr()?;
+    send(framed, &ProxyMessage::Csr { csr_pem }).await
+}
+
+fn random_hex() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+        .map_err(|_| "no system randomness".to_string())?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 async fn send<T>(framed: &mut Framed<T, LengthDelimitedCodec>, msg: &ProxyMessage) -> Result<(), String>
@@ -190,9 +271,7 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
     };
     if let Some(s) = compiled {
         shared.snapshot.store(Arc::new(s));
-        if versions.len() == ConfigType::ALL.len() {
-            shared.ready.store(true, Ordering::Release);
-        }
+        shared.update_ready();
     }
     pushed
         .into_iter()

@@ -18,9 +18,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// A fake meshd: accepts one discovery stream, forwards what the proxy says to `from_proxy`,
-/// and sends what the test puts into the returned sender.
-async fn fake_meshd() -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc::UnboundedReceiver<ProxyMessage>) {
+/// A fake meshd: accepts one discovery stream, answers the hello (proving it holds
+/// `proof_token`) and CSRs (with a real CA), forwards config answers to `from_proxy`, and
+/// sends what the test puts into the returned sender.
+async fn fake_meshd(
+    proof_token: &'static str,
+) -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc::UnboundedReceiver<ProxyMessage>) {
+    let ca_dir = tempfile::tempdir().expect("tmp");
+    let ca = meshd::ca::Ca::open(&ca_dir.path().join("ca.json"), "cluster.local", meshd::ca::DEFAULT_WORKLOAD_TTL)
+        .expect("ca");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (to_proxy, mut to_proxy_rx) = mpsc::unbounded_channel::<MeshdMessage>();
@@ -50,8 +56,20 @@ async fn fake_meshd() -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc:
         tokio::spawn(
             hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades(),
         );
+        let _keep = ca_dir;
         let up = io_rx.recv().await.expect("upgraded");
         let mut framed = Framed::new(TokioIo::new(up), LengthDelimitedCodec::new());
+        // The hello comes first; answer it before anything the test queued.
+        let Some(Ok(hello)) = framed.next().await else { return };
+        let ProxyMessage::Hello { challenge, .. } = serde_json::from_slice(&hello).expect("hello") else {
+            panic!("first message must be the hello")
+        };
+        let welcome = MeshdMessage::Welcome {
+            meshd: "fake".into(),
+            proxy_id: "default/client".into(),
+            proof: mesh_api::protocol::discovery_proof(proof_token, &challenge),
+        };
+        framed.send(Bytes::from(serde_json::to_vec(&welcome).expect("json"))).await.expect("send");
         loop {
             tokio::select! {
                 msg = to_proxy_rx.recv() => {
@@ -60,7 +78,21 @@ async fn fake_meshd() -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc:
                 }
                 frame = framed.next() => {
                     let Some(Ok(frame)) = frame else { return };
-                    let _ = from_proxy_tx.send(serde_json::from_slice(&frame).expect("proxy message"));
+                    let reply = match serde_json::from_slice(&frame).expect("proxy message") {
+                        ProxyMessage::Csr { csr_pem } => {
+                            let id = mesh_api::identity::SpiffeId::new("cluster.local", "default", "default");
+                            let cert_pem = ca.sign(&csr_pem, &id).expect("sign");
+                            Some(MeshdMessage::Certificate { cert_pem, trust_bundle_pem: ca.view().bundle_pem.clone() })
+                        }
+                        ProxyMessage::Identity(_) => None,
+                        other => {
+                            let _ = from_proxy_tx.send(other);
+                            None
+                        }
+                    };
+                    if let Some(reply) = reply {
+                        framed.send(Bytes::from(serde_json::to_vec(&reply).expect("json"))).await.expect("send");
+                    }
                 }
             }
         }
@@ -140,9 +172,12 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
         }],
     };
     let endpoints = Endpoints {
-        clusters: [(cluster, vec![Endpoint { address: backend, workload: "default/web".into() }])]
-            .into_iter()
-            .collect(),
+        clusters: [(
+            cluster,
+            vec![Endpoint { address: backend, workload: "default/web".into(), identity: String::new(), mtls: false }],
+        )]
+        .into_iter()
+        .collect(),
     };
     (routes, clusters, endpoints)
 }
@@ -163,7 +198,7 @@ async fn next_answers(rx: &mut mpsc::UnboundedReceiver<ProxyMessage>, n: usize) 
 
 #[tokio::test]
 async fn nacked_config_leaves_the_previous_one_in_force() {
-    let (meshd, to_proxy, mut from_proxy) = fake_meshd().await;
+    let (meshd, to_proxy, mut from_proxy) = fake_meshd("t0ken").await;
     let backend = app("web-v1").await;
     let opts = client_options(meshd, "t0ken");
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
@@ -180,10 +215,12 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             routes: Some(Versioned { version: "r1".into(), body: routes }),
             clusters: Some(Versioned { version: "c1".into(), body: clusters.clone() }),
             endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
         }))
         .expect("push");
-    let acks = next_answers(&mut from_proxy, 3).await;
+    let acks = next_answers(&mut from_proxy, 4).await;
     assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { nonce, .. } if nonce == "1")), "{acks:?}");
+    bound.shared.wait_ready(Duration::from_secs(10)).await;
     assert_eq!(get(bound.admin, "x", "/ready").await.0, 200);
     assert_eq!(get(outbound, "web", "/a").await, (200, "web-v1".into()));
 
@@ -196,6 +233,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             routes: Some(Versioned { version: "r2".into(), body: bad_routes }),
             clusters: None,
             endpoints: None,
+            listeners: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -219,6 +257,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             routes: Some(Versioned { version: "r3".into(), body: dangling }),
             clusters: None,
             endpoints: None,
+            listeners: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -236,12 +275,34 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             routes: Some(Versioned { version: "r4".into(), body: routes }),
             clusters: Some(Versioned { version: "c1".into(), body: clusters }),
             endpoints: Some(Versioned { version: "e2".into(), body: endpoints }),
+            listeners: None,
         }))
         .expect("push");
     let acks = next_answers(&mut from_proxy, 3).await;
     assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { .. })), "{acks:?}");
     assert_eq!(get(outbound, "web", "/b").await, (200, "web-v2".into()));
     assert_eq!(get(outbound, "web", "/a").await.0, 404, "no route matches /a any more");
+}
+
+#[tokio::test]
+async fn config_from_a_meshd_without_the_token_is_refused() {
+    // The fake meshd does not hold the proxy's token, so its proof is wrong: the proxy takes
+    // nothing from it and never becomes ready.
+    let (meshd, to_proxy, mut from_proxy) = fake_meshd("not-the-token").await;
+    let backend = app("web-v1").await;
+    let (bound, serve) = mesh_proxy::start(client_options(meshd, "t0ken")).await.expect("start");
+    tokio::spawn(serve);
+    let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    let _ = to_proxy.send(MeshdMessage::Push(Push {
+        nonce: "1".into(),
+        routes: Some(Versioned { version: "r1".into(), body: routes }),
+        clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+        endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+        listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+    }));
+    assert!(!bound.shared.wait_ready(Duration::from_millis(500)).await, "must not take config");
+    assert!(from_proxy.try_recv().is_err(), "no ACK for an unauthenticated meshd");
+    assert_eq!(get(bound.outbound.expect("outbound"), "web", "/").await.0, 404);
 }
 
 #[tokio::test]

@@ -35,7 +35,8 @@ fn targets(
     namespace: &str,
     e: &mut Errs,
 ) {
-    let set = usize::from(selector.is_some()) + usize::from(target_ref.is_some()) + usize::from(!target_refs.is_empty());
+    let set =
+        usize::from(selector.is_some()) + usize::from(target_ref.is_some()) + usize::from(!target_refs.is_empty());
     if set > 1 {
         e.push("spec", "only one of targetRefs or selector can be set");
     }
@@ -95,6 +96,9 @@ pub(super) fn peer_authentication(s: &PeerAuthenticationSpec, e: &mut Errs) {
 fn header_name(h: &str) -> bool {
     !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
+
+/// A value check and what a valid value is, for the error message.
+type Check = fn(&str) -> bool;
 
 fn ip_or_cidr(v: &str) -> bool {
     v.parse::<std::net::IpAddr>().is_ok() || v.parse::<ipnet::IpNet>().is_ok()
@@ -209,9 +213,12 @@ pub(super) fn authorization_policy(s: &AuthorizationPolicySpec, namespace: &str,
                     }
                 }
             }
-            for (field, values) in
-                [("hosts", &op.hosts), ("notHosts", &op.not_hosts), ("methods", &op.methods), ("notMethods", &op.not_methods)]
-            {
+            for (field, values) in [
+                ("hosts", &op.hosts),
+                ("notHosts", &op.not_hosts),
+                ("methods", &op.methods),
+                ("notMethods", &op.not_methods),
+            ] {
                 non_empty(values, &format!("{p}.{field}"), e);
             }
         }
@@ -227,8 +234,10 @@ pub(super) fn authorization_policy(s: &AuthorizationPolicySpec, namespace: &str,
             match condition_key(&c.key) {
                 Err(msg) => e.push(format!("{p}.key"), msg),
                 Ok(k) => {
-                    let check: Option<(fn(&str) -> bool, &str)> = match k {
-                        "source.ip" | "remote.ip" | "destination.ip" => Some((ip_or_cidr, "an IP address or CIDR block")),
+                    let check: Option<(Check, &str)> = match k {
+                        "source.ip" | "remote.ip" | "destination.ip" => {
+                            Some((ip_or_cidr, "an IP address or CIDR block"))
+                        }
                         "destination.port" => Some((port, "a port number (1-65535)")),
                         _ => None,
                     };
@@ -324,9 +333,7 @@ pub(super) fn request_authentication(s: &RequestAuthenticationSpec, namespace: &
         }
         if let Some(t) = &r.timeout {
             match crate::duration::parse(t) {
-                Ok(d) if d.is_zero() => {
-                    e.push(format!("{p}.timeout"), "must be a valid duration greater than 1ms")
-                }
+                Ok(d) if d.is_zero() => e.push(format!("{p}.timeout"), "must be a valid duration greater than 1ms"),
                 Ok(_) => {}
                 Err(msg) => e.push(format!("{p}.timeout"), format!("must be a valid duration greater than 1ms: {msg}")),
             }

@@ -18,14 +18,29 @@ use crate::error::{CliError, Result};
 pub struct Settings {
     pub profile: String,
     pub listen: SocketAddr,
+    /// Lifetime of workload certificates (Go duration).
+    #[serde(default = "default_ttl")]
+    pub cert_ttl: String,
+    /// A plug-in CA (certificate and key files) to use instead of a generated root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key: Option<std::path::PathBuf>,
 }
 
-const KEYS: &[&str] = &["meshd.listen"];
+fn default_ttl() -> String {
+    "24h".into()
+}
+
+const KEYS: &[&str] = &["meshd.listen", "ca.cert", "ca.key", "ca.workloadCertTtl"];
 
 fn settings(args: &InstallArgs) -> Result<Settings> {
     let mut s = Settings {
         profile: args.profile.clone(),
         listen: meshd::DEFAULT_LISTEN.parse().map_err(|_| CliError::internal("bad default"))?,
+        cert_ttl: default_ttl(),
+        ca_cert: None,
+        ca_key: None,
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -40,8 +55,18 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
                     "--set meshd.listen={v}: not an address like 127.0.0.1:15010 (port 0 picks a free port)"
                 )),
             },
+            "ca.cert" => s.ca_cert = Some(v.into()),
+            "ca.key" => s.ca_key = Some(v.into()),
+            "ca.workloadCertTtl" => match mesh_api::duration::parse(v) {
+                Ok(d) if d >= Duration::from_secs(60) => s.cert_ttl = v.to_string(),
+                Ok(_) => problems.push(format!("--set ca.workloadCertTtl={v}: must be at least 1m")),
+                Err(e) => problems.push(format!("--set ca.workloadCertTtl={v}: {e}")),
+            },
             _ => problems.push(format!("--set {k}: unknown setting; known settings: {}", KEYS.join(", "))),
         }
+    }
+    if s.ca_cert.is_some() != s.ca_key.is_some() {
+        problems.push("a plug-in CA needs both --set ca.cert=FILE and --set ca.key=FILE".into());
     }
     if problems.is_empty() { Ok(s) } else { Err(CliError::user(problems.join("\n"))) }
 }
@@ -54,7 +79,7 @@ pub async fn running(home: &Home) -> Option<MeshdClient> {
 }
 
 /// Start meshd in the background and wait until it answers.
-pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr) -> Result<MeshdClient> {
+pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, cert_ttl: &str) -> Result<MeshdClient> {
     home.create()
         .map_err(|e| CliError::unavailable(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
     home.ensure_token().map_err(|e| CliError::unavailable(format!("cannot create the access token: {e}")))?;
@@ -71,6 +96,8 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr) -> Result<M
     cmd.arg("__meshd")
         .arg("--listen")
         .arg(listen.to_string())
+        .arg("--cert-ttl")
+        .arg(cert_ttl)
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)
@@ -133,7 +160,19 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
         return Ok(());
     }
     ctx.out.confirm(&format!("Install mesh in {} with meshd on {}?", home.root().display(), s.listen), args.yes)?;
-    let client = start_meshd(ctx, &home, s.listen).await?;
+    if let (Some(cert), Some(key)) = (&s.ca_cert, &s.ca_key) {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| CliError::user(format!("cannot read {}: {e}", p.display())))
+        };
+        let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+        home.create()
+            .map_err(|e| CliError::unavailable(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
+        let info = meshd::ca::Ca::import(&home.ca_path(), &cert_pem, &key_pem)
+            .map_err(|e| CliError::user(format!("plug-in CA refused, nothing changed: {e}")))?;
+        ctx.out
+            .success(format!("using the plug-in CA {} (valid until unix time {})", info.subject, info.not_after_unix));
+    }
+    let client = start_meshd(ctx, &home, s.listen, &s.cert_ttl).await?;
     let body = serde_json::to_vec_pretty(&Settings { listen: client.address, ..s })
         .map_err(|e| CliError::internal(e.to_string()))?;
     meshd::home::write_atomic(&home.settings_path(), &body, 0o600).map_err(|e| CliError::unavailable(e.to_string()))?;
@@ -180,7 +219,14 @@ pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
     }
     let _ = std::fs::remove_file(home.info_path());
     if args.purge {
-        for p in [home.store_path(), home.token_path(), home.settings_path(), home.log_path(), home.registry_path()] {
+        for p in [
+            home.store_path(),
+            home.token_path(),
+            home.settings_path(),
+            home.log_path(),
+            home.registry_path(),
+            home.ca_path(),
+        ] {
             if let Err(e) = std::fs::remove_file(&p)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

@@ -36,13 +36,22 @@ fn oldest<'a, S>(mut v: Vec<(&'a Key, &'a Object<S>)>) -> Option<(&'a Key, &'a O
 /// when none sets one. UNSET inherits.
 pub fn peer_mode(pas: &Policies<'_, PeerAuthenticationSpec>, w: &Workload, port: u16) -> PeerMode {
     let mesh = oldest(
-        pas.iter().filter(|(k, pa)| k.namespace == ROOT_NAMESPACE && selects(&pa.spec.selector, w).is_none()).copied().collect(),
+        pas.iter()
+            .filter(|(k, pa)| k.namespace == ROOT_NAMESPACE && selects(&pa.spec.selector, w).is_none())
+            .copied()
+            .collect(),
     );
     let namespace = oldest(
-        pas.iter().filter(|(k, pa)| k.namespace == w.namespace && selects(&pa.spec.selector, w).is_none()).copied().collect(),
+        pas.iter()
+            .filter(|(k, pa)| k.namespace == w.namespace && selects(&pa.spec.selector, w).is_none())
+            .copied()
+            .collect(),
     );
     let workload = oldest(
-        pas.iter().filter(|(k, pa)| k.namespace == w.namespace && selects(&pa.spec.selector, w) == Some(true)).copied().collect(),
+        pas.iter()
+            .filter(|(k, pa)| k.namespace == w.namespace && selects(&pa.spec.selector, w) == Some(true))
+            .copied()
+            .collect(),
     );
     let mut mode = PeerMode::Permissive;
     let mut apply = |m: MtlsMode| match m {

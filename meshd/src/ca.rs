@@ -1,0 +1,437 @@
+//! The mesh CA (Istio's Citadel): a root made at install or the user's own (plug-in) CA,
+//! kept in `MESH_HOME/ca.json` (0600); workload certificates signed from proxies' CSRs; a
+//! trust bundle that may hold several roots, so a root is rotated with no downtime.
+//!
+//! Discovery sessions watch a `CaView` and reconcile each proxy against it: a proxy whose
+//! trust bundle is not the current one is sent the bundle; one whose certificate was not
+//! signed by the current signing root is asked to renew.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mesh_api::cert::{CertInfo, bundle_version};
+use mesh_api::identity::SpiffeId;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// Largest CSR meshd reads; a P-256 or RSA-4096 request is well under this.
+pub const MAX_CSR_BYTES: usize = 8 * 1024;
+/// Istio's default workload certificate lifetime.
+pub const DEFAULT_WORKLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
+const ROOT_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Certificates start a little in the past, so clocks a bit behind still accept them.
+const BACKDATE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot {what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+fn invalid(msg: impl Into<String>) -> CaError {
+    CaError::Invalid(msg.into())
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredRoot {
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// `ca.json`: every trusted root with its key, and which one signs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CaFile {
+    roots: Vec<StoredRoot>,
+    signer: usize,
+}
+
+/// What discovery sessions and the API read.
+#[derive(Debug, Clone, Default)]
+pub struct CaView {
+    pub trust_domain: String,
+    pub bundle_pem: String,
+    pub bundle_version: String,
+    pub roots: Vec<CertInfo>,
+    pub signer_key_id: String,
+    /// Renewal requests: `*` for every proxy, else a proxy id; the value only grows.
+    pub renew: BTreeMap<String, u64>,
+}
+
+impl CaView {
+    /// The newest renewal request that concerns proxy `id`.
+    pub fn renew_epoch(&self, id: &str) -> u64 {
+        self.renew.get("*").copied().unwrap_or(0).max(self.renew.get(id).copied().unwrap_or(0))
+    }
+}
+
+struct Signer {
+    issuer: Issuer<'static, KeyPair>,
+    info: CertInfo,
+}
+
+struct Inner {
+    file: CaFile,
+    signer: Arc<Signer>,
+    renew_counter: u64,
+}
+
+pub struct Ca {
+    path: PathBuf,
+    trust_domain: String,
+    workload_ttl: Duration,
+    inner: Mutex<Inner>,
+    view: watch::Sender<Arc<CaView>>,
+    /// One root rotation at a time.
+    pub rotation: tokio::sync::Mutex<()>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn offset(t: SystemTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from(t)
+}
+
+/// Check a root certificate and its key; returns the certificate's facts.
+fn check_root(cert_pem: &str, key_pem: &str, what: &str) -> Result<(CertInfo, KeyPair), CaError> {
+    let ders = mesh_api::cert::pem_certs(cert_pem).map_err(|e| invalid(format!("{what} certificate: {e}")))?;
+    let info = CertInfo::from_der(&ders[0]).map_err(|e| invalid(format!("{what} certificate: {e}")))?;
+    if !info.is_ca {
+        return Err(invalid(format!(
+            "{what} certificate ({}) is not a CA certificate (basicConstraints CA:TRUE is missing)",
+            info.subject
+        )));
+    }
+    if let Some(e) = info.validity_error(now_unix()) {
+        return Err(invalid(format!("{what} certificate: {e}")));
+    }
+    let key = KeyPair::from_pem(key_pem).map_err(|e| {
+        invalid(format!("{what} key: not a PEM private key rcgen can use (PKCS#8 ECDSA/Ed25519/RSA): {e}"))
+    })?;
+    let (_, x509) =
+        x509_parser::parse_x509_certificate(&ders[0]).map_err(|e| invalid(format!("{what} certificate: {e}")))?;
+    if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+        return Err(invalid(format!("{what} key does not belong to the {what} certificate ({})", info.subject)));
+    }
+    Ok((info, key))
+}
+
+fn new_root(trust_domain: &str) -> Result<StoredRoot, CaError> {
+    let key = KeyPair::generate().map_err(|e| CaError::Sign(e.to_string()))?;
+    let mut params = CertificateParams::default();
+    let mut tag = [0u8; 4];
+    getrandom::fill(&mut tag).map_err(|e| CaError::Sign(e.to_string()))?;
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    params.distinguished_name.push(DnType::OrganizationName, trust_domain);
+    params.distinguished_name.push(DnType::CommonName, format!("mesh root CA {tag}"));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let now = SystemTime::now();
+    params.not_before = offset(now - BACKDATE);
+    params.not_after = offset(now + ROOT_TTL);
+    params.serial_number = Some(random_serial()?);
+    let cert = params.self_signed(&key).map_err(|e| CaError::Sign(e.to_string()))?;
+    Ok(StoredRoot { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}
+
+fn random_serial() -> Result<SerialNumber, CaError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| CaError::Sign(e.to_string()))?;
+    b[0] &= 0x7f; // positive
+    b[0] |= 0x01; // no leading zero byte to strip
+    Ok(SerialNumber::from_slice(&b))
+}
+
+fn load_signer(root: &StoredRoot) -> Result<Signer, CaError> {
+    let (info, key) = check_root(&root.cert_pem, &root.key_pem, "signing root")?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&root.cert_pem, key).map_err(|e| invalid(format!("signing root certificate: {e}")))?;
+    Ok(Signer { issuer, info })
+}
+
+impl Ca {
+    /// Open the CA in `path`, creating a root when there is none.
+    pub fn open(path: &Path, trust_domain: &str, workload_ttl: Duration) -> Result<Ca, CaError> {
+        let file = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice::<CaFile>(&bytes)
+                .map_err(|e| invalid(format!("{} is not a valid CA file: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let file = CaFile { roots: vec![new_root(trust_domain)?], signer: 0 };
+                write(path, &file)?;
+                file
+            }
+            Err(source) => return Err(CaError::Io { what: "read", path: path.to_path_buf(), source }),
+        };
+        let signer = file
+            .roots
+            .get(file.signer)
+            .ok_or_else(|| invalid(format!("{}: signer index {} is out of range", path.display(), file.signer)))?;
+        let signer = Arc::new(load_signer(signer)?);
+        let ca = Ca {
+            path: path.to_path_buf(),
+            trust_domain: trust_domain.to_string(),
+            workload_ttl,
+            inner: Mutex::new(Inner { file, signer, renew_counter: 0 }),
+            view: watch::channel(Arc::new(CaView::default())).0,
+            rotation: tokio::sync::Mutex::new(()),
+        };
+        {
+            let inner = ca.lock();
+            ca.publish(&inner, BTreeMap::new())?;
+        }
+        Ok(ca)
+    }
+
+    /// Install the user's own CA (`mesh install --set ca.cert=... --set ca.key=...`): both are
+    /// checked (parses, is a CA, valid now, key matches) before anything is written.
+    pub fn import(path: &Path, cert_pem: &str, key_pem: &str) -> Result<CertInfo, CaError> {
+        let (info, _) = check_root(cert_pem, key_pem, "CA")?;
+        let file = CaFile {
+            roots: vec![StoredRoot { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() }],
+            signer: 0,
+        };
+        write(path, &file)?;
+        Ok(info)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, inner: &Inner, renew: BTreeMap<String, u64>) -> Result<(), CaError> {
+        let mut roots = Vec::new();
+        let mut bundle = String::new();
+        for r in &inner.file.roots {
+            let der = mesh_api::cert::pem_certs(&r.cert_pem).map_err(invalid)?;
+            roots.push(CertInfo::from_der(&der[0]).map_err(invalid)?);
+            bundle.push_str(r.cert_pem.trim_end());
+            bundle.push('\n');
+        }
+        let view = CaView {
+            trust_domain: self.trust_domain.clone(),
+            bundle_version: bundle_version(&bundle),
+            bundle_pem: bundle,
+            roots,
+            signer_key_id: inner.signer.info.key_id.clone(),
+            renew,
+        };
+        self.view.send_replace(Arc::new(view));
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<CaView>> {
+        self.view.subscribe()
+    }
+
+    pub fn view(&self) -> Arc<CaView> {
+        self.view.borrow().clone()
+    }
+
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// Sign a proxy's CSR for `id`. The CSR's signature is checked and it must ask for exactly
+    /// that identity; everything else in it is ignored (meshd decides lifetime and usage).
+    pub fn sign(&self, csr_pem: &str, id: &SpiffeId) -> Result<String, CaError> {
+        if csr_pem.len() > MAX_CSR_BYTES {
+            return Err(invalid(format!("CSR is {} bytes; the limit is {MAX_CSR_BYTES}", csr_pem.len())));
+        }
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| invalid(format!("CSR is not a valid PEM certificate request: {e}")))?;
+        let uris: Vec<String> = csr
+            .params
+            .subject_alt_names
+            .iter()
+            .filter_map(|s| if let SanType::URI(u) = s { Some(u.to_string()) } else { None })
+            .collect();
+        let [uri] = uris.as_slice() else {
+            return Err(invalid(format!("CSR must ask for exactly one SPIFFE URI, it asks for {}", uris.len())));
+        };
+        let asked = SpiffeId::parse(uri).map_err(|e| invalid(format!("CSR: {e}")))?;
+        if asked.trust_domain != id.trust_domain {
+            return Err(invalid(format!(
+                "CSR asks for trust domain {:?}; this mesh's trust domain is {:?}",
+                asked.trust_domain, id.trust_domain
+            )));
+        }
+        if asked != *id {
+            return Err(invalid(format!("CSR asks for {asked}, but this proxy may only have {id}")));
+        }
+        let signer = self.lock().signer.clone();
+        let now = SystemTime::now();
+        let root_end = UNIX_EPOCH + Duration::from_secs(u64::try_from(signer.info.not_after_unix).unwrap_or(0));
+        let mut params = CertificateParams::default();
+        params.subject_alt_names =
+            vec![SanType::URI(id.to_string().try_into().map_err(|e: rcgen::Error| invalid(e.to_string()))?)];
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, id.trust_domain.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = offset(now - BACKDATE);
+        params.not_after = offset((now + self.workload_ttl).min(root_end));
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&csr.public_key, &signer.issuer).map_err(|e| CaError::Sign(e.to_string()))?;
+        Ok(cert.pem())
+    }
+
+    /// Ask proxies to renew now: all of them, or the one with this id.
+    pub fn request_renew(&self, target: Option<&str>) -> u64 {
+        let mut inner = self.lock();
+        inner.renew_counter += 1;
+        let epoch = inner.renew_counter;
+        let mut renew = self.view().renew.clone();
+        renew.insert(target.unwrap_or("*").to_string(), epoch);
+        let _ = self.publish(&inner, renew);
+        epoch
+    }
+
+    fn update(&self, f: impl FnOnce(&mut CaFile) -> Result<(), CaError>) -> Result<(), CaError> {
+        let mut inner = self.lock();
+        let mut next = inner.file.clone();
+        f(&mut next)?;
+        let signer = match next.roots.get(next.signer) {
+            Some(r) => Arc::new(load_signer(r)?),
+            None => return Err(invalid("no signing root")),
+        };
+        write(&self.path, &next)?;
+        inner.file = next;
+        inner.signer = signer;
+        let renew = self.view().renew.clone();
+        self.publish(&inner, renew)
+    }
+
+    /// Rotation step 1: a new root joins the trust bundle (it does not sign yet).
+    pub fn add_root(&self) -> Result<(), CaError> {
+        let root = new_root(&self.trust_domain)?;
+        self.update(|f| {
+            f.roots.push(root);
+            Ok(())
+        })
+    }
+
+    /// Rotation step 2: the newest root signs from now on.
+    pub fn sign_with_newest(&self) -> Result<(), CaError> {
+        self.update(|f| {
+            f.signer = f.roots.len().saturating_sub(1);
+            Ok(())
+        })
+    }
+
+    /// Rotation step 3: only the signing root stays trusted.
+    pub fn retire_others(&self) -> Result<(), CaError> {
+        self.update(|f| {
+            let keep = f.roots.get(f.signer).cloned().ok_or_else(|| invalid("no signing root"))?;
+            f.roots = vec![keep];
+            f.signer = 0;
+            Ok(())
+        })
+    }
+
+    pub fn root_count(&self) -> usize {
+        self.lock().file.roots.len()
+    }
+
+    pub fn signer_is_newest(&self) -> bool {
+        let inner = self.lock();
+        inner.file.signer + 1 == inner.file.roots.len()
+    }
+}
+
+fn write(path: &Path, file: &CaFile) -> Result<(), CaError> {
+    let body = serde_json::to_vec_pretty(file).map_err(|e| invalid(e.to_string()))?;
+    crate::home::write_atomic(path, &body, 0o600).map_err(|source| CaError::Io {
+        what: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csr_for(uri: &str) -> String {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![SanType::URI(uri.to_string().try_into().expect("uri"))];
+        p.serialize_request(&key).expect("csr").pem().expect("pem")
+    }
+
+    #[test]
+    fn signs_only_the_proxys_own_identity() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = Ca::open(&dir.path().join("ca.json"), "cluster.local", DEFAULT_WORKLOAD_TTL).expect("ca");
+        let id = SpiffeId::new("cluster.local", "default", "web");
+        let pem = ca.sign(&csr_for("spiffe://cluster.local/ns/default/sa/web"), &id).expect("signed");
+        let info = CertInfo::from_pem(&pem).expect("cert");
+        assert_eq!(info.uris, vec!["spiffe://cluster.local/ns/default/sa/web".to_string()]);
+        assert_eq!(info.authority_key_id, ca.view().signer_key_id);
+        let life = info.not_after_unix - info.not_before_unix;
+        assert!((24 * 3600..=24 * 3600 + 120).contains(&life), "lifetime {life}");
+
+        let wrong_td = ca.sign(&csr_for("spiffe://evil.org/ns/default/sa/web"), &id).expect_err("refused");
+        assert!(wrong_td.to_string().contains("trust domain \"evil.org\""), "{wrong_td}");
+        let other = ca.sign(&csr_for("spiffe://cluster.local/ns/default/sa/admin"), &id).expect_err("refused");
+        assert!(other.to_string().contains("may only have"), "{other}");
+        let garbage = ca.sign("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", &id);
+        assert!(garbage.is_err());
+        let huge = ca.sign(&"x".repeat(MAX_CSR_BYTES + 1), &id).expect_err("refused");
+        assert!(huge.to_string().contains("limit"), "{huge}");
+    }
+
+    #[test]
+    fn the_ca_file_is_private_and_survives_restarts() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ca.json");
+        let first = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("ca").view().signer_key_id.clone();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        let again = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("ca").view().signer_key_id.clone();
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn rotation_steps_change_bundle_and_signer() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ca = Ca::open(&dir.path().join("ca.json"), "cluster.local", DEFAULT_WORKLOAD_TTL).expect("ca");
+        let old = ca.view().signer_key_id.clone();
+        ca.add_root().expect("add");
+        assert_eq!(ca.view().roots.len(), 2);
+        assert_eq!(ca.view().signer_key_id, old);
+        ca.sign_with_newest().expect("switch");
+        let new = ca.view().signer_key_id.clone();
+        assert_ne!(new, old);
+        ca.retire_others().expect("retire");
+        assert_eq!(ca.view().roots.len(), 1);
+        assert_eq!(ca.view().roots[0].key_id, new);
+    }
+
+    #[test]
+    fn plug_in_ca_is_checked_before_use() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ca.json");
+        let root = new_root("cluster.local").expect("root");
+        let other = new_root("cluster.local").expect("root");
+        let err = Ca::import(&path, &root.cert_pem, &other.key_pem).expect_err("mismatch");
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        assert!(!path.exists(), "nothing written on error");
+        assert!(Ca::import(&path, "not pem", &root.key_pem).is_err());
+        Ca::import(&path, &root.cert_pem, &root.key_pem).expect("import");
+        let ca = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("open");
+        assert_eq!(ca.view().bundle_pem.trim(), root.cert_pem.trim());
+    }
+}

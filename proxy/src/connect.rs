@@ -1,0 +1,162 @@
+//! The connector behind the pooled client to other proxies: plain TCP for `http://` targets,
+//! mutual TLS for `https://` ones. A TLS peer must present the SPIFFE ID meshd says that
+//! endpoint runs as; the check runs after the handshake and before any request is written.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::config::Snapshot;
+use crate::tls::{ALPN_H2, Identity, peer_identity};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        match self {
+            Stream::Plain(s) => s.connected(),
+            Stream::Tls(s) => {
+                let (tcp, conn) = s.get_ref();
+                let c = tcp.connected();
+                if conn.alpn_protocol() == Some(ALPN_H2) { c.negotiated_h2() } else { c }
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct MeshConnector {
+    http: HttpConnector,
+    identity: Arc<Identity>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+}
+
+impl MeshConnector {
+    pub fn new(identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>>) -> MeshConnector {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        MeshConnector { http, identity, snapshot }
+    }
+}
+
+impl tower_service::Service<Uri> for MeshConnector {
+    type Response = TokioIo<Stream>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = uri.scheme_str() == Some("https");
+        let plain_uri = if tls {
+            let mut parts = uri.clone().into_parts();
+            parts.scheme = Some(http::uri::Scheme::HTTP);
+            Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+        } else {
+            uri.clone()
+        };
+        let connecting = self.http.call(plain_uri);
+        let identity = self.identity.clone();
+        let snapshot = self.snapshot.clone();
+        Box::pin(async move {
+            let tcp = connecting.await?.into_inner();
+            if !tls {
+                return Ok(TokioIo::new(Stream::Plain(tcp)));
+            }
+            let addr: SocketAddr = tcp.peer_addr()?;
+            let expected = snapshot
+                .load()
+                .peer(addr)
+                .map(|p| p.identity.clone())
+                .ok_or_else(|| format!("no identity is known for endpoint {addr}"))?;
+            let config = identity
+                .state()
+                .client
+                .clone()
+                .ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("mTLS handshake with {addr} failed: {e}"))?;
+            let got = peer_identity(stream.get_ref().1.peer_certificates());
+            if got.as_deref() != Some(expected.as_ref()) {
+                return Err(format!(
+                    "endpoint {addr} presented identity {}, but meshd says it runs as {expected}",
+                    got.as_deref().unwrap_or("(none)")
+                )
+                .into());
+            }
+            Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! The proxy's identity and mutual TLS: its key pair (made here, never sent anywhere), the
+//! certificate meshd signs for it, the trust bundle, and the rustls configs built from them.
+//!
+//! A new certificate or bundle builds new configs that are swapped in atomically: new
+//! connections use them, open connections keep the session they negotiated.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use mesh_api::cert::{CertInfo, bundle_version, pem_certs};
+use mesh_api::identity::SpiffeId;
+use mesh_api::protocol::IdentityReport;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+
+/// ALPN ids: HTTP/2 and HTTP/1.1 between proxies.
+pub const ALPN_H2: &[u8] = b"h2";
+pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Install ring as the process-wide rustls provider (once; later calls are no-ops).
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// What is in force now.
+pub struct TlsState {
+    pub cert: Option<CertInfo>,
+    pub bundle_pem: String,
+    pub bundle_version: String,
+    /// None until the proxy has a certificate.
+    pub server: Option<Arc<ServerConfig>>,
+    pub client: Option<Arc<ClientConfig>>,
+    /// When to ask for the next certificate.
+    pub renew_at: Option<Instant>,
+    pub last_error: Option<String>,
+    chain: Vec<CertificateDer<'static>>,
+    key: Option<Arc<PrivateKeyDer<'static>>>,
+}
+
+pub struct Identity {
+    pub id: SpiffeId,
+    offer_h2: bool,
+    state: ArcSwap<TlsState>,
+    /// The key of the CSR in flight.
+    pending: Mutex<Option<rcgen::KeyPair>>,
+}
+
+/// Verifies a peer proxy's certificate chain against the trust bundle. The SPIFFE identity is
+/// checked right after the handshake, before any request is sent (`peer_identity`), because
+/// the expected identity differs per endpoint while the config is shared.
+#[derive(Debug)]
+struct MeshServerVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for MeshServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The SPIFFE ID in a peer's leaf certificate.
+pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
+    let leaf = certs?.first()?;
+    CertInfo::from_der(leaf.as_ref()).ok()?.uris.into_iter().find(|u| u.starts_with("spiffe://"))
+}
+
+fn parse_bundle(pem: &str) -> Result<Arc<RootCertStore>, String> {
+    let ders = pem_certs(pem).map_err(|e| format!("trust bundle: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    for (i, der) in ders.into_iter().enumerate() {
+        let info = CertInfo::from_der(&der).map_err(|e| format!("trust bundle certificate {}: {e}", i + 1))?;
+        if !info.is_ca {
+            return Err(format!("trust bundle certificate {} ({}) is not a CA", i + 1, info.subject));
+        }
+        roots.add(CertificateDer::from(der)).map_err(|e| format!("trust bundle certificate {}: {e}", i + 1))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+impl Identity {
+    pub fn new(id: SpiffeId, offer_h2: bool) -> Identity {
+        Identity {
+            id,
+            offer_h2,
+            state: ArcSwap::from_pointee(TlsState {
+                cert: None,
+                bundle_pem: String::new(),
+                bundle_version: String::new(),
+                server: None,
+                client: None,
+                renew_at: None,
+                last_error: None,
+                chain: Vec::new(),
+                key: None,
+            }),
+            pending: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> arc_swap::Guard<Arc<TlsState>> {
+        self.state.load()
+    }
+
+    pub fn has_cert(&self) -> bool {
+        self.state.load().cert.is_some()
+    }
+
+    /// A fresh key pair and a CSR for this proxy's identity. The key stays here.
+    pub fn new_csr(&self) -> Result<String, String> {
+        let key = rcgen::KeyPair::generate().map_err(|e| format!("cannot generate a key pair: {e}"))?;
+        let mut params = rcgen::CertificateParams::default();
+        let uri = self.id.to_string().try_into().map_err(|e: rcgen::Error| e.to_string())?;
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri)];
+        let csr = params.serialize_request(&key).map_err(|e| format!("cannot make a CSR: {e}"))?;
+        let pem = csr.pem().map_err(|e| e.to_string())?;
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        Ok(pem)
+    }
+
+    /// Check and install a certificate meshd signed for our CSR, with the bundle it came with.
+    pub fn install_cert(&self, cert_pem: &str, bundle_pem: &str) -> Result<(), String> {
+        let roots = parse_bundle(bundle_pem)?;
+        let ders = pem_certs(cert_pem).map_err(|e| format!("certificate: {e}"))?;
+        let info = CertInfo::from_der(&ders[0]).map_err(|e| format!("certificate: {e}"))?;
+        let me = self.id.to_string();
+        if !info.uris.contains(&me) {
+            return Err(format!("certificate is for {:?}, not this proxy's identity {me}", info.uris));
+        }
+        if let Some(e) = info.validity_error(now_unix()) {
+            return Err(e);
+        }
+        let chain: Vec<CertificateDer<'static>> = ders.into_iter().map(CertificateDer::from).collect();
+        let parsed = ParsedCertificate::try_from(&chain[0]).map_err(|e| format!("certificate: {e}"))?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &roots,
+            &chain[1..],
+            UnixTime::now(),
+            provider().signature_verification_algorithms.all,
+        )
+        .map_err(|e| format!("certificate does not chain to the trust bundle: {e}"))?;
+        let key = {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let key = pending.as_ref().ok_or("no certificate request is pending")?;
+            let (_, x509) = x509_parser::parse_x509_certificate(chain[0].as_ref()).map_err(|e| e.to_string())?;
+            if x509.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+                return Err("certificate is not for the key of the pending request".into());
+            }
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
+        };
+        // Renew at half the lifetime, with jitter so a fleet does not renew in lockstep.
+        let life = (info.not_after_unix - now_unix()).max(0) as f64;
+        let renew_in = Duration::from_secs_f64(life * (0.45 + fastrand::f64() * 0.1));
+        self.rebuild(Some((chain, Arc::new(key), info)), roots, bundle_pem, Some(Instant::now() + renew_in))?;
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// Install a new trust bundle, keeping the certificate.
+    pub fn install_bundle(&self, bundle_pem: &str) -> Result<(), String> {
+        let roots = parse_bundle(bundle_pem)?;
+        let cur = self.state.load();
+        let renew_at = cur.renew_at;
+        let current = match (&cur.key, &cur.cert) {
+            (Some(k), Some(info)) => Some((cur.chain.clone(), k.clone(), info.clone())),
+            _ => None,
+        };
+        self.rebuild(current, roots, bundle_pem, renew_at)
+    }
+
+    fn rebuild(
+        &self,
+        cert: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>, CertInfo)>,
+        roots: Arc<RootCertStore>,
+        bundle_pem: &str,
+        renew_at: Option<Instant>,
+    ) -> Result<(), String> {
+        let provider = provider();
+        let (server, client, chain, key, info) = match cert {
+            Some((chain, key, info)) => {
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+                    .build()
+                    .map_err(|e| format!("trust bundle: {e}"))?;
+                let mut server = ServerConfig::builder_with_provider(provider.clone())
+                    .with_protocol_versions(&[&rustls::version::TLS13])
+                    .map_err(|e| e.to_string())?
+                    .with_client_cert_verifier(verifier)
+                    .with_single_cert(chain.clone(), key.clone_key())
+                    .map_err(|e| format!("certificate and key: {e}"))?;
+                server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+                let mut client = ClientConfig::builder_with_provider(provider.clone())
+                    .with_protocol_versions(&[&rustls::version::TLS13])
+                    .map_err(|e| e.to_string())?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(MeshServerVerifier { roots, provider }))
+                    .with_client_auth_cert(chain.clone(), key.clone_key())
+                    .map_err(|e| format!("certificate and key: {e}"))?;
+                client.alpn_protocols = if self.offer_h2 {
+                    vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]
+                } else {
+                    vec![ALPN_HTTP11.to_vec()]
+                };
+                (Some(Arc::new(server)), Some(Arc::new(client)), chain, Some(key), Some(info))
+            }
+            None => (None, None, Vec::new(), None, None),
+        };
+        self.state.store(Arc::new(TlsState {
+            cert: info,
+            bundle_pem: bundle_pem.to_string(),
+            bundle_version: bundle_version(bundle_pem),
+            server,
+            client,
+            renew_at,
+            last_error: None,
+            chain,
+            key,
+        }));
+        Ok(())
+    }
+
+    /// Record a problem (a refused CSR, a certificate that did not check out).
+    pub fn set_error(&self, error: String) {
+        let cur = self.state.load();
+        self.state.store(Arc::new(TlsState {
+            cert: cur.cert.clone(),
+            bundle_pem: cur.bundle_pem.clone(),
+            bundle_version: cur.bundle_version.clone(),
+            server: cur.server.clone(),
+            client: cur.client.clone(),
+            renew_at: cur.renew_at,
+            last_error: Some(error),
+            chain: cur.chain.clone(),
+            key: cur.key.clone(),
+        }));
+    }
+
+    pub fn report(&self) -> IdentityReport {
+        let s = self.state.load();
+        IdentityReport { cert: s.cert.clone(), bundle_version: s.bundle_version.clone(), error: s.last_error.clone() }
+    }
+
+    /// Does the proxy need a certificate now (none, or its renewal time has come)?
+    pub fn needs_cert(&self) -> bool {
+        let s = self.state.load();
+        s.cert.is_none() || s.renew_at.is_none_or(|t| Instant::now() >= t)
+    }
+}
