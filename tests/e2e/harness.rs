@@ -4,6 +4,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub const MESH: &str = env!("CARGO_BIN_EXE_mesh");
@@ -241,4 +244,51 @@ pub fn tally(
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+/// Requests in the background, bounded in count and time, counting good and bad answers.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: JoinHandle<()>,
+}
+
+impl Load {
+    /// `good(code, body)` decides whether an answer counts as a success.
+    pub fn start(proxy: std::net::SocketAddr, authority: &'static str, good: fn(u16, &str) -> bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let thread = {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                for _ in 0..50_000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let (code, body) = get(proxy, authority, "/", false, &[]);
+                    if good(code, &body) { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Load { stop, ok, failed, thread }
+    }
+
+    pub fn ok(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Wait until `n` more requests have succeeded.
+    pub fn wait_more(&self, what: &str, n: usize) {
+        let from = self.ok();
+        eventually(what, Duration::from_secs(5), || (self.ok() > from + n).then_some(()));
+    }
+
+    /// Stop and return (succeeded, failed).
+    pub fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("load thread");
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
 }

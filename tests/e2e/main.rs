@@ -3,5 +3,6 @@
 
 mod harness;
 mod resilience;
+mod security;
 mod surface;
 mod workflow;

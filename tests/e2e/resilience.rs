@@ -1,9 +1,7 @@
 //! The data path outlives the control plane and config changes.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -15,53 +13,6 @@ spec:
   selector: {app: echo}
   ports: [{name: http, port: 8080, targetPort: 80}]
 "#;
-
-/// Requests in the background, bounded in count and time, counting good and bad answers.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    thread: JoinHandle<()>,
-}
-
-impl Load {
-    /// `good(code, body)` decides whether an answer counts as a success.
-    fn start(proxy: std::net::SocketAddr, authority: &'static str, good: fn(u16, &str) -> bool) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let thread = {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                for _ in 0..50_000 {
-                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-                        break;
-                    }
-                    let (code, body) = get(proxy, authority, "/", false, &[]);
-                    if good(code, &body) { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        };
-        Load { stop, ok, failed, thread }
-    }
-
-    fn ok(&self) -> usize {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Wait until `n` more requests have succeeded.
-    fn wait_more(&self, what: &str, n: usize) {
-        let from = self.ok();
-        eventually(what, Duration::from_secs(5), || (self.ok() > from + n).then_some(()));
-    }
-
-    /// Stop and return (succeeded, failed).
-    fn finish(self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("load thread");
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
-    }
-}
 
 #[test]
 fn killing_meshd_fails_no_request_and_proxies_reconnect() {
