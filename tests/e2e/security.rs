@@ -76,7 +76,7 @@ fn san_of(pem_text: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("openssl x509");
-    child.stdin.take().expect("stdin").write_all(pem_text[start..end].as_bytes()).expect("write");
+    child.stdin.take().expect("stdin").write_all(&pem_text.as_bytes()[start..end]).expect("write");
     String::from_utf8_lossy(&child.wait_with_output().expect("x509").stdout).into_owned()
 }
 
