@@ -55,6 +55,42 @@ pub struct Listeners {
     pub inbound: Vec<InboundListener>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<AuthzPolicy>,
+    /// RequestAuthentication: the JWT issuers this workload accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<JwtProvider>,
+}
+
+/// One `jwtRules` entry as it applies to this workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JwtProvider {
+    /// `namespace/name` of the RequestAuthentication.
+    pub policy: String,
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    /// Inline JWKS (JSON text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// (header, prefix); empty means `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_headers: Vec<(String, String)>,
+    /// Query parameters; empty (with no headers either) means `access_token`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_params: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_cookies: Vec<String>,
+    #[serde(default)]
+    pub forward_original_token: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_payload_to_header: Option<String>,
+    /// (claim, header)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_claim_to_headers: Vec<(String, String)>,
+    /// How long a JWKS fetch may take, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

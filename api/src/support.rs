@@ -24,8 +24,15 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             }
         }
         Resource::RequestAuthentication(o) => {
-            if !o.spec.jwt_rules.is_empty() {
-                out.push("spec.jwtRules (JWT validation)".into());
+            if o.spec.target_ref.is_some() || !o.spec.target_refs.is_empty() {
+                out.push("spec.targetRefs (policies attach to workloads by selector only)".into());
+            }
+            for (i, r) in o.spec.jwt_rules.iter().enumerate() {
+                if r.jwks.is_none() && r.jwks_uri.is_none() && r.jwks_uri_legacy.is_none() {
+                    out.push(format!(
+                        "spec.jwtRules[{i}] (no jwks or jwksUri: OpenID discovery is not supported; the rule is ignored)"
+                    ));
+                }
             }
         }
         Resource::VirtualService(o) => {
@@ -82,7 +89,13 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                     ("loadBalancer", lb_other),
                     ("connectionPool", tp.connection_pool.is_some()),
                     ("outlierDetection", tp.outlier_detection.is_some()),
-                    ("tls", tp.tls.is_some()),
+                    (
+                        "tls (SIMPLE/MUTUAL origination; ISTIO_MUTUAL and DISABLE are enforced)",
+                        tp.tls
+                            .as_ref()
+                            .and_then(|t| t.mode.as_deref())
+                            .is_some_and(|m| matches!(m, "SIMPLE" | "MUTUAL")),
+                    ),
                 ];
                 out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("{p}.{f}")));
             }

@@ -9,7 +9,7 @@ use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
-use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
+use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 use mesh_api::{Key, Object, Resource};
 
 use crate::store::Resources;
@@ -30,6 +30,7 @@ struct Index<'a> {
     destination_rules: Vec<(&'a Key, &'a Object<DestinationRuleSpec>)>,
     peer_authentications: security::Policies<'a, PeerAuthenticationSpec>,
     authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
+    request_authentications: security::Policies<'a, RequestAuthenticationSpec>,
 }
 
 impl<'a> Index<'a> {
@@ -39,6 +40,7 @@ impl<'a> Index<'a> {
         let mut destination_rules = Vec::new();
         let mut peer_authentications = Vec::new();
         let mut authorization_policies = Vec::new();
+        let mut request_authentications = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -50,10 +52,17 @@ impl<'a> Index<'a> {
                 Resource::DestinationRule(o) => destination_rules.push((key, o)),
                 Resource::PeerAuthentication(o) => peer_authentications.push((key, o)),
                 Resource::AuthorizationPolicy(o) => authorization_policies.push((key, o)),
-                Resource::RequestAuthentication(_) => {}
+                Resource::RequestAuthentication(o) => request_authentications.push((key, o)),
             }
         }
-        Index { services, virtual_services, destination_rules, peer_authentications, authorization_policies }
+        Index {
+            services,
+            virtual_services,
+            destination_rules,
+            peer_authentications,
+            authorization_policies,
+            request_authentications,
+        }
     }
 
     /// The DestinationRule for a service as seen from `client_ns`: the client's namespace
@@ -276,7 +285,12 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
         routes: Routes { virtual_hosts },
         clusters: Clusters { clusters },
         endpoints: Endpoints { clusters: endpoints },
-        listeners: security::listeners(&index.peer_authentications, &index.authorization_policies, proxy),
+        listeners: security::listeners(
+            &index.peer_authentications,
+            &index.authorization_policies,
+            &index.request_authentications,
+            proxy,
+        ),
     }
 }
 

@@ -106,6 +106,13 @@ impl Field {
     fn check_exact(&self, value: Option<&str>) -> bool {
         self.check(value, |p, v| p.matches(v))
     }
+
+    /// A multi-valued attribute (claim lists, audiences): some value must match `values`, and
+    /// none may match `notValues`.
+    fn check_any(&self, values: &[&str]) -> bool {
+        (self.any_of.is_empty() || values.iter().any(|v| self.any_of.iter().any(|p| p.matches(v))))
+            && !values.iter().any(|v| self.none_of.iter().any(|p| p.matches(v)))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,8 +156,8 @@ pub struct Request<'a> {
     pub peer: Option<&'a str>,
     pub source_ip: IpAddr,
     pub destination_ip: IpAddr,
-    /// The JWT principal (`iss/sub`) once request authentication exists.
-    pub request_principal: Option<&'a str>,
+    /// The verified JWT, if the request carried one.
+    pub jwt: Option<&'a crate::jwt::Verified>,
 }
 
 /// A peer principal split Istio's way: `td/ns/N/sa/SA`.
@@ -201,8 +208,11 @@ enum CCondition {
     SourceServiceAccount(Field),
     SourceTrustDomain(Field),
     RequestPrincipal(Field),
-    /// request.auth.* other than the principal, connection.sni, experimental.*: nothing the
-    /// proxy can see yet, so the value is absent.
+    RequestAudiences(Field),
+    RequestPresenter(Field),
+    /// `request.auth.claims[a][b]`: the path into the claims.
+    RequestClaim(Vec<String>, Field),
+    /// connection.sni and experimental.*: nothing the proxy sees, so the value is absent.
     Absent(Field),
 }
 
@@ -279,6 +289,12 @@ fn compile_condition(c: &Condition) -> Result<CCondition, String> {
         "source.serviceAccount" => CCondition::SourceServiceAccount(field),
         "source.trustDomain" => CCondition::SourceTrustDomain(field),
         "request.auth.principal" => CCondition::RequestPrincipal(field),
+        "request.auth.audiences" => CCondition::RequestAudiences(field),
+        "request.auth.presenter" => CCondition::RequestPresenter(field),
+        "request.auth.claims" => {
+            let path = c.key[base.len()..].trim_start_matches('[').trim_end_matches(']');
+            CCondition::RequestClaim(path.split("][").map(str::to_string).collect(), field)
+        }
         _ => CCondition::Absent(field),
     })
 }
@@ -352,7 +368,7 @@ fn sa_of(p: Option<&Principal<'_>>) -> Option<String> {
 impl CSource {
     fn matches(&self, req: &Request<'_>, p: Option<&Principal<'_>>) -> bool {
         self.principals.check_exact(p.map(|p| p.full))
-            && self.request_principals.check_exact(req.request_principal)
+            && self.request_principals.check_exact(req.jwt.map(|j| j.principal.as_str()))
             && self.namespaces.check_exact(p.map(|p| p.namespace))
             && (!self.service_accounts.constrains() || self.service_accounts.check_exact(sa_of(p).as_deref()))
             && self.trust_domains.check_exact(p.map(|p| p.trust_domain))
@@ -378,12 +394,7 @@ impl CCondition {
         match self {
             CCondition::Header(name, f) => {
                 let values: Vec<&str> = req.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-                if values.is_empty() {
-                    f.check_exact(None)
-                } else {
-                    (f.any_of.is_empty() || values.iter().any(|v| f.any_of.iter().any(|p| p.matches(v))))
-                        && !values.iter().any(|v| f.none_of.iter().any(|p| p.matches(v)))
-                }
+                f.check_any(&values)
             }
             CCondition::SourceIp(ips) => ips.check(req.source_ip),
             CCondition::DestinationIp(ips) => ips.check(req.destination_ip),
@@ -394,7 +405,19 @@ impl CCondition {
             CCondition::SourcePrincipal(f) => f.check_exact(p.map(|p| p.full)),
             CCondition::SourceServiceAccount(f) => f.check_exact(sa_of(p).as_deref()),
             CCondition::SourceTrustDomain(f) => f.check_exact(p.map(|p| p.trust_domain)),
-            CCondition::RequestPrincipal(f) => f.check_exact(req.request_principal),
+            CCondition::RequestPrincipal(f) => f.check_exact(req.jwt.map(|j| j.principal.as_str())),
+            CCondition::RequestAudiences(f) => {
+                let auds = req.jwt.map(|j| j.audiences()).unwrap_or_default();
+                f.check_any(&auds)
+            }
+            CCondition::RequestPresenter(f) => {
+                f.check_exact(req.jwt.and_then(|j| j.claims.get("azp")).and_then(|v| v.as_str()))
+            }
+            CCondition::RequestClaim(path, f) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let vals = req.jwt.map(|j| j.claim(&path)).unwrap_or_default();
+                f.check_any(&vals.iter().map(String::as_str).collect::<Vec<_>>())
+            }
             CCondition::Absent(f) => f.check_exact(None),
         }
     }
@@ -422,7 +445,7 @@ mod tests {
             peer,
             source_ip: "127.0.0.1".parse().expect("ip"),
             destination_ip: "127.0.0.1".parse().expect("ip"),
-            request_principal: None,
+            jwt: None,
         }
     }
 

@@ -169,6 +169,7 @@ pub struct Snapshot {
     /// Workload port -> PeerAuthentication mode.
     inbound: HashMap<u16, PeerMode>,
     pub authz: crate::authz::Authz,
+    pub jwt: crate::jwt::JwtAuth,
     /// Host (lowercase, no port) -> [(port, vhost)].
     hosts: HashMap<String, Vec<(u16, usize)>>,
     vhosts: Vec<CompiledVhost>,
@@ -261,7 +262,8 @@ impl Snapshot {
         }
         let inbound = raw.listeners.inbound.iter().map(|l| (l.port, l.mtls)).collect();
         let authz = crate::authz::Authz::compile(&raw.listeners.policies).map_err(|m| err(ConfigType::Listeners, m))?;
-        Ok(Snapshot { peers, inbound, authz, hosts, vhosts, raw, versions })
+        let jwt = crate::jwt::JwtAuth::compile(&raw.listeners.jwt).map_err(|m| err(ConfigType::Listeners, m))?;
+        Ok(Snapshot { peers, inbound, authz, jwt, hosts, vhosts, raw, versions })
     }
 }
 

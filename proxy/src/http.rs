@@ -49,6 +49,14 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+/// A local reply with a message made at run time.
+pub fn local_reply_owned(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
@@ -169,31 +177,42 @@ pub async fn inbound(
     peer: Arc<PeerInfo>,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    {
-        let snapshot = shared.snapshot.load();
-        if !snapshot.authz.is_empty() {
-            let host = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
-            let decision = snapshot.authz.check(&crate::authz::Request {
-                method: req.method().as_str(),
-                path: req.uri().path(),
-                host: host.unwrap_or(""),
-                headers: req.headers(),
-                port,
-                peer: peer.identity.as_deref(),
-                source_ip: peer.remote.ip(),
-                destination_ip: peer.local.ip(),
-                request_principal: None,
-            });
-            if let Decision::Deny(why) = decision {
-                debug!(peer = ?peer.identity, path = req.uri().path(), %why, "request denied");
-                return local_reply(StatusCode::FORBIDDEN, "RBAC: access denied");
+    let snapshot = shared.snapshot.load_full();
+    let jwt = if snapshot.jwt.is_empty() {
+        None
+    } else {
+        let uri = req.uri().clone();
+        match snapshot.jwt.authenticate(&shared.jwks, req.headers_mut(), &uri).await {
+            Ok(v) => v,
+            Err(why) => {
+                debug!(path = req.uri().path(), %why, "request authentication failed");
+                return local_reply_owned(StatusCode::UNAUTHORIZED, why);
             }
         }
+    };
+    if !snapshot.authz.is_empty() {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+        let decision = snapshot.authz.check(&crate::authz::Request {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            host: host.unwrap_or(""),
+            headers: req.headers(),
+            port,
+            peer: peer.identity.as_deref(),
+            source_ip: peer.remote.ip(),
+            destination_ip: peer.local.ip(),
+            jwt: jwt.as_ref(),
+        });
+        if let Decision::Deny(why) = decision {
+            debug!(peer = ?peer.identity, path = req.uri().path(), %why, "request denied");
+            return local_reply(StatusCode::FORBIDDEN, "RBAC: access denied");
+        }
     }
+    drop(snapshot);
     // Tell the app who called, as Istio does (never trust one the caller sent).
     req.headers_mut().remove("x-forwarded-client-cert");
     if let Some(id) = &peer.identity

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod config;
 pub mod connect;
 pub mod http;
+pub mod jwt;
 pub mod tls;
 pub mod xds;
 
@@ -38,6 +39,7 @@ pub struct Shared {
     pub client: http::HttpClient,
     /// To other proxies: mTLS (ALPN h2 or HTTP/1.1) or plain HTTP/1.1.
     pub mesh_client: http::MeshClient,
+    pub jwks: jwt::JwksCache,
 }
 
 /// Who is on the other end of an inbound connection.
@@ -151,6 +153,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         ready: AtomicBool::new(false),
         client: http::client(),
         mesh_client,
+        jwks: jwt::JwksCache::default(),
     });
     let bound = Bound { outbound: outbound_addr, admin: admin_addr, inbound: inbound_ports, shared: shared.clone() };
     let meshd = opts.meshd;

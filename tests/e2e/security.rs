@@ -290,3 +290,111 @@ fn plug_in_ca_is_checked_and_used() {
     );
     assert_eq!(ca_mode & 0o777, 0o600);
 }
+
+/// An ES256 signing key and the JWKS that publishes it (key id `k1`).
+fn jwt_key() -> (jsonwebtoken::EncodingKey, String) {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate().expect("P-256 key");
+    let raw = key.public_key_raw(); // 0x04 || x || y
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+        "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+    }]});
+    (jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der()), jwks.to_string())
+}
+
+fn token(key: &jsonwebtoken::EncodingKey, iss: &str, exp_from_now: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims = serde_json::json!({"iss": iss, "sub": "jason", "aud": "bookinfo", "iat": now, "exp": now + exp_from_now, "groups": ["reviewers"]});
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}
+
+/// A one-route HTTP server that serves `body` (a JWKS endpoint), counting requests.
+fn jwks_server(body: String) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn request_authentication_checks_jwts_and_policy_can_require_them() {
+    let mut mesh = Mesh::new();
+    let (_reviews, outbound) = bookinfo_pair(&mut mesh);
+    let (key, jwks) = jwt_key();
+    let (other_key, _) = jwt_key();
+    let jwks_addr = jwks_server(jwks.clone());
+    let inline = serde_json::to_string(&jwks).expect("json string");
+    apply(
+        &mesh,
+        "ra.yaml",
+        &format!(
+            r#"
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: jwt}}
+spec:
+  selector: {{matchLabels: {{app: reviews}}}}
+  jwtRules:
+  - issuer: "https://issuer.example"
+    jwksUri: "http://{jwks_addr}/jwks.json"
+    audiences: [bookinfo]
+  - issuer: "inline-issuer"
+    jwks: {inline}
+"#
+        ),
+    );
+    mesh.wait_synced(2);
+    let bearer = |t: &str| format!("Bearer {t}");
+    let call = |t: Option<String>| {
+        let h: Vec<(&str, &str)> = t.as_deref().map(|t| vec![("Authorization", t)]).unwrap_or_default();
+        get(outbound, "reviews:9080", "/", false, &h)
+    };
+    assert_eq!(call(Some(bearer(&token(&key, "https://issuer.example", 600)))).0, 200, "valid token (jwksUri)");
+    assert_eq!(call(Some(bearer(&token(&key, "inline-issuer", 600)))).0, 200, "valid token (inline jwks)");
+    assert_eq!(call(None).0, 200, "no token passes without a policy that requires one");
+    let expired = call(Some(bearer(&token(&key, "https://issuer.example", -3600))));
+    assert_eq!(expired, (401, "Jwt is expired".into()));
+    let wrong_issuer = call(Some(bearer(&token(&key, "https://evil.example", 600))));
+    assert_eq!(wrong_issuer, (401, "Jwt issuer is not configured".into()));
+    let bad_signature = call(Some(bearer(&token(&other_key, "https://issuer.example", 600))));
+    assert_eq!(bad_signature, (401, "Jwt verification fails".into()));
+    assert_eq!(call(Some("Bearer not.a.jwt".into())).0, 401, "garbage token");
+
+    // A policy that requires a request principal: now a request without a token is denied.
+    apply(
+        &mesh,
+        "require-jwt.yaml",
+        r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: require-jwt}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  action: ALLOW
+  rules:
+  - from:
+    - source: {requestPrincipals: ["https://issuer.example/*"]}
+    when:
+    - key: request.auth.claims[groups]
+      values: ["reviewers"]
+"#,
+    );
+    mesh.wait_synced(2);
+    assert_eq!(call(None), (403, "RBAC: access denied".into()));
+    assert_eq!(call(Some(bearer(&token(&key, "https://issuer.example", 600)))).0, 200);
+    assert_eq!(call(Some(bearer(&token(&key, "inline-issuer", 600)))).0, 403, "other issuer's principal");
+}

@@ -4,8 +4,10 @@
 
 use mesh_api::networking::{DestinationRuleSpec, Subset, WorkloadSelector};
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{AuthzAction, AuthzPolicy, InboundListener, Listeners, PeerMode};
-use mesh_api::security::{AuthorizationAction, AuthorizationPolicySpec, MtlsMode, PeerAuthenticationSpec};
+use mesh_api::proxy_config::{AuthzAction, AuthzPolicy, InboundListener, JwtProvider, Listeners, PeerMode};
+use mesh_api::security::{
+    AuthorizationAction, AuthorizationPolicySpec, MtlsMode, PeerAuthenticationSpec, RequestAuthenticationSpec,
+};
 use mesh_api::{Key, Object};
 
 use super::{ROOT_NAMESPACE, labels_match};
@@ -135,14 +137,65 @@ fn authz_policies(aps: &Policies<'_, AuthorizationPolicySpec>, w: &Workload) -> 
     out
 }
 
+/// The JWT rules of every RequestAuthentication that applies to `w` (same scoping as
+/// AuthorizationPolicy: root namespace mesh-wide, the workload's namespace, selectors).
+fn jwt_providers(ras: &Policies<'_, RequestAuthenticationSpec>, w: &Workload) -> Vec<JwtProvider> {
+    let mut out = Vec::new();
+    for (k, ra) in ras {
+        if k.namespace != ROOT_NAMESPACE && k.namespace != w.namespace {
+            continue;
+        }
+        if ra.spec.target_ref.is_some() || !ra.spec.target_refs.is_empty() {
+            continue;
+        }
+        if selects(&ra.spec.selector, w) == Some(false) {
+            continue;
+        }
+        for r in &ra.spec.jwt_rules {
+            if r.jwks.is_none() && r.jwks_uri.is_none() && r.jwks_uri_legacy.is_none() {
+                continue; // OpenID discovery: not supported (reported at apply)
+            }
+            out.push(JwtProvider {
+                policy: format!("{}/{}", k.namespace, k.name),
+                issuer: r.issuer.clone(),
+                audiences: r.audiences.clone(),
+                jwks: r.jwks.clone(),
+                jwks_uri: r.jwks_uri.clone().or_else(|| r.jwks_uri_legacy.clone()),
+                from_headers: r
+                    .from_headers
+                    .iter()
+                    .map(|h| (h.name.to_ascii_lowercase(), h.prefix.clone().unwrap_or_default()))
+                    .collect(),
+                from_params: r.from_params.clone(),
+                from_cookies: r.from_cookies.clone(),
+                forward_original_token: r.forward_original_token.unwrap_or(false),
+                output_payload_to_header: r.output_payload_to_header.clone(),
+                output_claim_to_headers: r
+                    .output_claim_to_headers
+                    .iter()
+                    .map(|c| (c.claim.clone(), c.header.to_ascii_lowercase()))
+                    .collect(),
+                timeout_ms: r
+                    .timeout
+                    .as_deref()
+                    .and_then(|t| mesh_api::duration::parse(t).ok())
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.policy, &a.issuer).cmp(&(&b.policy, &b.issuer)));
+    out
+}
+
 pub fn listeners(
     pas: &Policies<'_, PeerAuthenticationSpec>,
     aps: &Policies<'_, AuthorizationPolicySpec>,
+    ras: &Policies<'_, RequestAuthenticationSpec>,
     proxy: &Workload,
 ) -> Listeners {
     let mut inbound: Vec<InboundListener> =
         proxy.ports.iter().map(|p| InboundListener { port: p.port, mtls: peer_mode(pas, proxy, p.port) }).collect();
     inbound.sort_by_key(|l| l.port);
     inbound.dedup();
-    Listeners { inbound, policies: authz_policies(aps, proxy) }
+    Listeners { inbound, policies: authz_policies(aps, proxy), jwt: jwt_providers(ras, proxy) }
 }
