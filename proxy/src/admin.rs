@@ -25,7 +25,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             if shared.ready.load(Ordering::Acquire) {
                 reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec())
             } else {
-                reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"waiting for config from meshd\n".to_vec())
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    b"waiting for config and a certificate from meshd\n".to_vec(),
+                )
             }
         }
         "/live" | "/healthz/live" => reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec()),
@@ -34,13 +38,30 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             let dump = Dump { versions: &snap.versions, config: &snap.raw };
             reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&dump).unwrap_or_default())
         }
+        "/certs" => {
+            // The certificate in force (never the key) and the trust bundle: Envoy's /certs.
+            let s = shared.identity.state();
+            let roots: Vec<mesh_api::cert::CertInfo> = mesh_api::cert::pem_certs(&s.bundle_pem)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|d| mesh_api::cert::CertInfo::from_der(d).ok())
+                .collect();
+            let body = serde_json::json!({
+                "identity": shared.identity.id.to_string(),
+                "certificate": s.cert,
+                "trust_bundle": roots,
+                "bundle_version": s.bundle_version,
+                "error": s.last_error,
+            });
+            reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&body).unwrap_or_default())
+        }
         "/server_info" => {
             reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&shared.workload).unwrap_or_default())
         }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            b"admin paths: /ready /live /config_dump /server_info\n".to_vec(),
+            b"admin paths: /ready /live /config_dump /certs /server_info\n".to_vec(),
         ),
     })
 }

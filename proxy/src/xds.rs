@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -58,6 +58,8 @@ impl MeshdSource {
     }
 }
 
+/// How long to wait for an answer to a CSR, or after a refusal, before asking again.
+const CSR_RETRY: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -106,10 +108,13 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
     let challenge = random_hex()?;
     send(&mut framed, &ProxyMessage::Hello { workload: shared.workload.clone(), challenge: challenge.clone() }).await?;
     let mut authenticated = false;
+    // When to send the next CSR: the renewal time of the certificate in force, or a retry
+    // after a request that got no answer or was refused.
+    let mut next_csr: Option<Instant> = None;
     loop {
-        let renew_at = shared.identity.state().renew_at;
+        let due = next_csr;
         let renew = async {
-            match renew_at {
+            match due {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
                 None => std::future::pending().await,
             }
@@ -117,8 +122,9 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
         let frame = tokio::select! {
             frame = framed.next() => frame,
             _ = renew, if authenticated => {
-                info!("certificate reached half its life; renewing");
+                info!("requesting a new certificate (renewal time reached, or retrying)");
                 send_csr(shared, &mut framed).await?;
+                next_csr = Some(Instant::now() + CSR_RETRY);
                 continue;
             }
         };
@@ -143,6 +149,9 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
                 send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
                 if shared.identity.needs_cert() {
                     send_csr(shared, &mut framed).await?;
+                    next_csr = Some(Instant::now() + CSR_RETRY);
+                } else {
+                    next_csr = shared.identity.state().renew_at;
                 }
             }
             MeshdMessage::Error { message } => return Err(format!("meshd refused this proxy: {message}")),
@@ -159,10 +168,12 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
                             info!(identity = %shared.identity.id, serial = %c.serial, "installed a new certificate");
                         }
                         shared.update_ready();
+                        next_csr = s.renew_at;
                     }
                     Err(e) => {
                         warn!(error = %e, "refusing the certificate from meshd");
                         shared.identity.set_error(e);
+                        next_csr = Some(Instant::now() + CSR_RETRY);
                     }
                 }
                 send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
@@ -170,6 +181,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
             MeshdMessage::CertificateError { message } => {
                 warn!(error = %message, "meshd refused to issue a certificate");
                 shared.identity.set_error(message);
+                next_csr = Some(Instant::now() + CSR_RETRY);
                 send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
             }
             MeshdMessage::TrustBundle { pem } => {
@@ -185,6 +197,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
             MeshdMessage::Renew => {
                 info!("meshd asked for a new certificate");
                 send_csr(shared, &mut framed).await?;
+                next_csr = Some(Instant::now() + CSR_RETRY);
             }
         }
     }

@@ -24,9 +24,15 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 async fn fake_meshd(
     proof_token: &'static str,
 ) -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc::UnboundedReceiver<ProxyMessage>) {
+    fake_meshd_with_ttl(proof_token, meshd::ca::DEFAULT_WORKLOAD_TTL).await
+}
+
+async fn fake_meshd_with_ttl(
+    proof_token: &'static str,
+    ttl: Duration,
+) -> (SocketAddr, mpsc::UnboundedSender<MeshdMessage>, mpsc::UnboundedReceiver<ProxyMessage>) {
     let ca_dir = tempfile::tempdir().expect("tmp");
-    let ca = meshd::ca::Ca::open(&ca_dir.path().join("ca.json"), "cluster.local", meshd::ca::DEFAULT_WORKLOAD_TTL)
-        .expect("ca");
+    let ca = meshd::ca::Ca::open(&ca_dir.path().join("ca.json"), "cluster.local", ttl).expect("ca");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (to_proxy, mut to_proxy_rx) = mpsc::unbounded_channel::<MeshdMessage>();
@@ -282,6 +288,50 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
     assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { .. })), "{acks:?}");
     assert_eq!(get(outbound, "web", "/b").await, (200, "web-v2".into()));
     assert_eq!(get(outbound, "web", "/a").await.0, 404, "no route matches /a any more");
+}
+
+/// The serial of the certificate in force, from the admin API.
+async fn serial(admin: SocketAddr) -> Option<String> {
+    let (_, body) = get(admin, "x", "/certs").await;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["certificate"]["serial"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn certificates_renew_at_half_life_without_dropping_connections() {
+    // Certificates that live 4 s: the proxy asks for a new one after about 2 s, on its own.
+    let (meshd, to_proxy, _from_proxy) = fake_meshd_with_ttl("t0ken", Duration::from_secs(4)).await;
+    let backend = app("web-v1").await;
+    let (bound, serve) = mesh_proxy::start(client_options(meshd, "t0ken")).await.expect("start");
+    tokio::spawn(serve);
+    let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "1".into(),
+            routes: Some(Versioned { version: "r1".into(), body: routes }),
+            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+        }))
+        .expect("push");
+    assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
+    let first = serial(bound.admin).await.expect("a certificate");
+    // A keep-alive connection through the proxy, opened before the renewal.
+    let mut conn = TcpStream::connect(bound.outbound.expect("outbound")).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let renewed = loop {
+        let now = serial(bound.admin).await;
+        if now.as_ref().is_some_and(|s| *s != first) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no renewal within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(renewed.as_deref(), Some(first.as_str()));
+    conn.write_all(b"GET /a HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut buf = String::new();
+    conn.read_to_string(&mut buf).await.expect("read");
+    assert!(buf.starts_with("HTTP/1.1 200") && buf.ends_with("web-v1"), "{buf}");
 }
 
 #[tokio::test]

@@ -143,3 +143,72 @@ fn bookinfo_translates() {
     let weights: Vec<_> = reviews.routes[0].clusters.iter().map(|c| c.weight).collect();
     assert_eq!(weights, [90, 10]);
 }
+
+fn mode_of(cfg: &ProxyConfig, port: u16) -> PeerMode {
+    cfg.listeners.inbound.iter().find(|l| l.port == port).map(|l| l.mtls).expect("listener")
+}
+
+#[test]
+fn peer_authentication_precedence_mesh_namespace_workload_port() {
+    let ws = fleet();
+    let none = translate(&resources(SERVICE), &ws, &ws[0]);
+    assert_eq!(mode_of(&none, 9080), PeerMode::Permissive, "PERMISSIVE by default, as in Istio");
+
+    let mesh = "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n";
+    let cfg = translate(&resources(&format!("{SERVICE}{mesh}")), &ws, &ws[0]);
+    assert_eq!(mode_of(&cfg, 9080), PeerMode::Strict);
+
+    let ns = "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: ns}\nspec: {mtls: {mode: PERMISSIVE}}\n";
+    let cfg = translate(&resources(&format!("{SERVICE}{mesh}{ns}")), &ws, &ws[0]);
+    assert_eq!(mode_of(&cfg, 9080), PeerMode::Permissive, "namespace overrides mesh");
+
+    let wl = "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: reviews}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  mtls: {mode: UNSET}\n  portLevelMtls:\n    \"9080\": {mode: DISABLE}\n";
+    let cfg = translate(&resources(&format!("{SERVICE}{mesh}{ns}{wl}")), &ws, &ws[0]);
+    assert_eq!(mode_of(&cfg, 9080), PeerMode::Disable, "port level wins");
+    let other = translate(&resources(&format!("{SERVICE}{mesh}{ns}{wl}")), &ws, &ws[2]);
+    assert_eq!(mode_of(&other, 9080), PeerMode::Permissive, "the selector does not select `other`");
+
+    // Clients use plaintext to a DISABLE port (auto mTLS), mTLS elsewhere.
+    let client = translate(&resources(&format!("{SERVICE}{mesh}{ns}{wl}")), &ws, &ws[3]);
+    let eps = &client.endpoints.clusters["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(eps.iter().all(|e| !e.mtls), "{eps:?}");
+    let client = translate(&resources(&format!("{SERVICE}{mesh}")), &ws, &ws[3]);
+    let eps = &client.endpoints.clusters["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(eps.iter().all(|e| e.mtls && e.identity == "spiffe://cluster.local/ns/default/sa/default"), "{eps:?}");
+}
+
+#[test]
+fn destination_rule_tls_mode_overrides_auto_mtls() {
+    let ws = fleet();
+    let dr = |mode: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  trafficPolicy: {{tls: {{mode: {mode}}}}}\n  subsets:\n  - name: v1\n    labels: {{version: v1}}\n    trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}}}\n"
+        )
+    };
+    let vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews}\n      weight: 50\n";
+    let cfg = translate(&resources(&format!("{SERVICE}{}{vs}", dr("DISABLE"))), &ws, &ws[3]);
+    let all = &cfg.endpoints.clusters["outbound|9080||reviews.default.svc.cluster.local"];
+    assert!(all.iter().all(|e| !e.mtls), "DISABLE at the top level");
+    let v1 = &cfg.endpoints.clusters["outbound|9080|v1|reviews.default.svc.cluster.local"];
+    assert!(v1.iter().all(|e| e.mtls), "ISTIO_MUTUAL on the subset wins");
+}
+
+#[test]
+fn authorization_policies_and_jwt_rules_are_scoped_like_istio() {
+    let ws = fleet();
+    let yaml = format!(
+        "{SERVICE}---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: mesh-deny, namespace: istio-system}}\nspec:\n  action: DENY\n  rules: [{{to: [{{operation: {{methods: [DELETE]}}}}]}}]\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: reviews-allow}}\nspec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  rules: [{{from: [{{source: {{serviceAccounts: [bookinfo-productpage]}}}}]}}]\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: elsewhere, namespace: other}}\nspec: {{}}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {{name: ext}}\nspec:\n  action: CUSTOM\n  provider: {{name: opa}}\n  rules: [{{}}]\n---\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: jwt}}\nspec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  jwtRules:\n  - {{issuer: a, jwksUri: 'https://a.example/jwks'}}\n  - {{issuer: b}}\n"
+    );
+    let r = resources(&yaml);
+    let reviews = translate(&r, &ws, &ws[0]);
+    let names: Vec<_> = reviews.listeners.policies.iter().map(|p| (p.name.as_str(), p.action)).collect();
+    assert_eq!(names, [("default/reviews-allow", AuthzAction::Allow), ("istio-system/mesh-deny", AuthzAction::Deny)]);
+    let allow = &reviews.listeners.policies[0];
+    assert_eq!(allow.rules[0].from[0].source.service_accounts, ["default/bookinfo-productpage"], "qualified");
+    let issuers: Vec<_> = reviews.listeners.jwt.iter().map(|j| j.issuer.as_str()).collect();
+    assert_eq!(issuers, ["a"], "a rule without jwks or jwksUri is left out");
+    let other = translate(&r, &ws, &ws[2]);
+    let names: Vec<_> = other.listeners.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["istio-system/mesh-deny"]);
+    assert!(other.listeners.jwt.is_empty());
+}
