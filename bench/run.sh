@@ -12,7 +12,9 @@
 #
 # Usage: bench/run.sh [SECONDS] [CONNECTIONS]    (defaults 10 and 16; one wrk thread)
 # Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` in release mode.
-# Environment: ROUNDS (3), MESH_PROXY_WORKERS (1), PROFILE (release).
+# Environment: ROUNDS (3), MESH_PROXY_WORKERS (1), PROFILE (release), PEER_PROTOCOL (the proxies'
+# --peer-protocol: http1 or h2, offered by ALPN on the mTLS hop), PEER_MTLS (1; 0 applies a
+# DestinationRule with tls.mode DISABLE, for the plaintext baseline).
 set -euo pipefail
 SECS=${1:-10}
 CONNS=${2:-16}
@@ -71,11 +73,23 @@ spec:
   selector: {app: backend}
   ports: [{name: http, port: 80, targetPort: 8080}]
 YAML
+if [ "${PEER_MTLS:-1}" = 0 ]; then
+  cat >> "$WORK/svc.yaml" <<YAML
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: backend}
+spec:
+  host: backend
+  trafficPolicy: {tls: {mode: DISABLE}}
+YAML
+fi
 "$MESH" apply -f "$WORK/svc.yaml" >/dev/null
 RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload backend --labels app=backend \
-  --inbound "8080=127.0.0.1:$NGINX_PORT" --no-outbound > "$WORK/server.out" &
+  --inbound "8080=127.0.0.1:$NGINX_PORT" --no-outbound ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/server.out" &
 PIDS+=($!); SERVER_PID=$!
-RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload client > "$WORK/client.out" &
+RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload client \
+  ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/client.out" &
 PIDS+=($!); CLIENT_PID=$!
 for _ in $(seq 200); do
   OUT=$(sed -n 's/^outbound listening on \([0-9.:]*\).*/\1/p' "$WORK/client.out")
