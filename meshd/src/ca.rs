@@ -430,6 +430,18 @@ mod tests {
         assert!(err.to_string().contains("does not belong"), "{err}");
         assert!(!path.exists(), "nothing written on error");
         assert!(Ca::import(&path, "not pem", &root.key_pem).is_err());
+        // An expired CA and one not valid yet are refused with the reason.
+        for (from, to, word) in [(-7200i64, -3600i64, "expired"), (3600, 7200, "not valid yet")] {
+            let key = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::default();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let at = |s: i64| offset(UNIX_EPOCH + Duration::from_secs((now_unix() + s) as u64));
+            (p.not_before, p.not_after) = (at(from), at(to));
+            let cert = p.self_signed(&key).expect("cert");
+            let err = Ca::import(&path, &cert.pem(), &key.serialize_pem()).expect_err("refused");
+            assert!(err.to_string().contains(word), "{err}");
+        }
+        assert!(!path.exists(), "nothing written on error");
         Ca::import(&path, &root.cert_pem, &root.key_pem).expect("import");
         let ca = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("open");
         assert_eq!(ca.view().bundle_pem.trim(), root.cert_pem.trim());

@@ -296,3 +296,61 @@ impl Identity {
         s.cert.is_none() || s.renew_at.is_none_or(|t| Instant::now() >= t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, CertificateSigningRequestParams, IsCa, Issuer, KeyPair, SanType};
+
+    use super::*;
+
+    fn root() -> (String, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = p.self_signed(&key).expect("root");
+        let pem = cert.pem();
+        (pem.clone(), Issuer::from_ca_cert_pem(&pem, key).expect("issuer"))
+    }
+
+    /// Sign the identity's pending CSR for `uri`, valid from `from` to `to` seconds from now.
+    fn sign(csr: &str, issuer: &Issuer<'static, KeyPair>, uri: &str, from: i64, to: i64) -> String {
+        let csr = CertificateSigningRequestParams::from_pem(csr).expect("csr");
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![SanType::URI(uri.to_string().try_into().expect("uri"))];
+        let at = |s: i64| time_at(now_unix() + s);
+        (p.not_before, p.not_after) = (at(from), at(to));
+        p.use_authority_key_identifier_extension = true;
+        p.signed_by(&csr.public_key, issuer).expect("sign").pem()
+    }
+
+    fn time_at(unix: i64) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(unix).expect("time")
+    }
+
+    const ME: &str = "spiffe://cluster.local/ns/default/sa/web";
+
+    #[test]
+    fn refuses_certificates_that_do_not_check_out() {
+        let id = Identity::new(SpiffeId::new("cluster.local", "default", "web"), false);
+        let (bundle, issuer) = root();
+        let (other_bundle, _) = root();
+
+        let csr = id.new_csr().expect("csr");
+        let err = id.install_cert(&sign(&csr, &issuer, ME, -3600, -60), &bundle).expect_err("expired");
+        assert!(err.contains("expired"), "{err}");
+        let err = id.install_cert(&sign(&csr, &issuer, ME, 600, 3600), &bundle).expect_err("future");
+        assert!(err.contains("not valid yet"), "{err}");
+        let err = id
+            .install_cert(&sign(&csr, &issuer, "spiffe://cluster.local/ns/default/sa/admin", -60, 3600), &bundle)
+            .expect_err("other identity");
+        assert!(err.contains("not this proxy's identity"), "{err}");
+        let err = id.install_cert(&sign(&csr, &issuer, ME, -60, 3600), &other_bundle).expect_err("other root");
+        assert!(err.contains("does not chain"), "{err}");
+        assert!(id.install_cert("garbage", &bundle).is_err());
+        assert!(id.install_cert(&sign(&csr, &issuer, ME, -60, 3600), "not a bundle").is_err());
+        assert!(!id.has_cert(), "nothing was installed");
+
+        id.install_cert(&sign(&csr, &issuer, ME, -60, 3600), &bundle).expect("good certificate");
+        assert!(id.has_cert() && id.state().server.is_some() && id.state().client.is_some());
+    }
+}
