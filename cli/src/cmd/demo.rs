@@ -266,6 +266,15 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
     let statuses = crate::cmd::proxy_status::fetch(&client).await?;
     crate::cmd::proxy_status::table(ctx, &statuses);
     ctx.out.data("");
+    let mut ids: Vec<&str> =
+        statuses.iter().filter_map(|p| p.identity.cert.as_ref()).filter_map(|c| c.uris.first()).map(String::as_str).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ctx.out.info(format!(
+        "every hop between sidecars was mutual TLS; {} proxies hold certificates for: {}",
+        statuses.iter().filter(|p| p.identity.cert.is_some()).count(),
+        ids.join(", ")
+    ));
     ctx.out.info(format!("demo ran in {:.1}s", started.elapsed().as_secs_f64()));
     Ok(())
 }
