@@ -174,7 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'The admin API (loopback)')
             [CompletionResult]::new('--meshd', '--meshd', [CompletionResultType]::ParameterName, 'meshd''s address; by default read from MESH_HOME/meshd.json')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding meshd''s access token (default MESH_HOME/token)')
-            [CompletionResult]::new('--peer-protocol', '--peer-protocol', [CompletionResultType]::ParameterName, 'Protocol between proxies: `h2` multiplexes every request to a peer on one connection; `http1` uses a keep-alive pool')
+            [CompletionResult]::new('--peer-protocol', '--peer-protocol', [CompletionResultType]::ParameterName, 'Protocol between proxies: `http1` keeps each request''s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio''s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS')
             [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Worker threads for the data path')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
             [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')

@@ -164,7 +164,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --admin 'The admin API (loopback)'
             cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
             cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'
-            cand --peer-protocol 'Protocol between proxies: `h2` multiplexes every request to a peer on one connection; `http1` uses a keep-alive pool'
+            cand --peer-protocol 'Protocol between proxies: `http1` keeps each request''s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio''s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS'
             cand --workers 'Worker threads for the data path'
             cand --platform 'Where the mesh runs'
             cand --kubeconfig 'Kubeconfig file (kube platform)'

@@ -132,7 +132,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd -d 'meshd\'s address; by default read from MESH_HOME/meshd.json' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token)' -r -F
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l peer-protocol -d 'Protocol between proxies: `h2` multiplexes every request to a peer on one connection; `http1` uses a keep-alive pool' -r -f -a "h2\t''
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l peer-protocol -d 'Protocol between proxies: `http1` keeps each request\'s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio\'s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS' -r -f -a "h2\t''
 http1\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workers -d 'Worker threads for the data path' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'

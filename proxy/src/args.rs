@@ -41,8 +41,9 @@ pub struct ProxyArgs {
     /// File holding meshd's access token (default MESH_HOME/token).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Protocol between proxies: `h2` multiplexes every request to a peer on one connection;
-    /// `http1` uses a keep-alive pool.
+    /// Protocol between proxies: `http1` keeps each request's protocol (HTTP/1.1 over a
+    /// keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries
+    /// every request over HTTP/2 (Istio's h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS.
     #[arg(long, env = "MESH_PEER_PROTOCOL", value_parser = ["h2", "http1"], default_value = "http1")]
     pub peer_protocol: String,
     /// Worker threads for the data path.

@@ -94,15 +94,17 @@ pub struct MeshConnector {
     http: HttpConnector,
     identity: Arc<Identity>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Negotiate HTTP/2 by ALPN (else HTTP/1.1).
+    h2: bool,
 }
 
 impl MeshConnector {
-    pub fn new(identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>>) -> MeshConnector {
+    pub fn new(identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>>, h2: bool) -> MeshConnector {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
         http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-        MeshConnector { http, identity, snapshot }
+        MeshConnector { http, identity, snapshot, h2 }
     }
 }
 
@@ -127,6 +129,7 @@ impl tower_service::Service<Uri> for MeshConnector {
         let connecting = self.http.call(plain_uri);
         let identity = self.identity.clone();
         let snapshot = self.snapshot.clone();
+        let h2 = self.h2;
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
             if !tls {
@@ -138,11 +141,10 @@ impl tower_service::Service<Uri> for MeshConnector {
                 .peer(addr)
                 .map(|p| p.identity.clone())
                 .ok_or_else(|| format!("no identity is known for endpoint {addr}"))?;
-            let config = identity
-                .state()
-                .client
-                .clone()
-                .ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
+            let state = identity.state();
+            let config = if h2 { state.client_h2.clone() } else { state.client.clone() };
+            drop(state);
+            let config = config.ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
             let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)

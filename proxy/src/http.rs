@@ -33,11 +33,14 @@ pub fn client() -> HttpClient {
     b.build(connector)
 }
 
-/// The pooled client to other proxies. Over mTLS, ALPN picks HTTP/2 (one multiplexed
-/// connection per peer) or HTTP/1.1 keep-alive.
-pub fn mesh_client(connector: MeshConnector) -> MeshClient {
+/// A pooled client to other proxies: HTTP/1.1 keep-alive, or HTTP/2 (one multiplexed
+/// connection per peer; ALPN `h2` over mTLS, prior knowledge on plaintext).
+pub fn mesh_client(connector: MeshConnector, http2: bool) -> MeshClient {
     let mut b = Client::builder(TokioExecutor::new());
-    b.pool_idle_timeout(std::time::Duration::from_secs(60)).http2_adaptive_window(true);
+    b.pool_idle_timeout(std::time::Duration::from_secs(60));
+    if http2 {
+        b.http2_only(true).http2_adaptive_window(true);
+    }
     b.build(connector)
 }
 
@@ -88,6 +91,7 @@ async fn forward<C>(
     mut req: Request<Incoming>,
     target: SocketAddr,
     tls: bool,
+    version: http::Version,
 ) -> Response<Body>
 where
     C: Connect + Clone + Send + Sync + 'static,
@@ -100,7 +104,7 @@ where
         Err(_) => return local_reply(StatusCode::BAD_REQUEST, "invalid request path\n"),
     };
     *req.uri_mut() = uri;
-    *req.version_mut() = http::Version::HTTP_11;
+    *req.version_mut() = version;
     strip_hop_by_hop(req.headers_mut());
     match client.request(req).await {
         Ok(mut resp) => {
@@ -135,7 +139,11 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         req.headers_mut().insert(header::HOST, v);
     }
     let (target, mtls) = endpoint;
-    forward(&shared.mesh_client, req, target, mtls).await
+    if shared.upgrade_h2 || req.version() == http::Version::HTTP_2 {
+        forward(&shared.mesh_h2, req, target, mtls, http::Version::HTTP_2).await
+    } else {
+        forward(&shared.mesh_h1, req, target, mtls, http::Version::HTTP_11).await
+    }
 }
 
 /// Pick the endpoint for a request by the snapshot in force, or the local reply to send. No
@@ -220,5 +228,5 @@ pub async fn inbound(
     {
         req.headers_mut().insert("x-forwarded-client-cert", v);
     }
-    forward(&shared.client, req, app, false).await
+    forward(&shared.client, req, app, false, http::Version::HTTP_11).await
 }

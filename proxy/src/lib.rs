@@ -37,8 +37,13 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// To apps (HTTP/1.1).
     pub client: http::HttpClient,
-    /// To other proxies: mTLS (ALPN h2 or HTTP/1.1) or plain HTTP/1.1.
-    pub mesh_client: http::MeshClient,
+    /// To other proxies over HTTP/1.1 (mTLS or plaintext).
+    pub mesh_h1: http::MeshClient,
+    /// To other proxies over HTTP/2 (ALPN h2 on mTLS, h2c on plaintext).
+    pub mesh_h2: http::MeshClient,
+    /// Carry every request over HTTP/2 between proxies (Istio's h2UpgradePolicy UPGRADE);
+    /// otherwise each request keeps the protocol the app used.
+    pub upgrade_h2: bool,
     pub jwks: jwt::JwksCache,
 }
 
@@ -65,7 +70,7 @@ pub struct Options {
     pub outbound: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub meshd: MeshdSource,
-    /// Offer HTTP/2 (ALPN) on mTLS connections to other proxies; else HTTP/1.1 only.
+    /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
     pub peer_http2: bool,
 }
 
@@ -143,16 +148,19 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         &workload.namespace,
         &workload.service_account,
     );
-    let identity = Arc::new(tls::Identity::new(id, opts.peer_http2));
+    let identity = Arc::new(tls::Identity::new(id));
     let snapshot = Arc::new(ArcSwap::from_pointee(config::Snapshot::default()));
-    let mesh_client = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone()));
+    let mesh_h1 = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), false), false);
+    let mesh_h2 = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), true), true);
     let shared = Arc::new(Shared {
         workload,
         snapshot,
         identity,
         ready: AtomicBool::new(false),
         client: http::client(),
-        mesh_client,
+        mesh_h1,
+        mesh_h2,
+        upgrade_h2: opts.peer_http2,
         jwks: jwt::JwksCache::default(),
     });
     let bound = Bound { outbound: outbound_addr, admin: admin_addr, inbound: inbound_ports, shared: shared.clone() };

@@ -41,7 +41,9 @@ pub struct TlsState {
     pub bundle_version: String,
     /// None until the proxy has a certificate.
     pub server: Option<Arc<ServerConfig>>,
+    /// Client configs offering HTTP/1.1 and HTTP/2 by ALPN: the hop keeps the request's protocol.
     pub client: Option<Arc<ClientConfig>>,
+    pub client_h2: Option<Arc<ClientConfig>>,
     /// When to ask for the next certificate.
     pub renew_at: Option<Instant>,
     pub last_error: Option<String>,
@@ -51,7 +53,6 @@ pub struct TlsState {
 
 pub struct Identity {
     pub id: SpiffeId,
-    offer_h2: bool,
     state: ArcSwap<TlsState>,
     /// The key of the CSR in flight.
     pending: Mutex<Option<rcgen::KeyPair>>,
@@ -129,16 +130,16 @@ fn parse_bundle(pem: &str) -> Result<Arc<RootCertStore>, String> {
 }
 
 impl Identity {
-    pub fn new(id: SpiffeId, offer_h2: bool) -> Identity {
+    pub fn new(id: SpiffeId) -> Identity {
         Identity {
             id,
-            offer_h2,
             state: ArcSwap::from_pointee(TlsState {
                 cert: None,
                 bundle_pem: String::new(),
                 bundle_version: String::new(),
                 server: None,
                 client: None,
+                client_h2: None,
                 renew_at: None,
                 last_error: None,
                 chain: Vec::new(),
@@ -227,7 +228,7 @@ impl Identity {
         renew_at: Option<Instant>,
     ) -> Result<(), String> {
         let provider = provider();
-        let (server, client, chain, key, info) = match cert {
+        let (server, client, client_h2, chain, key, info) = match cert {
             Some((chain, key, info)) => {
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                     .build()
@@ -246,14 +247,19 @@ impl Identity {
                     .with_custom_certificate_verifier(Arc::new(MeshServerVerifier { roots, provider }))
                     .with_client_auth_cert(chain.clone(), key.clone_key())
                     .map_err(|e| format!("certificate and key: {e}"))?;
-                client.alpn_protocols = if self.offer_h2 {
-                    vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]
-                } else {
-                    vec![ALPN_HTTP11.to_vec()]
-                };
-                (Some(Arc::new(server)), Some(Arc::new(client)), chain, Some(key), Some(info))
+                let mut client_h2 = client.clone();
+                client.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+                client_h2.alpn_protocols = vec![ALPN_H2.to_vec()];
+                (
+                    Some(Arc::new(server)),
+                    Some(Arc::new(client)),
+                    Some(Arc::new(client_h2)),
+                    chain,
+                    Some(key),
+                    Some(info),
+                )
             }
-            None => (None, None, Vec::new(), None, None),
+            None => (None, None, None, Vec::new(), None, None),
         };
         self.state.store(Arc::new(TlsState {
             cert: info,
@@ -261,6 +267,7 @@ impl Identity {
             bundle_version: bundle_version(bundle_pem),
             server,
             client,
+            client_h2,
             renew_at,
             last_error: None,
             chain,
@@ -278,6 +285,7 @@ impl Identity {
             bundle_version: cur.bundle_version.clone(),
             server: cur.server.clone(),
             client: cur.client.clone(),
+            client_h2: cur.client_h2.clone(),
             renew_at: cur.renew_at,
             last_error: Some(error),
             chain: cur.chain.clone(),
@@ -331,7 +339,7 @@ mod tests {
 
     #[test]
     fn refuses_certificates_that_do_not_check_out() {
-        let id = Identity::new(SpiffeId::new("cluster.local", "default", "web"), false);
+        let id = Identity::new(SpiffeId::new("cluster.local", "default", "web"));
         let (bundle, issuer) = root();
         let (other_bundle, _) = root();
 

@@ -375,3 +375,62 @@ async fn garbage_from_meshd_is_survived() {
     assert_eq!(code, 404, "{body}");
     assert_eq!(get(bound.admin, "x", "/live").await.0, 200);
 }
+
+/// An endpoint that answers with the HTTP version it was reached with.
+async fn version_app() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!(
+                        "{:?}",
+                        req.version()
+                    )))))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn each_request_keeps_its_http_version_to_the_next_hop() {
+    let (meshd, to_proxy, _from_proxy) = fake_meshd("t0ken").await;
+    let backend = version_app().await;
+    let mut opts = client_options(meshd, "t0ken");
+    opts.peer_http2 = false; // keep each request's protocol (the default)
+    let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+    tokio::spawn(serve);
+    let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "1".into(),
+            routes: Some(Versioned { version: "r1".into(), body: routes }),
+            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+        }))
+        .expect("push");
+    assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
+    let outbound = bound.outbound.expect("outbound");
+    assert_eq!(get(outbound, "web", "/").await, (200, "HTTP/1.1".into()));
+    // h2c from the app: HTTP/2 to the next hop too (gRPC needs it end to end).
+    let tcp = TcpStream::connect(outbound).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(conn);
+    // The :authority names the service, as a gRPC client pointed at its sidecar sends it.
+    let req = hyper::Request::get("http://web/").body(http_body_util::Empty::<Bytes>::new()).expect("request");
+    let resp = sender.send_request(req).await.expect("h2c through the proxy");
+    assert_eq!(resp.status(), 200);
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"HTTP/2.0");
+}

@@ -266,8 +266,12 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
     let statuses = crate::cmd::proxy_status::fetch(&client).await?;
     crate::cmd::proxy_status::table(ctx, &statuses);
     ctx.out.data("");
-    let mut ids: Vec<&str> =
-        statuses.iter().filter_map(|p| p.identity.cert.as_ref()).filter_map(|c| c.uris.first()).map(String::as_str).collect();
+    let mut ids: Vec<&str> = statuses
+        .iter()
+        .filter_map(|p| p.identity.cert.as_ref())
+        .filter_map(|c| c.uris.first())
+        .map(String::as_str)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     ctx.out.info(format!(
