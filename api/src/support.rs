@@ -39,29 +39,24 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             let s = &o.spec;
             for (i, h) in s.http.iter().enumerate() {
                 let p = format!("spec.http[{i}]");
+                let fault = h.fault.as_ref();
                 let set = [
-                    ("redirect", h.redirect.is_some()),
-                    ("directResponse", h.direct_response.is_some()),
                     ("delegate", h.delegate.is_some()),
-                    ("rewrite", h.rewrite.is_some()),
-                    ("timeout", h.timeout.is_some()),
-                    ("retries", h.retries.is_some()),
-                    ("fault", h.fault.is_some()),
-                    ("mirror", h.mirror.is_some() || !h.mirrors.is_empty()),
                     ("corsPolicy", h.cors_policy.is_some()),
-                    ("headers", h.headers.is_some() || h.route.iter().any(|d| d.headers.is_some())),
+                    (
+                        "fault.delay.exponentialDelay",
+                        fault.and_then(|f| f.delay.as_ref()).is_some_and(|d| d.exponential_delay.is_some()),
+                    ),
+                    (
+                        "fault.abort.http2Error",
+                        fault.and_then(|f| f.abort.as_ref()).is_some_and(|a| a.http2_error.is_some()),
+                    ),
+                    (
+                        "retries.retryRemoteLocalities",
+                        h.retries.as_ref().is_some_and(|r| r.retry_remote_localities.is_some()),
+                    ),
                 ];
                 out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("{p}.{f}")));
-                for (j, m) in h.matches.iter().enumerate() {
-                    let set = [
-                        ("authority", m.authority.is_some()),
-                        ("scheme", m.scheme.is_some()),
-                        ("queryParams", !m.query_params.is_empty()),
-                        ("withoutHeaders", !m.without_headers.is_empty()),
-                        ("ignoreUriCase", m.ignore_uri_case.unwrap_or(false)),
-                    ];
-                    out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("{p}.match[{j}].{f}")));
-                }
             }
             if !s.tcp.is_empty() {
                 out.push("spec.tcp".into());

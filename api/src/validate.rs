@@ -324,6 +324,34 @@ fn virtual_service(s: &VirtualServiceSpec, e: &mut Errs) {
             }
             dur(&rt.per_try_timeout, &format!("{path}.retries.perTryTimeout"), e);
             dur(&rt.backoff, &format!("{path}.retries.backoff"), e);
+            // Envoy's HTTP and gRPC retry conditions, or status codes (Istio's validation).
+            const RETRY_ON: &[&str] = &[
+                "5xx",
+                "gateway-error",
+                "reset",
+                "reset-before-request",
+                "connect-failure",
+                "envoy-ratelimited",
+                "retriable-4xx",
+                "refused-stream",
+                "retriable-status-codes",
+                "retriable-headers",
+                "http3-post-connect-failure",
+                "cancelled",
+                "deadline-exceeded",
+                "internal",
+                "resource-exhausted",
+                "unavailable",
+            ];
+            for item in rt.retry_on.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let code_ok = item.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c));
+                if !code_ok && !RETRY_ON.contains(&item) {
+                    e.push(
+                        format!("{path}.retries.retryOn"),
+                        format!("{item:?} is not a retry condition ({}) or an HTTP status code", RETRY_ON.join(", ")),
+                    );
+                }
+            }
         }
         if let Some(f) = &r.fault {
             if f.delay.is_none() && f.abort.is_none() {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mesh_api::core::ServiceSpec;
 use mesh_api::host;
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
-use mesh_api::networking::{DestinationRuleSpec, HttpMatchRequest, StringMatch, VirtualServiceSpec};
+use mesh_api::networking::{DestinationRuleSpec, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
 use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
@@ -112,10 +112,34 @@ impl<'a> Index<'a> {
         };
         self.virtual_services
             .iter()
-            .filter(|(_, vs)| applies(vs) && vs.spec.http.iter().any(|r| !r.route.is_empty()))
+            .filter(|(_, vs)| {
+                applies(vs)
+                    && vs
+                        .spec
+                        .http
+                        .iter()
+                        .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some())
+            })
             .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, found)| found)
+    }
+}
+
+impl Index<'_> {
+    /// A route destination's service FQDN and port: the port given, else the service's only
+    /// port, else the port the request came for.
+    fn destination(&self, d: &mesh_api::networking::Destination, vs_ns: &str, port: u16) -> (String, u16) {
+        let fqdn = host::resolve(&d.host, vs_ns);
+        let dest_port = match (&d.port, self.services.get(&fqdn)) {
+            (Some(p), _) => u16::try_from(p.number).unwrap_or(0),
+            (None, Some(dsvc)) => {
+                let ports: Vec<u16> = service_ports(dsvc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
+                if ports.len() == 1 || !ports.contains(&port) { ports.first().copied().unwrap_or(port) } else { port }
+            }
+            (None, None) => port,
+        };
+        (fqdn, dest_port)
     }
 }
 
@@ -139,30 +163,6 @@ fn convert_match(m: &StringMatch) -> Option<StringMatcher> {
     }
 }
 
-/// Translate one Istio match entry for a given port and client, or None when the entry can
-/// never match there (other port, other source labels or namespace, gateway-only).
-fn route_match(m: &HttpMatchRequest, port: u16, proxy: &Workload) -> Option<RouteMatch> {
-    if m.port.is_some_and(|p| p != u32::from(port)) {
-        return None;
-    }
-    if !m.source_labels.is_empty() && !labels_match(&m.source_labels, &proxy.labels) {
-        return None;
-    }
-    if m.source_namespace.as_deref().is_some_and(|ns| ns != proxy.namespace) {
-        return None;
-    }
-    if !m.gateways.is_empty() && !m.gateways.iter().any(|g| g == "mesh") {
-        return None;
-    }
-    let headers =
-        m.headers.iter().map(|(name, sm)| HeaderMatcher { name: name.clone(), value: convert_match(sm) }).collect();
-    Some(RouteMatch {
-        uri: m.uri.as_ref().and_then(convert_match),
-        method: m.method.as_ref().and_then(convert_match),
-        headers,
-    })
-}
-
 /// Translate the whole config for one proxy.
 pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload) -> ProxyConfig {
     let index = Index::new(resources);
@@ -179,31 +179,18 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
             let mut routes = Vec::new();
             if let Some((key, vs)) = vs {
                 for (i, rule) in vs.spec.http.iter().enumerate() {
-                    if rule.route.is_empty() {
-                        continue; // redirect / directResponse / delegate: not served yet
+                    if rule.route.is_empty() && rule.redirect.is_none() && rule.direct_response.is_none() {
+                        continue; // delegate: not served
                     }
                     let matches: Vec<RouteMatch> =
-                        rule.matches.iter().filter_map(|m| route_match(m, port, proxy)).collect();
+                        rule.matches.iter().filter_map(|m| http::route_match(m, port, proxy)).collect();
                     if !rule.matches.is_empty() && matches.is_empty() {
                         continue;
                     }
                     let single = rule.route.len() == 1;
                     let mut clusters = Vec::new();
                     for d in &rule.route {
-                        let dest_fqdn = host::resolve(&d.destination.host, &key.namespace);
-                        let dest_port = match (&d.destination.port, index.services.get(&dest_fqdn)) {
-                            (Some(p), _) => u16::try_from(p.number).unwrap_or(0),
-                            (None, Some(dsvc)) => {
-                                let ports: Vec<u16> =
-                                    service_ports(dsvc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
-                                if ports.len() == 1 || !ports.contains(&port) {
-                                    ports.first().copied().unwrap_or(port)
-                                } else {
-                                    port
-                                }
-                            }
-                            (None, None) => port,
-                        };
+                        let (dest_fqdn, dest_port) = index.destination(&d.destination, &key.namespace, port);
                         let weight = if single {
                             d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
                         } else {
@@ -213,6 +200,8 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
                         clusters.push(WeightedCluster {
                             cluster: cluster_name(&dest_fqdn, dest_port, subset.as_deref()),
                             weight,
+                            request_headers: http::request_ops(&d.headers),
+                            response_headers: http::response_ops(&d.headers),
                         });
                         wanted.insert((dest_fqdn, dest_port, subset));
                     }
@@ -220,14 +209,28 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
                         Some(n) => format!("{}/{} {n}", key.namespace, key.name),
                         None => format!("{}/{} http[{i}]", key.namespace, key.name),
                     };
-                    routes.push(Route { name, matches, clusters });
+                    let mut route = Route { name, matches, clusters, ..Default::default() };
+                    http::rule_actions(rule, &mut route);
+                    for (dest, percent) in http::mirrors(rule) {
+                        let (fqdn, dport) = index.destination(dest, &key.namespace, port);
+                        let subset = dest.subset.clone();
+                        route.mirrors.push(Mirror { cluster: cluster_name(&fqdn, dport, subset.as_deref()), percent });
+                        wanted.insert((fqdn, dport, subset));
+                    }
+                    routes.push(route);
                 }
             }
             if routes.is_empty() {
                 routes.push(Route {
                     name: "default".into(),
-                    matches: Vec::new(),
-                    clusters: vec![WeightedCluster { cluster: cluster_name(&svc.fqdn, port, None), weight: 100 }],
+                    clusters: vec![WeightedCluster {
+                        cluster: cluster_name(&svc.fqdn, port, None),
+                        weight: 100,
+                        request_headers: HeaderOps::default(),
+                        response_headers: HeaderOps::default(),
+                    }],
+                    retries: Some(http::default_retries()),
+                    ..Default::default()
                 });
             }
             virtual_hosts.push(VirtualHost {
@@ -323,6 +326,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
     format!("{h:016x}")
 }
 
+mod http;
 mod security;
 
 #[cfg(test)]

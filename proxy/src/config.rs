@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::HeaderName;
-use mesh_api::proxy_config::{ConfigType, HeaderMatcher, LbPolicy, PeerMode, ProxyConfig, RouteMatch, StringMatcher};
+use mesh_api::proxy_config::{
+    ConfigType, DirectResponse, Fault, HeaderMatcher, HeaderOps, LbPolicy, PeerMode, ProxyConfig, Redirect,
+    RetryPolicy, RouteMatch, StringMatcher,
+};
 use serde::Serialize;
 
 /// Why a part was rejected; the type is NACKed with the message.
@@ -53,47 +56,186 @@ impl Matcher {
     }
 }
 
+/// What a route match looks at.
+pub struct RequestView<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Host and port as the request named them.
+    pub authority: &'a str,
+    pub scheme: &'a str,
+    pub headers: &'a http::HeaderMap,
+}
+
 #[derive(Debug)]
 pub struct CompiledMatch {
     pub uri: Option<Matcher>,
+    pub ignore_uri_case: bool,
     pub method: Option<Matcher>,
+    pub authority: Option<Matcher>,
+    pub scheme: Option<Matcher>,
     pub headers: Vec<(HeaderName, Option<Matcher>)>,
+    pub without_headers: Vec<(HeaderName, Option<Matcher>)>,
+    pub query_params: Vec<(String, Option<Matcher>)>,
+}
+
+fn header_matchers(ms: &[HeaderMatcher]) -> Result<Vec<(HeaderName, Option<Matcher>)>, String> {
+    ms.iter()
+        .map(|HeaderMatcher { name, value }| {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+            Ok((n, value.as_ref().map(Matcher::compile).transpose()?))
+        })
+        .collect()
+}
+
+fn header_hit(headers: &http::HeaderMap, name: &HeaderName, m: &Option<Matcher>) -> bool {
+    match (headers.get(name), m) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(v), Some(m)) => v.to_str().is_ok_and(|v| m.matches(v)),
+    }
 }
 
 impl CompiledMatch {
     fn compile(m: &RouteMatch) -> Result<Self, String> {
-        let headers = m
-            .headers
-            .iter()
-            .map(|HeaderMatcher { name, value }| {
-                let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
-                Ok((n, value.as_ref().map(Matcher::compile).transpose()?))
-            })
-            .collect::<Result<_, String>>()?;
+        let uri = match (&m.uri, m.ignore_uri_case) {
+            (Some(StringMatcher::Exact(s)), true) => Some(Matcher::Exact(s.to_ascii_lowercase())),
+            (Some(StringMatcher::Prefix(s)), true) => Some(Matcher::Prefix(s.to_ascii_lowercase())),
+            (Some(StringMatcher::Regex(r)), true) => {
+                Some(Matcher::compile(&StringMatcher::Regex(format!("(?i:{r})")))?)
+            }
+            (other, _) => other.as_ref().map(Matcher::compile).transpose()?,
+        };
         Ok(CompiledMatch {
-            uri: m.uri.as_ref().map(Matcher::compile).transpose()?,
+            uri,
+            ignore_uri_case: m.ignore_uri_case,
             method: m.method.as_ref().map(Matcher::compile).transpose()?,
-            headers,
+            authority: m.authority.as_ref().map(Matcher::compile).transpose()?,
+            scheme: m.scheme.as_ref().map(Matcher::compile).transpose()?,
+            headers: header_matchers(&m.headers)?,
+            without_headers: header_matchers(&m.without_headers)?,
+            query_params: m
+                .query_params
+                .iter()
+                .map(|q| Ok((q.name.clone(), q.value.as_ref().map(Matcher::compile).transpose()?)))
+                .collect::<Result<_, String>>()?,
         })
     }
 
-    pub fn matches(&self, method: &http::Method, path: &str, headers: &http::HeaderMap) -> bool {
-        if let Some(m) = &self.uri
-            && !m.matches(path)
-        {
+    pub fn matches(&self, r: &RequestView<'_>) -> bool {
+        if let Some(m) = &self.uri {
+            let hit = if self.ignore_uri_case && !matches!(m, Matcher::Regex(_)) {
+                m.matches(&r.path.to_ascii_lowercase())
+            } else {
+                m.matches(r.path)
+            };
+            if !hit {
+                return false;
+            }
+        }
+        let checks = [(&self.method, r.method.as_str()), (&self.authority, r.authority), (&self.scheme, r.scheme)];
+        if checks.iter().any(|(m, v)| m.as_ref().is_some_and(|m| !m.matches(v))) {
             return false;
         }
-        if let Some(m) = &self.method
-            && !m.matches(method.as_str())
-        {
+        if !self.headers.iter().all(|(name, m)| header_hit(r.headers, name, m)) {
             return false;
         }
-        self.headers.iter().all(|(name, m)| match (headers.get(name), m) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(v), Some(m)) => v.to_str().is_ok_and(|v| m.matches(v)),
+        if self.without_headers.iter().any(|(name, m)| header_hit(r.headers, name, m)) {
+            return false;
+        }
+        self.query_params.iter().all(|(name, m)| {
+            let value = r.query.unwrap_or("").split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k == name).then_some(v)
+            });
+            match (value, m) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(v), Some(m)) => m.matches(v),
+            }
         })
     }
+
+    /// The prefix a `rewrite.uri` replaces: the exact path, the matched prefix, or `/`.
+    pub fn rewritable_prefix(&self) -> Option<&str> {
+        match &self.uri {
+            Some(Matcher::Exact(s)) | Some(Matcher::Prefix(s)) => Some(s),
+            Some(Matcher::Regex(_)) => None,
+            None => Some("/"),
+        }
+    }
+}
+
+/// A replacement in RE2 / Envoy form (`\\1` for group 1) in the regex crate's form (`${1}`),
+/// with literal `$` escaped.
+fn re2_replacement(with: &str) -> String {
+    let mut out = String::with_capacity(with.len() + 4);
+    let mut chars = with.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push_str("${");
+                if let Some(d) = chars.next() {
+                    out.push(d);
+                }
+                out.push('}');
+            }
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Header changes, compiled.
+#[derive(Debug, Default)]
+pub struct CompiledOps {
+    pub set: Vec<(HeaderName, http::HeaderValue)>,
+    pub add: Vec<(HeaderName, http::HeaderValue)>,
+    pub remove: Vec<HeaderName>,
+}
+
+impl CompiledOps {
+    fn compile(ops: &HeaderOps) -> Result<CompiledOps, String> {
+        let pair = |(k, v): &(String, String)| {
+            Ok((
+                HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?,
+                http::HeaderValue::from_str(v).map_err(|_| format!("invalid value for header {k}"))?,
+            ))
+        };
+        Ok(CompiledOps {
+            set: ops.set.iter().map(pair).collect::<Result<_, String>>()?,
+            add: ops.add.iter().map(pair).collect::<Result<_, String>>()?,
+            remove: ops
+                .remove
+                .iter()
+                .map(|k| HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}")))
+                .collect::<Result<_, String>>()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    pub fn apply(&self, h: &mut http::HeaderMap) {
+        for (k, v) in &self.set {
+            h.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &self.add {
+            h.append(k.clone(), v.clone());
+        }
+        for k in &self.remove {
+            h.remove(k);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CompiledRewrite {
+    pub uri: Option<String>,
+    pub authority: Option<http::HeaderValue>,
+    pub uri_regex: Option<(regex::Regex, String)>,
 }
 
 /// A cluster with its endpoints and balancer state.
@@ -119,29 +261,47 @@ impl ClusterState {
     }
 }
 
+/// One weighted destination of a route, with its own header changes.
+#[derive(Debug)]
+pub struct Target {
+    pub cluster: Arc<ClusterState>,
+    pub weight: u32,
+    pub request_headers: CompiledOps,
+    pub response_headers: CompiledOps,
+}
+
 #[derive(Debug)]
 pub struct CompiledRoute {
     pub name: String,
     pub matches: Vec<CompiledMatch>,
-    pub clusters: Vec<(Arc<ClusterState>, u32)>,
+    pub clusters: Vec<Target>,
     pub total_weight: u32,
+    pub redirect: Option<Redirect>,
+    pub direct_response: Option<DirectResponse>,
+    pub rewrite: Option<CompiledRewrite>,
+    pub timeout: Option<std::time::Duration>,
+    pub retries: Option<RetryPolicy>,
+    pub fault: Option<Fault>,
+    pub mirrors: Vec<(Arc<ClusterState>, f64)>,
+    pub request_headers: CompiledOps,
+    pub response_headers: CompiledOps,
 }
 
 impl CompiledRoute {
-    /// Pick a cluster by weight.
-    pub fn pick_cluster(&self) -> Option<&Arc<ClusterState>> {
+    /// Pick a destination by weight.
+    pub fn pick_cluster(&self) -> Option<&Target> {
         if self.clusters.len() == 1 {
-            return self.clusters.first().map(|(c, _)| c);
+            return self.clusters.first();
         }
         if self.total_weight == 0 {
             return None;
         }
         let mut x = fastrand::u32(..self.total_weight);
-        for (c, w) in &self.clusters {
-            if x < *w {
-                return Some(c);
+        for t in &self.clusters {
+            if x < t.weight {
+                return Some(t);
             }
-            x -= w;
+            x -= t.weight;
         }
         None
     }
@@ -229,21 +389,65 @@ impl Snapshot {
                     .map(CompiledMatch::compile)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|m| err(ConfigType::Routes, format!("{} route {:?}: {m}", vh.name, r.name)))?;
+                let bad = |m: String| err(ConfigType::Routes, format!("{} route {:?}: {m}", vh.name, r.name));
+                let cluster = |name: &str| {
+                    clusters.get(name).cloned().ok_or_else(|| bad(format!("references unknown cluster {name}")))
+                };
                 let mut cs = Vec::new();
                 for wc in &r.clusters {
-                    let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
-                        err(
-                            ConfigType::Routes,
-                            format!("{} route {:?} references unknown cluster {}", vh.name, r.name, wc.cluster),
-                        )
-                    })?;
-                    cs.push((c.clone(), wc.weight));
+                    cs.push(Target {
+                        cluster: cluster(&wc.cluster)?,
+                        weight: wc.weight,
+                        request_headers: CompiledOps::compile(&wc.request_headers).map_err(bad)?,
+                        response_headers: CompiledOps::compile(&wc.response_headers).map_err(bad)?,
+                    });
                 }
-                if cs.is_empty() {
-                    return Err(err(ConfigType::Routes, format!("{} route {:?} has no destination", vh.name, r.name)));
+                if cs.is_empty() && r.redirect.is_none() && r.direct_response.is_none() {
+                    return Err(bad("has no destination".into()));
                 }
-                let total_weight = cs.iter().map(|(_, w)| *w).sum();
-                routes.push(CompiledRoute { name: r.name.clone(), matches, clusters: cs, total_weight });
+                let rewrite = match &r.rewrite {
+                    None => None,
+                    Some(rw) => Some(CompiledRewrite {
+                        uri: rw.uri.clone(),
+                        authority: rw
+                            .authority
+                            .as_deref()
+                            .map(http::HeaderValue::from_str)
+                            .transpose()
+                            .map_err(|_| bad("invalid rewrite authority".into()))?,
+                        uri_regex: match &rw.uri_regex {
+                            Some((p, with)) => Some((
+                                regex::RegexBuilder::new(p)
+                                    .size_limit(1 << 20)
+                                    .build()
+                                    .map_err(|e| bad(format!("invalid regex {p:?}: {e}")))?,
+                                re2_replacement(with),
+                            )),
+                            None => None,
+                        },
+                    }),
+                };
+                let mirrors = r
+                    .mirrors
+                    .iter()
+                    .map(|m| Ok((cluster(&m.cluster)?, m.percent)))
+                    .collect::<Result<Vec<_>, ConfigError>>()?;
+                let total_weight = cs.iter().map(|t| t.weight).sum();
+                routes.push(CompiledRoute {
+                    name: r.name.clone(),
+                    matches,
+                    clusters: cs,
+                    total_weight,
+                    redirect: r.redirect.clone(),
+                    direct_response: r.direct_response.clone(),
+                    rewrite,
+                    timeout: r.timeout_ms.map(std::time::Duration::from_millis),
+                    retries: r.retries.clone(),
+                    fault: r.fault.clone(),
+                    mirrors,
+                    request_headers: CompiledOps::compile(&r.request_headers).map_err(bad)?,
+                    response_headers: CompiledOps::compile(&r.response_headers).map_err(bad)?,
+                });
             }
             for d in &vh.domains {
                 hosts.entry(d.to_ascii_lowercase()).or_default().push((vh.port, vi));
@@ -335,7 +539,16 @@ mod tests {
         Route {
             name: "r".into(),
             matches,
-            clusters: clusters.iter().map(|(c, w)| WeightedCluster { cluster: c.to_string(), weight: *w }).collect(),
+            clusters: clusters
+                .iter()
+                .map(|(c, w)| WeightedCluster {
+                    cluster: c.to_string(),
+                    weight: *w,
+                    request_headers: HeaderOps::default(),
+                    response_headers: HeaderOps::default(),
+                })
+                .collect(),
+            ..Default::default()
         }
     }
 
@@ -345,11 +558,13 @@ mod tests {
             h.insert(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
         }
         let method = http::Method::from_bytes(method.as_bytes()).expect("method");
+        let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        let view = RequestView { method: &method, path, query, authority: "reviews:9080", scheme: "http", headers: &h };
         let vh = s.vhost("reviews", 9080)?;
         vh.routes
             .iter()
-            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(&method, path, &h)))
-            .map(|r| r.clusters[0].0.name.as_str())
+            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(&view)))
+            .map(|r| r.clusters[0].cluster.name.as_str())
     }
 
     #[test]
@@ -385,6 +600,35 @@ mod tests {
     }
 
     #[test]
+    fn re2_group_references_become_regex_crate_ones() {
+        assert_eq!(re2_replacement(r"/v\1/items/\2$"), "/v${1}/items/${2}$$");
+        let re = regex::Regex::new("^/service/([^/]+)(/.*)$").expect("re");
+        assert_eq!(re.replace_all("/service/a/b", re2_replacement(r"\2/instance/\1").as_str()), "/b/instance/a");
+    }
+
+    #[test]
+    fn query_params_without_headers_and_ignore_case() {
+        let q = RouteMatch {
+            query_params: vec![HeaderMatcher { name: "debug".into(), value: Some(StringMatcher::Exact("1".into())) }],
+            ..Default::default()
+        };
+        let not_bot = RouteMatch {
+            uri: Some(StringMatcher::Prefix("/Books".into())),
+            ignore_uri_case: true,
+            without_headers: vec![HeaderMatcher { name: "x-bot".into(), value: None }],
+            ..Default::default()
+        };
+        let s = snapshot(
+            vec![route(vec![q], &[("v2", 100)]), route(vec![not_bot], &[("v3", 100)]), route(vec![], &[("v1", 100)])],
+            &["v1", "v2", "v3"],
+        );
+        assert_eq!(first_match(&s, "GET", "/x?a=b&debug=1", &[]), Some("v2"));
+        assert_eq!(first_match(&s, "GET", "/x?debug=2", &[]), Some("v1"));
+        assert_eq!(first_match(&s, "GET", "/books/1", &[]), Some("v3"), "case-insensitive prefix");
+        assert_eq!(first_match(&s, "GET", "/BOOKS", &[("x-bot", "yes")]), Some("v1"), "withoutHeaders excludes");
+    }
+
+    #[test]
     fn hosts_are_case_insensitive_and_port_specific() {
         let s = snapshot(vec![route(vec![], &[("v1", 100)])], &["v1"]);
         assert!(s.vhost("reviews", 9080).is_some());
@@ -399,12 +643,12 @@ mod tests {
         let r = &s.vhost("reviews", 9080).expect("vhost").routes[0];
         let mut counts = HashMap::new();
         for _ in 0..10_000 {
-            *counts.entry(r.pick_cluster().expect("cluster").name.clone()).or_insert(0) += 1;
+            *counts.entry(r.pick_cluster().expect("cluster").cluster.name.clone()).or_insert(0) += 1;
         }
         let v2 = counts.get("v2").copied().unwrap_or(0);
         assert!((800..=1200).contains(&v2), "{counts:?}");
         assert_eq!(counts.get("v3"), None, "weight 0 is never picked");
-        let c = &r.clusters[0].0;
+        let c = &r.clusters[0].cluster;
         let picks: Vec<_> = (0..4).map(|_| c.pick().expect("endpoint")).collect();
         assert_eq!(picks[0], picks[2]);
         assert_ne!(picks[0], picks[1]);

@@ -15,13 +15,20 @@ use hyper_util::rt::TokioExecutor;
 use mesh_api::host::split_host_port;
 use tracing::debug;
 
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Body as _;
+use mesh_api::proxy_config::RetryPolicy;
+
 use crate::authz::Decision;
+use crate::config::{ClusterState, CompiledRoute, RequestView, Snapshot};
 use crate::connect::MeshConnector;
 use crate::{PeerInfo, Shared};
 
 pub type Body = Either<Incoming, Full<Bytes>>;
-pub type HttpClient = Client<HttpConnector, Incoming>;
-pub type MeshClient = Client<MeshConnector, Incoming>;
+pub type HttpClient = Client<HttpConnector, Body>;
+pub type MeshClient = Client<MeshConnector, Body>;
 
 /// A pooled HTTP/1.1 keep-alive client to apps.
 pub fn client() -> HttpClient {
@@ -85,38 +92,69 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     h.remove("proxy-connection");
 }
 
-/// Send `req` to `target`, keeping its path and Host header.
-async fn forward<C>(
-    client: &Client<C, Incoming>,
-    mut req: Request<Incoming>,
+/// Send `req` to `target`, keeping its path and Host header. Err: no response came (the
+/// request could not be sent, or the connection failed before headers), with whether the
+/// failure was in connecting.
+async fn send<C>(
+    client: &Client<C, Body>,
+    mut req: Request<Body>,
     target: SocketAddr,
     tls: bool,
     version: http::Version,
-) -> Response<Body>
+) -> Result<Response<Incoming>, UpstreamError>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
     // HTTP/2 carries the authority in the URI; keep the caller's Host header for the app.
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let scheme = if tls { "https" } else { "http" };
-    let uri = match Uri::builder().scheme(scheme).authority(target.to_string()).path_and_query(path).build() {
-        Ok(u) => u,
-        Err(_) => return local_reply(StatusCode::BAD_REQUEST, "invalid request path\n"),
-    };
+    let uri = Uri::builder()
+        .scheme(scheme)
+        .authority(target.to_string())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| UpstreamError::BadRequest)?;
     *req.uri_mut() = uri;
     *req.version_mut() = version;
     strip_hop_by_hop(req.headers_mut());
     match client.request(req).await {
         Ok(mut resp) => {
             strip_hop_by_hop(resp.headers_mut());
-            resp.map(Either::Left)
+            Ok(resp)
         }
         Err(e) => {
             debug!(%target, error = %e, "upstream request failed");
+            Err(if e.is_connect() { UpstreamError::Connect } else { UpstreamError::Reset })
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpstreamError {
+    Connect,
+    Reset,
+    BadRequest,
+}
+
+fn upstream_failure(e: UpstreamError) -> Response<Body> {
+    match e {
+        UpstreamError::BadRequest => local_reply(StatusCode::BAD_REQUEST, "invalid request path\n"),
+        _ => {
             local_reply(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers\n")
         }
     }
 }
+
+/// The app's own forward to a local address (inbound side): no retries, no routing.
+async fn forward_to_app(client: &HttpClient, req: Request<Incoming>, app: SocketAddr) -> Response<Body> {
+    match send(client, req.map(Either::Left), app, false, http::Version::HTTP_11).await {
+        Ok(resp) => resp.map(Either::Left),
+        Err(e) => upstream_failure(e),
+    }
+}
+
+/// Requests with bodies up to this size are kept so they can be retried and mirrored.
+const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
@@ -126,10 +164,6 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             "CONNECT tunnels are not supported by the outbound listener\n",
         );
     }
-    let endpoint = match route(&shared, &req) {
-        Ok(e) => e,
-        Err((status, body)) => return local_reply(status, body),
-    };
     // Absolute form: the URI's authority is the Host upstream (RFC 9112 §3.2.2). Usually the
     // client sent the same Host header, and then there is nothing to copy.
     if let Some(a) = req.uri().authority()
@@ -138,18 +172,272 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     {
         req.headers_mut().insert(header::HOST, v);
     }
-    let (target, mtls) = endpoint;
-    if shared.upgrade_h2 || req.version() == http::Version::HTTP_2 {
-        forward(&shared.mesh_h2, req, target, mtls, http::Version::HTTP_2).await
-    } else {
-        forward(&shared.mesh_h1, req, target, mtls, http::Version::HTTP_11).await
+    // The snapshot stays alive for this request (an Arc), so a swap never changes a route
+    // under a request in flight.
+    let snapshot = shared.snapshot.load_full();
+    let (route, prefix) = match select_route(&snapshot, &req) {
+        Ok(r) => r,
+        Err((status, body)) => return local_reply(status, body),
+    };
+
+    if let Some(f) = &route.fault {
+        if let Some((delay_ms, percent)) = f.delay
+            && hit(percent)
+        {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        if let Some(a) = &f.abort
+            && hit(a.percent)
+        {
+            return fault_abort(a);
+        }
+    }
+    if let Some(r) = &route.redirect {
+        return redirect(&req, r);
+    }
+    if let Some(d) = &route.direct_response {
+        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(d.body.clone().unwrap_or_default()))));
+        *resp.status_mut() = StatusCode::from_u16(d.status).unwrap_or(StatusCode::OK);
+        if d.body.is_some() {
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        }
+        return resp;
+    }
+    if let Some(rw) = &route.rewrite {
+        rewrite(&mut req, rw, prefix.as_deref());
+    }
+    route.request_headers.apply(req.headers_mut());
+    let Some(target) = route.pick_cluster() else {
+        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+    };
+    target.request_headers.apply(req.headers_mut());
+
+    let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
+    let (parts, body) = req.into_parts();
+    // Keep small bodies (and empty ones) so the request can be retried and mirrored.
+    let wants_copy = route.retries.is_some() || !route.mirrors.is_empty();
+    let (buffered, mut streaming) = match body.size_hint().exact() {
+        Some(0) if body.is_end_stream() => (Some(Bytes::new()), None),
+        Some(n) if n <= MAX_BUFFERED_BODY && wants_copy => {
+            match http_body_util::Limited::new(body, MAX_BUFFERED_BODY as usize).collect().await {
+                Ok(b) => (Some(b.to_bytes()), None),
+                Err(_) => return local_reply(StatusCode::BAD_REQUEST, "could not read the request body\n"),
+            }
+        }
+        _ => (None, Some(Either::Left(body))),
+    };
+    let rebuild = |body: Body| {
+        let mut r = Request::from_parts(parts.clone(), body);
+        *r.extensions_mut() = http::Extensions::new();
+        r
+    };
+    for (cluster, percent) in &route.mirrors {
+        if let Some(b) = &buffered
+            && hit(*percent)
+        {
+            mirror(&shared, &snapshot, cluster, rebuild(Either::Right(Full::new(b.clone()))), h2);
+        }
+    }
+
+    let policy = route.retries.as_ref().filter(|_| buffered.is_some());
+    let attempts = 1 + policy.map_or(0, |p| p.attempts);
+    let attempt_all = async {
+        let mut last = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let base = policy.map_or(25, |p| p.backoff_ms).max(1);
+                let cap = (base * 10).max(250);
+                let exp = base.saturating_mul(1 << (attempt - 1).min(10)).min(cap);
+                tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=exp))).await;
+            }
+            let Some(endpoint) = target.cluster.pick() else {
+                return Err(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"));
+            };
+            let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+            let body = match (&buffered, streaming.take()) {
+                (Some(b), _) => Either::Right(Full::new(b.clone())),
+                (None, Some(s)) => s,
+                (None, None) => break,
+            };
+            let req = rebuild(body);
+            let sent = if h2 {
+                send(&shared.mesh_h2, req, endpoint, mtls, http::Version::HTTP_2)
+            } else {
+                send(&shared.mesh_h1, req, endpoint, mtls, http::Version::HTTP_11)
+            };
+            let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
+            let result = match per_try {
+                Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
+                None => sent.await,
+            };
+            let retry = policy.is_some_and(|p| attempt + 1 < attempts && retriable(p, &result));
+            if !retry {
+                return Ok(result);
+            }
+            debug!(route = %route.name, attempt, "retrying");
+            last = Some(result);
+        }
+        Ok(last.unwrap_or(Err(UpstreamError::Reset)))
+    };
+    let outcome = match route.timeout {
+        Some(t) => match tokio::time::timeout(t, attempt_all).await {
+            Ok(r) => r,
+            Err(_) => return local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+        },
+        None => attempt_all.await,
+    };
+    let mut resp = match outcome {
+        Ok(Ok(resp)) => resp.map(Either::Left),
+        Ok(Err(e)) => upstream_failure(e),
+        Err(local) => local,
+    };
+    target.response_headers.apply(resp.headers_mut());
+    route.response_headers.apply(resp.headers_mut());
+    resp
+}
+
+/// True for `percent` % of calls.
+fn hit(percent: f64) -> bool {
+    percent >= 100.0 || (percent > 0.0 && fastrand::f64() * 100.0 < percent)
+}
+
+/// Should this result be retried under `p` (Envoy's retry_on conditions)?
+fn retriable(p: &RetryPolicy, result: &Result<Response<Incoming>, UpstreamError>) -> bool {
+    let on = |c: &str| p.retry_on.iter().any(|r| r == c);
+    match result {
+        Err(UpstreamError::BadRequest) => false,
+        Err(UpstreamError::Connect) => on("connect-failure") || on("5xx") || on("gateway-error") || on("reset"),
+        Err(UpstreamError::Reset) => on("reset") || on("5xx") || on("gateway-error") || on("refused-stream"),
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            let grpc =
+                resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+            (on("5xx") && code >= 500)
+                || (on("gateway-error") && matches!(code, 502..=504))
+                || (on("retriable-4xx") && code == 409)
+                || (on("retriable-status-codes") && p.retriable_status_codes.contains(&code))
+                || (on("cancelled") && grpc == Some(1))
+                || (on("deadline-exceeded") && grpc == Some(4))
+                || (on("resource-exhausted") && grpc == Some(8))
+                || (on("unavailable") && grpc == Some(14))
+                || (on("internal") && grpc == Some(13))
+        }
     }
 }
 
-/// Pick the endpoint for a request by the snapshot in force, or the local reply to send. No
-/// allocation on the way; the snapshot is released when this returns, so in-flight requests
-/// keep only what they picked.
-fn route(shared: &Shared, req: &Request<Incoming>) -> Result<(SocketAddr, bool), (StatusCode, &'static str)> {
+fn fault_abort(a: &mesh_api::proxy_config::FaultAbort) -> Response<Body> {
+    match a.grpc_status {
+        Some(code) => {
+            let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            h.insert("grpc-status", HeaderValue::from(code));
+            h.insert("grpc-message", HeaderValue::from_static("fault filter abort"));
+            r
+        }
+        None => {
+            let mut r = local_reply(StatusCode::OK, "fault filter abort");
+            *r.status_mut() = StatusCode::from_u16(a.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r
+        }
+    }
+}
+
+fn redirect(req: &Request<Incoming>, r: &mesh_api::proxy_config::Redirect) -> Response<Body> {
+    let host_header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let (host, port) = split_host_port(host_header);
+    let scheme = r.scheme.as_deref().or(req.uri().scheme_str()).unwrap_or("http");
+    let host = r.authority.as_deref().unwrap_or(host);
+    let port = r.port.or(port.filter(|_| r.authority.is_none()));
+    let path = r.uri.clone().unwrap_or_else(|| req.uri().path_and_query().map(|p| p.to_string()).unwrap_or("/".into()));
+    let location = match port {
+        Some(p) => format!("{scheme}://{host}:{p}{path}"),
+        None => format!("{scheme}://{host}{path}"),
+    };
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::new())));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn rewrite(req: &mut Request<Incoming>, rw: &crate::config::CompiledRewrite, prefix: Option<&str>) {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let new_path = if let Some((re, with)) = &rw.uri_regex {
+        Some(re.replace_all(&path, with.as_str()).into_owned())
+    } else if let (Some(uri), Some(prefix)) = (&rw.uri, prefix) {
+        Some(match path.strip_prefix(prefix) {
+            Some(rest) => format!("{uri}{rest}"),
+            None => uri.clone(),
+        })
+    } else {
+        rw.uri.clone()
+    };
+    if let Some(p) = new_path {
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = format!("{p}{query}").parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(u) = Uri::from_parts(parts) {
+                *req.uri_mut() = u;
+            }
+        }
+    }
+    if let Some(a) = &rw.authority {
+        req.headers_mut().insert(header::HOST, a.clone());
+        if req.uri().authority().is_some() {
+            let mut parts = req.uri().clone().into_parts();
+            if let Ok(auth) = a.to_str().unwrap_or("").parse() {
+                parts.authority = Some(auth);
+                if let Ok(u) = Uri::from_parts(parts) {
+                    *req.uri_mut() = u;
+                }
+            }
+        }
+    }
+}
+
+/// Send a copy to `cluster`, fire and forget: its answer is dropped and it never delays the
+/// real request. The Host gets Envoy's `-shadow` suffix.
+fn mirror(
+    shared: &Arc<Shared>,
+    snapshot: &Arc<Snapshot>,
+    cluster: &Arc<ClusterState>,
+    mut req: Request<Body>,
+    h2: bool,
+) {
+    let Some(endpoint) = cluster.pick() else { return };
+    let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+    if let Some(h) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let (host, port) = split_host_port(h);
+        let shadow = match port {
+            Some(p) => format!("{host}-shadow:{p}"),
+            None => format!("{host}-shadow"),
+        };
+        if let Ok(v) = HeaderValue::from_str(&shadow) {
+            req.headers_mut().insert(header::HOST, v);
+        }
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let sent = if h2 {
+            send(&shared.mesh_h2, req, endpoint, mtls, http::Version::HTTP_2).await
+        } else {
+            send(&shared.mesh_h1, req, endpoint, mtls, http::Version::HTTP_11).await
+        };
+        if let Ok(resp) = sent {
+            let _ = resp.into_body().collect().await;
+        }
+    });
+}
+
+/// The route for a request by the snapshot in force, with the prefix a `rewrite.uri` replaces,
+/// or the local reply to send.
+fn select_route<'s>(
+    snapshot: &'s Snapshot,
+    req: &Request<Incoming>,
+) -> Result<(&'s CompiledRoute, Option<String>), (StatusCode, &'static str)> {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str(),
         None => req
@@ -160,21 +448,26 @@ fn route(shared: &Shared, req: &Request<Incoming>) -> Result<(SocketAddr, bool),
     };
     let (host, port) = split_host_port(authority);
     let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
-    let snapshot = shared.snapshot.load();
     let vhost = snapshot
         .vhost(host, port)
         .ok_or((StatusCode::NOT_FOUND, "no service matches this host and port in the mesh\n"))?;
-    let path = req.uri().path();
-    let route = vhost
-        .routes
-        .iter()
-        .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req.method(), path, req.headers())))
-        .ok_or((StatusCode::NOT_FOUND, "no route matched\n"))?;
-    let target = route
-        .pick_cluster()
-        .and_then(|c| c.pick())
-        .ok_or((StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"))?;
-    Ok((target, snapshot.peer(target).is_some_and(|p| p.mtls)))
+    let view = RequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        authority,
+        scheme: req.uri().scheme_str().unwrap_or("http"),
+        headers: req.headers(),
+    };
+    for r in &vhost.routes {
+        if r.matches.is_empty() {
+            return Ok((r, Some("/".to_string())));
+        }
+        if let Some(m) = r.matches.iter().find(|m| m.matches(&view)) {
+            return Ok((r, m.rewritable_prefix().map(str::to_string)));
+        }
+    }
+    Err((StatusCode::NOT_FOUND, "no route matched\n"))
 }
 
 /// An inbound listener's handler: authorization, then the app.
@@ -228,5 +521,5 @@ pub async fn inbound(
     {
         req.headers_mut().insert("x-forwarded-client-cert", v);
     }
-    forward(&shared.client, req, app, false, http::Version::HTTP_11).await
+    forward_to_app(&shared.client, req, app).await
 }

@@ -164,7 +164,13 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             routes: vec![Route {
                 name: "r".into(),
                 matches: vec![RouteMatch { uri: Some(path_prefix), ..Default::default() }],
-                clusters: vec![WeightedCluster { cluster: cluster.clone(), weight: 100 }],
+                clusters: vec![WeightedCluster {
+                    cluster: cluster.clone(),
+                    weight: 100,
+                    request_headers: HeaderOps::default(),
+                    response_headers: HeaderOps::default(),
+                }],
+                ..Default::default()
             }],
         }],
     };

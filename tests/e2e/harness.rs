@@ -292,3 +292,58 @@ impl Load {
         (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
     }
 }
+
+/// An HTTP/1.1 app whose answer is decided per request by `answer(n)` (n counts from 0):
+/// (status, body, delay before answering). Counts the requests it got.
+pub fn scripted_app(
+    answer: impl Fn(usize) -> (u16, &'static str, Duration) + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind app");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let (counter, answer) = (count.clone(), Arc::new(answer));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (counter, answer) = (counter.clone(), answer.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut len = 0usize;
+                    let mut saw_any = false;
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line == "\r\n" {
+                            if saw_any {
+                                break;
+                            }
+                            continue;
+                        }
+                        saw_any = true;
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    let (status, text, delay) = answer(n);
+                    std::thread::sleep(delay);
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{text}\n",
+                        text.len() + 1
+                    );
+                    if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}

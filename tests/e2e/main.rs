@@ -5,4 +5,5 @@ mod harness;
 mod resilience;
 mod security;
 mod surface;
+mod traffic;
 mod workflow;
