@@ -74,7 +74,30 @@ pub enum IntOrString {
     String(String),
 }
 
+/// How the mesh carries a service port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortProtocol {
+    Http,
+    Tcp,
+}
+
 impl ServicePort {
+    /// Istio's protocol selection: `appProtocol` first, then the port name's prefix (`http`,
+    /// `http2`, `grpc`, `grpc-web` are HTTP; `tcp`, `tls`, `https`, `mongo`, `mysql`, `redis` are
+    /// raw TCP). Unnamed and unknown ports are treated as HTTP (Istio sniffs them).
+    pub fn mesh_protocol(&self) -> PortProtocol {
+        let word = |s: &str| s.split('-').next().unwrap_or("").to_ascii_lowercase();
+        let proto = match (&self.app_protocol, &self.name) {
+            (Some(a), _) => a.trim_start_matches("kubernetes.io/").to_ascii_lowercase(),
+            (None, Some(n)) => word(n),
+            (None, None) => String::new(),
+        };
+        match proto.as_str() {
+            "tcp" | "tls" | "https" | "mongo" | "mysql" | "redis" => PortProtocol::Tcp,
+            _ => PortProtocol::Http,
+        }
+    }
+
     /// The workload port this service port forwards to: `targetPort` when it is a number,
     /// otherwise the service port itself.
     pub fn target_number(&self) -> Option<u16> {

@@ -113,6 +113,8 @@ pub struct IdentityReport {
 }
 
 /// Messages from meshd.
+// One message per push, off the data path; boxing the push would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MeshdMessage {

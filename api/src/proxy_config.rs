@@ -98,6 +98,9 @@ pub struct InboundListener {
     /// The workload port.
     pub port: u16,
     pub mtls: PeerMode,
+    /// Raw TCP (a Service names this port `tcp`, ...); else HTTP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
 }
 
 /// The effective PeerAuthentication mode of one workload port.
@@ -143,10 +146,25 @@ pub enum AuthzAction {
     Audit,
 }
 
-/// Outbound HTTP routing: one virtual host per (service, port).
+/// Outbound routing: one virtual host per HTTP (service, port), one TCP service per TCP port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Routes {
     pub virtual_hosts: Vec<VirtualHost>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<TcpService>,
+}
+
+/// A TCP service port: connections are split between clusters by weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcpService {
+    /// `tcp-echo.default.svc.cluster.local:9000`
+    pub name: String,
+    /// Host names (without port) that name this service.
+    pub domains: Vec<String>,
+    pub port: u16,
+    /// The VirtualService `tcp` rule this came from, or `default`.
+    pub route: String,
+    pub clusters: Vec<WeightedCluster>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -58,8 +58,12 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                 ];
                 out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("{p}.{f}")));
             }
-            if !s.tcp.is_empty() {
-                out.push("spec.tcp".into());
+            for (i, t) in s.tcp.iter().enumerate() {
+                for (j, m) in t.matches.iter().enumerate() {
+                    if !m.destination_subnets.is_empty() {
+                        out.push(format!("spec.tcp[{i}].match[{j}].destinationSubnets"));
+                    }
+                }
             }
             if !s.tls.is_empty() {
                 out.push("spec.tls".into());

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mesh_api::core::ServiceSpec;
+use mesh_api::core::{PortProtocol, ServiceSpec};
 use mesh_api::host;
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 use mesh_api::networking::{DestinationRuleSpec, StringMatch, VirtualServiceSpec};
@@ -81,7 +81,12 @@ impl<'a> Index<'a> {
 
     /// The VirtualService for a service: exact host before wildcard, the client's namespace
     /// first, then the service's, then any other (ordered by namespace/name).
-    fn virtual_service(&self, svc: &Svc<'_>, client_ns: &str) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
+    fn virtual_service(
+        &self,
+        svc: &Svc<'_>,
+        client_ns: &str,
+        tcp: bool,
+    ) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
         let applies = |vs: &Object<VirtualServiceSpec>| {
             vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
         };
@@ -114,11 +119,14 @@ impl<'a> Index<'a> {
             .iter()
             .filter(|(_, vs)| {
                 applies(vs)
-                    && vs
-                        .spec
-                        .http
-                        .iter()
-                        .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some())
+                    && if tcp {
+                        vs.spec.tcp.iter().any(|r| !r.route.is_empty())
+                    } else {
+                        vs.spec
+                            .http
+                            .iter()
+                            .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some())
+                    }
             })
             .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
             .min_by_key(|(rank, _)| *rank)
@@ -127,6 +135,18 @@ impl<'a> Index<'a> {
 }
 
 impl Index<'_> {
+    /// Whether a workload port is raw TCP: a Service that selects the workload forwards a
+    /// TCP-protocol port to it.
+    fn is_tcp_port(&self, w: &Workload, port: u16) -> bool {
+        self.services.values().any(|s| {
+            s.namespace == w.namespace
+                && !s.spec.selector.is_empty()
+                && labels_match(&s.spec.selector, &w.labels)
+                && service_ports(s.spec)
+                    .any(|p| p.target_number() == Some(port) && p.mesh_protocol() == PortProtocol::Tcp)
+        })
+    }
+
     /// A route destination's service FQDN and port: the port given, else the service's only
     /// port, else the port the request came for.
     fn destination(&self, d: &mesh_api::networking::Destination, vs_ns: &str, port: u16) -> (String, u16) {
@@ -171,11 +191,17 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
     // (fqdn, port, subset)
     let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
 
+    let mut tcp_services = Vec::new();
     for svc in index.services.values() {
-        let vs = index.virtual_service(svc, client_ns);
+        let vs = index.virtual_service(svc, client_ns, false);
+        let tcp_vs = index.virtual_service(svc, client_ns, true);
         for sp in service_ports(svc.spec) {
             let Ok(port) = u16::try_from(sp.port) else { continue };
             wanted.insert((svc.fqdn.clone(), port, None));
+            if sp.mesh_protocol() == PortProtocol::Tcp {
+                tcp_services.push(tcp::service(&index, svc, port, tcp_vs, proxy, &mut wanted));
+                continue;
+            }
             let mut routes = Vec::new();
             if let Some((key, vs)) = vs {
                 for (i, rule) in vs.spec.http.iter().enumerate() {
@@ -285,15 +311,21 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
     }
 
     ProxyConfig {
-        routes: Routes { virtual_hosts },
+        routes: Routes { virtual_hosts, tcp: tcp_services },
         clusters: Clusters { clusters },
         endpoints: Endpoints { clusters: endpoints },
-        listeners: security::listeners(
-            &index.peer_authentications,
-            &index.authorization_policies,
-            &index.request_authentications,
-            proxy,
-        ),
+        listeners: {
+            let mut l = security::listeners(
+                &index.peer_authentications,
+                &index.authorization_policies,
+                &index.request_authentications,
+                proxy,
+            );
+            for inbound in &mut l.inbound {
+                inbound.tcp = index.is_tcp_port(proxy, inbound.port);
+            }
+            l
+        },
     }
 }
 
@@ -328,6 +360,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
 
 mod http;
 mod security;
+mod tcp;
 
 #[cfg(test)]
 mod tests;

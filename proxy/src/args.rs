@@ -32,6 +32,10 @@ pub struct ProxyArgs {
     /// Do not open an outbound listener.
     #[arg(long)]
     pub no_outbound: bool,
+    /// A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through
+    /// the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`.
+    #[arg(long, value_name = "HOST:PORT=LISTEN_ADDR")]
+    pub outbound_tcp: Vec<String>,
     /// The admin API (loopback).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub admin: SocketAddr,
@@ -89,12 +93,32 @@ fn parse_inbound(items: &[String]) -> anyhow::Result<Vec<(u16, SocketAddr)>> {
     Ok(out)
 }
 
+fn parse_outbound_tcp(items: &[String]) -> anyhow::Result<Vec<(String, u16, SocketAddr)>> {
+    let mut out = Vec::new();
+    for item in items {
+        let Some((target, listen)) = item.split_once('=') else {
+            bail!("--outbound-tcp {item:?}: expected HOST:PORT=LISTEN_ADDR, like tcp-echo:9000=127.0.0.1:0")
+        };
+        let (host, port) = mesh_api::host::split_host_port(target);
+        let port = port
+            .filter(|p| *p > 0 && !host.is_empty())
+            .with_context(|| format!("--outbound-tcp {item:?}: {target:?} is not HOST:PORT"))?;
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--outbound-tcp {item:?}: {listen:?} is not an address like 127.0.0.1:0"))?;
+        out.push((host.to_ascii_lowercase(), port, listen));
+    }
+    Ok(out)
+}
+
 impl ProxyArgs {
     /// Validate the whole command line, reporting every problem at once.
     pub fn to_options(&self, home: PathBuf) -> anyhow::Result<Options> {
         let mut problems = Vec::new();
         let labels = parse_labels(&self.labels).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
         let inbound = parse_inbound(&self.inbound).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
+        let outbound_tcp =
+            parse_outbound_tcp(&self.outbound_tcp).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
         for (what, v) in [
             ("--workload", &self.workload),
             ("--namespace", &self.namespace),
@@ -131,6 +155,7 @@ impl ProxyArgs {
             inbound,
             inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
             outbound: (!self.no_outbound).then_some(self.outbound),
+            outbound_tcp,
             admin: self.admin,
             meshd,
             peer_http2: self.peer_protocol == "h2",
@@ -152,6 +177,9 @@ impl ProxyArgs {
             }
             for p in &bound.inbound {
                 println!("inbound port {} listening on {}", p.port, p.listen);
+            }
+            for (host, port, addr) in &bound.outbound_tcp {
+                println!("outbound tcp {host}:{port} listening on {addr}");
             }
             println!("admin listening on {}", bound.admin);
             let app = async {

@@ -221,6 +221,10 @@ struct CRule {
     from: Vec<CSource>,
     to: Vec<COperation>,
     when: Vec<CCondition>,
+    /// The rule names HTTP attributes (methods, paths, hosts, headers, JWT claims...). On a
+    /// TCP connection such a rule never matches in an ALLOW policy and is judged on its other
+    /// attributes in a DENY policy, as Istio builds its TCP filters.
+    http_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -307,10 +311,22 @@ impl Authz {
                 .rules
                 .iter()
                 .map(|r: &Rule| {
+                    let http_only = r.from.iter().any(|f| {
+                        !f.source.request_principals.is_empty() || !f.source.not_request_principals.is_empty()
+                    }) || r.to.iter().any(|t| {
+                        let o = &t.operation;
+                        !(o.hosts.is_empty()
+                            && o.not_hosts.is_empty()
+                            && o.methods.is_empty()
+                            && o.not_methods.is_empty()
+                            && o.paths.is_empty()
+                            && o.not_paths.is_empty())
+                    }) || r.when.iter().any(|c| c.key.starts_with("request."));
                     Ok(CRule {
                         from: r.from.iter().map(|f| compile_source(&f.source)).collect(),
                         to: r.to.iter().map(|t| compile_operation(&t.operation)).collect::<Result<_, String>>()?,
                         when: r.when.iter().map(compile_condition).collect::<Result<_, String>>()?,
+                        http_only,
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()
@@ -327,6 +343,18 @@ impl Authz {
 
     pub fn is_empty(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty() && self.audit.is_empty()
+    }
+
+    /// The decision for a raw TCP connection.
+    pub fn check_tcp(&self, req: &Request<'_>) -> Decision {
+        if let Some(p) = self.deny.iter().find(|p| p.matches_tcp(req, true)) {
+            return Decision::Deny(format!("denied by DENY policy {}", p.name));
+        }
+        if self.allow.is_empty() || self.allow.iter().any(|p| p.matches_tcp(req, false)) {
+            Decision::Allow
+        } else {
+            Decision::Deny("no ALLOW policy matched".into())
+        }
     }
 
     pub fn check(&self, req: &Request<'_>) -> Decision {
@@ -350,6 +378,19 @@ impl CPolicy {
     fn matches(&self, req: &Request<'_>) -> bool {
         self.rules.iter().any(|r| r.matches(req))
     }
+
+    /// A TCP connection (no HTTP attributes).
+    fn matches_tcp(&self, req: &Request<'_>, deny: bool) -> bool {
+        self.rules.iter().any(|r| {
+            if r.http_only && !deny {
+                return false;
+            }
+            let p = req.peer.and_then(principal);
+            (r.from.is_empty() || r.from.iter().any(|s| s.matches_l4(req, p.as_ref())))
+                && (r.to.is_empty() || r.to.iter().any(|o| o.port_ok(req.port)))
+                && r.when.iter().all(|c| c.is_http() || c.matches(req, p.as_ref()))
+        })
+    }
 }
 
 impl CRule {
@@ -367,8 +408,11 @@ fn sa_of(p: Option<&Principal<'_>>) -> Option<String> {
 
 impl CSource {
     fn matches(&self, req: &Request<'_>, p: Option<&Principal<'_>>) -> bool {
+        self.request_principals.check_exact(req.jwt.map(|j| j.principal.as_str())) && self.matches_l4(req, p)
+    }
+
+    fn matches_l4(&self, req: &Request<'_>, p: Option<&Principal<'_>>) -> bool {
         self.principals.check_exact(p.map(|p| p.full))
-            && self.request_principals.check_exact(req.jwt.map(|j| j.principal.as_str()))
             && self.namespaces.check_exact(p.map(|p| p.namespace))
             && (!self.service_accounts.constrains() || self.service_accounts.check_exact(sa_of(p).as_deref()))
             && self.trust_domains.check_exact(p.map(|p| p.trust_domain))
@@ -384,12 +428,26 @@ impl COperation {
             self.hosts.check(Some(req.host), |p, v| p.matches_ignore_case(v) || p.matches_ignore_case(host_no_port));
         let path_ok = (self.paths_any.is_empty() || self.paths_any.iter().any(|p| p.matches(req.path)))
             && !self.paths_none.iter().any(|p| p.matches(req.path));
-        let port_ok = (self.ports.is_empty() || self.ports.contains(&req.port)) && !self.not_ports.contains(&req.port);
-        host_ok && path_ok && port_ok && self.methods.check_exact(Some(req.method))
+        host_ok && path_ok && self.port_ok(req.port) && self.methods.check_exact(Some(req.method))
+    }
+
+    fn port_ok(&self, port: u16) -> bool {
+        (self.ports.is_empty() || self.ports.contains(&port)) && !self.not_ports.contains(&port)
     }
 }
 
 impl CCondition {
+    fn is_http(&self) -> bool {
+        matches!(
+            self,
+            CCondition::Header(..)
+                | CCondition::RequestPrincipal(_)
+                | CCondition::RequestAudiences(_)
+                | CCondition::RequestPresenter(_)
+                | CCondition::RequestClaim(..)
+        )
+    }
+
     fn matches(&self, req: &Request<'_>, p: Option<&Principal<'_>>) -> bool {
         match self {
             CCondition::Header(name, f) => {

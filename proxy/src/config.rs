@@ -313,6 +313,34 @@ pub struct CompiledVhost {
     pub routes: Vec<CompiledRoute>,
 }
 
+/// A TCP service port: connections split between clusters by weight.
+#[derive(Debug)]
+pub struct CompiledTcp {
+    pub name: String,
+    pub route: String,
+    pub clusters: Vec<(Arc<ClusterState>, u32)>,
+    pub total: u32,
+}
+
+impl CompiledTcp {
+    pub fn pick_cluster(&self) -> Option<&Arc<ClusterState>> {
+        if self.clusters.len() == 1 {
+            return self.clusters.first().map(|(c, _)| c);
+        }
+        if self.total == 0 {
+            return None;
+        }
+        let mut x = fastrand::u32(..self.total);
+        for (c, w) in &self.clusters {
+            if x < *w {
+                return Some(c);
+            }
+            x -= w;
+        }
+        None
+    }
+}
+
 /// What the outbound side knows of an endpoint's proxy.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -326,8 +354,10 @@ pub struct Peer {
 pub struct Snapshot {
     /// Endpoint address -> identity and mTLS choice.
     peers: HashMap<SocketAddr, Peer>,
-    /// Workload port -> PeerAuthentication mode.
-    inbound: HashMap<u16, PeerMode>,
+    /// Workload port -> PeerAuthentication mode and whether it is raw TCP.
+    inbound: HashMap<u16, (PeerMode, bool)>,
+    /// (host, port) -> TCP service.
+    tcp: HashMap<(String, u16), Arc<CompiledTcp>>,
     pub authz: crate::authz::Authz,
     pub jwt: crate::jwt::JwtAuth,
     /// Host (lowercase, no port) -> [(port, vhost)].
@@ -346,7 +376,17 @@ impl Snapshot {
 
     /// The mTLS mode of a workload port (PERMISSIVE until meshd says otherwise).
     pub fn peer_mode(&self, port: u16) -> PeerMode {
-        self.inbound.get(&port).copied().unwrap_or_default()
+        self.inbound.get(&port).map(|(m, _)| *m).unwrap_or_default()
+    }
+
+    /// Whether a workload port carries raw TCP.
+    pub fn inbound_is_tcp(&self, port: u16) -> bool {
+        self.inbound.get(&port).is_some_and(|(_, tcp)| *tcp)
+    }
+
+    /// The TCP service a host and port name.
+    pub fn tcp_service(&self, host: &str, port: u16) -> Option<&Arc<CompiledTcp>> {
+        self.tcp.get(&(host.to_ascii_lowercase(), port))
     }
 
     /// Find the virtual host for a request authority's host and port.
@@ -464,10 +504,25 @@ impl Snapshot {
             }
             peers.insert(e.address, Peer { identity: Arc::from(e.identity.as_str()), mtls: e.mtls });
         }
-        let inbound = raw.listeners.inbound.iter().map(|l| (l.port, l.mtls)).collect();
+        let inbound = raw.listeners.inbound.iter().map(|l| (l.port, (l.mtls, l.tcp))).collect();
+        let mut tcp = HashMap::new();
+        for t in &raw.routes.tcp {
+            let mut cs = Vec::new();
+            for wc in &t.clusters {
+                let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
+                    err(ConfigType::Routes, format!("{} references unknown cluster {}", t.name, wc.cluster))
+                })?;
+                cs.push((c.clone(), wc.weight));
+            }
+            let total = cs.iter().map(|(_, w)| *w).sum();
+            let compiled = Arc::new(CompiledTcp { name: t.name.clone(), route: t.route.clone(), clusters: cs, total });
+            for d in &t.domains {
+                tcp.insert((d.to_ascii_lowercase(), t.port), compiled.clone());
+            }
+        }
         let authz = crate::authz::Authz::compile(&raw.listeners.policies).map_err(|m| err(ConfigType::Listeners, m))?;
         let jwt = crate::jwt::JwtAuth::compile(&raw.listeners.jwt).map_err(|m| err(ConfigType::Listeners, m))?;
-        Ok(Snapshot { peers, inbound, authz, jwt, hosts, vhosts, raw, versions })
+        Ok(Snapshot { peers, inbound, tcp, authz, jwt, hosts, vhosts, raw, versions })
     }
 }
 
@@ -487,6 +542,7 @@ mod tests {
     fn snapshot(routes: Vec<Route>, clusters: &[&str]) -> Snapshot {
         let raw = ProxyConfig {
             routes: Routes {
+                tcp: Vec::new(),
                 virtual_hosts: vec![VirtualHost {
                     name: "reviews.default.svc.cluster.local:9080".into(),
                     domains: vec!["reviews".into(), "reviews.default.svc.cluster.local".into()],
@@ -658,6 +714,7 @@ mod tests {
     fn bad_parts_are_attributed_to_their_type() {
         let raw = ProxyConfig {
             routes: Routes {
+                tcp: Vec::new(),
                 virtual_hosts: vec![VirtualHost {
                     name: "x".into(),
                     domains: vec!["x".into()],

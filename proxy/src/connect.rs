@@ -89,6 +89,67 @@ impl Connection for Stream {
     }
 }
 
+/// What the TLS client offers by ALPN.
+#[derive(Debug, Clone, Copy)]
+pub enum Alpn {
+    Http11,
+    H2,
+    /// Raw TCP: nothing.
+    None,
+}
+
+/// mTLS over a connected socket to another proxy, checking that it presents the identity
+/// meshd says it runs as.
+pub async fn handshake(
+    identity: &Identity,
+    snapshot: &ArcSwap<Snapshot>,
+    tcp: TcpStream,
+    alpn: Alpn,
+) -> Result<Stream, BoxError> {
+    let addr: SocketAddr = tcp.peer_addr()?;
+    let expected = snapshot
+        .load()
+        .peer(addr)
+        .map(|p| p.identity.clone())
+        .ok_or_else(|| format!("no identity is known for endpoint {addr}"))?;
+    let state = identity.state();
+    let config = match alpn {
+        Alpn::H2 => state.client_h2.clone(),
+        Alpn::Http11 => state.client.clone(),
+        Alpn::None => state.client_tcp.clone(),
+    };
+    drop(state);
+    let config = config.ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("mTLS handshake with {addr} failed: {e}"))?;
+    let got = peer_identity(stream.get_ref().1.peer_certificates());
+    if got.as_deref() != Some(expected.as_ref()) {
+        return Err(format!(
+            "endpoint {addr} presented identity {}, but meshd says it runs as {expected}",
+            got.as_deref().unwrap_or("(none)")
+        )
+        .into());
+    }
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
+/// Open a raw TCP connection to another proxy: mTLS when `mtls`, else plain.
+pub async fn connect_tcp(
+    identity: &Identity,
+    snapshot: &ArcSwap<Snapshot>,
+    addr: SocketAddr,
+    mtls: bool,
+) -> Result<Stream, BoxError> {
+    let tcp = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("connect to {addr} timed out"))??;
+    let _ = tcp.set_nodelay(true);
+    if mtls { handshake(identity, snapshot, tcp, Alpn::None).await } else { Ok(Stream::Plain(tcp)) }
+}
+
 #[derive(Clone)]
 pub struct MeshConnector {
     http: HttpConnector,

@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_api::protocol::{InboundPort, Workload};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 pub use xds::MeshdSource;
@@ -68,6 +68,8 @@ pub struct Options {
     pub inbound_bind: std::net::IpAddr,
     /// The outbound listener; None for no outbound listener.
     pub outbound: Option<SocketAddr>,
+    /// Local TCP listeners for TCP services: (host, port, listen address).
+    pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
     pub admin: SocketAddr,
     pub meshd: MeshdSource,
     /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
@@ -78,6 +80,8 @@ pub struct Options {
 #[derive(Clone)]
 pub struct Bound {
     pub outbound: Option<SocketAddr>,
+    /// (host, port, bound address) of each `--outbound-tcp` listener.
+    pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
     pub admin: SocketAddr,
     pub inbound: Vec<InboundPort>,
     /// The proxy's shared state (readiness, the snapshot in force).
@@ -121,6 +125,12 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         None => None,
     };
     let admin = bind(opts.admin, "admin").await?;
+    let mut tcp_listeners = Vec::new();
+    for (host, port, addr) in &opts.outbound_tcp {
+        let l = bind(*addr, "outbound TCP").await?;
+        let bound = l.local_addr()?;
+        tcp_listeners.push((host.clone(), *port, bound, l));
+    }
     let mut inbound = Vec::new();
     for (port, app) in &opts.inbound {
         let l = bind(SocketAddr::new(opts.inbound_bind, 0), "inbound").await?;
@@ -163,7 +173,13 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         upgrade_h2: opts.peer_http2,
         jwks: jwt::JwksCache::default(),
     });
-    let bound = Bound { outbound: outbound_addr, admin: admin_addr, inbound: inbound_ports, shared: shared.clone() };
+    let bound = Bound {
+        outbound: outbound_addr,
+        outbound_tcp: tcp_listeners.iter().map(|(h, p, a, _)| (h.clone(), *p, *a)).collect(),
+        admin: admin_addr,
+        inbound: inbound_ports,
+        shared: shared.clone(),
+    };
     let meshd = opts.meshd;
     let serve = async move {
         let mut tasks = tokio::task::JoinSet::new();
@@ -174,6 +190,9 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         for (port, app, l) in inbound {
             info!(port, %app, "inbound listener");
             tasks.spawn(serve_inbound(l, port, app, shared.clone()));
+        }
+        for (host, port, _, l) in tcp_listeners {
+            tasks.spawn(serve_outbound_tcp(l, host, port, shared.clone()));
         }
         let s = shared.clone();
         tasks.spawn(async move {
@@ -235,14 +254,8 @@ async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared
                     debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
                 }
                 (false, _) => {
-                    let peer = Arc::new(PeerInfo { identity: None, remote, local });
-                    let svc = service_fn(move |req| {
-                        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
-                        async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                    });
-                    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
-                        debug!(%remote, error = %e, "inbound connection ended with an error");
-                    }
+                    let peer = PeerInfo { identity: None, remote, local };
+                    serve_inbound_stream(shared, stream, port, app, peer, builder).await;
                 }
                 (true, _) => {
                     let Some(config) = shared.identity.state().server.clone() else {
@@ -257,15 +270,96 @@ async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared
                         }
                     };
                     let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
-                    let peer = Arc::new(PeerInfo { identity, remote, local });
-                    let svc = service_fn(move |req| {
-                        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
-                        async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                    });
-                    if let Err(e) = builder.serve_connection(TokioIo::new(tls), svc).await {
-                        debug!(%remote, error = %e, "inbound mTLS connection ended with an error");
-                    }
+                    let peer = PeerInfo { identity, remote, local };
+                    serve_inbound_stream(shared, tls, port, app, peer, builder).await;
                 }
+            }
+        });
+    }
+}
+
+/// One accepted inbound connection (TLS already terminated): raw TCP to the app for a TCP
+/// port (after authorization), else HTTP.
+async fn serve_inbound_stream<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    port: u16,
+    app: SocketAddr,
+    peer: PeerInfo,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let snapshot = shared.snapshot.load_full();
+    if snapshot.inbound_is_tcp(port) {
+        let decision = snapshot.authz.check_tcp(&authz::Request {
+            method: "",
+            path: "",
+            host: "",
+            headers: &::http::HeaderMap::new(),
+            port,
+            peer: peer.identity.as_deref(),
+            source_ip: peer.remote.ip(),
+            destination_ip: peer.local.ip(),
+            jwt: None,
+        });
+        drop(snapshot);
+        if let authz::Decision::Deny(why) = decision {
+            debug!(peer = ?peer.identity, %why, "TCP connection denied; closing it");
+            return; // dropping the stream closes the connection
+        }
+        let mut upstream = match TcpStream::connect(app).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(%app, error = %e, "cannot reach the app");
+                return;
+            }
+        };
+        let _ = upstream.set_nodelay(true);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+            debug!(error = %e, "TCP connection ended with an error");
+        }
+        return;
+    }
+    drop(snapshot);
+    let remote = peer.remote;
+    let peer = Arc::new(peer);
+    let svc = service_fn(move |req| {
+        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
+        async move { Ok::<_, std::convert::Infallible>(fut.await) }
+    });
+    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+        debug!(%remote, error = %e, "inbound connection ended with an error");
+    }
+}
+
+/// A local TCP listener for one TCP service (`--outbound-tcp HOST:PORT=ADDR`): each connection
+/// goes to an endpoint picked by the service's TCP route, over mTLS when the endpoint takes it.
+async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shared: Arc<Shared>) {
+    let host: Arc<str> = Arc::from(host.as_str());
+    loop {
+        let (mut stream, _) = accept(&listener, "outbound TCP").await;
+        let _ = stream.set_nodelay(true);
+        let (shared, host) = (shared.clone(), host.clone());
+        tokio::spawn(async move {
+            let snapshot = shared.snapshot.load_full();
+            let Some(endpoint) =
+                snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster()).and_then(|c| c.pick())
+            else {
+                debug!(%host, port, "no TCP service or endpoint; closing the connection");
+                return;
+            };
+            let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+            drop(snapshot);
+            let mut upstream = match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(%endpoint, error = %e, "TCP upstream failed");
+                    return;
+                }
+            };
+            if let Err(e) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+                debug!(error = %e, "TCP connection ended with an error");
             }
         });
     }

@@ -44,6 +44,8 @@ pub struct TlsState {
     /// Client configs offering HTTP/1.1 and HTTP/2 by ALPN: the hop keeps the request's protocol.
     pub client: Option<Arc<ClientConfig>>,
     pub client_h2: Option<Arc<ClientConfig>>,
+    /// For raw TCP (no ALPN).
+    pub client_tcp: Option<Arc<ClientConfig>>,
     /// When to ask for the next certificate.
     pub renew_at: Option<Instant>,
     pub last_error: Option<String>,
@@ -140,6 +142,7 @@ impl Identity {
                 server: None,
                 client: None,
                 client_h2: None,
+                client_tcp: None,
                 renew_at: None,
                 last_error: None,
                 chain: Vec::new(),
@@ -228,7 +231,7 @@ impl Identity {
         renew_at: Option<Instant>,
     ) -> Result<(), String> {
         let provider = provider();
-        let (server, client, client_h2, chain, key, info) = match cert {
+        let (server, client, client_h2, client_tcp, chain, key, info) = match cert {
             Some((chain, key, info)) => {
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                     .build()
@@ -247,6 +250,7 @@ impl Identity {
                     .with_custom_certificate_verifier(Arc::new(MeshServerVerifier { roots, provider }))
                     .with_client_auth_cert(chain.clone(), key.clone_key())
                     .map_err(|e| format!("certificate and key: {e}"))?;
+                let client_tcp = client.clone();
                 let mut client_h2 = client.clone();
                 client.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
                 client_h2.alpn_protocols = vec![ALPN_H2.to_vec()];
@@ -254,12 +258,13 @@ impl Identity {
                     Some(Arc::new(server)),
                     Some(Arc::new(client)),
                     Some(Arc::new(client_h2)),
+                    Some(Arc::new(client_tcp)),
                     chain,
                     Some(key),
                     Some(info),
                 )
             }
-            None => (None, None, None, Vec::new(), None, None),
+            None => (None, None, None, None, Vec::new(), None, None),
         };
         self.state.store(Arc::new(TlsState {
             cert: info,
@@ -268,6 +273,7 @@ impl Identity {
             server,
             client,
             client_h2,
+            client_tcp,
             renew_at,
             last_error: None,
             chain,
@@ -286,6 +292,7 @@ impl Identity {
             server: cur.server.clone(),
             client: cur.client.clone(),
             client_h2: cur.client_h2.clone(),
+            client_tcp: cur.client_tcp.clone(),
             renew_at: cur.renew_at,
             last_error: Some(error),
             chain: cur.chain.clone(),

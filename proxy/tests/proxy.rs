@@ -137,6 +137,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         inbound: vec![],
         inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
+        outbound_tcp: Vec::new(),
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: token.into() },
         peer_http2: true,
@@ -157,6 +158,7 @@ async fn get(proxy: SocketAddr, host: &str, path: &str) -> (u16, String) {
 fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters, Endpoints) {
     let cluster = "outbound|80||web.default.svc.cluster.local".to_string();
     let routes = Routes {
+        tcp: Vec::new(),
         virtual_hosts: vec![VirtualHost {
             name: "web.default.svc.cluster.local:80".into(),
             domains: vec!["web".into()],

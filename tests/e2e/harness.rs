@@ -46,6 +46,8 @@ impl From<Output> for Run {
 pub struct Proxy {
     pub outbound: Option<SocketAddr>,
     pub inbound: Vec<SocketAddr>,
+    /// `--outbound-tcp` listeners, in order.
+    pub tcp: Vec<SocketAddr>,
     pub admin: SocketAddr,
 }
 
@@ -103,6 +105,7 @@ impl Mesh {
         self.procs.push(child);
         let mut outbound = None;
         let mut inbound = Vec::new();
+        let mut tcp = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("proxy stdout");
             let addr = |prefix: &str| {
@@ -114,8 +117,10 @@ impl Mesh {
                 outbound = Some(a);
             } else if let Some(rest) = line.strip_prefix("inbound port ") {
                 inbound.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("inbound addr"));
+            } else if let Some(rest) = line.strip_prefix("outbound tcp ") {
+                tcp.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("tcp addr"));
             } else if let Some(a) = addr("admin listening on ") {
-                return Proxy { outbound, inbound, admin: a };
+                return Proxy { outbound, inbound, tcp, admin: a };
             }
         }
         panic!("proxy {args:?} exited before reporting its listeners");

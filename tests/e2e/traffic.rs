@@ -212,3 +212,122 @@ spec:
     let lower = rewritten.to_ascii_lowercase();
     assert!(lower.contains("x-served-by: mesh") && !lower.contains("x-internal"), "{rewritten}");
 }
+
+/// A TCP echo server like Istio's tcp-echo sample: answers each line with `PREFIX line`.
+fn tcp_echo(prefix: &'static str) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader, Write};
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    if r.get_mut().write_all(format!("{prefix} {line}").as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One TCP connection: send a line, read the answer ("" when the connection is closed).
+fn tcp_say(addr: std::net::SocketAddr, line: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let _ = s.write_all(format!("{line}\n").as_bytes());
+    let mut answer = String::new();
+    let _ = BufReader::new(s).read_line(&mut answer);
+    answer.trim().to_string()
+}
+
+#[test]
+fn tcp_routes_split_connections_by_weight_and_policy_closes_denied_ones() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    for (name, version, prefix) in [("tcp-echo-v1", "v1", "one"), ("tcp-echo-v2", "v2", "two")] {
+        let addr = tcp_echo(prefix);
+        mesh.proxy(&[
+            "--workload",
+            name,
+            "--labels",
+            &format!("app=tcp-echo,version={version}"),
+            "--service-account",
+            "tcp-echo",
+            "--inbound",
+            &format!("9000={addr}"),
+        ]);
+    }
+    let client = mesh.proxy(&[
+        "--workload",
+        "sleep",
+        "--service-account",
+        "sleep",
+        "--outbound-tcp",
+        "tcp-echo:9000=127.0.0.1:0",
+    ]);
+    let local = client.tcp[0];
+    apply(
+        &mesh,
+        "tcp.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo-destination}
+spec:
+  host: tcp-echo
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo}
+spec:
+  hosts: [tcp-echo]
+  tcp:
+  - match: [{port: 9000}]
+    route:
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v1}
+      weight: 80
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v2}
+      weight: 20
+"#,
+    );
+    mesh.wait_synced(3);
+    let (mut one, mut two) = (0, 0);
+    for i in 0..200 {
+        match tcp_say(local, &format!("hello {i}")) {
+            a if a == format!("one hello {i}") => one += 1,
+            a if a == format!("two hello {i}") => two += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!((20..=65).contains(&two) && one + two == 200, "80/20 split of 200 connections: v1 {one}, v2 {two}");
+
+    // Only the `other` service account may connect: this client's connections are closed.
+    apply(
+        &mesh,
+        "ap.yaml",
+        r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: tcp-echo-only-other}
+spec:
+  selector: {matchLabels: {app: tcp-echo}}
+  rules:
+  - from:
+    - source: {principals: ["cluster.local/ns/default/sa/other"]}
+    to:
+    - operation: {ports: ["9000"]}
+"#,
+    );
+    mesh.wait_synced(3);
+    assert_eq!(tcp_say(local, "denied?"), "", "the connection is closed without an answer");
+}

@@ -193,8 +193,11 @@ pub fn listeners(
     ras: &Policies<'_, RequestAuthenticationSpec>,
     proxy: &Workload,
 ) -> Listeners {
-    let mut inbound: Vec<InboundListener> =
-        proxy.ports.iter().map(|p| InboundListener { port: p.port, mtls: peer_mode(pas, proxy, p.port) }).collect();
+    let mut inbound: Vec<InboundListener> = proxy
+        .ports
+        .iter()
+        .map(|p| InboundListener { port: p.port, mtls: peer_mode(pas, proxy, p.port), tcp: false })
+        .collect();
     inbound.sort_by_key(|l| l.port);
     inbound.dedup();
     Listeners { inbound, policies: authz_policies(aps, proxy), jwt: jwt_providers(ras, proxy) }

@@ -1,0 +1,74 @@
+//! TCP service ports: VirtualService `tcp` rules (first match by port, source labels and
+//! namespace) split connections between destinations by weight.
+
+use std::collections::BTreeSet;
+
+use mesh_api::networking::{L4MatchAttributes, VirtualServiceSpec};
+use mesh_api::protocol::Workload;
+use mesh_api::proxy_config::{HeaderOps, TcpService, WeightedCluster, cluster_name};
+use mesh_api::{Key, Object, host};
+
+use super::{Index, Svc, labels_match};
+
+fn l4_matches(m: &L4MatchAttributes, port: u16, proxy: &Workload) -> bool {
+    m.port.is_none_or(|p| p == u32::from(port))
+        && (m.source_labels.is_empty() || labels_match(&m.source_labels, &proxy.labels))
+        && m.source_namespace.as_deref().is_none_or(|ns| ns == proxy.namespace)
+        && (m.gateways.is_empty() || m.gateways.iter().any(|g| g == "mesh"))
+}
+
+pub(super) fn service(
+    index: &Index<'_>,
+    svc: &Svc<'_>,
+    port: u16,
+    vs: Option<(&Key, &Object<VirtualServiceSpec>)>,
+    proxy: &Workload,
+    wanted: &mut BTreeSet<(String, u16, Option<String>)>,
+) -> TcpService {
+    let cluster = |name: String, weight: u32| WeightedCluster {
+        cluster: name,
+        weight,
+        request_headers: HeaderOps::default(),
+        response_headers: HeaderOps::default(),
+    };
+    let rule = vs.and_then(|(key, vs)| {
+        vs.spec
+            .tcp
+            .iter()
+            .enumerate()
+            .find(|(_, r)| {
+                !r.route.is_empty() && (r.matches.is_empty() || r.matches.iter().any(|m| l4_matches(m, port, proxy)))
+            })
+            .map(|(i, r)| (key, i, r))
+    });
+    let (route, clusters) = match rule {
+        Some((key, i, r)) => {
+            let single = r.route.len() == 1;
+            let clusters = r
+                .route
+                .iter()
+                .map(|d| {
+                    let (fqdn, dport) = index.destination(&d.destination, &key.namespace, port);
+                    let subset = d.destination.subset.clone();
+                    let name = cluster_name(&fqdn, dport, subset.as_deref());
+                    wanted.insert((fqdn, dport, subset));
+                    let weight = if single {
+                        d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
+                    } else {
+                        d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
+                    };
+                    cluster(name, weight)
+                })
+                .collect();
+            (format!("{}/{} tcp[{i}]", key.namespace, key.name), clusters)
+        }
+        None => ("default".to_string(), vec![cluster(cluster_name(&svc.fqdn, port, None), 100)]),
+    };
+    TcpService {
+        name: format!("{}:{port}", svc.fqdn),
+        domains: host::service_aliases(svc.name, svc.namespace, &proxy.namespace),
+        port,
+        route,
+        clusters,
+    }
+}
