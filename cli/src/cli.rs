@@ -51,6 +51,8 @@ pub enum Output {
     Json,
 }
 
+// Parsed once at start; boxing the big variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install the mesh: start meshd (local platform: in the background, state in MESH_HOME).
