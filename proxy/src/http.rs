@@ -30,13 +30,16 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 pub type HttpClient = Client<HttpConnector, Body>;
 pub type MeshClient = Client<MeshConnector, Body>;
 
-/// A pooled HTTP/1.1 keep-alive client to apps.
-pub fn client() -> HttpClient {
+/// A pooled client to apps: HTTP/1.1 keep-alive, or h2c with prior knowledge (gRPC).
+pub fn client(http2: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(std::time::Duration::from_secs(60));
+    if http2 {
+        b.http2_only(true);
+    }
     b.build(connector)
 }
 
@@ -97,10 +100,24 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 /// failure was in connecting.
 async fn send<C>(
     client: &Client<C, Body>,
+    req: Request<Body>,
+    target: SocketAddr,
+    tls: bool,
+    version: http::Version,
+) -> Result<Response<Incoming>, UpstreamError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    send_inner(client, req, target, tls, version, false).await
+}
+
+async fn send_inner<C>(
+    client: &Client<C, Body>,
     mut req: Request<Body>,
     target: SocketAddr,
     tls: bool,
     version: http::Version,
+    upgrade: bool,
 ) -> Result<Response<Incoming>, UpstreamError>
 where
     C: Connect + Clone + Send + Sync + 'static,
@@ -116,10 +133,17 @@ where
         .map_err(|_| UpstreamError::BadRequest)?;
     *req.uri_mut() = uri;
     *req.version_mut() = version;
+    let upgrade_to = if upgrade { req.headers().get(header::UPGRADE).cloned() } else { None };
     strip_hop_by_hop(req.headers_mut());
+    if let Some(u) = upgrade_to {
+        req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        req.headers_mut().insert(header::UPGRADE, u);
+    }
     match client.request(req).await {
         Ok(mut resp) => {
-            strip_hop_by_hop(resp.headers_mut());
+            if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                strip_hop_by_hop(resp.headers_mut());
+            }
             Ok(resp)
         }
         Err(e) => {
@@ -145,12 +169,65 @@ fn upstream_failure(e: UpstreamError) -> Response<Body> {
     }
 }
 
-/// The app's own forward to a local address (inbound side): no retries, no routing.
-async fn forward_to_app(client: &HttpClient, req: Request<Incoming>, app: SocketAddr) -> Response<Body> {
-    match send(client, req.map(Either::Left), app, false, http::Version::HTTP_11).await {
+/// The app's own forward to a local address (inbound side): no retries, no routing. An
+/// HTTP/2 request (gRPC) goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
+async fn forward_to_app(shared: &Shared, req: Request<Incoming>, app: SocketAddr) -> Response<Body> {
+    if is_upgrade(&req) {
+        return tunnel(&shared.client, req, app, false).await;
+    }
+    let sent = if req.version() == http::Version::HTTP_2 {
+        send(&shared.client_h2, req.map(Either::Left), app, false, http::Version::HTTP_2).await
+    } else {
+        send(&shared.client, req.map(Either::Left), app, false, http::Version::HTTP_11).await
+    };
+    match sent {
         Ok(resp) => resp.map(Either::Left),
         Err(e) => upstream_failure(e),
     }
+}
+
+/// An HTTP/1.1 request asking to switch protocols (WebSocket and the like).
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.version() == http::Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// Pass an Upgrade through to `target`; once it answers 101, copy bytes both ways between
+/// the two upgraded connections until either side closes.
+async fn tunnel<C>(
+    client: &Client<C, Body>,
+    mut req: Request<Incoming>,
+    target: SocketAddr,
+    tls: bool,
+) -> Response<Body>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let downstream = hyper::upgrade::on(&mut req);
+    let mut resp = match send_inner(client, req.map(Either::Left), target, tls, http::Version::HTTP_11, true).await {
+        Ok(r) => r,
+        Err(e) => return upstream_failure(e),
+    };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return resp.map(Either::Left);
+    }
+    let upstream = hyper::upgrade::on(&mut resp);
+    let (parts, _) = resp.into_parts();
+    tokio::spawn(async move {
+        match tokio::try_join!(downstream, upstream) {
+            Ok((d, u)) => {
+                let (mut d, mut u) = (hyper_util::rt::TokioIo::new(d), hyper_util::rt::TokioIo::new(u));
+                let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+            }
+            Err(e) => debug!(error = %e, "upgrade failed"),
+        }
+    });
+    Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
 }
 
 /// Requests with bodies up to this size are kept so they can be retried and mirrored.
@@ -211,6 +288,13 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
     };
     target.request_headers.apply(req.headers_mut());
+    if is_upgrade(&req) {
+        let Some(endpoint) = target.cluster.pick() else {
+            return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+        };
+        let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+        return tunnel(&shared.mesh_h1, req, endpoint, mtls).await;
+    }
 
     let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
     let (parts, body) = req.into_parts();
@@ -521,5 +605,5 @@ pub async fn inbound(
     {
         req.headers_mut().insert("x-forwarded-client-cert", v);
     }
-    forward_to_app(&shared.client, req, app).await
+    forward_to_app(&shared, req, app).await
 }

@@ -35,8 +35,9 @@ pub struct Shared {
     pub snapshot: Arc<ArcSwap<config::Snapshot>>,
     pub identity: Arc<tls::Identity>,
     pub ready: AtomicBool,
-    /// To apps (HTTP/1.1).
+    /// To apps: HTTP/1.1, and h2c for HTTP/2 requests (gRPC).
     pub client: http::HttpClient,
+    pub client_h2: http::HttpClient,
     /// To other proxies over HTTP/1.1 (mTLS or plaintext).
     pub mesh_h1: http::MeshClient,
     /// To other proxies over HTTP/2 (ALPN h2 on mTLS, h2c on plaintext).
@@ -167,7 +168,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         snapshot,
         identity,
         ready: AtomicBool::new(false),
-        client: http::client(),
+        client: http::client(false),
+        client_h2: http::client(true),
         mesh_h1,
         mesh_h2,
         upgrade_h2: opts.peer_http2,
@@ -219,7 +221,7 @@ where
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
                 debug!(listener = what, %peer, error = %e, "connection ended with an error");
             }
         });
@@ -328,7 +330,7 @@ async fn serve_inbound_stream<S>(
         let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
         async move { Ok::<_, std::convert::Infallible>(fut.await) }
     });
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
         debug!(%remote, error = %e, "inbound connection ended with an error");
     }
 }

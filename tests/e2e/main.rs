@@ -2,6 +2,7 @@
 //! loopback sockets. Each test has its own MESH_HOME and ports picked by the OS.
 
 mod harness;
+mod protocols;
 mod resilience;
 mod security;
 mod surface;

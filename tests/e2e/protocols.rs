@@ -1,0 +1,162 @@
+//! Protocols through two proxies with mTLS: gRPC-style HTTP/2 with trailers, and WebSocket-
+//! style Upgrades.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::harness::*;
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: grpc-echo}
+spec:
+  selector: {app: grpc-echo}
+  ports: [{name: grpc, port: 7070}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ws}
+spec:
+  selector: {app: ws}
+  ports: [{name: http, port: 80}]
+"#;
+
+/// An h2c server answering like a gRPC server: a body frame, then trailers with grpc-status.
+fn grpc_app(rt: &tokio::runtime::Runtime) -> SocketAddr {
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let version = format!("{:?}", req.version());
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    trailers.insert("grpc-message", http::HeaderValue::from_static("ok"));
+                    let body = Full::new(Bytes::from(format!("hello over {version}")))
+                        .with_trailers(async move { Some(Ok::<_, std::convert::Infallible>(trailers)) });
+                    let mut resp = hyper::Response::new(body);
+                    resp.headers_mut().insert("content-type", http::HeaderValue::from_static("application/grpc"));
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// An Upgrade server: answers 101, then echoes bytes back.
+fn upgrade_app() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s);
+                let mut upgrade = false;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    upgrade |= line.to_ascii_lowercase().starts_with("upgrade: websocket");
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                if !upgrade {
+                    let _ = r.get_mut().write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let mut s = r.into_inner();
+                let _ = s.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                );
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let file = mesh.home.path().join("svc.yaml");
+    std::fs::write(&file, SERVICES).expect("write");
+    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    let grpc = grpc_app(&rt);
+    mesh.proxy(&["--workload", "grpc-echo", "--labels", "app=grpc-echo", "--inbound", &format!("7070={grpc}")]);
+    let ws = upgrade_app();
+    mesh.proxy(&["--workload", "ws", "--labels", "app=ws", "--inbound", &format!("80={ws}")]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    let outbound = client.outbound.expect("outbound");
+    mesh.wait_synced(3);
+
+    // gRPC: h2c to the sidecar, :authority naming the service; trailers come back intact.
+    let (body, trailers) = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(outbound).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .expect("h2c");
+        tokio::spawn(conn);
+        let req = hyper::Request::post("http://grpc-echo:7070/echo.Echo/Say")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from_static(b"\0\0\0\0\0")))
+            .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(10), sender.send_request(req))
+            .await
+            .expect("in time")
+            .expect("response");
+        assert_eq!(resp.status(), 200);
+        let collected = resp.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        (collected.to_bytes(), trailers)
+    });
+    assert_eq!(&body[..], b"hello over HTTP/2.0", "HTTP/2 all the way to the app");
+    assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]), "{trailers:?}");
+    assert_eq!(trailers.get("grpc-message").map(|v| v.as_bytes()), Some(&b"ok"[..]));
+
+    // WebSocket: the Upgrade passes through both proxies, then bytes flow both ways.
+    let mut s = std::net::TcpStream::connect(outbound).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .expect("write");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut status = String::new();
+    r.read_line(&mut status).expect("status");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    for msg in ["ping", "pong", "a longer message through two proxies"] {
+        s.write_all(msg.as_bytes()).expect("send");
+        let mut buf = vec![0u8; msg.len()];
+        r.read_exact(&mut buf).expect("echo");
+        assert_eq!(buf, msg.as_bytes());
+    }
+}
