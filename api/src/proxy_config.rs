@@ -363,6 +363,14 @@ pub struct Cluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset: Option<String>,
     pub lb_policy: LbPolicy,
+    /// consistentHash: requests with the same key go to the same endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashKey>,
+    /// connectionPool limits (Envoy's circuit breakers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<Outlier>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +379,40 @@ pub enum LbPolicy {
     #[default]
     RoundRobin,
     Random,
+    /// Power of two choices by requests in flight.
+    LeastRequest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKey {
+    Header(String),
+    Cookie(String),
+    SourceIp,
+    QueryParameter(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Requests in flight at once over HTTP/1.1 (`tcp.maxConnections`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Requests that may wait for one of those (`http.http1MaxPendingRequests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending: Option<u32>,
+    /// Requests in flight at once over HTTP/2 (`http.http2MaxRequests`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outlier {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_5xx: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_errors: Option<u32>,
+    pub base_ejection_ms: u64,
+    pub max_ejection_percent: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

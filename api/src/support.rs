@@ -79,15 +79,47 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             );
             for (p, tp) in policies {
                 let Some(tp) = tp else { continue };
-                let lb_other = tp.load_balancer.as_ref().is_some_and(|l| {
-                    l.consistent_hash.is_some()
-                        || l.locality_lb_setting.is_some()
-                        || l.simple.as_deref().is_some_and(|s| !matches!(s, "ROUND_ROBIN" | "RANDOM" | "UNSPECIFIED"))
-                });
+                let lb = tp.load_balancer.as_ref();
+                let tcp = tp.connection_pool.as_ref().and_then(|c| c.tcp.as_ref());
+                let http = tp.connection_pool.as_ref().and_then(|c| c.http.as_ref());
+                let od = tp.outlier_detection.as_ref();
                 let set = [
-                    ("loadBalancer", lb_other),
-                    ("connectionPool", tp.connection_pool.is_some()),
-                    ("outlierDetection", tp.outlier_detection.is_some()),
+                    ("loadBalancer.localityLbSetting", lb.is_some_and(|l| l.locality_lb_setting.is_some())),
+                    ("loadBalancer.warmup", lb.is_some_and(|l| l.warmup.is_some() || l.warmup_duration_secs.is_some())),
+                    ("loadBalancer.simple PASSTHROUGH", lb.and_then(|l| l.simple.as_deref()) == Some("PASSTHROUGH")),
+                    (
+                        "loadBalancer.consistentHash ringHash/maglev tuning",
+                        lb.and_then(|l| l.consistent_hash.as_ref()).is_some_and(|c| {
+                            c.ring_hash.is_some() || c.maglev.is_some() || c.minimum_ring_size.is_some()
+                        }),
+                    ),
+                    ("connectionPool.tcp.connectTimeout", tcp.is_some_and(|t| t.connect_timeout.is_some())),
+                    ("connectionPool.tcp.tcpKeepalive", tcp.is_some_and(|t| t.tcp_keepalive.is_some())),
+                    (
+                        "connectionPool.tcp.maxConnectionDuration",
+                        tcp.is_some_and(|t| t.max_connection_duration.is_some()),
+                    ),
+                    ("connectionPool.tcp.idleTimeout", tcp.is_some_and(|t| t.idle_timeout.is_some())),
+                    (
+                        "connectionPool.http.maxRequestsPerConnection",
+                        http.is_some_and(|h| h.max_requests_per_connection.is_some()),
+                    ),
+                    ("connectionPool.http.maxRetries", http.is_some_and(|h| h.max_retries.is_some())),
+                    ("connectionPool.http.idleTimeout", http.is_some_and(|h| h.idle_timeout.is_some())),
+                    ("connectionPool.http.h2UpgradePolicy", http.is_some_and(|h| h.h2_upgrade_policy.is_some())),
+                    (
+                        "connectionPool.http.maxConcurrentStreams",
+                        http.is_some_and(|h| h.max_concurrent_streams.is_some()),
+                    ),
+                    ("connectionPool.http.http2KeepAlive", http.is_some_and(|h| h.http2_keep_alive.is_some())),
+                    (
+                        "outlierDetection.consecutiveLocalOriginFailures",
+                        od.is_some_and(|o| {
+                            o.consecutive_local_origin_failures.is_some()
+                                || o.split_external_local_origin_errors.is_some()
+                        }),
+                    ),
+                    ("outlierDetection.minHealthPercent", od.is_some_and(|o| o.min_health_percent.is_some())),
                     (
                         "tls (SIMPLE/MUTUAL origination; ISTIO_MUTUAL and DISABLE are enforced)",
                         tp.tls

@@ -275,7 +275,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
         let svc = index.services.get(&fqdn);
         let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
         let subset_def = subset.as_ref().and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
-        let lb_policy = lb_policy(dr, subset_def, port);
+        let policy = policy::resolve(dr, subset_def, port);
         let mut eps = Vec::new();
         if let Some(svc) = svc
             && !svc.spec.selector.is_empty()
@@ -307,7 +307,16 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
         }
         eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));
         endpoints.insert(name.clone(), eps);
-        clusters.push(Cluster { name, service: fqdn, port, subset, lb_policy });
+        clusters.push(Cluster {
+            name,
+            service: fqdn,
+            port,
+            subset,
+            lb_policy: policy.lb,
+            hash: policy.hash,
+            limits: policy.limits,
+            outlier: policy.outlier,
+        });
     }
 
     ProxyConfig {
@@ -329,23 +338,6 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
     }
 }
 
-fn lb_policy(
-    dr: Option<&Object<DestinationRuleSpec>>,
-    subset: Option<&mesh_api::networking::Subset>,
-    port: u16,
-) -> LbPolicy {
-    let policies = [subset.and_then(|s| s.traffic_policy.as_ref()), dr.and_then(|d| d.spec.traffic_policy.as_ref())];
-    for tp in policies.into_iter().flatten() {
-        let port_level =
-            tp.port_level_settings.iter().find(|p| p.port.as_ref().is_some_and(|n| n.number == u32::from(port)));
-        let lb = port_level.and_then(|p| p.load_balancer.as_ref()).or(tp.load_balancer.as_ref());
-        if let Some(simple) = lb.and_then(|l| l.simple.as_deref()) {
-            return if simple == "RANDOM" { LbPolicy::Random } else { LbPolicy::RoundRobin };
-        }
-    }
-    LbPolicy::RoundRobin
-}
-
 /// A short, stable version string for a config part: a hash of its JSON form.
 pub fn version_of<T: serde::Serialize>(value: &T) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
@@ -359,6 +351,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
 }
 
 mod http;
+mod policy;
 mod security;
 mod tcp;
 

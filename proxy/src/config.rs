@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use http::HeaderName;
 use mesh_api::proxy_config::{
-    ConfigType, DirectResponse, Fault, HeaderMatcher, HeaderOps, LbPolicy, PeerMode, ProxyConfig, Redirect,
-    RetryPolicy, RouteMatch, StringMatcher,
+    ConfigType, DirectResponse, Fault, HashKey, HeaderMatcher, HeaderOps, LbPolicy, Limits, Outlier, PeerMode,
+    ProxyConfig, Redirect, RetryPolicy, RouteMatch, StringMatcher,
 };
 use serde::Serialize;
 
@@ -238,26 +238,220 @@ pub struct CompiledRewrite {
     pub uri_regex: Option<(regex::Regex, String)>,
 }
 
-/// A cluster with its endpoints and balancer state.
+/// Milliseconds since the process started (a monotonic clock for ejection deadlines).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(std::time::Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One endpoint and what the balancer and outlier detection know of it.
+#[derive(Debug)]
+pub struct EndpointState {
+    pub addr: SocketAddr,
+    /// Requests in flight (LEAST_REQUEST).
+    pub active: AtomicUsize,
+    consecutive_5xx: AtomicU32,
+    consecutive_gateway: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    ejections: AtomicU32,
+}
+
+impl EndpointState {
+    fn new(addr: SocketAddr) -> EndpointState {
+        EndpointState {
+            addr,
+            active: AtomicUsize::new(0),
+            consecutive_5xx: AtomicU32::new(0),
+            consecutive_gateway: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+        }
+    }
+
+    pub fn ejected(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now
+    }
+}
+
+/// How a try at an endpoint ended, for outlier detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// 500, 501, 505...: counts toward consecutive 5xx.
+    ServerError,
+    /// 502, 503, 504, connection failures and resets: both counters.
+    GatewayError,
+}
+
+/// Marks a request in flight to an endpoint until dropped.
+pub struct InFlight {
+    cluster: Arc<ClusterState>,
+    index: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.cluster.endpoints[self.index].active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A cluster with its endpoints, balancer, circuit breaker and outlier state.
 #[derive(Debug)]
 pub struct ClusterState {
     pub name: String,
     pub lb: LbPolicy,
-    pub endpoints: Vec<SocketAddr>,
+    pub hash: Option<HashKey>,
+    pub endpoints: Vec<EndpointState>,
+    pub outlier: Option<Outlier>,
     next: AtomicUsize,
+    /// Permits for requests in flight (`maxConnections` / `http2MaxRequests`), and how many
+    /// requests may wait for one (`http1MaxPendingRequests`).
+    permits: Option<Arc<tokio::sync::Semaphore>>,
+    max_pending: usize,
+    pending: AtomicUsize,
+}
+
+/// Why a request was refused before it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+fn hash_of<T: std::hash::Hash>(v: T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(v)
 }
 
 impl ClusterState {
+    pub fn new(
+        name: String,
+        lb: LbPolicy,
+        endpoints: Vec<SocketAddr>,
+        hash: Option<HashKey>,
+        limits: Option<&Limits>,
+        outlier: Option<Outlier>,
+    ) -> ClusterState {
+        let concurrency = limits.and_then(|l| l.max_connections.or(l.max_requests));
+        let max_pending = limits.and_then(|l| l.max_pending).map_or(usize::MAX, |p| p as usize);
+        ClusterState {
+            name,
+            lb,
+            hash,
+            endpoints: endpoints.into_iter().map(EndpointState::new).collect(),
+            outlier,
+            next: AtomicUsize::new(0),
+            permits: concurrency.map(|c| Arc::new(tokio::sync::Semaphore::new(c.max(1) as usize))),
+            max_pending: if concurrency.is_some() { max_pending } else { usize::MAX },
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    /// Pick an endpoint (no hashing); for TCP connections and mirrors.
     pub fn pick(&self) -> Option<SocketAddr> {
+        self.pick_index(None).map(|i| self.endpoints[i].addr)
+    }
+
+    /// Pick an endpoint by the balancer, skipping ejected ones (all of them, if all are).
+    /// `key`: the consistent-hash key of the request, if the cluster hashes.
+    pub fn pick_index(&self, key: Option<u64>) -> Option<usize> {
         let n = self.endpoints.len();
         if n == 0 {
             return None;
         }
-        let i = match self.lb {
-            LbPolicy::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
-            LbPolicy::Random => fastrand::usize(..n),
+        let now = now_ms();
+        let healthy: Vec<usize> = if self.outlier.is_some() {
+            let h: Vec<usize> = (0..n).filter(|i| !self.endpoints[*i].ejected(now)).collect();
+            if h.is_empty() { (0..n).collect() } else { h }
+        } else {
+            (0..n).collect()
         };
-        Some(self.endpoints[i])
+        let m = healthy.len();
+        if let Some(key) = key {
+            // Rendezvous hashing: the same key keeps its endpoint while that endpoint exists.
+            return healthy.iter().copied().max_by_key(|i| hash_of((key, self.endpoints[*i].addr)));
+        }
+        Some(match self.lb {
+            LbPolicy::RoundRobin => healthy[self.next.fetch_add(1, Ordering::Relaxed) % m],
+            LbPolicy::Random => healthy[fastrand::usize(..m)],
+            LbPolicy::LeastRequest => {
+                let (a, b) = (healthy[fastrand::usize(..m)], healthy[fastrand::usize(..m)]);
+                let load = |i: usize| self.endpoints[i].active.load(Ordering::Relaxed);
+                if load(b) < load(a) { b } else { a }
+            }
+        })
+    }
+
+    pub fn start(self: &Arc<Self>, index: usize) -> InFlight {
+        self.endpoints[index].active.fetch_add(1, Ordering::Relaxed);
+        InFlight { cluster: self.clone(), index }
+    }
+
+    /// Wait for a permit under the cluster's limits, or overflow at once when too many
+    /// requests are already waiting (Envoy's circuit breaker).
+    pub async fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Overflow> {
+        let Some(sem) = &self.permits else { return Ok(None) };
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok(Some(p));
+        }
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.max_pending {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(Overflow);
+        }
+        let permit = sem.clone().acquire_owned().await;
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        permit.map(Some).map_err(|_| Overflow)
+    }
+
+    /// Record how a try ended; eject the endpoint when it failed too often in a row.
+    pub fn report(&self, index: usize, outcome: Outcome) {
+        let Some(o) = &self.outlier else { return };
+        let e = &self.endpoints[index];
+        let (c5, gw) = match outcome {
+            Outcome::Success => {
+                e.consecutive_5xx.store(0, Ordering::Relaxed);
+                e.consecutive_gateway.store(0, Ordering::Relaxed);
+                return;
+            }
+            Outcome::ServerError => (e.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1, 0),
+            Outcome::GatewayError => (
+                e.consecutive_5xx.fetch_add(1, Ordering::Relaxed) + 1,
+                e.consecutive_gateway.fetch_add(1, Ordering::Relaxed) + 1,
+            ),
+        };
+        let trip = o.consecutive_5xx.is_some_and(|t| c5 >= t) || o.consecutive_gateway_errors.is_some_and(|t| gw >= t);
+        if !trip {
+            return;
+        }
+        let now = now_ms();
+        let ejected = self.endpoints.iter().filter(|x| x.ejected(now)).count();
+        // maxEjectionPercent, but at least one host may be ejected (Envoy's rule).
+        let allowed = (self.endpoints.len() * o.max_ejection_percent as usize / 100).max(1);
+        if e.ejected(now) || ejected >= allowed {
+            return;
+        }
+        let times = u64::from(e.ejections.fetch_add(1, Ordering::Relaxed) + 1);
+        e.ejected_until_ms.store(now + o.base_ejection_ms.saturating_mul(times), Ordering::Relaxed);
+        e.consecutive_5xx.store(0, Ordering::Relaxed);
+        e.consecutive_gateway.store(0, Ordering::Relaxed);
+        tracing::info!(cluster = %self.name, endpoint = %e.addr, for_ms = o.base_ejection_ms * times, "ejected an endpoint (outlier detection)");
+    }
+
+    /// The consistent-hash key of a request, if this cluster hashes.
+    pub fn hash_key(&self, headers: &http::HeaderMap, query: Option<&str>, source: Option<SocketAddr>) -> Option<u64> {
+        match self.hash.as_ref()? {
+            HashKey::Header(h) => headers.get(h.as_str()).map(|v| hash_of(v.as_bytes())),
+            HashKey::Cookie(name) => headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .find_map(|c| c.trim().split_once('=').filter(|(k, _)| k == name).map(|(_, v)| hash_of(v))),
+            HashKey::SourceIp => source.map(|s| hash_of(s.ip())),
+            HashKey::QueryParameter(q) => query.and_then(|qs| {
+                qs.split('&').find_map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k == q).then(|| hash_of(v))
+                })
+            }),
+        }
     }
 }
 
@@ -412,8 +606,14 @@ impl Snapshot {
             if let Some(bad) = endpoints.iter().find(|a| a.port() == 0) {
                 return Err(err(ConfigType::Endpoints, format!("cluster {}: endpoint {bad} has port 0", c.name)));
             }
-            let state =
-                Arc::new(ClusterState { name: c.name.clone(), lb: c.lb_policy, endpoints, next: AtomicUsize::new(0) });
+            let state = Arc::new(ClusterState::new(
+                c.name.clone(),
+                c.lb_policy,
+                endpoints,
+                c.hash.clone(),
+                c.limits.as_ref(),
+                c.outlier.clone(),
+            ));
             if clusters.insert(c.name.as_str(), state).is_some() {
                 return Err(err(ConfigType::Clusters, format!("duplicate cluster {}", c.name)));
             }
@@ -559,6 +759,9 @@ mod tests {
                         port: 9080,
                         subset: None,
                         lb_policy: LbPolicy::RoundRobin,
+                        hash: None,
+                        limits: None,
+                        outlier: None,
                     })
                     .collect(),
             },

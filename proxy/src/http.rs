@@ -297,6 +297,20 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     }
 
     let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
+    let client_addr = req.extensions().get::<crate::ClientAddr>().map(|c| c.0);
+    let hash = target.cluster.hash_key(req.headers(), req.uri().query(), client_addr);
+    // Circuit breaking: wait for a permit, or fail fast when too many already wait.
+    let _permit = match target.cluster.admit().await {
+        Ok(p) => p,
+        Err(_) => {
+            let mut r = local_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+            );
+            r.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+            return r;
+        }
+    };
     let (parts, body) = req.into_parts();
     // Keep small bodies (and empty ones) so the request can be retried and mirrored.
     let wants_copy = route.retries.is_some() || !route.mirrors.is_empty();
@@ -334,9 +348,11 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 let exp = base.saturating_mul(1 << (attempt - 1).min(10)).min(cap);
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=exp))).await;
             }
-            let Some(endpoint) = target.cluster.pick() else {
+            let Some(index) = target.cluster.pick_index(hash) else {
                 return Err(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"));
             };
+            let endpoint = target.cluster.endpoints[index].addr;
+            let _in_flight = target.cluster.start(index);
             let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
             let body = match (&buffered, streaming.take()) {
                 (Some(b), _) => Either::Right(Full::new(b.clone())),
@@ -354,6 +370,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
                 None => sent.await,
             };
+            target.cluster.report(index, outcome_of(&result));
             let retry = policy.is_some_and(|p| attempt + 1 < attempts && retriable(p, &result));
             if !retry {
                 return Ok(result);
@@ -378,6 +395,17 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     resp
+}
+
+/// How a try ended, for outlier detection.
+fn outcome_of(result: &Result<Response<Incoming>, UpstreamError>) -> crate::config::Outcome {
+    use crate::config::Outcome;
+    match result {
+        Ok(r) if matches!(r.status().as_u16(), 502..=504) => Outcome::GatewayError,
+        Ok(r) if r.status().is_server_error() => Outcome::ServerError,
+        Ok(_) | Err(UpstreamError::BadRequest) => Outcome::Success,
+        Err(_) => Outcome::GatewayError,
+    }
 }
 
 /// True for `percent` % of calls.

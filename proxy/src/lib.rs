@@ -48,6 +48,11 @@ pub struct Shared {
     pub jwks: jwt::JwksCache,
 }
 
+/// The address of the app connection a request came on (outbound listener), for
+/// consistent hashing by source IP.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
 /// Who is on the other end of an inbound connection.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
@@ -216,7 +221,8 @@ where
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
                 let fut = handler(req);
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });

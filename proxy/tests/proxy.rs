@@ -183,6 +183,9 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             port: 80,
             subset: None,
             lb_policy: LbPolicy::RoundRobin,
+            hash: None,
+            limits: None,
+            outlier: None,
         }],
     };
     let endpoints = Endpoints {

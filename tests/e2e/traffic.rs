@@ -331,3 +331,116 @@ spec:
     mesh.wait_synced(3);
     assert_eq!(tcp_say(local, "denied?"), "", "the connection is closed without an answer");
 }
+
+#[test]
+fn outlier_detection_ejects_a_failing_endpoint() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    let (bad, bad_hits) = scripted_app(|_| (503, "broken", Duration::ZERO));
+    workload(&mut mesh, "reviews-v1-broken", "reviews", "v1", 9080, bad);
+    apply(
+        &mesh,
+        "od.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 50}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - retries: {attempts: 0}
+    route:
+    - destination: {host: reviews}
+"#,
+    );
+    mesh.wait_synced(3);
+    let n = 200;
+    let ok = (0..n).filter(|_| get(out, "reviews:9080", "/", false, &[]).0 == 200).count();
+    assert!(ok * 100 >= n * 99, "{ok} of {n} succeeded");
+    let hits = bad_hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(hits <= 2, "the failing endpoint is ejected after its first failure, it got {hits} requests");
+}
+
+#[test]
+fn connection_pool_overflow_fails_fast() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    let (slow, _) = scripted_app(|_| (200, "reviews-v1", Duration::from_millis(800)));
+    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, slow);
+    apply(
+        &mesh,
+        "cb.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1}
+"#,
+    );
+    mesh.wait_synced(2);
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let code = get(out, "reviews:9080", "/", false, &[]).0;
+                (code, t.elapsed())
+            })
+        })
+        .collect();
+    let results: Vec<(u16, Duration)> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+    let overflowed: Vec<_> = results.iter().filter(|(c, _)| *c == 503).collect();
+    assert!(overflowed.len() >= 7, "at most one in flight and one waiting: {results:?}");
+    assert!(
+        overflowed.iter().all(|(_, t)| *t < Duration::from_millis(600)),
+        "503s come at once, not after a queue: {results:?}"
+    );
+    assert!(results.iter().filter(|(c, _)| *c == 200).count() >= 1, "{results:?}");
+}
+
+#[test]
+fn consistent_hash_keeps_a_header_value_on_one_endpoint() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    for name in ["reviews-a", "reviews-b", "reviews-c"] {
+        let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+        workload(&mut mesh, name, "reviews", "v1", 9080, app(leaked));
+    }
+    apply(
+        &mesh,
+        "hash.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user}
+"#,
+    );
+    mesh.wait_synced(4);
+    let mut seen = std::collections::BTreeSet::new();
+    for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
+        let first = get(out, "reviews:9080", "/", false, &[("x-user", user)]).1;
+        for _ in 0..10 {
+            assert_eq!(get(out, "reviews:9080", "/", false, &[("x-user", user)]).1, first, "{user} moved");
+        }
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 2, "users spread over endpoints: {seen:?}");
+}
