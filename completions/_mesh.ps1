@@ -436,6 +436,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
         'mesh;__meshd' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'listen')
             [CompletionResult]::new('--cert-ttl', '--cert-ttl', [CompletionResultType]::ParameterName, 'Lifetime of workload certificates (Go duration)')
+            [CompletionResult]::new('--outbound-traffic-policy', '--outbound-traffic-policy', [CompletionResultType]::ParameterName, 'What proxies do with requests for hosts the mesh does not know')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')

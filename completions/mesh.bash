@@ -266,7 +266,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --cert-ttl --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --cert-ttl --outbound-traffic-policy --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +278,10 @@ _mesh() {
                     ;;
                 --cert-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outbound-traffic-policy)
+                    COMPREPLY=($(compgen -W "ALLOW_ANY REGISTRY_ONLY" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)

@@ -403,6 +403,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;__meshd'= {
             cand --listen 'listen'
             cand --cert-ttl 'Lifetime of workload certificates (Go duration)'
+            cand --outbound-traffic-policy 'What proxies do with requests for hosts the mesh does not know'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'

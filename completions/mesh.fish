@@ -293,6 +293,8 @@ complete -c mesh -n "__fish_mesh_using_subcommand demo" -s h -l help -d 'Print h
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l listen -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l cert-ttl -d 'Lifetime of workload certificates (Go duration)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l outbound-traffic-policy -d 'What proxies do with requests for hosts the mesh does not know' -r -f -a "ALLOW_ANY\t''
+REGISTRY_ONLY\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"

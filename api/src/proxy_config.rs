@@ -152,6 +152,10 @@ pub struct Routes {
     pub virtual_hosts: Vec<VirtualHost>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tcp: Vec<TcpService>,
+    /// outboundTrafficPolicy ALLOW_ANY: a request for a host the mesh does not know goes to
+    /// the host and port it named. Off (REGISTRY_ONLY), it gets 502.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
 }
 
 /// A TCP service port: connections are split between clusters by weight.
@@ -371,6 +375,10 @@ pub struct Cluster {
     pub limits: Option<Limits>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier: Option<Outlier>,
+    /// No endpoints of its own: connect to the host and port the request named
+    /// (ServiceEntry `resolution: NONE`, or DNS without endpoints).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -432,6 +440,10 @@ pub struct Endpoint {
     /// Connect with mutual TLS (auto mTLS, or the DestinationRule's ISTIO_MUTUAL).
     #[serde(default)]
     pub mtls: bool,
+    /// A DNS name to resolve at connect time (ServiceEntry `resolution: DNS`); `address` then
+    /// carries only the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// The cluster name for a service port and optional subset.

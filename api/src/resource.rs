@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::core::ServiceSpec;
 use crate::meta::ObjectMeta;
-use crate::networking::{DestinationRuleSpec, VirtualServiceSpec};
+use crate::networking::{DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec};
 use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 use crate::validate::{self, FieldError};
 
@@ -34,16 +34,18 @@ pub enum Kind {
     Service,
     VirtualService,
     DestinationRule,
+    ServiceEntry,
     PeerAuthentication,
     AuthorizationPolicy,
     RequestAuthentication,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
+        Kind::ServiceEntry,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
@@ -54,6 +56,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
+            Kind::ServiceEntry => "ServiceEntry",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
@@ -66,6 +69,7 @@ impl Kind {
             Kind::Service => "services",
             Kind::VirtualService => "virtualservices",
             Kind::DestinationRule => "destinationrules",
+            Kind::ServiceEntry => "serviceentries",
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
@@ -78,6 +82,7 @@ impl Kind {
             Kind::Service => "service",
             Kind::VirtualService => "virtualservice.networking.istio.io",
             Kind::DestinationRule => "destinationrule.networking.istio.io",
+            Kind::ServiceEntry => "serviceentry.networking.istio.io",
             Kind::PeerAuthentication => "peerauthentication.security.istio.io",
             Kind::AuthorizationPolicy => "authorizationpolicy.security.istio.io",
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
@@ -87,7 +92,7 @@ impl Kind {
     fn group(self) -> &'static str {
         match self {
             Kind::Service => "",
-            Kind::VirtualService | Kind::DestinationRule => "networking.istio.io",
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
         }
     }
@@ -95,7 +100,7 @@ impl Kind {
     fn versions(self) -> &'static [&'static str] {
         match self {
             Kind::Service => &["v1"],
-            Kind::VirtualService | Kind::DestinationRule => &["v1", "v1beta1", "v1alpha3"],
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => &["v1", "v1beta1", "v1alpha3"],
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
         }
     }
@@ -104,7 +109,7 @@ impl Kind {
     pub fn default_api_version(self) -> &'static str {
         match self {
             Kind::Service => "v1",
-            Kind::VirtualService | Kind::DestinationRule => "networking.istio.io/v1",
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => "networking.istio.io/v1",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io/v1"
             }
@@ -119,6 +124,7 @@ impl Kind {
             "service" | "services" | "svc" => Some(Kind::Service),
             "virtualservice" | "virtualservices" | "vs" => Some(Kind::VirtualService),
             "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
+            "serviceentry" | "serviceentries" | "se" => Some(Kind::ServiceEntry),
             "peerauthentication" | "peerauthentications" | "pa" => Some(Kind::PeerAuthentication),
             "authorizationpolicy" | "authorizationpolicies" | "ap" => Some(Kind::AuthorizationPolicy),
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
@@ -142,6 +148,7 @@ pub enum Resource {
     Service(Object<ServiceSpec>),
     VirtualService(Object<VirtualServiceSpec>),
     DestinationRule(Object<DestinationRuleSpec>),
+    ServiceEntry(Object<ServiceEntrySpec>),
     PeerAuthentication(Object<PeerAuthenticationSpec>),
     AuthorizationPolicy(Object<AuthorizationPolicySpec>),
     RequestAuthentication(Object<RequestAuthenticationSpec>),
@@ -153,6 +160,7 @@ impl Resource {
             Resource::Service(_) => Kind::Service,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::DestinationRule(_) => Kind::DestinationRule,
+            Resource::ServiceEntry(_) => Kind::ServiceEntry,
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
@@ -164,6 +172,7 @@ impl Resource {
             Resource::Service(o) => &o.metadata,
             Resource::VirtualService(o) => &o.metadata,
             Resource::DestinationRule(o) => &o.metadata,
+            Resource::ServiceEntry(o) => &o.metadata,
             Resource::PeerAuthentication(o) => &o.metadata,
             Resource::AuthorizationPolicy(o) => &o.metadata,
             Resource::RequestAuthentication(o) => &o.metadata,
@@ -175,6 +184,7 @@ impl Resource {
             Resource::Service(o) => &mut o.metadata,
             Resource::VirtualService(o) => &mut o.metadata,
             Resource::DestinationRule(o) => &mut o.metadata,
+            Resource::ServiceEntry(o) => &mut o.metadata,
             Resource::PeerAuthentication(o) => &mut o.metadata,
             Resource::AuthorizationPolicy(o) => &mut o.metadata,
             Resource::RequestAuthentication(o) => &mut o.metadata,
@@ -328,7 +338,6 @@ const ISTIO_GROUPS: &[&str] = &[
 
 const ISTIO_KINDS: &[&str] = &[
     "Gateway",
-    "ServiceEntry",
     "Sidecar",
     "WorkloadEntry",
     "WorkloadGroup",
@@ -435,6 +444,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::Service => Resource::Service(typed(doc, &label)?),
         Kind::VirtualService => Resource::VirtualService(typed(doc, &label)?),
         Kind::DestinationRule => Resource::DestinationRule(typed(doc, &label)?),
+        Kind::ServiceEntry => Resource::ServiceEntry(typed(doc, &label)?),
         Kind::PeerAuthentication => Resource::PeerAuthentication(typed(doc, &label)?),
         Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(typed(doc, &label)?),
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),

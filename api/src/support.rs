@@ -8,6 +8,17 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) => {}
+        Resource::ServiceEntry(o) => {
+            let s = &o.spec;
+            let set = [
+                ("addresses", !s.addresses.is_empty()),
+                ("workloadSelector", s.workload_selector.is_some()),
+                ("exportTo", !s.export_to.is_empty()),
+                ("subjectAltNames", !s.subject_alt_names.is_empty()),
+                ("resolution DYNAMIC_DNS", s.resolution.as_deref() == Some("DYNAMIC_DNS")),
+            ];
+            out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.{f}")));
+        }
         Resource::AuthorizationPolicy(o) => {
             if o.spec.target_ref.is_some() || !o.spec.target_refs.is_empty() {
                 out.push("spec.targetRefs (policies attach to workloads by selector only)".into());

@@ -49,6 +49,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::Service(o) => service(&o.spec, &mut e),
         Resource::VirtualService(o) => virtual_service(&o.spec, &mut e),
         Resource::DestinationRule(o) => destination_rule(&o.spec, &mut e),
+        Resource::ServiceEntry(o) => service_entry(&o.spec, &mut e),
         Resource::PeerAuthentication(o) => security::peer_authentication(&o.spec, &mut e),
         Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
@@ -565,5 +566,110 @@ fn destination_rule(s: &DestinationRuleSpec, e: &mut Errs) {
         if let Some(t) = &sub.traffic_policy {
             traffic_policy(t, &format!("{path}.trafficPolicy"), e);
         }
+    }
+}
+
+fn service_entry(s: &ServiceEntrySpec, e: &mut Errs) {
+    if s.hosts.is_empty() {
+        e.push("spec.hosts", "Required value: at least one host");
+    }
+    for (i, h) in s.hosts.iter().enumerate() {
+        if h == "*" {
+            e.push(format!("spec.hosts[{i}]"), "hostname cannot be wildcard");
+        } else if let Some(rest) = h.strip_prefix('*').filter(|r| !r.starts_with('.') && !r.is_empty()) {
+            // A partial wildcard (`*x`): the CRD accepts it; the rest must still be a name.
+            host(rest, &format!("spec.hosts[{i}]"), false, e);
+        } else {
+            host(h, &format!("spec.hosts[{i}]"), true, e);
+        }
+    }
+    let resolution = s.resolution.as_deref().unwrap_or("NONE");
+    if !matches!(resolution, "NONE" | "STATIC" | "DNS" | "DNS_ROUND_ROBIN" | "DYNAMIC_DNS") {
+        e.push(
+            "spec.resolution",
+            format!("Unsupported value: {resolution:?}: one of NONE, STATIC, DNS, DNS_ROUND_ROBIN"),
+        );
+    }
+    if let Some(l) = &s.location
+        && !matches!(l.as_str(), "MESH_EXTERNAL" | "MESH_INTERNAL")
+    {
+        e.push("spec.location", format!("Unsupported value: {l:?}: one of MESH_EXTERNAL, MESH_INTERNAL"));
+    }
+    for (i, a) in s.addresses.iter().enumerate() {
+        let path = format!("spec.addresses[{i}]");
+        if a.parse::<std::net::IpAddr>().is_ok() {
+            continue;
+        }
+        if a.parse::<ipnet::IpNet>().is_ok() {
+            if !matches!(resolution, "NONE" | "STATIC") {
+                e.push(path, "CIDR addresses are allowed only for NONE/STATIC resolution types");
+            }
+        } else {
+            e.push(path, format!("{a:?} is not an IP address or CIDR block"));
+        }
+    }
+    let mut names = HashSet::new();
+    let mut numbers = HashSet::new();
+    for (i, p) in s.ports.iter().enumerate() {
+        let path = format!("spec.ports[{i}]");
+        if !(1..=65535).contains(&p.number) {
+            e.push(format!("{path}.number"), "port must be between 1-65535");
+        } else if !numbers.insert(p.number) {
+            e.push(format!("{path}.number"), "port number cannot be duplicated");
+        }
+        if let Some(t) = p.target_port
+            && !(1..=65535).contains(&t)
+        {
+            e.push(format!("{path}.targetPort"), "port must be between 1-65535");
+        }
+        if p.name.is_empty() {
+            e.push(format!("{path}.name"), "Required value");
+        } else if !names.insert(p.name.as_str()) {
+            e.push(format!("{path}.name"), format!("Duplicate value: {:?}", p.name));
+        }
+        if let Some(proto) = &p.protocol
+            && !matches!(
+                proto.to_ascii_uppercase().as_str(),
+                "HTTP" | "HTTPS" | "GRPC" | "GRPC-WEB" | "HTTP2" | "MONGO" | "MYSQL" | "REDIS" | "TCP" | "TLS" | "UDP"
+            )
+        {
+            e.push(format!("{path}.protocol"), format!("unrecognized protocol {proto:?}"));
+        }
+    }
+    if s.workload_selector.is_some() && !s.endpoints.is_empty() {
+        e.push("spec", "only one of WorkloadSelector or Endpoints can be set");
+    }
+    if let Some(sel) = &s.workload_selector {
+        for (k, v) in &sel.labels {
+            if v.contains('*') {
+                e.push(format!("spec.workloadSelector.labels.{k}"), "wildcard is not supported in selector");
+            }
+        }
+        labels(&sel.labels, "spec.workloadSelector.labels", e);
+    }
+    match resolution {
+        "NONE" if !s.endpoints.is_empty() => e.push("spec.endpoints", "NONE mode cannot set endpoints"),
+        "DNS_ROUND_ROBIN" if s.endpoints.len() > 1 => {
+            e.push("spec.endpoints", "DNS_ROUND_ROBIN mode cannot have multiple endpoints")
+        }
+        _ => {}
+    }
+    for (i, ep) in s.endpoints.iter().enumerate() {
+        let path = format!("spec.endpoints[{i}]");
+        match ep.address.as_deref() {
+            None | Some("") => e.push(format!("{path}.address"), "Required value"),
+            Some(a)
+                if resolution == "STATIC" && a.parse::<std::net::IpAddr>().is_err() && !a.starts_with("unix://") =>
+            {
+                e.push(format!("{path}.address"), format!("{a:?}: STATIC resolution needs an IP address"))
+            }
+            Some(_) => {}
+        }
+        for (name, port) in &ep.ports {
+            if !(1..=65535).contains(port) {
+                e.push(format!("{path}.ports.{name}"), "port must be between 1-65535");
+            }
+        }
+        labels(&ep.labels, &format!("{path}.labels"), e);
     }
 }

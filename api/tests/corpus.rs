@@ -66,7 +66,7 @@ fn istio_validation_cases_for_served_kinds() {
     let dir = corpus("extra/validation-crds");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for kind in ["authz", "peerauth", "reqauth", "destinationrule"] {
+    for kind in ["authz", "peerauth", "reqauth", "destinationrule", "serviceentry"] {
         for (suffix, want_ok) in [("valid", true), ("invalid", false)] {
             let path = dir.join(format!("{kind}-{suffix}.yaml"));
             let text = std::fs::read_to_string(&path).expect("corpus file");
@@ -85,5 +85,5 @@ fn istio_validation_cases_for_served_kinds() {
         }
     }
     assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
-    assert!(checked >= 40, "only {checked} cases found");
+    assert!(checked >= 50, "only {checked} cases found");
 }

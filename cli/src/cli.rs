@@ -296,6 +296,9 @@ pub struct MeshdArgs {
     /// Lifetime of workload certificates (Go duration).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub cert_ttl: std::time::Duration,
+    /// What proxies do with requests for hosts the mesh does not know.
+    #[arg(long, default_value = "ALLOW_ANY", value_parser = ["ALLOW_ANY", "REGISTRY_ONLY"])]
+    pub outbound_traffic_policy: String,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -78,6 +78,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                     listen: args.listen,
                     registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
                     cert_ttl: args.cert_ttl,
+                    mesh: meshd::translate::MeshConfig {
+                        outbound_allow_any: args.outbound_traffic_policy == "ALLOW_ANY",
+                    },
                 }))
                 .map_err(CliError::from);
         }

@@ -24,6 +24,7 @@ pub struct Api {
     pub state: Arc<State>,
     pub ca: Arc<crate::ca::Ca>,
     pub token: String,
+    pub mesh: crate::translate::MeshConfig,
     pub shutdown: Arc<Notify>,
 }
 
@@ -116,6 +117,7 @@ impl Api {
             state: self.state.clone(),
             ca: self.ca.clone(),
             token: self.token.clone(),
+            mesh: self.mesh.clone(),
         });
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {

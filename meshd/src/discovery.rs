@@ -15,13 +15,14 @@ use tracing::{debug, info, warn};
 
 use crate::ca::{Ca, CaView};
 use crate::state::State;
-use crate::translate::{translate, version_of};
+use crate::translate::{translate_with, version_of};
 
 /// What a discovery session needs from meshd.
 pub struct Context {
     pub state: Arc<State>,
     pub ca: Arc<Ca>,
     pub token: String,
+    pub mesh: crate::translate::MeshConfig,
 }
 
 /// How long meshd waits after a change before pushing, so a burst becomes one push.
@@ -130,7 +131,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     let mut nonce = 0u64;
     loop {
         let world = world_rx.borrow_and_update().clone();
-        let cfg = translate(&world.resources, &world.workload_list(), workload);
+        let cfg = translate_with(&world.resources, &world.workload_list(), workload, &ctx.mesh);
         let versions = ConfigType::ALL.map(|t| match t {
             ConfigType::Routes => version_of(&cfg.routes),
             ConfigType::Clusters => version_of(&cfg.clusters),

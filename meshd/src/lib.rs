@@ -37,6 +37,7 @@ pub struct Options {
     pub registry_grace: std::time::Duration,
     /// Lifetime of workload certificates.
     pub cert_ttl: std::time::Duration,
+    pub mesh: translate::MeshConfig,
 }
 
 /// Proxies reconnect within 5 s (their longest backoff); twice that and some.
@@ -91,7 +92,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         });
     }
     let shutdown = Arc::new(Notify::new());
-    let api = Arc::new(api::Api { state: state.clone(), ca, token, shutdown: shutdown.clone() });
+    let api = Arc::new(api::Api { state: state.clone(), ca, token, mesh: opts.mesh, shutdown: shutdown.clone() });
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let info = home::MeshdInfo { address, pid: std::process::id(), version: mesh_api::VERSION.into(), started_unix };
     home.write_info(&info).with_context(|| format!("cannot write {}", home.info_path().display()))?;

@@ -4,10 +4,18 @@ fn main() -> anyhow::Result<()> {
     meshd::init_tracing();
     let mut listen = meshd::DEFAULT_LISTEN.to_string();
     let mut cert_ttl = meshd::ca::DEFAULT_WORKLOAD_TTL;
+    let mut mesh = meshd::translate::MeshConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs ADDRESS"))?,
+            "--outbound-traffic-policy" => {
+                mesh.outbound_allow_any = match args.next().as_deref() {
+                    Some("ALLOW_ANY") => true,
+                    Some("REGISTRY_ONLY") => false,
+                    other => anyhow::bail!("--outbound-traffic-policy {other:?}: use ALLOW_ANY or REGISTRY_ONLY"),
+                };
+            }
             "--cert-ttl" => {
                 let v = args.next().ok_or_else(|| anyhow::anyhow!("--cert-ttl needs a duration like 24h"))?;
                 cert_ttl = mesh_api::duration::parse(&v).map_err(|e| anyhow::anyhow!("--cert-ttl {v:?}: {e}"))?;
@@ -18,7 +26,7 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "meshd [--listen ADDR] [--cert-ttl DURATION]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
+                    "meshd [--listen ADDR] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
                 );
                 return Ok(());
             }
@@ -32,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         listen,
         registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
         cert_ttl,
+        mesh,
     }))
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mesh_api::core::{PortProtocol, ServiceSpec};
 use mesh_api::host;
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
-use mesh_api::networking::{DestinationRuleSpec, StringMatch, VirtualServiceSpec};
+use mesh_api::networking::{DestinationRuleSpec, ServiceEntrySpec, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
 use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
@@ -21,7 +21,21 @@ struct Svc<'a> {
     name: &'a str,
     namespace: &'a str,
     fqdn: String,
-    spec: &'a ServiceSpec,
+    /// A Service's spec, or one made from a ServiceEntry's ports (names carry the protocol).
+    spec: std::borrow::Cow<'a, ServiceSpec>,
+    /// Set for a ServiceEntry host: its endpoints and resolution.
+    entry: Option<&'a ServiceEntrySpec>,
+}
+
+impl Svc<'_> {
+    /// The host names a request may use for this service, as seen from `client_ns`.
+    fn domains(&self, client_ns: &str) -> Vec<String> {
+        if self.entry.is_some() {
+            vec![self.fqdn.clone()]
+        } else {
+            host::service_aliases(self.name, self.namespace, client_ns)
+        }
+    }
 }
 
 struct Index<'a> {
@@ -45,8 +59,29 @@ impl<'a> Index<'a> {
             match r {
                 Resource::Service(o) => {
                     let fqdn = host::service_fqdn(&key.name, &key.namespace);
-                    services
-                        .insert(fqdn.clone(), Svc { name: &key.name, namespace: &key.namespace, fqdn, spec: &o.spec });
+                    services.insert(
+                        fqdn.clone(),
+                        Svc {
+                            name: &key.name,
+                            namespace: &key.namespace,
+                            fqdn,
+                            spec: std::borrow::Cow::Borrowed(&o.spec),
+                            entry: None,
+                        },
+                    );
+                }
+                Resource::ServiceEntry(o) => {
+                    for h in o.spec.hosts.iter().filter(|h| !h.starts_with('*')) {
+                        let fqdn = h.to_ascii_lowercase();
+                        // A Kubernetes Service of the same name wins, as in Istio's registry merge.
+                        services.entry(fqdn.clone()).or_insert(Svc {
+                            name: &key.name,
+                            namespace: &key.namespace,
+                            fqdn,
+                            spec: std::borrow::Cow::Owned(entry::as_service(&o.spec)),
+                            entry: Some(&o.spec),
+                        });
+                    }
                 }
                 Resource::VirtualService(o) => virtual_services.push((key, o)),
                 Resource::DestinationRule(o) => destination_rules.push((key, o)),
@@ -142,7 +177,7 @@ impl Index<'_> {
             s.namespace == w.namespace
                 && !s.spec.selector.is_empty()
                 && labels_match(&s.spec.selector, &w.labels)
-                && service_ports(s.spec)
+                && service_ports(&s.spec)
                     .any(|p| p.target_number() == Some(port) && p.mesh_protocol() == PortProtocol::Tcp)
         })
     }
@@ -154,7 +189,7 @@ impl Index<'_> {
         let dest_port = match (&d.port, self.services.get(&fqdn)) {
             (Some(p), _) => u16::try_from(p.number).unwrap_or(0),
             (None, Some(dsvc)) => {
-                let ports: Vec<u16> = service_ports(dsvc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
+                let ports: Vec<u16> = service_ports(&dsvc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
                 if ports.len() == 1 || !ports.contains(&port) { ports.first().copied().unwrap_or(port) } else { port }
             }
             (None, None) => port,
@@ -185,6 +220,30 @@ fn convert_match(m: &StringMatch) -> Option<StringMatcher> {
 
 /// Translate the whole config for one proxy.
 pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload) -> ProxyConfig {
+    translate_with(resources, workloads, proxy, &MeshConfig::default())
+}
+
+/// Mesh-wide settings the translator needs (Istio's MeshConfig).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshConfig {
+    /// `outboundTrafficPolicy.mode`: ALLOW_ANY (true, Istio's default) sends requests for hosts
+    /// the mesh does not know to where they were addressed; REGISTRY_ONLY refuses them.
+    pub outbound_allow_any: bool,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig { outbound_allow_any: true }
+    }
+}
+
+/// Translate the whole config for one proxy under a mesh config.
+pub fn translate_with(
+    resources: &Resources,
+    workloads: &[Workload],
+    proxy: &Workload,
+    mesh: &MeshConfig,
+) -> ProxyConfig {
     let index = Index::new(resources);
     let client_ns = proxy.namespace.as_str();
     let mut virtual_hosts = Vec::new();
@@ -195,7 +254,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
     for svc in index.services.values() {
         let vs = index.virtual_service(svc, client_ns, false);
         let tcp_vs = index.virtual_service(svc, client_ns, true);
-        for sp in service_ports(svc.spec) {
+        for sp in service_ports(&svc.spec) {
             let Ok(port) = u16::try_from(sp.port) else { continue };
             wanted.insert((svc.fqdn.clone(), port, None));
             if sp.mesh_protocol() == PortProtocol::Tcp {
@@ -261,7 +320,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
             }
             virtual_hosts.push(VirtualHost {
                 name: format!("{}:{port}", svc.fqdn),
-                domains: host::service_aliases(svc.name, svc.namespace, client_ns),
+                domains: svc.domains(client_ns),
                 port,
                 routes,
             });
@@ -277,7 +336,12 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
         let subset_def = subset.as_ref().and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
         let policy = policy::resolve(dr, subset_def, port);
         let mut eps = Vec::new();
+        let mut passthrough = false;
         if let Some(svc) = svc
+            && let Some(se) = svc.entry
+        {
+            passthrough = entry::endpoints(se, port, &mut eps);
+        } else if let Some(svc) = svc
             && !svc.spec.selector.is_empty()
             && (subset.is_none() || subset_def.is_some())
             && let Some(sp) = svc.spec.ports.iter().find(|p| p.port == i64::from(port))
@@ -300,6 +364,7 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
                             workload: format!("{}/{}", w.namespace, w.name),
                             identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account).to_string(),
                             mtls: security::endpoint_mtls(dr, subset_def, port, server),
+                            hostname: None,
                         });
                     }
                 }
@@ -316,11 +381,12 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
             hash: policy.hash,
             limits: policy.limits,
             outlier: policy.outlier,
+            passthrough,
         });
     }
 
     ProxyConfig {
-        routes: Routes { virtual_hosts, tcp: tcp_services },
+        routes: Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any },
         clusters: Clusters { clusters },
         endpoints: Endpoints { clusters: endpoints },
         listeners: {
@@ -350,6 +416,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
     format!("{h:016x}")
 }
 
+mod entry;
 mod http;
 mod policy;
 mod security;

@@ -248,6 +248,8 @@ fn now_ms() -> u64 {
 #[derive(Debug)]
 pub struct EndpointState {
     pub addr: SocketAddr,
+    /// A DNS name to connect to instead of `addr`'s IP (ServiceEntry DNS endpoints).
+    pub hostname: Option<Arc<str>>,
     /// Requests in flight (LEAST_REQUEST).
     pub active: AtomicUsize,
     consecutive_5xx: AtomicU32,
@@ -257,14 +259,23 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(addr: SocketAddr) -> EndpointState {
+    fn new(addr: SocketAddr, hostname: Option<Arc<str>>) -> EndpointState {
         EndpointState {
             addr,
+            hostname,
             active: AtomicUsize::new(0),
             consecutive_5xx: AtomicU32::new(0),
             consecutive_gateway: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
+        }
+    }
+
+    /// Where to connect: `IP:port`, or `name:port` for a DNS endpoint.
+    pub fn authority(&self) -> String {
+        match &self.hostname {
+            Some(h) => format!("{h}:{}", self.addr.port()),
+            None => self.addr.to_string(),
         }
     }
 
@@ -303,6 +314,8 @@ pub struct ClusterState {
     pub hash: Option<HashKey>,
     pub endpoints: Vec<EndpointState>,
     pub outlier: Option<Outlier>,
+    /// Connect to the host the request named (ServiceEntry NONE, DNS without endpoints).
+    pub passthrough: bool,
     next: AtomicUsize,
     /// Permits for requests in flight (`maxConnections` / `http2MaxRequests`), and how many
     /// requests may wait for one (`http1MaxPendingRequests`).
@@ -324,7 +337,7 @@ impl ClusterState {
     pub fn new(
         name: String,
         lb: LbPolicy,
-        endpoints: Vec<SocketAddr>,
+        endpoints: Vec<(SocketAddr, Option<Arc<str>>)>,
         hash: Option<HashKey>,
         limits: Option<&Limits>,
         outlier: Option<Outlier>,
@@ -335,8 +348,9 @@ impl ClusterState {
             name,
             lb,
             hash,
-            endpoints: endpoints.into_iter().map(EndpointState::new).collect(),
+            endpoints: endpoints.into_iter().map(|(a, h)| EndpointState::new(a, h)).collect(),
             outlier,
+            passthrough: false,
             next: AtomicUsize::new(0),
             permits: concurrency.map(|c| Arc::new(tokio::sync::Semaphore::new(c.max(1) as usize))),
             max_pending: if concurrency.is_some() { max_pending } else { usize::MAX },
@@ -578,6 +592,11 @@ impl Snapshot {
         self.inbound.get(&port).is_some_and(|(_, tcp)| *tcp)
     }
 
+    /// outboundTrafficPolicy ALLOW_ANY: unknown hosts go where they were addressed.
+    pub fn passthrough(&self) -> bool {
+        self.raw.routes.passthrough
+    }
+
     /// The TCP service a host and port name.
     pub fn tcp_service(&self, host: &str, port: u16) -> Option<&Arc<CompiledTcp>> {
         self.tcp.get(&(host.to_ascii_lowercase(), port))
@@ -601,19 +620,21 @@ impl Snapshot {
                 .endpoints
                 .clusters
                 .get(&c.name)
-                .map(|eps| eps.iter().map(|e| e.address).collect::<Vec<_>>())
+                .map(|eps| eps.iter().map(|e| (e.address, e.hostname.as_deref().map(Arc::from))).collect::<Vec<_>>())
                 .unwrap_or_default();
-            if let Some(bad) = endpoints.iter().find(|a| a.port() == 0) {
+            if let Some((bad, _)) = endpoints.iter().find(|(a, _)| a.port() == 0) {
                 return Err(err(ConfigType::Endpoints, format!("cluster {}: endpoint {bad} has port 0", c.name)));
             }
-            let state = Arc::new(ClusterState::new(
+            let mut state = ClusterState::new(
                 c.name.clone(),
                 c.lb_policy,
                 endpoints,
                 c.hash.clone(),
                 c.limits.as_ref(),
                 c.outlier.clone(),
-            ));
+            );
+            state.passthrough = c.passthrough;
+            let state = Arc::new(state);
             if clusters.insert(c.name.as_str(), state).is_some() {
                 return Err(err(ConfigType::Clusters, format!("duplicate cluster {}", c.name)));
             }
@@ -695,7 +716,7 @@ impl Snapshot {
             vhosts.push(CompiledVhost { name: vh.name.clone(), routes });
         }
         let mut peers = HashMap::new();
-        for e in raw.endpoints.clusters.values().flatten() {
+        for e in raw.endpoints.clusters.values().flatten().filter(|e| e.hostname.is_none()) {
             if e.mtls && e.identity.is_empty() {
                 return Err(err(
                     ConfigType::Endpoints,
@@ -743,6 +764,7 @@ mod tests {
         let raw = ProxyConfig {
             routes: Routes {
                 tcp: Vec::new(),
+                passthrough: false,
                 virtual_hosts: vec![VirtualHost {
                     name: "reviews.default.svc.cluster.local:9080".into(),
                     domains: vec!["reviews".into(), "reviews.default.svc.cluster.local".into()],
@@ -762,6 +784,7 @@ mod tests {
                         hash: None,
                         limits: None,
                         outlier: None,
+                        passthrough: false,
                     })
                     .collect(),
             },
@@ -777,12 +800,14 @@ mod tests {
                                 workload: "a".into(),
                                 identity: String::new(),
                                 mtls: false,
+                                hostname: None,
                             },
                             Endpoint {
                                 address: ([127, 0, 0, 2], port).into(),
                                 workload: "b".into(),
                                 identity: String::new(),
                                 mtls: false,
+                                hostname: None,
                             },
                         ];
                         (c.to_string(), eps)
@@ -918,6 +943,7 @@ mod tests {
         let raw = ProxyConfig {
             routes: Routes {
                 tcp: Vec::new(),
+                passthrough: false,
                 virtual_hosts: vec![VirtualHost {
                     name: "x".into(),
                     domains: vec!["x".into()],

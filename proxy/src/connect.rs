@@ -150,6 +150,15 @@ pub async fn connect_tcp(
     if mtls { handshake(identity, snapshot, tcp, Alpn::None).await } else { Ok(Stream::Plain(tcp)) }
 }
 
+/// A plain TCP connection to a name (resolved now) or address: for hosts outside the mesh.
+pub async fn connect_named(host: &str, port: u16) -> Result<Stream, BoxError> {
+    let tcp = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| format!("connect to {host}:{port} timed out"))??;
+    let _ = tcp.set_nodelay(true);
+    Ok(Stream::Plain(tcp))
+}
+
 #[derive(Clone)]
 pub struct MeshConnector {
     http: HttpConnector,

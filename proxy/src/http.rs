@@ -101,7 +101,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 async fn send<C>(
     client: &Client<C, Body>,
     req: Request<Body>,
-    target: SocketAddr,
+    target: &str,
     tls: bool,
     version: http::Version,
 ) -> Result<Response<Incoming>, UpstreamError>
@@ -114,7 +114,7 @@ where
 async fn send_inner<C>(
     client: &Client<C, Body>,
     mut req: Request<Body>,
-    target: SocketAddr,
+    target: &str,
     tls: bool,
     version: http::Version,
     upgrade: bool,
@@ -127,7 +127,7 @@ where
     let scheme = if tls { "https" } else { "http" };
     let uri = Uri::builder()
         .scheme(scheme)
-        .authority(target.to_string())
+        .authority(target)
         .path_and_query(path)
         .build()
         .map_err(|_| UpstreamError::BadRequest)?;
@@ -172,13 +172,14 @@ fn upstream_failure(e: UpstreamError) -> Response<Body> {
 /// The app's own forward to a local address (inbound side): no retries, no routing. An
 /// HTTP/2 request (gRPC) goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
 async fn forward_to_app(shared: &Shared, req: Request<Incoming>, app: SocketAddr) -> Response<Body> {
+    let app = app.to_string();
     if is_upgrade(&req) {
-        return tunnel(&shared.client, req, app, false).await;
+        return tunnel(&shared.client, req, &app, false).await;
     }
     let sent = if req.version() == http::Version::HTTP_2 {
-        send(&shared.client_h2, req.map(Either::Left), app, false, http::Version::HTTP_2).await
+        send(&shared.client_h2, req.map(Either::Left), &app, false, http::Version::HTTP_2).await
     } else {
-        send(&shared.client, req.map(Either::Left), app, false, http::Version::HTTP_11).await
+        send(&shared.client, req.map(Either::Left), &app, false, http::Version::HTTP_11).await
     };
     match sent {
         Ok(resp) => resp.map(Either::Left),
@@ -199,12 +200,7 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 /// Pass an Upgrade through to `target`; once it answers 101, copy bytes both ways between
 /// the two upgraded connections until either side closes.
-async fn tunnel<C>(
-    client: &Client<C, Body>,
-    mut req: Request<Incoming>,
-    target: SocketAddr,
-    tls: bool,
-) -> Response<Body>
+async fn tunnel<C>(client: &Client<C, Body>, mut req: Request<Incoming>, target: &str, tls: bool) -> Response<Body>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
@@ -253,7 +249,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     // under a request in flight.
     let snapshot = shared.snapshot.load_full();
     let (route, prefix) = match select_route(&snapshot, &req) {
-        Ok(r) => r,
+        Ok(Selected::Route(r, prefix)) => (r, prefix),
+        Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
         Err((status, body)) => return local_reply(status, body),
     };
 
@@ -288,12 +285,16 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
     };
     target.request_headers.apply(req.headers_mut());
+    let request_authority = request_authority(&req);
     if is_upgrade(&req) {
+        if target.cluster.passthrough {
+            return tunnel(&shared.mesh_h1, req, &request_authority, false).await;
+        }
         let Some(endpoint) = target.cluster.pick() else {
             return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
         };
         let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
-        return tunnel(&shared.mesh_h1, req, endpoint, mtls).await;
+        return tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await;
     }
 
     let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
@@ -348,12 +349,17 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 let exp = base.saturating_mul(1 << (attempt - 1).min(10)).min(cap);
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=exp))).await;
             }
-            let Some(index) = target.cluster.pick_index(hash) else {
-                return Err(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"));
+            let (index, authority, mtls) = if target.cluster.passthrough {
+                (None, request_authority.clone(), false)
+            } else {
+                let Some(index) = target.cluster.pick_index(hash) else {
+                    return Err(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"));
+                };
+                let e = &target.cluster.endpoints[index];
+                let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
+                (Some(index), e.authority(), mtls)
             };
-            let endpoint = target.cluster.endpoints[index].addr;
-            let _in_flight = target.cluster.start(index);
-            let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+            let _in_flight = index.map(|i| target.cluster.start(i));
             let body = match (&buffered, streaming.take()) {
                 (Some(b), _) => Either::Right(Full::new(b.clone())),
                 (None, Some(s)) => s,
@@ -361,16 +367,18 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             };
             let req = rebuild(body);
             let sent = if h2 {
-                send(&shared.mesh_h2, req, endpoint, mtls, http::Version::HTTP_2)
+                send(&shared.mesh_h2, req, &authority, mtls, http::Version::HTTP_2)
             } else {
-                send(&shared.mesh_h1, req, endpoint, mtls, http::Version::HTTP_11)
+                send(&shared.mesh_h1, req, &authority, mtls, http::Version::HTTP_11)
             };
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
             let result = match per_try {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
                 None => sent.await,
             };
-            target.cluster.report(index, outcome_of(&result));
+            if let Some(index) = index {
+                target.cluster.report(index, outcome_of(&result));
+            }
             let retry = policy.is_some_and(|p| attempt + 1 < attempts && retriable(p, &result));
             if !retry {
                 return Ok(result);
@@ -519,8 +527,10 @@ fn mirror(
     mut req: Request<Body>,
     h2: bool,
 ) {
-    let Some(endpoint) = cluster.pick() else { return };
-    let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+    let Some(index) = cluster.pick_index(None) else { return };
+    let e = &cluster.endpoints[index];
+    let endpoint = e.authority();
+    let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
     if let Some(h) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
         let (host, port) = split_host_port(h);
         let shadow = match port {
@@ -534,9 +544,9 @@ fn mirror(
     let shared = shared.clone();
     tokio::spawn(async move {
         let sent = if h2 {
-            send(&shared.mesh_h2, req, endpoint, mtls, http::Version::HTTP_2).await
+            send(&shared.mesh_h2, req, &endpoint, mtls, http::Version::HTTP_2).await
         } else {
-            send(&shared.mesh_h1, req, endpoint, mtls, http::Version::HTTP_11).await
+            send(&shared.mesh_h1, req, &endpoint, mtls, http::Version::HTTP_11).await
         };
         if let Ok(resp) = sent {
             let _ = resp.into_body().collect().await;
@@ -546,10 +556,45 @@ fn mirror(
 
 /// The route for a request by the snapshot in force, with the prefix a `rewrite.uri` replaces,
 /// or the local reply to send.
+enum Selected<'s> {
+    Route(&'s CompiledRoute, Option<String>),
+    /// A host the mesh does not know, under ALLOW_ANY: send it where it was addressed.
+    Passthrough(String),
+}
+
+/// `host:port` the request is addressed to (the port defaults by scheme).
+fn request_authority<B>(req: &Request<B>) -> String {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let (host, port) = split_host_port(authority);
+    let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// ALLOW_ANY: one plain try to where the request was addressed (Envoy's PassthroughCluster).
+async fn passthrough(shared: &Shared, req: Request<Incoming>, authority: &str) -> Response<Body> {
+    if is_upgrade(&req) {
+        return tunnel(&shared.mesh_h1, req, authority, false).await;
+    }
+    let sent = if req.version() == http::Version::HTTP_2 {
+        send(&shared.mesh_h2, req.map(Either::Left), authority, false, http::Version::HTTP_2).await
+    } else {
+        send(&shared.mesh_h1, req.map(Either::Left), authority, false, http::Version::HTTP_11).await
+    };
+    match sent {
+        Ok(resp) => resp.map(Either::Left),
+        Err(e) => upstream_failure(e),
+    }
+}
+
 fn select_route<'s>(
     snapshot: &'s Snapshot,
     req: &Request<Incoming>,
-) -> Result<(&'s CompiledRoute, Option<String>), (StatusCode, &'static str)> {
+) -> Result<Selected<'s>, (StatusCode, &'static str)> {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str(),
         None => req
@@ -560,9 +605,18 @@ fn select_route<'s>(
     };
     let (host, port) = split_host_port(authority);
     let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
-    let vhost = snapshot
-        .vhost(host, port)
-        .ok_or((StatusCode::NOT_FOUND, "no service matches this host and port in the mesh\n"))?;
+    let Some(vhost) = snapshot.vhost(host, port) else {
+        if snapshot.versions.is_empty() {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "this proxy has no config from meshd yet\n"));
+        }
+        if snapshot.passthrough() {
+            return Ok(Selected::Passthrough(request_authority(req)));
+        }
+        return Err((
+            StatusCode::BAD_GATEWAY,
+            "no service matches this host and port in the mesh (outboundTrafficPolicy is REGISTRY_ONLY)\n",
+        ));
+    };
     let view = RequestView {
         method: req.method(),
         path: req.uri().path(),
@@ -573,10 +627,10 @@ fn select_route<'s>(
     };
     for r in &vhost.routes {
         if r.matches.is_empty() {
-            return Ok((r, Some("/".to_string())));
+            return Ok(Selected::Route(r, Some("/".to_string())));
         }
         if let Some(m) = r.matches.iter().find(|m| m.matches(&view)) {
-            return Ok((r, m.rewritable_prefix().map(str::to_string)));
+            return Ok(Selected::Route(r, m.rewritable_prefix().map(str::to_string)));
         }
     }
     Err((StatusCode::NOT_FOUND, "no route matched\n"))

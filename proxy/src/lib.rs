@@ -351,18 +351,37 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
         let (shared, host) = (shared.clone(), host.clone());
         tokio::spawn(async move {
             let snapshot = shared.snapshot.load_full();
-            let Some(endpoint) =
-                snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster()).and_then(|c| c.pick())
-            else {
-                debug!(%host, port, "no TCP service or endpoint; closing the connection");
-                return;
+            let cluster = snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster()).cloned();
+            // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
+            // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
+            let target = match &cluster {
+                Some(c) if c.passthrough => None,
+                Some(c) => match c.pick_index(None) {
+                    Some(i) => Some((c.endpoints[i].addr, c.endpoints[i].hostname.clone())),
+                    None => {
+                        debug!(%host, port, "no TCP endpoint; closing the connection");
+                        return;
+                    }
+                },
+                None if snapshot.passthrough() => None,
+                None => {
+                    debug!(%host, port, "no TCP service (REGISTRY_ONLY); closing the connection");
+                    return;
+                }
             };
-            let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+            let connected = match target {
+                Some((addr, None)) => {
+                    let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
+                    connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await
+                }
+                Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
+                None => connect::connect_named(&host, port).await,
+            };
             drop(snapshot);
-            let mut upstream = match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
+            let mut upstream = match connected {
                 Ok(s) => s,
                 Err(e) => {
-                    debug!(%endpoint, error = %e, "TCP upstream failed");
+                    debug!(%host, port, error = %e, "TCP upstream failed");
                     return;
                 }
             };

@@ -159,6 +159,7 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
     let cluster = "outbound|80||web.default.svc.cluster.local".to_string();
     let routes = Routes {
         tcp: Vec::new(),
+        passthrough: false,
         virtual_hosts: vec![VirtualHost {
             name: "web.default.svc.cluster.local:80".into(),
             domains: vec!["web".into()],
@@ -186,12 +187,19 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             hash: None,
             limits: None,
             outlier: None,
+            passthrough: false,
         }],
     };
     let endpoints = Endpoints {
         clusters: [(
             cluster,
-            vec![Endpoint { address: backend, workload: "default/web".into(), identity: String::new(), mtls: false }],
+            vec![Endpoint {
+                address: backend,
+                workload: "default/web".into(),
+                identity: String::new(),
+                mtls: false,
+                hostname: None,
+            }],
         )]
         .into_iter()
         .collect(),
@@ -363,7 +371,7 @@ async fn config_from_a_meshd_without_the_token_is_refused() {
     }));
     assert!(!bound.shared.wait_ready(Duration::from_millis(500)).await, "must not take config");
     assert!(from_proxy.try_recv().is_err(), "no ACK for an unauthenticated meshd");
-    assert_eq!(get(bound.outbound.expect("outbound"), "web", "/").await.0, 404);
+    assert_eq!(get(bound.outbound.expect("outbound"), "web", "/").await.0, 503, "no config yet");
 }
 
 #[tokio::test]
@@ -383,7 +391,8 @@ async fn garbage_from_meshd_is_survived() {
     tokio::spawn(serve);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (code, body) = get(bound.outbound.expect("outbound"), "web", "/").await;
-    assert_eq!(code, 404, "{body}");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("no config from meshd yet"), "{body}");
     assert_eq!(get(bound.admin, "x", "/live").await.0, 200);
 }
 

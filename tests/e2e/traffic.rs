@@ -444,3 +444,82 @@ spec:
     }
     assert!(seen.len() >= 2, "users spread over endpoints: {seen:?}");
 }
+
+#[test]
+fn service_entries_bring_outside_hosts_under_routing_and_retries() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    // "Outside" services, on loopback: one fails every other request, one answers plainly.
+    let (flaky, tries) =
+        scripted_app(|n| if n % 2 == 0 { (503, "busy", Duration::ZERO) } else { (200, "api", Duration::ZERO) });
+    let plain = app("plain");
+    let flaky_port = flaky.port();
+    apply(
+        &mesh,
+        "se.yaml",
+        &format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: api}}
+spec:
+  hosts: [api.example.test]
+  location: MESH_EXTERNAL
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {flaky_port}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: by-name}}
+spec:
+  hosts: [named.example.test]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: DNS
+  endpoints: [{{address: localhost, ports: {{http: {}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: api}}
+spec:
+  hosts: [api.example.test]
+  http:
+  - timeout: 2s
+    retries: {{attempts: 3, retryOn: 5xx}}
+    route:
+    - destination: {{host: api.example.test}}
+"#,
+            plain.port()
+        ),
+    );
+    let client = mesh.proxy(&["--workload", "client"]);
+    let out = client.outbound.expect("outbound");
+    mesh.wait_synced(1);
+    let n = 20;
+    let ok = (0..n).filter(|_| get(out, "api.example.test", "/", true, &[]) == (200, "api\n".into())).count();
+    assert_eq!(ok, n, "retries from the VirtualService apply to the ServiceEntry host");
+    assert!(tries.load(std::sync::atomic::Ordering::SeqCst) >= 2 * n - 1);
+    assert_eq!(get(out, "named.example.test", "/", false, &[]), (200, "plain\n".into()), "DNS endpoint");
+    assert_eq!(get(out, &plain.to_string(), "/", true, &[]), (200, "plain\n".into()), "ALLOW_ANY passthrough");
+    let listed = mesh.ok(&["get", "se"]).stdout;
+    assert!(listed.contains("api.example.test") && listed.contains("STATIC"), "{listed}");
+}
+
+#[test]
+fn registry_only_refuses_unknown_hosts() {
+    let mut mesh = Mesh::new();
+    mesh.ok(&[
+        "install",
+        "-y",
+        "--set",
+        "meshd.listen=127.0.0.1:0",
+        "--set",
+        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
+    ]);
+    let plain = app("plain");
+    let client = mesh.proxy(&["--workload", "client"]);
+    mesh.wait_synced(1);
+    let (code, body) = get(client.outbound.expect("outbound"), &plain.to_string(), "/", true, &[]);
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("REGISTRY_ONLY"), "{body}");
+}

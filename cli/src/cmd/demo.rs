@@ -129,7 +129,7 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
     let started = Instant::now();
     ctx.out.info(format!("mesh demo: a bookinfo-like mesh in {}", procs.home.display()));
     let home = meshd::Home::new(procs.home.clone());
-    let client = crate::cmd::install::start_meshd(ctx, &home, ([127, 0, 0, 1], 0).into(), "24h").await?;
+    let client = crate::cmd::install::start_meshd(ctx, &home, ([127, 0, 0, 1], 0).into(), &Default::default()).await?;
     procs.meshd = Some(MeshdClient::from_home(&home)?);
     ctx.out.success(format!("meshd running at {}", client.address));
 

@@ -70,6 +70,18 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.host.clone());
             row.push(o.spec.subsets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(","));
         }
+        Resource::ServiceEntry(o) => {
+            row.push(o.spec.hosts.join(","));
+            let ports: Vec<String> = o
+                .spec
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.number, p.protocol.as_deref().unwrap_or("TCP")))
+                .collect();
+            row.push(ports.join(","));
+            row.push(o.spec.location.clone().unwrap_or_else(|| "MESH_EXTERNAL".into()));
+            row.push(o.spec.resolution.clone().unwrap_or_else(|| "NONE".into()));
+        }
         Resource::PeerAuthentication(o) => {
             let sel = o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into());
             row.push(o.spec.mtls.as_ref().map_or("UNSET", |m| m.mode.as_str()).to_string());
@@ -100,6 +112,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::Service => &["PORTS", "SELECTOR"][..],
         Kind::VirtualService => &["HOSTS", "GATEWAYS", "ROUTES"][..],
         Kind::DestinationRule => &["HOST", "SUBSETS"][..],
+        Kind::ServiceEntry => &["HOSTS", "PORTS", "LOCATION", "RESOLUTION"][..],
         Kind::PeerAuthentication => &["MODE", "PORT MODES", "SELECTOR"][..],
         Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
@@ -113,7 +126,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
         CliError::user(format!(
-            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra) or workloads",
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra) or workloads",
             args.kind
         ))
     })?;

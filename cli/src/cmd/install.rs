@@ -26,13 +26,34 @@ pub struct Settings {
     pub ca_cert: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_key: Option<std::path::PathBuf>,
+    /// Istio's `meshConfig.outboundTrafficPolicy.mode`.
+    #[serde(default = "default_outbound")]
+    pub outbound_traffic_policy: String,
+}
+
+fn default_outbound() -> String {
+    "ALLOW_ANY".into()
 }
 
 fn default_ttl() -> String {
     "24h".into()
 }
 
-const KEYS: &[&str] = &["meshd.listen", "ca.cert", "ca.key", "ca.workloadCertTtl"];
+const KEYS: &[&str] =
+    &["meshd.listen", "ca.cert", "ca.key", "ca.workloadCertTtl", "meshConfig.outboundTrafficPolicy.mode"];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            profile: "default".into(),
+            listen: ([127, 0, 0, 1], 15010).into(),
+            cert_ttl: default_ttl(),
+            ca_cert: None,
+            ca_key: None,
+            outbound_traffic_policy: default_outbound(),
+        }
+    }
+}
 
 fn settings(args: &InstallArgs) -> Result<Settings> {
     let mut s = Settings {
@@ -41,6 +62,7 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
         cert_ttl: default_ttl(),
         ca_cert: None,
         ca_key: None,
+        outbound_traffic_policy: default_outbound(),
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -54,6 +76,10 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
                 Err(_) => problems.push(format!(
                     "--set meshd.listen={v}: not an address like 127.0.0.1:15010 (port 0 picks a free port)"
                 )),
+            },
+            "meshConfig.outboundTrafficPolicy.mode" => match v {
+                "ALLOW_ANY" | "REGISTRY_ONLY" => s.outbound_traffic_policy = v.to_string(),
+                _ => problems.push(format!("--set {k}={v}: use ALLOW_ANY or REGISTRY_ONLY")),
             },
             "ca.cert" => s.ca_cert = Some(v.into()),
             "ca.key" => s.ca_key = Some(v.into()),
@@ -79,7 +105,7 @@ pub async fn running(home: &Home) -> Option<MeshdClient> {
 }
 
 /// Start meshd in the background and wait until it answers.
-pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, cert_ttl: &str) -> Result<MeshdClient> {
+pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, settings: &Settings) -> Result<MeshdClient> {
     home.create()
         .map_err(|e| CliError::unavailable(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
     home.ensure_token().map_err(|e| CliError::unavailable(format!("cannot create the access token: {e}")))?;
@@ -97,7 +123,9 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, cert_ttl: &
         .arg("--listen")
         .arg(listen.to_string())
         .arg("--cert-ttl")
-        .arg(cert_ttl)
+        .arg(&settings.cert_ttl)
+        .arg("--outbound-traffic-policy")
+        .arg(&settings.outbound_traffic_policy)
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)
@@ -172,7 +200,7 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
         ctx.out
             .success(format!("using the plug-in CA {} (valid until unix time {})", info.subject, info.not_after_unix));
     }
-    let client = start_meshd(ctx, &home, s.listen, &s.cert_ttl).await?;
+    let client = start_meshd(ctx, &home, s.listen, &s).await?;
     let body = serde_json::to_vec_pretty(&Settings { listen: client.address, ..s })
         .map_err(|e| CliError::internal(e.to_string()))?;
     meshd::home::write_atomic(&home.settings_path(), &body, 0o600).map_err(|e| CliError::unavailable(e.to_string()))?;

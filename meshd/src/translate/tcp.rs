@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use mesh_api::networking::{L4MatchAttributes, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::{HeaderOps, TcpService, WeightedCluster, cluster_name};
-use mesh_api::{Key, Object, host};
+use mesh_api::{Key, Object};
 
 use super::{Index, Svc, labels_match};
 
@@ -64,11 +64,5 @@ pub(super) fn service(
         }
         None => ("default".to_string(), vec![cluster(cluster_name(&svc.fqdn, port, None), 100)]),
     };
-    TcpService {
-        name: format!("{}:{port}", svc.fqdn),
-        domains: host::service_aliases(svc.name, svc.namespace, &proxy.namespace),
-        port,
-        route,
-        clusters,
-    }
+    TcpService { name: format!("{}:{port}", svc.fqdn), domains: svc.domains(&proxy.namespace), port, route, clusters }
 }
