@@ -58,6 +58,37 @@ pub struct Listeners {
     /// RequestAuthentication: the JWT issuers this workload accepts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jwt: Vec<JwtProvider>,
+    /// LocalRateLimit for this workload's inbound requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// `namespace/name` of the LocalRateLimit.
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Bucket>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RateLimitRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub max_tokens: u64,
+    pub tokens_per_fill: u64,
+    pub fill_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateLimitRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub bucket: Bucket,
 }
 
 /// One `jwtRules` entry as it applies to this workload.

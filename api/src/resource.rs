@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::core::ServiceSpec;
 use crate::meta::ObjectMeta;
 use crate::networking::{DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec};
-use crate::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
+use crate::security::{AuthorizationPolicySpec, LocalRateLimitSpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 use crate::validate::{self, FieldError};
 
 /// A Kubernetes-style object with a typed spec.
@@ -38,10 +38,11 @@ pub enum Kind {
     PeerAuthentication,
     AuthorizationPolicy,
     RequestAuthentication,
+    LocalRateLimit,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -49,6 +50,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
+        Kind::LocalRateLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +62,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::LocalRateLimit => "LocalRateLimit",
         }
     }
 
@@ -73,6 +76,7 @@ impl Kind {
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
+            Kind::LocalRateLimit => "localratelimits",
         }
     }
 
@@ -86,6 +90,7 @@ impl Kind {
             Kind::PeerAuthentication => "peerauthentication.security.istio.io",
             Kind::AuthorizationPolicy => "authorizationpolicy.security.istio.io",
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
+            Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
         }
     }
 
@@ -94,6 +99,7 @@ impl Kind {
             Kind::Service => "",
             Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
+            Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
         }
     }
 
@@ -102,6 +108,7 @@ impl Kind {
             Kind::Service => &["v1"],
             Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => &["v1", "v1beta1", "v1alpha3"],
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
+            Kind::LocalRateLimit => &["v1alpha1"],
         }
     }
 
@@ -113,6 +120,7 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io/v1"
             }
+            Kind::LocalRateLimit => "policy.mesh.io/v1alpha1",
         }
     }
 
@@ -128,6 +136,7 @@ impl Kind {
             "peerauthentication" | "peerauthentications" | "pa" => Some(Kind::PeerAuthentication),
             "authorizationpolicy" | "authorizationpolicies" | "ap" => Some(Kind::AuthorizationPolicy),
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
+            "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
             _ => None,
         }
     }
@@ -152,6 +161,7 @@ pub enum Resource {
     PeerAuthentication(Object<PeerAuthenticationSpec>),
     AuthorizationPolicy(Object<AuthorizationPolicySpec>),
     RequestAuthentication(Object<RequestAuthenticationSpec>),
+    LocalRateLimit(Object<LocalRateLimitSpec>),
 }
 
 impl Resource {
@@ -164,6 +174,7 @@ impl Resource {
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
+            Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
         }
     }
 
@@ -176,6 +187,7 @@ impl Resource {
             Resource::PeerAuthentication(o) => &o.metadata,
             Resource::AuthorizationPolicy(o) => &o.metadata,
             Resource::RequestAuthentication(o) => &o.metadata,
+            Resource::LocalRateLimit(o) => &o.metadata,
         }
     }
 
@@ -188,6 +200,7 @@ impl Resource {
             Resource::PeerAuthentication(o) => &mut o.metadata,
             Resource::AuthorizationPolicy(o) => &mut o.metadata,
             Resource::RequestAuthentication(o) => &mut o.metadata,
+            Resource::LocalRateLimit(o) => &mut o.metadata,
         }
     }
 
@@ -448,6 +461,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::PeerAuthentication => Resource::PeerAuthentication(typed(doc, &label)?),
         Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(typed(doc, &label)?),
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
+        Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
     };
     resource.meta_mut().namespace = Some(namespace);
     let errors = resource.validate();

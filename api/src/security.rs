@@ -269,3 +269,59 @@ pub struct ClaimToHeader {
     #[serde(default)]
     pub claim: String,
 }
+
+// ---------------------------------------------------------------------------------------------
+// LocalRateLimit (policy.mesh.io/v1alpha1): our own kind. Istio configures Envoy's local rate
+// limit through an EnvoyFilter; this is the same token bucket as a plain resource.
+// ---------------------------------------------------------------------------------------------
+
+/// The API group and version of our own policy kinds.
+pub const MESH_POLICY_GROUP: &str = "policy.mesh.io";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LocalRateLimitSpec {
+    /// The workloads whose inbound traffic is limited (none: every workload in the namespace;
+    /// in the root namespace `istio-system`: the whole mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// The workload-wide bucket: requests beyond it get 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_bucket: Option<TokenBucket>,
+    /// Buckets for some requests only; the first rule that matches a request applies instead
+    /// of the workload-wide bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RateLimitRoute>,
+}
+
+/// Envoy's token bucket: up to `maxTokens`; `tokensPerFill` added every `fillInterval`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenBucket {
+    #[serde(default)]
+    pub max_tokens: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_fill: Option<i64>,
+    #[serde(default)]
+    pub fill_interval: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitRoute {
+    #[serde(default, rename = "match")]
+    pub matches: RateLimitMatch,
+    pub token_bucket: TokenBucket,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The workload port (all ports when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+}

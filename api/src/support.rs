@@ -7,7 +7,7 @@ use crate::Resource;
 pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
-        Resource::Service(_) | Resource::PeerAuthentication(_) => {}
+        Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
         Resource::ServiceEntry(o) => {
             let s = &o.spec;
             let set = [

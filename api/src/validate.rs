@@ -53,6 +53,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::PeerAuthentication(o) => security::peer_authentication(&o.spec, &mut e),
         Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
+        Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
     }
     e.0
 }

@@ -9,7 +9,9 @@ use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 use mesh_api::networking::{DestinationRuleSpec, ServiceEntrySpec, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
-use mesh_api::security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
+use mesh_api::security::{
+    AuthorizationPolicySpec, LocalRateLimitSpec, PeerAuthenticationSpec, RequestAuthenticationSpec,
+};
 use mesh_api::{Key, Object, Resource};
 
 use crate::store::Resources;
@@ -45,6 +47,7 @@ struct Index<'a> {
     peer_authentications: security::Policies<'a, PeerAuthenticationSpec>,
     authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
     request_authentications: security::Policies<'a, RequestAuthenticationSpec>,
+    rate_limits: security::Policies<'a, LocalRateLimitSpec>,
 }
 
 impl<'a> Index<'a> {
@@ -55,6 +58,7 @@ impl<'a> Index<'a> {
         let mut peer_authentications = Vec::new();
         let mut authorization_policies = Vec::new();
         let mut request_authentications = Vec::new();
+        let mut rate_limits = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -88,6 +92,7 @@ impl<'a> Index<'a> {
                 Resource::PeerAuthentication(o) => peer_authentications.push((key, o)),
                 Resource::AuthorizationPolicy(o) => authorization_policies.push((key, o)),
                 Resource::RequestAuthentication(o) => request_authentications.push((key, o)),
+                Resource::LocalRateLimit(o) => rate_limits.push((key, o)),
             }
         }
         Index {
@@ -97,6 +102,7 @@ impl<'a> Index<'a> {
             peer_authentications,
             authorization_policies,
             request_authentications,
+            rate_limits,
         }
     }
 
@@ -399,6 +405,7 @@ pub fn translate_with(
             for inbound in &mut l.inbound {
                 inbound.tcp = index.is_tcp_port(proxy, inbound.port);
             }
+            l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
             l
         },
     }

@@ -679,6 +679,14 @@ pub async fn inbound(
             return local_reply(StatusCode::FORBIDDEN, "RBAC: access denied");
         }
     }
+    if let Some(rl) = &snapshot.rate_limit
+        && !rl.allow(req.method().as_str(), req.uri().path(), port)
+    {
+        debug!(policy = %rl.policy, path = req.uri().path(), "rate limited");
+        let mut r = local_reply(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited");
+        r.headers_mut().insert("x-local-rate-limit", HeaderValue::from_static("true"));
+        return r;
+    }
     drop(snapshot);
     // Tell the app who called, as Istio does (never trust one the caller sent).
     req.headers_mut().remove("x-forwarded-client-cert");

@@ -523,3 +523,43 @@ fn registry_only_refuses_unknown_hosts() {
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("REGISTRY_ONLY"), "{body}");
 }
+
+#[test]
+fn local_rate_limit_answers_429_over_the_bucket() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    // Bad input is refused with the field at fault, and nothing is stored.
+    let bad = mesh.home.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: policy.mesh.io/v1alpha1\nkind: LocalRateLimit\nmetadata: {name: reviews}\nspec:\n  tokenBucket: {maxTokens: 0, fillInterval: 1s}\n",
+    )
+    .expect("write");
+    let r = mesh.run(&["apply", "-f", bad.to_str().expect("path")]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("spec.tokenBucket.maxTokens: must be at least 1"), "{}", r.stderr);
+    assert!(!mesh.ok(&["get", "rl"]).stdout.contains("reviews"), "nothing stored");
+
+    apply(
+        &mesh,
+        "rl.yaml",
+        r#"
+apiVersion: policy.mesh.io/v1alpha1
+kind: LocalRateLimit
+metadata: {name: reviews}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  tokenBucket: {maxTokens: 5, tokensPerFill: 5, fillInterval: 60s}
+  routes:
+  - match: {pathPrefix: /api}
+    tokenBucket: {maxTokens: 2, fillInterval: 60s}
+"#,
+    );
+    mesh.wait_synced(2);
+    let codes: Vec<u16> = (0..8).map(|_| get(out, "reviews:9080", "/", false, &[]).0).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 200, 429, 429, 429], "5 tokens, then 429");
+    let api: Vec<u16> = (0..3).map(|_| get(out, "reviews:9080", "/api/x", false, &[]).0).collect();
+    assert_eq!(api, [200, 200, 429], "the /api rule has its own bucket of 2");
+    assert_eq!(get(out, "reviews:9080", "/", false, &[]).1, "local_rate_limited");
+}

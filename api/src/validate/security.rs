@@ -340,3 +340,43 @@ pub(super) fn request_authentication(s: &RequestAuthenticationSpec, namespace: &
         }
     }
 }
+
+fn token_bucket(b: &TokenBucket, path: &str, e: &mut Errs) {
+    if b.max_tokens < 1 {
+        e.push(format!("{path}.maxTokens"), "must be at least 1");
+    }
+    if let Some(t) = b.tokens_per_fill
+        && t < 1
+    {
+        e.push(format!("{path}.tokensPerFill"), "must be at least 1");
+    }
+    match crate::duration::parse(&b.fill_interval) {
+        Ok(d) if d >= std::time::Duration::from_millis(1) => {}
+        Ok(_) => e.push(format!("{path}.fillInterval"), "must be at least 1ms"),
+        Err(msg) => e.push(format!("{path}.fillInterval"), format!("Required value, a duration like 1s: {msg}")),
+    }
+}
+
+pub(super) fn local_rate_limit(s: &LocalRateLimitSpec, e: &mut Errs) {
+    selector(&s.selector, "spec.selector", e);
+    if s.token_bucket.is_none() && s.routes.is_empty() {
+        e.push("spec", "set tokenBucket, routes, or both");
+    }
+    if let Some(b) = &s.token_bucket {
+        token_bucket(b, "spec.tokenBucket", e);
+    }
+    for (i, r) in s.routes.iter().enumerate() {
+        let p = format!("spec.routes[{i}]");
+        token_bucket(&r.token_bucket, &format!("{p}.tokenBucket"), e);
+        if let Some(prefix) = &r.matches.path_prefix
+            && !prefix.starts_with('/')
+        {
+            e.push(format!("{p}.match.pathPrefix"), format!("{prefix:?} must start with '/'"));
+        }
+        if let Some(port) = r.matches.port
+            && !(1..=65535).contains(&port)
+        {
+            e.push(format!("{p}.match.port"), "port must be between 1-65535");
+        }
+    }
+}

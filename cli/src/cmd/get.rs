@@ -94,6 +94,15 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.rules.len().to_string());
             row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
         }
+        Resource::LocalRateLimit(o) => {
+            let b = o.spec.token_bucket.as_ref();
+            row.push(
+                b.map(|b| format!("{} per {}", b.tokens_per_fill.unwrap_or(b.max_tokens), b.fill_interval))
+                    .unwrap_or("-".into()),
+            );
+            row.push(o.spec.routes.len().to_string());
+            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+        }
         Resource::RequestAuthentication(o) => {
             row.push(o.spec.jwt_rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>().join(","));
             row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
@@ -116,6 +125,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::PeerAuthentication => &["MODE", "PORT MODES", "SELECTOR"][..],
         Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
+        Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
     });
     h
 }
@@ -126,7 +136,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
         CliError::user(format!(
-            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra) or workloads",
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra), localratelimits (rl) or workloads",
             args.kind
         ))
     })?;

@@ -4,9 +4,12 @@
 
 use mesh_api::networking::{DestinationRuleSpec, Subset, WorkloadSelector};
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{AuthzAction, AuthzPolicy, InboundListener, JwtProvider, Listeners, PeerMode};
+use mesh_api::proxy_config::{
+    AuthzAction, AuthzPolicy, Bucket, InboundListener, JwtProvider, Listeners, PeerMode, RateLimit, RateLimitRule,
+};
 use mesh_api::security::{
-    AuthorizationAction, AuthorizationPolicySpec, MtlsMode, PeerAuthenticationSpec, RequestAuthenticationSpec,
+    AuthorizationAction, AuthorizationPolicySpec, LocalRateLimitSpec, MtlsMode, PeerAuthenticationSpec,
+    RequestAuthenticationSpec, TokenBucket,
 };
 use mesh_api::{Key, Object};
 
@@ -200,5 +203,60 @@ pub fn listeners(
         .collect();
     inbound.sort_by_key(|l| l.port);
     inbound.dedup();
-    Listeners { inbound, policies: authz_policies(aps, proxy), jwt: jwt_providers(ras, proxy) }
+    Listeners { inbound, policies: authz_policies(aps, proxy), jwt: jwt_providers(ras, proxy), rate_limit: None }
+}
+
+fn bucket(b: &TokenBucket) -> Bucket {
+    let max = u64::try_from(b.max_tokens).unwrap_or(1).max(1);
+    Bucket {
+        max_tokens: max,
+        tokens_per_fill: b.tokens_per_fill.and_then(|t| u64::try_from(t).ok()).unwrap_or(max).max(1),
+        fill_interval_ms: mesh_api::duration::parse(&b.fill_interval)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(1000)
+            .max(1),
+    }
+}
+
+/// The LocalRateLimit for `w`: one selecting it in its namespace, else the namespace's,
+/// else the mesh's (root namespace); the oldest when several compete.
+pub fn rate_limit(rls: &Policies<'_, LocalRateLimitSpec>, w: &Workload) -> Option<RateLimit> {
+    let by_selector = oldest(
+        rls.iter()
+            .filter(|(k, r)| k.namespace == w.namespace && selects(&r.spec.selector, w) == Some(true))
+            .copied()
+            .collect(),
+    );
+    let namespace = || {
+        oldest(
+            rls.iter()
+                .filter(|(k, r)| k.namespace == w.namespace && selects(&r.spec.selector, w).is_none())
+                .copied()
+                .collect(),
+        )
+    };
+    let mesh = || {
+        oldest(
+            rls.iter()
+                .filter(|(k, r)| k.namespace == ROOT_NAMESPACE && selects(&r.spec.selector, w) != Some(false))
+                .copied()
+                .collect(),
+        )
+    };
+    let (k, r) = by_selector.or_else(namespace).or_else(mesh)?;
+    Some(RateLimit {
+        policy: format!("{}/{}", k.namespace, k.name),
+        bucket: r.spec.token_bucket.as_ref().map(bucket),
+        routes: r
+            .spec
+            .routes
+            .iter()
+            .map(|rt| RateLimitRule {
+                path_prefix: rt.matches.path_prefix.clone(),
+                method: rt.matches.method.clone(),
+                port: rt.matches.port.and_then(|p| u16::try_from(p).ok()),
+                bucket: bucket(&rt.token_bucket),
+            })
+            .collect(),
+    })
 }
