@@ -242,6 +242,29 @@ pub struct Route {
     pub request_headers: HeaderOps,
     #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
     pub response_headers: HeaderOps,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
+}
+
+/// A route's CORS policy (Envoy's CORS filter semantics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cors {
+    /// Origins allowed; `Prefix("")` allows any.
+    pub allow_origins: Vec<StringMatcher>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_methods: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_s: Option<u64>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Answer preflights whose origin is not allowed ourselves (IGNORE) instead of
+    /// forwarding them to the app (FORWARD, the default).
+    #[serde(default)]
+    pub ignore_unmatched_preflights: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -493,6 +493,7 @@ pub struct CompiledRoute {
     pub mirrors: Vec<(Arc<ClusterState>, f64)>,
     pub request_headers: CompiledOps,
     pub response_headers: CompiledOps,
+    pub cors: Option<(mesh_api::proxy_config::Cors, Vec<Matcher>)>,
 }
 
 impl CompiledRoute {
@@ -771,6 +772,13 @@ impl Snapshot {
                     mirrors,
                     request_headers: CompiledOps::compile(&r.request_headers).map_err(bad)?,
                     response_headers: CompiledOps::compile(&r.response_headers).map_err(bad)?,
+                    cors: match &r.cors {
+                        Some(c) => Some((
+                            c.clone(),
+                            c.allow_origins.iter().map(Matcher::compile).collect::<Result<_, _>>().map_err(bad)?,
+                        )),
+                        None => None,
+                    },
                 });
             }
             for d in &vh.domains {

@@ -254,6 +254,26 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         Err((status, body)) => return local_reply(status, body),
     };
 
+    // CORS: answer preflights from allowed origins here; remember the origin for the response.
+    let cors_origin = match &route.cors {
+        Some((cors, origins)) => {
+            let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
+            let allowed = origin.filter(|o| origins.iter().any(|m| m.matches(o)));
+            let preflight = req.method() == http::Method::OPTIONS
+                && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+            if preflight {
+                match &allowed {
+                    Some(o) => return cors_preflight(cors, o),
+                    None if cors.ignore_unmatched_preflights => {
+                        return local_reply(StatusCode::OK, "");
+                    }
+                    None => {}
+                }
+            }
+            allowed.map(|o| (cors, o))
+        }
+        None => None,
+    };
     if let Some(f) = &route.fault {
         if let Some((delay_ms, percent)) = f.delay
             && hit(percent)
@@ -402,7 +422,45 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     };
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
+    if let Some((cors, origin)) = cors_origin {
+        cors_headers(cors, &origin, resp.headers_mut());
+        if !cors.expose_headers.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&cors.expose_headers.join(","))
+        {
+            resp.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+        }
+    }
     resp
+}
+
+fn cors_headers(cors: &mesh_api::proxy_config::Cors, origin: &str, h: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    if cors.allow_credentials {
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    }
+}
+
+/// The answer to an allowed CORS preflight, made by the proxy (Envoy's CORS filter).
+fn cors_preflight(cors: &mesh_api::proxy_config::Cors, origin: &str) -> Response<Body> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::new())));
+    let h = r.headers_mut();
+    cors_headers(cors, origin, h);
+    for (name, list) in [
+        (header::ACCESS_CONTROL_ALLOW_METHODS, &cors.allow_methods),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, &cors.allow_headers),
+    ] {
+        if !list.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&list.join(","))
+        {
+            h.insert(name, v);
+        }
+    }
+    if let Some(age) = cors.max_age_s {
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age));
+    }
+    r
 }
 
 /// How a try ended, for outlier detection.

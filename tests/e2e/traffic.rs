@@ -563,3 +563,60 @@ spec:
     assert_eq!(api, [200, 200, 429], "the /api rule has its own bucket of 2");
     assert_eq!(get(out, "reviews:9080", "/", false, &[]).1, "local_rate_limited");
 }
+
+#[test]
+fn cors_preflights_are_answered_and_responses_carry_the_origin() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    let (details, hits) = scripted_app(|_| (200, "details-v1", Duration::ZERO));
+    workload(&mut mesh, "details-v1", "details", "v1", 9080, details);
+    apply(
+        &mesh,
+        "cors.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details}
+spec:
+  hosts: [details]
+  http:
+  - corsPolicy:
+      allowOrigins: [{exact: "https://shop.example"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-token]
+      maxAge: 24h
+      allowCredentials: true
+    route:
+    - destination: {host: details}
+"#,
+    );
+    mesh.wait_synced(2);
+    let raw = |req: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(out).expect("connect");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.to_ascii_lowercase()
+    };
+    let pre = raw(
+        "OPTIONS /x HTTP/1.1\r\nHost: details:9080\r\nOrigin: https://shop.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    );
+    assert!(pre.starts_with("http/1.1 200"), "{pre}");
+    assert!(pre.contains("access-control-allow-origin: https://shop.example"), "{pre}");
+    assert!(
+        pre.contains("access-control-allow-methods: get,post") && pre.contains("access-control-max-age: 86400"),
+        "{pre}"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the proxy answered the preflight");
+    let get_ok =
+        raw("GET /x HTTP/1.1\r\nHost: details:9080\r\nOrigin: https://shop.example\r\nConnection: close\r\n\r\n");
+    assert!(
+        get_ok.contains("access-control-allow-origin: https://shop.example")
+            && get_ok.contains("access-control-allow-credentials: true"),
+        "{get_ok}"
+    );
+    let other =
+        raw("GET /x HTTP/1.1\r\nHost: details:9080\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n");
+    assert!(other.starts_with("http/1.1 200") && !other.contains("access-control-allow-origin"), "{other}");
+}

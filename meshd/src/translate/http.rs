@@ -158,6 +158,20 @@ pub(super) fn rule_actions(rule: &HttpRoute, route: &mut Route) {
     route.fault = fault(rule);
     route.request_headers = request_ops(&rule.headers);
     route.response_headers = response_ops(&rule.headers);
+    route.cors = rule.cors_policy.as_ref().map(|c| Cors {
+        allow_origins: c
+            .allow_origin
+            .iter()
+            .map(|o| if o == "*" { StringMatcher::Prefix(String::new()) } else { StringMatcher::Exact(o.clone()) })
+            .chain(c.allow_origins.iter().filter_map(convert_match))
+            .collect(),
+        allow_methods: c.allow_methods.clone(),
+        allow_headers: c.allow_headers.clone(),
+        expose_headers: c.expose_headers.clone(),
+        max_age_s: ms(&c.max_age).map(|m| m / 1000),
+        allow_credentials: c.allow_credentials.unwrap_or(false),
+        ignore_unmatched_preflights: c.unmatched_preflights.as_deref() == Some("IGNORE"),
+    });
 }
 
 /// The mirror destinations of a rule as (destination, percent).
