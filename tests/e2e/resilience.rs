@@ -1,6 +1,7 @@
 //! The data path outlives the control plane and config changes.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::harness::*;
@@ -70,4 +71,74 @@ fn config_swaps_fail_no_request_and_upstream_connections_are_reused() {
     // reuse their upstream connections: the apps saw far fewer connections than requests.
     let conns = a_conns.load(Ordering::Relaxed) + b_conns.load(Ordering::Relaxed);
     assert!(conns * 10 < total, "{conns} upstream connections for {total} requests: no keep-alive reuse");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_slow_upstream_does_not_hold_up_others_and_5000_connections_stay_bounded() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let file = mesh.home.path().join("svc.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: slow}\nspec:\n  selector: {app: slow}\n  ports: [{name: http, port: 80}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: fast}\nspec:\n  selector: {app: fast}\n  ports: [{name: http, port: 80}]\n",
+    )
+    .expect("write");
+    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    let (slow, slow_seen) = scripted_app(|_| (200, "slow", Duration::from_secs(3)));
+    mesh.proxy(&["--workload", "slow", "--labels", "app=slow", "--inbound", &format!("80={slow}")]);
+    mesh.proxy(&["--workload", "fast", "--labels", "app=fast", "--inbound", &format!("80={}", app("fast"))]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    let out = client.outbound.expect("outbound");
+    mesh.wait_synced(3);
+
+    // 20 requests stuck on the slow service; the fast one answers meanwhile, every time.
+    let done = Arc::new(AtomicUsize::new(0));
+    let stuck: Vec<_> = (0..20)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let r = get(out, "slow", "/", false, &[]);
+                done.fetch_add(1, Ordering::SeqCst);
+                r.0
+            })
+        })
+        .collect();
+    eventually("the slow app to hold all 20 requests", Duration::from_secs(5), || {
+        (slow_seen.load(Ordering::SeqCst) == 20).then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(get(out, "fast", "/", false, &[]), (200, "fast\n".into()));
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 0, "the fast answers came while the slow ones were still waiting");
+    assert!(stuck.into_iter().all(|h| h.join().expect("thread") == 200));
+
+    // 5,000 connections open at once to the outbound listener: memory stays bounded and the
+    // proxy keeps serving.
+    let info: serde_json::Value =
+        serde_json::from_str(&get(client.admin, "admin", "/server_info", false, &[]).1).expect("server_info");
+    let pid = info["pid"].as_u64().expect("pid");
+    let before = rss_kib(pid);
+    let mut conns = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        match std::net::TcpStream::connect(out) {
+            Ok(c) => conns.push(c),
+            Err(e) => panic!("connection {} refused: {e}", conns.len()),
+        }
+    }
+    assert_eq!(get(out, "fast", "/", false, &[]), (200, "fast\n".into()), "still serving with 5,000 open");
+    let during = rss_kib(pid);
+    eprintln!("client proxy RSS: {before} KiB idle, {during} KiB with 5,000 connections open");
+    assert!(during < before + 256 * 1024, "RSS grew from {before} KiB to {during} KiB with 5,000 connections");
+    drop(conns);
+    assert_eq!(get(out, "fast", "/", false, &[]), (200, "fast\n".into()));
 }
