@@ -200,6 +200,17 @@ pub struct TcpService {
     /// The VirtualService `tcp` rule this came from, or `default`.
     pub route: String,
     pub clusters: Vec<WeightedCluster>,
+    /// VirtualService `tls` rules: by the ClientHello's SNI, before `clusters`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni: Vec<SniRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SniRoute {
+    pub name: String,
+    /// Exact names or `*.suffix`; empty matches any SNI.
+    pub sni_hosts: Vec<String>,
+    pub clusters: Vec<WeightedCluster>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

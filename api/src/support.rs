@@ -75,8 +75,12 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                     }
                 }
             }
-            if !s.tls.is_empty() {
-                out.push("spec.tls".into());
+            for (i, t) in s.tls.iter().enumerate() {
+                for (j, m) in t.matches.iter().enumerate() {
+                    if !m.destination_subnets.is_empty() {
+                        out.push(format!("spec.tls[{i}].match[{j}].destinationSubnets"));
+                    }
+                }
             }
         }
         Resource::DestinationRule(o) => {

@@ -40,6 +40,14 @@ impl Svc<'_> {
     }
 }
 
+/// Which kind of VirtualService rules a lookup is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleKind {
+    Http,
+    Tcp,
+    Tls,
+}
+
 struct Index<'a> {
     services: BTreeMap<String, Svc<'a>>,
     virtual_services: Vec<(&'a Key, &'a Object<VirtualServiceSpec>)>,
@@ -126,7 +134,7 @@ impl<'a> Index<'a> {
         &self,
         svc: &Svc<'_>,
         client_ns: &str,
-        tcp: bool,
+        kind: RuleKind,
     ) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
         let applies = |vs: &Object<VirtualServiceSpec>| {
             vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
@@ -160,13 +168,14 @@ impl<'a> Index<'a> {
             .iter()
             .filter(|(_, vs)| {
                 applies(vs)
-                    && if tcp {
-                        vs.spec.tcp.iter().any(|r| !r.route.is_empty())
-                    } else {
-                        vs.spec
+                    && match kind {
+                        RuleKind::Tcp => vs.spec.tcp.iter().any(|r| !r.route.is_empty()),
+                        RuleKind::Tls => vs.spec.tls.iter().any(|r| !r.route.is_empty()),
+                        RuleKind::Http => vs
+                            .spec
                             .http
                             .iter()
-                            .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some())
+                            .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some()),
                     }
             })
             .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
@@ -258,13 +267,14 @@ pub fn translate_with(
 
     let mut tcp_services = Vec::new();
     for svc in index.services.values() {
-        let vs = index.virtual_service(svc, client_ns, false);
-        let tcp_vs = index.virtual_service(svc, client_ns, true);
+        let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
+        let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
+        let tls_vs = index.virtual_service(svc, client_ns, RuleKind::Tls);
         for sp in service_ports(&svc.spec) {
             let Ok(port) = u16::try_from(sp.port) else { continue };
             wanted.insert((svc.fqdn.clone(), port, None));
             if sp.mesh_protocol() == PortProtocol::Tcp {
-                tcp_services.push(tcp::service(&index, svc, port, tcp_vs, proxy, &mut wanted));
+                tcp_services.push(tcp::service(&index, svc, port, tcp_vs, tls_vs, proxy, &mut wanted));
                 continue;
             }
             let mut routes = Vec::new();

@@ -529,24 +529,49 @@ pub struct CompiledTcp {
     pub route: String,
     pub clusters: Vec<(Arc<ClusterState>, u32)>,
     pub total: u32,
+    /// `tls` rules: (SNI hosts, weighted clusters), tried in order before `clusters`.
+    pub sni: Vec<(Vec<String>, Vec<(Arc<ClusterState>, u32)>)>,
+}
+
+fn pick_weighted(clusters: &[(Arc<ClusterState>, u32)]) -> Option<&Arc<ClusterState>> {
+    if clusters.len() == 1 {
+        return clusters.first().map(|(c, _)| c);
+    }
+    let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = fastrand::u32(..total);
+    for (c, w) in clusters {
+        if x < *w {
+            return Some(c);
+        }
+        x -= w;
+    }
+    None
 }
 
 impl CompiledTcp {
     pub fn pick_cluster(&self) -> Option<&Arc<ClusterState>> {
-        if self.clusters.len() == 1 {
-            return self.clusters.first().map(|(c, _)| c);
+        pick_weighted(&self.clusters)
+    }
+
+    /// The cluster for a TLS connection by its SNI: the first `tls` rule whose hosts match,
+    /// else the plain TCP route.
+    pub fn pick_by_sni(&self, sni: Option<&str>) -> Option<&Arc<ClusterState>> {
+        let hit = |hosts: &Vec<String>| {
+            hosts.is_empty()
+                || sni.is_some_and(|s| {
+                    hosts.iter().any(|h| match h.strip_prefix('*') {
+                        Some(suffix) => s.ends_with(suffix),
+                        None => h.eq_ignore_ascii_case(s),
+                    })
+                })
+        };
+        match self.sni.iter().find(|(hosts, _)| hit(hosts)) {
+            Some((_, clusters)) => pick_weighted(clusters),
+            None => self.pick_cluster(),
         }
-        if self.total == 0 {
-            return None;
-        }
-        let mut x = fastrand::u32(..self.total);
-        for (c, w) in &self.clusters {
-            if x < *w {
-                return Some(c);
-            }
-            x -= w;
-        }
-        None
     }
 }
 
@@ -807,7 +832,22 @@ impl Snapshot {
                 cs.push((c.clone(), wc.weight));
             }
             let total = cs.iter().map(|(_, w)| *w).sum();
-            let compiled = Arc::new(CompiledTcp { name: t.name.clone(), route: t.route.clone(), clusters: cs, total });
+            let mut sni = Vec::new();
+            for r in &t.sni {
+                let mut rcs = Vec::new();
+                for wc in &r.clusters {
+                    let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
+                        err(
+                            ConfigType::Routes,
+                            format!("{} {} references unknown cluster {}", t.name, r.name, wc.cluster),
+                        )
+                    })?;
+                    rcs.push((c.clone(), wc.weight));
+                }
+                sni.push((r.sni_hosts.clone(), rcs));
+            }
+            let compiled =
+                Arc::new(CompiledTcp { name: t.name.clone(), route: t.route.clone(), clusters: cs, total, sni });
             for d in &t.domains {
                 tcp.insert((d.to_ascii_lowercase(), t.port), compiled.clone());
             }

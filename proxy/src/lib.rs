@@ -351,7 +351,15 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
         let (shared, host) = (shared.clone(), host.clone());
         tokio::spawn(async move {
             let snapshot = shared.snapshot.load_full();
-            let cluster = snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster()).cloned();
+            let service = snapshot.tcp_service(&host, port).cloned();
+            let cluster = match &service {
+                Some(t) if !t.sni.is_empty() => {
+                    let sni = tls::peek_sni(&stream).await;
+                    t.pick_by_sni(sni.as_deref()).cloned()
+                }
+                Some(t) => t.pick_cluster().cloned(),
+                None => None,
+            };
             // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
             // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
             let target = match &cluster {

@@ -112,6 +112,33 @@ impl ServerCertVerifier for MeshServerVerifier {
     }
 }
 
+/// The SNI of a TLS ClientHello the client has sent, read without consuming it (the bytes
+/// then pass through untouched). None: not TLS, no SNI, or nothing within 5 s.
+pub async fn peek_sni(stream: &tokio::net::TcpStream) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut acceptor = rustls::server::Acceptor::default();
+        let mut rd: &[u8] = &buf[..n];
+        acceptor.read_tls(&mut rd).ok()?;
+        match acceptor.accept() {
+            Ok(Some(accepted)) => return accepted.client_hello().server_name().map(str::to_string),
+            Ok(None) if n < buf.len() => {
+                // Not all of the ClientHello is here yet; wait for more.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// The SPIFFE ID in a peer's leaf certificate.
 pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     let leaf = certs?.first()?;

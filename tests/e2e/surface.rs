@@ -148,11 +148,11 @@ fn fields_not_enforced_yet_are_announced() {
     let file = mesh.home.path().join("cors.yaml");
     std::fs::write(
         &file,
-        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec:\n  hosts: [ratings]\n  tls:\n  - match: [{sniHosts: [ratings]}]\n    route:\n    - destination: {host: ratings}\n",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec:\n  hosts: [ratings]\n  http:\n  - fault:\n      delay: {exponentialDelay: 1s, percentage: {value: 10}}\n    route:\n    - destination: {host: ratings}\n",
     )
     .expect("write");
     let r = mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
-    assert!(r.stderr.contains("not enforced by the proxy yet: spec.tls"), "{}", r.stderr);
+    assert!(r.stderr.contains("not enforced by the proxy yet: spec.http[0].fault.delay.exponentialDelay"), "{}", r.stderr);
     // Faults are enforced now: no warning for Istio's fault-injection file.
     let r = mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-ratings-test-abort.yaml")]);
     assert!(!r.stderr.contains("not enforced"), "{}", r.stderr);

@@ -620,3 +620,84 @@ spec:
         raw("GET /x HTTP/1.1\r\nHost: details:9080\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n");
     assert!(other.starts_with("http/1.1 200") && !other.contains("access-control-allow-origin"), "{other}");
 }
+
+/// A TCP server that counts connections and closes them after reading a little.
+fn counting_tcp() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = n.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut buf = [0u8; 512];
+            let _ = std::io::Read::read(&mut &s, &mut buf);
+            // Only count connections that brought a TLS handshake record.
+            if buf[0] == 0x16 {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    (addr, n)
+}
+
+#[test]
+fn tls_routes_pick_a_destination_by_sni() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(
+        &mesh,
+        "tls.yaml",
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: secure}
+spec:
+  selector: {app: secure}
+  ports: [{name: tls, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: secure}
+spec:
+  host: secure
+  subsets:
+  - {name: a, labels: {site: a}}
+  - {name: b, labels: {site: b}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure}
+spec:
+  hosts: [secure]
+  tls:
+  - match: [{port: 443, sniHosts: [a.example.test]}]
+    route: [{destination: {host: secure, subset: a}}]
+  - match: [{port: 443, sniHosts: ["*.b.example.test"]}]
+    route: [{destination: {host: secure, subset: b}}]
+"#,
+    );
+    let (a, a_hits) = counting_tcp();
+    let (b, b_hits) = counting_tcp();
+    mesh.proxy(&["--workload", "secure-a", "--labels", "app=secure,site=a", "--inbound", &format!("443={a}")]);
+    mesh.proxy(&["--workload", "secure-b", "--labels", "app=secure,site=b", "--inbound", &format!("443={b}")]);
+    let client = mesh.proxy(&["--workload", "client", "--outbound-tcp", "secure:443=127.0.0.1:0"]);
+    let local = client.tcp[0];
+    mesh.wait_synced(3);
+    let hello = |sni: &str| {
+        let _ = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &local.to_string(), "-servername", sni])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    };
+    use std::sync::atomic::Ordering::SeqCst;
+    for _ in 0..3 {
+        hello("a.example.test");
+    }
+    eventually("3 ClientHellos at a", Duration::from_secs(5), || (a_hits.load(SeqCst) == 3).then_some(()));
+    assert_eq!(b_hits.load(SeqCst), 0);
+    hello("api.b.example.test");
+    eventually("a ClientHello at b", Duration::from_secs(5), || (b_hits.load(SeqCst) == 1).then_some(()));
+    assert_eq!(a_hits.load(SeqCst), 3);
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use mesh_api::networking::{L4MatchAttributes, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{HeaderOps, TcpService, WeightedCluster, cluster_name};
+use mesh_api::proxy_config::{HeaderOps, SniRoute, TcpService, WeightedCluster, cluster_name};
 use mesh_api::{Key, Object};
 
 use super::{Index, Svc, labels_match};
@@ -22,6 +22,7 @@ pub(super) fn service(
     svc: &Svc<'_>,
     port: u16,
     vs: Option<(&Key, &Object<VirtualServiceSpec>)>,
+    tls_vs: Option<(&Key, &Object<VirtualServiceSpec>)>,
     proxy: &Workload,
     wanted: &mut BTreeSet<(String, u16, Option<String>)>,
 ) -> TcpService {
@@ -64,5 +65,53 @@ pub(super) fn service(
         }
         None => ("default".to_string(), vec![cluster(cluster_name(&svc.fqdn, port, None), 100)]),
     };
-    TcpService { name: format!("{}:{port}", svc.fqdn), domains: svc.domains(&proxy.namespace), port, route, clusters }
+    // `tls` rules: routes by the SNI of the ClientHello (TLS passes through untouched).
+    let mut sni = Vec::new();
+    if let Some((key, vs)) = tls_vs {
+        for (i, r) in vs.spec.tls.iter().enumerate() {
+            let applicable: Vec<_> = r
+                .matches
+                .iter()
+                .filter(|m| {
+                    m.port.is_none_or(|p| p == u32::from(port))
+                        && (m.source_labels.is_empty() || labels_match(&m.source_labels, &proxy.labels))
+                        && m.source_namespace.as_deref().is_none_or(|ns| ns == proxy.namespace)
+                        && (m.gateways.is_empty() || m.gateways.iter().any(|g| g == "mesh"))
+                })
+                .collect();
+            if applicable.is_empty() {
+                continue;
+            }
+            let single = r.route.len() == 1;
+            let clusters = r
+                .route
+                .iter()
+                .map(|d| {
+                    let (fqdn, dport) = index.destination(&d.destination, &key.namespace, port);
+                    let subset = d.destination.subset.clone();
+                    let name = cluster_name(&fqdn, dport, subset.as_deref());
+                    wanted.insert((fqdn, dport, subset));
+                    let weight = if single {
+                        d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
+                    } else {
+                        d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
+                    };
+                    cluster(name, weight)
+                })
+                .collect();
+            sni.push(SniRoute {
+                name: format!("{}/{} tls[{i}]", key.namespace, key.name),
+                sni_hosts: applicable.iter().flat_map(|m| m.sni_hosts.iter().map(|h| h.to_ascii_lowercase())).collect(),
+                clusters,
+            });
+        }
+    }
+    TcpService {
+        name: format!("{}:{port}", svc.fqdn),
+        domains: svc.domains(&proxy.namespace),
+        port,
+        route,
+        clusters,
+        sni,
+    }
 }
