@@ -529,9 +529,12 @@ pub struct CompiledTcp {
     pub route: String,
     pub clusters: Vec<(Arc<ClusterState>, u32)>,
     pub total: u32,
-    /// `tls` rules: (SNI hosts, weighted clusters), tried in order before `clusters`.
-    pub sni: Vec<(Vec<String>, Vec<(Arc<ClusterState>, u32)>)>,
+    /// `tls` rules, tried in order before `clusters`.
+    pub sni: Vec<SniRule>,
 }
+
+/// A `tls` rule: the SNI names it takes, and where it sends them.
+pub type SniRule = (Vec<String>, Vec<(Arc<ClusterState>, u32)>);
 
 fn pick_weighted(clusters: &[(Arc<ClusterState>, u32)]) -> Option<&Arc<ClusterState>> {
     if clusters.len() == 1 {
