@@ -476,6 +476,9 @@ pub struct Limits {
     /// Requests in flight at once over HTTP/2 (`http.http2MaxRequests`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u32>,
+    /// Retries outstanding at once across the cluster (`http.maxRetries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,7 +118,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         "connectionPool.http.maxRequestsPerConnection",
                         http.is_some_and(|h| h.max_requests_per_connection.is_some()),
                     ),
-                    ("connectionPool.http.maxRetries", http.is_some_and(|h| h.max_retries.is_some())),
                     ("connectionPool.http.idleTimeout", http.is_some_and(|h| h.idle_timeout.is_some())),
                     ("connectionPool.http.h2UpgradePolicy", http.is_some_and(|h| h.h2_upgrade_policy.is_some())),
                     (

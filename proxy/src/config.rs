@@ -322,6 +322,18 @@ pub struct ClusterState {
     permits: Option<Arc<tokio::sync::Semaphore>>,
     max_pending: usize,
     pending: AtomicUsize,
+    /// `maxRetries`: retries outstanding at once across the cluster.
+    max_retries: usize,
+    retries: AtomicUsize,
+}
+
+/// A retry in progress; it frees its slot when dropped.
+pub struct RetrySlot(Arc<ClusterState>);
+
+impl Drop for RetrySlot {
+    fn drop(&mut self) {
+        self.0.retries.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Why a request was refused before it was sent.
@@ -355,6 +367,8 @@ impl ClusterState {
             permits: concurrency.map(|c| Arc::new(tokio::sync::Semaphore::new(c.max(1) as usize))),
             max_pending: if concurrency.is_some() { max_pending } else { usize::MAX },
             pending: AtomicUsize::new(0),
+            max_retries: limits.and_then(|l| l.max_retries).map_or(usize::MAX, |r| r as usize),
+            retries: AtomicUsize::new(0),
         }
     }
 
@@ -391,6 +405,16 @@ impl ClusterState {
                 if load(b) < load(a) { b } else { a }
             }
         })
+    }
+
+    /// A slot for one more retry, unless `maxRetries` are already outstanding (Envoy's retry
+    /// circuit breaker: retries stop before they pile onto a failing cluster).
+    pub fn retry_slot(self: &Arc<Self>) -> Option<RetrySlot> {
+        if self.retries.fetch_add(1, Ordering::AcqRel) >= self.max_retries {
+            self.retries.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(RetrySlot(self.clone()))
     }
 
     pub fn start(self: &Arc<Self>, index: usize) -> InFlight {

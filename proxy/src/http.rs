@@ -362,8 +362,13 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let attempts = 1 + policy.map_or(0, |p| p.attempts);
     let attempt_all = async {
         let mut last = None;
+        let mut _retry_slot = None;
         for attempt in 0..attempts {
             if attempt > 0 {
+                match target.cluster.retry_slot() {
+                    Some(slot) => _retry_slot = Some(slot),
+                    None => break, // maxRetries outstanding: answer with the last try
+                }
                 let base = policy.map_or(25, |p| p.backoff_ms).max(1);
                 let cap = (base * 10).max(250);
                 let exp = base.saturating_mul(1 << (attempt - 1).min(10)).min(cap);

@@ -69,6 +69,7 @@ pub(super) fn resolve(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&
             max_connections: positive(p.tcp.as_ref().and_then(|t| t.max_connections)),
             max_pending: positive(p.http.as_ref().and_then(|h| h.http1_max_pending_requests)),
             max_requests: positive(p.http.as_ref().and_then(|h| h.http2_max_requests)),
+            max_retries: p.http.as_ref().and_then(|h| h.max_retries).and_then(|v| u32::try_from(v).ok()),
         };
         (l != Limits::default()).then_some(l)
     });
