@@ -52,7 +52,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                 let p = format!("spec.http[{i}]");
                 let fault = h.fault.as_ref();
                 let set = [
-                    ("delegate", h.delegate.is_some()),
                     (
                         "fault.delay.exponentialDelay",
                         fault.and_then(|f| f.delay.as_ref()).is_some_and(|d| d.exponential_delay.is_some()),

@@ -231,8 +231,17 @@ fn weights(ws: impl Iterator<Item = Option<i64>>, count: usize, path: &str, e: &
 }
 
 fn virtual_service(s: &VirtualServiceSpec, e: &mut Errs) {
+    // No hosts: a delegate, reachable only through another VirtualService's `delegate` (Istio).
     if s.hosts.is_empty() {
-        e.push("spec.hosts", "at least one host is required");
+        if !s.tcp.is_empty() || !s.tls.is_empty() {
+            e.push("spec.hosts", "at least one host is required (a delegate VirtualService has http routes only)");
+        }
+        if !s.gateways.is_empty() {
+            e.push("spec.gateways", "a delegate VirtualService (no hosts) must not set gateways");
+        }
+        if s.http.iter().any(|r| r.delegate.is_some()) {
+            e.push("spec.http", "a delegate VirtualService (no hosts) cannot delegate again");
+        }
     }
     for (i, h) in s.hosts.iter().enumerate() {
         host(h, &format!("spec.hosts[{i}]"), true, e);

@@ -171,11 +171,12 @@ impl<'a> Index<'a> {
                     && match kind {
                         RuleKind::Tcp => vs.spec.tcp.iter().any(|r| !r.route.is_empty()),
                         RuleKind::Tls => vs.spec.tls.iter().any(|r| !r.route.is_empty()),
-                        RuleKind::Http => vs
-                            .spec
-                            .http
-                            .iter()
-                            .any(|r| !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some()),
+                        RuleKind::Http => vs.spec.http.iter().any(|r| {
+                            !r.route.is_empty()
+                                || r.redirect.is_some()
+                                || r.direct_response.is_some()
+                                || r.delegate.is_some()
+                        }),
                     }
             })
             .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
@@ -279,13 +280,13 @@ pub fn translate_with(
             }
             let mut routes = Vec::new();
             if let Some((key, vs)) = vs {
-                for (i, rule) in vs.spec.http.iter().enumerate() {
+                for (key, rule, label, rule_matches) in http::expand_delegates(&index, key, vs) {
                     if rule.route.is_empty() && rule.redirect.is_none() && rule.direct_response.is_none() {
-                        continue; // delegate: not served
+                        continue;
                     }
                     let matches: Vec<RouteMatch> =
-                        rule.matches.iter().filter_map(|m| http::route_match(m, port, proxy)).collect();
-                    if !rule.matches.is_empty() && matches.is_empty() {
+                        rule_matches.iter().filter_map(|m| http::route_match(m, port, proxy)).collect();
+                    if !rule_matches.is_empty() && matches.is_empty() {
                         continue;
                     }
                     let single = rule.route.len() == 1;
@@ -308,7 +309,7 @@ pub fn translate_with(
                     }
                     let name = match &rule.name {
                         Some(n) => format!("{}/{} {n}", key.namespace, key.name),
-                        None => format!("{}/{} http[{i}]", key.namespace, key.name),
+                        None => format!("{}/{} {label}", key.namespace, key.name),
                     };
                     let mut route = Route { name, matches, clusters, ..Default::default() };
                     http::rule_actions(rule, &mut route);

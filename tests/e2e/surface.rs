@@ -152,7 +152,11 @@ fn fields_not_enforced_yet_are_announced() {
     )
     .expect("write");
     let r = mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
-    assert!(r.stderr.contains("not enforced by the proxy yet: spec.http[0].fault.delay.exponentialDelay"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not enforced by the proxy yet: spec.http[0].fault.delay.exponentialDelay"),
+        "{}",
+        r.stderr
+    );
     // Faults are enforced now: no warning for Istio's fault-injection file.
     let r = mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-ratings-test-abort.yaml")]);
     assert!(!r.stderr.contains("not enforced"), "{}", r.stderr);

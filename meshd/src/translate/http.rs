@@ -5,7 +5,9 @@ use mesh_api::networking::{HeaderOperations, Headers, HttpMatchRequest, HttpRout
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
 
-use super::{convert_match, labels_match};
+use super::{Index, convert_match, labels_match};
+use mesh_api::networking::VirtualServiceSpec;
+use mesh_api::{Key, Object};
 
 fn ms(d: &Option<String>) -> Option<u64> {
     d.as_deref()
@@ -220,4 +222,76 @@ pub(super) fn route_match(m: &HttpMatchRequest, port: u16, proxy: &Workload) -> 
             .map(|(name, sm)| HeaderMatcher { name: name.clone(), value: convert_match(sm) })
             .collect(),
     })
+}
+
+/// The rules a VirtualService serves, with delegation resolved: a rule with `delegate` is
+/// replaced by the delegate VirtualService's rules, each matching only where both the root's
+/// and its own matches do (Istio's VirtualService chaining; one level, as Istio allows).
+/// Each item: (the VirtualService the rule is in, the rule, its label, the matches to use).
+pub(super) fn expand_delegates<'a>(
+    index: &Index<'a>,
+    key: &'a Key,
+    vs: &'a Object<VirtualServiceSpec>,
+) -> Vec<(&'a Key, &'a HttpRoute, String, Vec<HttpMatchRequest>)> {
+    let mut out = Vec::new();
+    for (i, rule) in vs.spec.http.iter().enumerate() {
+        let Some(d) = &rule.delegate else {
+            out.push((key, rule, format!("http[{i}]"), rule.matches.clone()));
+            continue;
+        };
+        let ns = d.namespace.as_deref().unwrap_or(&key.namespace);
+        let Some((dkey, dvs)) = index.virtual_services.iter().find(|(k, _)| k.namespace == ns && k.name == d.name)
+        else {
+            continue; // a missing delegate routes nothing (`mesh analyze` reports it)
+        };
+        if !dvs.spec.hosts.is_empty() {
+            continue; // Istio: a delegate must not have hosts
+        }
+        for (j, drule) in dvs.spec.http.iter().enumerate() {
+            if drule.delegate.is_some() {
+                continue;
+            }
+            let matches = match (rule.matches.is_empty(), drule.matches.is_empty()) {
+                (true, _) => drule.matches.clone(),
+                (false, true) => rule.matches.clone(),
+                (false, false) => {
+                    rule.matches.iter().flat_map(|r| drule.matches.iter().map(move |m| merge_match(r, m))).collect()
+                }
+            };
+            out.push((
+                *dkey,
+                drule,
+                format!("http[{j}] (delegated from {}/{} http[{i}])", key.namespace, key.name),
+                matches,
+            ));
+        }
+    }
+    out
+}
+
+/// A delegate rule's match narrowed by its root rule's: the delegate's conditions, with the
+/// root's where the delegate sets none.
+fn merge_match(root: &HttpMatchRequest, d: &HttpMatchRequest) -> HttpMatchRequest {
+    let mut m = d.clone();
+    m.uri = m.uri.or_else(|| root.uri.clone());
+    m.scheme = m.scheme.or_else(|| root.scheme.clone());
+    m.method = m.method.or_else(|| root.method.clone());
+    m.authority = m.authority.or_else(|| root.authority.clone());
+    m.port = m.port.or(root.port);
+    m.source_namespace = m.source_namespace.or_else(|| root.source_namespace.clone());
+    m.ignore_uri_case = m.ignore_uri_case.or(root.ignore_uri_case);
+    for (k, v) in &root.headers {
+        m.headers.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for (k, v) in &root.query_params {
+        m.query_params.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for (k, v) in &root.without_headers {
+        m.without_headers.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    for (k, v) in &root.source_labels {
+        m.source_labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    m.gateways = root.gateways.clone();
+    m
 }

@@ -212,3 +212,23 @@ fn authorization_policies_and_jwt_rules_are_scoped_like_istio() {
     assert_eq!(names, ["istio-system/mesh-deny"]);
     assert!(other.listeners.jwt.is_empty());
 }
+
+#[test]
+fn delegated_rules_are_served_under_the_root_match() {
+    let ws = fleet();
+    let yaml = format!(
+        "{SERVICE}{DR}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: root}}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{{uri: {{prefix: /api}}}}]\n    delegate: {{name: api, namespace: default}}\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: api}}\nspec:\n  http:\n  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]\n    route: [{{destination: {{host: reviews, subset: v2}}}}]\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n"
+    );
+    let cfg = translate(&resources(&yaml), &ws, &ws[3]);
+    let routes = &cfg.routes.virtual_hosts[0].routes;
+    assert_eq!(routes.len(), 3, "{routes:#?}");
+    // jason under /api -> v2: the root's uri prefix and the delegate's header, together.
+    let m = &routes[0].matches[0];
+    assert_eq!(m.uri, Some(StringMatcher::Prefix("/api".into())));
+    assert_eq!(m.headers[0].name, "end-user");
+    assert!(routes[0].clusters[0].cluster.contains("|v2|"));
+    assert!(routes[0].name.contains("delegated from default/root"), "{}", routes[0].name);
+    // the delegate's catch-all only under /api
+    assert_eq!(routes[1].matches[0].uri, Some(StringMatcher::Prefix("/api".into())));
+    assert!(routes[2].matches.is_empty());
+}
