@@ -172,6 +172,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--inbound', '--inbound', [CompletionResultType]::ParameterName, 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)')
             [CompletionResult]::new('--outbound', '--outbound', [CompletionResultType]::ParameterName, 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)')
             [CompletionResult]::new('--outbound-tcp', '--outbound-tcp', [CompletionResultType]::ParameterName, 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`')
+            [CompletionResult]::new('--gateway-port', '--gateway-port', [CompletionResultType]::ParameterName, 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`')
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'The admin API (loopback)')
             [CompletionResult]::new('--meshd', '--meshd', [CompletionResultType]::ParameterName, 'meshd''s address; by default read from MESH_HOME/meshd.json')
             [CompletionResult]::new('--token-file', '--token-file', [CompletionResultType]::ParameterName, 'File holding meshd''s access token (default MESH_HOME/token)')

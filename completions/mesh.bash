@@ -1270,7 +1270,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --outbound-tcp --admin --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --outbound-tcp --gateway-port --admin --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1305,6 +1305,10 @@ _mesh() {
                     return 0
                     ;;
                 --outbound-tcp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

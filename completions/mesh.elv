@@ -162,6 +162,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --inbound 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)'
             cand --outbound 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)'
             cand --outbound-tcp 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`'
+            cand --gateway-port 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`'
             cand --admin 'The admin API (loopback)'
             cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
             cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'

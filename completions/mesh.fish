@@ -130,6 +130,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l inbound -d 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l outbound -d 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l outbound-tcp -d 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l gateway-port -d 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload\'s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd -d 'meshd\'s address; by default read from MESH_HOME/meshd.json' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token)' -r -F

@@ -187,6 +187,13 @@ pub struct Routes {
     /// the host and port it named. Off (REGISTRY_ONLY), it gets 502.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub passthrough: bool,
+    /// For a gateway proxy: the HTTP routes of its Gateways' servers (domains are the bound
+    /// VirtualServices' hosts, `*` for any), by server port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_http: Vec<VirtualHost>,
+    /// For a gateway proxy: TCP servers, one per port (domain `*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_tcp: Vec<TcpService>,
 }
 
 /// A TCP service port: connections are split between clusters by weight.

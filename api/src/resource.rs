@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::core::ServiceSpec;
 use crate::meta::ObjectMeta;
-use crate::networking::{DestinationRuleSpec, ServiceEntrySpec, VirtualServiceSpec};
+use crate::networking::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec};
 use crate::security::{AuthorizationPolicySpec, LocalRateLimitSpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 use crate::validate::{self, FieldError};
 
@@ -35,6 +35,7 @@ pub enum Kind {
     VirtualService,
     DestinationRule,
     ServiceEntry,
+    Gateway,
     PeerAuthentication,
     AuthorizationPolicy,
     RequestAuthentication,
@@ -42,11 +43,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
         Kind::ServiceEntry,
+        Kind::Gateway,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
@@ -59,6 +61,7 @@ impl Kind {
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
             Kind::ServiceEntry => "ServiceEntry",
+            Kind::Gateway => "Gateway",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
@@ -73,6 +76,7 @@ impl Kind {
             Kind::VirtualService => "virtualservices",
             Kind::DestinationRule => "destinationrules",
             Kind::ServiceEntry => "serviceentries",
+            Kind::Gateway => "gateways",
             Kind::PeerAuthentication => "peerauthentications",
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
@@ -87,6 +91,7 @@ impl Kind {
             Kind::VirtualService => "virtualservice.networking.istio.io",
             Kind::DestinationRule => "destinationrule.networking.istio.io",
             Kind::ServiceEntry => "serviceentry.networking.istio.io",
+            Kind::Gateway => "gateway.networking.istio.io",
             Kind::PeerAuthentication => "peerauthentication.security.istio.io",
             Kind::AuthorizationPolicy => "authorizationpolicy.security.istio.io",
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
@@ -97,7 +102,7 @@ impl Kind {
     fn group(self) -> &'static str {
         match self {
             Kind::Service => "",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => "networking.istio.io",
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
         }
@@ -106,7 +111,9 @@ impl Kind {
     fn versions(self) -> &'static [&'static str] {
         match self {
             Kind::Service => &["v1"],
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => &["v1", "v1beta1", "v1alpha3"],
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => {
+                &["v1", "v1beta1", "v1alpha3"]
+            }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
             Kind::LocalRateLimit => &["v1alpha1"],
         }
@@ -116,7 +123,9 @@ impl Kind {
     pub fn default_api_version(self) -> &'static str {
         match self {
             Kind::Service => "v1",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry => "networking.istio.io/v1",
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => {
+                "networking.istio.io/v1"
+            }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io/v1"
             }
@@ -133,6 +142,7 @@ impl Kind {
             "virtualservice" | "virtualservices" | "vs" => Some(Kind::VirtualService),
             "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
             "serviceentry" | "serviceentries" | "se" => Some(Kind::ServiceEntry),
+            "gateway" | "gateways" | "gw" => Some(Kind::Gateway),
             "peerauthentication" | "peerauthentications" | "pa" => Some(Kind::PeerAuthentication),
             "authorizationpolicy" | "authorizationpolicies" | "ap" => Some(Kind::AuthorizationPolicy),
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
@@ -158,6 +168,7 @@ pub enum Resource {
     VirtualService(Object<VirtualServiceSpec>),
     DestinationRule(Object<DestinationRuleSpec>),
     ServiceEntry(Object<ServiceEntrySpec>),
+    Gateway(Object<GatewaySpec>),
     PeerAuthentication(Object<PeerAuthenticationSpec>),
     AuthorizationPolicy(Object<AuthorizationPolicySpec>),
     RequestAuthentication(Object<RequestAuthenticationSpec>),
@@ -171,6 +182,7 @@ impl Resource {
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::DestinationRule(_) => Kind::DestinationRule,
             Resource::ServiceEntry(_) => Kind::ServiceEntry,
+            Resource::Gateway(_) => Kind::Gateway,
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
@@ -184,6 +196,7 @@ impl Resource {
             Resource::VirtualService(o) => &o.metadata,
             Resource::DestinationRule(o) => &o.metadata,
             Resource::ServiceEntry(o) => &o.metadata,
+            Resource::Gateway(o) => &o.metadata,
             Resource::PeerAuthentication(o) => &o.metadata,
             Resource::AuthorizationPolicy(o) => &o.metadata,
             Resource::RequestAuthentication(o) => &o.metadata,
@@ -197,6 +210,7 @@ impl Resource {
             Resource::VirtualService(o) => &mut o.metadata,
             Resource::DestinationRule(o) => &mut o.metadata,
             Resource::ServiceEntry(o) => &mut o.metadata,
+            Resource::Gateway(o) => &mut o.metadata,
             Resource::PeerAuthentication(o) => &mut o.metadata,
             Resource::AuthorizationPolicy(o) => &mut o.metadata,
             Resource::RequestAuthentication(o) => &mut o.metadata,
@@ -350,6 +364,7 @@ const ISTIO_GROUPS: &[&str] = &[
 ];
 
 const ISTIO_KINDS: &[&str] = &[
+    // Gateway API's Gateway (gateway.networking.k8s.io); Istio's own is served.
     "Gateway",
     "Sidecar",
     "WorkloadEntry",
@@ -458,6 +473,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::VirtualService => Resource::VirtualService(typed(doc, &label)?),
         Kind::DestinationRule => Resource::DestinationRule(typed(doc, &label)?),
         Kind::ServiceEntry => Resource::ServiceEntry(typed(doc, &label)?),
+        Kind::Gateway => Resource::Gateway(typed(doc, &label)?),
         Kind::PeerAuthentication => Resource::PeerAuthentication(typed(doc, &label)?),
         Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(typed(doc, &label)?),
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
@@ -515,7 +531,7 @@ mod tests {
             Ok(Parsed::NotUsedLocally { .. })
         ));
         assert!(matches!(
-            parse("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n"),
+            parse("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\n"),
             Ok(Parsed::Unsupported { .. })
         ));
         assert!(matches!(

@@ -8,6 +8,17 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
+        Resource::Gateway(o) => {
+            for (i, sv) in o.spec.servers.iter().enumerate() {
+                if sv.tls.is_some() {
+                    out.push(format!("spec.servers[{i}].tls (TLS at the gateway)"));
+                }
+                let p = sv.port.protocol.to_ascii_uppercase();
+                if matches!(p.as_str(), "HTTPS" | "TLS" | "MONGO") {
+                    out.push(format!("spec.servers[{i}].port.protocol {p} (served as plain TCP)"));
+                }
+            }
+        }
         Resource::ServiceEntry(o) => {
             let s = &o.spec;
             let set = [

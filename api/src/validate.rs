@@ -50,6 +50,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::VirtualService(o) => virtual_service(&o.spec, &mut e),
         Resource::DestinationRule(o) => destination_rule(&o.spec, &mut e),
         Resource::ServiceEntry(o) => service_entry(&o.spec, &mut e),
+        Resource::Gateway(o) => gateway(&o.spec, &mut e),
         Resource::PeerAuthentication(o) => security::peer_authentication(&o.spec, &mut e),
         Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
@@ -681,5 +682,35 @@ fn service_entry(s: &ServiceEntrySpec, e: &mut Errs) {
             }
         }
         labels(&ep.labels, &format!("{path}.labels"), e);
+    }
+}
+
+fn gateway(s: &GatewaySpec, e: &mut Errs) {
+    labels(&s.selector, "spec.selector", e);
+    let mut names = HashSet::new();
+    for (i, sv) in s.servers.iter().enumerate() {
+        let path = format!("spec.servers[{i}]");
+        if !(1..=65535).contains(&sv.port.number) {
+            e.push(format!("{path}.port.number"), "port must be between 1-65535");
+        }
+        let proto = sv.port.protocol.to_ascii_uppercase();
+        if !matches!(proto.as_str(), "HTTP" | "HTTPS" | "GRPC" | "GRPC-WEB" | "HTTP2" | "MONGO" | "TCP" | "TLS") {
+            e.push(
+                format!("{path}.port.protocol"),
+                format!("{:?} is not a gateway protocol (HTTP, HTTPS, GRPC, HTTP2, MONGO, TCP, TLS)", sv.port.protocol),
+            );
+        }
+        if sv.hosts.is_empty() {
+            e.push(format!("{path}.hosts"), "at least one host is required");
+        }
+        for (j, h) in sv.hosts.iter().enumerate() {
+            let name = h.split_once('/').map_or(h.as_str(), |(_, n)| n);
+            host(name, &format!("{path}.hosts[{j}]"), true, e);
+        }
+        if let Some(n) = &sv.name
+            && !names.insert(n.as_str())
+        {
+            e.push(format!("{path}.name"), format!("duplicate server name {n:?}"));
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use mesh_api::core::{PortProtocol, ServiceSpec};
 use mesh_api::host;
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
-use mesh_api::networking::{DestinationRuleSpec, ServiceEntrySpec, StringMatch, VirtualServiceSpec};
+use mesh_api::networking::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, StringMatch, VirtualServiceSpec};
 use mesh_api::protocol::Workload;
 use mesh_api::proxy_config::*;
 use mesh_api::security::{
@@ -56,6 +56,7 @@ struct Index<'a> {
     authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
     request_authentications: security::Policies<'a, RequestAuthenticationSpec>,
     rate_limits: security::Policies<'a, LocalRateLimitSpec>,
+    gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
 }
 
 impl<'a> Index<'a> {
@@ -67,6 +68,7 @@ impl<'a> Index<'a> {
         let mut authorization_policies = Vec::new();
         let mut request_authentications = Vec::new();
         let mut rate_limits = Vec::new();
+        let mut gateways = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -101,6 +103,7 @@ impl<'a> Index<'a> {
                 Resource::AuthorizationPolicy(o) => authorization_policies.push((key, o)),
                 Resource::RequestAuthentication(o) => request_authentications.push((key, o)),
                 Resource::LocalRateLimit(o) => rate_limits.push((key, o)),
+                Resource::Gateway(o) => gateways.push((key, o)),
             }
         }
         Index {
@@ -111,6 +114,7 @@ impl<'a> Index<'a> {
             authorization_policies,
             request_authentications,
             rate_limits,
+            gateways,
         }
     }
 
@@ -280,47 +284,7 @@ pub fn translate_with(
             }
             let mut routes = Vec::new();
             if let Some((key, vs)) = vs {
-                for (key, rule, label, rule_matches) in http::expand_delegates(&index, key, vs) {
-                    if rule.route.is_empty() && rule.redirect.is_none() && rule.direct_response.is_none() {
-                        continue;
-                    }
-                    let matches: Vec<RouteMatch> =
-                        rule_matches.iter().filter_map(|m| http::route_match(m, port, proxy)).collect();
-                    if !rule_matches.is_empty() && matches.is_empty() {
-                        continue;
-                    }
-                    let single = rule.route.len() == 1;
-                    let mut clusters = Vec::new();
-                    for d in &rule.route {
-                        let (dest_fqdn, dest_port) = index.destination(&d.destination, &key.namespace, port);
-                        let weight = if single {
-                            d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
-                        } else {
-                            d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
-                        };
-                        let subset = d.destination.subset.clone();
-                        clusters.push(WeightedCluster {
-                            cluster: cluster_name(&dest_fqdn, dest_port, subset.as_deref()),
-                            weight,
-                            request_headers: http::request_ops(&d.headers),
-                            response_headers: http::response_ops(&d.headers),
-                        });
-                        wanted.insert((dest_fqdn, dest_port, subset));
-                    }
-                    let name = match &rule.name {
-                        Some(n) => format!("{}/{} {n}", key.namespace, key.name),
-                        None => format!("{}/{} {label}", key.namespace, key.name),
-                    };
-                    let mut route = Route { name, matches, clusters, ..Default::default() };
-                    http::rule_actions(rule, &mut route);
-                    for (dest, percent) in http::mirrors(rule) {
-                        let (fqdn, dport) = index.destination(dest, &key.namespace, port);
-                        let subset = dest.subset.clone();
-                        route.mirrors.push(Mirror { cluster: cluster_name(&fqdn, dport, subset.as_deref()), percent });
-                        wanted.insert((fqdn, dport, subset));
-                    }
-                    routes.push(route);
-                }
+                routes = http_routes(&index, key, vs, port, proxy, &http::Scope::Mesh, &mut wanted);
             }
             if routes.is_empty() {
                 routes.push(Route {
@@ -344,6 +308,7 @@ pub fn translate_with(
         }
     }
 
+    let (gateway_http, gateway_tcp) = gateway::routes(&index, proxy, &mut wanted);
     let mut clusters = Vec::new();
     let mut endpoints = BTreeMap::new();
     for (fqdn, port, subset) in wanted {
@@ -403,7 +368,13 @@ pub fn translate_with(
     }
 
     ProxyConfig {
-        routes: Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any },
+        routes: Routes {
+            virtual_hosts,
+            tcp: tcp_services,
+            passthrough: mesh.outbound_allow_any,
+            gateway_http,
+            gateway_tcp,
+        },
         clusters: Clusters { clusters },
         endpoints: Endpoints { clusters: endpoints },
         listeners: {
@@ -422,6 +393,62 @@ pub fn translate_with(
     }
 }
 
+/// The routes of one VirtualService for requests to `port`, as seen by `proxy` in `scope`
+/// (the mesh, or one gateway). Destinations are added to `wanted`.
+fn http_routes(
+    index: &Index<'_>,
+    key: &Key,
+    vs: &Object<VirtualServiceSpec>,
+    port: u16,
+    proxy: &Workload,
+    scope: &http::Scope<'_>,
+    wanted: &mut BTreeSet<(String, u16, Option<String>)>,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    for (key, rule, label, rule_matches) in http::expand_delegates(index, key, vs) {
+        if rule.route.is_empty() && rule.redirect.is_none() && rule.direct_response.is_none() {
+            continue;
+        }
+        let matches: Vec<RouteMatch> =
+            rule_matches.iter().filter_map(|m| http::route_match(m, port, proxy, scope, &key.namespace)).collect();
+        if !rule_matches.is_empty() && matches.is_empty() {
+            continue;
+        }
+        let single = rule.route.len() == 1;
+        let mut clusters = Vec::new();
+        for d in &rule.route {
+            let (dest_fqdn, dest_port) = index.destination(&d.destination, &key.namespace, port);
+            let weight = if single {
+                d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
+            } else {
+                d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
+            };
+            let subset = d.destination.subset.clone();
+            clusters.push(WeightedCluster {
+                cluster: cluster_name(&dest_fqdn, dest_port, subset.as_deref()),
+                weight,
+                request_headers: http::request_ops(&d.headers),
+                response_headers: http::response_ops(&d.headers),
+            });
+            wanted.insert((dest_fqdn, dest_port, subset));
+        }
+        let name = match &rule.name {
+            Some(n) => format!("{}/{} {n}", key.namespace, key.name),
+            None => format!("{}/{} {label}", key.namespace, key.name),
+        };
+        let mut route = Route { name, matches, clusters, ..Default::default() };
+        http::rule_actions(rule, &mut route);
+        for (dest, percent) in http::mirrors(rule) {
+            let (fqdn, dport) = index.destination(dest, &key.namespace, port);
+            let subset = dest.subset.clone();
+            route.mirrors.push(Mirror { cluster: cluster_name(&fqdn, dport, subset.as_deref()), percent });
+            wanted.insert((fqdn, dport, subset));
+        }
+        routes.push(route);
+    }
+    routes
+}
+
 /// A short, stable version string for a config part: a hash of its JSON form.
 pub fn version_of<T: serde::Serialize>(value: &T) -> String {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
@@ -435,6 +462,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
 }
 
 mod entry;
+mod gateway;
 mod http;
 mod policy;
 mod security;

@@ -36,6 +36,11 @@ pub struct ProxyArgs {
     /// the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`.
     #[arg(long, value_name = "HOST:PORT=LISTEN_ADDR")]
     pub outbound_tcp: Vec<String>,
+    /// Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches
+    /// this workload's labels are served on LISTEN_ADDR for their servers on PORT (repeatable),
+    /// e.g. `80=127.0.0.1:8080`.
+    #[arg(long, value_name = "PORT=LISTEN_ADDR")]
+    pub gateway_port: Vec<String>,
     /// The admin API (loopback).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub admin: SocketAddr,
@@ -119,6 +124,9 @@ impl ProxyArgs {
         let inbound = parse_inbound(&self.inbound).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
         let outbound_tcp =
             parse_outbound_tcp(&self.outbound_tcp).map_err(|e| problems.push(e.to_string())).unwrap_or_default();
+        let gateway_ports = parse_inbound(&self.gateway_port)
+            .map_err(|e| problems.push(e.to_string().replace("--inbound", "--gateway-port")))
+            .unwrap_or_default();
         for (what, v) in [
             ("--workload", &self.workload),
             ("--namespace", &self.namespace),
@@ -156,6 +164,7 @@ impl ProxyArgs {
             inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
             outbound: (!self.no_outbound).then_some(self.outbound),
             outbound_tcp,
+            gateway_ports,
             admin: self.admin,
             meshd,
             peer_http2: self.peer_protocol == "h2",
@@ -180,6 +189,9 @@ impl ProxyArgs {
             }
             for (host, port, addr) in &bound.outbound_tcp {
                 println!("outbound tcp {host}:{port} listening on {addr}");
+            }
+            for (port, addr) in &bound.gateway {
+                println!("gateway port {port} listening on {addr}");
             }
             println!("admin listening on {}", bound.admin);
             let app = async {

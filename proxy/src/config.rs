@@ -681,6 +681,10 @@ pub struct Snapshot {
     inbound: HashMap<u16, (PeerMode, bool)>,
     /// (host, port) -> TCP service.
     tcp: HashMap<(String, u16), Arc<CompiledTcp>>,
+    /// Gateway TCP servers by port.
+    gw_tcp: HashMap<u16, Arc<CompiledTcp>>,
+    /// Gateway HTTP servers: host -> [(port, vhost)], `*` for any host.
+    gw_hosts: HashMap<String, Vec<(u16, usize)>>,
     pub authz: crate::authz::Authz,
     pub jwt: crate::jwt::JwtAuth,
     pub rate_limit: Option<RateLimiter>,
@@ -719,6 +723,30 @@ impl Snapshot {
     }
 
     /// Find the virtual host for a request authority's host and port.
+    /// The gateway virtual host for a Host and server port: exact, then `*.suffix`, then `*`.
+    pub fn gateway_vhost(&self, host: &str, port: u16) -> Option<&CompiledVhost> {
+        let host = host.to_ascii_lowercase();
+        let find = |h: &str| {
+            self.gw_hosts.get(h).and_then(|e| e.iter().find(|(p, _)| *p == port)).map(|(_, i)| &self.vhosts[*i])
+        };
+        if let Some(v) = find(&host) {
+            return Some(v);
+        }
+        let mut rest = host.as_str();
+        while let Some((_, tail)) = rest.split_once('.') {
+            if let Some(v) = find(&format!("*.{tail}")) {
+                return Some(v);
+            }
+            rest = tail;
+        }
+        find("*")
+    }
+
+    /// The gateway TCP server on a port.
+    pub fn gateway_tcp(&self, port: u16) -> Option<&Arc<CompiledTcp>> {
+        self.gw_tcp.get(&port)
+    }
+
     pub fn vhost(&self, host: &str, port: u16) -> Option<&CompiledVhost> {
         let entries = match self.hosts.get(host) {
             Some(e) => e,
@@ -756,8 +784,15 @@ impl Snapshot {
             }
         }
         let mut hosts: HashMap<String, Vec<(u16, usize)>> = HashMap::new();
+        let mut gw_hosts: HashMap<String, Vec<(u16, usize)>> = HashMap::new();
         let mut vhosts = Vec::new();
-        for (vi, vh) in raw.routes.virtual_hosts.iter().enumerate() {
+        let all_vhosts = raw
+            .routes
+            .virtual_hosts
+            .iter()
+            .map(|v| (v, false))
+            .chain(raw.routes.gateway_http.iter().map(|v| (v, true)));
+        for (vi, (vh, gateway)) in all_vhosts.enumerate() {
             let mut routes = Vec::new();
             for r in &vh.routes {
                 let matches = r
@@ -834,7 +869,8 @@ impl Snapshot {
                 });
             }
             for d in &vh.domains {
-                hosts.entry(d.to_ascii_lowercase()).or_default().push((vh.port, vi));
+                let map = if gateway { &mut gw_hosts } else { &mut hosts };
+                map.entry(d.to_ascii_lowercase()).or_default().push((vh.port, vi));
             }
             vhosts.push(CompiledVhost { name: vh.name.clone(), routes });
         }
@@ -882,7 +918,28 @@ impl Snapshot {
         let authz = crate::authz::Authz::compile(&raw.listeners.policies).map_err(|m| err(ConfigType::Listeners, m))?;
         let jwt = crate::jwt::JwtAuth::compile(&raw.listeners.jwt).map_err(|m| err(ConfigType::Listeners, m))?;
         let rate_limit = raw.listeners.rate_limit.as_ref().map(RateLimiter::new);
-        Ok(Snapshot { peers, inbound, tcp, authz, jwt, rate_limit, hosts, vhosts, raw, versions })
+        let mut gw_tcp = HashMap::new();
+        for t in &raw.routes.gateway_tcp {
+            let mut cs = Vec::new();
+            for wc in &t.clusters {
+                let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
+                    err(ConfigType::Routes, format!("{} references unknown cluster {}", t.name, wc.cluster))
+                })?;
+                cs.push((c.clone(), wc.weight));
+            }
+            let total = cs.iter().map(|(_, w)| *w).sum();
+            gw_tcp.insert(
+                t.port,
+                Arc::new(CompiledTcp {
+                    name: t.name.clone(),
+                    route: t.route.clone(),
+                    clusters: cs,
+                    total,
+                    sni: Vec::new(),
+                }),
+            );
+        }
+        Ok(Snapshot { peers, inbound, tcp, gw_tcp, authz, jwt, rate_limit, hosts, gw_hosts, vhosts, raw, versions })
     }
 }
 
@@ -904,6 +961,8 @@ mod tests {
             routes: Routes {
                 tcp: Vec::new(),
                 passthrough: false,
+                gateway_http: Vec::new(),
+                gateway_tcp: Vec::new(),
                 virtual_hosts: vec![VirtualHost {
                     name: "reviews.default.svc.cluster.local:9080".into(),
                     domains: vec!["reviews".into(), "reviews.default.svc.cluster.local".into()],
@@ -1083,6 +1142,8 @@ mod tests {
             routes: Routes {
                 tcp: Vec::new(),
                 passthrough: false,
+                gateway_http: Vec::new(),
+                gateway_tcp: Vec::new(),
                 virtual_hosts: vec![VirtualHost {
                     name: "x".into(),
                     domains: vec!["x".into()],

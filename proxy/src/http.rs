@@ -668,7 +668,15 @@ fn select_route<'s>(
     };
     let (host, port) = split_host_port(authority);
     let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
-    let Some(vhost) = snapshot.vhost(host, port) else {
+    let gateway = req.extensions().get::<crate::GatewayPort>().map(|g| g.0);
+    let found = match gateway {
+        Some(gp) => snapshot.gateway_vhost(host, gp),
+        None => snapshot.vhost(host, port),
+    };
+    if gateway.is_some() && found.is_none() {
+        return Err((StatusCode::NOT_FOUND, "no Gateway route matches this host\n"));
+    }
+    let Some(vhost) = found else {
         if snapshot.versions.is_empty() {
             return Err((StatusCode::SERVICE_UNAVAILABLE, "this proxy has no config from meshd yet\n"));
         }

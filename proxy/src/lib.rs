@@ -48,6 +48,48 @@ pub struct Shared {
     pub jwks: jwt::JwksCache,
 }
 
+/// The Gateway server port a request came in on (gateway listeners only).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayPort(pub u16);
+
+/// A gateway listener: the Gateway server on `port`, TCP or HTTP as the config says.
+async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
+    loop {
+        let (mut stream, peer) = accept(&listener, "gateway").await;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let snapshot = shared.snapshot.load_full();
+            if let Some(t) = snapshot.gateway_tcp(port) {
+                let Some(endpoint) = t.pick_cluster().and_then(|c| c.pick()) else {
+                    debug!(port, "gateway TCP server has no endpoint; closing the connection");
+                    return;
+                };
+                let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+                drop(snapshot);
+                match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
+                    Ok(mut upstream) => {
+                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                    }
+                    Err(e) => debug!(%endpoint, error = %e, "gateway TCP upstream failed"),
+                }
+                return;
+            }
+            drop(snapshot);
+            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req.extensions_mut().insert(GatewayPort(port));
+                let fut = http::outbound(shared.clone(), req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
+                debug!(%peer, error = %e, "gateway connection ended with an error");
+            }
+        });
+    }
+}
+
 /// The address of the app connection a request came on (outbound listener), for
 /// consistent hashing by source IP.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +118,9 @@ pub struct Options {
     pub outbound: Option<SocketAddr>,
     /// Local TCP listeners for TCP services: (host, port, listen address).
     pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
+    /// Gateway server ports: (Gateway server port, listen address). A proxy whose labels a
+    /// Gateway selects serves that Gateway's servers on these.
+    pub gateway_ports: Vec<(u16, SocketAddr)>,
     pub admin: SocketAddr,
     pub meshd: MeshdSource,
     /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
@@ -88,6 +133,8 @@ pub struct Bound {
     pub outbound: Option<SocketAddr>,
     /// (host, port, bound address) of each `--outbound-tcp` listener.
     pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
+    /// (server port, bound address) of each gateway listener.
+    pub gateway: Vec<(u16, SocketAddr)>,
     pub admin: SocketAddr,
     pub inbound: Vec<InboundPort>,
     /// The proxy's shared state (readiness, the snapshot in force).
@@ -131,6 +178,11 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         None => None,
     };
     let admin = bind(opts.admin, "admin").await?;
+    let mut gateway_listeners = Vec::new();
+    for (port, addr) in &opts.gateway_ports {
+        let l = bind(*addr, "gateway").await?;
+        gateway_listeners.push((*port, l.local_addr()?, l));
+    }
     let mut tcp_listeners = Vec::new();
     for (host, port, addr) in &opts.outbound_tcp {
         let l = bind(*addr, "outbound TCP").await?;
@@ -183,6 +235,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     let bound = Bound {
         outbound: outbound_addr,
         outbound_tcp: tcp_listeners.iter().map(|(h, p, a, _)| (h.clone(), *p, *a)).collect(),
+        gateway: gateway_listeners.iter().map(|(p, a, _)| (*p, *a)).collect(),
         admin: admin_addr,
         inbound: inbound_ports,
         shared: shared.clone(),
@@ -200,6 +253,9 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         }
         for (host, port, _, l) in tcp_listeners {
             tasks.spawn(serve_outbound_tcp(l, host, port, shared.clone()));
+        }
+        for (port, _, l) in gateway_listeners {
+            tasks.spawn(serve_gateway(l, port, shared.clone()));
         }
         let s = shared.clone();
         tasks.spawn(async move {

@@ -138,6 +138,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         outbound_tcp: Vec::new(),
+        gateway_ports: Vec::new(),
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: token.into() },
         peer_http2: true,
@@ -160,6 +161,8 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
     let routes = Routes {
         tcp: Vec::new(),
         passthrough: false,
+        gateway_http: Vec::new(),
+        gateway_tcp: Vec::new(),
         virtual_hosts: vec![VirtualHost {
             name: "web.default.svc.cluster.local:80".into(),
             domains: vec!["web".into()],

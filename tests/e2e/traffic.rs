@@ -701,3 +701,70 @@ spec:
     eventually("a ClientHello at b", Duration::from_secs(5), || (b_hits.load(SeqCst) == 1).then_some(()));
     assert_eq!(a_hits.load(SeqCst), 3);
 }
+
+/// An ingress gateway proxy (`istio: ingressgateway`, in istio-system) serving `port`.
+fn ingress_gateway(mesh: &mut Mesh, port: u16) -> std::net::SocketAddr {
+    let gw = mesh.proxy(&[
+        "--workload",
+        "istio-ingressgateway",
+        "-n",
+        "istio-system",
+        "--labels",
+        "istio=ingressgateway,app=istio-ingressgateway",
+        "--service-account",
+        "istio-ingressgateway-service-account",
+        "--no-outbound",
+        "--gateway-port",
+        &format!("{port}=127.0.0.1:0"),
+    ]);
+    gw.gateway[0]
+}
+
+#[test]
+fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    for (name, version, prefix) in [("tcp-echo-v1", "v1", "one"), ("tcp-echo-v2", "v2", "two")] {
+        let addr = tcp_echo(prefix);
+        mesh.proxy(&[
+            "--workload",
+            name,
+            "--labels",
+            &format!("app=tcp-echo,version={version}"),
+            "--inbound",
+            &format!("9000={addr}"),
+        ]);
+    }
+    let gateway = ingress_gateway(&mut mesh, 31400);
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-all-v1.yaml")]);
+    mesh.wait_synced(3);
+    for i in 0..20 {
+        assert_eq!(tcp_say(gateway, &format!("hello {i}")), format!("one hello {i}"), "all to v1");
+    }
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-20-v2.yaml")]);
+    mesh.wait_synced(3);
+    let (mut one, mut two) = (0, 0);
+    for i in 0..200 {
+        match tcp_say(gateway, &format!("hello {i}")) {
+            a if a.starts_with("one ") => one += 1,
+            a if a.starts_with("two ") => two += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!((20..=65).contains(&two) && one + two == 200, "about 80/20: v1 {one}, v2 {two}");
+}
+
+#[test]
+fn bookinfo_gateway_routes_productpage() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
+    workload(&mut mesh, "productpage-v1", "productpage", "v1", 9080, app("productpage-v1"));
+    let gateway = ingress_gateway(&mut mesh, 8080);
+    apply_file(&mesh, &shared("bookinfo/networking/bookinfo-gateway.yaml"));
+    mesh.wait_synced(2);
+    assert_eq!(get(gateway, "bookinfo.example.com", "/productpage", false, &[]), (200, "productpage-v1\n".into()));
+    assert_eq!(get(gateway, "anything", "/api/v1/products/1", false, &[]).0, 200);
+    assert_eq!(get(gateway, "anything", "/admin", false, &[]).0, 404, "only the routes bookinfo-gateway lists");
+}

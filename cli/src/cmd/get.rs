@@ -70,6 +70,16 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.host.clone());
             row.push(o.spec.subsets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(","));
         }
+        Resource::Gateway(o) => {
+            let servers: Vec<String> = o
+                .spec
+                .servers
+                .iter()
+                .map(|s| format!("{}/{} {}", s.port.number, s.port.protocol, s.hosts.join(",")))
+                .collect();
+            row.push(servers.join("; "));
+            row.push(selector(&o.spec.selector));
+        }
         Resource::ServiceEntry(o) => {
             row.push(o.spec.hosts.join(","));
             let ports: Vec<String> = o
@@ -122,6 +132,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::VirtualService => &["HOSTS", "GATEWAYS", "ROUTES"][..],
         Kind::DestinationRule => &["HOST", "SUBSETS"][..],
         Kind::ServiceEntry => &["HOSTS", "PORTS", "LOCATION", "RESOLUTION"][..],
+        Kind::Gateway => &["SERVERS", "SELECTOR"][..],
         Kind::PeerAuthentication => &["MODE", "PORT MODES", "SELECTOR"][..],
         Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
@@ -136,7 +147,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
         CliError::user(format!(
-            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra), localratelimits (rl) or workloads",
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), gateways (gw), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra), localratelimits (rl) or workloads",
             args.kind
         ))
     })?;

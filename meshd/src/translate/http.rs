@@ -195,7 +195,33 @@ fn matcher_map(m: &std::collections::BTreeMap<String, StringMatch>) -> Vec<Heade
 
 /// Translate one Istio match entry for a given port and client, or None when the entry can
 /// never match there (other port, other source labels or namespace, gateway-only).
-pub(super) fn route_match(m: &HttpMatchRequest, port: u16, proxy: &Workload) -> Option<RouteMatch> {
+/// Where rules are being served: the mesh's sidecars, or one gateway (`namespace/name`).
+pub(super) enum Scope<'a> {
+    Mesh,
+    Gateway { namespace: &'a str, name: &'a str },
+}
+
+impl Scope<'_> {
+    /// Does a `gateways` list (of a VirtualService or a match, written in namespace `vs_ns`)
+    /// include this scope? An empty list means the mesh.
+    pub(super) fn admits(&self, gateways: &[String], vs_ns: &str) -> bool {
+        match self {
+            Scope::Mesh => gateways.is_empty() || gateways.iter().any(|g| g == "mesh"),
+            Scope::Gateway { namespace, name } => gateways.iter().any(|g| {
+                let (ns, n) = g.split_once('/').unwrap_or((vs_ns, g.as_str()));
+                ns == *namespace && n == *name
+            }),
+        }
+    }
+}
+
+pub(super) fn route_match(
+    m: &HttpMatchRequest,
+    port: u16,
+    proxy: &Workload,
+    scope: &Scope<'_>,
+    vs_ns: &str,
+) -> Option<RouteMatch> {
     if m.port.is_some_and(|p| p != u32::from(port)) {
         return None;
     }
@@ -205,7 +231,7 @@ pub(super) fn route_match(m: &HttpMatchRequest, port: u16, proxy: &Workload) -> 
     if m.source_namespace.as_deref().is_some_and(|ns| ns != proxy.namespace) {
         return None;
     }
-    if !m.gateways.is_empty() && !m.gateways.iter().any(|g| g == "mesh") {
+    if !m.gateways.is_empty() && !scope.admits(&m.gateways, vs_ns) {
         return None;
     }
     Some(RouteMatch {
