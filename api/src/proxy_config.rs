@@ -486,6 +486,15 @@ pub struct Limits {
     /// Retries outstanding at once across the cluster (`http.maxRetries`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
+    /// `tcp.connectTimeout`, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// `http.idleTimeout`: pooled connections unused this long are closed, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// `http.maxRequestsPerConnection: 1`: no connection reuse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_reuse: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,7 +117,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                             c.ring_hash.is_some() || c.maglev.is_some() || c.minimum_ring_size.is_some()
                         }),
                     ),
-                    ("connectionPool.tcp.connectTimeout", tcp.is_some_and(|t| t.connect_timeout.is_some())),
                     ("connectionPool.tcp.tcpKeepalive", tcp.is_some_and(|t| t.tcp_keepalive.is_some())),
                     (
                         "connectionPool.tcp.maxConnectionDuration",
@@ -128,7 +127,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         "connectionPool.http.maxRequestsPerConnection",
                         http.is_some_and(|h| h.max_requests_per_connection.is_some()),
                     ),
-                    ("connectionPool.http.idleTimeout", http.is_some_and(|h| h.idle_timeout.is_some())),
                     ("connectionPool.http.h2UpgradePolicy", http.is_some_and(|h| h.h2_upgrade_policy.is_some())),
                     (
                         "connectionPool.http.maxConcurrentStreams",

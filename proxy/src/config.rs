@@ -325,6 +325,16 @@ pub struct ClusterState {
     /// `maxRetries`: retries outstanding at once across the cluster.
     max_retries: usize,
     retries: AtomicUsize,
+    /// Connection settings that need a client of their own (connect/idle timeouts, no reuse).
+    pub pool: Option<PoolSettings>,
+}
+
+/// Per-cluster connection settings; clusters with the same settings share a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolSettings {
+    pub connect_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub no_reuse: bool,
 }
 
 /// A retry in progress; it frees its slot when dropped.
@@ -369,6 +379,13 @@ impl ClusterState {
             pending: AtomicUsize::new(0),
             max_retries: limits.and_then(|l| l.max_retries).map_or(usize::MAX, |r| r as usize),
             retries: AtomicUsize::new(0),
+            pool: limits
+                .map(|l| PoolSettings {
+                    connect_timeout_ms: l.connect_timeout_ms,
+                    idle_timeout_ms: l.idle_timeout_ms,
+                    no_reuse: l.no_reuse,
+                })
+                .filter(|p| p.connect_timeout_ms.is_some() || p.idle_timeout_ms.is_some() || p.no_reuse),
         }
     }
 

@@ -170,10 +170,19 @@ pub struct MeshConnector {
 
 impl MeshConnector {
     pub fn new(identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>>, h2: bool) -> MeshConnector {
+        Self::with_connect_timeout(identity, snapshot, h2, std::time::Duration::from_secs(5))
+    }
+
+    pub fn with_connect_timeout(
+        identity: Arc<Identity>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        h2: bool,
+        connect_timeout: std::time::Duration,
+    ) -> MeshConnector {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.enforce_http(false);
-        http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+        http.set_connect_timeout(Some(connect_timeout));
         MeshConnector { http, identity, snapshot, h2 }
     }
 }

@@ -46,8 +46,16 @@ pub fn client(http2: bool) -> HttpClient {
 /// A pooled client to other proxies: HTTP/1.1 keep-alive, or HTTP/2 (one multiplexed
 /// connection per peer; ALPN `h2` over mTLS, prior knowledge on plaintext).
 pub fn mesh_client(connector: MeshConnector, http2: bool) -> MeshClient {
+    mesh_client_with(connector, http2, Duration::from_secs(60), false)
+}
+
+/// A client to other proxies with a cluster's own pool settings.
+pub fn mesh_client_with(connector: MeshConnector, http2: bool, idle: Duration, no_reuse: bool) -> MeshClient {
     let mut b = Client::builder(TokioExecutor::new());
-    b.pool_idle_timeout(std::time::Duration::from_secs(60));
+    b.pool_idle_timeout(idle);
+    if no_reuse {
+        b.pool_max_idle_per_host(0);
+    }
     if http2 {
         b.http2_only(true).http2_adaptive_window(true);
     }
@@ -391,11 +399,9 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 (None, None) => break,
             };
             let req = rebuild(body);
-            let sent = if h2 {
-                send(&shared.mesh_h2, req, &authority, mtls, http::Version::HTTP_2)
-            } else {
-                send(&shared.mesh_h1, req, &authority, mtls, http::Version::HTTP_11)
-            };
+            let client = shared.client_for(target.cluster.pool, h2);
+            let version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+            let sent = send(&client, req, &authority, mtls, version);
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
             let result = match per_try {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),

@@ -46,6 +46,30 @@ pub struct Shared {
     /// otherwise each request keeps the protocol the app used.
     pub upgrade_h2: bool,
     pub jwks: jwt::JwksCache,
+    /// Clients for clusters with their own connection settings, made on first use.
+    pool_clients: std::sync::Mutex<std::collections::HashMap<(config::PoolSettings, bool), Arc<http::MeshClient>>>,
+}
+
+/// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
+pub enum ClientRef<'a> {
+    Shared(&'a http::MeshClient),
+    Own(Arc<http::MeshClient>),
+}
+
+impl From<Arc<http::MeshClient>> for ClientRef<'_> {
+    fn from(c: Arc<http::MeshClient>) -> Self {
+        ClientRef::Own(c)
+    }
+}
+
+impl std::ops::Deref for ClientRef<'_> {
+    type Target = http::MeshClient;
+    fn deref(&self) -> &http::MeshClient {
+        match self {
+            ClientRef::Shared(c) => c,
+            ClientRef::Own(c) => c,
+        }
+    }
 }
 
 /// The Gateway server port a request came in on (gateway listeners only).
@@ -142,6 +166,29 @@ pub struct Bound {
 }
 
 impl Shared {
+    /// The client to other proxies for a cluster: the shared one, or one with the cluster's
+    /// connect timeout, idle timeout and reuse settings (cached by those settings).
+    pub fn client_for(&self, pool: Option<config::PoolSettings>, h2: bool) -> ClientRef<'_> {
+        let Some(p) = pool else {
+            return ClientRef::Shared(if h2 { &self.mesh_h2 } else { &self.mesh_h1 });
+        };
+        let mut clients = self.pool_clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry((p, h2))
+            .or_insert_with(|| {
+                let connector = connect::MeshConnector::with_connect_timeout(
+                    self.identity.clone(),
+                    self.snapshot.clone(),
+                    h2,
+                    std::time::Duration::from_millis(p.connect_timeout_ms.unwrap_or(5000)),
+                );
+                let idle = std::time::Duration::from_millis(p.idle_timeout_ms.unwrap_or(60_000));
+                Arc::new(http::mesh_client_with(connector, h2, idle, p.no_reuse))
+            })
+            .clone()
+            .into()
+    }
+
     /// Ready once the whole config and a certificate are in force.
     pub fn update_ready(&self) {
         let s = self.snapshot.load();
@@ -231,6 +278,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         mesh_h2,
         upgrade_h2: opts.peer_http2,
         jwks: jwt::JwksCache::default(),
+        pool_clients: Default::default(),
     });
     let bound = Bound {
         outbound: outbound_addr,

@@ -457,3 +457,46 @@ async fn each_request_keeps_its_http_version_to_the_next_hop() {
     let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
     assert_eq!(&body[..], b"HTTP/2.0");
 }
+
+#[tokio::test]
+async fn max_requests_per_connection_one_opens_a_connection_per_request() {
+    let (meshd, to_proxy, _from_proxy) = fake_meshd("t0ken").await;
+    // A backend that counts the connections it accepts.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let svc = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    let mut opts = client_options(meshd, "t0ken");
+    opts.peer_http2 = false; // the backend speaks HTTP/1.1 only
+    let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+    tokio::spawn(serve);
+    let (routes, mut clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    clusters.clusters[0].limits = Some(Limits { no_reuse: true, ..Default::default() });
+    to_proxy
+        .send(MeshdMessage::Push(Push {
+            nonce: "1".into(),
+            routes: Some(Versioned { version: "r1".into(), body: routes }),
+            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+        }))
+        .expect("push");
+    assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
+    let outbound = bound.outbound.expect("outbound");
+    for _ in 0..5 {
+        assert_eq!(get(outbound, "web", "/").await.0, 200);
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5, "no connection was reused");
+}

@@ -32,6 +32,13 @@ fn layers(tp: &TrafficPolicy, port: u16) -> [Layer<'_>; 2] {
     ]
 }
 
+fn ms(d: &Option<String>) -> Option<u64> {
+    d.as_deref()
+        .and_then(|d| duration::parse(d).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .filter(|m| *m > 0)
+}
+
 fn positive(v: Option<i64>) -> Option<u32> {
     v.filter(|v| *v > 0).map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
@@ -70,6 +77,9 @@ pub(super) fn resolve(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&
             max_pending: positive(p.http.as_ref().and_then(|h| h.http1_max_pending_requests)),
             max_requests: positive(p.http.as_ref().and_then(|h| h.http2_max_requests)),
             max_retries: p.http.as_ref().and_then(|h| h.max_retries).and_then(|v| u32::try_from(v).ok()),
+            connect_timeout_ms: p.tcp.as_ref().and_then(|t| ms(&t.connect_timeout)),
+            idle_timeout_ms: p.http.as_ref().and_then(|h| ms(&h.idle_timeout)),
+            no_reuse: p.http.as_ref().and_then(|h| h.max_requests_per_connection) == Some(1),
         };
         (l != Limits::default()).then_some(l)
     });

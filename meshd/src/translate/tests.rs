@@ -232,3 +232,19 @@ fn delegated_rules_are_served_under_the_root_match() {
     assert_eq!(routes[1].matches[0].uri, Some(StringMatcher::Prefix("/api".into())));
     assert!(routes[2].matches.is_empty());
 }
+
+#[test]
+fn connection_pool_settings_reach_the_cluster() {
+    let ws = fleet();
+    let yaml = format!(
+        "{SERVICE}---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  trafficPolicy:\n    connectionPool:\n      tcp: {{maxConnections: 10, connectTimeout: 250ms}}\n      http: {{http1MaxPendingRequests: 5, maxRetries: 3, idleTimeout: 30s, maxRequestsPerConnection: 1}}\n    loadBalancer: {{simple: LEAST_REQUEST}}\n    outlierDetection: {{consecutive5xxErrors: 3, baseEjectionTime: 10s}}\n"
+    );
+    let cfg = translate(&resources(&yaml), &ws, &ws[3]);
+    let c = &cfg.clusters.clusters[0];
+    assert_eq!(c.lb_policy, LbPolicy::LeastRequest);
+    let l = c.limits.as_ref().expect("limits");
+    assert_eq!((l.max_connections, l.max_pending, l.max_retries), (Some(10), Some(5), Some(3)));
+    assert_eq!((l.connect_timeout_ms, l.idle_timeout_ms, l.no_reuse), (Some(250), Some(30_000), true));
+    let o = c.outlier.as_ref().expect("outlier");
+    assert_eq!((o.consecutive_5xx, o.base_ejection_ms, o.max_ejection_percent), (Some(3), 10_000, 10));
+}
