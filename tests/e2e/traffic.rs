@@ -768,3 +768,38 @@ fn bookinfo_gateway_routes_productpage() {
     assert_eq!(get(gateway, "anything", "/api/v1/products/1", false, &[]).0, 200);
     assert_eq!(get(gateway, "anything", "/admin", false, &[]).0, 404, "only the routes bookinfo-gateway lists");
 }
+
+#[test]
+fn mirrors_get_a_copy_and_never_delay_the_request() {
+    let mut mesh = Mesh::new();
+    let out = bookinfo(&mut mesh);
+    workload(&mut mesh, "details-v1", "details", "v1", 9080, app("details-v1"));
+    // The mirror target is slow: the real answers must not wait for it.
+    let (shadow, copies) = scripted_app(|_| (200, "shadow", Duration::from_secs(2)));
+    workload(&mut mesh, "details-v2", "details", "v2", 9080, shadow);
+    apply(
+        &mesh,
+        "mirror.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details}
+spec:
+  hosts: [details]
+  http:
+  - route:
+    - destination: {host: details, subset: v1}
+    mirror: {host: details, subset: v2}
+    mirrorPercentage: {value: 100}
+"#,
+    );
+    mesh.wait_synced(3);
+    let t = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(get(out, "details:9080", "/", false, &[]), (200, "details-v1\n".into()));
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "the mirror's 2 s never delay the answers");
+    eventually("5 mirrored copies", Duration::from_secs(10), || {
+        (copies.load(std::sync::atomic::Ordering::SeqCst) == 5).then_some(())
+    });
+}
