@@ -52,6 +52,9 @@ _mesh() {
             mesh,proxy)
                 cmd="mesh__subcmd__proxy"
                 ;;
+            mesh,proxy-config)
+                cmd="mesh__subcmd__proxy__subcmd__config"
+                ;;
             mesh,proxy-status)
                 cmd="mesh__subcmd__proxy__subcmd__status"
                 ;;
@@ -124,6 +127,9 @@ _mesh() {
             mesh__subcmd__help,proxy)
                 cmd="mesh__subcmd__help__subcmd__proxy"
                 ;;
+            mesh__subcmd__help,proxy-config)
+                cmd="mesh__subcmd__help__subcmd__proxy__subcmd__config"
+                ;;
             mesh__subcmd__help,proxy-status)
                 cmd="mesh__subcmd__help__subcmd__proxy__subcmd__status"
                 ;;
@@ -182,7 +188,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -802,7 +808,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall apply get delete proxy proxy-status route cert analyze version completion demo __meshd __demo-app help"
+            opts="install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1025,6 +1031,20 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__help__subcmd__proxy__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__help__subcmd__proxy__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1158,6 +1178,48 @@ _mesh() {
                 return 0
             fi
             case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__config)
+            opts="-o -n -q -h -V --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version routes clusters listeners endpoints secrets all"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
                 --namespace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

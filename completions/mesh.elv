@@ -37,6 +37,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand delete 'Delete resources by kind and name, or those in files'
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
+            cand proxy-config 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
             cand route 'Change how traffic is split between a service''s subsets'
             cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
@@ -189,6 +190,22 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;proxy;help;help'= {
         }
         &'mesh;proxy-status'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;proxy-config'= {
             cand -o 'o'
             cand --output 'output'
             cand -n 'Namespace for commands and for resources without one'
@@ -444,6 +461,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand delete 'Delete resources by kind and name, or those in files'
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
+            cand proxy-config 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
             cand route 'Change how traffic is split between a service''s subsets'
             cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
@@ -470,6 +488,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;proxy;run'= {
         }
         &'mesh;help;proxy-status'= {
+        }
+        &'mesh;help;proxy-config'= {
         }
         &'mesh;help;route'= {
             cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'

@@ -70,6 +70,8 @@ pub enum Command {
     Proxy(ProxyCommand),
     /// Show whether each proxy has the config meshd would send it now.
     ProxyStatus(ProxyStatusArgs),
+    /// Show what a proxy actually holds (read from its admin API), like istioctl proxy-config.
+    ProxyConfig(ProxyConfigArgs),
     /// Change how traffic is split between a service's subsets.
     #[command(subcommand)]
     Route(RouteCommand),
@@ -164,6 +166,27 @@ pub enum ProxyCommand {
 pub struct ProxyStatusArgs {
     /// One proxy (workload name, or namespace/name) for details.
     pub name: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyConfigKind {
+    Routes,
+    Clusters,
+    Listeners,
+    Endpoints,
+    Secrets,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyConfigArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    pub kind: ProxyConfigKind,
+    /// The proxy: workload name in the current namespace, `namespace/name` or `name.namespace`.
+    pub name: String,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
 }

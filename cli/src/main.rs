@@ -99,6 +99,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Get(a) => cmd::get::run(&ctx, a).await,
             Command::Delete(a) => cmd::delete::run(&ctx, a).await,
             Command::ProxyStatus(a) => cmd::proxy_status::run(&ctx, a).await,
+            Command::ProxyConfig(a) => cmd::proxy_config::run(&ctx, a).await,
             Command::Route(RouteCommand::Split(a)) => cmd::route::split(&ctx, a).await,
             Command::Cert(CertCommand::Status(a)) => cmd::cert::status(&ctx, a).await,
             Command::Cert(CertCommand::Rotate(a)) => cmd::cert::rotate(&ctx, a).await,

@@ -50,6 +50,34 @@ fn bookinfo_split_workflow() {
     mesh.wait_synced(4);
     let table = mesh.ok(&["proxy-status"]).stdout;
     assert!(table.starts_with("NAME"), "{table}");
+
+    // What the proxy itself holds: the reviews routes with their 90/10 weights.
+    let routes = mesh.ok(&["proxy-config", "routes", "productpage-v1", "-o", "json"]).stdout;
+    let routes: serde_json::Value = serde_json::from_str(&routes).expect("proxy-config routes is JSON");
+    let reviews = routes["virtual_hosts"]
+        .as_array()
+        .expect("virtual hosts")
+        .iter()
+        .find(|v| v["name"] == "reviews.default.svc.cluster.local:9080")
+        .expect("reviews virtual host");
+    let weights: Vec<(String, u64)> = reviews["routes"][0]["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .map(|c| (c["cluster"].as_str().unwrap_or("").to_string(), c["weight"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("outbound|9080|v1|reviews.default.svc.cluster.local".to_string(), 90),
+            ("outbound|9080|v2|reviews.default.svc.cluster.local".to_string(), 10)
+        ]
+    );
+    let all = mesh.ok(&["proxy-config", "all", "reviews-v1"]).stdout;
+    for header in ["DOMAINS", "SERVICE FQDN", "ENDPOINT", "LISTENER", "RESOURCE NAME"] {
+        assert!(all.contains(header), "{header} missing:\n{all}");
+    }
+    assert!(all.contains("inbound port 9080") && all.contains("ROOTCA"), "{all}");
     assert!(table.contains("reviews-v1.default"), "{table}");
     let statuses = mesh.statuses();
     let routes = &statuses[0]["types"]["routes"];
