@@ -58,7 +58,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
     }
     match cli.command {
         Command::Proxy(ProxyCommand::Run(args)) => {
-            meshd::init_tracing();
+            mesh_proxy::init_tracing();
             let code = args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from)?;
             if code != 0 {
                 std::process::exit(code);

@@ -55,13 +55,41 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             });
             reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&body).unwrap_or_default())
         }
+        "/quitquitquit" if req.method() == http::Method::POST => {
+            // Like Istio's: the sidecar of a job that finished ends too. Answer first, then go.
+            let s = shared.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                s.quit.notify_one();
+            });
+            reply(StatusCode::OK, "text/plain", b"OK\n".to_vec())
+        }
+        "/logging" => {
+            let level =
+                req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("level=")).map(str::to_string);
+            match level {
+                None => reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    b"use /logging?level=debug (or info, warn, error, trace, or a filter)\n".to_vec(),
+                ),
+                Some(l) if req.method() == http::Method::POST || req.method() == http::Method::PUT => {
+                    match crate::set_log_level(&l) {
+                        Ok(()) => reply(StatusCode::OK, "text/plain", format!("log level: {l}\n").into_bytes()),
+                        Err(e) => reply(StatusCode::BAD_REQUEST, "text/plain", format!("{e}\n").into_bytes()),
+                    }
+                }
+                Some(_) => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"POST /logging?level=...\n".to_vec()),
+            }
+        }
         "/server_info" => {
             reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&shared.workload).unwrap_or_default())
         }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            b"admin paths: /ready /live /config_dump /certs /server_info\n".to_vec(),
+            b"admin paths: /ready /live /config_dump /certs /server_info, POST /logging?level=L, POST /quitquitquit\n"
+                .to_vec(),
         ),
     })
 }

@@ -218,6 +218,9 @@ impl ProxyArgs {
             tokio::select! {
                 code = app => return code,
                 _ = serve => {}
+                _ = bound.shared.quit.notified() => {
+                    tracing::info!("asked to quit through the admin API");
+                }
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async {
                     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

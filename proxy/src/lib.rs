@@ -48,6 +48,8 @@ pub struct Shared {
     pub jwks: jwt::JwksCache,
     /// Clients for clusters with their own connection settings, made on first use.
     pool_clients: std::sync::Mutex<std::collections::HashMap<(config::PoolSettings, bool), Arc<http::MeshClient>>>,
+    /// Told through the admin API (`/quitquitquit`) to stop.
+    pub quit: tokio::sync::Notify,
 }
 
 /// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
@@ -279,6 +281,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         upgrade_h2: opts.peer_http2,
         jwks: jwt::JwksCache::default(),
         pool_clients: Default::default(),
+        quit: tokio::sync::Notify::new(),
     });
     let bound = Bound {
         outbound: outbound_addr,
@@ -531,9 +534,28 @@ async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Log to stderr, honouring `RUST_LOG` (default `info`).
 pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if tracing_subscriber::registry().with(filter).with(fmt).try_init().is_ok() {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The log filter in force, changeable at run time through the admin API (`/logging`).
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// Set the log filter (`debug`, `info`, `mesh_proxy=trace,hyper=warn`, ...).
+pub fn set_log_level(spec: &str) -> Result<(), String> {
+    let handle = LOG_FILTER.get().ok_or("logging was not set up by this process")?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| format!("invalid log level {spec:?}: {e}"))?;
+    handle.reload(filter).map_err(|e| e.to_string())
 }
 
 /// A runtime with `workers` threads; one worker uses the lighter current-thread scheduler.

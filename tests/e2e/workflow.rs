@@ -208,3 +208,29 @@ cat <&3; exit 7"#;
     assert_eq!(out.status.code(), Some(7), "{stdout}");
     assert!(stdout.contains("200 OK") && stdout.contains("details-a"), "{stdout}");
 }
+
+#[test]
+fn admin_api_changes_the_log_level_and_quits_on_request() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let p = mesh.proxy(&["--workload", "job"]);
+    let post = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(p.admin).expect("connect");
+        s.write_all(
+            format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .expect("write");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp
+    };
+    assert!(post("/logging?level=debug").starts_with("HTTP/1.1 200"));
+    let bad = post("/logging?level=[[[");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let info: serde_json::Value =
+        serde_json::from_str(&get(p.admin, "admin", "/server_info", false, &[]).1).expect("server_info");
+    let pid = u32::try_from(info["pid"].as_u64().expect("pid")).expect("pid");
+    assert!(post("/quitquitquit").starts_with("HTTP/1.1 200"));
+    eventually("the proxy to exit", Duration::from_secs(10), || (!alive(pid)).then_some(()));
+}
