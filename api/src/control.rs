@@ -8,6 +8,8 @@ pub const APPLY_PATH: &str = "/v1/apply";
 pub const DELETE_PATH: &str = "/v1/delete";
 pub const RESOURCES_PATH: &str = "/v1/resources";
 pub const PROXIES_PATH: &str = "/v1/proxies";
+/// `GET /v1/proxy-config?id=NAMESPACE/NAME`: the config meshd would send that proxy now.
+pub const PROXY_CONFIG_PATH: &str = "/v1/proxy-config";
 pub const SHUTDOWN_PATH: &str = "/v1/shutdown";
 pub const HEALTH_PATH: &str = "/healthz";
 

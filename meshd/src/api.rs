@@ -80,6 +80,7 @@ impl Api {
             },
             (Method::GET, RESOURCES_PATH) => self.list(req.uri().query().unwrap_or("")),
             (Method::GET, PROXIES_PATH) => json(StatusCode::OK, &self.state.proxy_statuses()),
+            (Method::GET, PROXY_CONFIG_PATH) => self.proxy_config(req.uri().query().unwrap_or("")),
             (Method::GET, CA_PATH) => json(StatusCode::OK, &self.ca_status()),
             (Method::POST, CA_RENEW_PATH) => match read_json::<RenewRequest>(req).await {
                 Ok(r) => self.renew(r),
@@ -130,6 +131,17 @@ impl Api {
         r.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("upgrade"));
         r.headers_mut().insert(header::UPGRADE, header::HeaderValue::from_static(UPGRADE_TOKEN));
         r
+    }
+
+    /// What meshd would send one proxy now (for `mesh proxy-status NAME`'s diff).
+    fn proxy_config(&self, query: &str) -> Resp {
+        let id = query.split('&').find_map(|kv| kv.strip_prefix("id=")).unwrap_or("").replace("%2F", "/");
+        let world = self.state.world();
+        let Some(w) = world.workloads.get(&id) else {
+            return error(StatusCode::NOT_FOUND, format!("no proxy {id:?} is connected"), vec![]);
+        };
+        let cfg = crate::translate::translate_with(&world.resources, &world.workload_list(), w, &self.mesh);
+        json(StatusCode::OK, &cfg)
     }
 
     fn ca_status(&self) -> CaStatus {

@@ -51,6 +51,12 @@ fn bookinfo_split_workflow() {
     let table = mesh.ok(&["proxy-status"]).stdout;
     assert!(table.starts_with("NAME"), "{table}");
 
+    // One proxy in detail: versions, and what meshd would send against what the proxy holds.
+    let detail = mesh.ok(&["proxy-status", "productpage-v1"]).stdout;
+    for t in ["routes", "clusters", "endpoints", "listeners"] {
+        assert!(detail.contains(&format!("{t}: meshd and the proxy agree")), "{detail}");
+    }
+
     // What the proxy itself holds: the reviews routes with their 90/10 weights.
     let routes = mesh.ok(&["proxy-config", "routes", "productpage-v1", "-o", "json"]).stdout;
     let routes: serde_json::Value = serde_json::from_str(&routes).expect("proxy-config routes is JSON");

@@ -21,7 +21,7 @@ struct Dump {
     config: ProxyConfig,
 }
 
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>> {
+pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>> {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let uri: http::Uri =
         format!("http://{addr}{path}").parse().map_err(|e: http::uri::InvalidUri| CliError::internal(e.to_string()))?;

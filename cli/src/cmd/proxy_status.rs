@@ -87,6 +87,7 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
             })
             .collect();
         ctx.out.table(&["TYPE", "STATUS", "MESHD WOULD SEND", "SENT", "ACKNOWLEDGED", "REJECTED"], rows);
+        diff(ctx, &client, p).await?;
         return Ok(());
     }
     if args.output != Output::Table {
@@ -97,5 +98,43 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
         return Ok(());
     }
     table(ctx, &statuses);
+    Ok(())
+}
+
+/// What meshd would send now against what the proxy holds (its config dump), per type:
+/// "in sync", or the lines that differ (like `istioctl proxy-status NAME`).
+async fn diff(ctx: &Ctx, client: &MeshdClient, p: &ProxyStatus) -> Result<()> {
+    let id = format!("{}/{}", p.workload.namespace, p.workload.name);
+    let want: serde_json::Value = client.get(&format!("{}?id={id}", mesh_api::control::PROXY_CONFIG_PATH)).await?;
+    let Some(admin) = p.workload.admin else {
+        ctx.out.info("the proxy reported no admin address; cannot compare with what it holds");
+        return Ok(());
+    };
+    let held = match crate::cmd::proxy_config::admin_get(admin, "/config_dump").await {
+        Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+        Err(e) => {
+            ctx.out.warn(format!("cannot read what the proxy holds: {e}"));
+            return Ok(());
+        }
+    };
+    ctx.out.data("");
+    for t in ConfigType::ALL {
+        let a = serde_json::to_string_pretty(&want[t.as_str()]).unwrap_or_default();
+        let b = serde_json::to_string_pretty(&held["config"][t.as_str()]).unwrap_or_default();
+        if a == b {
+            ctx.out.data(format!("{t}: meshd and the proxy agree"));
+            continue;
+        }
+        ctx.out.data(format!("{t}: differs (--- proxy holds, +++ meshd would send)"));
+        let d = similar::TextDiff::from_lines(&b, &a);
+        for change in d.iter_all_changes() {
+            let sign = match change.tag() {
+                similar::ChangeTag::Delete => "-",
+                similar::ChangeTag::Insert => "+",
+                similar::ChangeTag::Equal => continue,
+            };
+            ctx.out.data(format!("{sign} {}", change.value().trim_end()));
+        }
+    }
     Ok(())
 }
