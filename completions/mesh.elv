@@ -165,6 +165,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --outbound-tcp 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`'
             cand --gateway-port 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`'
             cand --admin 'The admin API (loopback)'
+            cand --metrics 'Prometheus metrics at /stats/prometheus (Istio uses port 15020)'
             cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
             cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'
             cand --peer-protocol 'Protocol between proxies: `http1` keeps each request''s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio''s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS'

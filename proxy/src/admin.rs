@@ -19,6 +19,18 @@ fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Respo
     r
 }
 
+/// The metrics listener: Prometheus text at `/stats/prometheus` (Istio's path), also `/metrics`.
+pub fn metrics<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/stats/prometheus" | "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            shared.metrics.encode().into_bytes(),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", b"metrics are at /stats/prometheus\n".to_vec()),
+    }
+}
+
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.uri().path() {
         "/ready" | "/healthz/ready" => {
@@ -82,6 +94,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
                 Some(_) => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", b"POST /logging?level=...\n".to_vec()),
             }
         }
+        "/stats/prometheus" => metrics(&shared, &req),
         "/server_info" => {
             reply(StatusCode::OK, "application/json", serde_json::to_vec_pretty(&shared.workload).unwrap_or_default())
         }

@@ -44,6 +44,9 @@ pub struct ProxyArgs {
     /// The admin API (loopback).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub admin: SocketAddr,
+    /// Prometheus metrics at /stats/prometheus (Istio uses port 15020).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub metrics: SocketAddr,
     /// meshd's address; by default read from MESH_HOME/meshd.json.
     #[arg(long, value_name = "ADDR")]
     pub meshd: Option<SocketAddr>,
@@ -166,6 +169,7 @@ impl ProxyArgs {
             outbound_tcp,
             gateway_ports,
             admin: self.admin,
+            metrics: Some(self.metrics),
             meshd,
             peer_http2: self.peer_protocol == "h2",
         })
@@ -192,6 +196,9 @@ impl ProxyArgs {
             }
             for (port, addr) in &bound.gateway {
                 println!("gateway port {port} listening on {addr}");
+            }
+            if let Some(m) = bound.metrics {
+                println!("metrics listening on {m} (/stats/prometheus)");
             }
             println!("admin listening on {}", bound.admin);
             let app = async {

@@ -310,6 +310,8 @@ impl Drop for InFlight {
 #[derive(Debug)]
 pub struct ClusterState {
     pub name: String,
+    /// The service FQDN (for metrics' `destination_service`).
+    pub service: String,
     pub lb: LbPolicy,
     pub hash: Option<HashKey>,
     pub endpoints: Vec<EndpointState>,
@@ -368,6 +370,7 @@ impl ClusterState {
         let max_pending = limits.and_then(|l| l.max_pending).map_or(usize::MAX, |p| p as usize);
         ClusterState {
             name,
+            service: String::new(),
             lb,
             hash,
             endpoints: endpoints.into_iter().map(|(a, h)| EndpointState::new(a, h)).collect(),
@@ -795,6 +798,7 @@ impl Snapshot {
                 c.outlier.clone(),
             );
             state.passthrough = c.passthrough;
+            state.service = c.service.clone();
             let state = Arc::new(state);
             if clusters.insert(c.name.as_str(), state).is_some() {
                 return Err(err(ConfigType::Clusters, format!("duplicate cluster {}", c.name)));

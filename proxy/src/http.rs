@@ -239,6 +239,7 @@ const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+    let started = std::time::Instant::now();
     if req.method() == http::Method::CONNECT {
         return local_reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -340,7 +341,14 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             return r;
         }
     };
-    let (parts, body) = req.into_parts();
+    let request_bytes =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
+    let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let (mut parts, body) = req.into_parts();
+    // Metadata exchange: tell the peer proxy who is calling (it removes this before the app).
+    if let Ok(v) = HeaderValue::from_str(&shared.me.header()) {
+        parts.headers.insert(crate::metrics::PEER_HEADER, v);
+    }
     // Keep small bodies (and empty ones) so the request can be retried and mirrored.
     let wants_copy = route.retries.is_some() || !route.mirrors.is_empty();
     let (buffered, mut streaming) = match body.size_hint().exact() {
@@ -368,6 +376,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
 
     let policy = route.retries.as_ref().filter(|_| buffered.is_some());
     let attempts = 1 + policy.map_or(0, |p| p.attempts);
+    let mut used: Option<(SocketAddr, bool)> = None;
     let attempt_all = async {
         let mut last = None;
         let mut _retry_slot = None;
@@ -393,6 +402,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 (Some(index), e.authority(), mtls)
             };
             let _in_flight = index.map(|i| target.cluster.start(i));
+            used = index.map(|i| (target.cluster.endpoints[i].addr, mtls));
             let body = match (&buffered, streaming.take()) {
                 (Some(b), _) => Either::Right(Full::new(b.clone())),
                 (None, Some(s)) => s,
@@ -419,18 +429,54 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         }
         Ok(last.unwrap_or(Err(UpstreamError::Reset)))
     };
+    let mut flags = "-";
     let outcome = match route.timeout {
-        Some(t) => match tokio::time::timeout(t, attempt_all).await {
-            Ok(r) => r,
-            Err(_) => return local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-        },
-        None => attempt_all.await,
+        Some(t) => tokio::time::timeout(t, attempt_all).await.ok(),
+        None => Some(attempt_all.await),
     };
     let mut resp = match outcome {
-        Ok(Ok(resp)) => resp.map(Either::Left),
-        Ok(Err(e)) => upstream_failure(e),
-        Err(local) => local,
+        Some(Ok(Ok(resp))) => resp.map(Either::Left),
+        Some(Ok(Err(e))) => {
+            flags = "UF";
+            upstream_failure(e)
+        }
+        Some(Err(local)) => {
+            flags = "UH";
+            local
+        }
+        None => {
+            flags = "UT";
+            local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+        }
     };
+    let destination = resp
+        .headers_mut()
+        .remove(crate::metrics::PEER_HEADER)
+        .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
+        .unwrap_or_else(crate::metrics::unknown_peer);
+    let (dest_principal, mtls) = match used {
+        Some((addr, mtls)) => (snapshot.peer(addr).map(|p| p.identity.to_string()).unwrap_or_default(), mtls),
+        None => (String::new(), false),
+    };
+    let response_bytes =
+        resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
+    let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+    shared.metrics.record(&crate::metrics::RequestRecord {
+        reporter: "source",
+        source: &shared.me,
+        source_principal: &shared.identity.id.to_string(),
+        destination: &destination,
+        destination_principal: &dest_principal,
+        destination_service: &target.cluster.service,
+        protocol: if grpc { "grpc" } else { "http" },
+        code: resp.status().as_u16(),
+        flags,
+        mtls,
+        grpc_status: grpc_status.as_deref(),
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+        request_bytes,
+        response_bytes,
+    });
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     if let Some((cors, origin)) = cors_origin {
@@ -721,6 +767,7 @@ pub async fn inbound(
     peer: Arc<PeerInfo>,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
     let snapshot = shared.snapshot.load_full();
     let jwt = if snapshot.jwt.is_empty() {
         None
@@ -765,6 +812,29 @@ pub async fn inbound(
         return r;
     }
     drop(snapshot);
+    // Who called (metadata exchange), trusted only from a mesh peer over mTLS.
+    let caller = req.headers_mut().remove(crate::metrics::PEER_HEADER);
+    let source = caller
+        .as_ref()
+        .filter(|_| peer.identity.is_some())
+        .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
+        .unwrap_or_else(crate::metrics::unknown_peer);
+    let request_bytes =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
+    let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let service = {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| split_host_port(h).0.to_ascii_lowercase())
+            .unwrap_or_default();
+        match host.split('.').count() {
+            1 => format!("{host}.{}.svc.cluster.local", shared.workload.namespace),
+            2 => format!("{host}.svc.cluster.local"),
+            _ => host,
+        }
+    };
     // Tell the app who called, as Istio does (never trust one the caller sent).
     req.headers_mut().remove("x-forwarded-client-cert");
     if let Some(id) = &peer.identity
@@ -772,5 +842,30 @@ pub async fn inbound(
     {
         req.headers_mut().insert("x-forwarded-client-cert", v);
     }
-    forward_to_app(&shared, req, app).await
+    let mut resp = forward_to_app(&shared, req, app).await;
+    if caller.is_some()
+        && let Ok(v) = HeaderValue::from_str(&shared.me.header())
+    {
+        resp.headers_mut().insert(crate::metrics::PEER_HEADER, v);
+    }
+    let response_bytes =
+        resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
+    let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+    shared.metrics.record(&crate::metrics::RequestRecord {
+        reporter: "destination",
+        source: &source,
+        source_principal: peer.identity.as_deref().unwrap_or(""),
+        destination: &shared.me,
+        destination_principal: &shared.identity.id.to_string(),
+        destination_service: &service,
+        protocol: if grpc { "grpc" } else { "http" },
+        code: resp.status().as_u16(),
+        flags: "-",
+        mtls: peer.identity.is_some(),
+        grpc_status: grpc_status.as_deref(),
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+        request_bytes,
+        response_bytes,
+    });
+    resp
 }

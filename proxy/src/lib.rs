@@ -10,6 +10,7 @@ pub mod config;
 pub mod connect;
 pub mod http;
 pub mod jwt;
+pub mod metrics;
 pub mod tls;
 pub mod xds;
 
@@ -50,6 +51,9 @@ pub struct Shared {
     pool_clients: std::sync::Mutex<std::collections::HashMap<(config::PoolSettings, bool), Arc<http::MeshClient>>>,
     /// Told through the admin API (`/quitquitquit`) to stop.
     pub quit: tokio::sync::Notify,
+    pub metrics: metrics::Metrics,
+    /// This workload, as metrics and peers name it.
+    pub me: metrics::Peer,
 }
 
 /// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
@@ -148,6 +152,8 @@ pub struct Options {
     /// Gateway selects serves that Gateway's servers on these.
     pub gateway_ports: Vec<(u16, SocketAddr)>,
     pub admin: SocketAddr,
+    /// Prometheus metrics (`/stats/prometheus`); None for none.
+    pub metrics: Option<SocketAddr>,
     pub meshd: MeshdSource,
     /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
     pub peer_http2: bool,
@@ -162,6 +168,7 @@ pub struct Bound {
     /// (server port, bound address) of each gateway listener.
     pub gateway: Vec<(u16, SocketAddr)>,
     pub admin: SocketAddr,
+    pub metrics: Option<SocketAddr>,
     pub inbound: Vec<InboundPort>,
     /// The proxy's shared state (readiness, the snapshot in force).
     pub shared: Arc<Shared>,
@@ -227,6 +234,11 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         None => None,
     };
     let admin = bind(opts.admin, "admin").await?;
+    let metrics_listener = match opts.metrics {
+        Some(a) => Some(bind(a, "metrics").await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let mut gateway_listeners = Vec::new();
     for (port, addr) in &opts.gateway_ports {
         let l = bind(*addr, "gateway").await?;
@@ -249,6 +261,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         .iter()
         .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
         .collect();
+    let me = metrics::Peer::of(&opts.name, &opts.namespace, &opts.labels);
     let workload = Workload {
         name: opts.name,
         namespace: opts.namespace,
@@ -282,12 +295,15 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         jwks: jwt::JwksCache::default(),
         pool_clients: Default::default(),
         quit: tokio::sync::Notify::new(),
+        metrics: metrics::Metrics::new(),
+        me,
     });
     let bound = Bound {
         outbound: outbound_addr,
         outbound_tcp: tcp_listeners.iter().map(|(h, p, a, _)| (h.clone(), *p, *a)).collect(),
         gateway: gateway_listeners.iter().map(|(p, a, _)| (*p, *a)).collect(),
         admin: admin_addr,
+        metrics: metrics_addr,
         inbound: inbound_ports,
         shared: shared.clone(),
     };
@@ -304,6 +320,24 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         }
         for (host, port, _, l) in tcp_listeners {
             tasks.spawn(serve_outbound_tcp(l, host, port, shared.clone()));
+        }
+        if let Some(l) = metrics_listener {
+            let s = shared.clone();
+            tasks.spawn(async move {
+                loop {
+                    let (stream, _) = accept(&l, "metrics").await;
+                    let s = s.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                            let s = s.clone();
+                            async move { Ok::<_, std::convert::Infallible>(admin::metrics(&s, &req)) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
         }
         for (port, _, l) in gateway_listeners {
             tasks.spawn(serve_gateway(l, port, shared.clone()));

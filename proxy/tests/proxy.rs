@@ -139,6 +139,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         outbound_tcp: Vec::new(),
         gateway_ports: Vec::new(),
+        metrics: None,
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: token.into() },
         peer_http2: true,

@@ -50,6 +50,8 @@ pub struct Proxy {
     pub tcp: Vec<SocketAddr>,
     /// `--gateway-port` listeners, in order.
     pub gateway: Vec<SocketAddr>,
+    /// Prometheus metrics.
+    pub metrics: Option<SocketAddr>,
     pub admin: SocketAddr,
 }
 
@@ -109,6 +111,7 @@ impl Mesh {
         let mut inbound = Vec::new();
         let mut tcp = Vec::new();
         let mut gateway = Vec::new();
+        let mut metrics = None;
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("proxy stdout");
             let addr = |prefix: &str| {
@@ -120,12 +123,14 @@ impl Mesh {
                 outbound = Some(a);
             } else if let Some(rest) = line.strip_prefix("inbound port ") {
                 inbound.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("inbound addr"));
+            } else if let Some(a) = addr("metrics listening on ") {
+                metrics = Some(a);
             } else if let Some(rest) = line.strip_prefix("gateway port ") {
                 gateway.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("gateway addr"));
             } else if let Some(rest) = line.strip_prefix("outbound tcp ") {
                 tcp.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("tcp addr"));
             } else if let Some(a) = addr("admin listening on ") {
-                return Proxy { outbound, inbound, tcp, gateway, admin: a };
+                return Proxy { outbound, inbound, tcp, gateway, metrics, admin: a };
             }
         }
         panic!("proxy {args:?} exited before reporting its listeners");

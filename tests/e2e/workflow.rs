@@ -240,3 +240,66 @@ fn admin_api_changes_the_log_level_and_quits_on_request() {
     assert!(post("/quitquitquit").starts_with("HTTP/1.1 200"));
     eventually("the proxy to exit", Duration::from_secs(10), || (!alive(pid)).then_some(()));
 }
+
+/// The value of the first sample of `metric` whose labels include all of `labels`.
+fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| l.starts_with(&format!("{metric}{{"))).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        labels.iter().all(|(k, v)| head.contains(&format!("{k}=\"{v}\""))).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[test]
+fn istio_standard_metrics_on_both_sides() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let reviews = mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--service-account",
+        "bookinfo-reviews",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("reviews-v1")),
+    ]);
+    let pp = mesh.proxy(&[
+        "--workload",
+        "productpage-v1",
+        "--service-account",
+        "bookinfo-productpage",
+        "--labels",
+        "app=productpage,version=v1",
+    ]);
+    mesh.wait_synced(2);
+    let out = pp.outbound.expect("outbound");
+    for _ in 0..100 {
+        assert_eq!(get(out, "reviews:9080", "/", false, &[]).0, 200);
+    }
+    let common = [
+        ("source_workload", "productpage-v1"),
+        ("source_workload_namespace", "default"),
+        ("source_principal", "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"),
+        ("source_app", "productpage"),
+        ("destination_workload", "reviews-v1"),
+        ("destination_principal", "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"),
+        ("destination_app", "reviews"),
+        ("destination_version", "v1"),
+        ("destination_service", "reviews.default.svc.cluster.local"),
+        ("destination_service_name", "reviews"),
+        ("destination_service_namespace", "default"),
+        ("response_code", "200"),
+        ("request_protocol", "http"),
+    ];
+    let client = get(pp.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    let mut want: Vec<(&str, &str)> = common.to_vec();
+    want.push(("reporter", "source"));
+    assert_eq!(sample(&client, "istio_requests_total", &want), Some(100.0), "{client}");
+    let server = get(reviews.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    let mut want: Vec<(&str, &str)> = common.to_vec();
+    want.push(("reporter", "destination"));
+    want.push(("connection_security_policy", "mutual_tls"));
+    assert_eq!(sample(&server, "istio_requests_total", &want), Some(100.0), "{server}");
+    assert!(sample(&server, "istio_request_duration_milliseconds_count", &want) == Some(100.0), "{server}");
+}

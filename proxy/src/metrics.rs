@@ -1,0 +1,247 @@
+//! Istio's standard metrics, with Istio's names and labels, so existing dashboards and Kiali
+//! queries work: `istio_requests_total`, `istio_request_duration_milliseconds`,
+//! `istio_request_bytes`, `istio_response_bytes`, and the TCP connection and byte counters.
+//!
+//! Peer workload facts travel as Istio's metadata exchange does: each proxy adds its own
+//! (`x-mesh-peer`: `namespace/name;app;version`) to requests and responses between proxies and
+//! removes the peer's before the app sees it.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The header carrying a proxy's workload to its peer.
+pub const PEER_HEADER: &str = "x-mesh-peer";
+
+/// A workload as metrics name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub workload: String,
+    pub namespace: String,
+    pub app: String,
+    pub version: String,
+}
+
+impl Peer {
+    pub fn of(name: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Peer {
+        Peer {
+            workload: name.to_string(),
+            namespace: namespace.to_string(),
+            app: labels.get("app").cloned().unwrap_or_else(|| "unknown".into()),
+            version: labels.get("version").cloned().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+
+    pub fn header(&self) -> String {
+        format!("{}/{};{};{}", self.namespace, self.workload, self.app, self.version)
+    }
+
+    pub fn parse(v: &str) -> Option<Peer> {
+        let mut parts = v.split(';');
+        let (namespace, workload) = parts.next()?.split_once('/')?;
+        Some(Peer {
+            workload: workload.to_string(),
+            namespace: namespace.to_string(),
+            app: parts.next().unwrap_or("unknown").to_string(),
+            version: parts.next().unwrap_or("unknown").to_string(),
+        })
+    }
+
+    fn unknown() -> Peer {
+        Peer {
+            workload: "unknown".into(),
+            namespace: "unknown".into(),
+            app: "unknown".into(),
+            version: "unknown".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub reporter: String,
+    pub source_workload: String,
+    pub source_workload_namespace: String,
+    pub source_principal: String,
+    pub source_app: String,
+    pub source_version: String,
+    pub destination_workload: String,
+    pub destination_workload_namespace: String,
+    pub destination_principal: String,
+    pub destination_app: String,
+    pub destination_version: String,
+    pub destination_service: String,
+    pub destination_service_name: String,
+    pub destination_service_namespace: String,
+    pub request_protocol: String,
+    pub response_code: String,
+    pub response_flags: String,
+    pub connection_security_policy: String,
+    pub grpc_response_status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpLabels {
+    pub reporter: String,
+    pub source_workload: String,
+    pub source_workload_namespace: String,
+    pub source_principal: String,
+    pub destination_workload: String,
+    pub destination_workload_namespace: String,
+    pub destination_principal: String,
+    pub destination_service: String,
+    pub connection_security_policy: String,
+}
+
+type HistFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // Istio's default buckets for request duration, in milliseconds.
+    Histogram::new([0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0])
+}
+
+fn bytes_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 10.0, 9))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: HistFamily,
+    request_bytes: HistFamily,
+    response_bytes: HistFamily,
+    tcp_opened: Family<TcpLabels, Counter>,
+    tcp_closed: Family<TcpLabels, Counter>,
+    tcp_sent: Family<TcpLabels, Counter>,
+    tcp_received: Family<TcpLabels, Counter>,
+}
+
+/// One finished request, as either side reports it.
+pub struct RequestRecord<'a> {
+    pub reporter: &'static str,
+    pub source: &'a Peer,
+    pub source_principal: &'a str,
+    pub destination: &'a Peer,
+    pub destination_principal: &'a str,
+    pub destination_service: &'a str,
+    pub protocol: &'static str,
+    pub code: u16,
+    pub flags: &'static str,
+    pub mtls: bool,
+    pub grpc_status: Option<&'a str>,
+    pub millis: f64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = HistFamily::new_with_constructor(duration_histogram);
+        let request_bytes = HistFamily::new_with_constructor(bytes_histogram);
+        let response_bytes = HistFamily::new_with_constructor(bytes_histogram);
+        let tcp_opened = Family::<TcpLabels, Counter>::default();
+        let tcp_closed = Family::<TcpLabels, Counter>::default();
+        let tcp_sent = Family::<TcpLabels, Counter>::default();
+        let tcp_received = Family::<TcpLabels, Counter>::default();
+        registry.register("istio_requests", "Requests, by source and destination", requests.clone());
+        registry.register("istio_request_duration_milliseconds", "Request duration", duration.clone());
+        registry.register("istio_request_bytes", "Request body size", request_bytes.clone());
+        registry.register("istio_response_bytes", "Response body size", response_bytes.clone());
+        registry.register("istio_tcp_connections_opened", "TCP connections opened", tcp_opened.clone());
+        registry.register("istio_tcp_connections_closed", "TCP connections closed", tcp_closed.clone());
+        registry.register("istio_tcp_sent_bytes", "Bytes sent during TCP connections", tcp_sent.clone());
+        registry.register("istio_tcp_received_bytes", "Bytes received during TCP connections", tcp_received.clone());
+        Metrics {
+            registry,
+            requests,
+            duration,
+            request_bytes,
+            response_bytes,
+            tcp_opened,
+            tcp_closed,
+            tcp_sent,
+            tcp_received,
+        }
+    }
+
+    pub fn record(&self, r: &RequestRecord<'_>) {
+        let (svc_name, svc_ns) = service_parts(r.destination_service);
+        let labels = RequestLabels {
+            reporter: r.reporter.into(),
+            source_workload: r.source.workload.clone(),
+            source_workload_namespace: r.source.namespace.clone(),
+            source_principal: principal(r.source_principal),
+            source_app: r.source.app.clone(),
+            source_version: r.source.version.clone(),
+            destination_workload: r.destination.workload.clone(),
+            destination_workload_namespace: r.destination.namespace.clone(),
+            destination_principal: principal(r.destination_principal),
+            destination_app: r.destination.app.clone(),
+            destination_version: r.destination.version.clone(),
+            destination_service: r.destination_service.into(),
+            destination_service_name: svc_name.into(),
+            destination_service_namespace: svc_ns.into(),
+            request_protocol: r.protocol.into(),
+            response_code: r.code.to_string(),
+            response_flags: r.flags.into(),
+            connection_security_policy: if r.reporter == "source" {
+                "unknown".into()
+            } else if r.mtls {
+                "mutual_tls".into()
+            } else {
+                "none".into()
+            },
+            grpc_response_status: r.grpc_status.unwrap_or("").into(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.duration.get_or_create(&labels).observe(r.millis);
+        self.request_bytes.get_or_create(&labels).observe(r.request_bytes as f64);
+        self.response_bytes.get_or_create(&labels).observe(r.response_bytes as f64);
+    }
+
+    pub fn tcp_opened(&self, l: &TcpLabels) {
+        self.tcp_opened.get_or_create(l).inc();
+    }
+
+    pub fn tcp_closed(&self, l: &TcpLabels, sent: u64, received: u64) {
+        self.tcp_closed.get_or_create(l).inc();
+        self.tcp_sent.get_or_create(l).inc_by(sent);
+        self.tcp_received.get_or_create(l).inc_by(received);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `name.namespace.svc.cluster.local` -> (name, namespace); anything else whole.
+pub fn service_parts(fqdn: &str) -> (&str, &str) {
+    let mut it = fqdn.splitn(3, '.');
+    match (it.next(), it.next()) {
+        (Some(n), Some(ns)) if fqdn.ends_with(".svc.cluster.local") => (n, ns),
+        _ => (fqdn, "unknown"),
+    }
+}
+
+fn principal(spiffe: &str) -> String {
+    if spiffe.is_empty() { "unknown".into() } else { spiffe.to_string() }
+}
+
+pub fn unknown_peer() -> Peer {
+    Peer::unknown()
+}
