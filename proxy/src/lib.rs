@@ -465,9 +465,33 @@ async fn serve_inbound_stream<S>(
             }
         };
         let _ = upstream.set_nodelay(true);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
-            debug!(error = %e, "TCP connection ended with an error");
-        }
+        let me = &shared.me;
+        let labels = metrics::TcpLabels {
+            reporter: "destination".into(),
+            source_workload: "unknown".into(),
+            source_workload_namespace: peer
+                .identity
+                .as_deref()
+                .and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok())
+                .map(|i| i.namespace)
+                .unwrap_or_else(|| "unknown".into()),
+            source_principal: peer.identity.clone().unwrap_or_else(|| "unknown".into()),
+            destination_workload: me.workload.clone(),
+            destination_workload_namespace: me.namespace.clone(),
+            destination_principal: shared.identity.id.to_string(),
+            destination_service: "unknown".into(),
+            connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
+        };
+        shared.metrics.tcp_opened(&labels);
+        // Bytes from the peer to the app are received; from the app to the peer, sent.
+        let (received, sent) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+            Ok(n) => n,
+            Err(e) => {
+                debug!(error = %e, "TCP connection ended with an error");
+                (0, 0)
+            }
+        };
+        shared.metrics.tcp_closed(&labels, sent, received);
         return;
     }
     drop(snapshot);
@@ -518,6 +542,9 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
                     return;
                 }
             };
+            let destination_principal =
+                target.as_ref().and_then(|(a, _)| snapshot.peer(*a)).map(|p| p.identity.to_string());
+            let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
             let connected = match target {
                 Some((addr, None)) => {
                     let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
@@ -534,9 +561,26 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
                     return;
                 }
             };
-            if let Err(e) = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
-                debug!(error = %e, "TCP connection ended with an error");
-            }
+            let labels = metrics::TcpLabels {
+                reporter: "source".into(),
+                source_workload: shared.me.workload.clone(),
+                source_workload_namespace: shared.me.namespace.clone(),
+                source_principal: shared.identity.id.to_string(),
+                destination_workload: "unknown".into(),
+                destination_workload_namespace: "unknown".into(),
+                destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),
+                destination_service,
+                connection_security_policy: "unknown".into(),
+            };
+            shared.metrics.tcp_opened(&labels);
+            let (sent, received) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+                Ok(n) => n,
+                Err(e) => {
+                    debug!(error = %e, "TCP connection ended with an error");
+                    (0, 0)
+                }
+            };
+            shared.metrics.tcp_closed(&labels, sent, received);
         });
     }
 }

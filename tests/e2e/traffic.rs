@@ -310,6 +310,24 @@ spec:
         }
     }
     assert!((20..=65).contains(&two) && one + two == 200, "80/20 split of 200 connections: v1 {one}, v2 {two}");
+    // TCP metrics on the client side: 200 connections opened, closed, bytes counted.
+    let metrics = client.metrics.expect("metrics");
+    let value = |name: &str| {
+        let text = get(metrics, "m", "/stats/prometheus", false, &[]).1;
+        text.lines()
+            .filter(|l| {
+                l.starts_with(name)
+                    && l.contains("reporter=\"source\"")
+                    && l.contains("tcp-echo.default.svc.cluster.local")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(value("istio_tcp_connections_opened_total"), 200.0);
+    eventually("200 TCP connections closed", Duration::from_secs(10), || {
+        (value("istio_tcp_connections_closed_total") == 200.0).then_some(())
+    });
+    assert!(value("istio_tcp_sent_bytes_total") >= 200.0 * 8.0, "each connection sent `hello N\\n`");
 
     // Only the `other` service account may connect: this client's connections are closed.
     apply(
