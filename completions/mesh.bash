@@ -272,7 +272,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --cert-ttl --outbound-traffic-policy --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --cert-ttl --outbound-traffic-policy --access-log --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1332,7 +1332,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --outbound-tcp --gateway-port --admin --metrics --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

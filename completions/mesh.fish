@@ -144,6 +144,7 @@ kube\t'meshd in a Kubernetes cluster'"
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l context -d 'Kubeconfig context (kube platform)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-outbound -d 'Do not open an outbound listener'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l access-log -d 'Write a JSON access log line per request to standard output (also turned on mesh-wide by `mesh install --set meshConfig.accessLogFile=/dev/stdout`)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -315,6 +316,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where
 kube\t'meshd in a Kubernetes cluster'"
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l access-log -d 'Every proxy writes an access log line per request to its standard output'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s h -l help -d 'Print help (see more with \'--help\')'

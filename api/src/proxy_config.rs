@@ -61,6 +61,9 @@ pub struct Listeners {
     /// LocalRateLimit for this workload's inbound requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Write an access log line per request (mesh config `accessLogFile`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub access_log: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -322,6 +322,9 @@ pub struct MeshdArgs {
     /// What proxies do with requests for hosts the mesh does not know.
     #[arg(long, default_value = "ALLOW_ANY", value_parser = ["ALLOW_ANY", "REGISTRY_ONLY"])]
     pub outbound_traffic_policy: String,
+    /// Every proxy writes an access log line per request to its standard output.
+    #[arg(long)]
+    pub access_log: bool,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

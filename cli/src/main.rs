@@ -80,6 +80,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                     cert_ttl: args.cert_ttl,
                     mesh: meshd::translate::MeshConfig {
                         outbound_allow_any: args.outbound_traffic_policy == "ALLOW_ANY",
+                        access_log: args.access_log,
                     },
                 }))
                 .map_err(CliError::from);

@@ -16,6 +16,7 @@ fn main() -> anyhow::Result<()> {
                     other => anyhow::bail!("--outbound-traffic-policy {other:?}: use ALLOW_ANY or REGISTRY_ONLY"),
                 };
             }
+            "--access-log" => mesh.access_log = true,
             "--cert-ttl" => {
                 let v = args.next().ok_or_else(|| anyhow::anyhow!("--cert-ttl needs a duration like 24h"))?;
                 cert_ttl = mesh_api::duration::parse(&v).map_err(|e| anyhow::anyhow!("--cert-ttl {v:?}: {e}"))?;

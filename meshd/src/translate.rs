@@ -249,11 +249,13 @@ pub struct MeshConfig {
     /// `outboundTrafficPolicy.mode`: ALLOW_ANY (true, Istio's default) sends requests for hosts
     /// the mesh does not know to where they were addressed; REGISTRY_ONLY refuses them.
     pub outbound_allow_any: bool,
+    /// `accessLogFile` set: every proxy writes an access log line per request.
+    pub access_log: bool,
 }
 
 impl Default for MeshConfig {
     fn default() -> Self {
-        MeshConfig { outbound_allow_any: true }
+        MeshConfig { outbound_allow_any: true, access_log: false }
     }
 }
 
@@ -388,6 +390,7 @@ pub fn translate_with(
                 inbound.tcp = index.is_tcp_port(proxy, inbound.port);
             }
             l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
+            l.access_log = mesh.access_log;
             l
         },
     }

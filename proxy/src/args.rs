@@ -47,6 +47,10 @@ pub struct ProxyArgs {
     /// Prometheus metrics at /stats/prometheus (Istio uses port 15020).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub metrics: SocketAddr,
+    /// Write a JSON access log line per request to standard output (also turned on mesh-wide
+    /// by `mesh install --set meshConfig.accessLogFile=/dev/stdout`).
+    #[arg(long)]
+    pub access_log: bool,
     /// meshd's address; by default read from MESH_HOME/meshd.json.
     #[arg(long, value_name = "ADDR")]
     pub meshd: Option<SocketAddr>,
@@ -170,6 +174,7 @@ impl ProxyArgs {
             gateway_ports,
             admin: self.admin,
             metrics: Some(self.metrics),
+            access_log: self.access_log,
             meshd,
             peer_http2: self.peer_protocol == "h2",
         })

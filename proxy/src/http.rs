@@ -461,7 +461,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let response_bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
     let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
-    shared.metrics.record(&crate::metrics::RequestRecord {
+    let record = crate::metrics::RequestRecord {
         reporter: "source",
         source: &shared.me,
         source_principal: &shared.identity.id.to_string(),
@@ -476,7 +476,24 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         millis: started.elapsed().as_secs_f64() * 1000.0,
         request_bytes,
         response_bytes,
-    });
+    };
+    shared.metrics.record(&record);
+    if shared.access_log || snapshot.raw.listeners.access_log {
+        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        crate::metrics::access_log(
+            &record,
+            &crate::metrics::AccessEntry {
+                direction: "outbound",
+                method: parts.method.as_str(),
+                path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                authority: header("host"),
+                protocol: if h2 { "HTTP/2" } else { "HTTP/1.1" },
+                request_id: header("x-request-id"),
+                upstream_host: &used.map(|(a, _)| a.to_string()).unwrap_or_default(),
+                upstream_cluster: &target.cluster.name,
+            },
+        );
+    }
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     if let Some((cors, origin)) = cors_origin {
@@ -835,6 +852,11 @@ pub async fn inbound(
             _ => host,
         }
     };
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let authority = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let version = if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
     // Tell the app who called, as Istio does (never trust one the caller sent).
     req.headers_mut().remove("x-forwarded-client-cert");
     if let Some(id) = &peer.identity
@@ -851,7 +873,7 @@ pub async fn inbound(
     let response_bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
     let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
-    shared.metrics.record(&crate::metrics::RequestRecord {
+    let record = crate::metrics::RequestRecord {
         reporter: "destination",
         source: &source,
         source_principal: peer.identity.as_deref().unwrap_or(""),
@@ -866,6 +888,22 @@ pub async fn inbound(
         millis: started.elapsed().as_secs_f64() * 1000.0,
         request_bytes,
         response_bytes,
-    });
+    };
+    shared.metrics.record(&record);
+    if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
+        crate::metrics::access_log(
+            &record,
+            &crate::metrics::AccessEntry {
+                direction: "inbound",
+                method: &method,
+                path: &path,
+                authority: &authority,
+                protocol: version,
+                request_id: &request_id,
+                upstream_host: &app.to_string(),
+                upstream_cluster: &format!("inbound|{port}||"),
+            },
+        );
+    }
     resp
 }

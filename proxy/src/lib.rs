@@ -54,6 +54,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// This workload, as metrics and peers name it.
     pub me: metrics::Peer,
+    /// `--access-log`: log every request whatever the mesh config says.
+    pub access_log: bool,
 }
 
 /// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
@@ -154,6 +156,8 @@ pub struct Options {
     pub admin: SocketAddr,
     /// Prometheus metrics (`/stats/prometheus`); None for none.
     pub metrics: Option<SocketAddr>,
+    /// Write an access log line per request, whatever the mesh config says.
+    pub access_log: bool,
     pub meshd: MeshdSource,
     /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
     pub peer_http2: bool,
@@ -297,6 +301,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         quit: tokio::sync::Notify::new(),
         metrics: metrics::Metrics::new(),
         me,
+        access_log: opts.access_log,
     });
     let bound = Bound {
         outbound: outbound_addr,

@@ -140,6 +140,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         outbound_tcp: Vec::new(),
         gateway_ports: Vec::new(),
         metrics: None,
+        access_log: false,
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd, token: token.into() },
         peer_http2: true,

@@ -303,3 +303,69 @@ fn istio_standard_metrics_on_both_sides() {
     assert_eq!(sample(&server, "istio_requests_total", &want), Some(100.0), "{server}");
     assert!(sample(&server, "istio_request_duration_milliseconds_count", &want) == Some(100.0), "{server}");
 }
+
+#[test]
+fn access_log_lines_are_json_per_request() {
+    use std::io::BufRead;
+    let mut mesh = Mesh::new();
+    mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "meshConfig.accessLogFile=/dev/stdout"]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("reviews-v1")),
+    ]);
+    // The client's stdout is read here, line by line, after its start-up lines.
+    /// Killed even when an assertion fails.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(
+        mesh.cmd()
+            .args(["proxy", "run", "--workload", "productpage-v1", "--labels", "app=productpage"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut outbound = None;
+    while outbound.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(10)).expect("start-up line");
+        outbound = line
+            .strip_prefix("outbound listening on ")
+            .and_then(|r| r.split_whitespace().next()?.parse::<std::net::SocketAddr>().ok());
+    }
+    mesh.wait_synced(2);
+    let outbound = outbound.expect("outbound");
+    let got = get(outbound, "reviews:9080", "/books?id=1", false, &[("x-request-id", "req-42")]);
+    assert_eq!(got.0, 200);
+    let entry = eventually("an access log line", Duration::from_secs(10), || {
+        let line = rx.try_recv().ok()?;
+        let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+        (v["x_request_id"] == "req-42").then_some(v)
+    });
+    drop(child);
+    assert_eq!(entry["direction"], "outbound");
+    assert_eq!(entry["method"], "GET");
+    assert_eq!(entry["path"], "/books?id=1");
+    assert_eq!(entry["response_code"], 200);
+    assert_eq!(entry["upstream_cluster"], "outbound|9080||reviews.default.svc.cluster.local");
+    assert_eq!(entry["upstream_peer"], "spiffe://cluster.local/ns/default/sa/default");
+    assert_eq!(entry["destination_workload"], "default/reviews-v1");
+}

@@ -29,6 +29,10 @@ pub struct Settings {
     /// Istio's `meshConfig.outboundTrafficPolicy.mode`.
     #[serde(default = "default_outbound")]
     pub outbound_traffic_policy: String,
+    /// Istio's `meshConfig.accessLogFile` (any value but empty turns access logs on; proxies
+    /// write them to their standard output).
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 fn default_outbound() -> String {
@@ -39,8 +43,14 @@ fn default_ttl() -> String {
     "24h".into()
 }
 
-const KEYS: &[&str] =
-    &["meshd.listen", "ca.cert", "ca.key", "ca.workloadCertTtl", "meshConfig.outboundTrafficPolicy.mode"];
+const KEYS: &[&str] = &[
+    "meshd.listen",
+    "ca.cert",
+    "ca.key",
+    "ca.workloadCertTtl",
+    "meshConfig.outboundTrafficPolicy.mode",
+    "meshConfig.accessLogFile",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -51,6 +61,7 @@ impl Default for Settings {
             ca_cert: None,
             ca_key: None,
             outbound_traffic_policy: default_outbound(),
+            access_log: false,
         }
     }
 }
@@ -63,6 +74,7 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
         ca_cert: None,
         ca_key: None,
         outbound_traffic_policy: default_outbound(),
+        access_log: false,
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -77,6 +89,7 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
                     "--set meshd.listen={v}: not an address like 127.0.0.1:15010 (port 0 picks a free port)"
                 )),
             },
+            "meshConfig.accessLogFile" => s.access_log = !v.is_empty(),
             "meshConfig.outboundTrafficPolicy.mode" => match v {
                 "ALLOW_ANY" | "REGISTRY_ONLY" => s.outbound_traffic_policy = v.to_string(),
                 _ => problems.push(format!("--set {k}={v}: use ALLOW_ANY or REGISTRY_ONLY")),
@@ -126,6 +139,7 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, settings: &
         .arg(&settings.cert_ttl)
         .arg("--outbound-traffic-policy")
         .arg(&settings.outbound_traffic_policy)
+        .args(settings.access_log.then_some("--access-log"))
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)

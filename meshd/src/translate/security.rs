@@ -203,7 +203,13 @@ pub fn listeners(
         .collect();
     inbound.sort_by_key(|l| l.port);
     inbound.dedup();
-    Listeners { inbound, policies: authz_policies(aps, proxy), jwt: jwt_providers(ras, proxy), rate_limit: None }
+    Listeners {
+        inbound,
+        policies: authz_policies(aps, proxy),
+        jwt: jwt_providers(ras, proxy),
+        rate_limit: None,
+        access_log: false,
+    }
 }
 
 fn bucket(b: &TokenBucket) -> Bucket {
