@@ -202,6 +202,40 @@ impl Index<'_> {
         })
     }
 
+    /// The cluster name of a route destination, recorded in `wanted` so it gets built.
+    fn wanted_cluster(
+        &self,
+        d: &mesh_api::networking::Destination,
+        vs_ns: &str,
+        port: u16,
+        wanted: &mut BTreeSet<(String, u16, Option<String>)>,
+    ) -> String {
+        let (fqdn, dport) = self.destination(d, vs_ns, port);
+        let name = cluster_name(&fqdn, dport, d.subset.as_deref());
+        wanted.insert((fqdn, dport, d.subset.clone()));
+        name
+    }
+
+    /// The weighted clusters of a `tcp` or `tls` rule's destinations (no header changes).
+    fn l4_clusters(
+        &self,
+        route: &[mesh_api::networking::RouteDestination],
+        vs_ns: &str,
+        port: u16,
+        wanted: &mut BTreeSet<(String, u16, Option<String>)>,
+    ) -> Vec<WeightedCluster> {
+        let single = route.len() == 1;
+        route
+            .iter()
+            .map(|d| WeightedCluster {
+                cluster: self.wanted_cluster(&d.destination, vs_ns, port, wanted),
+                weight: route_weight(single, d.weight),
+                request_headers: HeaderOps::default(),
+                response_headers: HeaderOps::default(),
+            })
+            .collect()
+    }
+
     /// A route destination's service FQDN and port: the port given, else the service's only
     /// port, else the port the request came for.
     fn destination(&self, d: &mesh_api::networking::Destination, vs_ns: &str, port: u16) -> (String, u16) {
@@ -215,6 +249,16 @@ impl Index<'_> {
             (None, None) => port,
         };
         (fqdn, dest_port)
+    }
+}
+
+/// Istio's destination weights: a lone destination gets everything (at least 1), several share
+/// by their weights (missing = 0).
+fn route_weight(single: bool, w: Option<i64>) -> u32 {
+    if single {
+        w.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
+    } else {
+        w.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
     }
 }
 
@@ -418,23 +462,16 @@ fn http_routes(
             continue;
         }
         let single = rule.route.len() == 1;
-        let mut clusters = Vec::new();
-        for d in &rule.route {
-            let (dest_fqdn, dest_port) = index.destination(&d.destination, &key.namespace, port);
-            let weight = if single {
-                d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
-            } else {
-                d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
-            };
-            let subset = d.destination.subset.clone();
-            clusters.push(WeightedCluster {
-                cluster: cluster_name(&dest_fqdn, dest_port, subset.as_deref()),
-                weight,
+        let clusters = rule
+            .route
+            .iter()
+            .map(|d| WeightedCluster {
+                cluster: index.wanted_cluster(&d.destination, &key.namespace, port, wanted),
+                weight: route_weight(single, d.weight),
                 request_headers: http::request_ops(&d.headers),
                 response_headers: http::response_ops(&d.headers),
-            });
-            wanted.insert((dest_fqdn, dest_port, subset));
-        }
+            })
+            .collect();
         let name = match &rule.name {
             Some(n) => format!("{}/{} {n}", key.namespace, key.name),
             None => format!("{}/{} {label}", key.namespace, key.name),
@@ -442,10 +479,7 @@ fn http_routes(
         let mut route = Route { name, matches, clusters, ..Default::default() };
         http::rule_actions(rule, &mut route);
         for (dest, percent) in http::mirrors(rule) {
-            let (fqdn, dport) = index.destination(dest, &key.namespace, port);
-            let subset = dest.subset.clone();
-            route.mirrors.push(Mirror { cluster: cluster_name(&fqdn, dport, subset.as_deref()), percent });
-            wanted.insert((fqdn, dport, subset));
+            route.mirrors.push(Mirror { cluster: index.wanted_cluster(dest, &key.namespace, port, wanted), percent });
         }
         routes.push(route);
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{HeaderOps, TcpService, VirtualHost, WeightedCluster, cluster_name};
+use mesh_api::proxy_config::{TcpService, VirtualHost};
 
 use super::http::Scope;
 use super::{Index, http_routes, labels_match};
@@ -79,28 +79,7 @@ pub(super) fn routes(
                     },
                 );
                 let Some((k, i, r)) = rule else { continue };
-                let single = r.route.len() == 1;
-                let clusters = r
-                    .route
-                    .iter()
-                    .map(|d| {
-                        let (fqdn, dport) = index.destination(&d.destination, &k.namespace, port);
-                        let subset = d.destination.subset.clone();
-                        let name = cluster_name(&fqdn, dport, subset.as_deref());
-                        wanted.insert((fqdn, dport, subset));
-                        let weight = if single {
-                            d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
-                        } else {
-                            d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
-                        };
-                        WeightedCluster {
-                            cluster: name,
-                            weight,
-                            request_headers: HeaderOps::default(),
-                            response_headers: HeaderOps::default(),
-                        }
-                    })
-                    .collect();
+                let clusters = index.l4_clusters(&r.route, &k.namespace, port, wanted);
                 tcp.push(TcpService {
                     name: format!("{}/{} :{port}", gk.namespace, gk.name),
                     domains: vec!["*".into()],

@@ -26,12 +26,6 @@ pub(super) fn service(
     proxy: &Workload,
     wanted: &mut BTreeSet<(String, u16, Option<String>)>,
 ) -> TcpService {
-    let cluster = |name: String, weight: u32| WeightedCluster {
-        cluster: name,
-        weight,
-        request_headers: HeaderOps::default(),
-        response_headers: HeaderOps::default(),
-    };
     let rule = vs.and_then(|(key, vs)| {
         vs.spec
             .tcp
@@ -43,27 +37,19 @@ pub(super) fn service(
             .map(|(i, r)| (key, i, r))
     });
     let (route, clusters) = match rule {
-        Some((key, i, r)) => {
-            let single = r.route.len() == 1;
-            let clusters = r
-                .route
-                .iter()
-                .map(|d| {
-                    let (fqdn, dport) = index.destination(&d.destination, &key.namespace, port);
-                    let subset = d.destination.subset.clone();
-                    let name = cluster_name(&fqdn, dport, subset.as_deref());
-                    wanted.insert((fqdn, dport, subset));
-                    let weight = if single {
-                        d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
-                    } else {
-                        d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
-                    };
-                    cluster(name, weight)
-                })
-                .collect();
-            (format!("{}/{} tcp[{i}]", key.namespace, key.name), clusters)
+        Some((key, i, r)) => (
+            format!("{}/{} tcp[{i}]", key.namespace, key.name),
+            index.l4_clusters(&r.route, &key.namespace, port, wanted),
+        ),
+        None => {
+            let all = WeightedCluster {
+                cluster: cluster_name(&svc.fqdn, port, None),
+                weight: 100,
+                request_headers: HeaderOps::default(),
+                response_headers: HeaderOps::default(),
+            };
+            ("default".to_string(), vec![all])
         }
-        None => ("default".to_string(), vec![cluster(cluster_name(&svc.fqdn, port, None), 100)]),
     };
     // `tls` rules: routes by the SNI of the ClientHello (TLS passes through untouched).
     let mut sni = Vec::new();
@@ -82,23 +68,7 @@ pub(super) fn service(
             if applicable.is_empty() {
                 continue;
             }
-            let single = r.route.len() == 1;
-            let clusters = r
-                .route
-                .iter()
-                .map(|d| {
-                    let (fqdn, dport) = index.destination(&d.destination, &key.namespace, port);
-                    let subset = d.destination.subset.clone();
-                    let name = cluster_name(&fqdn, dport, subset.as_deref());
-                    wanted.insert((fqdn, dport, subset));
-                    let weight = if single {
-                        d.weight.map_or(100, |w| u32::try_from(w).unwrap_or(0)).max(1)
-                    } else {
-                        d.weight.and_then(|w| u32::try_from(w).ok()).unwrap_or(0)
-                    };
-                    cluster(name, weight)
-                })
-                .collect();
+            let clusters = index.l4_clusters(&r.route, &key.namespace, port, wanted);
             sni.push(SniRoute {
                 name: format!("{}/{} tls[{i}]", key.namespace, key.name),
                 sni_hosts: applicable.iter().flat_map(|m| m.sni_hosts.iter().map(|h| h.to_ascii_lowercase())).collect(),
