@@ -59,7 +59,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
                 .filter_map(|d| mesh_api::cert::CertInfo::from_der(d).ok())
                 .collect();
             let body = serde_json::json!({
-                "identity": shared.identity.id.to_string(),
+                "identity": shared.identity.uri.clone(),
                 "certificate": s.cert,
                 "trust_bundle": roots,
                 "bundle_version": s.bundle_version,

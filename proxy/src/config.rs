@@ -543,20 +543,7 @@ pub struct CompiledRoute {
 impl CompiledRoute {
     /// Pick a destination by weight.
     pub fn pick_cluster(&self) -> Option<&Target> {
-        if self.clusters.len() == 1 {
-            return self.clusters.first();
-        }
-        if self.total_weight == 0 {
-            return None;
-        }
-        let mut x = fastrand::u32(..self.total_weight);
-        for t in &self.clusters {
-            if x < t.weight {
-                return Some(t);
-            }
-            x -= t.weight;
-        }
-        None
+        pick_by_weight(&self.clusters, self.total_weight, |t| t.weight)
     }
 }
 
@@ -566,41 +553,92 @@ pub struct CompiledVhost {
     pub routes: Vec<CompiledRoute>,
 }
 
-/// A TCP service port: connections split between clusters by weight.
-#[derive(Debug)]
-pub struct CompiledTcp {
-    pub name: String,
-    pub route: String,
-    pub clusters: Vec<(Arc<ClusterState>, u32)>,
-    pub total: u32,
-    /// `tls` rules, tried in order before `clusters`.
-    pub sni: Vec<SniRule>,
-}
-
-/// A `tls` rule: the SNI names it takes, and where it sends them.
-pub type SniRule = (Vec<String>, Vec<(Arc<ClusterState>, u32)>);
-
-fn pick_weighted(clusters: &[(Arc<ClusterState>, u32)]) -> Option<&Arc<ClusterState>> {
-    if clusters.len() == 1 {
-        return clusters.first().map(|(c, _)| c);
+/// One of `items` at random by weight (`total` is the sum of the weights); with a single item,
+/// that one whatever its weight.
+fn pick_by_weight<T>(items: &[T], total: u32, weight: impl Fn(&T) -> u32) -> Option<&T> {
+    if items.len() == 1 {
+        return items.first();
     }
-    let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
     if total == 0 {
         return None;
     }
     let mut x = fastrand::u32(..total);
-    for (c, w) in clusters {
-        if x < *w {
-            return Some(c);
+    for item in items {
+        let w = weight(item);
+        if x < w {
+            return Some(item);
         }
         x -= w;
     }
     None
 }
 
+/// Clusters with weights, their total computed once.
+#[derive(Debug)]
+pub struct Weighted {
+    clusters: Vec<(Arc<ClusterState>, u32)>,
+    total: u32,
+}
+
+impl Weighted {
+    /// Resolve `list` against the compiled clusters; `owner` names the route for errors.
+    fn compile(
+        list: &[mesh_api::proxy_config::WeightedCluster],
+        clusters: &HashMap<&str, Arc<ClusterState>>,
+        owner: &str,
+    ) -> Result<Weighted, ConfigError> {
+        let clusters = list
+            .iter()
+            .map(|wc| {
+                let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
+                    err(ConfigType::Routes, format!("{owner} references unknown cluster {}", wc.cluster))
+                })?;
+                Ok((c.clone(), wc.weight))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let total = clusters.iter().map(|(_, w)| *w).sum();
+        Ok(Weighted { clusters, total })
+    }
+
+    pub fn pick(&self) -> Option<&Arc<ClusterState>> {
+        pick_by_weight(&self.clusters, self.total, |(_, w)| *w).map(|(c, _)| c)
+    }
+}
+
+/// A TCP service port: connections split between clusters by weight.
+#[derive(Debug)]
+pub struct CompiledTcp {
+    pub name: String,
+    pub route: String,
+    pub clusters: Weighted,
+    /// `tls` rules, tried in order before `clusters`: the SNI names each takes, and where to.
+    pub sni: Vec<(Vec<String>, Weighted)>,
+}
+
 impl CompiledTcp {
+    fn compile(
+        t: &mesh_api::proxy_config::TcpService,
+        clusters: &HashMap<&str, Arc<ClusterState>>,
+    ) -> Result<CompiledTcp, ConfigError> {
+        Ok(CompiledTcp {
+            name: t.name.clone(),
+            route: t.route.clone(),
+            clusters: Weighted::compile(&t.clusters, clusters, &t.name)?,
+            sni: t
+                .sni
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.sni_hosts.clone(),
+                        Weighted::compile(&r.clusters, clusters, &format!("{} {}", t.name, r.name))?,
+                    ))
+                })
+                .collect::<Result<_, ConfigError>>()?,
+        })
+    }
+
     pub fn pick_cluster(&self) -> Option<&Arc<ClusterState>> {
-        pick_weighted(&self.clusters)
+        self.clusters.pick()
     }
 
     /// The cluster for a TLS connection by its SNI: the first `tls` rule whose hosts match,
@@ -616,7 +654,7 @@ impl CompiledTcp {
                 })
         };
         match self.sni.iter().find(|(hosts, _)| hit(hosts)) {
-            Some((_, clusters)) => pick_weighted(clusters),
+            Some((_, clusters)) => clusters.pick(),
             None => self.pick_cluster(),
         }
     }
@@ -908,30 +946,7 @@ impl Snapshot {
         let inbound = raw.listeners.inbound.iter().map(|l| (l.port, (l.mtls, l.tcp))).collect();
         let mut tcp = HashMap::new();
         for t in &raw.routes.tcp {
-            let mut cs = Vec::new();
-            for wc in &t.clusters {
-                let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
-                    err(ConfigType::Routes, format!("{} references unknown cluster {}", t.name, wc.cluster))
-                })?;
-                cs.push((c.clone(), wc.weight));
-            }
-            let total = cs.iter().map(|(_, w)| *w).sum();
-            let mut sni = Vec::new();
-            for r in &t.sni {
-                let mut rcs = Vec::new();
-                for wc in &r.clusters {
-                    let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
-                        err(
-                            ConfigType::Routes,
-                            format!("{} {} references unknown cluster {}", t.name, r.name, wc.cluster),
-                        )
-                    })?;
-                    rcs.push((c.clone(), wc.weight));
-                }
-                sni.push((r.sni_hosts.clone(), rcs));
-            }
-            let compiled =
-                Arc::new(CompiledTcp { name: t.name.clone(), route: t.route.clone(), clusters: cs, total, sni });
+            let compiled = Arc::new(CompiledTcp::compile(t, &clusters)?);
             for d in &t.domains {
                 tcp.insert((d.to_ascii_lowercase(), t.port), compiled.clone());
             }
@@ -939,27 +954,12 @@ impl Snapshot {
         let authz = crate::authz::Authz::compile(&raw.listeners.policies).map_err(|m| err(ConfigType::Listeners, m))?;
         let jwt = crate::jwt::JwtAuth::compile(&raw.listeners.jwt).map_err(|m| err(ConfigType::Listeners, m))?;
         let rate_limit = raw.listeners.rate_limit.as_ref().map(RateLimiter::new);
-        let mut gw_tcp = HashMap::new();
-        for t in &raw.routes.gateway_tcp {
-            let mut cs = Vec::new();
-            for wc in &t.clusters {
-                let c = clusters.get(wc.cluster.as_str()).ok_or_else(|| {
-                    err(ConfigType::Routes, format!("{} references unknown cluster {}", t.name, wc.cluster))
-                })?;
-                cs.push((c.clone(), wc.weight));
-            }
-            let total = cs.iter().map(|(_, w)| *w).sum();
-            gw_tcp.insert(
-                t.port,
-                Arc::new(CompiledTcp {
-                    name: t.name.clone(),
-                    route: t.route.clone(),
-                    clusters: cs,
-                    total,
-                    sni: Vec::new(),
-                }),
-            );
-        }
+        let gw_tcp = raw
+            .routes
+            .gateway_tcp
+            .iter()
+            .map(|t| Ok((t.port, Arc::new(CompiledTcp::compile(t, &clusters)?))))
+            .collect::<Result<HashMap<_, _>, ConfigError>>()?;
         Ok(Snapshot { peers, inbound, tcp, gw_tcp, authz, jwt, rate_limit, hosts, gw_hosts, vhosts, raw, versions })
     }
 }

@@ -346,8 +346,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let (mut parts, body) = req.into_parts();
     // Metadata exchange: tell the peer proxy who is calling (it removes this before the app).
-    if let Ok(v) = HeaderValue::from_str(&shared.me.header()) {
-        parts.headers.insert(crate::metrics::PEER_HEADER, v);
+    if let Some(v) = &shared.me_header {
+        parts.headers.insert(crate::metrics::PEER_HEADER, v.clone());
     }
     // Keep small bodies (and empty ones) so the request can be retried and mirrored.
     let wants_copy = route.retries.is_some() || !route.mirrors.is_empty();
@@ -464,7 +464,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let record = crate::metrics::RequestRecord {
         reporter: "source",
         source: &shared.me,
-        source_principal: &shared.identity.id.to_string(),
+        source_principal: &shared.identity.uri,
         destination: &destination,
         destination_principal: &dest_principal,
         destination_service: &target.cluster.service,
@@ -860,15 +860,15 @@ pub async fn inbound(
     // Tell the app who called, as Istio does (never trust one the caller sent).
     req.headers_mut().remove("x-forwarded-client-cert");
     if let Some(id) = &peer.identity
-        && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.id))
+        && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri))
     {
         req.headers_mut().insert("x-forwarded-client-cert", v);
     }
     let mut resp = forward_to_app(&shared, req, app).await;
     if caller.is_some()
-        && let Ok(v) = HeaderValue::from_str(&shared.me.header())
+        && let Some(v) = &shared.me_header
     {
-        resp.headers_mut().insert(crate::metrics::PEER_HEADER, v);
+        resp.headers_mut().insert(crate::metrics::PEER_HEADER, v.clone());
     }
     let response_bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
@@ -878,7 +878,7 @@ pub async fn inbound(
         source: &source,
         source_principal: peer.identity.as_deref().unwrap_or(""),
         destination: &shared.me,
-        destination_principal: &shared.identity.id.to_string(),
+        destination_principal: &shared.identity.uri,
         destination_service: &service,
         protocol: if grpc { "grpc" } else { "http" },
         code: resp.status().as_u16(),

@@ -54,6 +54,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// This workload, as metrics and peers name it.
     pub me: metrics::Peer,
+    /// `me` as the metadata-exchange header value, made once.
+    pub me_header: Option<::http::HeaderValue>,
     /// `--access-log`: log every request whatever the mesh config says.
     pub access_log: bool,
 }
@@ -300,6 +302,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         pool_clients: Default::default(),
         quit: tokio::sync::Notify::new(),
         metrics: metrics::Metrics::new(),
+        me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
         me,
         access_log: opts.access_log,
     });
@@ -483,7 +486,7 @@ async fn serve_inbound_stream<S>(
             source_principal: peer.identity.clone().unwrap_or_else(|| "unknown".into()),
             destination_workload: me.workload.clone(),
             destination_workload_namespace: me.namespace.clone(),
-            destination_principal: shared.identity.id.to_string(),
+            destination_principal: shared.identity.uri.clone(),
             destination_service: "unknown".into(),
             connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
         };
@@ -570,7 +573,7 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
                 reporter: "source".into(),
                 source_workload: shared.me.workload.clone(),
                 source_workload_namespace: shared.me.namespace.clone(),
-                source_principal: shared.identity.id.to_string(),
+                source_principal: shared.identity.uri.clone(),
                 destination_workload: "unknown".into(),
                 destination_workload_namespace: "unknown".into(),
                 destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),

@@ -55,6 +55,8 @@ pub struct TlsState {
 
 pub struct Identity {
     pub id: SpiffeId,
+    /// `id` as its URI, made once (metrics and logs name it on every request).
+    pub uri: String,
     state: ArcSwap<TlsState>,
     /// The key of the CSR in flight.
     pending: Mutex<Option<rcgen::KeyPair>>,
@@ -161,6 +163,7 @@ fn parse_bundle(pem: &str) -> Result<Arc<RootCertStore>, String> {
 impl Identity {
     pub fn new(id: SpiffeId) -> Identity {
         Identity {
+            uri: id.to_string(),
             id,
             state: ArcSwap::from_pointee(TlsState {
                 cert: None,
@@ -204,8 +207,8 @@ impl Identity {
         let roots = parse_bundle(bundle_pem)?;
         let ders = pem_certs(cert_pem).map_err(|e| format!("certificate: {e}"))?;
         let info = CertInfo::from_der(&ders[0]).map_err(|e| format!("certificate: {e}"))?;
-        let me = self.id.to_string();
-        if !info.uris.contains(&me) {
+        let me = &self.uri;
+        if !info.uris.contains(me) {
             return Err(format!("certificate is for {:?}, not this proxy's identity {me}", info.uris));
         }
         if let Some(e) = info.validity_error(now_unix()) {
