@@ -212,6 +212,17 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
     (routes, clusters, endpoints)
 }
 
+/// The first push of a whole config (nonce 1, versions r1/c1/e1/l1, no inbound policy).
+fn first_push(routes: Routes, clusters: Clusters, endpoints: Endpoints) -> MeshdMessage {
+    MeshdMessage::Push(Push {
+        nonce: "1".into(),
+        routes: Some(Versioned { version: "r1".into(), body: routes }),
+        clusters: Some(Versioned { version: "c1".into(), body: clusters }),
+        endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
+        listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+    })
+}
+
 async fn next_answers(rx: &mut mpsc::UnboundedReceiver<ProxyMessage>, n: usize) -> Vec<ProxyMessage> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -239,15 +250,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
     assert_eq!(get(bound.admin, "x", "/ready").await.0, 503);
 
     let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
-    to_proxy
-        .send(MeshdMessage::Push(Push {
-            nonce: "1".into(),
-            routes: Some(Versioned { version: "r1".into(), body: routes }),
-            clusters: Some(Versioned { version: "c1".into(), body: clusters.clone() }),
-            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
-            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
-        }))
-        .expect("push");
+    to_proxy.send(first_push(routes, clusters.clone(), endpoints)).expect("push");
     let acks = next_answers(&mut from_proxy, 4).await;
     assert!(acks.iter().all(|m| matches!(m, ProxyMessage::Ack { nonce, .. } if nonce == "1")), "{acks:?}");
     bound.shared.wait_ready(Duration::from_secs(10)).await;
@@ -329,15 +332,7 @@ async fn certificates_renew_at_half_life_without_dropping_connections() {
     let (bound, serve) = mesh_proxy::start(client_options(meshd, "t0ken")).await.expect("start");
     tokio::spawn(serve);
     let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
-    to_proxy
-        .send(MeshdMessage::Push(Push {
-            nonce: "1".into(),
-            routes: Some(Versioned { version: "r1".into(), body: routes }),
-            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
-            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
-            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
-        }))
-        .expect("push");
+    to_proxy.send(first_push(routes, clusters, endpoints)).expect("push");
     assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
     let first = serial(bound.admin).await.expect("a certificate");
     // A keep-alive connection through the proxy, opened before the renewal.
@@ -367,13 +362,7 @@ async fn config_from_a_meshd_without_the_token_is_refused() {
     let (bound, serve) = mesh_proxy::start(client_options(meshd, "t0ken")).await.expect("start");
     tokio::spawn(serve);
     let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
-    let _ = to_proxy.send(MeshdMessage::Push(Push {
-        nonce: "1".into(),
-        routes: Some(Versioned { version: "r1".into(), body: routes }),
-        clusters: Some(Versioned { version: "c1".into(), body: clusters }),
-        endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
-        listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
-    }));
+    let _ = to_proxy.send(first_push(routes, clusters, endpoints));
     assert!(!bound.shared.wait_ready(Duration::from_millis(500)).await, "must not take config");
     assert!(from_proxy.try_recv().is_err(), "no ACK for an unauthenticated meshd");
     assert_eq!(get(bound.outbound.expect("outbound"), "web", "/").await.0, 503, "no config yet");
@@ -433,15 +422,7 @@ async fn each_request_keeps_its_http_version_to_the_next_hop() {
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
     tokio::spawn(serve);
     let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
-    to_proxy
-        .send(MeshdMessage::Push(Push {
-            nonce: "1".into(),
-            routes: Some(Versioned { version: "r1".into(), body: routes }),
-            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
-            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
-            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
-        }))
-        .expect("push");
+    to_proxy.send(first_push(routes, clusters, endpoints)).expect("push");
     assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
     let outbound = bound.outbound.expect("outbound");
     assert_eq!(get(outbound, "web", "/").await, (200, "HTTP/1.1".into()));
@@ -486,15 +467,7 @@ async fn max_requests_per_connection_one_opens_a_connection_per_request() {
     tokio::spawn(serve);
     let (routes, mut clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
     clusters.clusters[0].limits = Some(Limits { no_reuse: true, ..Default::default() });
-    to_proxy
-        .send(MeshdMessage::Push(Push {
-            nonce: "1".into(),
-            routes: Some(Versioned { version: "r1".into(), body: routes }),
-            clusters: Some(Versioned { version: "c1".into(), body: clusters }),
-            endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
-            listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
-        }))
-        .expect("push");
+    to_proxy.send(first_push(routes, clusters, endpoints)).expect("push");
     assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
     let outbound = bound.outbound.expect("outbound");
     for _ in 0..5 {

@@ -184,32 +184,35 @@ pub fn counting_app(name: &'static str) -> (SocketAddr, std::sync::Arc<std::sync
     (addr, accepted)
 }
 
+/// Read one HTTP/1.1 request (head and a Content-Length body). False when the connection
+/// ended first.
+fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
+    let mut content_length = 0usize;
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        if line == "\r\n" {
+            if first {
+                continue;
+            }
+            break;
+        }
+        first = false;
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            content_length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).is_ok()
+}
+
 fn serve_app(stream: TcpStream, name: &str) {
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut content_length = 0usize;
-        let mut first = true;
-        loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                if first {
-                    continue;
-                }
-                break;
-            }
-            first = false;
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                content_length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while read_request(&mut reader) {
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{name}\n",
             name.len() + 1
@@ -322,30 +325,7 @@ pub fn scripted_app(
             let (counter, answer) = (counter.clone(), answer.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
-                loop {
-                    let mut len = 0usize;
-                    let mut saw_any = false;
-                    loop {
-                        let mut line = String::new();
-                        match reader.read_line(&mut line) {
-                            Ok(0) | Err(_) => return,
-                            Ok(_) => {}
-                        }
-                        if line == "\r\n" {
-                            if saw_any {
-                                break;
-                            }
-                            continue;
-                        }
-                        saw_any = true;
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
+                while read_request(&mut reader) {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     let (status, text, delay) = answer(n);
                     std::thread::sleep(delay);
