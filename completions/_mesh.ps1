@@ -44,6 +44,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Change how traffic is split between a service''s subsets')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Workload certificates and the mesh CA: status, renewal, root rotation')
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Find problems in configuration: files offline, the running mesh, or files over it')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the versions of the CLI and the running control plane')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run a small bookinfo-like mesh and shift traffic between versions, live')
@@ -404,6 +405,27 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mesh;top' {
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'How long each measurement lasts (and how often a live view refreshes)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, '`table` refreshes live on a terminal; `json` and `yaml` print one measurement')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, '`table` refreshes live on a terminal; `json` and `yaml` print one measurement')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context (kube platform)')
+            [CompletionResult]::new('-A', '-A ', [CompletionResultType]::ParameterName, 'Proxies in every namespace, not just -n')
+            [CompletionResult]::new('--all-namespaces', '--all-namespaces', [CompletionResultType]::ParameterName, 'Proxies in every namespace, not just -n')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one measurement and exit, even on a terminal')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mesh;version' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'o')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
@@ -456,8 +478,12 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
         }
         'mesh;__meshd' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'listen')
+            [CompletionResult]::new('--monitoring', '--monitoring', [CompletionResultType]::ParameterName, 'Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is on port 0)')
             [CompletionResult]::new('--cert-ttl', '--cert-ttl', [CompletionResultType]::ParameterName, 'Lifetime of workload certificates (Go duration)')
             [CompletionResult]::new('--outbound-traffic-policy', '--outbound-traffic-policy', [CompletionResultType]::ParameterName, 'What proxies do with requests for hosts the mesh does not know')
+            [CompletionResult]::new('--zipkin', '--zipkin', [CompletionResultType]::ParameterName, 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)')
+            [CompletionResult]::new('--otlp', '--otlp', [CompletionResultType]::ParameterName, 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)')
+            [CompletionResult]::new('--trace-sampling', '--trace-sampling', [CompletionResultType]::ParameterName, 'Percentage of new traces sampled')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
@@ -504,6 +530,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Change how traffic is split between a service''s subsets')
             [CompletionResult]::new('cert', 'cert', [CompletionResultType]::ParameterValue, 'Workload certificates and the mesh CA: status, renewal, root rotation')
             [CompletionResult]::new('analyze', 'analyze', [CompletionResultType]::ParameterValue, 'Find problems in configuration: files offline, the running mesh, or files over it')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share')
             [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print the versions of the CLI and the running control plane')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run a small bookinfo-like mesh and shift traffic between versions, live')
@@ -563,6 +590,9 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             break
         }
         'mesh;help;analyze' {
+            break
+        }
+        'mesh;help;top' {
             break
         }
         'mesh;help;version' {

@@ -61,6 +61,9 @@ _mesh() {
             mesh,route)
                 cmd="mesh__subcmd__route"
                 ;;
+            mesh,top)
+                cmd="mesh__subcmd__top"
+                ;;
             mesh,uninstall)
                 cmd="mesh__subcmd__uninstall"
                 ;;
@@ -136,6 +139,9 @@ _mesh() {
             mesh__subcmd__help,route)
                 cmd="mesh__subcmd__help__subcmd__route"
                 ;;
+            mesh__subcmd__help,top)
+                cmd="mesh__subcmd__help__subcmd__top"
+                ;;
             mesh__subcmd__help,uninstall)
                 cmd="mesh__subcmd__help__subcmd__uninstall"
                 ;;
@@ -188,7 +194,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,7 +278,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --cert-ttl --outbound-traffic-policy --access-log --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -282,12 +288,28 @@ _mesh() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --monitoring)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cert-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --outbound-traffic-policy)
                     COMPREPLY=($(compgen -W "ALLOW_ANY REGISTRY_ONLY" -- "${cur}"))
+                    return 0
+                    ;;
+                --zipkin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --otlp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-sampling)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)
@@ -808,7 +830,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help"
+            opts="install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1090,6 +1112,20 @@ _mesh() {
         mesh__subcmd__help__subcmd__route__subcmd__split)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__top)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1500,6 +1536,52 @@ _mesh() {
                 return 0
             fi
             case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__top)
+            opts="-A -o -n -q -h -V --all-namespaces --interval --once --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
                 --namespace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

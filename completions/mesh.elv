@@ -41,6 +41,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand route 'Change how traffic is split between a service''s subsets'
             cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
+            cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -373,6 +374,26 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mesh;top'= {
+            cand --interval 'How long each measurement lasts (and how often a live view refreshes)'
+            cand -o '`table` refreshes live on a terminal; `json` and `yaml` print one measurement'
+            cand --output '`table` refreshes live on a terminal; `json` and `yaml` print one measurement'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -A 'Proxies in every namespace, not just -n'
+            cand --all-namespaces 'Proxies in every namespace, not just -n'
+            cand --once 'Print one measurement and exit, even on a terminal'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mesh;version'= {
             cand -o 'o'
             cand --output 'output'
@@ -422,8 +443,12 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;__meshd'= {
             cand --listen 'listen'
+            cand --monitoring 'Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is on port 0)'
             cand --cert-ttl 'Lifetime of workload certificates (Go duration)'
             cand --outbound-traffic-policy 'What proxies do with requests for hosts the mesh does not know'
+            cand --zipkin 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)'
+            cand --otlp 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)'
+            cand --trace-sampling 'Percentage of new traces sampled'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -468,6 +493,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand route 'Change how traffic is split between a service''s subsets'
             cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
+            cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -511,6 +537,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;cert;rotate-root'= {
         }
         &'mesh;help;analyze'= {
+        }
+        &'mesh;help;top'= {
         }
         &'mesh;help;version'= {
         }

@@ -44,6 +44,7 @@ complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-config" -d 'Show wh
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "top" -d 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
@@ -274,6 +275,21 @@ complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s q -l quiet -d 'Pri
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l interval -d 'How long each measurement lasts (and how often a live view refreshes)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s o -l output -d '`table` refreshes live on a terminal; `json` and `yaml` print one measurement' -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s A -l all-namespaces -d 'Proxies in every namespace, not just -n'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l once -d 'Print one measurement and exit, even on a terminal'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand top" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand version" -s o -l output -r -f -a "table\t''
 yaml\t''
 json\t''"
@@ -308,9 +324,13 @@ complete -c mesh -n "__fish_mesh_using_subcommand demo" -l no-color -d 'Never co
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l listen -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l monitoring -d 'Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is on port 0)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l cert-ttl -d 'Lifetime of workload certificates (Go duration)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l outbound-traffic-policy -d 'What proxies do with requests for hosts the mesh does not know' -r -f -a "ALLOW_ANY\t''
 REGISTRY_ONLY\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l zipkin -d 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l otlp -d 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l trace-sampling -d 'Percentage of new traces sampled' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -334,23 +354,24 @@ complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s q -l quiet -d '
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "proxy-config" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "__meshd"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "__demo-app"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "proxy-config" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "top" -d 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "__meshd"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "__demo-app"
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'

@@ -64,6 +64,28 @@ pub struct Listeners {
     /// Write an access log line per request (mesh config `accessLogFile`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub access_log: bool,
+    /// Where to send spans and how many requests to trace (mesh config `defaultConfig.tracing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// A trace collector and the share of new traces to sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracing {
+    pub provider: TraceProvider,
+    /// `host:port` of the collector.
+    pub address: String,
+    /// Percentage (0–100) of requests without a sampling decision that start a sampled trace.
+    pub sampling: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceProvider {
+    /// Zipkin v2 JSON, POSTed to `/api/v2/spans`.
+    Zipkin,
+    /// OpenTelemetry OTLP/HTTP with JSON encoding, POSTed to `/v1/traces`.
+    Otlp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

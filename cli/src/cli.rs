@@ -80,6 +80,8 @@ pub enum Command {
     Cert(CertCommand),
     /// Find problems in configuration: files offline, the running mesh, or files over it.
     Analyze(AnalyzeArgs),
+    /// Live traffic per service and workload: requests/s, success rate, latency, mTLS share.
+    Top(TopArgs),
     /// Print the versions of the CLI and the running control plane.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -298,6 +300,22 @@ pub struct VersionArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Proxies in every namespace, not just -n.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How long each measurement lasts (and how often a live view refreshes).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Print one measurement and exit, even on a terminal.
+    #[arg(long)]
+    pub once: bool,
+    /// `table` refreshes live on a terminal; `json` and `yaml` print one measurement.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
@@ -316,6 +334,10 @@ pub struct DemoArgs {
 pub struct MeshdArgs {
     #[arg(long, default_value = meshd::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
+    /// Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is
+    /// on port 0).
+    #[arg(long)]
+    pub monitoring: Option<std::net::SocketAddr>,
     /// Lifetime of workload certificates (Go duration).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub cert_ttl: std::time::Duration,
@@ -325,6 +347,15 @@ pub struct MeshdArgs {
     /// Every proxy writes an access log line per request to its standard output.
     #[arg(long)]
     pub access_log: bool,
+    /// Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub zipkin: Option<String>,
+    /// Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub otlp: Option<String>,
+    /// Percentage of new traces sampled.
+    #[arg(long, default_value_t = meshd::translate::DEFAULT_TRACE_SAMPLING)]
+    pub trace_sampling: f64,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -11,4 +11,5 @@ pub mod install;
 pub mod proxy_config;
 pub mod proxy_status;
 pub mod route;
+pub mod top;
 pub mod version;

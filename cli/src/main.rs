@@ -67,6 +67,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         }
         Command::Meshd(args) => {
             meshd::init_tracing();
+            let tracing =
+                meshd::translate::tracing_config(args.zipkin.as_deref(), args.otlp.as_deref(), args.trace_sampling)
+                    .map_err(CliError::user)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -81,7 +84,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                     mesh: meshd::translate::MeshConfig {
                         outbound_allow_any: args.outbound_traffic_policy == "ALLOW_ANY",
                         access_log: args.access_log,
+                        tracing,
                     },
+                    monitoring: Some(args.monitoring.unwrap_or_else(|| meshd::default_monitoring(args.listen))),
                 }))
                 .map_err(CliError::from);
         }
@@ -106,6 +111,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Cert(CertCommand::Rotate(a)) => cmd::cert::rotate(&ctx, a).await,
             Command::Cert(CertCommand::RotateRoot(a)) => cmd::cert::rotate_root(&ctx, a).await,
             Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
+            Command::Top(a) => cmd::top::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::DemoApp(a) => cmd::demo_app::run(a).await,

@@ -192,8 +192,10 @@ impl Api {
             }
         }
         if !problems.is_empty() {
+            self.state.metrics.validation_failed.inc_by(problems.len() as u64);
             return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid resources; nothing was applied", problems);
         }
+        self.state.metrics.validation_passed.inc_by(batch.len() as u64);
         match self.state.apply(batch, req.dry_run) {
             Ok(changes) => json(
                 StatusCode::OK,

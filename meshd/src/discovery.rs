@@ -14,6 +14,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use crate::ca::{Ca, CaView};
+use crate::metrics::{TypeLabel, xds_type};
 use crate::state::State;
 use crate::translate::{translate_with, version_of};
 
@@ -129,8 +130,15 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     let mut world_rx = state.subscribe();
     let mut sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     let mut nonce = 0u64;
+    let metrics = &state.metrics;
+    let session_start = std::time::Instant::now();
+    // The parts of the pushes not yet acknowledged, and when the oldest change they carry
+    // was made: once all are acknowledged, that is one convergence-time sample.
+    let mut unacked: Vec<(ConfigType, String)> = Vec::new();
+    let mut unacked_since: Option<std::time::Instant> = None;
     loop {
         let world = world_rx.borrow_and_update().clone();
+        let noticed = std::time::Instant::now();
         let cfg = translate_with(&world.resources, &world.workload_list(), workload, &ctx.mesh);
         let versions = ConfigType::ALL.map(|t| match t {
             ConfigType::Routes => version_of(&cfg.routes),
@@ -172,7 +180,16 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             });
             send(framed, &MeshdMessage::Push(push)).await?;
             debug!(proxy = %id, nonce, "pushed");
-            for (slot, v) in sent.iter_mut().zip(&versions) {
+            metrics.push_time.observe(noticed.elapsed().as_secs_f64());
+            let changed_at = world.changed_at.map_or(session_start, |c| c.max(session_start));
+            unacked_since = Some(unacked_since.map_or(changed_at, |u| u.min(changed_at)));
+            for (i, (slot, v)) in sent.iter_mut().zip(&versions).enumerate() {
+                if slot.as_ref() != Some(v) {
+                    let t = ConfigType::ALL[i];
+                    metrics.pushes.get_or_create(&TypeLabel { r#type: xds_type(t) }).inc();
+                    unacked.retain(|(u, _)| *u != t);
+                    unacked.push((t, v.clone()));
+                }
                 *slot = Some(v.clone());
             }
         }
@@ -199,12 +216,21 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                     let Some(frame) = frame else { return Ok(()) };
                     let frame = frame?;
                     match serde_json::from_slice::<ProxyMessage>(&frame) {
-                        Ok(ProxyMessage::Ack { config_type, version, .. }) => state.update_status(id, |types| {
-                            let s = types.entry(config_type).or_default();
-                            s.acked = Some(version);
-                        }),
+                        Ok(ProxyMessage::Ack { config_type, version, .. }) => {
+                            unacked.retain(|(t, v)| !(*t == config_type && *v == version));
+                            if unacked.is_empty()
+                                && let Some(since) = unacked_since.take()
+                            {
+                                metrics.convergence.observe(since.elapsed().as_secs_f64());
+                            }
+                            state.update_status(id, |types| {
+                                let s = types.entry(config_type).or_default();
+                                s.acked = Some(version);
+                            })
+                        }
                         Ok(ProxyMessage::Nack { config_type, version, error, .. }) => {
                             warn!(proxy = %id, %config_type, %version, %error, "proxy rejected config");
+                            metrics.rejects.get_or_create(&TypeLabel { r#type: xds_type(config_type) }).inc();
                             state.update_status(id, |types| {
                                 types.entry(config_type).or_default().nacked = Some(Nacked { version, error });
                             });
@@ -212,16 +238,18 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                         Ok(ProxyMessage::Hello { .. }) => warn!(proxy = %id, "ignoring a second hello"),
                         Ok(ProxyMessage::Csr { csr_pem }) => {
                             let view = ctx.ca.view();
+                            metrics.csr.inc();
                             let reply = match ctx.ca.sign(&csr_pem, &identity) {
                                 Ok(cert_pem) => {
                                     info!(proxy = %id, %identity, "issued a workload certificate");
-                                    state.count_issued();
+                                    metrics.issued.inc();
                                     sync.bundle_sent = view.bundle_version.clone();
                                     sync.renew_asked_for = view.signer_key_id.clone();
                                     MeshdMessage::Certificate { cert_pem, trust_bundle_pem: view.bundle_pem.clone() }
                                 }
                                 Err(e) => {
                                     warn!(proxy = %id, error = %e, "refused a CSR");
+                                    metrics.csr_errors.inc();
                                     MeshdMessage::CertificateError { message: e.to_string() }
                                 }
                             };

@@ -20,6 +20,9 @@ pub struct MeshdInfo {
     pub pid: u32,
     pub version: String,
     pub started_unix: u64,
+    /// The monitoring listener (`/metrics`, `/debug/syncz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<SocketAddr>,
 }
 
 impl Home {

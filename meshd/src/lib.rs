@@ -7,6 +7,7 @@ pub mod api;
 pub mod ca;
 pub mod discovery;
 pub mod home;
+pub mod metrics;
 pub mod rotation;
 pub mod state;
 pub mod store;
@@ -38,6 +39,17 @@ pub struct Options {
     /// Lifetime of workload certificates.
     pub cert_ttl: std::time::Duration,
     pub mesh: translate::MeshConfig,
+    /// The monitoring listener (`/metrics`, `/debug/syncz`); None for none.
+    pub monitoring: Option<SocketAddr>,
+}
+
+/// istiod's monitoring port.
+pub const DEFAULT_MONITORING_PORT: u16 = 15014;
+
+/// The monitoring address that goes with a discovery address: the same IP, port 15014, or
+/// port 0 (any free port) when discovery is on port 0 too.
+pub fn default_monitoring(listen: SocketAddr) -> SocketAddr {
+    SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { DEFAULT_MONITORING_PORT })
 }
 
 /// Proxies reconnect within 5 s (their longest backoff); twice that and some.
@@ -59,6 +71,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         format!("cannot listen on {} (is another meshd running? choose another address)", opts.listen)
     })?;
     let address = listener.local_addr()?;
+    let monitoring = match opts.monitoring {
+        Some(a) => Some(TcpListener::bind(a).await.with_context(|| {
+            format!("cannot listen on {a} for monitoring (port taken? set another with --monitoring, port 0 for any)")
+        })?),
+        None => None,
+    };
+    let monitoring_addr = monitoring.as_ref().and_then(|l| l.local_addr().ok());
     let meshd_id = format!("meshd-{}@{address}", std::process::id());
     // Workloads the previous meshd knew, kept while their proxies reconnect, so the first
     // proxy back does not get a config without the others' endpoints. Dead processes are
@@ -94,7 +113,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let shutdown = Arc::new(Notify::new());
     let api = Arc::new(api::Api { state: state.clone(), ca, token, mesh: opts.mesh, shutdown: shutdown.clone() });
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let info = home::MeshdInfo { address, pid: std::process::id(), version: mesh_api::VERSION.into(), started_unix };
+    if let Some(l) = monitoring {
+        let (state, ca) = (state.clone(), api.ca.clone());
+        tokio::spawn(serve_monitoring(l, state, ca));
+    }
+    let info = home::MeshdInfo {
+        address,
+        pid: std::process::id(),
+        version: mesh_api::VERSION.into(),
+        started_unix,
+        monitoring: monitoring_addr,
+    };
     home.write_info(&info).with_context(|| format!("cannot write {}", home.info_path().display()))?;
     info!(%address, home = %home.root().display(), "meshd ready");
 
@@ -134,6 +163,84 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     info!("meshd stopped");
     Ok(())
+}
+
+/// The monitoring port: Prometheus metrics at `/metrics`, and at `/debug/syncz` every
+/// connected proxy with each config type's sent and acknowledged versions and sync state.
+/// Read-only and unauthenticated, like istiod's; it listens on loopback unless told otherwise.
+async fn serve_monitoring(listener: TcpListener, state: Arc<state::State>, ca: Arc<ca::Ca>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(error = %e, "monitoring accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (state, ca) = (state.clone(), ca.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let resp = monitoring_response(&state, &ca, req.uri().path());
+                async move { Ok::<_, std::convert::Infallible>(resp) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+fn monitoring_response(
+    state: &state::State,
+    ca: &ca::Ca,
+    path: &str,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" | "/stats/prometheus" => {
+            if let Some(expiry) = ca.view().roots.iter().map(|r| r.not_after_unix).max() {
+                state.metrics.root_expiry.set(expiry);
+            }
+            (200, "text/plain; version=0.0.4; charset=utf-8", state.metrics.encode())
+        }
+        "/debug/syncz" => {
+            let rows: Vec<serde_json::Value> = state
+                .proxy_statuses()
+                .iter()
+                .map(|p| {
+                    let mut row = serde_json::json!({
+                        "proxy": format!("{}.{}", p.workload.name, p.workload.namespace),
+                        "proxy_version": p.workload.proxy_version,
+                        "meshd": p.meshd,
+                        "connected_at_unix": p.connected_at_unix,
+                    });
+                    for t in mesh_api::proxy_config::ConfigType::ALL {
+                        let s = p.types.get(&t);
+                        let name = match t {
+                            mesh_api::proxy_config::ConfigType::Routes => "route",
+                            mesh_api::proxy_config::ConfigType::Clusters => "cluster",
+                            mesh_api::proxy_config::ConfigType::Endpoints => "endpoint",
+                            mesh_api::proxy_config::ConfigType::Listeners => "listener",
+                        };
+                        row[format!("{name}_sent")] = s.and_then(|s| s.sent.clone()).unwrap_or_default().into();
+                        row[format!("{name}_acked")] = s.and_then(|s| s.acked.clone()).unwrap_or_default().into();
+                        row[format!("{name}_state")] = p.state(t).as_str().into();
+                        if let Some(n) = s.and_then(|s| s.nacked.as_ref()) {
+                            row[format!("{name}_nack")] = n.error.clone().into();
+                        }
+                    }
+                    row
+                })
+                .collect();
+            (200, "application/json", serde_json::to_string_pretty(&rows).unwrap_or_default())
+        }
+        "/ready" => (200, "text/plain", "ready\n".to_string()),
+        _ => (404, "text/plain", "not found: try /metrics or /debug/syncz\n".to_string()),
+    };
+    let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
 }
 
 /// Proxies reconnect within their longest backoff; resume a rotation after that.

@@ -3,8 +3,10 @@
 fn main() -> anyhow::Result<()> {
     meshd::init_tracing();
     let mut listen = meshd::DEFAULT_LISTEN.to_string();
+    let mut monitoring: Option<String> = None;
     let mut cert_ttl = meshd::ca::DEFAULT_WORKLOAD_TTL;
     let mut mesh = meshd::translate::MeshConfig::default();
+    let (mut zipkin, mut otlp, mut sampling) = (None, None, meshd::translate::DEFAULT_TRACE_SAMPLING);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -17,6 +19,15 @@ fn main() -> anyhow::Result<()> {
                 };
             }
             "--access-log" => mesh.access_log = true,
+            "--monitoring" => {
+                monitoring = Some(args.next().ok_or_else(|| anyhow::anyhow!("--monitoring needs ADDRESS or `off`"))?)
+            }
+            "--zipkin" => zipkin = Some(args.next().ok_or_else(|| anyhow::anyhow!("--zipkin needs HOST:PORT"))?),
+            "--otlp" => otlp = Some(args.next().ok_or_else(|| anyhow::anyhow!("--otlp needs HOST:PORT"))?),
+            "--trace-sampling" => {
+                let v = args.next().ok_or_else(|| anyhow::anyhow!("--trace-sampling needs a percentage"))?;
+                sampling = v.parse().map_err(|_| anyhow::anyhow!("--trace-sampling {v:?}: not a number"))?;
+            }
             "--cert-ttl" => {
                 let v = args.next().ok_or_else(|| anyhow::anyhow!("--cert-ttl needs a duration like 24h"))?;
                 cert_ttl = mesh_api::duration::parse(&v).map_err(|e| anyhow::anyhow!("--cert-ttl {v:?}: {e}"))?;
@@ -27,14 +38,21 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "meshd [--listen ADDR] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
+                    "meshd [--listen ADDR] [--monitoring ADDR|off] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY] [--access-log] [--zipkin HOST:PORT | --otlp HOST:PORT] [--trace-sampling PCT]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
                 );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}; see meshd --help"),
         }
     }
+    mesh.tracing = meshd::translate::tracing_config(zipkin.as_deref(), otlp.as_deref(), sampling)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listen = listen.parse().map_err(|e| anyhow::anyhow!("--listen {listen:?}: {e}"))?;
+    let monitoring = match monitoring.as_deref() {
+        None => Some(meshd::default_monitoring(listen)),
+        Some("off") => None,
+        Some(m) => Some(m.parse().map_err(|e| anyhow::anyhow!("--monitoring {m:?}: {e}"))?),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(meshd::run(meshd::Options {
         home: meshd::Home::from_env(),
@@ -42,5 +60,6 @@ fn main() -> anyhow::Result<()> {
         registry_grace: meshd::DEFAULT_REGISTRY_GRACE,
         cert_ttl,
         mesh,
+        monitoring,
     }))
 }

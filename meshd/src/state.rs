@@ -23,6 +23,8 @@ pub struct World {
     pub resources: Arc<Resources>,
     /// Connected proxies' workloads, by proxy id.
     pub workloads: Arc<BTreeMap<String, Workload>>,
+    /// When this generation was published (for the convergence-time metric).
+    pub changed_at: Option<std::time::Instant>,
 }
 
 impl World {
@@ -51,7 +53,7 @@ pub struct State {
     /// Workloads restored from the registry file that have not reconnected yet.
     restored: Mutex<BTreeSet<String>>,
     frozen: AtomicBool,
-    issued: std::sync::atomic::AtomicU64,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The registry as persisted (`MESH_HOME/registry.json`), so a restarted meshd keeps routing to
@@ -91,7 +93,12 @@ impl State {
         let workloads: BTreeMap<String, Workload> =
             restored.into_iter().map(|w| (format!("{}/{}", w.namespace, w.name), w)).collect();
         let restored_ids = workloads.keys().cloned().collect();
-        let world = World { generation: 1, resources: Arc::new(resources), workloads: Arc::new(workloads) };
+        let world = World {
+            generation: 1,
+            resources: Arc::new(resources),
+            workloads: Arc::new(workloads),
+            changed_at: Some(std::time::Instant::now()),
+        };
         State {
             meshd_id,
             store,
@@ -101,7 +108,7 @@ impl State {
             registry,
             restored: Mutex::new(restored_ids),
             frozen: AtomicBool::new(false),
-            issued: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -162,6 +169,7 @@ impl State {
                 generation: w.generation + 1,
                 resources: resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
                 workloads: workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
+                changed_at: Some(std::time::Instant::now()),
             };
             *w = Arc::new(next);
         });
@@ -188,6 +196,7 @@ impl State {
         if !dry_run && changes.iter().any(|(_, c)| *c != Change::Unchanged) {
             self.store.save(&next)?;
             self.publish(Some(next), None);
+            self.metrics.config_events.inc();
         }
         Ok(changes)
     }
@@ -207,6 +216,7 @@ impl State {
         if !changes.is_empty() {
             self.store.save(&next)?;
             self.publish(Some(next), None);
+            self.metrics.config_events.inc();
         }
         Ok(changes)
     }
@@ -237,6 +247,7 @@ impl State {
             },
         );
         self.publish(None, Some(next));
+        self.metrics.connected.inc();
         Ok(id)
     }
 
@@ -247,7 +258,9 @@ impl State {
             return; // shutting down: keep the registry for the next meshd
         }
         next.remove(id);
-        self.lock_status().remove(id);
+        if self.lock_status().remove(id).is_some() {
+            self.metrics.connected.dec();
+        }
         self.persist_registry(&next);
         self.publish(None, Some(next));
     }
@@ -276,13 +289,9 @@ impl State {
         }
     }
 
-    pub fn count_issued(&self) {
-        self.issued.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Workload certificates issued since meshd started.
     pub fn issued(&self) -> u64 {
-        self.issued.load(Ordering::Relaxed)
+        self.metrics.issued.get()
     }
 
     pub fn proxy_statuses(&self) -> Vec<ProxyStatus> {

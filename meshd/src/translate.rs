@@ -288,19 +288,48 @@ pub fn translate(resources: &Resources, workloads: &[Workload], proxy: &Workload
 }
 
 /// Mesh-wide settings the translator needs (Istio's MeshConfig).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MeshConfig {
     /// `outboundTrafficPolicy.mode`: ALLOW_ANY (true, Istio's default) sends requests for hosts
     /// the mesh does not know to where they were addressed; REGISTRY_ONLY refuses them.
     pub outbound_allow_any: bool,
     /// `accessLogFile` set: every proxy writes an access log line per request.
     pub access_log: bool,
+    /// `defaultConfig.tracing`: the collector every proxy sends spans to, and the sampling rate.
+    pub tracing: Option<mesh_api::proxy_config::Tracing>,
 }
 
 impl Default for MeshConfig {
     fn default() -> Self {
-        MeshConfig { outbound_allow_any: true, access_log: false }
+        MeshConfig { outbound_allow_any: true, access_log: false, tracing: None }
     }
+}
+
+/// Istio's default sampling percentage (`defaultConfig.tracing.sampling`).
+pub const DEFAULT_TRACE_SAMPLING: f64 = 1.0;
+
+/// The tracing settings from a collector (`zipkin` or `otlp`, `host:port`) and a sampling
+/// percentage; an error names the bad value.
+pub fn tracing_config(
+    zipkin: Option<&str>,
+    otlp: Option<&str>,
+    sampling: f64,
+) -> Result<Option<mesh_api::proxy_config::Tracing>, String> {
+    use mesh_api::proxy_config::{TraceProvider, Tracing};
+    if !(0.0..=100.0).contains(&sampling) {
+        return Err(format!("trace sampling {sampling}: must be a percentage from 0 to 100"));
+    }
+    let (provider, address) = match (zipkin, otlp) {
+        (Some(_), Some(_)) => return Err("name one trace collector: zipkin or otlp, not both".into()),
+        (Some(a), None) => (TraceProvider::Zipkin, a),
+        (None, Some(a)) => (TraceProvider::Otlp, a),
+        (None, None) => return Ok(None),
+    };
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+        _ => return Err(format!("trace collector {address:?}: expected HOST:PORT, like zipkin.istio-system:9411")),
+    }
+    Ok(Some(Tracing { provider, address: address.to_string(), sampling }))
 }
 
 /// Translate the whole config for one proxy under a mesh config.
@@ -435,6 +464,7 @@ pub fn translate_with(
             }
             l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
             l.access_log = mesh.access_log;
+            l.tracing = mesh.tracing.clone();
             l
         },
     }

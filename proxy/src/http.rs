@@ -240,6 +240,7 @@ const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
+    let start_time = std::time::SystemTime::now();
     if req.method() == http::Method::CONNECT {
         return local_reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -260,7 +261,10 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let (route, prefix) = match select_route(&snapshot, &req) {
         Ok(Selected::Route(r, prefix)) => (r, prefix),
         Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
-        Err((status, body)) => return local_reply(status, body),
+        Err((status, body)) => {
+            shared.metrics.upstream_error("no_route");
+            return local_reply(status, body);
+        }
     };
 
     // CORS: answer preflights from allowed origins here; remember the origin for the response.
@@ -311,6 +315,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     }
     route.request_headers.apply(req.headers_mut());
     let Some(target) = route.pick_cluster() else {
+        shared.metrics.upstream_error("no_healthy_upstream");
         return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
     };
     target.request_headers.apply(req.headers_mut());
@@ -333,6 +338,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let _permit = match target.cluster.admit().await {
         Ok(p) => p,
         Err(_) => {
+            shared.metrics.upstream_error("overflow");
             let mut r = local_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
@@ -345,6 +351,11 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
     let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let (mut parts, body) = req.into_parts();
+    // Tracing: continue the app's trace (or start one) with this hop's client span.
+    let request_id = crate::trace::ensure_request_id(&mut parts.headers);
+    let tracing_on = snapshot.raw.listeners.tracing.as_ref();
+    let span = crate::trace::child(crate::trace::extract(&parts.headers), tracing_on.map_or(0.0, |t| t.sampling));
+    crate::trace::inject(&mut parts.headers, &span);
     // Metadata exchange: tell the peer proxy who is calling (it removes this before the app).
     if let Some(v) = &shared.me_header {
         parts.headers.insert(crate::metrics::PEER_HEADER, v.clone());
@@ -438,14 +449,24 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         Some(Ok(Ok(resp))) => resp.map(Either::Left),
         Some(Ok(Err(e))) => {
             flags = "UF";
+            match e {
+                UpstreamError::Connect => shared.metrics.upstream_error("connect_failure"),
+                UpstreamError::Reset => {
+                    flags = "UC";
+                    shared.metrics.upstream_error("reset");
+                }
+                UpstreamError::BadRequest => {}
+            }
             upstream_failure(e)
         }
         Some(Err(local)) => {
             flags = "UH";
+            shared.metrics.upstream_error("no_healthy_upstream");
             local
         }
         None => {
             flags = "UT";
+            shared.metrics.upstream_error("timeout");
             local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
         }
     };
@@ -478,21 +499,49 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         response_bytes,
     };
     shared.metrics.record(&record);
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let protocol = if h2 { "HTTP/2" } else { "HTTP/1.1" };
+    let upstream_host = used.map(|(a, _)| a.to_string()).unwrap_or_default();
     if shared.access_log || snapshot.raw.listeners.access_log {
-        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
         crate::metrics::access_log(
             &record,
             &crate::metrics::AccessEntry {
                 direction: "outbound",
                 method: parts.method.as_str(),
-                path: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                path,
                 authority: header("host"),
-                protocol: if h2 { "HTTP/2" } else { "HTTP/1.1" },
-                request_id: header("x-request-id"),
-                upstream_host: &used.map(|(a, _)| a.to_string()).unwrap_or_default(),
+                protocol,
+                request_id: &request_id,
+                upstream_host: &upstream_host,
                 upstream_cluster: &target.cluster.name,
             },
         );
+    }
+    if span.sampled && tracing_on.is_some() {
+        // Istio's operation name: the destination host and port.
+        let name = match target.cluster.name.split('|').collect::<Vec<_>>()[..] {
+            [_, port, _, host] => format!("{host}:{port}/*"),
+            _ => format!("{}/*", target.cluster.name),
+        };
+        shared.tracer.record(crate::trace::Span {
+            ctx: span,
+            name,
+            client: true,
+            start: start_time,
+            duration: started.elapsed(),
+            tags: span_tags(
+                &shared,
+                &record,
+                parts.method.as_str(),
+                header("host"),
+                path,
+                protocol,
+                &request_id,
+                &target.cluster.name,
+                &upstream_host,
+            ),
+        });
     }
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
@@ -785,50 +834,12 @@ pub async fn inbound(
     mut req: Request<Incoming>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
+    let start_time = std::time::SystemTime::now();
     let snapshot = shared.snapshot.load_full();
-    let jwt = if snapshot.jwt.is_empty() {
-        None
-    } else {
-        let uri = req.uri().clone();
-        match snapshot.jwt.authenticate(&shared.jwks, req.headers_mut(), &uri).await {
-            Ok(v) => v,
-            Err(why) => {
-                debug!(path = req.uri().path(), %why, "request authentication failed");
-                return local_reply_owned(StatusCode::UNAUTHORIZED, why);
-            }
-        }
-    };
-    if !snapshot.authz.is_empty() {
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
-        let decision = snapshot.authz.check(&crate::authz::Request {
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            host: host.unwrap_or(""),
-            headers: req.headers(),
-            port,
-            peer: peer.identity.as_deref(),
-            source_ip: peer.remote.ip(),
-            destination_ip: peer.local.ip(),
-            jwt: jwt.as_ref(),
-        });
-        if let Decision::Deny(why) = decision {
-            debug!(peer = ?peer.identity, path = req.uri().path(), %why, "request denied");
-            return local_reply(StatusCode::FORBIDDEN, "RBAC: access denied");
-        }
-    }
-    if let Some(rl) = &snapshot.rate_limit
-        && !rl.allow(req.method().as_str(), req.uri().path(), port)
-    {
-        debug!(policy = %rl.policy, path = req.uri().path(), "rate limited");
-        let mut r = local_reply(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited");
-        r.headers_mut().insert("x-local-rate-limit", HeaderValue::from_static("true"));
-        return r;
-    }
-    drop(snapshot);
+    let request_id = crate::trace::ensure_request_id(req.headers_mut());
+    let sampling = snapshot.raw.listeners.tracing.as_ref().map_or(0.0, |t| t.sampling);
+    let span = crate::trace::child(crate::trace::extract(req.headers()), sampling);
+    crate::trace::inject(req.headers_mut(), &span);
     // Who called (metadata exchange), trusted only from a mesh peer over mTLS.
     let caller = req.headers_mut().remove(crate::metrics::PEER_HEADER);
     let source = caller
@@ -855,16 +866,20 @@ pub async fn inbound(
     let method = req.method().as_str().to_string();
     let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
     let authority = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let version = if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
-    // Tell the app who called, as Istio does (never trust one the caller sent).
-    req.headers_mut().remove("x-forwarded-client-cert");
-    if let Some(id) = &peer.identity
-        && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri))
-    {
-        req.headers_mut().insert("x-forwarded-client-cert", v);
-    }
-    let mut resp = forward_to_app(&shared, req, app).await;
+    let (mut resp, flags) = match admit(&shared, &snapshot, port, &peer, &mut req).await {
+        Err((resp, flags)) => (resp, flags),
+        Ok(()) => {
+            // Tell the app who called, as Istio does (never trust one the caller sent).
+            req.headers_mut().remove("x-forwarded-client-cert");
+            if let Some(id) = &peer.identity
+                && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri))
+            {
+                req.headers_mut().insert("x-forwarded-client-cert", v);
+            }
+            (forward_to_app(&shared, req, app).await, "-")
+        }
+    };
     if caller.is_some()
         && let Some(v) = &shared.me_header
     {
@@ -882,7 +897,7 @@ pub async fn inbound(
         destination_service: &service,
         protocol: if grpc { "grpc" } else { "http" },
         code: resp.status().as_u16(),
-        flags: "-",
+        flags,
         mtls: peer.identity.is_some(),
         grpc_status: grpc_status.as_deref(),
         millis: started.elapsed().as_secs_f64() * 1000.0,
@@ -890,7 +905,8 @@ pub async fn inbound(
         response_bytes,
     };
     shared.metrics.record(&record);
-    if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
+    let cluster = format!("inbound|{port}||");
+    if shared.access_log || snapshot.raw.listeners.access_log {
         crate::metrics::access_log(
             &record,
             &crate::metrics::AccessEntry {
@@ -901,9 +917,115 @@ pub async fn inbound(
                 protocol: version,
                 request_id: &request_id,
                 upstream_host: &app.to_string(),
-                upstream_cluster: &format!("inbound|{port}||"),
+                upstream_cluster: &cluster,
             },
         );
     }
+    if span.sampled && snapshot.raw.listeners.tracing.is_some() {
+        shared.tracer.record(crate::trace::Span {
+            ctx: span,
+            name: format!("{service}:{port}/*"),
+            client: false,
+            start: start_time,
+            duration: started.elapsed(),
+            tags: span_tags(
+                &shared,
+                &record,
+                &method,
+                &authority,
+                &path,
+                version,
+                &request_id,
+                &cluster,
+                &peer.remote.to_string(),
+            ),
+        });
+    }
     resp
+}
+
+/// The tags Istio's spans carry (Envoy's names), from what the metrics saw.
+#[allow(clippy::too_many_arguments)]
+fn span_tags(
+    shared: &Shared,
+    r: &crate::metrics::RequestRecord<'_>,
+    method: &str,
+    authority: &str,
+    path: &str,
+    protocol: &str,
+    request_id: &str,
+    cluster: &str,
+    peer_address: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("component", "proxy".into()),
+        ("node_id", format!("{}.{}", shared.workload.name, shared.workload.namespace)),
+        ("istio.namespace", shared.workload.namespace.clone()),
+        ("istio.canonical_service", shared.me.app.clone()),
+        ("istio.mesh_id", "cluster.local".into()),
+        ("guid:x-request-id", request_id.into()),
+        ("http.method", method.into()),
+        ("http.url", format!("http://{authority}{path}")),
+        ("http.protocol", protocol.into()),
+        ("http.status_code", r.code.to_string()),
+        ("response_flags", r.flags.into()),
+        ("request_size", r.request_bytes.to_string()),
+        ("response_size", r.response_bytes.to_string()),
+        ("upstream_cluster", cluster.into()),
+        ("peer.address", peer_address.into()),
+    ]
+}
+
+/// Inbound policy, in Envoy's filter order: request authentication (JWT), authorization,
+/// local rate limit. A refusal comes back with its response flags.
+async fn admit(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    port: u16,
+    peer: &PeerInfo,
+    req: &mut Request<Incoming>,
+) -> Result<(), (Response<Body>, &'static str)> {
+    let jwt = if snapshot.jwt.is_empty() {
+        None
+    } else {
+        let uri = req.uri().clone();
+        match snapshot.jwt.authenticate(&shared.jwks, req.headers_mut(), &uri).await {
+            Ok(v) => v,
+            Err(why) => {
+                debug!(path = req.uri().path(), %why, "request authentication failed");
+                return Err((local_reply_owned(StatusCode::UNAUTHORIZED, why), "-"));
+            }
+        }
+    };
+    if !snapshot.authz.is_empty() {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()));
+        let decision = snapshot.authz.check(&crate::authz::Request {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            host: host.unwrap_or(""),
+            headers: req.headers(),
+            port,
+            peer: peer.identity.as_deref(),
+            source_ip: peer.remote.ip(),
+            destination_ip: peer.local.ip(),
+            jwt: jwt.as_ref(),
+        });
+        if let Decision::Deny(why) = decision {
+            debug!(peer = ?peer.identity, path = req.uri().path(), %why, "request denied");
+            return Err((local_reply(StatusCode::FORBIDDEN, "RBAC: access denied"), "-"));
+        }
+    }
+    if let Some(rl) = &snapshot.rate_limit
+        && !rl.allow(req.method().as_str(), req.uri().path(), port)
+    {
+        debug!(policy = %rl.policy, path = req.uri().path(), "rate limited");
+        let mut r = local_reply(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited");
+        r.headers_mut().insert("x-local-rate-limit", HeaderValue::from_static("true"));
+        return Err((r, "RL"));
+    }
+    Ok(())
 }

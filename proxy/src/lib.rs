@@ -12,6 +12,7 @@ pub mod http;
 pub mod jwt;
 pub mod metrics;
 pub mod tls;
+pub mod trace;
 pub mod xds;
 
 use std::collections::BTreeMap;
@@ -58,6 +59,8 @@ pub struct Shared {
     pub me_header: Option<::http::HeaderValue>,
     /// `--access-log`: log every request whatever the mesh config says.
     pub access_log: bool,
+    /// Finished spans on their way to the collector the config names.
+    pub tracer: trace::Tracer,
 }
 
 /// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
@@ -93,6 +96,7 @@ async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _open = shared.metrics.connection("gateway");
             let snapshot = shared.snapshot.load_full();
             if let Some(t) = snapshot.gateway_tcp(port) {
                 let Some(endpoint) = t.pick_cluster().and_then(|c| c.pick()) else {
@@ -288,6 +292,13 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     let snapshot = Arc::new(ArcSwap::from_pointee(config::Snapshot::default()));
     let mesh_h1 = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), false), false);
     let mesh_h2 = http::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), true), true);
+    let (tracer, export_spans) = {
+        let snapshot = snapshot.clone();
+        let ip = opts.inbound_bind.to_string();
+        trace::Tracer::new(format!("{}.{}", me.workload, me.namespace), ip, move || {
+            snapshot.load().raw.listeners.tracing.clone()
+        })
+    };
     let shared = Arc::new(Shared {
         workload,
         snapshot,
@@ -305,6 +316,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
         me,
         access_log: opts.access_log,
+        tracer,
     });
     let bound = Bound {
         outbound: outbound_addr,
@@ -318,9 +330,11 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     let meshd = opts.meshd;
     let serve = async move {
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(export_spans);
         if let Some(l) = outbound {
             let s = shared.clone();
-            tasks.spawn(serve_http(l, "outbound", move |req| http::outbound(s.clone(), req)));
+            let counted = s.clone();
+            tasks.spawn(serve_http(l, "outbound", counted, move |req| http::outbound(s.clone(), req)));
         }
         for (port, app, l) in inbound {
             info!(port, %app, "inbound listener");
@@ -360,7 +374,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     Ok((bound, serve))
 }
 
-async fn serve_http<F, Fut>(listener: TcpListener, what: &'static str, handler: F)
+async fn serve_http<F, Fut>(listener: TcpListener, what: &'static str, shared: Arc<Shared>, handler: F)
 where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = hyper::Response<http::Body>> + Send + 'static,
@@ -369,7 +383,9 @@ where
         let (stream, peer) = accept(&listener, what).await;
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let open = shared.metrics.connection(what);
         tokio::spawn(async move {
+            let _open = open;
             let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 let fut = handler(req);
@@ -395,6 +411,7 @@ async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _open = shared.metrics.connection("inbound");
             let local = stream.local_addr().unwrap_or(remote);
             let mut first = [0u8; 1];
             let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
@@ -491,6 +508,7 @@ async fn serve_inbound_stream<S>(
             connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
         };
         shared.metrics.tcp_opened(&labels);
+        let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
         // Bytes from the peer to the app are received; from the app to the peer, sent.
         let (received, sent) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
             Ok(n) => n,
@@ -500,6 +518,19 @@ async fn serve_inbound_stream<S>(
             }
         };
         shared.metrics.tcp_closed(&labels, sent, received);
+        if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
+            metrics::tcp_access_log(&metrics::TcpEntry {
+                direction: "inbound",
+                labels: &labels,
+                started,
+                duration: clock.elapsed(),
+                bytes_received: received,
+                bytes_sent: sent,
+                upstream_host: &app.to_string(),
+                upstream_cluster: &format!("inbound|{port}||"),
+                flags: "-",
+            });
+        }
         return;
     }
     drop(snapshot);
@@ -523,6 +554,7 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
         let _ = stream.set_nodelay(true);
         let (shared, host) = (shared.clone(), host.clone());
         tokio::spawn(async move {
+            let _open = shared.metrics.connection("outbound_tcp");
             let snapshot = shared.snapshot.load_full();
             let service = snapshot.tcp_service(&host, port).cloned();
             let cluster = match &service {
@@ -553,6 +585,13 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
             let destination_principal =
                 target.as_ref().and_then(|(a, _)| snapshot.peer(*a)).map(|p| p.identity.to_string());
             let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
+            let upstream_cluster =
+                cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
+            let upstream_host = match &target {
+                Some((addr, _)) => addr.to_string(),
+                None => format!("{host}:{port}"),
+            };
+            let started = std::time::SystemTime::now();
             let connected = match target {
                 Some((addr, None)) => {
                     let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
@@ -581,14 +620,29 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
                 connection_security_policy: "unknown".into(),
             };
             shared.metrics.tcp_opened(&labels);
-            let (sent, received) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
+            let clock = std::time::Instant::now();
+            let (received, sent) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
                 Ok(n) => n,
                 Err(e) => {
                     debug!(error = %e, "TCP connection ended with an error");
                     (0, 0)
                 }
             };
+            // As Istio counts them: received from the app (the request side), sent to it.
             shared.metrics.tcp_closed(&labels, sent, received);
+            if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
+                metrics::tcp_access_log(&metrics::TcpEntry {
+                    direction: "outbound",
+                    labels: &labels,
+                    started,
+                    duration: clock.elapsed(),
+                    bytes_received: received,
+                    bytes_sent: sent,
+                    upstream_host: &upstream_host,
+                    upstream_cluster: &upstream_cluster,
+                    flags: "-",
+                });
+            }
         });
     }
 }

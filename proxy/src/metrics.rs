@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -97,6 +98,39 @@ pub struct TcpLabels {
     pub connection_security_policy: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    /// outbound, inbound, gateway, outbound_tcp
+    pub listener: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabel {
+    pub cause: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabel {
+    pub r#type: &'static str,
+    /// ack or nack
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    pub r#type: &'static str,
+    pub version: String,
+}
+
+/// Counts a connection while it is open.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 type HistFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -118,6 +152,13 @@ pub struct Metrics {
     tcp_closed: Family<TcpLabels, Counter>,
     tcp_sent: Family<TcpLabels, Counter>,
     tcp_received: Family<TcpLabels, Counter>,
+    connections_active: Family<ListenerLabel, Gauge>,
+    connections: Family<ListenerLabel, Counter>,
+    upstream_errors: Family<CauseLabel, Counter>,
+    config_updates: Family<ConfigLabel, Counter>,
+    config_version: Family<VersionLabel, Gauge>,
+    /// 1 while the discovery stream to meshd is up.
+    pub meshd_connected: Gauge,
 }
 
 /// One finished request, as either side reports it.
@@ -163,7 +204,37 @@ impl Metrics {
         registry.register("istio_tcp_connections_closed", "TCP connections closed", tcp_closed.clone());
         registry.register("istio_tcp_sent_bytes", "Bytes sent during TCP connections", tcp_sent.clone());
         registry.register("istio_tcp_received_bytes", "Bytes received during TCP connections", tcp_received.clone());
+        let connections_active = Family::<ListenerLabel, Gauge>::default();
+        let connections = Family::<ListenerLabel, Counter>::default();
+        let upstream_errors = Family::<CauseLabel, Counter>::default();
+        let config_updates = Family::<ConfigLabel, Counter>::default();
+        let config_version = Family::<VersionLabel, Gauge>::default();
+        let meshd_connected = Gauge::default();
+        registry.register("mesh_proxy_connections_active", "Open downstream connections", connections_active.clone());
+        registry.register("mesh_proxy_connections", "Downstream connections accepted", connections.clone());
+        registry.register(
+            "mesh_proxy_upstream_errors",
+            "Requests the proxy answered itself because the upstream failed, by cause",
+            upstream_errors.clone(),
+        );
+        registry.register(
+            "mesh_proxy_config_updates",
+            "Config parts received, accepted or rejected",
+            config_updates.clone(),
+        );
+        registry.register(
+            "mesh_proxy_config_version",
+            "The config version in force, per type (value 1)",
+            config_version.clone(),
+        );
+        registry.register("mesh_proxy_meshd_connected", "1 while the discovery stream is up", meshd_connected.clone());
         Metrics {
+            connections_active,
+            connections,
+            upstream_errors,
+            config_updates,
+            config_version,
+            meshd_connected,
             registry,
             requests,
             duration,
@@ -219,6 +290,33 @@ impl Metrics {
         self.tcp_closed.get_or_create(l).inc();
         self.tcp_sent.get_or_create(l).inc_by(sent);
         self.tcp_received.get_or_create(l).inc_by(received);
+    }
+
+    /// Count a downstream connection on `listener` until the returned guard drops.
+    pub fn connection(&self, listener: &'static str) -> OpenConnection {
+        let l = ListenerLabel { listener };
+        self.connections.get_or_create(&l).inc();
+        let g = self.connections_active.get_or_create(&l).clone();
+        g.inc();
+        OpenConnection(g)
+    }
+
+    /// A request the proxy answered itself because of the upstream: connect_failure, reset,
+    /// timeout, no_healthy_upstream, overflow, no_route.
+    pub fn upstream_error(&self, cause: &'static str) {
+        self.upstream_errors.get_or_create(&CauseLabel { cause }).inc();
+    }
+
+    /// A config part from meshd: accepted (its version now in force) or rejected.
+    pub fn config_update(&self, r#type: &'static str, version: &str, accepted: bool, previous: Option<&str>) {
+        let result = if accepted { "ack" } else { "nack" };
+        self.config_updates.get_or_create(&ConfigLabel { r#type, result }).inc();
+        if accepted {
+            if let Some(p) = previous.filter(|p| *p != version) {
+                self.config_version.remove(&VersionLabel { r#type, version: p.to_string() });
+            }
+            self.config_version.get_or_create(&VersionLabel { r#type, version: version.to_string() }).set(1);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -284,6 +382,46 @@ pub fn access_log(r: &RequestRecord<'_>, e: &AccessEntry<'_>) {
         "source_workload": format!("{}/{}", r.source.namespace, r.source.workload),
         "destination_workload": format!("{}/{}", r.destination.namespace, r.destination.workload),
         "destination_service": r.destination_service,
+    });
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// What an access log line for a TCP connection says.
+pub struct TcpEntry<'a> {
+    pub direction: &'static str,
+    pub labels: &'a TcpLabels,
+    pub started: std::time::SystemTime,
+    pub duration: std::time::Duration,
+    /// Bytes from the downstream (the app or the calling proxy) and to it.
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub upstream_host: &'a str,
+    pub upstream_cluster: &'a str,
+    /// Envoy's response flags: `-`, or `UF` when the upstream could not be reached.
+    pub flags: &'static str,
+}
+
+/// One JSON line per TCP connection, when it closes; the same field names as for requests.
+pub fn tcp_access_log(e: &TcpEntry<'_>) {
+    let start_ms = e.started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let l = e.labels;
+    let line = serde_json::json!({
+        "start_time_unix_ms": start_ms,
+        "direction": e.direction,
+        "protocol": "TCP",
+        "response_flags": e.flags,
+        "bytes_received": e.bytes_received,
+        "bytes_sent": e.bytes_sent,
+        "duration": (e.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        "upstream_host": e.upstream_host,
+        "upstream_cluster": e.upstream_cluster,
+        "downstream_peer": if l.reporter == "destination" && l.source_principal != "unknown" { l.source_principal.as_str() } else { "" },
+        "upstream_peer": if l.reporter == "source" && l.destination_principal != "unknown" { l.destination_principal.as_str() } else { "" },
+        "source_workload": format!("{}/{}", l.source_workload_namespace, l.source_workload),
+        "destination_workload": format!("{}/{}", l.destination_workload_namespace, l.destination_workload),
+        "destination_service": l.destination_service,
     });
     use std::io::Write;
     let mut out = std::io::stdout().lock();

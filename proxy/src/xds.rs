@@ -67,7 +67,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match session(&shared, &source).await {
+        let ended = session(&shared, &source).await;
+        shared.metrics.meshd_connected.set(0);
+        match ended {
             Ok(()) => {
                 info!("meshd closed the discovery stream; keeping the last config and reconnecting");
                 backoff = BACKOFF_MIN;
@@ -145,6 +147,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
                     ));
                 }
                 authenticated = true;
+                shared.metrics.meshd_connected.set(1);
                 info!(%meshd, %proxy_id, "connected to meshd");
                 send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
                 if shared.identity.needs_cert() {
@@ -285,6 +288,10 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
     if let Some(s) = compiled {
         shared.snapshot.store(Arc::new(s));
         shared.update_ready();
+    }
+    for (t, v) in &pushed {
+        let accepted = !rejected.contains_key(t);
+        shared.metrics.config_update(t.as_str(), v, accepted, current.versions.get(t).map(String::as_str));
     }
     pushed
         .into_iter()

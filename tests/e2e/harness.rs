@@ -53,6 +53,24 @@ pub struct Proxy {
     /// Prometheus metrics.
     pub metrics: Option<SocketAddr>,
     pub admin: SocketAddr,
+    /// The proxy's standard output after its start-up lines (access log lines).
+    pub stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Proxy {
+    /// The first JSON line on the proxy's standard output that `pick` accepts.
+    pub fn json_line(&self, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.stdout.recv_timeout(left).unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && pick(&v)
+            {
+                return v;
+            }
+        }
+    }
 }
 
 /// A mesh under a fresh MESH_HOME. Dropping it kills every process it started.
@@ -112,7 +130,8 @@ impl Mesh {
         let mut tcp = Vec::new();
         let mut gateway = Vec::new();
         let mut metrics = None;
-        for line in BufReader::new(stdout).lines() {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next() {
             let line = line.expect("proxy stdout");
             let addr = |prefix: &str| {
                 line.strip_prefix(prefix)
@@ -130,7 +149,15 @@ impl Mesh {
             } else if let Some(rest) = line.strip_prefix("outbound tcp ") {
                 tcp.push(rest.rsplit(' ').next().and_then(|a| a.parse().ok()).expect("tcp addr"));
             } else if let Some(a) = addr("admin listening on ") {
-                return Proxy { outbound, inbound, tcp, gateway, metrics, admin: a };
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    for line in lines.map_while(Result::ok) {
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                });
+                return Proxy { outbound, inbound, tcp, gateway, metrics, admin: a, stdout: rx };
             }
         }
         panic!("proxy {args:?} exited before reporting its listeners");
@@ -184,35 +211,72 @@ pub fn counting_app(name: &'static str) -> (SocketAddr, std::sync::Arc<std::sync
     (addr, accepted)
 }
 
-/// Read one HTTP/1.1 request (head and a Content-Length body). False when the connection
-/// ended first.
-fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
+/// Read one HTTP/1.1 request: its head (request line and headers) and its Content-Length
+/// body. None when the connection ended first.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
     let mut content_length = 0usize;
-    let mut first = true;
+    let mut head = String::new();
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
         if line == "\r\n" {
-            if first {
+            if head.is_empty() {
                 continue;
             }
             break;
         }
-        first = false;
         if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
             content_length = v.trim().parse().unwrap_or(0);
         }
+        head.push_str(&line);
     }
     let mut body = vec![0; content_length];
-    reader.read_exact(&mut body).is_ok()
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+/// The requests a recording app got: (head, body), in arrival order.
+pub type Recorded = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// An HTTP/1.1 app answering 200 to everything and keeping every request it got (a test's
+/// app that checks headers, or a trace collector).
+pub fn recording_app() -> (SocketAddr, Recorded) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind app");
+    let addr = listener.local_addr().expect("addr");
+    let got: Recorded = Default::default();
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                while let Some(req) = read_request(&mut reader) {
+                    keep.lock().unwrap_or_else(|e| e.into_inner()).push(req);
+                    let resp = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n";
+                    if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, got)
+}
+
+/// A header's value in a recorded request head (name matched case-insensitively).
+pub fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
 }
 
 fn serve_app(stream: TcpStream, name: &str) {
     let mut reader = BufReader::new(stream);
-    while read_request(&mut reader) {
+    while read_request(&mut reader).is_some() {
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{name}\n",
             name.len() + 1
@@ -325,7 +389,7 @@ pub fn scripted_app(
             let (counter, answer) = (counter.clone(), answer.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
-                while read_request(&mut reader) {
+                while read_request(&mut reader).is_some() {
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     let (status, text, delay) = answer(n);
                     std::thread::sleep(delay);

@@ -821,3 +821,44 @@ spec:
         (copies.load(std::sync::atomic::Ordering::SeqCst) == 5).then_some(())
     });
 }
+
+#[test]
+fn tcp_connections_get_access_log_lines_on_both_sides() {
+    let mut mesh = Mesh::new();
+    mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "meshConfig.accessLogFile=/dev/stdout"]);
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    let addr = tcp_echo("one");
+    let server = mesh.proxy(&[
+        "--workload",
+        "tcp-echo-v1",
+        "--labels",
+        "app=tcp-echo,version=v1",
+        "--service-account",
+        "tcp-echo",
+        "--inbound",
+        &format!("9000={addr}"),
+    ]);
+    let client = mesh.proxy(&[
+        "--workload",
+        "sleep",
+        "--service-account",
+        "sleep",
+        "--outbound-tcp",
+        "tcp-echo:9000=127.0.0.1:0",
+    ]);
+    mesh.wait_synced(2);
+    assert_eq!(tcp_say(client.tcp[0], "hello 7"), "one hello 7");
+    let out = client.json_line("the client's TCP log line", |v| v["protocol"] == "TCP");
+    assert_eq!(out["direction"], "outbound");
+    assert_eq!(out["upstream_cluster"], "outbound|9000||tcp-echo.default.svc.cluster.local");
+    assert_eq!(out["upstream_peer"], "spiffe://cluster.local/ns/default/sa/tcp-echo");
+    assert_eq!(out["bytes_received"], 8, "`hello 7\\n` from the app");
+    assert_eq!(out["bytes_sent"], 12, "`one hello 7\\n` back to it");
+    assert_eq!(out["response_flags"], "-");
+    let inb = server.json_line("the server's TCP log line", |v| v["protocol"] == "TCP");
+    assert_eq!(inb["direction"], "inbound");
+    assert_eq!(inb["downstream_peer"], "spiffe://cluster.local/ns/default/sa/sleep");
+    assert_eq!(inb["upstream_cluster"], "inbound|9000||");
+    assert_eq!(inb["upstream_host"], addr.to_string());
+    assert_eq!((inb["bytes_received"].as_u64(), inb["bytes_sent"].as_u64()), (Some(8), Some(12)));
+}

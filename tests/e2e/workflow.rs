@@ -302,6 +302,24 @@ fn istio_standard_metrics_on_both_sides() {
     want.push(("connection_security_policy", "mutual_tls"));
     assert_eq!(sample(&server, "istio_requests_total", &want), Some(100.0), "{server}");
     assert!(sample(&server, "istio_request_duration_milliseconds_count", &want) == Some(100.0), "{server}");
+
+    // `mesh top` over a second of steady traffic: the reviews service, its rate, all
+    // successful, all over mTLS; counted once although both proxies report it.
+    let load = Load::start(out, "reviews:9080", |code, _| code == 200);
+    load.wait_more("traffic before top", 5);
+    let top = mesh.ok(&["top", "-o", "json", "--interval", "1s"]).stdout;
+    let (ok, failed) = load.finish();
+    assert!(ok > 0 && failed == 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&top).expect("top json");
+    let reviews: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["service"] == "reviews.default.svc.cluster.local").collect();
+    assert_eq!(reviews.len(), 1, "{top}");
+    let r = reviews[0];
+    assert_eq!(r["workload"], "reviews-v1");
+    assert!(r["requests_per_second"].as_f64().is_some_and(|v| v > 1.0), "{top}");
+    assert_eq!(r["success_rate"], 1.0);
+    assert_eq!(r["mtls_share"], 1.0);
+    assert!(r["p50_ms"].as_f64().is_some_and(|v| v > 0.0) && r["p99_ms"].as_f64() >= r["p50_ms"].as_f64(), "{top}");
 }
 
 #[test]
@@ -368,4 +386,163 @@ fn access_log_lines_are_json_per_request() {
     assert_eq!(entry["upstream_cluster"], "outbound|9080||reviews.default.svc.cluster.local");
     assert_eq!(entry["upstream_peer"], "spiffe://cluster.local/ns/default/sa/default");
     assert_eq!(entry["destination_workload"], "default/reviews-v1");
+}
+
+/// Every span the collector got, from all the Zipkin v2 JSON batches POSTed to it.
+fn zipkin_spans(collector: &Recorded) -> Vec<serde_json::Value> {
+    let got = collector.lock().unwrap_or_else(|e| e.into_inner());
+    got.iter()
+        .filter(|(head, _)| head.starts_with("POST /api/v2/spans "))
+        .filter_map(|(_, body)| serde_json::from_slice::<Vec<serde_json::Value>>(body).ok())
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn traces_continue_across_two_hops_and_reach_the_collector() {
+    let (collector, spans_in) = recording_app();
+    let (app_addr, app_got) = recording_app();
+    let mut mesh = Mesh::new();
+    let zipkin = format!("meshConfig.defaultConfig.tracing.zipkin.address={collector}");
+    mesh.ok(&[
+        "install",
+        "-y",
+        "--set",
+        "meshd.listen=127.0.0.1:0",
+        "--set",
+        &zipkin,
+        "--set",
+        "meshConfig.defaultConfig.tracing.sampling=100",
+    ]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={app_addr}"),
+    ]);
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    mesh.wait_synced(2);
+    let out = pp.outbound.expect("outbound");
+
+    let (trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let tp = format!("00-{trace}-{caller_span}-01");
+    assert_eq!(get(out, "reviews:9080", "/reviews/1", false, &[("traceparent", &tp)]).0, 200);
+    let head = app_got.lock().unwrap_or_else(|e| e.into_inner()).last().map(|r| r.0.clone()).expect("app got it");
+    let seen = header_of(&head, "traceparent").expect("traceparent at the app");
+    let parts: Vec<&str> = seen.split('-').collect();
+    assert_eq!(parts.len(), 4, "{seen}");
+    assert_eq!(parts[1], trace, "same trace id at the app");
+    assert_ne!(parts[2], caller_span, "a new parent span id at the app");
+    assert_eq!(parts[3], "01");
+    assert_eq!(header_of(&head, "x-b3-traceid").as_deref(), Some(trace));
+    let request_id = header_of(&head, "x-request-id").expect("x-request-id made");
+    assert_eq!(request_id.len(), 36, "{request_id}");
+
+    // Two spans of that trace: the client hop (child of the caller's span) and the server
+    // hop (child of the client span), whose id the app saw as its parent.
+    let spans = eventually("both spans at the collector", Duration::from_secs(10), || {
+        let s: Vec<_> = zipkin_spans(&spans_in).into_iter().filter(|s| s["traceId"] == trace).collect();
+        (s.len() >= 2).then_some(s)
+    });
+    let client = spans.iter().find(|s| s["kind"] == "CLIENT").expect("client span");
+    let server = spans.iter().find(|s| s["kind"] == "SERVER").expect("server span");
+    assert_eq!(client["parentId"], caller_span);
+    assert_eq!(server["parentId"], client["id"]);
+    assert_eq!(server["id"], parts[2]);
+    assert_eq!(client["localEndpoint"]["serviceName"], "productpage-v1.default");
+    assert_eq!(server["localEndpoint"]["serviceName"], "reviews-v1.default");
+    assert_eq!(client["name"], "reviews.default.svc.cluster.local:9080/*");
+    assert_eq!(server["tags"]["http.status_code"], "200");
+    assert_eq!(client["tags"]["guid:x-request-id"], request_id.as_str());
+
+    // Without a caller's context a new trace starts at the first proxy (sampled at 100 %).
+    assert_eq!(get(out, "reviews:9080", "/", false, &[]).0, 200);
+    let head = app_got.lock().unwrap_or_else(|e| e.into_inner()).last().map(|r| r.0.clone()).expect("app got it");
+    let fresh = header_of(&head, "traceparent").expect("traceparent");
+    assert!(!fresh.contains(trace) && fresh.ends_with("-01"), "{fresh}");
+}
+
+/// A metric without labels (`name value`), or with them (`name{...} value`), summed.
+fn plain(text: &str, metric: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{metric} ")) || l.starts_with(&format!("{metric}{{")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn meshd_metrics_syncz_and_proxy_health() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("meshd.json")).expect("json");
+    let monitoring: std::net::SocketAddr =
+        info["monitoring"].as_str().and_then(|a| a.parse().ok()).expect("monitoring address in meshd.json");
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("r")),
+    ]);
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    mesh.wait_synced(2);
+
+    let metrics = || get(monitoring, "m", "/metrics", false, &[]).1;
+    let m = metrics();
+    assert_eq!(plain(&m, "pilot_xds"), 2.0, "{m}");
+    for t in ["cds", "eds", "lds", "rds"] {
+        assert!(sample(&m, "pilot_xds_pushes_total", &[("type", t)]).is_some_and(|v| v >= 2.0), "{t}: {m}");
+    }
+    assert!(plain(&m, "citadel_server_success_cert_issuance_total") >= 2.0, "{m}");
+    assert!(plain(&m, "galley_validation_passed_total") >= 1.0, "{m}");
+    let converged = eventually("both proxies' convergence samples", Duration::from_secs(10), || {
+        let c = plain(&metrics(), "pilot_proxy_convergence_time_count");
+        (c >= 2.0).then_some(c)
+    });
+    assert!(plain(&m, "citadel_server_root_cert_expiry_timestamp") > 1.7e9, "{m}");
+
+    // A change of both proxies' routes converges again on both.
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/destination-rule-all.yaml")]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-all-v1.yaml")]);
+    mesh.wait_synced(2);
+    eventually("two more convergence samples", Duration::from_secs(10), || {
+        (plain(&metrics(), "pilot_proxy_convergence_time_count") >= converged + 2.0).then_some(())
+    });
+
+    // /debug/syncz: each proxy, each type sent, acknowledged and SYNCED.
+    let syncz: Vec<serde_json::Value> =
+        serde_json::from_str(&get(monitoring, "m", "/debug/syncz", false, &[]).1).expect("syncz json");
+    let names: Vec<&str> = syncz.iter().filter_map(|r| r["proxy"].as_str()).collect();
+    assert_eq!(names, ["productpage-v1.default", "reviews-v1.default"]);
+    for row in &syncz {
+        for t in ["cluster", "listener", "route", "endpoint"] {
+            assert_eq!(row[format!("{t}_state")], "SYNCED", "{row}");
+            assert_eq!(row[format!("{t}_sent")], row[format!("{t}_acked")], "{row}");
+        }
+    }
+
+    // The proxy's own health: connected to meshd, the route version it holds, upstream errors.
+    let out = pp.outbound.expect("outbound");
+    assert_eq!(get(out, "ratings:9080", "/", false, &[]).0, 503, "ratings has no endpoints");
+    let pm = get(pp.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    assert_eq!(plain(&pm, "mesh_proxy_meshd_connected"), 1.0, "{pm}");
+    let route_version = syncz[0]["route_acked"].as_str().expect("version");
+    assert_eq!(
+        sample(&pm, "mesh_proxy_config_version", &[("type", "routes"), ("version", route_version)]),
+        Some(1.0),
+        "{pm}"
+    );
+    assert_eq!(
+        pm.lines().filter(|l| l.starts_with("mesh_proxy_config_version{") && l.contains("type=\"routes\"")).count(),
+        1,
+        "only the version in force: {pm}"
+    );
+    assert_eq!(sample(&pm, "mesh_proxy_upstream_errors_total", &[("cause", "no_healthy_upstream")]), Some(1.0), "{pm}");
+    assert!(sample(&pm, "mesh_proxy_connections_total", &[("listener", "outbound")]).is_some_and(|v| v >= 1.0), "{pm}");
 }

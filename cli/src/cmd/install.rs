@@ -18,6 +18,9 @@ use crate::error::{CliError, Result};
 pub struct Settings {
     pub profile: String,
     pub listen: SocketAddr,
+    /// meshd's monitoring listener; default: the listen IP, port 15014 (0 with a port-0 listen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<SocketAddr>,
     /// Lifetime of workload certificates (Go duration).
     #[serde(default = "default_ttl")]
     pub cert_ttl: String,
@@ -33,6 +36,19 @@ pub struct Settings {
     /// write them to their standard output).
     #[serde(default)]
     pub access_log: bool,
+    /// Istio's `meshConfig.defaultConfig.tracing.zipkin.address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zipkin: Option<String>,
+    /// The OpenTelemetry collector (`meshConfig.defaultConfig.tracing.otlp.address`, ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<String>,
+    /// Istio's `meshConfig.defaultConfig.tracing.sampling` (percent).
+    #[serde(default = "default_sampling")]
+    pub trace_sampling: f64,
+}
+
+fn default_sampling() -> f64 {
+    meshd::translate::DEFAULT_TRACE_SAMPLING
 }
 
 fn default_outbound() -> String {
@@ -45,11 +61,15 @@ fn default_ttl() -> String {
 
 const KEYS: &[&str] = &[
     "meshd.listen",
+    "meshd.monitoring",
     "ca.cert",
     "ca.key",
     "ca.workloadCertTtl",
     "meshConfig.outboundTrafficPolicy.mode",
     "meshConfig.accessLogFile",
+    "meshConfig.defaultConfig.tracing.zipkin.address",
+    "meshConfig.defaultConfig.tracing.otlp.address",
+    "meshConfig.defaultConfig.tracing.sampling",
 ];
 
 impl Default for Settings {
@@ -57,11 +77,15 @@ impl Default for Settings {
         Settings {
             profile: "default".into(),
             listen: ([127, 0, 0, 1], 15010).into(),
+            monitoring: None,
             cert_ttl: default_ttl(),
             ca_cert: None,
             ca_key: None,
             outbound_traffic_policy: default_outbound(),
             access_log: false,
+            zipkin: None,
+            otlp: None,
+            trace_sampling: default_sampling(),
         }
     }
 }
@@ -70,11 +94,15 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
     let mut s = Settings {
         profile: args.profile.clone(),
         listen: meshd::DEFAULT_LISTEN.parse().map_err(|_| CliError::internal("bad default"))?,
+        monitoring: None,
         cert_ttl: default_ttl(),
         ca_cert: None,
         ca_key: None,
         outbound_traffic_policy: default_outbound(),
         access_log: false,
+        zipkin: None,
+        otlp: None,
+        trace_sampling: default_sampling(),
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -89,7 +117,19 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
                     "--set meshd.listen={v}: not an address like 127.0.0.1:15010 (port 0 picks a free port)"
                 )),
             },
+            "meshd.monitoring" => match v.parse() {
+                Ok(a) => s.monitoring = Some(a),
+                Err(_) => problems.push(format!("--set meshd.monitoring={v}: not an address like 127.0.0.1:15014")),
+            },
             "meshConfig.accessLogFile" => s.access_log = !v.is_empty(),
+            "meshConfig.defaultConfig.tracing.zipkin.address" => {
+                s.zipkin = Some(v.to_string()).filter(|v| !v.is_empty())
+            }
+            "meshConfig.defaultConfig.tracing.otlp.address" => s.otlp = Some(v.to_string()).filter(|v| !v.is_empty()),
+            "meshConfig.defaultConfig.tracing.sampling" => match v.parse::<f64>() {
+                Ok(p) => s.trace_sampling = p,
+                Err(_) => problems.push(format!("--set {k}={v}: not a percentage like 1 or 100")),
+            },
             "meshConfig.outboundTrafficPolicy.mode" => match v {
                 "ALLOW_ANY" | "REGISTRY_ONLY" => s.outbound_traffic_policy = v.to_string(),
                 _ => problems.push(format!("--set {k}={v}: use ALLOW_ANY or REGISTRY_ONLY")),
@@ -106,6 +146,9 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
     }
     if s.ca_cert.is_some() != s.ca_key.is_some() {
         problems.push("a plug-in CA needs both --set ca.cert=FILE and --set ca.key=FILE".into());
+    }
+    if let Err(e) = meshd::translate::tracing_config(s.zipkin.as_deref(), s.otlp.as_deref(), s.trace_sampling) {
+        problems.push(format!("--set meshConfig.defaultConfig.tracing...: {e}"));
     }
     if problems.is_empty() { Ok(s) } else { Err(CliError::user(problems.join("\n"))) }
 }
@@ -137,9 +180,14 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, settings: &
         .arg(listen.to_string())
         .arg("--cert-ttl")
         .arg(&settings.cert_ttl)
+        .args(settings.monitoring.iter().flat_map(|a| ["--monitoring".to_string(), a.to_string()]))
         .arg("--outbound-traffic-policy")
         .arg(&settings.outbound_traffic_policy)
         .args(settings.access_log.then_some("--access-log"))
+        .args(settings.zipkin.iter().flat_map(|a| ["--zipkin", a.as_str()]))
+        .args(settings.otlp.iter().flat_map(|a| ["--otlp", a.as_str()]))
+        .arg("--trace-sampling")
+        .arg(settings.trace_sampling.to_string())
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)

@@ -209,6 +209,7 @@ pub fn listeners(
         jwt: jwt_providers(ras, proxy),
         rate_limit: None,
         access_log: false,
+        tracing: None,
     }
 }
 

@@ -1,0 +1,331 @@
+//! `mesh top`: per service and workload, the request rate, success rate, latency percentiles and
+//! share of mTLS traffic over the last interval, from every connected proxy's Istio metrics.
+//!
+//! Each proxy's `/stats/prometheus` is read twice, `--interval` apart; the figures are the
+//! differences. Requests are counted once: from the destination proxy's report when the
+//! destination has a proxy, else from the caller's (`reporter="source"`), as Kiali does.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::cli::{Output, TopArgs};
+use crate::error::{CliError, Result};
+
+/// One sample line of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parse the Prometheus text exposition (comments skipped; label values unescaped).
+fn parse(text: &str) -> Vec<Sample> {
+    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let Some(open) = line.find('{') else {
+        let (n, v) = line.split_once(' ')?;
+        return Some(Sample { name: n.into(), labels: BTreeMap::new(), value: value(v.split_whitespace().next()?)? });
+    };
+    let bytes = line.as_bytes();
+    let mut i = open + 1;
+    let mut labels = BTreeMap::new();
+    loop {
+        while bytes.get(i).is_some_and(|b| *b == b',' || *b == b' ') {
+            i += 1;
+        }
+        match bytes.get(i)? {
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => {
+                let eq = line[i..].find('=')? + i;
+                let key = line[i..eq].trim().to_string();
+                if bytes.get(eq + 1) != Some(&b'"') {
+                    return None;
+                }
+                i = eq + 2;
+                let mut val = String::new();
+                let mut chars = line[i..].char_indices();
+                loop {
+                    match chars.next()? {
+                        (_, '\\') => {
+                            let (_, n) = chars.next()?;
+                            val.push(if n == 'n' { '\n' } else { n });
+                        }
+                        (j, '"') => {
+                            i += j + 1;
+                            break;
+                        }
+                        (_, c) => val.push(c),
+                    }
+                }
+                labels.insert(key, val);
+            }
+        }
+    }
+    let v = line[i..].split_whitespace().next()?;
+    Some(Sample { name: line[..open].into(), labels, value: value(v)? })
+}
+
+fn value(s: &str) -> Option<f64> {
+    match s.trim() {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        v => v.parse().ok(),
+    }
+}
+
+/// What one row adds up, as counters (subtract two of these for a rate).
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    requests: f64,
+    errors: f64,
+    mtls: f64,
+    /// Histogram buckets of request duration, ms: upper bound -> cumulative count.
+    buckets: BTreeMap<OrdF64, f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+struct OrdF64(f64);
+impl Eq for OrdF64 {}
+#[allow(clippy::derive_ord_xor_partial_ord)]
+impl Ord for OrdF64 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+type Key = (String, String, String); // (service, workload namespace, workload)
+
+/// Fold every proxy's samples into rows. A service's requests come from the destination's
+/// reports when any destination proxy reported them, else from the callers'.
+fn totals(all: &[Sample]) -> BTreeMap<Key, Totals> {
+    let reported_by_destination: std::collections::HashSet<String> = all
+        .iter()
+        .filter(|s| s.name == "istio_requests_total" && s.labels.get("reporter").is_some_and(|r| r == "destination"))
+        .filter_map(|s| s.labels.get("destination_service").cloned())
+        .collect();
+    let mut out: BTreeMap<Key, Totals> = BTreeMap::new();
+    for s in all {
+        let l = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+        let svc = l("destination_service");
+        let wanted = if reported_by_destination.contains(&svc) { "destination" } else { "source" };
+        if l("reporter") != wanted {
+            continue;
+        }
+        let key = (svc, l("destination_workload_namespace"), l("destination_workload"));
+        match s.name.as_str() {
+            "istio_requests_total" => {
+                let t = out.entry(key).or_default();
+                t.requests += s.value;
+                if l("response_code").starts_with('5') || l("response_code") == "0" {
+                    t.errors += s.value;
+                }
+                if l("connection_security_policy") == "mutual_tls" {
+                    t.mtls += s.value;
+                }
+            }
+            "istio_request_duration_milliseconds_bucket" => {
+                let le = s.labels.get("le").and_then(|v| value(v)).unwrap_or(f64::INFINITY);
+                *out.entry(key).or_default().buckets.entry(OrdF64(le)).or_default() += s.value;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The q-quantile (0..1) of a cumulative histogram, interpolated inside its bucket as
+/// Prometheus' histogram_quantile does.
+fn quantile(buckets: &BTreeMap<OrdF64, f64>, q: f64) -> Option<f64> {
+    let total = *buckets.values().last()?;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (le, count) in buckets {
+        if *count >= rank {
+            if le.0.is_infinite() {
+                return Some(lower);
+            }
+            let in_bucket = count - below;
+            let frac = if in_bucket > 0.0 { (rank - below) / in_bucket } else { 1.0 };
+            return Some(lower + (le.0 - lower) * frac);
+        }
+        lower = le.0;
+        below = *count;
+    }
+    Some(lower)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub service: String,
+    pub workload: String,
+    pub namespace: String,
+    pub requests_per_second: f64,
+    /// Share of requests not answered with a 5xx, 0..1 (null when there were none).
+    pub success_rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Share of requests that arrived over mutual TLS, 0..1 (null without destination reports).
+    pub mtls_share: Option<f64>,
+}
+
+fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (key, a) in after {
+        let b = before.get(key).cloned().unwrap_or_default();
+        let requests = (a.requests - b.requests).max(0.0);
+        let buckets: BTreeMap<OrdF64, f64> =
+            a.buckets.iter().map(|(le, c)| (*le, (c - b.buckets.get(le).copied().unwrap_or(0.0)).max(0.0))).collect();
+        let ratio = |x: f64| (requests > 0.0).then(|| (x / requests).clamp(0.0, 1.0));
+        let round = |v: f64| (v * 100.0).round() / 100.0;
+        rows.push(Row {
+            service: key.0.clone(),
+            namespace: key.1.clone(),
+            workload: key.2.clone(),
+            requests_per_second: round(requests / secs),
+            success_rate: ratio(requests - (a.errors - b.errors)).map(|v| round(v * 100.0) / 100.0),
+            p50_ms: quantile(&buckets, 0.50).map(round),
+            p95_ms: quantile(&buckets, 0.95).map(round),
+            p99_ms: quantile(&buckets, 0.99).map(round),
+            mtls_share: ratio(a.mtls - b.mtls).map(|v| round(v * 100.0) / 100.0),
+        });
+    }
+    rows.sort_by(|x, y| {
+        y.requests_per_second
+            .total_cmp(&x.requests_per_second)
+            .then_with(|| (&x.service, &x.workload).cmp(&(&y.service, &y.workload)))
+    });
+    rows
+}
+
+/// Every connected proxy's samples, read now.
+async fn scrape(ctx: &Ctx, namespace: Option<&str>) -> Result<Vec<Sample>> {
+    let client = ctx.client()?;
+    let statuses = crate::cmd::proxy_status::fetch(&client).await?;
+    let mut reads = tokio::task::JoinSet::new();
+    for admin in
+        statuses.iter().filter(|p| namespace.is_none_or(|n| p.workload.namespace == n)).filter_map(|p| p.workload.admin)
+    {
+        reads.spawn(async move { crate::cmd::proxy_config::admin_get(admin, "/stats/prometheus").await });
+    }
+    // A proxy that does not answer (stopping, say) is left out of this round.
+    let mut all = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        if let Ok(Ok(body)) = read {
+            all.extend(parse(&String::from_utf8_lossy(&body)));
+        }
+    }
+    Ok(all)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "-".into())
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}ms")).unwrap_or_else(|| "-".into())
+}
+
+fn show(ctx: &Ctx, rows: &[Row], interval: Duration) {
+    if rows.is_empty() {
+        ctx.out.info(format!("No requests in the last {:.1}s.", interval.as_secs_f64()));
+        return;
+    }
+    let table = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.service.clone(),
+                format!("{}.{}", r.workload, r.namespace),
+                format!("{:.2}", r.requests_per_second),
+                pct(r.success_rate),
+                ms(r.p50_ms),
+                ms(r.p95_ms),
+                ms(r.p99_ms),
+                pct(r.mtls_share),
+            ]
+        })
+        .collect();
+    ctx.out.table(&["SERVICE", "WORKLOAD", "RPS", "SUCCESS", "P50", "P95", "P99", "MTLS"], table);
+}
+
+pub async fn run(ctx: &Ctx, args: TopArgs) -> Result<()> {
+    let interval = args.interval;
+    if interval < Duration::from_millis(100) {
+        return Err(CliError::user("--interval must be at least 100ms"));
+    }
+    let namespace = if args.all_namespaces { None } else { Some(ctx.global.namespace.clone()) };
+    let live = args.output == Output::Table && ctx.out.tty && !args.once;
+    let mut before = totals(&scrape(ctx, namespace.as_deref()).await?);
+    let mut taken = Instant::now();
+    loop {
+        tokio::time::sleep(interval).await;
+        let after = totals(&scrape(ctx, namespace.as_deref()).await?);
+        let now = Instant::now();
+        let rows = rows(&before, &after, now.duration_since(taken).as_secs_f64());
+        if args.output != Output::Table {
+            return ctx.out.structured(args.output, &rows);
+        }
+        if live {
+            // Clear the screen and home the cursor, then redraw (like top).
+            ctx.out.data(format!("\x1b[2J\x1b[H mesh top, every {:.1}s (Ctrl-C to quit)\n", interval.as_secs_f64()));
+        }
+        show(ctx, &rows, interval);
+        if !live {
+            return Ok(());
+        }
+        (before, taken) = (after, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_labels_with_escapes_and_plain_samples() {
+        let s = parse(
+            "# HELP x y\nistio_requests_total{reporter=\"destination\",path=\"a\\\"b,c}\"} 12\nup 1\nh_bucket{le=\"+Inf\"} 3\n",
+        );
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].labels["path"], "a\"b,c}");
+        assert_eq!(s[0].value, 12.0);
+        assert_eq!(s[1].name, "up");
+        assert_eq!(s[2].labels["le"], "+Inf");
+    }
+
+    #[test]
+    fn rates_success_latency_and_mtls_from_two_scrapes() {
+        let text = |n: f64, bad: f64| {
+            format!(
+                "istio_requests_total{{reporter=\"destination\",destination_service=\"reviews.default.svc.cluster.local\",destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\",response_code=\"200\",connection_security_policy=\"mutual_tls\"}} {n}\n\
+                 istio_requests_total{{reporter=\"destination\",destination_service=\"reviews.default.svc.cluster.local\",destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\",response_code=\"503\",connection_security_policy=\"none\"}} {bad}\n\
+                 istio_requests_total{{reporter=\"source\",destination_service=\"reviews.default.svc.cluster.local\",destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\",response_code=\"200\"}} {n}\n\
+                 istio_request_duration_milliseconds_bucket{{reporter=\"destination\",destination_service=\"reviews.default.svc.cluster.local\",destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\",le=\"10.0\"}} {}\n\
+                 istio_request_duration_milliseconds_bucket{{reporter=\"destination\",destination_service=\"reviews.default.svc.cluster.local\",destination_workload=\"reviews-v1\",destination_workload_namespace=\"default\",le=\"+Inf\"}} {}\n",
+                n + bad,
+                n + bad
+            )
+        };
+        let before = totals(&parse(&text(100.0, 0.0)));
+        let after = totals(&parse(&text(190.0, 10.0)));
+        let r = rows(&before, &after, 2.0);
+        assert_eq!(r.len(), 1, "source reports are not counted again");
+        assert_eq!(r[0].requests_per_second, 50.0);
+        assert_eq!(r[0].success_rate, Some(0.9));
+        assert_eq!(r[0].mtls_share, Some(0.9));
+        assert_eq!(r[0].p50_ms, Some(5.0));
+    }
+}
