@@ -15,6 +15,7 @@ pub mod proxy_config;
 pub mod resource;
 pub mod security;
 pub mod support;
+pub mod telemetry;
 pub mod validate;
 
 pub use resource::{Key, Kind, Object, Parsed, Resource, ResourceError};

@@ -12,6 +12,7 @@ use crate::core::ServiceSpec;
 use crate::meta::ObjectMeta;
 use crate::networking::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec};
 use crate::security::{AuthorizationPolicySpec, LocalRateLimitSpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
+use crate::telemetry::TelemetrySpec;
 use crate::validate::{self, FieldError};
 
 /// A Kubernetes-style object with a typed spec.
@@ -40,10 +41,11 @@ pub enum Kind {
     AuthorizationPolicy,
     RequestAuthentication,
     LocalRateLimit,
+    Telemetry,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -53,6 +55,7 @@ impl Kind {
         Kind::AuthorizationPolicy,
         Kind::RequestAuthentication,
         Kind::LocalRateLimit,
+        Kind::Telemetry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::LocalRateLimit => "LocalRateLimit",
+            Kind::Telemetry => "Telemetry",
         }
     }
 
@@ -81,6 +85,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "authorizationpolicies",
             Kind::RequestAuthentication => "requestauthentications",
             Kind::LocalRateLimit => "localratelimits",
+            Kind::Telemetry => "telemetries",
         }
     }
 
@@ -96,6 +101,7 @@ impl Kind {
             Kind::AuthorizationPolicy => "authorizationpolicy.security.istio.io",
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
             Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
+            Kind::Telemetry => "telemetry.telemetry.istio.io",
         }
     }
 
@@ -105,6 +111,7 @@ impl Kind {
             Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
+            Kind::Telemetry => "telemetry.istio.io",
         }
     }
 
@@ -116,6 +123,7 @@ impl Kind {
             }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
             Kind::LocalRateLimit => &["v1alpha1"],
+            Kind::Telemetry => &["v1", "v1alpha1"],
         }
     }
 
@@ -130,6 +138,7 @@ impl Kind {
                 "security.istio.io/v1"
             }
             Kind::LocalRateLimit => "policy.mesh.io/v1alpha1",
+            Kind::Telemetry => "telemetry.istio.io/v1",
         }
     }
 
@@ -147,6 +156,7 @@ impl Kind {
             "authorizationpolicy" | "authorizationpolicies" | "ap" => Some(Kind::AuthorizationPolicy),
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
             "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
+            "telemetry" | "telemetries" => Some(Kind::Telemetry),
             _ => None,
         }
     }
@@ -173,6 +183,7 @@ pub enum Resource {
     AuthorizationPolicy(Object<AuthorizationPolicySpec>),
     RequestAuthentication(Object<RequestAuthenticationSpec>),
     LocalRateLimit(Object<LocalRateLimitSpec>),
+    Telemetry(Object<TelemetrySpec>),
 }
 
 impl Resource {
@@ -187,6 +198,7 @@ impl Resource {
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
+            Resource::Telemetry(_) => Kind::Telemetry,
         }
     }
 
@@ -201,6 +213,7 @@ impl Resource {
             Resource::AuthorizationPolicy(o) => &o.metadata,
             Resource::RequestAuthentication(o) => &o.metadata,
             Resource::LocalRateLimit(o) => &o.metadata,
+            Resource::Telemetry(o) => &o.metadata,
         }
     }
 
@@ -215,6 +228,7 @@ impl Resource {
             Resource::AuthorizationPolicy(o) => &mut o.metadata,
             Resource::RequestAuthentication(o) => &mut o.metadata,
             Resource::LocalRateLimit(o) => &mut o.metadata,
+            Resource::Telemetry(o) => &mut o.metadata,
         }
     }
 
@@ -371,7 +385,6 @@ const ISTIO_KINDS: &[&str] = &[
     "WorkloadGroup",
     "EnvoyFilter",
     "ProxyConfig",
-    "Telemetry",
     "WasmPlugin",
     "IstioOperator",
     "HTTPRoute",
@@ -478,6 +491,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(typed(doc, &label)?),
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
         Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
+        Kind::Telemetry => Resource::Telemetry(typed(doc, &label)?),
     };
     resource.meta_mut().namespace = Some(namespace);
     let errors = resource.validate();

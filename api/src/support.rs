@@ -8,6 +8,47 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
+        Resource::Telemetry(o) => {
+            let s = &o.spec;
+            if s.target_ref.is_some() || !s.target_refs.is_empty() {
+                out.push("spec.targetRefs (policies attach to workloads by selector only)".into());
+            }
+            if !s.metrics.is_empty() {
+                out.push("spec.metrics (every proxy reports Istio's standard metrics)".into());
+            }
+            for (i, a) in s.access_logging.iter().enumerate() {
+                if a.matches.as_ref().is_some_and(|m| m.mode != crate::telemetry::WorkloadMode::ClientAndServer) {
+                    out.push(format!("spec.accessLogging[{i}].match.mode (both sides log)"));
+                }
+                if a.filter.is_some() {
+                    out.push(format!("spec.accessLogging[{i}].filter (every request is logged)"));
+                }
+                for (j, p) in a.providers.iter().enumerate() {
+                    if p.name != "envoy" {
+                        out.push(format!(
+                            "spec.accessLogging[{i}].providers[{j}] {} (access logs go to the proxy's standard output)",
+                            p.name
+                        ));
+                    }
+                }
+            }
+            for (i, t) in s.tracing.iter().enumerate() {
+                let set = [
+                    (
+                        "match.mode",
+                        t.matches.as_ref().is_some_and(|m| m.mode != crate::telemetry::WorkloadMode::ClientAndServer),
+                    ),
+                    ("customTags", !t.custom_tags.is_empty()),
+                    ("useRequestIdForTraceSampling", t.use_request_id_for_trace_sampling.is_some()),
+                    ("disableContextPropagation", t.disable_context_propagation == Some(true)),
+                    ("enableIstioTags", t.enable_istio_tags == Some(false)),
+                ];
+                out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.tracing[{i}].{f}")));
+                if !t.providers.is_empty() {
+                    out.push(format!("spec.tracing[{i}].providers (spans go to the mesh config's collector)"));
+                }
+            }
+        }
         Resource::Gateway(o) => {
             for (i, sv) in o.spec.servers.iter().enumerate() {
                 if sv.tls.is_some() {

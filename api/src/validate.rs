@@ -55,6 +55,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
         Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
+        Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
     }
     e.0
 }
@@ -712,5 +713,69 @@ fn gateway(s: &GatewaySpec, e: &mut Errs) {
         {
             e.push(format!("{path}.name"), format!("duplicate server name {n:?}"));
         }
+    }
+}
+
+fn telemetry(s: &crate::telemetry::TelemetrySpec, e: &mut Errs) {
+    if s.selector.is_some() && (s.target_ref.is_some() || !s.target_refs.is_empty()) {
+        e.push("spec.selector", "only one of selector or targetRefs can be set");
+    }
+    if s.target_ref.is_some() && !s.target_refs.is_empty() {
+        e.push("spec.targetRef", "only one of targetRef or targetRefs can be set");
+    }
+    let providers = |path: String, ps: &[crate::telemetry::ProviderRef], e: &mut Errs| {
+        for (i, p) in ps.iter().enumerate() {
+            if p.name.is_empty() {
+                e.push(format!("{path}.providers[{i}].name"), "name in body should be at least 1 chars long");
+            }
+        }
+    };
+    for (i, t) in s.tracing.iter().enumerate() {
+        providers(format!("spec.tracing[{i}]"), &t.providers, e);
+        if let Some(p) = t.random_sampling_percentage
+            && !(0.0..=100.0).contains(&p)
+        {
+            e.push(
+                format!("spec.tracing[{i}].randomSamplingPercentage"),
+                format!("{p} is not a percentage from 0 to 100"),
+            );
+        }
+    }
+    for (i, m) in s.metrics.iter().enumerate() {
+        providers(format!("spec.metrics[{i}]"), &m.providers, e);
+        if let Some(d) = &m.reporting_interval
+            && let Err(err) = crate::duration::parse(d)
+        {
+            e.push(format!("spec.metrics[{i}].reportingInterval"), err);
+        }
+        for (j, o) in m.overrides.iter().enumerate() {
+            let path = format!("spec.metrics[{i}].overrides[{j}]");
+            if let Some(sel) = &o.matches {
+                match (&sel.metric, &sel.custom_metric) {
+                    (Some(_), Some(_)) => e.push(format!("{path}.match"), "set metric or customMetric, not both"),
+                    (Some(m), None) if !crate::telemetry::ISTIO_METRICS.contains(&m.as_str()) => e.push(
+                        format!("{path}.match.metric"),
+                        format!("unknown metric {m:?}; one of {}", crate::telemetry::ISTIO_METRICS.join(", ")),
+                    ),
+                    (None, Some(c)) if c.is_empty() => e.push(
+                        format!("{path}.match.customMetric"),
+                        "customMetric in body should be at least 1 chars long",
+                    ),
+                    _ => {}
+                }
+            }
+            for (tag, t) in &o.tag_overrides {
+                let upsert = t.operation.unwrap_or_default() == crate::telemetry::TagOperation::Upsert;
+                if upsert && t.value.is_none() {
+                    e.push(format!("{path}.tagOverrides.{tag}"), "value must be set when operation is UPSERT");
+                }
+                if !upsert && t.value.is_some() {
+                    e.push(format!("{path}.tagOverrides.{tag}"), "value must not be set when operation is REMOVE");
+                }
+            }
+        }
+    }
+    for (i, a) in s.access_logging.iter().enumerate() {
+        providers(format!("spec.accessLogging[{i}]"), &a.providers, e);
     }
 }

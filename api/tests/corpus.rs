@@ -66,7 +66,7 @@ fn istio_validation_cases_for_served_kinds() {
     let dir = corpus("extra/validation-crds");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for kind in ["authz", "peerauth", "reqauth", "destinationrule", "serviceentry"] {
+    for kind in ["authz", "peerauth", "reqauth", "destinationrule", "serviceentry", "telemetry"] {
         for (suffix, want_ok) in [("valid", true), ("invalid", false)] {
             let path = dir.join(format!("{kind}-{suffix}.yaml"));
             let text = std::fs::read_to_string(&path).expect("corpus file");
@@ -86,4 +86,31 @@ fn istio_validation_cases_for_served_kinds() {
     }
     assert!(failures.is_empty(), "{} of {checked} cases failed:\n{}", failures.len(), failures.join("\n"));
     assert!(checked >= 50, "only {checked} cases found");
+}
+
+/// Istio's validation dataset (`extra/validation-dataset`): one valid document per kind and
+/// version; every one of a kind we serve is accepted.
+#[test]
+fn istio_validation_dataset_for_served_kinds() {
+    let dir = corpus("extra/validation-dataset");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("dataset dir").flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        let text = std::fs::read_to_string(&path).expect("dataset file");
+        for (i, doc) in parse_yaml_stream(&text).expect("yaml").into_iter().enumerate() {
+            let kind = doc["kind"].as_str().unwrap_or("").to_string();
+            let api = doc["apiVersion"].as_str().unwrap_or("").to_string();
+            if !mesh_api::Kind::ALL.iter().any(|k| k.as_str() == kind) || api.starts_with("gateway.networking.k8s.io") {
+                continue;
+            }
+            match parse_document(doc, "default", i) {
+                Ok(Parsed::Supported(_)) => checked += 1,
+                other => failures.push(format!("{}: {api} {kind}: {other:?}", path.display())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 15, "only {checked} documents of served kinds");
 }

@@ -6,6 +6,7 @@
 //! exactly what runs.
 
 mod destinationrule;
+mod envoyfilter;
 mod gateway;
 mod messages;
 mod service;
@@ -212,6 +213,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(workload::MultiServiceAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(destinationrule::SubsetSelectPodAnalyzer),
+        Box::new(envoyfilter::EnvoyPatchAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(service::PortNameAnalyzer),

@@ -135,7 +135,9 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// services (svc), virtualservices (vs), destinationrules (dr), or workloads.
+    /// services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), gateways (gw),
+    /// peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra),
+    /// localratelimits (rl), telemetries, or workloads.
     pub kind: String,
     /// One resource by name.
     pub name: Option<String>,

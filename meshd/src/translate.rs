@@ -56,6 +56,7 @@ struct Index<'a> {
     authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
     request_authentications: security::Policies<'a, RequestAuthenticationSpec>,
     rate_limits: security::Policies<'a, LocalRateLimitSpec>,
+    telemetries: security::Policies<'a, mesh_api::telemetry::TelemetrySpec>,
     gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
 }
 
@@ -68,6 +69,7 @@ impl<'a> Index<'a> {
         let mut authorization_policies = Vec::new();
         let mut request_authentications = Vec::new();
         let mut rate_limits = Vec::new();
+        let mut telemetries = Vec::new();
         let mut gateways = Vec::new();
         for (key, r) in resources {
             match r {
@@ -103,6 +105,7 @@ impl<'a> Index<'a> {
                 Resource::AuthorizationPolicy(o) => authorization_policies.push((key, o)),
                 Resource::RequestAuthentication(o) => request_authentications.push((key, o)),
                 Resource::LocalRateLimit(o) => rate_limits.push((key, o)),
+                Resource::Telemetry(o) => telemetries.push((key, o)),
                 Resource::Gateway(o) => gateways.push((key, o)),
             }
         }
@@ -114,6 +117,7 @@ impl<'a> Index<'a> {
             authorization_policies,
             request_authentications,
             rate_limits,
+            telemetries,
             gateways,
         }
     }
@@ -463,8 +467,8 @@ pub fn translate_with(
                 inbound.tcp = index.is_tcp_port(proxy, inbound.port);
             }
             l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
-            l.access_log = mesh.access_log;
-            l.tracing = mesh.tracing.clone();
+            l.access_log = telemetry::access_log(&index.telemetries, proxy, mesh.access_log);
+            l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());
             l
         },
     }
@@ -534,6 +538,7 @@ mod http;
 mod policy;
 mod security;
 mod tcp;
+mod telemetry;
 
 #[cfg(test)]
 mod tests;

@@ -546,3 +546,71 @@ fn meshd_metrics_syncz_and_proxy_health() {
     assert_eq!(sample(&pm, "mesh_proxy_upstream_errors_total", &[("cause", "no_healthy_upstream")]), Some(1.0), "{pm}");
     assert!(sample(&pm, "mesh_proxy_connections_total", &[("listener", "outbound")]).is_some_and(|v| v >= 1.0), "{pm}");
 }
+
+#[test]
+fn telemetry_resources_switch_access_logs_and_sampling_per_workload() {
+    let (collector, spans_in) = recording_app();
+    let mut mesh = Mesh::new();
+    let zipkin = format!("meshConfig.defaultConfig.tracing.zipkin.address={collector}");
+    mesh.ok(&[
+        "install",
+        "-y",
+        "--set",
+        "meshd.listen=127.0.0.1:0",
+        "--set",
+        &zipkin,
+        "--set",
+        "meshConfig.defaultConfig.tracing.sampling=0",
+    ]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let telemetry = mesh.home.path().join("telemetry.yaml");
+    std::fs::write(
+        &telemetry,
+        r#"
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews-logs, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  accessLogging:
+  - providers: [{name: envoy}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: trace-everything, namespace: default}
+spec:
+  tracing:
+  - randomSamplingPercentage: 100
+"#,
+    )
+    .expect("write");
+    mesh.ok(&["apply", "-f", telemetry.to_str().expect("path")]);
+    let got = mesh.ok(&["get", "telemetry"]).stdout;
+    assert!(got.contains("reviews-logs") && got.contains("app=reviews") && got.contains("100%"), "{got}");
+    let reviews = mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("r")),
+    ]);
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    mesh.wait_synced(2);
+    let out = pp.outbound.expect("outbound");
+    assert_eq!(get(out, "reviews:9080", "/", false, &[("x-request-id", "t-1")]).0, 200);
+    // reviews logs (its Telemetry turns logs on); productpage does not (the mesh default is off).
+    let line = reviews.json_line("reviews' access log line", |v| v["x_request_id"] == "t-1");
+    assert_eq!(line["direction"], "inbound");
+    assert!(
+        pp.stdout.recv_timeout(Duration::from_millis(300)).is_err(),
+        "productpage must not log: its line would already be written when the response arrived"
+    );
+    // The namespace's Telemetry samples every new trace although the mesh samples none.
+    let spans = eventually("spans of a trace started at productpage", Duration::from_secs(10), || {
+        let s: Vec<serde_json::Value> =
+            zipkin_spans(&spans_in).into_iter().filter(|s| s["tags"]["guid:x-request-id"] == "t-1").collect();
+        (s.len() >= 2).then_some(s)
+    });
+    assert!(spans.iter().any(|s| s["kind"] == "CLIENT") && spans.iter().any(|s| s["kind"] == "SERVER"));
+}

@@ -68,3 +68,13 @@ pub const DEPLOYMENT_MULTIPLE_SERVICES: MsgType =
     MsgType { code: "IST0116", name: "DeploymentAssociatedToMultipleServices", level: Level::Warning };
 pub const DEPLOYMENT_CONFLICTING_PORTS: MsgType =
     MsgType { code: "IST0137", name: "DeploymentConflictingPorts", level: Level::Warning };
+pub const ENVOY_FILTER_RELATIVE_OPERATION: MsgType =
+    MsgType { code: "IST0151", name: "EnvoyFilterUsesRelativeOperation", level: Level::Warning };
+pub const ENVOY_FILTER_REPLACE_INCORRECTLY: MsgType =
+    MsgType { code: "IST0152", name: "EnvoyFilterUsesReplaceOperationIncorrectly", level: Level::Error };
+pub const ENVOY_FILTER_ADD_INCORRECTLY: MsgType =
+    MsgType { code: "IST0153", name: "EnvoyFilterUsesAddOperationIncorrectly", level: Level::Error };
+pub const ENVOY_FILTER_REMOVE_INCORRECTLY: MsgType =
+    MsgType { code: "IST0154", name: "EnvoyFilterUsesRemoveOperationIncorrectly", level: Level::Error };
+pub const ENVOY_FILTER_RELATIVE_WITH_PROXY_VERSION: MsgType =
+    MsgType { code: "IST0155", name: "EnvoyFilterUsesRelativeOperationWithProxyVersion", level: Level::Warning };

@@ -113,6 +113,25 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.routes.len().to_string());
             row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
         }
+        Resource::Telemetry(o) => {
+            let s = &o.spec;
+            let logs = if s.access_logging.is_empty() {
+                "-"
+            } else if s.access_logging.iter().all(|a| a.disabled == Some(true)) {
+                "off"
+            } else {
+                "on"
+            };
+            row.push(logs.to_string());
+            let sampling = s.tracing.iter().find_map(|t| t.random_sampling_percentage);
+            let off = s.tracing.iter().any(|t| t.disable_span_reporting == Some(true));
+            row.push(match (off, sampling) {
+                (true, _) => "off".to_string(),
+                (false, Some(p)) => format!("{p}%"),
+                (false, None) => "-".to_string(),
+            });
+            row.push(s.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+        }
         Resource::RequestAuthentication(o) => {
             row.push(o.spec.jwt_rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>().join(","));
             row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
@@ -137,6 +156,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
         Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
+        Kind::Telemetry => &["ACCESS LOGS", "TRACE SAMPLING", "SELECTOR"][..],
     });
     h
 }
@@ -147,7 +167,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
         CliError::user(format!(
-            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), gateways (gw), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra), localratelimits (rl) or workloads",
+            "unknown kind {:?}: use services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), gateways (gw), peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra), localratelimits (rl), telemetries or workloads",
             args.kind
         ))
     })?;

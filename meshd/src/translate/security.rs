@@ -17,7 +17,7 @@ use super::{ROOT_NAMESPACE, labels_match};
 
 pub(super) type Policies<'a, S> = Vec<(&'a Key, &'a Object<S>)>;
 
-fn selects(selector: &Option<WorkloadSelector>, w: &Workload) -> Option<bool> {
+pub(super) fn selects(selector: &Option<WorkloadSelector>, w: &Workload) -> Option<bool> {
     match selector {
         Some(s) if !s.match_labels.is_empty() => Some(labels_match(&s.match_labels, &w.labels)),
         _ => None, // no selector: namespace- or mesh-wide
@@ -25,7 +25,7 @@ fn selects(selector: &Option<WorkloadSelector>, w: &Workload) -> Option<bool> {
 }
 
 /// Oldest first, then by name: Istio's tie-break when several policies compete.
-fn oldest<'a, S>(mut v: Vec<(&'a Key, &'a Object<S>)>) -> Option<(&'a Key, &'a Object<S>)> {
+pub(super) fn oldest<'a, S>(mut v: Vec<(&'a Key, &'a Object<S>)>) -> Option<(&'a Key, &'a Object<S>)> {
     v.sort_by(|(ka, a), (kb, b)| {
         (a.metadata.creation_timestamp.as_ref().and_then(|t| t.as_str()).unwrap_or(""), &ka.namespace, &ka.name).cmp(&(
             b.metadata.creation_timestamp.as_ref().and_then(|t| t.as_str()).unwrap_or(""),
