@@ -5,13 +5,16 @@
 //! Implemented so far: the analyzers listed by `all()`. Istio has more; `--list-analyzers` shows
 //! exactly what runs.
 
+mod controlplane;
 mod destinationrule;
 mod envoyfilter;
 mod gateway;
+mod injection;
 mod messages;
 mod service;
 mod serviceentry;
 mod sidecar;
+mod telemetry;
 mod virtualservice;
 mod workload;
 
@@ -116,6 +119,28 @@ pub fn selects(
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// A Kubernetes `LabelSelector` (`matchLabels` and `matchExpressions` with In, NotIn, Exists,
+/// DoesNotExist) against labels. An absent selector matches everything; a malformed one nothing.
+pub fn label_selector_matches(selector: Option<&Value>, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    let Some(sel) = selector.filter(|s| !s.is_null()) else { return true };
+    if !selects(&string_map(sel.get("matchLabels")), labels) {
+        return false;
+    }
+    sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten().all(|e| {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> =
+            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let have = labels.get(key).map(String::as_str);
+        match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => have.is_some_and(|v| values.contains(&v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(&v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            _ => false,
+        }
+    })
+}
+
 /// A selector as Kubernetes prints it: `k=v,k2=v2`.
 pub fn selector_string(selector: &std::collections::BTreeMap<String, String>) -> String {
     selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
@@ -211,17 +236,29 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(workload::ApplicationUidAnalyzer),
         Box::new(workload::MultiServiceAnalyzer),
+        Box::new(controlplane::BlockedCidrsAnalyzer),
+        Box::new(controlplane::ExternalControlPlaneAnalyzer),
+        Box::new(controlplane::WebhookAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(destinationrule::SubsetSelectPodAnalyzer),
         Box::new(envoyfilter::EnvoyPatchAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
+        Box::new(injection::Analyzer),
+        Box::new(injection::ImageAnalyzer),
+        Box::new(injection::ImageAutoAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ConflictingProtocolAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),
         Box::new(sidecar::SelectorAnalyzer),
+        Box::new(telemetry::DefaultSelectorAnalyzer),
+        Box::new(telemetry::LightstepAnalyzer),
+        Box::new(telemetry::ProviderAnalyzer),
+        Box::new(telemetry::SelectorAnalyzer),
         Box::new(virtualservice::ConflictingMeshGatewayHostsAnalyzer),
         Box::new(virtualservice::DestinationHostAnalyzer),
+        Box::new(virtualservice::DestinationRuleAnalyzer),
+        Box::new(virtualservice::JwtClaimRouteAnalyzer),
         Box::new(virtualservice::GatewayAnalyzer),
     ]
 }

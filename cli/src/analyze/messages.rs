@@ -78,3 +78,32 @@ pub const ENVOY_FILTER_REMOVE_INCORRECTLY: MsgType =
     MsgType { code: "IST0154", name: "EnvoyFilterUsesRemoveOperationIncorrectly", level: Level::Error };
 pub const ENVOY_FILTER_RELATIVE_WITH_PROXY_VERSION: MsgType =
     MsgType { code: "IST0155", name: "EnvoyFilterUsesRelativeOperationWithProxyVersion", level: Level::Warning };
+pub const DEPRECATED: MsgType = MsgType { code: "IST0002", name: "Deprecated", level: Level::Warning };
+pub const INVALID_TELEMETRY_PROVIDER: MsgType =
+    MsgType { code: "IST0157", name: "InvalidTelemetryProvider", level: Level::Warning };
+pub const CONFLICTING_TELEMETRY_SELECTORS: MsgType =
+    MsgType { code: "IST0159", name: "ConflictingTelemetryWorkloadSelectors", level: Level::Error };
+pub const MULTIPLE_TELEMETRIES_WITHOUT_SELECTOR: MsgType =
+    MsgType { code: "IST0160", name: "MultipleTelemetriesWithoutWorkloadSelectors", level: Level::Error };
+pub const NAMESPACE_NOT_INJECTED: MsgType =
+    MsgType { code: "IST0102", name: "NamespaceNotInjected", level: Level::Info };
+pub const POD_MISSING_PROXY: MsgType = MsgType { code: "IST0103", name: "PodMissingProxy", level: Level::Warning };
+pub const NAMESPACE_MULTIPLE_INJECTION_LABELS: MsgType =
+    MsgType { code: "IST0123", name: "NamespaceMultipleInjectionLabels", level: Level::Warning };
+pub const IMAGE_AUTO_WITHOUT_INJECTION_WARNING: MsgType =
+    MsgType { code: "IST0146", name: "ImageAutoWithoutInjectionWarning", level: Level::Warning };
+pub const IMAGE_AUTO_WITHOUT_INJECTION_ERROR: MsgType =
+    MsgType { code: "IST0147", name: "ImageAutoWithoutInjectionError", level: Level::Error };
+pub const NAMESPACE_INJECTION_ENABLED_BY_DEFAULT: MsgType =
+    MsgType { code: "IST0148", name: "NamespaceInjectionEnabledByDefault", level: Level::Info };
+pub const PROXY_IMAGE_MISMATCH: MsgType =
+    MsgType { code: "IST0158", name: "PodsIstioProxyImageMismatchInNamespace", level: Level::Warning };
+pub const JWT_CLAIM_ROUTING_WITHOUT_REQUEST_AUTHN: MsgType =
+    MsgType { code: "IST0149", name: "JwtClaimBasedRoutingWithoutRequestAuthN", level: Level::Error };
+pub const INVALID_EXTERNAL_CONTROL_PLANE_CONFIG: MsgType =
+    MsgType { code: "IST0163", name: "InvalidExternalControlPlaneConfig", level: Level::Warning };
+pub const EXTERNAL_CONTROL_PLANE_ADDRESS_IS_IP: MsgType =
+    MsgType { code: "IST0164", name: "ExternalControlPlaneAddressIsNotAHostname", level: Level::Info };
+pub const JWKS_URI_FETCH_UNRESTRICTED: MsgType =
+    MsgType { code: "IST0175", name: "JwksUriFetchUnrestricted", level: Level::Warning };
+pub const INVALID_WEBHOOK: MsgType = MsgType { code: "IST0139", name: "InvalidWebhook", level: Level::Error };

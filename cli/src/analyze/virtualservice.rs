@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::messages::*;
-use super::{Analyzer, Input, Message, Res};
+use super::{Analyzer, Input, Message, Res, selects, string_map};
 
 /// A host something can route to, and who may see it.
 struct Target {
@@ -374,6 +374,146 @@ impl Analyzer for ConflictingMeshGatewayHostsAnalyzer {
                     ),
                 ));
                 break;
+            }
+        }
+    }
+}
+
+/// `name.namespace` of a host, as Istio's analyzers key services: a Kubernetes FQDN gives its
+/// own name and namespace, anything else is a short name in `ns`.
+fn resource_name_of_host(host: &str, ns: &str) -> (String, String) {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.len() >= 3 && parts[2] == "svc" && !parts[0].is_empty() && !parts[1].is_empty() {
+        return (parts[0].to_string(), parts[1].to_string());
+    }
+    (host.to_string(), ns.to_string())
+}
+
+/// `virtualservice.DestinationRuleAnalyzer`: a destination (or mirror) that names a subset needs a
+/// DestinationRule for that host defining it.
+pub struct DestinationRuleAnalyzer;
+
+impl Analyzer for DestinationRuleAnalyzer {
+    fn name(&self) -> &'static str {
+        "virtualservice.DestinationRuleAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks the destination rules associated with each virtual service"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let mut subsets = std::collections::HashSet::new();
+        for dr in input.of_kind("networking.istio.io", "DestinationRule") {
+            let host = dr.spec().get("host").and_then(Value::as_str).unwrap_or("");
+            let host = if !host.starts_with('*') && !host.contains('.') {
+                format!("{host}.{}.svc.cluster.local", dr.ns())
+            } else {
+                host.to_string()
+            };
+            let key = resource_name_of_host(&host, dr.ns());
+            for s in dr.spec().get("subsets").and_then(Value::as_array).into_iter().flatten() {
+                subsets.insert((key.clone(), s.get("name").and_then(Value::as_str).unwrap_or("").to_string()));
+            }
+        }
+        for vs in input.of_kind("networking.istio.io", "VirtualService") {
+            let (routes, mirrors) = destinations(vs.spec());
+            let checks =
+                routes.into_iter().flatten().map(|d| ("host", d)).chain(mirrors.into_iter().map(|d| ("mirror", d)));
+            for (what, d) in checks {
+                let subset = d.get("subset").and_then(Value::as_str).unwrap_or("");
+                if subset.is_empty() {
+                    continue;
+                }
+                let host = dest_host(Some(d));
+                if !subsets.contains(&(resource_name_of_host(host, vs.ns()), subset.to_string())) {
+                    out.push(Message::new(
+                        &REFERENCED_RESOURCE_NOT_FOUND,
+                        vs,
+                        format!("Referenced {what}+subset in destinationrule not found: \"{host}+{subset}\""),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `virtualservice.JWTClaimRouteAnalyzer`: routing on `@request.auth.claims.*` only works on
+/// gateway pods that a RequestAuthentication covers (it validates the token and makes the
+/// claims available).
+pub struct JwtClaimRouteAnalyzer;
+
+fn jwt_claim_key(spec: &Value) -> Option<String> {
+    for rule in spec.get("http").and_then(Value::as_array).into_iter().flatten() {
+        for m in rule.get("match").and_then(Value::as_array).into_iter().flatten() {
+            for section in ["headers", "withoutHeaders"] {
+                if let Some(k) = m
+                    .get(section)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                    .find(|k| k.starts_with("@request.auth.claims"))
+                {
+                    return Some(k.clone());
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Analyzer for JwtClaimRouteAnalyzer {
+    fn name(&self) -> &'static str {
+        "virtualservice.JWTClaimRouteAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks the VirtualService using JWT claim based routing has corresponding RequestAuthentication"
+    }
+
+    fn judges_workloads(&self) -> bool {
+        true
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let ras: Vec<(&str, std::collections::BTreeMap<String, String>)> = input
+            .of_kind("security.istio.io", "RequestAuthentication")
+            .map(|r| (r.ns(), string_map(r.spec().get("selector").and_then(|s| s.get("matchLabels")))))
+            .collect();
+        for vs in input.of_kind("networking.istio.io", "VirtualService") {
+            let Some(key) = jwt_claim_key(vs.spec()) else { continue };
+            for gw_name in str_list(vs.spec().get("gateways")).filter(|g| g != "mesh") {
+                let (gw_ns, gw_short) = match gw_name.split_once('/') {
+                    Some((ns, n)) => (ns.to_string(), n.to_string()),
+                    None => (vs.ns().to_string(), gw_name.clone()),
+                };
+                let Some(gw) =
+                    input.of_kind("networking.istio.io", "Gateway").find(|g| g.ns() == gw_ns && g.name == gw_short)
+                else {
+                    continue;
+                };
+                let selector = string_map(gw.spec().get("selector"));
+                for pod in input.of_kind("", "Pod") {
+                    let labels = pod.labels();
+                    if !selects(&selector, &labels) {
+                        continue;
+                    }
+                    let covered = ras
+                        .iter()
+                        .filter(|(ns, _)| *ns == "istio-system" || *ns == pod.ns())
+                        .any(|(_, sel)| selects(sel, &labels));
+                    if !covered {
+                        out.push(Message::new(
+                            &JWT_CLAIM_ROUTING_WITHOUT_REQUEST_AUTHN,
+                            vs,
+                            format!(
+                                "The virtual service uses the JWT claim based routing (key: {key}) but found no request authentication for the gateway ({gw_ns}/{gw_short}) pod ({}). The request authentication must first be applied for the gateway pods to validate the JWT token and make the claims available for routing.",
+                                pod.name
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }
