@@ -5,12 +5,14 @@
 //! Implemented so far: the analyzers listed by `all()`. Istio has more; `--list-analyzers` shows
 //! exactly what runs.
 
+mod annotations;
 mod controlplane;
 mod destinationrule;
 mod envoyfilter;
 mod gateway;
 mod injection;
 mod messages;
+mod policy;
 mod service;
 mod serviceentry;
 mod sidecar;
@@ -213,6 +215,10 @@ pub trait Analyzer {
     fn judges_workloads(&self) -> bool {
         false
     }
+    /// Part of the default set (istioctl leaves a few noisy ones out; `--analyzer` runs them).
+    fn default_enabled(&self) -> bool {
+        true
+    }
     fn analyze(&self, input: &Input, out: &mut Vec<Message>);
 }
 
@@ -234,6 +240,8 @@ pub fn workload_pods(workloads: &[mesh_api::protocol::Workload]) -> Vec<Res> {
 /// Every analyzer this build has.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     vec![
+        Box::new(annotations::AlphaAnalyzer),
+        Box::new(annotations::K8sAnalyzer),
         Box::new(workload::ApplicationUidAnalyzer),
         Box::new(workload::MultiServiceAnalyzer),
         Box::new(controlplane::BlockedCidrsAnalyzer),
@@ -242,11 +250,15 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(destinationrule::SubsetSelectPodAnalyzer),
         Box::new(envoyfilter::EnvoyPatchAnalyzer),
+        Box::new(gateway::CertificateAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
         Box::new(injection::Analyzer),
         Box::new(injection::ImageAnalyzer),
         Box::new(injection::ImageAutoAnalyzer),
+        Box::new(policy::AuthorizationPoliciesAnalyzer),
+        Box::new(policy::ConditionAnalyzer),
+        Box::new(policy::K8sGatewaySelectorAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ConflictingProtocolAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),

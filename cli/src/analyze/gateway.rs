@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::messages::*;
-use super::{Analyzer, Input, Message, selector_string, selects, string_map};
+use super::{Analyzer, Input, Message, Res, selector_string, selects, string_map};
 
 /// `gateway.IngressGatewayPortAnalyzer`: a Gateway's selector must match gateway pods, and each
 /// server port must be a (target) port of a Service selecting those pods.
@@ -162,6 +162,68 @@ impl Analyzer for ConflictingGatewayAnalyzer {
                             hosts.join(",")
                         ),
                     ));
+                }
+            }
+        }
+    }
+}
+
+/// `gateway.CertificateAnalyzer`: two Gateways on the same workloads serving the same
+/// certificate let clients reuse an HTTP/2 connection for the other's hosts, which then 404.
+pub struct CertificateAnalyzer;
+
+fn same_certificate(a: &Value, b: &Value) -> bool {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let (ca, cb) = (s(a, "credentialName"), s(b, "credentialName"));
+    if !ca.is_empty() && !cb.is_empty() {
+        return ca == cb;
+    }
+    if ca.is_empty() && cb.is_empty() {
+        let (sa, sb) = (s(a, "serverCertificate"), s(b, "serverCertificate"));
+        let (ka, kb) = (s(a, "privateKey"), s(b, "privateKey"));
+        return !sa.is_empty() && sa == sb && !ka.is_empty() && ka == kb;
+    }
+    false
+}
+
+impl Analyzer for CertificateAnalyzer {
+    fn name(&self) -> &'static str {
+        "gateway.CertificateAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks a gateway certificate"
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        let gateways: Vec<&Res> = input.of_kind("networking.istio.io", "Gateway").collect();
+        let full = |g: &Res| format!("{}/{}", g.ns(), g.name);
+        let servers = |g: &Res| g.spec().get("servers").and_then(Value::as_array).cloned().unwrap_or_default();
+        for current in &gateways {
+            let selector = string_map(current.spec().get("selector"));
+            for other in &gateways {
+                if full(current) == full(other) {
+                    continue;
+                }
+                // The current selector must be a subset of the other's (empty: every gateway).
+                let other_sel = string_map(other.spec().get("selector"));
+                if !selector.iter().all(|(k, v)| other_sel.get(k) == Some(v)) {
+                    continue;
+                }
+                for a in servers(current) {
+                    for b in servers(other) {
+                        let (Some(ta), Some(tb)) = (a.get("tls"), b.get("tls")) else { continue };
+                        if same_certificate(ta, tb) {
+                            out.push(Message::new(
+                                &GATEWAY_DUPLICATE_CERTIFICATE,
+                                current,
+                                format!(
+                                    "Duplicate certificate in multiple gateways {:?} may cause 404s if clients re-use HTTP2 connections.",
+                                    [full(current), full(other)]
+                                ),
+                            ));
+                        }
+                    }
                 }
             }
         }

@@ -107,3 +107,18 @@ pub const EXTERNAL_CONTROL_PLANE_ADDRESS_IS_IP: MsgType =
 pub const JWKS_URI_FETCH_UNRESTRICTED: MsgType =
     MsgType { code: "IST0175", name: "JwksUriFetchUnrestricted", level: Level::Warning };
 pub const INVALID_WEBHOOK: MsgType = MsgType { code: "IST0139", name: "InvalidWebhook", level: Level::Error };
+pub const MISPLACED_ANNOTATION: MsgType =
+    MsgType { code: "IST0107", name: "MisplacedAnnotation", level: Level::Warning };
+pub const UNKNOWN_ANNOTATION: MsgType = MsgType { code: "IST0108", name: "UnknownAnnotation", level: Level::Warning };
+pub const INVALID_ANNOTATION: MsgType = MsgType { code: "IST0125", name: "InvalidAnnotation", level: Level::Warning };
+pub const DEPRECATED_ANNOTATION: MsgType =
+    MsgType { code: "IST0135", name: "DeprecatedAnnotation", level: Level::Info };
+pub const ALPHA_ANNOTATION: MsgType = MsgType { code: "IST0136", name: "AlphaAnnotation", level: Level::Info };
+pub const NO_MATCHING_WORKLOADS: MsgType =
+    MsgType { code: "IST0127", name: "NoMatchingWorkloadsFound", level: Level::Warning };
+pub const GATEWAY_DUPLICATE_CERTIFICATE: MsgType =
+    MsgType { code: "IST0138", name: "GatewayDuplicateCertificate", level: Level::Warning };
+pub const INEFFECTIVE_SELECTOR: MsgType =
+    MsgType { code: "IST0166", name: "IneffectiveSelector", level: Level::Warning };
+pub const NEGATIVE_CONDITION_STATUS: MsgType =
+    MsgType { code: "IST0171", name: "NegativeConditionStatus", level: Level::Warning };

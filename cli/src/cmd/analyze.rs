@@ -73,6 +73,8 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
             return Err(CliError::user(format!("unknown analyzer {bad:?}; this build has: {}", known.join(", "))));
         }
         analyzers.retain(|a| args.analyzers.iter().any(|n| n == a.name()));
+    } else {
+        analyzers.retain(|a| a.default_enabled());
     }
     let mut rules = Vec::new();
     for s in &args.suppress {

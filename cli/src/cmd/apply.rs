@@ -68,7 +68,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     // just applied are printed as warnings; the apply itself stands. Analyzers that judge running
     // workloads are left to `mesh analyze`: at apply time the workloads may not have started.
     let mut analyzers = crate::analyze::all();
-    analyzers.retain(|a| !a.judges_workloads());
+    analyzers.retain(|a| !a.judges_workloads() && a.default_enabled());
     for m in crate::analyze::run(&analyzers, analysis_input, serde_json::Value::Null) {
         let ours = applied
             .iter()
