@@ -7,12 +7,14 @@
 
 mod annotations;
 mod controlplane;
+mod deprecation;
 mod destinationrule;
 mod envoyfilter;
 mod gateway;
 mod injection;
 mod messages;
 mod policy;
+mod schema;
 mod service;
 mod serviceentry;
 mod sidecar;
@@ -239,7 +241,7 @@ pub fn workload_pods(workloads: &[mesh_api::protocol::Workload]) -> Vec<Res> {
 
 /// Every analyzer this build has.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
-    vec![
+    let mut all: Vec<Box<dyn Analyzer>> = vec![
         Box::new(annotations::AlphaAnalyzer),
         Box::new(annotations::K8sAnalyzer),
         Box::new(workload::ApplicationUidAnalyzer),
@@ -247,6 +249,8 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(controlplane::BlockedCidrsAnalyzer),
         Box::new(controlplane::ExternalControlPlaneAnalyzer),
         Box::new(controlplane::WebhookAnalyzer),
+        Box::new(deprecation::CrdVersionAnalyzer),
+        Box::new(deprecation::DeprecationAnalyzer),
         Box::new(destinationrule::CaCertificateAnalyzer),
         Box::new(destinationrule::SubsetSelectPodAnalyzer),
         Box::new(envoyfilter::EnvoyPatchAnalyzer),
@@ -272,7 +276,9 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(virtualservice::DestinationRuleAnalyzer),
         Box::new(virtualservice::JwtClaimRouteAnalyzer),
         Box::new(virtualservice::GatewayAnalyzer),
-    ]
+    ];
+    all.extend(schema::all().into_iter().map(|a| Box::new(a) as Box<dyn Analyzer>));
+    all
 }
 
 /// Istio adds these to every analysis (its "internal-ingress" source): the default ingress

@@ -122,3 +122,11 @@ pub const INEFFECTIVE_SELECTOR: MsgType =
     MsgType { code: "IST0166", name: "IneffectiveSelector", level: Level::Warning };
 pub const NEGATIVE_CONDITION_STATUS: MsgType =
     MsgType { code: "IST0171", name: "NegativeConditionStatus", level: Level::Warning };
+pub const GATEWAY_API_CRD_VERSION_BELOW_MINIMUM: MsgType =
+    MsgType { code: "IST0176", name: "GatewayAPICRDVersionBelowMinimum", level: Level::Warning };
+pub const SCHEMA_VALIDATION_ERROR: MsgType =
+    MsgType { code: "IST0106", name: "SchemaValidationError", level: Level::Error };
+pub const VIRTUAL_SERVICE_UNREACHABLE_RULE: MsgType =
+    MsgType { code: "IST0130", name: "VirtualServiceUnreachableRule", level: Level::Warning };
+pub const VIRTUAL_SERVICE_INEFFECTIVE_MATCH: MsgType =
+    MsgType { code: "IST0131", name: "VirtualServiceIneffectiveMatch", level: Level::Info };
