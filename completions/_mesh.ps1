@@ -378,6 +378,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without -f the running mesh is analyzed')
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without -f the running mesh is analyzed')
             [CompletionResult]::new('--mesh-config', '--mesh-config', [CompletionResultType]::ParameterName, 'A MeshConfig fragment to analyze with (Istio''s `--meshConfigFile`)')
+            [CompletionResult]::new('--mesh-networks', '--mesh-networks', [CompletionResultType]::ParameterName, 'A MeshNetworks file (Istio''s `meshNetworks`) to analyze')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'o')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
             [CompletionResult]::new('--failure-threshold', '--failure-threshold', [CompletionResultType]::ParameterName, 'Exit 1 when a message at this level or above is found')

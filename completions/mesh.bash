@@ -340,7 +340,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__analyze)
-            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --mesh-config --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --mesh-config --mesh-networks --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +355,10 @@ _mesh() {
                     return 0
                     ;;
                 --mesh-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mesh-networks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -348,6 +348,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -f 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
             cand --filename 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
             cand --mesh-config 'A MeshConfig fragment to analyze with (Istio''s `--meshConfigFile`)'
+            cand --mesh-networks 'A MeshNetworks file (Istio''s `meshNetworks`) to analyze'
             cand -o 'o'
             cand --output 'output'
             cand --failure-threshold 'Exit 1 when a message at this level or above is found'

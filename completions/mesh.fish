@@ -251,6 +251,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcomma
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s f -l filename -d 'File, directory or `-` (repeatable); without -f the running mesh is analyzed' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l mesh-config -d 'A MeshConfig fragment to analyze with (Istio\'s `--meshConfigFile`)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l mesh-networks -d 'A MeshNetworks file (Istio\'s `meshNetworks`) to analyze' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s o -l output -r -f -a "text\t''
 json\t''
 yaml\t''"

@@ -13,6 +13,7 @@ mod envoyfilter;
 mod gateway;
 mod injection;
 mod messages;
+pub mod multicluster;
 mod policy;
 mod schema;
 mod service;
@@ -39,6 +40,8 @@ pub struct Res {
     pub namespace: Option<String>,
     pub name: String,
     pub value: Value,
+    /// The cluster it was read from, in a multi-cluster analysis; None otherwise.
+    pub cluster: Option<String>,
 }
 
 /// Turn documents into resources; a `kind: List` contributes its items.
@@ -63,7 +66,7 @@ impl Res {
         let meta = value.get("metadata");
         let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("").to_string();
         let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).map(str::to_string);
-        Some(Res { api_version, kind, namespace, name, value })
+        Some(Res { api_version, kind, namespace, name, value, cluster: None })
     }
 
     pub fn group(&self) -> &str {
@@ -257,9 +260,12 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(gateway::CertificateAnalyzer),
         Box::new(gateway::ConflictingGatewayAnalyzer),
         Box::new(gateway::IngressGatewayPortAnalyzer),
+        Box::new(gateway::SecretAnalyzer),
         Box::new(injection::Analyzer),
         Box::new(injection::ImageAnalyzer),
         Box::new(injection::ImageAutoAnalyzer),
+        Box::new(multicluster::MeshNetworksAnalyzer),
+        Box::new(multicluster::ServiceAnalyzer),
         Box::new(policy::AuthorizationPoliciesAnalyzer),
         Box::new(policy::ConditionAnalyzer),
         Box::new(policy::K8sGatewaySelectorAnalyzer),

@@ -263,6 +263,9 @@ pub struct AnalyzeArgs {
     /// A MeshConfig fragment to analyze with (Istio's `--meshConfigFile`).
     #[arg(long, value_name = "FILE")]
     pub mesh_config: Option<PathBuf>,
+    /// A MeshNetworks file (Istio's `meshNetworks`) to analyze.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_networks: Option<PathBuf>,
     /// Do not add the running mesh's resources, even if meshd is up.
     #[arg(long)]
     pub offline: bool,

@@ -35,6 +35,30 @@ fn mesh_config(case: &Value) -> Value {
     }
 }
 
+/// The case's MeshNetworks file, as the synthetic resource Istio's harness makes of it.
+fn mesh_networks(case: &Value) -> Vec<Res> {
+    let Some(f) = case["meshNetworksFile"].as_str() else { return Vec::new() };
+    let text = std::fs::read_to_string(dir().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let spec = mesh_api::resource::parse_yaml_stream(&text).ok().and_then(|mut d| d.pop()).unwrap_or(Value::Null);
+    multicluster::mesh_networks_resource(spec).into_iter().collect()
+}
+
+/// A multi-cluster case's two clusters (`cluster1InputFiles`, `cluster2InputFiles`).
+fn clusters(case: &Value) -> Vec<Res> {
+    let mut out = Vec::new();
+    for (cluster, key) in [("cluster1", "cluster1InputFiles"), ("cluster2", "cluster2InputFiles")] {
+        for f in case[key].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let text = std::fs::read_to_string(dir().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let docs = mesh_api::resource::parse_yaml_stream(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+            out.extend(resources_of(docs).into_iter().map(|mut r| {
+                r.cluster = Some(cluster.to_string());
+                r
+            }));
+        }
+    }
+    out
+}
+
 fn find(name: &str) -> Option<Box<dyn Analyzer>> {
     all().into_iter().find(|a| a.name() == name)
 }
@@ -50,8 +74,10 @@ fn istio_analyzer_cases() {
             skipped += 1;
             continue;
         };
-        let got =
-            run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])), mesh_config(case));
+        let mut resources = load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+        resources.extend(mesh_networks(case));
+        resources.extend(clusters(case));
+        let got = run(&[analyzer], resources, mesh_config(case));
         let mut got: Vec<(String, String)> = got.into_iter().map(|m| (m.code.to_string(), m.origin)).collect();
         let mut want: Vec<(String, String)> = case["expected"]
             .as_array()
@@ -95,8 +121,10 @@ fn istio_heldout_analyzer_cases() {
             continue;
         };
         let emits = codes.get(an).cloned().unwrap_or_default();
-        let got =
-            run(&[analyzer], load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[])), mesh_config(case));
+        let mut resources = load(case["inputFiles"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+        resources.extend(mesh_networks(case));
+        resources.extend(clusters(case));
+        let got = run(&[analyzer], resources, mesh_config(case));
         let mut lines: Vec<String> = got
             .iter()
             .filter(|m| emits.iter().any(|c| c == m.code))

@@ -229,3 +229,64 @@ impl Analyzer for CertificateAnalyzer {
         }
     }
 }
+
+/// `gateway.SecretAnalyzer`: a Gateway's `credentialName` must name a Secret in the namespace
+/// of the gateway workload (not of the Gateway resource), holding a certificate and key.
+pub struct SecretAnalyzer;
+
+/// A TLS Secret's certificate and key: `tls.crt`/`tls.key`, or Istio's generic `cert`/`key`.
+fn has_certificate(secret: &Res) -> bool {
+    ["data", "stringData"].iter().any(|section| {
+        let d = secret.value.get(*section);
+        let has = |k: &str| d.and_then(|d| d.get(k)).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+        (has("tls.crt") && has("tls.key")) || (has("cert") && has("key"))
+    })
+}
+
+impl Analyzer for SecretAnalyzer {
+    fn name(&self) -> &'static str {
+        "gateway.SecretAnalyzer"
+    }
+
+    fn description(&self) -> &'static str {
+        "Checks a gateway's referenced secrets for correctness"
+    }
+
+    fn judges_workloads(&self) -> bool {
+        true
+    }
+
+    fn analyze(&self, input: &Input, out: &mut Vec<Message>) {
+        for gw in input.of_kind("networking.istio.io", "Gateway") {
+            let selector = string_map(gw.spec().get("selector"));
+            let Some(pod) = input.of_kind("", "Pod").find(|p| selects(&selector, &p.labels())) else {
+                out.push(Message::new(
+                    &REFERENCED_RESOURCE_NOT_FOUND,
+                    gw,
+                    format!("Referenced selector not found: {:?}", selector_string(&selector)),
+                ));
+                continue;
+            };
+            for server in gw.spec().get("servers").and_then(Value::as_array).into_iter().flatten() {
+                let Some(cn) = server.pointer("/tls/credentialName").and_then(Value::as_str).filter(|c| !c.is_empty())
+                else {
+                    continue;
+                };
+                let (ns, name) = cn.split_once('/').unwrap_or((pod.ns(), cn));
+                match input.of_kind("", "Secret").find(|s| s.ns() == ns && s.name == name) {
+                    None => out.push(Message::new(
+                        &REFERENCED_RESOURCE_NOT_FOUND,
+                        gw,
+                        format!("Referenced credentialName not found: {cn:?}"),
+                    )),
+                    Some(secret) if !has_certificate(secret) => out.push(Message::new(
+                        &INVALID_GATEWAY_CREDENTIAL,
+                        gw,
+                        format!("The credential referenced by the Gateway {} in namespace {} is invalid, which can cause the traffic not to work as expected.", gw.name, gw.ns()),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}

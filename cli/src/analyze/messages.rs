@@ -130,3 +130,9 @@ pub const VIRTUAL_SERVICE_UNREACHABLE_RULE: MsgType =
     MsgType { code: "IST0130", name: "VirtualServiceUnreachableRule", level: Level::Warning };
 pub const VIRTUAL_SERVICE_INEFFECTIVE_MATCH: MsgType =
     MsgType { code: "IST0131", name: "VirtualServiceIneffectiveMatch", level: Level::Info };
+pub const UNKNOWN_MESH_NETWORKS_REGISTRY: MsgType =
+    MsgType { code: "IST0126", name: "UnknownMeshNetworksServiceRegistry", level: Level::Error };
+pub const MULTI_CLUSTER_INCONSISTENT_SERVICE: MsgType =
+    MsgType { code: "IST0170", name: "MultiClusterInconsistentService", level: Level::Warning };
+pub const INVALID_GATEWAY_CREDENTIAL: MsgType =
+    MsgType { code: "IST0161", name: "InvalidGatewayCredential", level: Level::Error };

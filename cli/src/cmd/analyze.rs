@@ -102,7 +102,16 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
         docs = crate::files::read_values(&args.files, args.recursive)?;
         sources.push(format!("{} documents from files", docs.len()));
     }
-    let resources = layered(live, docs, &ns);
+    let mut resources = layered(live, docs, &ns);
+    if let Some(f) = &args.mesh_networks {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| CliError::user(format!("--mesh-networks {}: {e}", f.display())))?;
+        let spec = mesh_api::resource::parse_yaml_stream(&text)
+            .map_err(|e| CliError::user(format!("--mesh-networks {}: malformed YAML: {e}", f.display())))?
+            .pop()
+            .unwrap_or(Value::Null);
+        resources.extend(analyze::multicluster::mesh_networks_resource(spec));
+    }
 
     let mesh_config = match &args.mesh_config {
         Some(f) => {
