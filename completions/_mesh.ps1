@@ -162,6 +162,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a sidecar proxy in the foreground')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -173,6 +174,8 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--labels', '--labels', [CompletionResultType]::ParameterName, 'The workload''s labels, `k=v,k2=v2` (Services and subsets select on these)')
             [CompletionResult]::new('--inbound', '--inbound', [CompletionResultType]::ParameterName, 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)')
             [CompletionResult]::new('--outbound', '--outbound', [CompletionResultType]::ParameterName, 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)')
+            [CompletionResult]::new('--capture-outbound', '--capture-outbound', [CompletionResultType]::ParameterName, 'Accept the app''s connections redirected by `proxy init` here (Istio''s 15001), e.g. `0.0.0.0:15001`; each goes where the app was connecting, through the mesh')
+            [CompletionResult]::new('--inbound-bind', '--inbound-bind', [CompletionResultType]::ParameterName, 'The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload there')
             [CompletionResult]::new('--outbound-tcp', '--outbound-tcp', [CompletionResultType]::ParameterName, 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`')
             [CompletionResult]::new('--gateway-port', '--gateway-port', [CompletionResultType]::ParameterName, 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`')
             [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'The admin API (loopback)')
@@ -195,12 +198,41 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mesh;proxy;init' {
+            [CompletionResult]::new('--proxy-uid', '--proxy-uid', [CompletionResultType]::ParameterName, 'The proxy''s user id: its own connections are never captured')
+            [CompletionResult]::new('--proxy-gid', '--proxy-gid', [CompletionResultType]::ParameterName, 'The proxy''s group id (default: the uid)')
+            [CompletionResult]::new('--outbound-port', '--outbound-port', [CompletionResultType]::ParameterName, 'Where the app''s outbound TCP is redirected (the proxy''s `--capture-outbound` port)')
+            [CompletionResult]::new('--inbound-port', '--inbound-port', [CompletionResultType]::ParameterName, 'Where inbound TCP is redirected')
+            [CompletionResult]::new('--include-inbound-ports', '--include-inbound-ports', [CompletionResultType]::ParameterName, 'Inbound ports to capture: `*` for all, or a comma-separated list; empty for none')
+            [CompletionResult]::new('--exclude-inbound-ports', '--exclude-inbound-ports', [CompletionResultType]::ParameterName, 'Inbound ports never captured (the proxy''s own: metrics, health, admin)')
+            [CompletionResult]::new('--exclude-outbound-ports', '--exclude-outbound-ports', [CompletionResultType]::ParameterName, 'Outbound destination ports never captured')
+            [CompletionResult]::new('--exclude-outbound-cidrs', '--exclude-outbound-cidrs', [CompletionResultType]::ParameterName, 'Outbound destination CIDRs never captured')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context (kube platform)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the rules instead of applying them')
+            [CompletionResult]::new('--cleanup', '--cleanup', [CompletionResultType]::ParameterName, 'Remove the rules')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mesh;proxy;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a sidecar proxy in the foreground')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'mesh;proxy;help;run' {
+            break
+        }
+        'mesh;proxy;help;init' {
             break
         }
         'mesh;proxy;help;help' {
@@ -557,9 +589,13 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
         }
         'mesh;help;proxy' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a sidecar proxy in the foreground')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006')
             break
         }
         'mesh;help;proxy;run' {
+            break
+        }
+        'mesh;help;proxy;init' {
             break
         }
         'mesh;help;proxy-status' {

@@ -157,6 +157,9 @@ _mesh() {
             mesh__subcmd__help__subcmd__cert,status)
                 cmd="mesh__subcmd__help__subcmd__cert__subcmd__status"
                 ;;
+            mesh__subcmd__help__subcmd__proxy,init)
+                cmd="mesh__subcmd__help__subcmd__proxy__subcmd__init"
+                ;;
             mesh__subcmd__help__subcmd__proxy,run)
                 cmd="mesh__subcmd__help__subcmd__proxy__subcmd__run"
                 ;;
@@ -166,11 +169,17 @@ _mesh() {
             mesh__subcmd__proxy,help)
                 cmd="mesh__subcmd__proxy__subcmd__help"
                 ;;
+            mesh__subcmd__proxy,init)
+                cmd="mesh__subcmd__proxy__subcmd__init"
+                ;;
             mesh__subcmd__proxy,run)
                 cmd="mesh__subcmd__proxy__subcmd__run"
                 ;;
             mesh__subcmd__proxy__subcmd__help,help)
                 cmd="mesh__subcmd__proxy__subcmd__help__subcmd__help"
+                ;;
+            mesh__subcmd__proxy__subcmd__help,init)
+                cmd="mesh__subcmd__proxy__subcmd__help__subcmd__init"
                 ;;
             mesh__subcmd__proxy__subcmd__help,run)
                 cmd="mesh__subcmd__proxy__subcmd__help__subcmd__run"
@@ -1044,7 +1053,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd__proxy)
-            opts="run"
+            opts="run init"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1074,6 +1083,20 @@ _mesh() {
         mesh__subcmd__help__subcmd__proxy__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__proxy__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1212,7 +1235,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version run help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version run init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1330,7 +1353,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__help)
-            opts="run help"
+            opts="run init help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1344,6 +1367,20 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__help__subcmd__init)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1371,8 +1408,74 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__proxy__subcmd__init)
+            opts="-n -q -h -V --proxy-uid --proxy-gid --outbound-port --inbound-port --include-inbound-ports --exclude-inbound-ports --exclude-outbound-ports --exclude-outbound-cidrs --dry-run --cleanup --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --proxy-uid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy-gid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --outbound-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inbound-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --include-inbound-ports)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude-inbound-ports)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude-outbound-ports)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude-outbound-cidrs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1403,6 +1506,14 @@ _mesh() {
                     return 0
                     ;;
                 --outbound)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --capture-outbound)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --inbound-bind)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -153,6 +153,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand run 'Run a sidecar proxy in the foreground'
+            cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;proxy;run'= {
@@ -163,6 +164,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --labels 'The workload''s labels, `k=v,k2=v2` (Services and subsets select on these)'
             cand --inbound 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)'
             cand --outbound 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)'
+            cand --capture-outbound 'Accept the app''s connections redirected by `proxy init` here (Istio''s 15001), e.g. `0.0.0.0:15001`; each goes where the app was connecting, through the mesh'
+            cand --inbound-bind 'The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload there'
             cand --outbound-tcp 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`'
             cand --gateway-port 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`'
             cand --admin 'The admin API (loopback)'
@@ -184,11 +187,38 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mesh;proxy;init'= {
+            cand --proxy-uid 'The proxy''s user id: its own connections are never captured'
+            cand --proxy-gid 'The proxy''s group id (default: the uid)'
+            cand --outbound-port 'Where the app''s outbound TCP is redirected (the proxy''s `--capture-outbound` port)'
+            cand --inbound-port 'Where inbound TCP is redirected'
+            cand --include-inbound-ports 'Inbound ports to capture: `*` for all, or a comma-separated list; empty for none'
+            cand --exclude-inbound-ports 'Inbound ports never captured (the proxy''s own: metrics, health, admin)'
+            cand --exclude-outbound-ports 'Outbound destination ports never captured'
+            cand --exclude-outbound-cidrs 'Outbound destination CIDRs never captured'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --dry-run 'Print the rules instead of applying them'
+            cand --cleanup 'Remove the rules'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mesh;proxy;help'= {
             cand run 'Run a sidecar proxy in the foreground'
+            cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;proxy;help;run'= {
+        }
+        &'mesh;proxy;help;init'= {
         }
         &'mesh;proxy;help;help'= {
         }
@@ -514,8 +544,11 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;help;proxy'= {
             cand run 'Run a sidecar proxy in the foreground'
+            cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
         }
         &'mesh;help;proxy;run'= {
+        }
+        &'mesh;help;proxy;init'= {
         }
         &'mesh;help;proxy-status'= {
         }

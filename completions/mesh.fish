@@ -114,23 +114,26 @@ complete -c mesh -n "__fish_mesh_using_subcommand delete" -s q -l quiet -d 'Prin
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l context -d 'Kubeconfig context (kube platform)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s q -l quiet -d 'Print only errors and requested data'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -l no-color -d 'Never colour output (also NO_COLOR)'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workload -d 'The workload\'s name (unique in its namespace while connected)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s n -l namespace -d 'The workload\'s namespace' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l service-account -d 'The workload\'s service account (its identity)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l labels -d 'The workload\'s labels, `k=v,k2=v2` (Services and subsets select on these)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l inbound -d 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l outbound -d 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l capture-outbound -d 'Accept the app\'s connections redirected by `proxy init` here (Istio\'s 15001), e.g. `0.0.0.0:15001`; each goes where the app was connecting, through the mesh' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l inbound-bind -d 'The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload there' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l outbound-tcp -d 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l gateway-port -d 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload\'s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
@@ -150,7 +153,27 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l proxy-uid -d 'The proxy\'s user id: its own connections are never captured' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l proxy-gid -d 'The proxy\'s group id (default: the uid)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l outbound-port -d 'Where the app\'s outbound TCP is redirected (the proxy\'s `--capture-outbound` port)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l inbound-port -d 'Where inbound TCP is redirected' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l include-inbound-ports -d 'Inbound ports to capture: `*` for all, or a comma-separated list; empty for none' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l exclude-inbound-ports -d 'Inbound ports never captured (the proxy\'s own: metrics, health, admin)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l exclude-outbound-ports -d 'Outbound destination ports never captured' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l exclude-outbound-cidrs -d 'Outbound destination CIDRs never captured' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l dry-run -d 'Print the rules instead of applying them'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l cleanup -d 'Remove the rules'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s o -l output -r -f -a "table\t''
 yaml\t''
@@ -374,6 +397,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subc
 complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "__demo-app"
 complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'

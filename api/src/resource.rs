@@ -408,6 +408,50 @@ const ISTIO_KINDS: &[&str] = &[
 /// The parser's budget is raised from its defaults (1,024 documents, 250,000 nodes) so a whole
 /// mesh's config fits in one file, and still bounded against YAML bombs.
 pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, String> {
+    // Big streams are parsed in parallel, split at document markers: a `---` line at column 0
+    // always starts a document in YAML (it cannot occur inside a scalar). On any error the whole
+    // stream is parsed again in one piece, so the message and its line numbers are exact.
+    const PARALLEL_ABOVE: usize = 256 * 1024;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if text.len() > PARALLEL_ABOVE && threads > 1 && !text.lines().any(|l| l.starts_with('%')) {
+        let chunks = split_documents(text, threads);
+        if chunks.len() > 1 {
+            let parsed: Vec<Result<Vec<Value>, String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunks.iter().map(|c| s.spawn(move || parse_yaml_piece(c))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("parser panicked".into()))).collect()
+            });
+            if parsed.iter().all(Result::is_ok) {
+                return Ok(parsed.into_iter().flat_map(|r| r.unwrap_or_default()).collect());
+            }
+        }
+    }
+    parse_yaml_piece(text)
+}
+
+/// Cut `text` into about `n` pieces, each starting at a document marker (the first at 0).
+fn split_documents(text: &str, n: usize) -> Vec<&str> {
+    let target = text.len() / n;
+    let mut cuts = vec![0];
+    let mut from = target;
+    while from < text.len() {
+        match text[from..].find("\n---").map(|i| from + i + 1) {
+            Some(at) => {
+                let rest = &text[at + 3..];
+                if rest.is_empty() || rest.starts_with(['\n', ' ', '\r', '\t']) {
+                    cuts.push(at);
+                    from = at + target.max(4);
+                } else {
+                    from = at + 3;
+                }
+            }
+            None => break,
+        }
+    }
+    cuts.push(text.len());
+    cuts.windows(2).map(|w| &text[w[0]..w[1]]).filter(|c| !c.trim().is_empty()).collect()
+}
+
+fn parse_yaml_piece(text: &str) -> Result<Vec<Value>, String> {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 200_000;
     budget.max_nodes = 20_000_000;
@@ -514,6 +558,25 @@ fn typed<S: DeserializeOwned + Default>(doc: Value, label: &str) -> Result<Objec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_streams_parse_in_parallel_to_the_same_documents() {
+        let mut text = String::from("# a comment\n");
+        for i in 0..3000 {
+            text.push_str(&format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm{i}}}\ndata:\n  script: |\n    echo {i}\n    echo '  --- not a marker'\n"
+            ));
+        }
+        assert!(text.len() > 256 * 1024);
+        let parallel = parse_yaml_stream(&text).expect("parallel");
+        let whole = parse_yaml_piece(&text).expect("whole");
+        assert_eq!(parallel.len(), 3000);
+        assert_eq!(parallel, whole);
+        // An error anywhere is reported from the whole stream, with its real line number.
+        let broken = format!("{text}---\nkind: [unclosed\n");
+        let e = parse_yaml_stream(&broken).expect_err("malformed");
+        assert_eq!(e, parse_yaml_piece(&broken).expect_err("malformed"));
+    }
 
     fn parse(yaml: &str) -> Result<Parsed, ResourceError> {
         let docs = parse_yaml_stream(yaml).map_err(|e| ResourceError::one("yaml".into(), "", e))?;

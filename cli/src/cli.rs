@@ -161,9 +161,13 @@ pub struct DeleteArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum ProxyCommand {
     /// Run a sidecar proxy in the foreground.
     Run(mesh_proxy::args::ProxyArgs),
+    /// Install the iptables rules that redirect this network namespace's TCP through its proxy
+    /// (istio-init's job): outbound to 15001, inbound to 15006.
+    Init(mesh_proxy::init::InitArgs),
 }
 
 #[derive(Debug, Args)]

@@ -65,6 +65,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             }
             return Ok(());
         }
+        Command::Proxy(ProxyCommand::Init(args)) => {
+            return args.run().map_err(|e| CliError::unavailable(format!("{e:#}")));
+        }
         Command::Meshd(args) => {
             meshd::init_tracing();
             let tracing =

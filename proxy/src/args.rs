@@ -32,6 +32,14 @@ pub struct ProxyArgs {
     /// Do not open an outbound listener.
     #[arg(long)]
     pub no_outbound: bool,
+    /// Accept the app's connections redirected by `proxy init` here (Istio's 15001), e.g.
+    /// `0.0.0.0:15001`; each goes where the app was connecting, through the mesh.
+    #[arg(long, value_name = "ADDR")]
+    pub capture_outbound: Option<SocketAddr>,
+    /// The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload
+    /// there.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub inbound_bind: std::net::IpAddr,
     /// A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through
     /// the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`.
     #[arg(long, value_name = "HOST:PORT=LISTEN_ADDR")]
@@ -168,7 +176,8 @@ impl ProxyArgs {
             service_account: self.service_account.clone(),
             labels,
             inbound,
-            inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            inbound_bind: self.inbound_bind,
+            capture_outbound: self.capture_outbound,
             outbound: (!self.no_outbound).then_some(self.outbound),
             outbound_tcp,
             gateway_ports,

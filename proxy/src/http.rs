@@ -785,7 +785,11 @@ fn select_route<'s>(
             .ok_or((StatusCode::BAD_REQUEST, "request has no Host header and no absolute URI\n"))?,
     };
     let (host, port) = split_host_port(authority);
-    let port = port.unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
+    // A captured connection's original destination knows the port when the Host header
+    // does not carry one.
+    let original = req.extensions().get::<crate::capture::OriginalDst>().map(|o| o.0);
+    let port =
+        port.or(original.map(|o| o.port())).unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
     let gateway = req.extensions().get::<crate::GatewayPort>().map(|g| g.0);
     let found = match gateway {
         Some(gp) => snapshot.gateway_vhost(host, gp),
@@ -799,7 +803,9 @@ fn select_route<'s>(
             return Err((StatusCode::SERVICE_UNAVAILABLE, "this proxy has no config from meshd yet\n"));
         }
         if snapshot.passthrough() {
-            return Ok(Selected::Passthrough(request_authority(req)));
+            // Captured: pass through to where the app was connecting, not to a name.
+            let target = original.map(|o| o.to_string()).unwrap_or_else(|| request_authority(req));
+            return Ok(Selected::Passthrough(target));
         }
         return Err((
             StatusCode::BAD_GATEWAY,

@@ -6,9 +6,11 @@
 pub mod admin;
 pub mod args;
 pub mod authz;
+pub mod capture;
 pub mod config;
 pub mod connect;
 pub mod http;
+pub mod init;
 pub mod jwt;
 pub mod metrics;
 pub mod tls;
@@ -156,6 +158,8 @@ pub struct Options {
     pub outbound: Option<SocketAddr>,
     /// Local TCP listeners for TCP services: (host, port, listen address).
     pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
+    /// The listener for connections the kernel redirected (`proxy init`), e.g. 0.0.0.0:15001.
+    pub capture_outbound: Option<SocketAddr>,
     /// Gateway server ports: (Gateway server port, listen address). A proxy whose labels a
     /// Gateway selects serves that Gateway's servers on these.
     pub gateway_ports: Vec<(u16, SocketAddr)>,
@@ -241,6 +245,10 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output = ()>)> {
     let outbound = match opts.outbound {
         Some(a) => Some(bind(a, "outbound").await?),
+        None => None,
+    };
+    let capture_outbound = match opts.capture_outbound {
+        Some(a) => Some(bind(a, "captured outbound").await?),
         None => None,
     };
     let admin = bind(opts.admin, "admin").await?;
@@ -339,6 +347,9 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         for (port, app, l) in inbound {
             info!(port, %app, "inbound listener");
             tasks.spawn(serve_inbound(l, port, app, shared.clone()));
+        }
+        if let Some(l) = capture_outbound {
+            tasks.spawn(capture::serve_outbound(l, shared.clone()));
         }
         for (host, port, _, l) in tcp_listeners {
             tasks.spawn(serve_outbound_tcp(l, host, port, shared.clone()));

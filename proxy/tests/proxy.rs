@@ -138,6 +138,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         inbound_bind: std::net::Ipv4Addr::LOCALHOST.into(),
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         outbound_tcp: Vec::new(),
+        capture_outbound: None,
         gateway_ports: Vec::new(),
         metrics: None,
         access_log: false,

@@ -114,15 +114,26 @@ impl Mesh {
 
     /// Start `mesh proxy run ARGS` and wait until it reports its listeners.
     pub fn proxy(&mut self, args: &[&str]) -> Proxy {
-        let mut child = self
-            .cmd()
-            .args(["proxy", "run"])
+        let mut cmd = self.cmd();
+        cmd.args(["proxy", "run"]).args(args);
+        self.spawn_proxy(cmd, args)
+    }
+
+    /// `mesh proxy run ARGS` inside network namespace `netns` (`ip netns exec`).
+    pub fn proxy_in_netns(&mut self, netns: &str, args: &[&str]) -> Proxy {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, MESH, "proxy", "run"])
             .args(args)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn proxy");
+            .env("MESH_HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("MESH_NAMESPACE")
+            .stdin(Stdio::null());
+        self.spawn_proxy(cmd, args)
+    }
+
+    fn spawn_proxy(&mut self, mut cmd: Command, args: &[&str]) -> Proxy {
+        let mut child =
+            cmd.env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn proxy");
         let stdout = child.stdout.take().expect("stdout");
         self.procs.push(child);
         let mut outbound = None;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `mesh` binary, its meshd and proxies as processes, traffic over
 //! loopback sockets. Each test has its own MESH_HOME and ports picked by the OS.
 
+mod capture;
 mod harness;
 mod protocols;
 mod resilience;

@@ -1,0 +1,122 @@
+//! Transparent capture: connections the kernel redirected to the proxy (`proxy init`'s
+//! iptables rules, like istio-init's). The original destination comes from `SO_ORIGINAL_DST`.
+//!
+//! Outbound (the app's connections, redirected to 15001): a connection that starts like HTTP is
+//! served by the same request path as the outbound listener, with the original destination as
+//! the port to route on (a Host header often carries none) and as the passthrough target;
+//! anything else is TCP: to a mesh endpoint over mTLS, else passed through to where the app was
+//! connecting (REGISTRY_ONLY closes it).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::debug;
+
+use crate::{ClientAddr, Shared, connect, http};
+
+/// Where a redirected connection was going, as the app addressed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginalDst(pub SocketAddr);
+
+/// The destination before the kernel's REDIRECT, or an error when the connection was not
+/// redirected (or the socket has no such record).
+pub fn original_dst(stream: &TcpStream) -> std::io::Result<SocketAddr> {
+    let sock = socket2::SockRef::from(stream);
+    let addr = if stream.local_addr()?.is_ipv6() { sock.original_dst_v6()? } else { sock.original_dst_v4()? };
+    addr.as_socket().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "original destination is not an IP address")
+    })
+}
+
+/// How long a client-first protocol has to send its first bytes before the connection is
+/// treated as opaque TCP (server-first protocols such as MySQL never send first).
+const DETECT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Does a connection's first bytes start an HTTP/1 request line or the HTTP/2 preface?
+pub fn looks_like_http(first: &[u8]) -> bool {
+    const STARTS: [&[u8]; 10] =
+        [b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC", b"PRI "];
+    first.len() >= 4 && STARTS.iter().any(|s| first.starts_with(s))
+}
+
+/// Serve the outbound capture listener.
+pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = crate::accept(&listener, "captured outbound").await;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _open = shared.metrics.connection("captured_outbound");
+            let dst = match original_dst(&stream) {
+                Ok(d) => d,
+                Err(e) => {
+                    debug!(%peer, error = %e, "no original destination; closing");
+                    return;
+                }
+            };
+            if stream.local_addr().is_ok_and(|l| l == dst) {
+                // Connected to the capture port itself: forwarding would loop.
+                debug!(%peer, "connection to the capture port was not redirected; closing");
+                return;
+            }
+            let mut first = [0u8; 4];
+            let n = match tokio::time::timeout(DETECT_TIMEOUT, stream.peek(&mut first)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(_)) => return,
+                Err(_) => 0, // the server speaks first
+            };
+            if looks_like_http(&first[..n]) {
+                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    req.extensions_mut().insert(OriginalDst(dst));
+                    let fut = http::outbound(shared.clone(), req);
+                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
+                    debug!(%peer, %dst, error = %e, "captured connection ended with an error");
+                }
+            } else {
+                forward_tcp(&shared, stream, dst).await;
+            }
+        });
+    }
+}
+
+/// Opaque TCP to where the app was connecting: over mTLS when that is a mesh endpoint.
+async fn forward_tcp(shared: &Shared, mut stream: TcpStream, dst: SocketAddr) {
+    let snapshot = shared.snapshot.load_full();
+    let upstream = match snapshot.peer(dst) {
+        Some(p) => connect::connect_tcp(&shared.identity, &shared.snapshot, dst, p.mtls).await,
+        None if snapshot.passthrough() => connect::connect_named(&dst.ip().to_string(), dst.port()).await,
+        None => {
+            debug!(%dst, "not a mesh destination and outboundTrafficPolicy is REGISTRY_ONLY; closing");
+            return;
+        }
+    };
+    drop(snapshot);
+    match upstream {
+        Ok(mut up) => {
+            let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
+        }
+        Err(e) => debug!(%dst, error = %e, "captured TCP upstream failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_is_told_from_other_protocols() {
+        assert!(looks_like_http(b"GET / HTTP/1.1"));
+        assert!(looks_like_http(b"PRI * HTTP/2.0"));
+        assert!(!looks_like_http(b"\x16\x03\x01\x02"));
+        assert!(!looks_like_http(b"GE"));
+        assert!(!looks_like_http(b"hello"));
+    }
+}

@@ -1,0 +1,136 @@
+//! Transparent capture for real: a network namespace with a veth pair to the host, `proxy
+//! init`'s iptables rules inside it, and an app there that makes a plain connection to a
+//! service address. The kernel redirects it to the proxy, which routes it through the mesh.
+
+use crate::harness::*;
+use std::process::{Command, Stdio};
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace joined to the host by a veth pair: host side `.1`, namespace side `.2`
+/// of a /30 of its own. Removed (with the pair) on drop, even when the test fails.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id() % 60_000;
+        let (a, b) = (id / 250 % 250, id % 250);
+        let n = Netns {
+            name: format!("meshcap{id}"),
+            host_if: format!("mc{id}h"),
+            host_ip: format!("10.{}.{a}.{}", 200 + b % 50, 1),
+            ns_ip: format!("10.{}.{a}.{}", 200 + b % 50, 2),
+        };
+        let _ = Command::new("ip").args(["netns", "del", &n.name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip").args(["link", "del", &n.host_if]).stderr(Stdio::null()).status();
+        let peer = format!("mc{id}n");
+        run(&["ip", "netns", "add", &n.name]);
+        run(&["ip", "link", "add", &n.host_if, "type", "veth", "peer", "name", &peer]);
+        run(&["ip", "link", "set", &peer, "netns", &n.name]);
+        run(&["ip", "addr", "add", &format!("{}/30", n.host_ip), "dev", &n.host_if]);
+        run(&["ip", "link", "set", &n.host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["ip", "netns", "exec", &n.name];
+            all.extend_from_slice(args);
+            run(&all);
+        };
+        inside(&["ip", "addr", "add", &format!("{}/30", n.ns_ip), "dev", &peer]);
+        inside(&["ip", "link", "set", &peer, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        inside(&["ip", "route", "add", "default", "via", &n.host_ip]);
+        n
+    }
+
+    /// A command run inside the namespace as an unprivileged user (the app).
+    fn app(&self, script: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"])
+            .args(["bash", "-c", script])
+            .output()
+            .expect("run app");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).stderr(Stdio::null()).status();
+    }
+}
+
+/// One HTTP/1.0 request over bash's /dev/tcp (a plain socket, no proxy settings).
+fn plain_get(addr: &str, port: u16, host: &str) -> String {
+    format!(
+        "exec 3<>/dev/tcp/{addr}/{port} && printf 'GET /plain HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' >&3 && timeout 10 cat <&3"
+    )
+}
+
+#[test]
+fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
+    let net = Netns::new();
+    let mut mesh = Mesh::new();
+    mesh.ok(&["install", "-y", "--set", &format!("meshd.listen={}:0", net.host_ip)]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    // The server workload on the host, reachable from the namespace over the veth pair.
+    let (app_addr, got) = recording_app();
+    mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={app_addr}"),
+        "--inbound-bind",
+        &net.host_ip,
+    ]);
+    // The client workload in the namespace: its proxy runs as root, the app as uid 1000.
+    mesh.proxy_in_netns(
+        &net.name,
+        &["--workload", "productpage-v1", "--labels", "app=productpage", "--capture-outbound", "0.0.0.0:15001"],
+    );
+    mesh.wait_synced(2);
+    run(&["ip", "netns", "exec", &net.name, MESH, "proxy", "init", "--proxy-uid", "0"]);
+
+    // A service address nothing listens on: only the mesh can answer it, routing by Host.
+    let answer = net.app(&plain_get("10.96.0.10", 9080, "reviews"));
+    assert!(answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let (head, _) = got.lock().unwrap_or_else(|e| e.into_inner()).last().cloned().expect("the app got the request");
+    assert!(head.starts_with("GET /plain "), "{head}");
+    let xfcc = header_of(&head, "x-forwarded-client-cert").expect("arrived over mTLS from the client proxy");
+    assert!(xfcc.contains("spiffe://cluster.local/ns/default/sa/default"), "{xfcc}");
+
+    // A destination outside the mesh: passed through to where the app was connecting.
+    let outside = std::net::TcpListener::bind(format!("{}:0", net.host_ip)).expect("bind outside server");
+    let port = outside.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut s, _)) = outside.accept() {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\noutside\n");
+        }
+    });
+    let answer = net.app(&plain_get(&net.host_ip, port, "example.test"));
+    assert!(answer.contains("outside"), "{answer}");
+
+    // Opaque TCP (the server speaks first) is passed through too.
+    let banner = std::net::TcpListener::bind(format!("{}:0", net.host_ip)).expect("bind");
+    let bport = banner.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut s, _)) = banner.accept() {
+            let _ = s.write_all(b"220 banner\n");
+        }
+    });
+    let answer = net.app(&format!("exec 3<>/dev/tcp/{}/{bport} && timeout 5 head -1 <&3", net.host_ip));
+    assert_eq!(answer.trim(), "220 banner");
+}
