@@ -44,6 +44,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
+            cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
+            cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
             cand __meshd '__meshd'
             cand __demo-app '__demo-app'
@@ -170,7 +172,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --gateway-port 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`'
             cand --admin 'The admin API (loopback)'
             cand --metrics 'Prometheus metrics at /stats/prometheus (Istio uses port 15020)'
-            cand --meshd 'meshd''s address; by default read from MESH_HOME/meshd.json'
+            cand --meshd 'meshd''s address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json'
             cand --token-file 'File holding meshd''s access token (default MESH_HOME/token)'
             cand --peer-protocol 'Protocol between proxies: `http1` keeps each request''s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio''s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS'
             cand --workers 'Worker threads for the data path'
@@ -456,6 +458,65 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mesh;manifest'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand generate 'Print the manifests of a profile as one YAML stream'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;manifest;generate'= {
+            cand --profile 'Install profile'
+            cand --set 'Override a setting, e.g. `values.global.hub=registry.example/mesh` (repeatable)'
+            cand -f 'IstioOperator-style overlay files (`spec.meshConfig`, `spec.components`, `spec.values`)'
+            cand --filename 'IstioOperator-style overlay files (`spec.meshConfig`, `spec.components`, `spec.values`)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;manifest;help'= {
+            cand generate 'Print the manifests of a profile as one YAML stream'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;manifest;help;generate'= {
+        }
+        &'mesh;manifest;help;help'= {
+        }
+        &'mesh;inject'= {
+            cand -f 'The YAML to inject (`-` for standard input)'
+            cand --filename 'The YAML to inject (`-` for standard input)'
+            cand --set 'Settings as for `mesh manifest generate` (hub, tag, namespace of meshd)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mesh;demo'= {
             cand --requests 'Requests sent at each step of the traffic shift'
             cand -n 'Namespace for commands and for resources without one'
@@ -527,6 +588,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand completion 'Print a shell completion script'
+            cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
+            cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
             cand __meshd '__meshd'
             cand __demo-app '__demo-app'
@@ -577,6 +640,13 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;version'= {
         }
         &'mesh;help;completion'= {
+        }
+        &'mesh;help;manifest'= {
+            cand generate 'Print the manifests of a profile as one YAML stream'
+        }
+        &'mesh;help;manifest;generate'= {
+        }
+        &'mesh;help;inject'= {
         }
         &'mesh;help;demo'= {
         }

@@ -86,6 +86,12 @@ pub enum Command {
     Version(VersionArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
+    /// Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway).
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like
+    /// `istioctl kube-inject`.
+    Inject(InjectArgs),
     /// Run a small bookinfo-like mesh and shift traffic between versions, live.
     Demo(DemoArgs),
     #[command(name = "__meshd", hide = true)]
@@ -306,6 +312,35 @@ pub struct VersionArgs {
     pub short: bool,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Print the manifests of a profile as one YAML stream.
+    Generate(ManifestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// Install profile.
+    #[arg(long, default_value = "default", value_parser = crate::manifest::PROFILES)]
+    pub profile: String,
+    /// Override a setting, e.g. `values.global.hub=registry.example/mesh` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// IstioOperator-style overlay files (`spec.meshConfig`, `spec.components`, `spec.values`).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// The YAML to inject (`-` for standard input).
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Settings as for `mesh manifest generate` (hub, tag, namespace of meshd).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,13 +7,15 @@ mod client;
 mod cmd;
 mod error;
 mod files;
+mod inject;
+mod manifest;
 mod output;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{CertCommand, Cli, Command, Global, Platform, ProxyCommand, RouteCommand};
+use crate::cli::{CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, RouteCommand};
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
 use crate::output::Printer;
@@ -93,6 +95,12 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                 }))
                 .map_err(CliError::from);
         }
+        Command::Manifest(ManifestCommand::Generate(args)) => {
+            let settings = cmd::manifest::settings(&args.profile, &args.set, &args.files)?;
+            ctx.out.data(crate::manifest::render(&settings).trim_end());
+            return Ok(());
+        }
+        Command::Inject(args) => return cmd::manifest::inject(&ctx, &args),
         Command::Completion(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "mesh", &mut std::io::stdout());
             return Ok(());
@@ -118,7 +126,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::DemoApp(a) => cmd::demo_app::run(a).await,
-            Command::Proxy(_) | Command::Meshd(_) | Command::Completion(_) => Ok(()),
+            Command::Proxy(_)
+            | Command::Meshd(_)
+            | Command::Completion(_)
+            | Command::Manifest(_)
+            | Command::Inject(_) => Ok(()),
         }
     })
 }

@@ -59,9 +59,9 @@ pub struct ProxyArgs {
     /// by `mesh install --set meshConfig.accessLogFile=/dev/stdout`).
     #[arg(long)]
     pub access_log: bool,
-    /// meshd's address; by default read from MESH_HOME/meshd.json.
+    /// meshd's address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json.
     #[arg(long, value_name = "ADDR")]
-    pub meshd: Option<SocketAddr>,
+    pub meshd: Option<String>,
     /// File holding meshd's access token (default MESH_HOME/token).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -154,7 +154,13 @@ impl ProxyArgs {
         if !self.admin.ip().is_loopback() {
             problems.push(format!("--admin {}: the admin API must listen on loopback", self.admin));
         }
-        let meshd = match (self.meshd, &self.token_file) {
+        if let Some(m) = &self.meshd {
+            let (host, port) = mesh_api::host::split_host_port(m);
+            if host.is_empty() || port.is_none_or(|p| p == 0) {
+                problems.push(format!("--meshd {m:?}: expected HOST:PORT or IP:PORT"));
+            }
+        }
+        let meshd = match (self.meshd.clone(), &self.token_file) {
             (Some(address), file) => {
                 let file = file.clone().unwrap_or_else(|| home.join(mesh_api::home::TOKEN_FILE));
                 match std::fs::read_to_string(&file) {

@@ -28,15 +28,16 @@ pub enum MeshdSource {
     /// meshd on a new port is found again.
     Home(PathBuf),
     Fixed {
-        address: SocketAddr,
+        /// `IP:PORT` or `HOST:PORT` (resolved at each connection attempt).
+        address: String,
         token: String,
     },
 }
 
 impl MeshdSource {
-    fn locate(&self) -> Result<(SocketAddr, String), String> {
+    fn locate(&self) -> Result<(String, String), String> {
         match self {
-            MeshdSource::Fixed { address, token } => Ok((*address, token.clone())),
+            MeshdSource::Fixed { address, token } => Ok((address.clone(), token.clone())),
             MeshdSource::Home(home) => {
                 let info = std::fs::read(home.join(mesh_api::home::INFO_FILE)).map_err(|e| {
                     format!(
@@ -48,8 +49,9 @@ impl MeshdSource {
                 let address = info
                     .get("address")
                     .and_then(|a| a.as_str())
-                    .and_then(|a| a.parse().ok())
-                    .ok_or("meshd.json has no valid address")?;
+                    .filter(|a| a.parse::<SocketAddr>().is_ok())
+                    .ok_or("meshd.json has no valid address")?
+                    .to_string();
                 let token = std::fs::read_to_string(home.join(mesh_api::home::TOKEN_FILE))
                     .map_err(|e| format!("cannot read the access token: {e}"))?;
                 Ok((address, token.trim().to_string()))
@@ -85,7 +87,8 @@ pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
 
 async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), String> {
     let (address, token) = source.locate()?;
-    let stream = TcpStream::connect(address).await.map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
+    let stream =
+        TcpStream::connect(address.as_str()).await.map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
@@ -94,7 +97,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
         let _ = conn.with_upgrades().await;
     });
     let req = Request::get(DISCOVERY_PATH)
-        .header(header::HOST, address.to_string())
+        .header(header::HOST, address.as_str())
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, UPGRADE_TOKEN)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))

@@ -221,3 +221,57 @@ fn analyze_files_offline_and_the_live_mesh() {
         r.stdout
     );
 }
+
+/// `kubernetes-validate` (PyPI; bundles Kubernetes' OpenAPI schemas, works offline) in strict
+/// mode against one file; the output when it refuses.
+fn kube_validate(file: &std::path::Path) -> Result<(), String> {
+    let out = std::process::Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet", "-k", "1.30.0"])
+        .arg(file)
+        .output()
+        .map_err(|e| {
+            format!("cannot run kubernetes-validate ({e}); install it with `pip install kubernetes-validate`")
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+#[test]
+fn generated_manifests_and_injected_workloads_validate_against_kubernetes_schemas() {
+    let mesh = Mesh::new();
+    let dir = mesh.home.path();
+    for profile in ["default", "demo", "minimal"] {
+        let text = mesh.ok(&["manifest", "generate", "--profile", profile]).stdout;
+        let file = dir.join(format!("{profile}.yaml"));
+        std::fs::write(&file, &text).expect("write");
+        kube_validate(&file).unwrap_or_else(|e| panic!("profile {profile}: {e}"));
+    }
+    // Every Istio sample with workloads, injected, still valid; injecting again changes nothing.
+    let mut checked = 0;
+    for rel in [
+        "bookinfo/platform/kube/bookinfo.yaml",
+        "bookinfo/platform/kube/bookinfo-ratings-v2-mysql.yaml",
+        "bookinfo/platform/kube/bookinfo-db.yaml",
+        "bookinfo/platform/kube/bookinfo-psa.yaml",
+        "samples/grpc-echo/grpc-echo.yaml",
+        "samples/websockets/app.yaml",
+        "samples/health-check/liveness-http-same-port.yaml",
+    ] {
+        let injected = mesh.ok(&["inject", "-f", &shared(rel)]).stdout;
+        assert!(injected.contains("name: istio-proxy"), "{rel} got no proxy");
+        let file = dir.join("injected.yaml");
+        std::fs::write(&file, &injected).expect("write");
+        kube_validate(&file).unwrap_or_else(|e| panic!("{rel} injected: {e}"));
+        let again = mesh.ok(&["inject", "-f", file.to_str().expect("path")]).stdout;
+        assert_eq!(again, injected, "{rel}: injecting twice changed it");
+        checked += 1;
+    }
+    assert_eq!(checked, 7);
+    // Bad settings are named and nothing is printed.
+    let r = mesh.run(&["manifest", "generate", "--set", "values.global.nope=1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("values.global.nope: unknown setting") && r.stdout.is_empty(), "{}", r.stderr);
+}
