@@ -92,6 +92,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                         tracing,
                     },
                     monitoring: Some(args.monitoring.unwrap_or_else(|| meshd::default_monitoring(args.listen))),
+                    kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),
                 }))
                 .map_err(CliError::from);
         }

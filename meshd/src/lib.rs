@@ -7,6 +7,7 @@ pub mod api;
 pub mod ca;
 pub mod discovery;
 pub mod home;
+pub mod kubernetes;
 pub mod metrics;
 pub mod rotation;
 pub mod state;
@@ -41,6 +42,8 @@ pub struct Options {
     pub mesh: translate::MeshConfig,
     /// The monitoring listener (`/metrics`, `/debug/syncz`); None for none.
     pub monitoring: Option<SocketAddr>,
+    /// Read config from the Kubernetes API (in-cluster, or KUBECONFIG) instead of MESH_HOME.
+    pub kube: bool,
 }
 
 /// istiod's monitoring port.
@@ -91,6 +94,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info!(count = restored.len(), grace = ?opts.registry_grace, "restored workloads, waiting for their proxies");
     }
     let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
+    if opts.kube {
+        let client = ::kube::Client::try_default()
+            .await
+            .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
+        info!("reading config from the Kubernetes API");
+        tokio::spawn(kubernetes::watch_config(client, state.clone(), kubernetes::default_kinds()));
+    }
     {
         let state = state.clone();
         let grace = opts.registry_grace;

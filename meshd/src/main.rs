@@ -61,5 +61,6 @@ fn main() -> anyhow::Result<()> {
         cert_ttl,
         mesh,
         monitoring,
+        kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),
     }))
 }

@@ -201,6 +201,17 @@ impl State {
         Ok(changes)
     }
 
+    /// Replace every resource with `resources` (the Kubernetes API server is the store there:
+    /// nothing is written to the local file).
+    pub fn replace_resources(&self, resources: Resources) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if *self.world().resources == resources {
+            return;
+        }
+        self.publish(Some(resources), None);
+        self.metrics.config_events.inc();
+    }
+
     /// Delete resources; all must exist unless `ignore_missing`. On error nothing changed.
     pub fn delete(&self, keys: &[Key], ignore_missing: bool) -> Result<Vec<(Key, Change)>, StateError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
