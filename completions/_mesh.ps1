@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)')
             [CompletionResult]::new('uninstall', 'uninstall', [CompletionResultType]::ParameterValue, 'Stop meshd. Running proxies keep routing with their last config')
+            [CompletionResult]::new('verify-install', 'verify-install', [CompletionResultType]::ParameterValue, 'Check that the installation is complete and meshd is ready')
+            [CompletionResult]::new('precheck', 'precheck', [CompletionResultType]::ParameterValue, 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd''s port)')
             [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Create or update resources from files (Istio and Kubernetes YAML)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'List or show resources')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete resources by kind and name, or those in files')
@@ -58,6 +60,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
         'mesh;install' {
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Install profile (shapes the Kubernetes manifests; recorded on the local platform)')
             [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'Override a setting, e.g. `meshd.listen=127.0.0.1:0` (repeatable)')
+            [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'Kube platform: how long to wait for meshd to be ready, in seconds')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
@@ -84,6 +87,37 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--purge', '--purge', [CompletionResultType]::ParameterName, 'Also delete MESH_HOME''s stored config, token and logs')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mesh;verify-install' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'The profile that was installed (kube platform)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context (kube platform)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mesh;precheck' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context (kube platform)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
             [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
@@ -621,6 +655,8 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
         'mesh;help' {
             [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)')
             [CompletionResult]::new('uninstall', 'uninstall', [CompletionResultType]::ParameterValue, 'Stop meshd. Running proxies keep routing with their last config')
+            [CompletionResult]::new('verify-install', 'verify-install', [CompletionResultType]::ParameterValue, 'Check that the installation is complete and meshd is ready')
+            [CompletionResult]::new('precheck', 'precheck', [CompletionResultType]::ParameterValue, 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd''s port)')
             [CompletionResult]::new('apply', 'apply', [CompletionResultType]::ParameterValue, 'Create or update resources from files (Istio and Kubernetes YAML)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'List or show resources')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete resources by kind and name, or those in files')
@@ -645,6 +681,12 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             break
         }
         'mesh;help;uninstall' {
+            break
+        }
+        'mesh;help;verify-install' {
+            break
+        }
+        'mesh;help;precheck' {
             break
         }
         'mesh;help;apply' {

@@ -55,6 +55,9 @@ _mesh() {
             mesh,manifest)
                 cmd="mesh__subcmd__manifest"
                 ;;
+            mesh,precheck)
+                cmd="mesh__subcmd__precheck"
+                ;;
             mesh,proxy)
                 cmd="mesh__subcmd__proxy"
                 ;;
@@ -72,6 +75,9 @@ _mesh() {
                 ;;
             mesh,uninstall)
                 cmd="mesh__subcmd__uninstall"
+                ;;
+            mesh,verify-install)
+                cmd="mesh__subcmd__verify__subcmd__install"
                 ;;
             mesh,version)
                 cmd="mesh__subcmd__version"
@@ -139,6 +145,9 @@ _mesh() {
             mesh__subcmd__help,manifest)
                 cmd="mesh__subcmd__help__subcmd__manifest"
                 ;;
+            mesh__subcmd__help,precheck)
+                cmd="mesh__subcmd__help__subcmd__precheck"
+                ;;
             mesh__subcmd__help,proxy)
                 cmd="mesh__subcmd__help__subcmd__proxy"
                 ;;
@@ -156,6 +165,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,uninstall)
                 cmd="mesh__subcmd__help__subcmd__uninstall"
+                ;;
+            mesh__subcmd__help,verify-install)
+                cmd="mesh__subcmd__help__subcmd__verify__subcmd__install"
                 ;;
             mesh__subcmd__help,version)
                 cmd="mesh__subcmd__help__subcmd__version"
@@ -230,7 +242,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -870,7 +882,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1121,6 +1133,20 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__help__subcmd__precheck)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__help__subcmd__proxy)
             opts="run init"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1247,6 +1273,20 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__help__subcmd__verify__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__help__subcmd__version)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1308,7 +1348,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__install)
-            opts="-y -n -q -h -V --profile --set --dry-run --yes --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-y -n -q -h -V --profile --set --dry-run --yes --wait-timeout --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1319,6 +1359,10 @@ _mesh() {
                     return 0
                     ;;
                 --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1468,6 +1512,40 @@ _mesh() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__precheck)
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1972,6 +2050,44 @@ _mesh() {
                 return 0
             fi
             case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__verify__subcmd__install)
+            opts="-n -q -h -V --profile --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -W "default demo minimal empty" -- "${cur}"))
+                    return 0
+                    ;;
                 --namespace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --version 'Print version'
             cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
             cand uninstall 'Stop meshd. Running proxies keep routing with their last config'
+            cand verify-install 'Check that the installation is complete and meshd is ready'
+            cand precheck 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd''s port)'
             cand apply 'Create or update resources from files (Istio and Kubernetes YAML)'
             cand get 'List or show resources'
             cand delete 'Delete resources by kind and name, or those in files'
@@ -54,6 +56,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;install'= {
             cand --profile 'Install profile (shapes the Kubernetes manifests; recorded on the local platform)'
             cand --set 'Override a setting, e.g. `meshd.listen=127.0.0.1:0` (repeatable)'
+            cand --wait-timeout 'Kube platform: how long to wait for meshd to be ready, in seconds'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -79,6 +82,35 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --purge 'Also delete MESH_HOME''s stored config, token and logs'
             cand -y 'Do not ask for confirmation'
             cand --yes 'Do not ask for confirmation'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;verify-install'= {
+            cand --profile 'The profile that was installed (kube platform)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;precheck'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
             cand -q 'Print only errors and requested data'
             cand --quiet 'Print only errors and requested data'
             cand --no-color 'Never colour output (also NO_COLOR)'
@@ -576,6 +608,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help'= {
             cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
             cand uninstall 'Stop meshd. Running proxies keep routing with their last config'
+            cand verify-install 'Check that the installation is complete and meshd is ready'
+            cand precheck 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd''s port)'
             cand apply 'Create or update resources from files (Istio and Kubernetes YAML)'
             cand get 'List or show resources'
             cand delete 'Delete resources by kind and name, or those in files'
@@ -598,6 +632,10 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;install'= {
         }
         &'mesh;help;uninstall'= {
+        }
+        &'mesh;help;verify-install'= {
+        }
+        &'mesh;help;precheck'= {
         }
         &'mesh;help;apply'= {
         }

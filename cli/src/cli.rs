@@ -59,6 +59,11 @@ pub enum Command {
     Install(InstallArgs),
     /// Stop meshd. Running proxies keep routing with their last config.
     Uninstall(UninstallArgs),
+    /// Check that the installation is complete and meshd is ready.
+    VerifyInstall(VerifyInstallArgs),
+    /// Check that the mesh can be installed here (Kubernetes version, permissions, an existing
+    /// Istio or mesh installation; on the local platform MESH_HOME and meshd's port).
+    Precheck,
     /// Create or update resources from files (Istio and Kubernetes YAML).
     Apply(ApplyArgs),
     /// List or show resources.
@@ -114,6 +119,16 @@ pub struct InstallArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Kube platform: how long to wait for meshd to be ready, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyInstallArgs {
+    /// The profile that was installed (kube platform).
+    #[arg(long, default_value = "default", value_parser = crate::manifest::PROFILES)]
+    pub profile: String,
 }
 
 #[derive(Debug, Args)]

@@ -54,9 +54,22 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
     let needs_platform =
         !matches!(cli.command, Command::Completion(_) | Command::Version(_) | Command::Meshd(_) | Command::DemoApp(_));
     if ctx.global.platform == Platform::Kube && needs_platform {
-        return Err(CliError::unavailable(
-            "the kube platform is not available in this build yet; run with --platform local (the default)",
-        ));
+        let rt = runtime()?;
+        return match cli.command {
+            Command::Install(a) => rt.block_on(cmd::kube::install(&ctx, a)),
+            Command::Uninstall(a) => rt.block_on(cmd::kube::uninstall(&ctx, a)),
+            Command::VerifyInstall(a) => rt.block_on(cmd::kube::verify_install(&ctx, &a.profile)),
+            Command::Precheck => rt.block_on(cmd::kube::precheck(&ctx)),
+            Command::Manifest(ManifestCommand::Generate(args)) => {
+                let settings = cmd::manifest::settings(&args.profile, &args.set, &args.files)?;
+                ctx.out.data(crate::manifest::render(&settings).trim_end());
+                Ok(())
+            }
+            Command::Inject(args) => cmd::manifest::inject(&ctx, &args),
+            _ => Err(CliError::unavailable(
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest and inject are); run with --platform local",
+            )),
+        };
     }
     match cli.command {
         Command::Proxy(ProxyCommand::Run(args)) => {
@@ -113,6 +126,8 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         match cli.command {
             Command::Install(a) => cmd::install::install(&ctx, a).await,
             Command::Uninstall(a) => cmd::install::uninstall(&ctx, a).await,
+            Command::VerifyInstall(_) => cmd::install::verify_install(&ctx).await,
+            Command::Precheck => cmd::install::precheck(&ctx).await,
             Command::Apply(a) => cmd::apply::run(&ctx, a).await,
             Command::Get(a) => cmd::get::run(&ctx, a).await,
             Command::Delete(a) => cmd::delete::run(&ctx, a).await,

@@ -3,6 +3,7 @@
 
 mod capture;
 mod harness;
+mod kube;
 mod protocols;
 mod resilience;
 mod security;

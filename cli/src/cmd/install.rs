@@ -328,3 +328,37 @@ pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Local platform: meshd answers for this MESH_HOME.
+pub async fn verify_install(ctx: &Ctx) -> Result<()> {
+    let home = Home::from_env();
+    match running(&home).await {
+        Some(c) => {
+            ctx.out.success(format!("meshd is running at {} (MESH_HOME={})", c.address, home.root().display()));
+            Ok(())
+        }
+        None => Err(CliError::user(format!(
+            "meshd is not running for MESH_HOME={}; run `mesh install`",
+            home.root().display()
+        ))),
+    }
+}
+
+/// Local platform: MESH_HOME can be created and meshd's default address is free (or already ours).
+pub async fn precheck(ctx: &Ctx) -> Result<()> {
+    let home = Home::from_env();
+    home.create().map_err(|e| CliError::user(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
+    ctx.out.success(format!("MESH_HOME {} is writable", home.root().display()));
+    if running(&home).await.is_some() {
+        ctx.out.warn("mesh is already installed here (meshd is running)");
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(meshd::DEFAULT_LISTEN) {
+        Ok(_) => ctx.out.success(format!("{} is free for meshd", meshd::DEFAULT_LISTEN)),
+        Err(e) => ctx.out.warn(format!(
+            "{} is taken ({e}); install with --set meshd.listen=127.0.0.1:0 for any free port",
+            meshd::DEFAULT_LISTEN
+        )),
+    }
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! The kube platform: `install` (server-side apply with field manager `mesh`, then wait for
+//! meshd), `uninstall`, `verify-install` and `precheck`, through kube-rs against the cluster
+//! of `--kubeconfig`/`--context` (or the usual KUBECONFIG / in-cluster config).
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::Value;
+
+use crate::Ctx;
+use crate::cli::{InstallArgs, UninstallArgs};
+use crate::error::{CliError, Result};
+use crate::manifest::Settings;
+
+const FIELD_MANAGER: &str = "mesh";
+
+/// A client for the cluster the global flags name; errors say what to check.
+pub async fn client(ctx: &Ctx) -> Result<kube::Client> {
+    let g = &ctx.global;
+    let config = match (&g.kubeconfig, &g.context) {
+        (None, None) => kube::Config::infer().await.map_err(|e| {
+            CliError::unavailable(format!(
+                "no Kubernetes configuration found ({e}); set KUBECONFIG or pass --kubeconfig FILE [--context NAME]"
+            ))
+        })?,
+        (file, context) => {
+            let kc = match file {
+                Some(f) => kube::config::Kubeconfig::read_from(f)
+                    .map_err(|e| CliError::unavailable(format!("cannot read kubeconfig {}: {e}", f.display())))?,
+                None => kube::config::Kubeconfig::read()
+                    .map_err(|e| CliError::unavailable(format!("cannot read the default kubeconfig: {e}")))?,
+            };
+            let opts = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
+            kube::Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| CliError::unavailable(format!("kubeconfig: {e} (check --context)")))?
+        }
+    };
+    let server = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config)
+        .map_err(|e| CliError::unavailable(format!("cannot set up a client for {server}: {e}")))?;
+    Ok(client)
+}
+
+/// A kube error as a CLI error: unreachable clusters and missing permissions say what to do.
+fn explain(e: kube::Error, what: &str) -> CliError {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => CliError::user(format!(
+            "{what}: permission denied ({}); ask for RBAC that allows it, or check you use the right --context",
+            s.message
+        )),
+        kube::Error::Api(s) => CliError::user(format!("{what}: the API server refused: {} ({})", s.message, s.code)),
+        _ => CliError::unavailable(format!(
+            "{what}: cannot reach the Kubernetes API ({e}); check --kubeconfig/--context and that the cluster is up"
+        )),
+    }
+}
+
+/// The API of one manifest object, and its name.
+fn api_for(client: &kube::Client, obj: &Value) -> Result<(Api<DynamicObject>, String, String)> {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+    let (api_version, kind, name, ns) = (s("/apiVersion"), s("/kind"), s("/metadata/name"), s("/metadata/namespace"));
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version.as_str()));
+    let (plural, namespaced) = match kind.as_str() {
+        "Namespace" => ("namespaces", false),
+        "CustomResourceDefinition" => ("customresourcedefinitions", false),
+        "ClusterRole" => ("clusterroles", false),
+        "ClusterRoleBinding" => ("clusterrolebindings", false),
+        "MutatingWebhookConfiguration" => ("mutatingwebhookconfigurations", false),
+        "ValidatingWebhookConfiguration" => ("validatingwebhookconfigurations", false),
+        "ServiceAccount" => ("serviceaccounts", true),
+        "Role" => ("roles", true),
+        "RoleBinding" => ("rolebindings", true),
+        "Deployment" => ("deployments", true),
+        "Service" => ("services", true),
+        other => return Err(CliError::internal(format!("no API mapping for kind {other}"))),
+    };
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), plural);
+    let api =
+        if namespaced { Api::namespaced_with(client.clone(), &ns, &ar) } else { Api::all_with(client.clone(), &ar) };
+    let label = format!("{kind} {}{name}", if ns.is_empty() { String::new() } else { format!("{ns}/") });
+    Ok((api, name, label))
+}
+
+fn settings(args: &InstallArgs) -> Result<Settings> {
+    crate::cmd::manifest::settings(&args.profile, &args.set, &[])
+}
+
+/// Is the meshd Deployment ready (every wanted replica)?
+async fn meshd_ready(client: &kube::Client, ns: &str) -> std::result::Result<bool, kube::Error> {
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let d = match api.get_opt("meshd").await? {
+        Some(d) => serde_json::to_value(d).unwrap_or(Value::Null),
+        None => return Ok(false),
+    };
+    let want = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+    let ready = d.pointer("/status/readyReplicas").and_then(Value::as_u64).unwrap_or(0);
+    Ok(ready >= want)
+}
+
+pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
+    let s = settings(&args)?;
+    let objects = crate::manifest::objects(&s);
+    let client = client(ctx).await?;
+    let version = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
+    if args.dry_run {
+        ctx.out.info(format!(
+            "would apply {} objects (profile {}) to the cluster at Kubernetes {}.{}:",
+            objects.len(),
+            s.profile,
+            version.major,
+            version.minor
+        ));
+        for o in &objects {
+            let (_, _, label) = api_for(&client, o)?;
+            ctx.out.info(format!("  {label}"));
+        }
+        return Ok(());
+    }
+    ctx.out.confirm(
+        &format!(
+            "Install mesh (profile {}, {} objects) into the cluster (Kubernetes {}.{}), namespace {}?",
+            s.profile,
+            objects.len(),
+            version.major,
+            version.minor,
+            s.namespace
+        ),
+        args.yes,
+    )?;
+    let bar = if ctx.out.tty && !ctx.out.quiet {
+        let b = indicatif::ProgressBar::new(objects.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+            b.set_style(style);
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    for o in &objects {
+        let (api, name, label) = api_for(&client, o)?;
+        if let Some(b) = &bar {
+            b.set_message(label.clone());
+        }
+        api.patch(&name, &params, &Patch::Apply(o)).await.map_err(|e| explain(e, &format!("applying {label}")))?;
+        match &bar {
+            Some(b) => b.inc(1),
+            None => ctx.out.info(format!("applied {label}")),
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if s.meshd {
+        let pb = ctx.out.spinner("waiting for meshd to be ready");
+        let deadline = Instant::now() + Duration::from_secs(args.wait_timeout.max(1));
+        loop {
+            if meshd_ready(&client, &s.namespace).await.map_err(|e| explain(e, "reading meshd's Deployment"))? {
+                break;
+            }
+            if Instant::now() >= deadline {
+                if let Some(pb) = pb {
+                    pb.finish_and_clear();
+                }
+                return Err(CliError::unavailable(format!(
+                    "meshd did not become ready within {}s; check `kubectl -n {} get pods -l app=meshd` and its logs",
+                    args.wait_timeout, s.namespace
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        ctx.out.success(format!("mesh installed (profile {}): meshd is ready in {}", s.profile, s.namespace));
+    } else {
+        ctx.out.success(format!("mesh installed (profile {}, no meshd)", s.profile));
+    }
+    Ok(())
+}
+
+pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
+    let s = Settings::profile("default").ok_or_else(|| CliError::internal("no default profile"))?;
+    let client = client(ctx).await?;
+    let what = if args.purge {
+        "remove mesh, its CRDs and every mesh resource in them,"
+    } else {
+        "remove mesh (CRDs and their resources stay)"
+    };
+    ctx.out.confirm(&format!("This will {what} from the cluster. Continue?"), args.yes)?;
+    let mut removed = 0;
+    for o in crate::manifest::objects(&s).iter().rev() {
+        let kind = o["kind"].as_str().unwrap_or("");
+        if !args.purge && (kind == "CustomResourceDefinition" || kind == "Namespace") {
+            continue;
+        }
+        let (api, name, label) = api_for(&client, o)?;
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {
+                removed += 1;
+                ctx.out.info(format!("deleted {label}"));
+            }
+            Err(kube::Error::Api(st)) if st.code == 404 => {}
+            Err(e) => return Err(explain(e, &format!("deleting {label}"))),
+        }
+    }
+    ctx.out.success(format!("mesh uninstalled ({removed} objects deleted)"));
+    Ok(())
+}
+
+/// Every object of the default profile present, and meshd ready; exit 1 otherwise.
+pub async fn verify_install(ctx: &Ctx, profile: &str) -> Result<()> {
+    let s = Settings::profile(profile).ok_or_else(|| CliError::user(format!("unknown profile {profile:?}")))?;
+    let client = client(ctx).await?;
+    let mut rows = Vec::new();
+    let mut missing = 0;
+    for o in crate::manifest::objects(&s) {
+        let (api, name, label) = api_for(&client, &o)?;
+        let found = api.get_opt(&name).await.map_err(|e| explain(e, &format!("reading {label}")))?.is_some();
+        if !found {
+            missing += 1;
+        }
+        rows.push(vec![label, if found { "OK".into() } else { "MISSING".into() }]);
+    }
+    let ready = s.meshd && meshd_ready(&client, &s.namespace).await.map_err(|e| explain(e, "reading meshd"))?;
+    if s.meshd {
+        rows.push(vec!["meshd readiness".into(), if ready { "READY".into() } else { "NOT READY".into() }]);
+    }
+    let present = rows.len() - missing - usize::from(s.meshd);
+    ctx.out.table(&["OBJECT", "STATUS"], rows);
+    if missing > 0 || (s.meshd && !ready) {
+        return Err(CliError::user(format!(
+            "the installation is incomplete: {missing} objects missing{}; run `mesh install --platform kube`",
+            if s.meshd && !ready { ", meshd not ready" } else { "" }
+        )));
+    }
+    ctx.out.success(format!("{present} objects present{}", if s.meshd { ", meshd ready" } else { "" }));
+    Ok(())
+}
+
+/// Kubernetes version, the permissions install needs, and an existing Istio or mesh install.
+pub async fn precheck(ctx: &Ctx) -> Result<()> {
+    let client = client(ctx).await?;
+    let v = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
+    let minor: u32 = v.minor.trim_end_matches('+').parse().unwrap_or(0);
+    let mut problems = Vec::new();
+    if v.major != "1" || minor < 28 {
+        problems.push(format!("Kubernetes {}.{} is older than 1.28, the oldest supported", v.major, v.minor));
+    } else {
+        ctx.out.success(format!("Kubernetes {}.{} is supported", v.major, v.minor));
+    }
+    let checks = [
+        ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
+        ("rbac.authorization.k8s.io", "clusterroles", "create"),
+        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create"),
+        ("apps", "deployments", "create"),
+        ("", "namespaces", "create"),
+    ];
+    for (group, resource, verb) in checks {
+        let review = serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"group": group, "resource": resource, "verb": verb}}});
+        let req = http::Request::post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&review).unwrap_or_default())
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        let answer: Value = client.request(req).await.map_err(|e| explain(e, "checking permissions"))?;
+        let what = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
+        if answer.pointer("/status/allowed").and_then(Value::as_bool) == Some(true) {
+            ctx.out.success(format!("can {verb} {what}"));
+        } else {
+            problems.push(format!("missing permission to {verb} {what}"));
+        }
+    }
+    let deployments =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let system: Api<DynamicObject> = Api::namespaced_with(client.clone(), "istio-system", &deployments);
+    for (name, what) in [("istiod", "Istio"), ("meshd", "mesh")] {
+        if system.get_opt(name).await.map_err(|e| explain(e, "looking for an existing install"))?.is_some() {
+            ctx.out.warn(format!("{what} is already installed (Deployment istio-system/{name})"));
+        }
+    }
+    if problems.is_empty() {
+        ctx.out.success("the cluster is ready for `mesh install --platform kube`");
+        Ok(())
+    } else {
+        Err(CliError::user(problems.join("\n")))
+    }
+}
