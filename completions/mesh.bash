@@ -1794,7 +1794,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1829,6 +1829,10 @@ _mesh() {
                     return 0
                     ;;
                 --capture-outbound)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --capture-inbound)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

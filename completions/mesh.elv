@@ -199,6 +199,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --inbound 'Forward mesh traffic for workload PORT to the app at APP_ADDR (repeatable)'
             cand --outbound 'The outbound listener the app sends its requests to (also usable as HTTP_PROXY)'
             cand --capture-outbound 'Accept the app''s connections redirected by `proxy init` here (Istio''s 15001), e.g. `0.0.0.0:15001`; each goes where the app was connecting, through the mesh'
+            cand --capture-inbound 'Accept inbound connections redirected by `proxy init` here (Istio''s 15006), e.g. `0.0.0.0:15006`; peers are then told `--inbound-bind`:PORT for each `--inbound` port'
             cand --inbound-bind 'The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload there'
             cand --outbound-tcp 'A local listener for a TCP service: connections to LISTEN_ADDR go to HOST:PORT through the mesh (repeatable), e.g. `tcp-echo:9000=127.0.0.1:0`'
             cand --gateway-port 'Serve a Gateway server port (as an ingress gateway): Gateways whose selector matches this workload''s labels are served on LISTEN_ADDR for their servers on PORT (repeatable), e.g. `80=127.0.0.1:8080`'

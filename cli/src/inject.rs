@@ -99,6 +99,8 @@ pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
         "$(POD_IP)",
         "--capture-outbound",
         "0.0.0.0:15001",
+        "--capture-inbound",
+        "0.0.0.0:15006",
         "--no-outbound",
         "--metrics",
         "0.0.0.0:15020",

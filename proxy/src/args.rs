@@ -36,6 +36,10 @@ pub struct ProxyArgs {
     /// `0.0.0.0:15001`; each goes where the app was connecting, through the mesh.
     #[arg(long, value_name = "ADDR")]
     pub capture_outbound: Option<SocketAddr>,
+    /// Accept inbound connections redirected by `proxy init` here (Istio's 15006), e.g.
+    /// `0.0.0.0:15006`; peers are then told `--inbound-bind`:PORT for each `--inbound` port.
+    #[arg(long, value_name = "ADDR")]
+    pub capture_inbound: Option<SocketAddr>,
     /// The address inbound listeners bind (the pod IP on Kubernetes); peers reach the workload
     /// there.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
@@ -184,6 +188,7 @@ impl ProxyArgs {
             inbound,
             inbound_bind: self.inbound_bind,
             capture_outbound: self.capture_outbound,
+            capture_inbound: self.capture_inbound,
             outbound: (!self.no_outbound).then_some(self.outbound),
             outbound_tcp,
             gateway_ports,

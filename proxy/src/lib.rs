@@ -160,6 +160,10 @@ pub struct Options {
     pub outbound_tcp: Vec<(String, u16, SocketAddr)>,
     /// The listener for connections the kernel redirected (`proxy init`), e.g. 0.0.0.0:15001.
     pub capture_outbound: Option<SocketAddr>,
+    /// The listener for redirected inbound connections, e.g. 0.0.0.0:15006. With it, no
+    /// listener is opened per inbound port: peers are told `inbound_bind:PORT`, which the
+    /// kernel redirects here.
+    pub capture_inbound: Option<SocketAddr>,
     /// Gateway server ports: (Gateway server port, listen address). A proxy whose labels a
     /// Gateway selects serves that Gateway's servers on these.
     pub gateway_ports: Vec<(u16, SocketAddr)>,
@@ -269,16 +273,31 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         tcp_listeners.push((host.clone(), *port, bound, l));
     }
     let mut inbound = Vec::new();
-    for (port, app) in &opts.inbound {
-        let l = bind(SocketAddr::new(opts.inbound_bind, 0), "inbound").await?;
-        inbound.push((*port, *app, l));
-    }
+    let capture_inbound = match opts.capture_inbound {
+        Some(a) => Some(bind(a, "captured inbound").await?),
+        None => {
+            for (port, app) in &opts.inbound {
+                let l = bind(SocketAddr::new(opts.inbound_bind, 0), "inbound").await?;
+                inbound.push((*port, *app, l));
+            }
+            None
+        }
+    };
     let outbound_addr = outbound.as_ref().and_then(|l| l.local_addr().ok());
     let admin_addr = admin.local_addr()?;
-    let inbound_ports: Vec<InboundPort> = inbound
-        .iter()
-        .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
-        .collect();
+    let inbound_ports: Vec<InboundPort> = if capture_inbound.is_some() {
+        // Peers connect to the workload's own address and port; the kernel redirects to us.
+        opts.inbound
+            .iter()
+            .map(|(port, _)| InboundPort { port: *port, listen: SocketAddr::new(opts.inbound_bind, *port) })
+            .collect()
+    } else {
+        inbound
+            .iter()
+            .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
+            .collect()
+    };
+    let captured_apps = opts.inbound.clone();
     let me = metrics::Peer::of(&opts.name, &opts.namespace, &opts.labels);
     let workload = Workload {
         name: opts.name,
@@ -347,6 +366,9 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         for (port, app, l) in inbound {
             info!(port, %app, "inbound listener");
             tasks.spawn(serve_inbound(l, port, app, shared.clone()));
+        }
+        if let Some(l) = capture_inbound {
+            tasks.spawn(serve_inbound_capture(l, captured_apps, shared.clone()));
         }
         if let Some(l) = capture_outbound {
             tasks.spawn(capture::serve_outbound(l, shared.clone()));
@@ -420,46 +442,80 @@ async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared
     loop {
         let (stream, remote) = accept(&listener, "inbound").await;
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let _open = shared.metrics.connection("inbound");
-            let local = stream.local_addr().unwrap_or(remote);
-            let mut first = [0u8; 1];
-            let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
-                Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
-                _ => return, // closed, failed or silent
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, "inbound"));
+    }
+}
+
+/// One inbound connection for workload `port`: mTLS, plaintext or both (PeerAuthentication),
+/// then the app.
+async fn handle_inbound(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    port: u16,
+    app: SocketAddr,
+    listener: &'static str,
+) {
+    let _open = shared.metrics.connection(listener);
+    let local = stream.local_addr().unwrap_or(remote);
+    let mut first = [0u8; 1];
+    let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+        _ => return, // closed, failed or silent
+    };
+    let mode = shared.snapshot.load().peer_mode(port);
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    match (is_tls, mode) {
+        (false, mesh_api::proxy_config::PeerMode::Strict) => {
+            debug!(port, %remote, "plaintext connection refused: mTLS is STRICT on this port");
+        }
+        (true, mesh_api::proxy_config::PeerMode::Disable) => {
+            debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
+        }
+        (false, _) => {
+            let peer = PeerInfo { identity: None, remote, local };
+            serve_inbound_stream(shared, stream, port, app, peer, builder).await;
+        }
+        (true, _) => {
+            let Some(config) = shared.identity.state().server.clone() else {
+                debug!(%remote, "TLS connection refused: no certificate yet");
+                return;
             };
-            let mode = shared.snapshot.load().peer_mode(port);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            match (is_tls, mode) {
-                (false, mesh_api::proxy_config::PeerMode::Strict) => {
-                    debug!(port, %remote, "plaintext connection refused: mTLS is STRICT on this port");
+            let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(t) => t,
+                Err(e) => {
+                    debug!(%remote, error = %e, "mTLS handshake failed");
+                    return;
                 }
-                (true, mesh_api::proxy_config::PeerMode::Disable) => {
-                    debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
-                }
-                (false, _) => {
-                    let peer = PeerInfo { identity: None, remote, local };
-                    serve_inbound_stream(shared, stream, port, app, peer, builder).await;
-                }
-                (true, _) => {
-                    let Some(config) = shared.identity.state().server.clone() else {
-                        debug!(%remote, "TLS connection refused: no certificate yet");
-                        return;
-                    };
-                    let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            debug!(%remote, error = %e, "mTLS handshake failed");
-                            return;
-                        }
-                    };
-                    let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
-                    let peer = PeerInfo { identity, remote, local };
-                    serve_inbound_stream(shared, tls, port, app, peer, builder).await;
-                }
+            };
+            let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
+            let peer = PeerInfo { identity, remote, local };
+            serve_inbound_stream(shared, tls, port, app, peer, builder).await;
+        }
+    }
+}
+
+/// Inbound connections the kernel redirected (`proxy init`, Istio's 15006): the original
+/// destination's port picks the workload port; its app is the `--inbound` one for that port,
+/// else the same port on loopback.
+async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16, SocketAddr)>, shared: Arc<Shared>) {
+    loop {
+        let (stream, remote) = accept(&listener, "captured inbound").await;
+        let _ = stream.set_nodelay(true);
+        let dst = match capture::original_dst(&stream) {
+            Ok(d) if stream.local_addr().is_ok_and(|l| l != d) => d,
+            _ => {
+                debug!(%remote, "inbound connection was not redirected; closing");
+                continue;
             }
-        });
+        };
+        let port = dst.port();
+        let app = apps
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, "captured_inbound"));
     }
 }
 

@@ -139,6 +139,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         outbound: Some("127.0.0.1:0".parse().expect("addr")),
         outbound_tcp: Vec::new(),
         capture_outbound: None,
+        capture_inbound: None,
         gateway_ports: Vec::new(),
         metrics: None,
         access_log: false,

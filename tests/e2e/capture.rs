@@ -20,8 +20,9 @@ struct Netns {
 }
 
 impl Netns {
-    fn new() -> Netns {
-        let id = std::process::id() % 60_000;
+    /// `tag` tells apart the namespaces of tests running at once in one process.
+    fn new(tag: u32) -> Netns {
+        let id = (std::process::id() * 2 + tag) % 60_000;
         let (a, b) = (id / 250 % 250, id % 250);
         let n = Netns {
             name: format!("meshcap{id}"),
@@ -76,7 +77,7 @@ fn plain_get(addr: &str, port: u16, host: &str) -> String {
 
 #[test]
 fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
-    let net = Netns::new();
+    let net = Netns::new(0);
     let mut mesh = Mesh::new();
     mesh.ok(&["install", "-y", "--set", &format!("meshd.listen={}:0", net.host_ip)]);
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
@@ -133,4 +134,62 @@ fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
     });
     let answer = net.app(&format!("exec 3<>/dev/tcp/{}/{bport} && timeout 5 head -1 <&3", net.host_ip));
     assert_eq!(answer.trim(), "220 banner");
+}
+
+#[test]
+fn proxy_init_captures_inbound_mesh_traffic_for_the_workload() {
+    let net = Netns::new(1);
+    let mut mesh = Mesh::new();
+    mesh.ok(&["install", "-y", "--set", &format!("meshd.listen={}:0", net.host_ip)]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    // The app in the namespace listens on its port like any pod's app; nothing else is there.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _app = Kill(
+        Command::new("ip")
+            .args(["netns", "exec", &net.name, "python3", "-m", "http.server", "9080", "--bind", "0.0.0.0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the app"),
+    );
+    let server = mesh.proxy_in_netns(
+        &net.name,
+        &[
+            "--workload",
+            "reviews-v2",
+            "--labels",
+            "app=reviews,version=v2",
+            "--inbound",
+            "9080=127.0.0.1:9080",
+            "--inbound-bind",
+            &net.ns_ip,
+            "--capture-inbound",
+            "0.0.0.0:15006",
+            "--no-outbound",
+        ],
+    );
+    assert_eq!(
+        server.inbound,
+        [format!("{}:9080", net.ns_ip).parse().expect("addr")],
+        "peers are told the pod's own port"
+    );
+    let client = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage"]);
+    mesh.wait_synced(2);
+    run(&["ip", "netns", "exec", &net.name, MESH, "proxy", "init", "--proxy-uid", "0"]);
+    // Through the mesh: the client proxy connects to the pod's 9080 over mTLS, the kernel in the
+    // namespace redirects that to 15006, the proxy there terminates mTLS and hands it to the app.
+    let out = client.outbound.expect("outbound");
+    let (code, body) =
+        eventually("the app answers through inbound capture", std::time::Duration::from_secs(10), || {
+            let r = get(out, "reviews:9080", "/", false, &[]);
+            (r.0 == 200).then_some(r)
+        });
+    assert_eq!(code, 200);
+    assert!(body.contains("Directory listing"), "{body}");
 }
