@@ -103,7 +103,16 @@ impl Mesh {
     }
 
     pub fn install(&self) {
-        self.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0"]);
+        self.install_with(&[]);
+    }
+
+    /// `mesh install` on a free loopback port with these `--set KEY=VALUE` settings too.
+    pub fn install_with(&self, settings: &[&str]) {
+        let mut args = vec!["install", "-y", "--set", "meshd.listen=127.0.0.1:0"];
+        for s in settings {
+            args.extend(["--set", s]);
+        }
+        self.ok(&args);
     }
 
     pub fn meshd_pid(&self) -> Option<u32> {

@@ -825,7 +825,7 @@ spec:
 #[test]
 fn tcp_connections_get_access_log_lines_on_both_sides() {
     let mut mesh = Mesh::new();
-    mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "meshConfig.accessLogFile=/dev/stdout"]);
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
     let addr = tcp_echo("one");
     let server = mesh.proxy(&[

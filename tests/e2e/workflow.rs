@@ -326,7 +326,7 @@ fn istio_standard_metrics_on_both_sides() {
 fn access_log_lines_are_json_per_request() {
     use std::io::BufRead;
     let mut mesh = Mesh::new();
-    mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "meshConfig.accessLogFile=/dev/stdout"]);
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
     mesh.proxy(&[
         "--workload",
@@ -404,16 +404,7 @@ fn traces_continue_across_two_hops_and_reach_the_collector() {
     let (app_addr, app_got) = recording_app();
     let mut mesh = Mesh::new();
     let zipkin = format!("meshConfig.defaultConfig.tracing.zipkin.address={collector}");
-    mesh.ok(&[
-        "install",
-        "-y",
-        "--set",
-        "meshd.listen=127.0.0.1:0",
-        "--set",
-        &zipkin,
-        "--set",
-        "meshConfig.defaultConfig.tracing.sampling=100",
-    ]);
+    mesh.install_with(&[&zipkin, "meshConfig.defaultConfig.tracing.sampling=100"]);
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
     mesh.proxy(&[
         "--workload",
@@ -552,16 +543,7 @@ fn telemetry_resources_switch_access_logs_and_sampling_per_workload() {
     let (collector, spans_in) = recording_app();
     let mut mesh = Mesh::new();
     let zipkin = format!("meshConfig.defaultConfig.tracing.zipkin.address={collector}");
-    mesh.ok(&[
-        "install",
-        "-y",
-        "--set",
-        "meshd.listen=127.0.0.1:0",
-        "--set",
-        &zipkin,
-        "--set",
-        "meshConfig.defaultConfig.tracing.sampling=0",
-    ]);
+    mesh.install_with(&[&zipkin, "meshConfig.defaultConfig.tracing.sampling=0"]);
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
     let telemetry = mesh.home.path().join("telemetry.yaml");
     std::fs::write(
