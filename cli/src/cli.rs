@@ -127,7 +127,7 @@ pub struct InstallArgs {
 #[derive(Debug, Args)]
 pub struct VerifyInstallArgs {
     /// The profile that was installed (kube platform).
-    #[arg(long, default_value = "default", value_parser = crate::manifest::PROFILES)]
+    #[arg(long, default_value = "default", value_parser = meshd::manifest::PROFILES)]
     pub profile: String,
 }
 
@@ -338,7 +338,7 @@ pub enum ManifestCommand {
 #[derive(Debug, Args)]
 pub struct ManifestArgs {
     /// Install profile.
-    #[arg(long, default_value = "default", value_parser = crate::manifest::PROFILES)]
+    #[arg(long, default_value = "default", value_parser = meshd::manifest::PROFILES)]
     pub profile: String,
     /// Override a setting, e.g. `values.global.hub=registry.example/mesh` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -7,8 +7,6 @@ mod client;
 mod cmd;
 mod error;
 mod files;
-mod inject;
-mod manifest;
 mod output;
 
 use std::process::ExitCode;
@@ -62,7 +60,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Precheck => rt.block_on(cmd::kube::precheck(&ctx)),
             Command::Manifest(ManifestCommand::Generate(args)) => {
                 let settings = cmd::manifest::settings(&args.profile, &args.set, &args.files)?;
-                ctx.out.data(crate::manifest::render(&settings).trim_end());
+                ctx.out.data(meshd::manifest::render(&settings).trim_end());
                 Ok(())
             }
             Command::Inject(args) => cmd::manifest::inject(&ctx, &args),
@@ -111,7 +109,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         }
         Command::Manifest(ManifestCommand::Generate(args)) => {
             let settings = cmd::manifest::settings(&args.profile, &args.set, &args.files)?;
-            ctx.out.data(crate::manifest::render(&settings).trim_end());
+            ctx.out.data(meshd::manifest::render(&settings).trim_end());
             return Ok(());
         }
         Command::Inject(args) => return cmd::manifest::inject(&ctx, &args),

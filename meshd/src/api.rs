@@ -61,6 +61,20 @@ impl Api {
         if path == HEALTH_PATH {
             return Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok", "meshd": self.state.meshd_id()})));
         }
+        // Admission webhooks: called by the Kubernetes API server (authenticated by TLS on a
+        // cluster); they change nothing in meshd, so they need no token.
+        if req.method() == Method::POST && (path == "/validate" || path == "/inject") {
+            let review = match read_json::<serde_json::Value>(req).await {
+                Ok(r) => r,
+                Err(e) => return Ok(e),
+            };
+            let answer = if path == "/validate" {
+                crate::admission::validate(&review)
+            } else {
+                crate::admission::inject(&review, &injection_settings())
+            };
+            return Ok(json(StatusCode::OK, &answer));
+        }
         if !self.authorized(&req) {
             return Ok(error(
                 StatusCode::UNAUTHORIZED,
@@ -255,4 +269,18 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
         .map_err(|e| error(StatusCode::PAYLOAD_TOO_LARGE, format!("cannot read request body: {e}"), vec![]))?
         .to_bytes();
     serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed request: {e}"), vec![]))
+}
+
+/// What injected sidecars look like: the default profile's images, overridden by meshd's
+/// environment on a cluster (`MESH_HUB`, `MESH_TAG`, and its own namespace `POD_NAMESPACE`).
+fn injection_settings() -> crate::manifest::Settings {
+    let mut s = crate::manifest::Settings::defaults();
+    for (var, key) in [("MESH_HUB", "hub"), ("MESH_TAG", "tag"), ("POD_NAMESPACE", "namespace")] {
+        if let Ok(v) = std::env::var(var)
+            && let Err(e) = s.set(key, &v)
+        {
+            tracing::warn!(%var, error = %e, "ignoring a bad injection setting");
+        }
+    }
+    s
 }

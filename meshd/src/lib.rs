@@ -3,11 +3,14 @@
 //! `run` is the whole daemon; the `meshd` binary and `mesh`'s hidden `__meshd` subcommand both
 //! call it, so the bundled and standalone control planes are the same code.
 
+pub mod admission;
 pub mod api;
 pub mod ca;
 pub mod discovery;
 pub mod home;
+pub mod inject;
 pub mod kubernetes;
+pub mod manifest;
 pub mod metrics;
 pub mod rotation;
 pub mod state;

@@ -275,3 +275,44 @@ fn generated_manifests_and_injected_workloads_validate_against_kubernetes_schema
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("values.global.nope: unknown setting") && r.stdout.is_empty(), "{}", r.stderr);
 }
+
+/// POST a JSON body to meshd's API port (no token: the admission webhooks need none).
+fn post_json(addr: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let text = body.to_string();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect meshd");
+    write!(s, "POST {path} HTTP/1.1\r\nHost: meshd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
+        .expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    // A chunked body has size lines around the JSON.
+    let json = body.find('{').and_then(|i| body.rfind('}').map(|j| &body[i..=j])).unwrap_or("");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {resp}"))
+}
+
+#[test]
+fn admission_webhooks_validate_and_inject_over_the_api_port() {
+    let mesh = Mesh::new();
+    mesh.install();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("meshd.json")).expect("json");
+    let addr = info["address"].as_str().expect("address").to_string();
+    let review = |object: serde_json::Value| {
+        serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "r-1", "namespace": "default", "operation": "CREATE", "object": object}})
+    };
+    let bad = review(serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "d"}, "spec": {"host": "reviews", "subsets": [{"name": "v1"}, {"name": "v1"}]}}));
+    let out = post_json(&addr, "/validate", &bad);
+    assert_eq!(out["response"]["uid"], "r-1");
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    assert!(out["response"]["status"]["message"].as_str().is_some_and(|m| m.contains("spec.subsets")), "{out}");
+    let pod = review(
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "x"}},
+        "spec": {"containers": [{"name": "x", "image": "x"}]}}),
+    );
+    let out = post_json(&addr, "/inject", &pod);
+    assert_eq!(out["response"]["allowed"], true);
+    assert_eq!(out["response"]["patchType"], "JSONPatch", "{out}");
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::Ctx;
 use crate::cli::{InstallArgs, UninstallArgs};
 use crate::error::{CliError, Result};
-use crate::manifest::Settings;
+use meshd::manifest::Settings;
 
 const FIELD_MANAGER: &str = "mesh";
 
@@ -101,7 +101,7 @@ async fn meshd_ready(client: &kube::Client, ns: &str) -> std::result::Result<boo
 
 pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
     let s = settings(&args)?;
-    let objects = crate::manifest::objects(&s);
+    let objects = meshd::manifest::objects(&s);
     let client = client(ctx).await?;
     let version = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
     if args.dry_run {
@@ -191,7 +191,7 @@ pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
     };
     ctx.out.confirm(&format!("This will {what} from the cluster. Continue?"), args.yes)?;
     let mut removed = 0;
-    for o in crate::manifest::objects(&s).iter().rev() {
+    for o in meshd::manifest::objects(&s).iter().rev() {
         let kind = o["kind"].as_str().unwrap_or("");
         if !args.purge && (kind == "CustomResourceDefinition" || kind == "Namespace") {
             continue;
@@ -216,7 +216,7 @@ pub async fn verify_install(ctx: &Ctx, profile: &str) -> Result<()> {
     let client = client(ctx).await?;
     let mut rows = Vec::new();
     let mut missing = 0;
-    for o in crate::manifest::objects(&s) {
+    for o in meshd::manifest::objects(&s) {
         let (api, name, label) = api_for(&client, &o)?;
         let found = api.get_opt(&name).await.map_err(|e| explain(e, &format!("reading {label}")))?.is_some();
         if !found {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::Ctx;
 use crate::cli::InjectArgs;
 use crate::error::{CliError, Result};
-use crate::manifest::Settings;
+use meshd::manifest::Settings;
 
 /// A profile with overlay files and `--set` applied in that order; every problem is reported.
 pub fn settings(profile: &str, set: &[String], files: &[PathBuf]) -> Result<Settings> {
@@ -24,7 +24,7 @@ pub fn settings(profile: &str, set: &[String], files: &[PathBuf]) -> Result<Sett
         }
     }
     let mut s = Settings::profile(&profile).ok_or_else(|| {
-        CliError::user(format!("unknown profile {profile:?}; use one of {}", crate::manifest::PROFILES.join(", ")))
+        CliError::user(format!("unknown profile {profile:?}; use one of {}", meshd::manifest::PROFILES.join(", ")))
     })?;
     for (f, d) in &overlays {
         if let Err(errs) = s.overlay(d) {
@@ -55,7 +55,7 @@ pub fn inject(ctx: &Ctx, args: &InjectArgs) -> Result<()> {
         std::fs::read_to_string(&args.file).map_err(|e| CliError::user(format!("{}: {e}", args.file.display())))?
     };
     let out =
-        crate::inject::inject_stream(&text, &s).map_err(|e| CliError::user(format!("{}: {e}", args.file.display())))?;
+        meshd::inject::inject_stream(&text, &s).map_err(|e| CliError::user(format!("{}: {e}", args.file.display())))?;
     ctx.out.data(out.trim_end());
     Ok(())
 }

@@ -50,10 +50,10 @@ pub const KEYS: &[&str] = &[
 ];
 
 impl Settings {
-    /// A profile's settings; None for an unknown profile.
-    pub fn profile(name: &str) -> Option<Settings> {
-        let mut s = Settings {
-            profile: name.to_string(),
+    /// The default profile's settings.
+    pub fn defaults() -> Settings {
+        Settings {
+            profile: "default".into(),
             namespace: "istio-system".into(),
             hub: "ghcr.io/mesh".into(),
             tag: mesh_api::VERSION.into(),
@@ -65,7 +65,12 @@ impl Settings {
             outbound_policy: "ALLOW_ANY".into(),
             zipkin: None,
             trace_sampling: 1.0,
-        };
+        }
+    }
+
+    /// A profile's settings; None for an unknown profile.
+    pub fn profile(name: &str) -> Option<Settings> {
+        let mut s = Settings { profile: name.to_string(), ..Settings::defaults() };
         match name {
             "default" => {}
             "demo" => {
@@ -364,6 +369,8 @@ fn meshd(s: &Settings) -> Vec<Value> {
                             "env": [
                                 {"name": "MESH_HOME", "value": "/var/lib/meshd"},
                                 {"name": "MESH_PLATFORM", "value": "kube"},
+                                {"name": "MESH_HUB", "value": s.hub},
+                                {"name": "MESH_TAG", "value": s.tag},
                                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
                             ],
                             "ports": [
@@ -398,6 +405,8 @@ fn meshd(s: &Settings) -> Vec<Value> {
     ]
 }
 
+/// The webhooks fail open (`Ignore`): meshd does not serve them over TLS on 15017 yet, and a
+/// webhook that fails closed would block every pod and mesh resource in labelled namespaces.
 fn webhooks(s: &Settings) -> Vec<Value> {
     let ns = &s.namespace;
     let client = |path: &str| json!({"service": {"name": "meshd", "namespace": ns, "path": path, "port": 443}});
@@ -406,7 +415,7 @@ fn webhooks(s: &Settings) -> Vec<Value> {
     let hook = |name: &str, ns_sel: Value, obj_sel: Value| {
         json!({
             "name": name, "clientConfig": client("/inject"), "rules": pods,
-            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Ignore",
             "reinvocationPolicy": "Never", "timeoutSeconds": 10,
             "namespaceSelector": ns_sel, "objectSelector": obj_sel
         })
@@ -442,7 +451,7 @@ fn webhooks(s: &Settings) -> Vec<Value> {
             "webhooks": [{
                 "name": "validation.mesh.io", "clientConfig": client("/validate"),
                 "rules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": groups, "apiVersions": ["*"], "resources": ["*"]}],
-                "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail", "timeoutSeconds": 10
+                "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Ignore", "timeoutSeconds": 10
             }]
         }),
     ]

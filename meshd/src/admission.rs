@@ -1,0 +1,108 @@
+//! Kubernetes admission webhooks (`AdmissionReview` v1): `/validate` runs the validation
+//! `mesh apply` uses (refusals name the field path; accepted fields that do nothing yet come
+//! back as warnings), `/inject` adds the sidecar with the same function as `mesh inject`.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::manifest::Settings;
+
+fn response(review: &Value, body: Value) -> Value {
+    let mut r = body;
+    r["uid"] = review.pointer("/request/uid").cloned().unwrap_or(Value::String(String::new()));
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": r})
+}
+
+/// Admit or refuse a mesh resource.
+pub fn validate(review: &Value) -> Value {
+    let Some(object) = review.pointer("/request/object").filter(|o| o.is_object()) else {
+        // DELETE and the like carry no object: nothing to judge.
+        return response(review, json!({"allowed": true}));
+    };
+    let ns = review.pointer("/request/namespace").and_then(Value::as_str).unwrap_or("default");
+    match mesh_api::resource::parse_document(object.clone(), ns, 0) {
+        Ok(mesh_api::Parsed::Supported(r)) => {
+            let warnings: Vec<String> = mesh_api::support::unenforced(&r)
+                .into_iter()
+                .map(|f| format!("not enforced by mesh yet: {f}"))
+                .collect();
+            response(review, json!({"allowed": true, "warnings": warnings}))
+        }
+        Ok(_) => response(review, json!({"allowed": true})),
+        Err(e) => response(
+            review,
+            json!({"allowed": false, "status": {"code": 400, "reason": "Invalid", "message": e.to_string()}}),
+        ),
+    }
+}
+
+/// Add the sidecar to a pod being created, as a JSON patch; pods that opt out or already have it
+/// are admitted unchanged.
+pub fn inject(review: &Value, settings: &Settings) -> Value {
+    let Some(pod) = review.pointer("/request/object").filter(|o| o.is_object()) else {
+        return response(review, json!({"allowed": true}));
+    };
+    let mut injected = pod.clone();
+    if !crate::inject::inject_pod(&mut injected, settings) {
+        return response(review, json!({"allowed": true}));
+    }
+    let annotations_op = if pod.pointer("/metadata/annotations").is_some() { "replace" } else { "add" };
+    let patch = json!([
+        {"op": "replace", "path": "/spec", "value": injected["spec"]},
+        {"op": annotations_op, "path": "/metadata/annotations", "value": injected["metadata"]["annotations"]},
+    ]);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+    response(review, json!({"allowed": true, "patchType": "JSONPatch", "patch": encoded}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(object: Value) -> Value {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+               "request": {"uid": "u-1", "namespace": "default", "operation": "CREATE", "object": object}})
+    }
+
+    #[test]
+    fn validation_refuses_with_the_field_path_and_warns_on_unenforced_fields() {
+        let bad = review(
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "r"},
+            "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}, "weight": 150}]}]}}),
+        );
+        let out = validate(&bad);
+        assert_eq!(out["response"]["uid"], "u-1");
+        assert_eq!(out["response"]["allowed"], false);
+        let msg = out["response"]["status"]["message"].as_str().expect("message");
+        assert!(msg.contains("spec.http[0].route[0].weight"), "{msg}");
+        let good = review(json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "ext"}, "spec": {"action": "CUSTOM", "provider": {"name": "ext"}}}));
+        let out = validate(&good);
+        assert_eq!(out["response"]["allowed"], true);
+        assert!(out["response"]["warnings"][0].as_str().is_some_and(|w| w.contains("CUSTOM")), "{out}");
+    }
+
+    #[test]
+    fn injection_patches_the_pod_once() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "reviews-", "labels": {"app": "reviews"}},
+            "spec": {"containers": [{"name": "reviews", "image": "reviews:1", "ports": [{"containerPort": 9080}]}]}});
+        let s = Settings::profile("default").expect("default");
+        let out = inject(&review(pod.clone()), &s);
+        assert_eq!(out["response"]["patchType"], "JSONPatch");
+        let patch: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(out["response"]["patch"].as_str().expect("patch"))
+                .expect("b64"),
+        )
+        .expect("json");
+        assert_eq!(patch[0]["path"], "/spec");
+        assert_eq!(patch[1]["op"], "add");
+        let containers = patch[0]["value"]["containers"].as_array().expect("containers");
+        assert!(containers.iter().any(|c| c["name"] == crate::inject::PROXY));
+        // Already injected: admitted as it is.
+        let mut done = pod;
+        done["spec"] = patch[0]["value"].clone();
+        let again = inject(&review(done), &s);
+        assert!(again["response"].get("patch").is_none());
+    }
+}
