@@ -288,6 +288,27 @@ impl Ca {
         Ok(cert.pem())
     }
 
+    /// A TLS server certificate for meshd itself (its webhooks), for these DNS names, signed by
+    /// the current signing root; returns (certificate PEM, private key PEM).
+    pub fn issue_server(&self, dns_names: &[String]) -> Result<(String, String), CaError> {
+        let key = KeyPair::generate().map_err(|e| CaError::Sign(e.to_string()))?;
+        let signer = self.lock().signer.clone();
+        let now = SystemTime::now();
+        let root_end = UNIX_EPOCH + Duration::from_secs(u64::try_from(signer.info.not_after_unix).unwrap_or(0));
+        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(|e| CaError::Sign(e.to_string()))?;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, dns_names.first().map(String::as_str).unwrap_or("meshd"));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = offset(now - BACKDATE);
+        params.not_after = offset((now + Duration::from_secs(365 * 24 * 3600)).min(root_end));
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&key, &signer.issuer).map_err(|e| CaError::Sign(e.to_string()))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// Ask proxies to renew now: all of them, or the one with this id.
     pub fn request_renew(&self, target: Option<&str>) -> u64 {
         let mut inner = self.lock();

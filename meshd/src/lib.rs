@@ -16,6 +16,7 @@ pub mod rotation;
 pub mod state;
 pub mod store;
 pub mod translate;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,9 @@ pub struct Options {
     /// Read config from the Kubernetes API (in-cluster, or KUBECONFIG) instead of MESH_HOME.
     pub kube: bool,
 }
+
+/// Where the admission webhooks listen on a cluster (the meshd Service maps 443 here).
+pub const WEBHOOK_LISTEN: &str = "0.0.0.0:15017";
 
 /// istiod's monitoring port.
 pub const DEFAULT_MONITORING_PORT: u16 = 15014;
@@ -97,13 +101,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info!(count = restored.len(), grace = ?opts.registry_grace, "restored workloads, waiting for their proxies");
     }
     let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
-    if opts.kube {
+    let kube_client = if opts.kube {
         let client = ::kube::Client::try_default()
             .await
             .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
         info!("reading config from the Kubernetes API");
-        tokio::spawn(kubernetes::watch_config(client, state.clone(), kubernetes::default_kinds()));
-    }
+        tokio::spawn(kubernetes::watch_config(client.clone(), state.clone(), kubernetes::default_kinds()));
+        Some(client)
+    } else {
+        None
+    };
     {
         let state = state.clone();
         let grace = opts.registry_grace;
@@ -125,6 +132,22 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let shutdown = Arc::new(Notify::new());
     let api = Arc::new(api::Api { state: state.clone(), ca, token, mesh: opts.mesh, shutdown: shutdown.clone() });
+    if let Some(client) = kube_client {
+        // The admission webhooks over TLS, trusted through the caBundle meshd writes.
+        let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
+        let tls = webhook::tls_config(&api.ca, &webhook::dns_names(&ns))
+            .context("cannot issue meshd's webhook certificate")?;
+        let listener = TcpListener::bind(WEBHOOK_LISTEN)
+            .await
+            .with_context(|| format!("cannot listen on {WEBHOOK_LISTEN} for the webhooks"))?;
+        tokio::spawn(webhook::serve(listener, tls, api.clone()));
+        let bundle = api.ca.view().bundle_pem.clone();
+        tokio::spawn(async move {
+            if let Err(e) = webhook::patch_ca_bundle(client, &ns, &bundle).await {
+                warn!(error = %e, "cannot set the webhooks' caBundle; they fail open until it is set");
+            }
+        });
+    }
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(l) = monitoring {
         let (state, ca) = (state.clone(), api.ca.clone());

@@ -405,8 +405,9 @@ fn meshd(s: &Settings) -> Vec<Value> {
     ]
 }
 
-/// The webhooks fail open (`Ignore`): meshd does not serve them over TLS on 15017 yet, and a
-/// webhook that fails closed would block every pod and mesh resource in labelled namespaces.
+/// The webhooks fail open (`Ignore`): while meshd is down (or before it has written the
+/// `caBundle`), pods and mesh resources are still admitted, without injection or validation,
+/// rather than every write in labelled namespaces being blocked.
 fn webhooks(s: &Settings) -> Vec<Value> {
     let ns = &s.namespace;
     let client = |path: &str| json!({"service": {"name": "meshd", "namespace": ns, "path": path, "port": 443}});

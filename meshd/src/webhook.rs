@@ -1,0 +1,218 @@
+//! The admission webhooks over TLS (15017 on a cluster), as the Kubernetes API server calls
+//! them: meshd issues itself a certificate for its Service's DNS names from the mesh root, serves
+//! `/validate` and `/inject` with it, and writes the root into the webhook configurations'
+//! `caBundle` so the API server trusts it.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::api::Api as MeshApi;
+use crate::ca::Ca;
+
+/// The DNS names the API server uses for meshd's Service in `namespace`.
+pub fn dns_names(namespace: &str) -> Vec<String> {
+    vec![
+        format!("meshd.{namespace}.svc"),
+        format!("meshd.{namespace}.svc.cluster.local"),
+        format!("meshd.{namespace}"),
+        "meshd".into(),
+    ]
+}
+
+/// A TLS server config with a fresh certificate for `names` from the mesh CA.
+pub fn tls_config(ca: &Ca, names: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (cert_pem, key_pem) = ca.issue_server(names)?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Serve meshd's API (the webhooks are the part the API server calls) over TLS.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: Arc<MeshApi>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "webhook accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (acceptor, api) = (acceptor.clone(), api.clone());
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(t) => t,
+                Err(e) => {
+                    debug!(%peer, error = %e, "webhook TLS handshake failed");
+                    return;
+                }
+            };
+            let svc = service_fn(move |req| api.clone().handle(req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await {
+                debug!(%peer, error = %e, "webhook connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Put the mesh root into every webhook of meshd's webhook configurations, so the API server
+/// trusts meshd's certificate.
+pub async fn patch_ca_bundle(client: kube::Client, namespace: &str, bundle_pem: &str) -> anyhow::Result<()> {
+    let bundle = base64::engine::general_purpose::STANDARD.encode(bundle_pem);
+    for (kind, plural, name) in [
+        ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations", format!("mesh-sidecar-injector-{namespace}")),
+        ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations", format!("mesh-validator-{namespace}")),
+    ] {
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
+            plural,
+        );
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let Some(obj) = api.get_opt(&name).await? else {
+            debug!(%kind, %name, "no webhook configuration to patch");
+            continue;
+        };
+        let mut webhooks = obj.data.get("webhooks").cloned().unwrap_or(Value::Array(Vec::new()));
+        for w in webhooks.as_array_mut().into_iter().flatten() {
+            w["clientConfig"]["caBundle"] = Value::String(bundle.clone());
+        }
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"webhooks": webhooks}))).await?;
+        info!(%kind, %name, "webhook caBundle set to the mesh root");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_mesh_root_goes_into_every_webhooks_ca_bundle() {
+        use std::sync::Mutex;
+        let patches: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = patches.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = seen.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let kind = if path.contains("mutating") {
+                                "MutatingWebhookConfiguration"
+                            } else {
+                                "ValidatingWebhookConfiguration"
+                            };
+                            let obj = serde_json::json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                                "metadata": {"name": path.rsplit('/').next().unwrap_or("")},
+                                "webhooks": [{"name": "a.mesh.io", "clientConfig": {"service": {"name": "meshd"}}},
+                                             {"name": "b.mesh.io", "clientConfig": {"service": {"name": "meshd"}}}]});
+                            if method == http::Method::PATCH {
+                                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                seen.lock().unwrap_or_else(|e| e.into_inner()).push((path.clone(), v));
+                            }
+                            let mut resp =
+                                hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(obj.to_string())));
+                            resp.headers_mut()
+                                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        let config = kube::Config::new(format!("http://{addr}").parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        patch_ca_bundle(client, "istio-system", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+            .await
+            .expect("patched");
+        let got = patches.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].0.ends_with("/mutatingwebhookconfigurations/mesh-sidecar-injector-istio-system"), "{got:?}");
+        for (_, body) in &got {
+            let hooks = body["webhooks"].as_array().expect("webhooks");
+            assert_eq!(hooks.len(), 2);
+            assert!(
+                hooks.iter().all(|h| h["clientConfig"]["caBundle"].as_str().is_some_and(|b| !b.is_empty())),
+                "{body}"
+            );
+            assert_eq!(hooks[0]["clientConfig"]["service"]["name"], "meshd", "the rest of each webhook is kept");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_answer_over_tls_with_a_certificate_from_the_mesh_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Arc::new(
+            Ca::open(&dir.path().join("ca.json"), "cluster.local", std::time::Duration::from_secs(3600)).expect("ca"),
+        );
+        let state = Arc::new(crate::state::State::new(
+            "meshd-test".into(),
+            crate::store::Store::new(dir.path().join("store.json")),
+            Default::default(),
+            None,
+            Vec::new(),
+        ));
+        let api = Arc::new(MeshApi {
+            state,
+            ca: ca.clone(),
+            token: "t".into(),
+            mesh: crate::translate::MeshConfig::default(),
+            shutdown: Arc::new(tokio::sync::Notify::new()),
+        });
+        let tls = tls_config(&ca, &dns_names("istio-system")).expect("tls");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(listener, tls, api));
+
+        // A client that trusts only the mesh root, as the API server does through caBundle.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca.view().bundle_pem.as_bytes()) {
+            roots.add(c.expect("root")).expect("add root");
+        }
+        let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("meshd.istio-system.svc").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("handshake with the mesh root");
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, http_body_util::Full<bytes::Bytes>>(TokioIo::new(tls))
+                .await
+                .expect("http");
+        tokio::spawn(conn);
+        let review = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "x", "namespace": "default", "object": {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "g"}, "spec": {"servers": [{"port": {"number": 0, "protocol": "HTTP", "name": "h"}, "hosts": ["*"]}]}}}});
+        let req = http::Request::post("/validate")
+            .header(http::header::HOST, "meshd.istio-system.svc")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(review.to_string())))
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("response");
+        use http_body_util::BodyExt;
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let out: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(out["response"]["allowed"], false, "{out}");
+        assert!(out["response"]["status"]["message"].as_str().is_some_and(|m| m.contains("port")), "{out}");
+    }
+}
