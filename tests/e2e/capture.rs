@@ -75,8 +75,19 @@ fn plain_get(addr: &str, port: u16, host: &str) -> String {
     )
 }
 
+/// Root, `ip`, `iptables-restore` and `setpriv` (and `python3` when `python` is set).
+fn can_capture(python: bool) -> bool {
+    prerequisite(
+        "root with ip, iptables-restore, setpriv and python3 (network namespaces and nat rules)",
+        is_root() && have("ip") && have("iptables-restore") && have("setpriv") && (!python || have("python3")),
+    )
+}
+
 #[test]
 fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
+    if !can_capture(false) {
+        return;
+    }
     let net = Netns::new(0);
     let mut mesh = Mesh::new();
     mesh.ok(&["install", "-y", "--set", &format!("meshd.listen={}:0", net.host_ip)]);
@@ -138,6 +149,9 @@ fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
 
 #[test]
 fn proxy_init_captures_inbound_mesh_traffic_for_the_workload() {
+    if !can_capture(true) {
+        return;
+    }
     let net = Netns::new(1);
     let mut mesh = Mesh::new();
     mesh.ok(&["install", "-y", "--set", &format!("meshd.listen={}:0", net.host_ip)]);

@@ -15,6 +15,32 @@ pub fn shared(rel: &str) -> String {
     format!("{}/../../shared/conformance/istio/{rel}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Is `tool` on PATH?
+pub fn have(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+/// Whether a test that needs something of the machine (root, iptables, a PyPI tool) can run.
+/// Under `.ci/run` (`MESH_TEST_STRICT=1`, which installs everything) a missing prerequisite
+/// fails the test; elsewhere, so `cargo test` works on a fresh machine, the test says what it
+/// needs on stderr and passes without running.
+pub fn prerequisite(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(std::env::var_os("MESH_TEST_STRICT").is_none(), "this test needs {what} (MESH_TEST_STRICT is set)");
+    eprintln!("skipped: this test needs {what}; `.ci/run` installs it");
+    false
+}
+
+/// Running as root (network namespaces and iptables need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().next() == Some("0"))))
+        .unwrap_or(false)
+}
+
 /// Poll `f` until it returns Some, or panic with `what` after `timeout`.
 pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
