@@ -499,11 +499,13 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         response_bytes,
     };
     shared.metrics.record(&record);
+    let log = shared.access_log_on(&snapshot);
+    let trace = span.sampled && tracing_on.is_some();
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let protocol = if h2 { "HTTP/2" } else { "HTTP/1.1" };
-    let upstream_host = used.map(|(a, _)| a.to_string()).unwrap_or_default();
-    if shared.access_log || snapshot.raw.listeners.access_log {
+    let upstream_host = if log || trace { used.map(|(a, _)| a.to_string()).unwrap_or_default() } else { String::new() };
+    if log {
         crate::metrics::access_log(
             &record,
             &crate::metrics::AccessEntry {
@@ -518,7 +520,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             },
         );
     }
-    if span.sampled && tracing_on.is_some() {
+    if trace {
         // Istio's operation name: the destination host and port.
         let name = match target.cluster.name.split('|').collect::<Vec<_>>()[..] {
             [_, port, _, host] => format!("{host}:{port}/*"),
@@ -869,10 +871,10 @@ pub async fn inbound(
             _ => host,
         }
     };
-    let method = req.method().as_str().to_string();
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-    let authority = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let version = if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
+    let log = shared.access_log_on(&snapshot);
+    let trace = span.sampled && snapshot.raw.listeners.tracing.is_some();
+    // What only the access log and the span need, taken before the request goes to the app.
+    let details = (log || trace).then(|| RequestDetails::of(&req));
     let (mut resp, flags) = match admit(&shared, &snapshot, port, &peer, &mut req).await {
         Err((resp, flags)) => (resp, flags),
         Ok(()) => {
@@ -911,43 +913,64 @@ pub async fn inbound(
         response_bytes,
     };
     shared.metrics.record(&record);
-    let cluster = format!("inbound|{port}||");
-    if shared.access_log || snapshot.raw.listeners.access_log {
-        crate::metrics::access_log(
-            &record,
-            &crate::metrics::AccessEntry {
-                direction: "inbound",
-                method: &method,
-                path: &path,
-                authority: &authority,
-                protocol: version,
-                request_id: &request_id,
-                upstream_host: &app.to_string(),
-                upstream_cluster: &cluster,
-            },
-        );
-    }
-    if span.sampled && snapshot.raw.listeners.tracing.is_some() {
-        shared.tracer.record(crate::trace::Span {
-            ctx: span,
-            name: format!("{service}:{port}/*"),
-            client: false,
-            start: start_time,
-            duration: started.elapsed(),
-            tags: span_tags(
-                &shared,
+    if let Some(d) = &details {
+        let cluster = format!("inbound|{port}||");
+        if log {
+            crate::metrics::access_log(
                 &record,
-                &method,
-                &authority,
-                &path,
-                version,
-                &request_id,
-                &cluster,
-                &peer.remote.to_string(),
-            ),
-        });
+                &crate::metrics::AccessEntry {
+                    direction: "inbound",
+                    method: &d.method,
+                    path: &d.path,
+                    authority: &d.authority,
+                    protocol: d.protocol,
+                    request_id: &request_id,
+                    upstream_host: &app.to_string(),
+                    upstream_cluster: &cluster,
+                },
+            );
+        }
+        if trace {
+            shared.tracer.record(crate::trace::Span {
+                ctx: span,
+                name: format!("{service}:{port}/*"),
+                client: false,
+                start: start_time,
+                duration: started.elapsed(),
+                tags: span_tags(
+                    &shared,
+                    &record,
+                    &d.method,
+                    &d.authority,
+                    &d.path,
+                    d.protocol,
+                    &request_id,
+                    &cluster,
+                    &peer.remote.to_string(),
+                ),
+            });
+        }
     }
     resp
+}
+
+/// The parts of an inbound request that its access log line and span need.
+struct RequestDetails {
+    method: String,
+    path: String,
+    authority: String,
+    protocol: &'static str,
+}
+
+impl RequestDetails {
+    fn of<B>(req: &Request<B>) -> RequestDetails {
+        RequestDetails {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
+            authority: req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            protocol: if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" },
+        }
+    }
 }
 
 /// The tags Istio's spans carry (Envoy's names), from what the metrics saw.

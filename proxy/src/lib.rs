@@ -216,6 +216,12 @@ impl Shared {
             .into()
     }
 
+    /// Whether requests and connections get access log lines: `--access-log`, or the config
+    /// in force (mesh config or Telemetry).
+    pub fn access_log_on(&self, snapshot: &config::Snapshot) -> bool {
+        self.access_log || snapshot.raw.listeners.access_log
+    }
+
     /// Ready once the whole config and a certificate are in force.
     pub fn update_ready(&self) {
         let s = self.snapshot.load();
@@ -574,30 +580,9 @@ async fn serve_inbound_stream<S>(
             destination_service: "unknown".into(),
             connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
         };
-        shared.metrics.tcp_opened(&labels);
-        let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
-        // Bytes from the peer to the app are received; from the app to the peer, sent.
-        let (received, sent) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
-            Ok(n) => n,
-            Err(e) => {
-                debug!(error = %e, "TCP connection ended with an error");
-                (0, 0)
-            }
-        };
-        shared.metrics.tcp_closed(&labels, sent, received);
-        if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
-            metrics::tcp_access_log(&metrics::TcpEntry {
-                direction: "inbound",
-                labels: &labels,
-                started,
-                duration: clock.elapsed(),
-                bytes_received: received,
-                bytes_sent: sent,
-                upstream_host: &app.to_string(),
-                upstream_cluster: &format!("inbound|{port}||"),
-                flags: "-",
-            });
-        }
+        let upstream_cluster = format!("inbound|{port}||");
+        let target = (app.to_string(), upstream_cluster.as_str());
+        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", std::time::SystemTime::now(), target).await;
         return;
     }
     drop(snapshot);
@@ -686,30 +671,49 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
                 destination_service,
                 connection_security_policy: "unknown".into(),
             };
-            shared.metrics.tcp_opened(&labels);
-            let clock = std::time::Instant::now();
-            let (received, sent) = match tokio::io::copy_bidirectional(&mut stream, &mut upstream).await {
-                Ok(n) => n,
-                Err(e) => {
-                    debug!(error = %e, "TCP connection ended with an error");
-                    (0, 0)
-                }
-            };
-            // As Istio counts them: received from the app (the request side), sent to it.
-            shared.metrics.tcp_closed(&labels, sent, received);
-            if shared.access_log || shared.snapshot.load().raw.listeners.access_log {
-                metrics::tcp_access_log(&metrics::TcpEntry {
-                    direction: "outbound",
-                    labels: &labels,
-                    started,
-                    duration: clock.elapsed(),
-                    bytes_received: received,
-                    bytes_sent: sent,
-                    upstream_host: &upstream_host,
-                    upstream_cluster: &upstream_cluster,
-                    flags: "-",
-                });
-            }
+            let target = (upstream_host, upstream_cluster.as_str());
+            relay_tcp(&shared, &mut stream, &mut upstream, &labels, "outbound", started, target).await;
+        });
+    }
+}
+
+/// Copy bytes both ways between a downstream connection and its upstream until both close,
+/// counted in the `istio_tcp_*` metrics and, when access logging is on, logged at the end.
+/// Bytes from downstream are "received", bytes to it "sent", as Istio counts them on both sides.
+/// `target` is the upstream host and cluster, for the log.
+async fn relay_tcp<D, U>(
+    shared: &Shared,
+    downstream: &mut D,
+    upstream: &mut U,
+    labels: &metrics::TcpLabels,
+    direction: &'static str,
+    started: std::time::SystemTime,
+    target: (String, &str),
+) where
+    D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    shared.metrics.tcp_opened(labels);
+    let clock = std::time::Instant::now();
+    let (received, sent) = match tokio::io::copy_bidirectional(downstream, upstream).await {
+        Ok(n) => n,
+        Err(e) => {
+            debug!(error = %e, "TCP connection ended with an error");
+            (0, 0)
+        }
+    };
+    shared.metrics.tcp_closed(labels, sent, received);
+    if shared.access_log_on(&shared.snapshot.load()) {
+        metrics::tcp_access_log(&metrics::TcpEntry {
+            direction,
+            labels,
+            started,
+            duration: clock.elapsed(),
+            bytes_received: received,
+            bytes_sent: sent,
+            upstream_host: &target.0,
+            upstream_cluster: target.1,
+            flags: "-",
         });
     }
 }
