@@ -414,7 +414,7 @@ pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, String> {
     const PARALLEL_ABOVE: usize = 256 * 1024;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if text.len() > PARALLEL_ABOVE && threads > 1 && !text.lines().any(|l| l.starts_with('%')) {
-        let chunks = split_documents(text, threads);
+        let chunks = split_documents(text, text.len() / threads);
         if chunks.len() > 1 {
             let parsed: Vec<Result<Vec<Value>, String>> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunks.iter().map(|c| s.spawn(move || parse_yaml_piece(c))).collect();
@@ -428,27 +428,25 @@ pub fn parse_yaml_stream(text: &str) -> Result<Vec<Value>, String> {
     parse_yaml_piece(text)
 }
 
-/// Cut `text` into about `n` pieces, each starting at a document marker (the first at 0).
-fn split_documents(text: &str, n: usize) -> Vec<&str> {
-    let target = text.len() / n;
+/// Cut a YAML stream at its document markers (`---` at the start of a line, then whitespace or
+/// the end: YAML allows that nowhere but between documents), each piece at least `min_len`
+/// bytes where markers allow; pieces with nothing but a marker are dropped. `min_len` 0 gives
+/// one piece per document.
+pub fn split_documents(text: &str, min_len: usize) -> Vec<&str> {
     let mut cuts = vec![0];
-    let mut from = target;
-    while from < text.len() {
-        match text[from..].find("\n---").map(|i| from + i + 1) {
-            Some(at) => {
-                let rest = &text[at + 3..];
-                if rest.is_empty() || rest.starts_with(['\n', ' ', '\r', '\t']) {
-                    cuts.push(at);
-                    from = at + target.max(4);
-                } else {
-                    from = at + 3;
-                }
-            }
-            None => break,
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let marker = line.strip_prefix("---").is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r', '\n']));
+        if marker && offset > 0 && offset - cuts.last().copied().unwrap_or(0) >= min_len {
+            cuts.push(offset);
         }
+        offset += line.len();
     }
     cuts.push(text.len());
-    cuts.windows(2).map(|w| &text[w[0]..w[1]]).filter(|c| !c.trim().is_empty()).collect()
+    cuts.windows(2)
+        .map(|w| &text[w[0]..w[1]])
+        .filter(|d| !d.trim().trim_start_matches("---").trim().is_empty())
+        .collect()
 }
 
 fn parse_yaml_piece(text: &str) -> Result<Vec<Value>, String> {

@@ -179,7 +179,7 @@ fn push_to(spec: &mut serde_json::Map<String, Value>, key: &str, item: Value, fi
 /// text; changed ones are written out again. Errors name the document that is not YAML.
 pub fn inject_stream(text: &str, s: &Settings) -> Result<String, String> {
     let mut out = String::new();
-    for (i, piece) in documents(text).into_iter().enumerate() {
+    for (i, piece) in mesh_api::resource::split_documents(text, 0).into_iter().enumerate() {
         let body = piece.trim_start_matches("---").trim_start_matches(['\r', '\n']);
         let parsed = mesh_api::resource::parse_yaml_stream(body).map_err(|e| format!("document {}: {e}", i + 1))?;
         match parsed.as_slice() {
@@ -205,25 +205,6 @@ fn keep(piece: &str) -> String {
         p.push('\n');
     }
     p
-}
-
-/// The documents of a stream, each with its `---` line (a `---` at column 0 always starts a
-/// document in YAML).
-fn documents(text: &str) -> Vec<&str> {
-    let mut starts = vec![0];
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if offset > 0 && (line == "---\n" || line == "---" || line.starts_with("--- ") || line == "---\r\n") {
-            starts.push(offset);
-        }
-        offset += line.len();
-    }
-    starts.push(text.len());
-    starts
-        .windows(2)
-        .map(|w| &text[w[0]..w[1]])
-        .filter(|d| !d.trim().trim_start_matches("---").trim().is_empty())
-        .collect()
 }
 
 #[cfg(test)]
