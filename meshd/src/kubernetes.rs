@@ -20,24 +20,24 @@ use tracing::{debug, info, warn};
 use crate::state::State;
 use crate::store::Resources;
 
-/// A kind meshd reads from the API server.
-fn kind(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+/// The API of a kind, named by group, version, kind and plural (no discovery round trip).
+pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 /// Services and every mesh kind, at their storage versions.
 pub fn default_kinds() -> Vec<ApiResource> {
     vec![
-        kind("", "v1", "Service", "services"),
-        kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
-        kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
-        kind("networking.istio.io", "v1", "ServiceEntry", "serviceentries"),
-        kind("networking.istio.io", "v1", "Gateway", "gateways"),
-        kind("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
-        kind("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
-        kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
-        kind("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
-        kind("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
+        api_resource("", "v1", "Service", "services"),
+        api_resource("networking.istio.io", "v1", "VirtualService", "virtualservices"),
+        api_resource("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
+        api_resource("networking.istio.io", "v1", "ServiceEntry", "serviceentries"),
+        api_resource("networking.istio.io", "v1", "Gateway", "gateways"),
+        api_resource("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
+        api_resource("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
+        api_resource("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
+        api_resource("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
+        api_resource("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
     ]
 }
 
@@ -261,8 +261,8 @@ mod tests {
             Vec::new(),
         ));
         let kinds = vec![
-            kind("", "v1", "Service", "services"),
-            kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
+            api_resource("", "v1", "Service", "services"),
+            api_resource("networking.istio.io", "v1", "VirtualService", "virtualservices"),
         ];
         tokio::spawn(watch_config(client, state.clone(), kinds));
         let names = || {

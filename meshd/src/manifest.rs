@@ -256,6 +256,13 @@ const CRDS: &[Crd] = &[
     },
 ];
 
+/// The API groups of the CRDs, each once, in table order (the table is grouped).
+fn crd_groups() -> Vec<&'static str> {
+    let mut g: Vec<&str> = CRDS.iter().map(|c| c.group).collect();
+    g.dedup();
+    g
+}
+
 fn labels(s: &Settings, component: &str) -> Value {
     json!({"app.kubernetes.io/name": "mesh", "app.kubernetes.io/component": component, "app.kubernetes.io/version": s.tag, "mesh.io/profile": s.profile})
 }
@@ -314,11 +321,7 @@ fn meshd(s: &Settings) -> Vec<Value> {
     let mut pod_labels = labels(s, "meshd");
     pod_labels["app"] = json!("meshd");
     let kinds: Vec<&str> = CRDS.iter().map(|c| c.plural).collect();
-    let groups: Vec<&str> = {
-        let mut g: Vec<&str> = CRDS.iter().map(|c| c.group).collect();
-        g.dedup();
-        g
-    };
+    let groups = crd_groups();
     vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "meshd", "namespace": ns, "labels": labels(s, "meshd")}}),
         json!({
@@ -422,11 +425,7 @@ fn webhooks(s: &Settings) -> Vec<Value> {
         })
     };
     let in_ns = |label: &str| json!({"matchExpressions": [{"key": label, "operator": "In", "values": ["enabled"]}]});
-    let groups: Vec<&str> = {
-        let mut g: Vec<&str> = CRDS.iter().map(|c| c.group).collect();
-        g.dedup();
-        g
-    };
+    let groups = crd_groups();
     vec![
         json!({
             "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",

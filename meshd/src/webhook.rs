@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -75,10 +75,7 @@ pub async fn patch_ca_bundle(client: kube::Client, namespace: &str, bundle_pem: 
         ("MutatingWebhookConfiguration", "mutatingwebhookconfigurations", format!("mesh-sidecar-injector-{namespace}")),
         ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations", format!("mesh-validator-{namespace}")),
     ] {
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind),
-            plural,
-        );
+        let ar = crate::kubernetes::api_resource("admissionregistration.k8s.io", "v1", kind, plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
         let Some(obj) = api.get_opt(&name).await? else {
             debug!(%kind, %name, "no webhook configuration to patch");

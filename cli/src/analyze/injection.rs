@@ -40,7 +40,7 @@ fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
         .flat_map(move |k| spec.get(k).and_then(Value::as_array).into_iter().flatten())
 }
 
-fn proxy_image(spec: &Value) -> Option<&str> {
+pub(super) fn proxy_image(spec: &Value) -> Option<&str> {
     containers(spec)
         .find(|c| c.get("name").and_then(Value::as_str) == Some(PROXY))
         .and_then(|c| c.get("image").and_then(Value::as_str))

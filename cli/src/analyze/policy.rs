@@ -12,13 +12,7 @@ use super::{Analyzer, Input, Message, Res, selector_string, selects, string_map}
 /// Is this pod part of the mesh: a proxy container, an injection label or annotation, an
 /// injection-enabled namespace, or ambient redirection.
 pub(super) fn pod_in_mesh(input: &Input, pod: &Res) -> bool {
-    let spec = pod.spec();
-    let has_proxy = ["containers", "initContainers"].iter().any(|k| {
-        spec.get(*k).and_then(Value::as_array).into_iter().flatten().any(|c| {
-            c.get("name").and_then(Value::as_str) == Some("istio-proxy")
-                && c.get("image").and_then(Value::as_str).is_some_and(|i| !i.is_empty())
-        })
-    });
+    let has_proxy = super::injection::proxy_image(pod.spec()).is_some();
     if has_proxy || pod.annotation("ambient.istio.io/redirection") == Some("enabled") {
         return true;
     }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use meshd::kubernetes::api_resource;
 use serde_json::Value;
 
 use crate::Ctx;
@@ -75,7 +76,7 @@ fn api_for(client: &kube::Client, obj: &Value) -> Result<(Api<DynamicObject>, St
         "Service" => ("services", true),
         other => return Err(CliError::internal(format!("no API mapping for kind {other}"))),
     };
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), plural);
+    let ar = api_resource(group, version, &kind, plural);
     let api =
         if namespaced { Api::namespaced_with(client.clone(), &ns, &ar) } else { Api::all_with(client.clone(), &ar) };
     let label = format!("{kind} {}{name}", if ns.is_empty() { String::new() } else { format!("{ns}/") });
@@ -88,7 +89,7 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
 
 /// Is the meshd Deployment ready (every wanted replica)?
 async fn meshd_ready(client: &kube::Client, ns: &str) -> std::result::Result<bool, kube::Error> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let ar = api_resource("apps", "v1", "Deployment", "deployments");
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let d = match api.get_opt("meshd").await? {
         Some(d) => serde_json::to_value(d).unwrap_or(Value::Null),
@@ -273,8 +274,7 @@ pub async fn precheck(ctx: &Ctx) -> Result<()> {
             problems.push(format!("missing permission to {verb} {what}"));
         }
     }
-    let deployments =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments");
+    let deployments = api_resource("apps", "v1", "Deployment", "deployments");
     let system: Api<DynamicObject> = Api::namespaced_with(client.clone(), "istio-system", &deployments);
     for (name, what) in [("istiod", "Istio"), ("meshd", "mesh")] {
         if system.get_opt(name).await.map_err(|e| explain(e, "looking for an existing install"))?.is_some() {
