@@ -59,6 +59,10 @@ pub struct Workload {
     #[serde(default)]
     pub pid: u32,
     pub proxy_version: String,
+    /// Found through the platform (a Kubernetes Pod) with no proxy beside it: peers reach it
+    /// in plain text at its own address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_proxy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

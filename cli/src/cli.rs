@@ -415,6 +415,13 @@ pub struct MeshdArgs {
     /// Percentage of new traces sampled.
     #[arg(long, default_value_t = meshd::translate::DEFAULT_TRACE_SAMPLING)]
     pub trace_sampling: f64,
+    /// Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a
+    /// service-account token.
+    #[arg(long, default_value = meshd::DISCOVERY_TLS_LISTEN)]
+    pub discovery_tls: std::net::SocketAddr,
+    /// Kubernetes (MESH_PLATFORM=kube): the admission webhooks over TLS.
+    #[arg(long, default_value = meshd::WEBHOOK_LISTEN)]
+    pub webhooks: std::net::SocketAddr,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -104,6 +104,8 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                     },
                     monitoring: Some(args.monitoring.unwrap_or_else(|| meshd::default_monitoring(args.listen))),
                     kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),
+                    discovery_tls: args.discovery_tls,
+                    webhooks: args.webhooks,
                 }))
                 .map_err(CliError::from);
         }

@@ -26,6 +26,9 @@ pub struct Api {
     pub token: String,
     pub mesh: crate::translate::MeshConfig,
     pub shutdown: Arc<Notify>,
+    /// On Kubernetes: proxies may open the discovery stream with their pod's service-account
+    /// token instead of the mesh token, checked by a TokenReview.
+    pub kube: Option<kube::Client>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -47,13 +50,17 @@ fn token_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn bearer<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
 impl Api {
     fn authorized<B>(&self, req: &Request<B>) -> bool {
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| token_eq(t.trim().as_bytes(), self.token.as_bytes()))
+        bearer(req).is_some_and(|t| token_eq(t.as_bytes(), self.token.as_bytes()))
     }
 
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Resp, Infallible> {
@@ -75,6 +82,19 @@ impl Api {
             };
             return Ok(json(StatusCode::OK, &answer));
         }
+        if path == DISCOVERY_PATH
+            && req.method() == Method::GET
+            && !self.authorized(&req)
+            && let (Some(client), Some(token)) = (&self.kube, bearer(&req))
+        {
+            return Ok(match crate::kubernetes::review_token(client, &token).await {
+                Ok(caller) => self.upgrade(req, token, Some(caller)),
+                Err(e) => {
+                    warn!(error = %e, "refused a discovery stream");
+                    error(StatusCode::UNAUTHORIZED, e, vec![])
+                }
+            });
+        }
         if !self.authorized(&req) {
             return Ok(error(
                 StatusCode::UNAUTHORIZED,
@@ -83,7 +103,7 @@ impl Api {
             ));
         }
         let resp = match (req.method().clone(), path.as_str()) {
-            (Method::GET, DISCOVERY_PATH) => self.upgrade(req),
+            (Method::GET, DISCOVERY_PATH) => self.upgrade(req, self.token.clone(), None),
             (Method::POST, APPLY_PATH) => match read_json::<ApplyRequest>(req).await {
                 Ok(r) => self.apply(r),
                 Err(e) => e,
@@ -115,7 +135,9 @@ impl Api {
         Ok(resp)
     }
 
-    fn upgrade(&self, req: Request<Incoming>) -> Resp {
+    /// Switch to the discovery stream. `token`: what the proxy presented (meshd proves it saw
+    /// it); `caller`: who a service-account token belongs to, which the proxy must match.
+    fn upgrade(&self, req: Request<Incoming>, token: String, caller: Option<crate::kubernetes::Caller>) -> Resp {
         let wants = req
             .headers()
             .get(header::UPGRADE)
@@ -131,8 +153,9 @@ impl Api {
         let ctx = Arc::new(crate::discovery::Context {
             state: self.state.clone(),
             ca: self.ca.clone(),
-            token: self.token.clone(),
+            token,
             mesh: self.mesh.clone(),
+            caller,
         });
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {

@@ -22,8 +22,11 @@ use crate::translate::{translate_with, version_of};
 pub struct Context {
     pub state: Arc<State>,
     pub ca: Arc<Ca>,
+    /// The token the proxy presented; the Welcome proves meshd saw it.
     pub token: String,
     pub mesh: crate::translate::MeshConfig,
+    /// Who the proxy's service-account token says it is (Kubernetes); None for the mesh token.
+    pub caller: Option<crate::kubernetes::Caller>,
 }
 
 /// How long meshd waits after a change before pushing, so a burst becomes one push.
@@ -63,6 +66,13 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) 
             return;
         }
     };
+    if let Some(caller) = &ctx.caller
+        && let Err(e) = caller.check(&workload)
+    {
+        warn!(error = %e, "refused proxy");
+        let _ = send(&mut framed, &MeshdMessage::Error { message: e }).await;
+        return;
+    }
     let id = match state.register(workload.clone()) {
         Ok(id) => id,
         Err(e) => {

@@ -23,6 +23,12 @@ pub struct MeshdInfo {
     /// The monitoring listener (`/metrics`, `/debug/syncz`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<SocketAddr>,
+    /// Kubernetes: discovery over TLS (15012).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_tls: Option<SocketAddr>,
+    /// Kubernetes: the admission webhooks (15017).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<SocketAddr>,
 }
 
 impl Home {

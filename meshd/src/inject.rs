@@ -12,6 +12,36 @@ pub const PROXY: &str = "istio-proxy";
 pub const INIT: &str = "istio-init";
 const TOKEN_VOLUME: &str = "mesh-token";
 const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+const ROOT_VOLUME: &str = crate::kubernetes::ROOT_CERT_CONFIGMAP;
+const ROOT_DIR: &str = "/var/run/secrets/mesh";
+
+/// How a proxy on the cluster reaches meshd: discovery over TLS on 15012, trusting the mesh
+/// root from the namespace's `mesh-ca-root-cert` ConfigMap, presenting its projected token.
+pub fn discovery_args(namespace: &str) -> Vec<String> {
+    vec![
+        "--meshd".into(),
+        format!("meshd.{namespace}.svc:15012"),
+        "--meshd-ca".into(),
+        format!("{ROOT_DIR}/{}", crate::kubernetes::ROOT_CERT_KEY),
+        "--token-file".into(),
+        format!("{TOKEN_DIR}/{TOKEN_VOLUME}"),
+    ]
+}
+
+/// The volumes `discovery_args` reads: the projected token (audience `mesh`) and the root.
+pub fn discovery_volumes() -> Vec<Value> {
+    vec![
+        json!({"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
+            "audience": crate::kubernetes::TOKEN_AUDIENCE, "expirationSeconds": 43200, "path": TOKEN_VOLUME}}]}}),
+        json!({"name": ROOT_VOLUME, "configMap": {"name": crate::kubernetes::ROOT_CERT_CONFIGMAP}}),
+    ]
+}
+
+/// Where the proxy container mounts them.
+pub fn discovery_mounts() -> Value {
+    json!([{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true},
+           {"name": ROOT_VOLUME, "mountPath": ROOT_DIR, "readOnly": true}])
+}
 
 /// Where a workload kind keeps its pod template (JSON pointer), None for other kinds.
 fn template_path(kind: &str) -> Option<&'static str> {
@@ -104,13 +134,11 @@ pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
         "--no-outbound",
         "--metrics",
         "0.0.0.0:15020",
-        "--meshd",
     ]
     .into_iter()
     .map(String::from)
     .collect();
-    args.push(format!("meshd.{}.svc:15012", s.namespace));
-    args.extend(["--token-file".to_string(), format!("{TOKEN_DIR}/{TOKEN_VOLUME}")]);
+    args.extend(discovery_args(&s.namespace));
     if !labels.is_empty() {
         args.extend(["--labels".to_string(), labels.join(",")]);
     }
@@ -132,7 +160,7 @@ pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": true, "allowPrivilegeEscalation": false,
                             "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true}]
+        "volumeMounts": discovery_mounts()
     });
     let init_ports =
         if ports.is_empty() { "*".to_string() } else { ports.iter().map(u64::to_string).collect::<Vec<_>>().join(",") };
@@ -146,13 +174,13 @@ pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
                             "readOnlyRootFilesystem": true,
                             "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}}
     });
-    let token = json!({"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": {
-        "audience": "mesh", "expirationSeconds": 43200, "path": TOKEN_VOLUME}}]}});
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return false };
     push_to(spec, "initContainers", init, true);
     push_to(spec, "containers", proxy, false);
-    push_to(spec, "volumes", token, false);
-    let status = json!({"initContainers": [INIT], "containers": [PROXY], "volumes": [TOKEN_VOLUME], "version": mesh_api::VERSION});
+    for v in discovery_volumes() {
+        push_to(spec, "volumes", v, false);
+    }
+    let status = json!({"initContainers": [INIT], "containers": [PROXY], "volumes": [TOKEN_VOLUME, ROOT_VOLUME], "version": mesh_api::VERSION});
     if let Some(p) = pod.as_object_mut() {
         let meta = p.entry("metadata").or_insert_with(|| json!({}));
         if let Some(m) = meta.as_object_mut() {

@@ -1,64 +1,110 @@
-//! meshd on Kubernetes: the API server is the config store. One watcher per kind (Services and
-//! the mesh's CRDs) keeps a full copy, relisting after a `410 Gone` or any broken watch; every
-//! change (debounced) is validated with the same code `mesh apply` uses and published as the
-//! world the translator reads, so both platforms share everything past the store.
+//! meshd on Kubernetes: the API server is the config store and the workload registry.
 //!
-//! Not here yet: Pods and EndpointSlices as endpoints (workloads still register through their
-//! proxies' discovery streams), TokenReview-authenticated CSRs, discovery over TLS on 15012.
+//! One watcher per kind (Services, the mesh's CRDs, Pods, EndpointSlices and Namespaces) keeps a
+//! full copy, relisting after a `410 Gone` or any broken watch. Every change (debounced) becomes
+//! one published world: config validated with the same code `mesh apply` uses, and the ready
+//! Pods as workloads, so both platforms share everything past this module. Namespaces get the
+//! mesh root as the `mesh-ca-root-cert` ConfigMap (Istio's `istio-ca-root-cert`), which proxies
+//! use to check meshd's certificate on the discovery port; proxies prove who they are with their
+//! pod's projected service-account token, checked by a TokenReview.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, TypeMeta};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams, TypeMeta};
 use kube::runtime::{WatchStreamExt, watcher};
+use mesh_api::protocol::{InboundPort, Workload};
 use mesh_api::resource::{Parsed, parse_document};
-use tokio::sync::mpsc;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use crate::ca::Ca;
 use crate::state::State;
 use crate::store::Resources;
+
+/// The ConfigMap meshd writes the mesh root into, in every namespace.
+pub const ROOT_CERT_CONFIGMAP: &str = "mesh-ca-root-cert";
+/// Its key (and the file name where injected pods mount it).
+pub const ROOT_CERT_KEY: &str = "root-cert.pem";
+/// The audience of the projected token injected proxies present.
+pub const TOKEN_AUDIENCE: &str = "mesh";
 
 /// The API of a kind, named by group, version, kind and plural (no discovery round trip).
 pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Services and every mesh kind, at their storage versions.
-pub fn default_kinds() -> Vec<ApiResource> {
+/// What meshd does with the objects of one watched kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Services and the mesh's CRDs: validated into resources.
+    Config,
+    /// Workloads, once an EndpointSlice says they are ready.
+    Pods,
+    /// Which pods are ready, and on which ports.
+    EndpointSlices,
+    /// Where the root-certificate ConfigMap goes.
+    Namespaces,
+}
+
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub api: ApiResource,
+    pub role: Role,
+}
+
+fn config_kind(group: &str, version: &str, kind: &str, plural: &str) -> Watched {
+    Watched { api: api_resource(group, version, kind, plural), role: Role::Config }
+}
+
+/// Every kind meshd watches on a cluster, config at the storage versions.
+pub fn default_kinds() -> Vec<Watched> {
     vec![
-        api_resource("", "v1", "Service", "services"),
-        api_resource("networking.istio.io", "v1", "VirtualService", "virtualservices"),
-        api_resource("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
-        api_resource("networking.istio.io", "v1", "ServiceEntry", "serviceentries"),
-        api_resource("networking.istio.io", "v1", "Gateway", "gateways"),
-        api_resource("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
-        api_resource("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
-        api_resource("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
-        api_resource("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
-        api_resource("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
+        config_kind("", "v1", "Service", "services"),
+        config_kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
+        config_kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
+        config_kind("networking.istio.io", "v1", "ServiceEntry", "serviceentries"),
+        config_kind("networking.istio.io", "v1", "Gateway", "gateways"),
+        config_kind("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
+        config_kind("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
+        config_kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
+        config_kind("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
+        config_kind("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
+        Watched { api: api_resource("", "v1", "Pod", "pods"), role: Role::Pods },
+        Watched {
+            api: api_resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+            role: Role::EndpointSlices,
+        },
+        Watched { api: api_resource("", "v1", "Namespace", "namespaces"), role: Role::Namespaces },
     ]
 }
 
 /// (kind index, namespace/name) -> the object as JSON.
-type Objects = BTreeMap<(usize, String), serde_json::Value>;
+type Objects = BTreeMap<(usize, String), Value>;
 
 enum Change {
     /// A full relist of one kind.
     Replace(usize, Objects),
-    Apply(usize, String, serde_json::Value),
+    Apply(usize, String, Value),
     Delete(usize, String),
 }
 
 fn key(o: &DynamicObject) -> String {
-    format!("{}/{}", o.metadata.namespace.as_deref().unwrap_or("default"), o.metadata.name.as_deref().unwrap_or(""))
+    format!("{}/{}", o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or(""))
 }
 
-fn to_json(ar: &ApiResource, mut o: DynamicObject) -> serde_json::Value {
-    // List items carry no apiVersion/kind; the validator needs them.
+fn to_json(ar: &ApiResource, mut o: DynamicObject) -> Value {
+    // List items carry no apiVersion/kind; the validator needs them. Field-manager records are
+    // most of a Pod's size and nothing here reads them.
     o.types = Some(TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });
-    serde_json::to_value(&o).unwrap_or(serde_json::Value::Null)
+    o.metadata.managed_fields = None;
+    serde_json::to_value(&o).unwrap_or(Value::Null)
 }
 
 /// Watch one kind forever, reporting full relists and single changes.
@@ -92,12 +138,12 @@ async fn watch_kind(client: kube::Client, index: usize, ar: ApiResource, tx: mps
     }
 }
 
-/// The resources meshd serves from everything watched; invalid objects are skipped with a
+/// The resources meshd serves from the config kinds; invalid objects are skipped with a
 /// warning naming them (the validating webhook should have refused them).
-fn resources_of(objects: &Objects) -> Resources {
+fn resources_of<'a>(objects: impl Iterator<Item = (&'a String, &'a Value)>) -> Resources {
     let mut out = Resources::new();
-    for ((_, name), value) in objects {
-        let ns = name.split('/').next().unwrap_or("default");
+    for (name, value) in objects {
+        let ns = name.split('/').next().filter(|n| !n.is_empty()).unwrap_or("default");
         match parse_document(value.clone(), ns, 0) {
             Ok(Parsed::Supported(r)) => {
                 out.insert(r.key(), r);
@@ -109,18 +155,122 @@ fn resources_of(objects: &Objects) -> Resources {
     out
 }
 
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn tcp_ports(ports: Option<&Value>, number: &str) -> impl Iterator<Item = u16> {
+    ports
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP"))
+        .filter_map(move |p| p.get(number).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
+}
+
+/// The workloads behind the Services: running pods with an IP that an EndpointSlice lists as
+/// ready (kube-proxy's rule), on the ports their slices and containers name. A pod with the
+/// `istio-proxy` container is reached through its proxy (mTLS by policy); one without is
+/// reached in plain text.
+fn workloads_of<'a>(
+    pods: impl Iterator<Item = &'a Value>,
+    slices: impl Iterator<Item = &'a Value>,
+) -> BTreeMap<String, Workload> {
+    // (namespace, pod name) and (namespace, IP) -> the ports ready slices list them on.
+    let mut by_pod: HashMap<(String, String), BTreeSet<u16>> = HashMap::new();
+    let mut by_ip: HashMap<(String, IpAddr), BTreeSet<u16>> = HashMap::new();
+    for slice in slices {
+        let ns = str_at(slice, "/metadata/namespace").unwrap_or("default");
+        let ports: Vec<u16> = tcp_ports(slice.get("ports"), "port").collect();
+        for ep in slice.get("endpoints").and_then(Value::as_array).into_iter().flatten() {
+            if ep.pointer("/conditions/ready").and_then(Value::as_bool) == Some(false) {
+                continue;
+            }
+            if str_at(ep, "/targetRef/kind") == Some("Pod")
+                && let Some(name) = str_at(ep, "/targetRef/name")
+            {
+                let pod_ns = str_at(ep, "/targetRef/namespace").unwrap_or(ns);
+                by_pod.entry((pod_ns.to_string(), name.to_string())).or_default().extend(&ports);
+            }
+            for ip in ep.get("addresses").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                if let Ok(ip) = ip.parse() {
+                    by_ip.entry((ns.to_string(), ip)).or_default().extend(&ports);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let (Some(name), Some(ns)) = (str_at(pod, "/metadata/name"), str_at(pod, "/metadata/namespace")) else {
+            continue;
+        };
+        let Some(ip) = str_at(pod, "/status/podIP").and_then(|ip| ip.parse::<IpAddr>().ok()) else { continue };
+        if str_at(pod, "/status/phase") != Some("Running")
+            || pod.pointer("/metadata/deletionTimestamp").is_some_and(|d| !d.is_null())
+            || pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true)
+        {
+            continue;
+        }
+        let ready = by_pod.get(&(ns.to_string(), name.to_string())).or_else(|| by_ip.get(&(ns.to_string(), ip)));
+        let Some(slice_ports) = ready else { continue };
+        let containers: Vec<&Value> =
+            pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten().collect();
+        let sidecar = containers.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(crate::inject::PROXY));
+        let mut ports = slice_ports.clone();
+        for c in containers.iter().filter(|c| c.get("name").and_then(Value::as_str) != Some(crate::inject::PROXY)) {
+            ports.extend(tcp_ports(c.get("ports"), "containerPort"));
+        }
+        let labels = pod
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
+        let workload = Workload {
+            name: name.to_string(),
+            namespace: ns.to_string(),
+            service_account: str_at(pod, "/spec/serviceAccountName").unwrap_or("default").to_string(),
+            labels,
+            ports: ports.into_iter().map(|port| InboundPort { port, listen: SocketAddr::new(ip, port) }).collect(),
+            admin: None,
+            outbound: None,
+            pid: 0,
+            proxy_version: String::new(),
+            without_proxy: !sidecar,
+        };
+        out.insert(format!("{ns}/{name}"), workload);
+    }
+    out
+}
+
+/// Namespaces that exist and are not being deleted.
+fn namespaces_of<'a>(objects: impl Iterator<Item = &'a Value>) -> BTreeSet<String> {
+    objects
+        .filter(|n| str_at(n, "/status/phase") != Some("Terminating"))
+        .filter_map(|n| str_at(n, "/metadata/name").map(String::from))
+        .collect()
+}
+
 /// Keep meshd's world equal to what the API server holds, until the client's streams end.
-pub async fn watch_config(client: kube::Client, state: Arc<State>, kinds: Vec<ApiResource>) {
+/// The namespaces seen go to `namespaces` (for the root-certificate publisher).
+pub async fn watch_cluster(
+    client: kube::Client,
+    state: Arc<State>,
+    kinds: Vec<Watched>,
+    namespaces: watch::Sender<BTreeSet<String>>,
+) {
     let (tx, mut rx) = mpsc::channel(256);
     let synced_needed = kinds.len();
-    for (i, ar) in kinds.into_iter().enumerate() {
-        tokio::spawn(watch_kind(client.clone(), i, ar, tx.clone()));
+    let roles: Vec<Role> = kinds.iter().map(|w| w.role).collect();
+    for (i, w) in kinds.into_iter().enumerate() {
+        tokio::spawn(watch_kind(client.clone(), i, w.api, tx.clone()));
     }
     drop(tx);
     let mut objects = Objects::new();
-    let mut listed = std::collections::BTreeSet::new();
+    let mut listed = BTreeSet::new();
     while let Some(first) = rx.recv().await {
-        let mut apply = |c: Change, listed: &mut std::collections::BTreeSet<usize>| match c {
+        let mut apply = |c: Change, listed: &mut BTreeSet<usize>| match c {
             Change::Replace(i, all) => {
                 listed.insert(i);
                 objects.retain(|(k, _), _| *k != i);
@@ -140,12 +290,136 @@ pub async fn watch_config(client: kube::Client, state: Arc<State>, kinds: Vec<Ap
             apply(c, &mut listed);
         }
         // Publish only once every kind has been listed: a partial world would push proxies a
-        // config without, say, the DestinationRules.
-        if listed.len() == synced_needed {
-            let resources = resources_of(&objects);
-            info!(resources = resources.len(), "config from the Kubernetes API");
-            state.replace_resources(resources);
+        // config without, say, the DestinationRules, or a Service without its endpoints.
+        if listed.len() < synced_needed {
+            continue;
         }
+        let roles = &roles;
+        let of = |role: Role| objects.iter().filter(move |((i, _), _)| roles.get(*i) == Some(&role));
+        let resources = resources_of(of(Role::Config).map(|((_, k), v)| (k, v)));
+        let workloads = workloads_of(of(Role::Pods).map(|(_, v)| v), of(Role::EndpointSlices).map(|(_, v)| v));
+        info!(resources = resources.len(), workloads = workloads.len(), "world from the Kubernetes API");
+        state.replace_platform(resources, workloads);
+        let seen = namespaces_of(of(Role::Namespaces).map(|(_, v)| v));
+        namespaces.send_if_modified(|n| {
+            let changed = *n != seen;
+            *n = seen;
+            changed
+        });
+    }
+}
+
+/// Write the mesh root into `mesh-ca-root-cert` in every namespace (server-side apply, field
+/// manager `meshd`), again whenever the trust bundle changes; failures are retried.
+pub async fn publish_root_cert(client: kube::Client, ca: Arc<Ca>, mut namespaces: watch::Receiver<BTreeSet<String>>) {
+    let mut ca_rx = ca.subscribe();
+    // namespace -> bundle version written there.
+    let mut written: HashMap<String, String> = HashMap::new();
+    loop {
+        let view = ca_rx.borrow_and_update().clone();
+        let wanted = namespaces.borrow_and_update().clone();
+        written.retain(|ns, _| wanted.contains(ns));
+        let mut failed = false;
+        for ns in &wanted {
+            if written.get(ns) == Some(&view.bundle_version) {
+                continue;
+            }
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+            let cm = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": ROOT_CERT_CONFIGMAP, "namespace": ns,
+                             "labels": {"app.kubernetes.io/managed-by": "meshd", "istio.io/config": "true"}},
+                "data": {ROOT_CERT_KEY: view.bundle_pem},
+            });
+            match api.patch(ROOT_CERT_CONFIGMAP, &PatchParams::apply("meshd").force(), &Patch::Apply(&cm)).await {
+                Ok(_) => {
+                    debug!(namespace = %ns, "wrote the mesh root");
+                    written.insert(ns.clone(), view.bundle_version.clone());
+                }
+                Err(e) => {
+                    warn!(namespace = %ns, error = %e, "cannot write the {ROOT_CERT_CONFIGMAP} ConfigMap; retrying");
+                    failed = true;
+                }
+            }
+        }
+        let retry = async {
+            if failed { tokio::time::sleep(Duration::from_secs(5)).await } else { std::future::pending().await }
+        };
+        tokio::select! {
+            r = namespaces.changed() => if r.is_err() { return },
+            r = ca_rx.changed() => if r.is_err() { return },
+            _ = retry => {}
+        }
+    }
+}
+
+/// Who a proxy's service-account token says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub namespace: String,
+    pub service_account: String,
+    /// The pod the token is bound to, when the API server says.
+    pub pod: Option<String>,
+}
+
+/// Ask the API server who `token` belongs to (a TokenReview for the mesh audience). Errors say
+/// why the token is not accepted.
+pub async fn review_token(client: &kube::Client, token: &str) -> Result<Caller, String> {
+    let review = TokenReview {
+        spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(vec![TOKEN_AUDIENCE.to_string()]) },
+        ..Default::default()
+    };
+    let api: Api<TokenReview> = Api::all(client.clone());
+    let answer = api
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| format!("cannot check the token with the Kubernetes API (TokenReview): {e}"))?;
+    let status = answer.status.unwrap_or_default();
+    if status.authenticated != Some(true) {
+        return Err(format!(
+            "the Kubernetes API did not accept the token: {}",
+            status.error.as_deref().filter(|e| !e.is_empty()).unwrap_or("not authenticated")
+        ));
+    }
+    if let Some(aud) = &status.audiences
+        && !aud.iter().any(|a| a == TOKEN_AUDIENCE)
+    {
+        return Err(format!("the token is not for audience {TOKEN_AUDIENCE:?} (it is for {aud:?})"));
+    }
+    let user = status.user.unwrap_or_default();
+    let username = user.username.unwrap_or_default();
+    let parts: Vec<&str> = username.split(':').collect();
+    let ["system", "serviceaccount", namespace, service_account] = parts.as_slice() else {
+        return Err(format!("the token belongs to {username:?}, not to a service account"));
+    };
+    let pod = user
+        .extra
+        .as_ref()
+        .and_then(|e| e.get("authentication.kubernetes.io/pod-name"))
+        .and_then(|v| v.first())
+        .cloned();
+    Ok(Caller { namespace: namespace.to_string(), service_account: service_account.to_string(), pod })
+}
+
+impl Caller {
+    /// Whether a proxy announcing `w` may be served to this caller: the same namespace and
+    /// service account, and the same pod when the token is bound to one.
+    pub fn check(&self, w: &Workload) -> Result<(), String> {
+        if w.namespace == self.namespace
+            && w.service_account == self.service_account
+            && self.pod.as_deref().is_none_or(|p| p == w.name)
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "this proxy's token is for service account {}/{}{}, but it says it is workload {}/{} running as {}; a proxy gets config and certificates only for its own pod",
+            self.namespace,
+            self.service_account,
+            self.pod.as_deref().map(|p| format!(" in pod {p}")).unwrap_or_default(),
+            w.namespace,
+            w.name,
+            w.service_account
+        ))
     }
 }
 
@@ -261,10 +535,10 @@ mod tests {
             Vec::new(),
         ));
         let kinds = vec![
-            api_resource("", "v1", "Service", "services"),
-            api_resource("networking.istio.io", "v1", "VirtualService", "virtualservices"),
+            config_kind("", "v1", "Service", "services"),
+            config_kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
         ];
-        tokio::spawn(watch_config(client, state.clone(), kinds));
+        tokio::spawn(watch_cluster(client, state.clone(), kinds, watch::channel(BTreeSet::new()).0));
         let names = || {
             let w = state.world();
             w.resources.keys().map(|k| format!("{} {}/{}", k.kind, k.namespace, k.name)).collect::<Vec<_>>()
@@ -280,5 +554,72 @@ mod tests {
         }
         assert!(vs_lists.load(Ordering::SeqCst) >= 2, "the 410 made the watcher list again");
         assert!(!dir.path().join("store.json").exists(), "on Kubernetes the API server is the store");
+    }
+
+    fn pod(name: &str, ip: &str, phase: &str, containers: Value) -> Value {
+        json!({"metadata": {"name": name, "namespace": "default", "labels": {"app": "reviews", "version": name}},
+               "spec": {"serviceAccountName": "bookinfo-reviews", "containers": containers},
+               "status": {"phase": phase, "podIP": ip}})
+    }
+
+    #[test]
+    fn ready_pods_become_workloads_with_their_slice_ports() {
+        let app =
+            json!([{"name": "app", "ports": [{"containerPort": 9080}, {"containerPort": 53, "protocol": "UDP"}]}]);
+        let meshed = json!([{"name": "app"}, {"name": "istio-proxy", "ports": [{"containerPort": 15020}]}]);
+        let pods = [
+            pod("v1", "10.0.0.1", "Running", app.clone()),
+            pod("v2", "10.0.0.2", "Running", meshed),
+            pod("v3", "10.0.0.3", "Running", app.clone()), // not ready
+            pod("v4", "10.0.0.4", "Pending", app.clone()),
+            pod("v5", "10.0.0.5", "Running", app), // in no slice
+        ];
+        let slice = json!({"metadata": {"name": "reviews-abc", "namespace": "default"},
+        "ports": [{"name": "http", "port": 9080, "protocol": "TCP"}, {"port": 9443}],
+        "endpoints": [
+            {"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "v1", "namespace": "default"}},
+            {"addresses": ["10.0.0.2"]},
+            {"addresses": ["10.0.0.3"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "v3"}},
+            {"addresses": ["10.0.0.4"], "targetRef": {"kind": "Pod", "name": "v4"}}
+        ]});
+        let w = workloads_of(pods.iter(), std::iter::once(&slice));
+        assert_eq!(w.keys().collect::<Vec<_>>(), ["default/v1", "default/v2"]);
+        let v1 = &w["default/v1"];
+        assert!(v1.without_proxy);
+        assert_eq!(v1.service_account, "bookinfo-reviews");
+        assert_eq!(v1.labels.get("version").map(String::as_str), Some("v1"));
+        let ports: Vec<String> = v1.ports.iter().map(|p| format!("{}={}", p.port, p.listen)).collect();
+        assert_eq!(ports, ["9080=10.0.0.1:9080", "9443=10.0.0.1:9443"]);
+        let v2 = &w["default/v2"];
+        assert!(!v2.without_proxy, "the istio-proxy container makes it meshed");
+        assert!(v2.ports.iter().all(|p| p.port != 15020), "the proxy's own ports are not the app's");
+    }
+
+    #[test]
+    fn a_token_is_good_only_for_its_own_pod() {
+        let caller =
+            Caller { namespace: "default".into(), service_account: "reviews".into(), pod: Some("reviews-1".into()) };
+        let mut w = Workload {
+            name: "reviews-1".into(),
+            namespace: "default".into(),
+            service_account: "reviews".into(),
+            labels: Default::default(),
+            ports: Vec::new(),
+            admin: None,
+            outbound: None,
+            pid: 0,
+            proxy_version: String::new(),
+            without_proxy: false,
+        };
+        assert!(caller.check(&w).is_ok());
+        w.name = "ratings-1".into();
+        let e = caller.check(&w).expect_err("another pod");
+        assert!(
+            e.contains("service account default/reviews in pod reviews-1") && e.contains("default/ratings-1"),
+            "{e}"
+        );
+        w.name = "reviews-1".into();
+        w.service_account = "admin".into();
+        assert!(caller.check(&w).is_err());
     }
 }

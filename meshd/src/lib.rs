@@ -48,10 +48,16 @@ pub struct Options {
     pub monitoring: Option<SocketAddr>,
     /// Read config from the Kubernetes API (in-cluster, or KUBECONFIG) instead of MESH_HOME.
     pub kube: bool,
+    /// Kubernetes: discovery over TLS, for proxies holding a service-account token.
+    pub discovery_tls: SocketAddr,
+    /// Kubernetes: the admission webhooks over TLS.
+    pub webhooks: SocketAddr,
 }
 
 /// Where the admission webhooks listen on a cluster (the meshd Service maps 443 here).
 pub const WEBHOOK_LISTEN: &str = "0.0.0.0:15017";
+/// Where discovery over TLS listens on a cluster (istiod's 15012).
+pub const DISCOVERY_TLS_LISTEN: &str = "0.0.0.0:15012";
 
 /// istiod's monitoring port.
 pub const DEFAULT_MONITORING_PORT: u16 = 15014;
@@ -105,8 +111,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let client = ::kube::Client::try_default()
             .await
             .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
-        info!("reading config from the Kubernetes API");
-        tokio::spawn(kubernetes::watch_config(client.clone(), state.clone(), kubernetes::default_kinds()));
+        info!("reading config and workloads from the Kubernetes API");
+        let (namespaces, namespaces_rx) = tokio::sync::watch::channel(Default::default());
+        tokio::spawn(kubernetes::watch_cluster(client.clone(), state.clone(), kubernetes::default_kinds(), namespaces));
+        tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx));
         Some(client)
     } else {
         None
@@ -131,16 +139,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         });
     }
     let shutdown = Arc::new(Notify::new());
-    let api = Arc::new(api::Api { state: state.clone(), ca, token, mesh: opts.mesh, shutdown: shutdown.clone() });
+    let api = Arc::new(api::Api {
+        state: state.clone(),
+        ca,
+        token,
+        mesh: opts.mesh,
+        shutdown: shutdown.clone(),
+        kube: kube_client.clone(),
+    });
+    let mut tls_addresses = (None, None);
     if let Some(client) = kube_client {
-        // The admission webhooks over TLS, trusted through the caBundle meshd writes.
+        // Discovery and the admission webhooks over TLS with one certificate for meshd's
+        // Service names: proxies trust it through the root ConfigMap, the API server through
+        // the caBundle meshd writes.
         let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
         let tls = webhook::tls_config(&api.ca, &webhook::dns_names(&ns))
-            .context("cannot issue meshd's webhook certificate")?;
-        let listener = TcpListener::bind(WEBHOOK_LISTEN)
+            .context("cannot issue meshd's serving certificate")?;
+        let discovery = TcpListener::bind(opts.discovery_tls)
             .await
-            .with_context(|| format!("cannot listen on {WEBHOOK_LISTEN} for the webhooks"))?;
-        tokio::spawn(webhook::serve(listener, tls, api.clone()));
+            .with_context(|| format!("cannot listen on {} for discovery over TLS", opts.discovery_tls))?;
+        let webhooks = TcpListener::bind(opts.webhooks)
+            .await
+            .with_context(|| format!("cannot listen on {} for the webhooks", opts.webhooks))?;
+        tls_addresses = (discovery.local_addr().ok(), webhooks.local_addr().ok());
+        tokio::spawn(webhook::serve_tls(discovery, tls.clone(), api.clone()));
+        tokio::spawn(webhook::serve_tls(webhooks, tls, api.clone()));
         let bundle = api.ca.view().bundle_pem.clone();
         tokio::spawn(async move {
             if let Err(e) = webhook::patch_ca_bundle(client, &ns, &bundle).await {
@@ -159,6 +182,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         version: mesh_api::VERSION.into(),
         started_unix,
         monitoring: monitoring_addr,
+        discovery_tls: tls_addresses.0,
+        webhooks: tls_addresses.1,
     };
     home.write_info(&info).with_context(|| format!("cannot write {}", home.info_path().display()))?;
     info!(%address, home = %home.root().display(), "meshd ready");

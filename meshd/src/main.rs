@@ -4,6 +4,8 @@ fn main() -> anyhow::Result<()> {
     meshd::init_tracing();
     let mut listen = meshd::DEFAULT_LISTEN.to_string();
     let mut monitoring: Option<String> = None;
+    let mut discovery_tls = meshd::DISCOVERY_TLS_LISTEN.to_string();
+    let mut webhooks = meshd::WEBHOOK_LISTEN.to_string();
     let mut cert_ttl = meshd::ca::DEFAULT_WORKLOAD_TTL;
     let mut mesh = meshd::translate::MeshConfig::default();
     let (mut zipkin, mut otlp, mut sampling) = (None, None, meshd::translate::DEFAULT_TRACE_SAMPLING);
@@ -11,6 +13,10 @@ fn main() -> anyhow::Result<()> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs ADDRESS"))?,
+            "--discovery-tls" => {
+                discovery_tls = args.next().ok_or_else(|| anyhow::anyhow!("--discovery-tls needs ADDRESS"))?
+            }
+            "--webhooks" => webhooks = args.next().ok_or_else(|| anyhow::anyhow!("--webhooks needs ADDRESS"))?,
             "--outbound-traffic-policy" => {
                 mesh.outbound_allow_any = match args.next().as_deref() {
                     Some("ALLOW_ANY") => true,
@@ -38,7 +44,7 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "meshd [--listen ADDR] [--monitoring ADDR|off] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY] [--access-log] [--zipkin HOST:PORT | --otlp HOST:PORT] [--trace-sampling PCT]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
+                    "meshd [--listen ADDR] [--monitoring ADDR|off] [--discovery-tls ADDR] [--webhooks ADDR] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY] [--access-log] [--zipkin HOST:PORT | --otlp HOST:PORT] [--trace-sampling PCT]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
                 );
                 return Ok(());
             }
@@ -62,5 +68,7 @@ fn main() -> anyhow::Result<()> {
         mesh,
         monitoring,
         kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),
+        discovery_tls: discovery_tls.parse().map_err(|e| anyhow::anyhow!("--discovery-tls {discovery_tls:?}: {e}"))?,
+        webhooks: webhooks.parse().map_err(|e| anyhow::anyhow!("--webhooks {webhooks:?}: {e}"))?,
     }))
 }

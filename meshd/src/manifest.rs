@@ -329,6 +329,7 @@ fn meshd(s: &Settings) -> Vec<Value> {
             "metadata": {"name": format!("meshd-{ns}"), "labels": labels(s, "meshd")},
             "rules": [
                 {"apiGroups": [""], "resources": ["services", "pods", "namespaces", "endpoints"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "update", "patch"]},
                 {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
                 {"apiGroups": groups, "resources": kinds, "verbs": ["get", "list", "watch"]},
                 {"apiGroups": groups, "resources": kinds.iter().map(|k| format!("{k}/status")).collect::<Vec<_>>(), "verbs": ["get", "patch", "update"]},
@@ -463,6 +464,28 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
     let mut pod_labels = labels(s, "ingressgateway");
     pod_labels["istio"] = json!("ingressgateway");
     pod_labels["app"] = json!("istio-ingressgateway");
+    // Named after its pod: the pod's token is good for that workload name only.
+    let gateway_args: Vec<String> = [
+        "--workload",
+        "$(POD_NAME)",
+        "--namespace",
+        ns,
+        "--service-account",
+        "istio-ingressgateway",
+        "--labels",
+        "istio=ingressgateway,app=istio-ingressgateway",
+        "--no-outbound",
+        "--gateway-port",
+        "80=0.0.0.0:8080",
+        "--gateway-port",
+        "443=0.0.0.0:8443",
+        "--metrics",
+        "0.0.0.0:15020",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(crate::inject::discovery_args(ns))
+    .collect();
     vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "istio-ingressgateway", "namespace": ns, "labels": labels(s, "ingressgateway")}}),
         json!({
@@ -478,10 +501,9 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
                         "containers": [{
                             "name": "istio-proxy",
                             "image": format!("{}/proxy:{}", s.hub, s.tag),
-                            "args": ["--workload", "istio-ingressgateway", "--namespace", ns, "--service-account", "istio-ingressgateway",
-                                     "--labels", "istio=ingressgateway,app=istio-ingressgateway", "--no-outbound",
-                                     "--gateway-port", "80=0.0.0.0:8080", "--gateway-port", "443=0.0.0.0:8443",
-                                     "--metrics", "0.0.0.0:15020"],
+                            "args": gateway_args,
+                            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                            "volumeMounts": crate::inject::discovery_mounts(),
                             "ports": [
                                 {"name": "http2", "containerPort": 8080, "protocol": "TCP"},
                                 {"name": "https", "containerPort": 8443, "protocol": "TCP"},
@@ -489,7 +511,8 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
                             ],
                             "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
                             "securityContext": restricted_security()
-                        }]
+                        }],
+                        "volumes": crate::inject::discovery_volumes()
                     }
                 }
             }

@@ -23,13 +23,20 @@ pub struct World {
     pub resources: Arc<Resources>,
     /// Connected proxies' workloads, by proxy id.
     pub workloads: Arc<BTreeMap<String, Workload>>,
+    /// Workloads the platform reports (ready Kubernetes Pods), by `namespace/name`; a
+    /// connected proxy for the same pod takes precedence.
+    pub discovered: Arc<BTreeMap<String, Workload>>,
     /// When this generation was published (for the convergence-time metric).
     pub changed_at: Option<std::time::Instant>,
 }
 
 impl World {
+    /// Every workload that can be an endpoint: connected proxies, then the platform's pods
+    /// whose proxy is not connected (or that have none).
     pub fn workload_list(&self) -> Vec<Workload> {
-        self.workloads.values().cloned().collect()
+        let mut out: Vec<Workload> = self.workloads.values().cloned().collect();
+        out.extend(self.discovered.iter().filter(|(id, _)| !self.workloads.contains_key(*id)).map(|(_, w)| w.clone()));
+        out
     }
 }
 
@@ -97,6 +104,7 @@ impl State {
             generation: 1,
             resources: Arc::new(resources),
             workloads: Arc::new(workloads),
+            discovered: Arc::default(),
             changed_at: Some(std::time::Instant::now()),
         };
         State {
@@ -164,11 +172,21 @@ impl State {
     }
 
     fn publish(&self, resources: Option<Resources>, workloads: Option<BTreeMap<String, Workload>>) {
+        self.publish_all(resources, workloads, None)
+    }
+
+    fn publish_all(
+        &self,
+        resources: Option<Resources>,
+        workloads: Option<BTreeMap<String, Workload>>,
+        discovered: Option<BTreeMap<String, Workload>>,
+    ) {
         self.world.send_modify(|w| {
             let next = World {
                 generation: w.generation + 1,
                 resources: resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
                 workloads: workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
+                discovered: discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
                 changed_at: Some(std::time::Instant::now()),
             };
             *w = Arc::new(next);
@@ -201,15 +219,19 @@ impl State {
         Ok(changes)
     }
 
-    /// Replace every resource with `resources` (the Kubernetes API server is the store there:
-    /// nothing is written to the local file).
-    pub fn replace_resources(&self, resources: Resources) {
+    /// Replace every resource and every discovered workload with what the platform holds (the
+    /// Kubernetes API server is the store there: nothing is written to the local file).
+    pub fn replace_platform(&self, resources: Resources, discovered: BTreeMap<String, Workload>) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        if *self.world().resources == resources {
+        let world = self.world();
+        let config_changed = *world.resources != resources;
+        if !config_changed && *world.discovered == discovered {
             return;
         }
-        self.publish(Some(resources), None);
-        self.metrics.config_events.inc();
+        self.publish_all(config_changed.then_some(resources), None, Some(discovered));
+        if config_changed {
+            self.metrics.config_events.inc();
+        }
     }
 
     /// Delete resources; all must exist unless `ignore_missing`. On error nothing changed.

@@ -419,7 +419,13 @@ pub fn translate_with(
                 let target = sp.target_number();
                 for ip in &w.ports {
                     if Some(ip.port) == target {
-                        let server = security::peer_mode(&index.peer_authentications, w, ip.port);
+                        // A pod without a proxy cannot terminate mTLS: plain text, unless a
+                        // DestinationRule insists.
+                        let server = if w.without_proxy {
+                            mesh_api::proxy_config::PeerMode::Disable
+                        } else {
+                            security::peer_mode(&index.peer_authentications, w, ip.port)
+                        };
                         eps.push(Endpoint {
                             address: ip.listen,
                             workload: format!("{}/{}", w.namespace, w.name),

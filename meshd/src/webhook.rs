@@ -38,14 +38,15 @@ pub fn tls_config(ca: &Ca, names: &[String]) -> anyhow::Result<Arc<rustls::Serve
     Ok(Arc::new(config))
 }
 
-/// Serve meshd's API (the webhooks are the part the API server calls) over TLS.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: Arc<MeshApi>) {
+/// Serve meshd's API over TLS: the webhooks (the part the API server calls) on 15017, the
+/// discovery stream for proxies on 15012.
+pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: Arc<MeshApi>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
-                warn!(error = %e, "webhook accept failed");
+                warn!(error = %e, "TLS accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
@@ -55,13 +56,15 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: A
             let tls = match acceptor.accept(stream).await {
                 Ok(t) => t,
                 Err(e) => {
-                    debug!(%peer, error = %e, "webhook TLS handshake failed");
+                    debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
             };
             let svc = service_fn(move |req| api.clone().handle(req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await {
-                debug!(%peer, error = %e, "webhook connection ended with an error");
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).with_upgrades();
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "TLS connection ended with an error");
             }
         });
     }
@@ -176,11 +179,12 @@ mod tests {
             token: "t".into(),
             mesh: crate::translate::MeshConfig::default(),
             shutdown: Arc::new(tokio::sync::Notify::new()),
+            kube: None,
         });
         let tls = tls_config(&ca, &dns_names("istio-system")).expect("tls");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(serve(listener, tls, api));
+        tokio::spawn(serve_tls(listener, tls, api));
 
         // A client that trusts only the mesh root, as the API server does through caBundle.
         let mut roots = rustls::RootCertStore::empty();

@@ -66,9 +66,17 @@ pub struct ProxyArgs {
     /// meshd's address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json.
     #[arg(long, value_name = "ADDR")]
     pub meshd: Option<String>,
-    /// File holding meshd's access token (default MESH_HOME/token).
+    /// File holding meshd's access token (default MESH_HOME/token); on Kubernetes the pod's
+    /// projected service-account token. Read again at each reconnection.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Talk TLS to `--meshd`, trusting the roots in FILE (on Kubernetes, the mesh root from
+    /// the `mesh-ca-root-cert` ConfigMap).
+    #[arg(long, value_name = "FILE", requires = "meshd")]
+    pub meshd_ca: Option<PathBuf>,
+    /// The name meshd's certificate must carry (default: the host of `--meshd`).
+    #[arg(long, value_name = "NAME", requires = "meshd_ca")]
+    pub meshd_server_name: Option<String>,
     /// Protocol between proxies: `http1` keeps each request's protocol (HTTP/1.1 over a
     /// keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries
     /// every request over HTTP/2 (Istio's h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS.
@@ -168,7 +176,21 @@ impl ProxyArgs {
             (Some(address), file) => {
                 let file = file.clone().unwrap_or_else(|| home.join(mesh_api::home::TOKEN_FILE));
                 match std::fs::read_to_string(&file) {
-                    Ok(t) => MeshdSource::Fixed { address, token: t.trim().to_string() },
+                    Ok(t) => {
+                        let tls = self.meshd_ca.clone().map(|ca_file| crate::xds::MeshdTls {
+                            ca_file,
+                            server_name: self
+                                .meshd_server_name
+                                .clone()
+                                .unwrap_or_else(|| mesh_api::host::split_host_port(&address).0.to_string()),
+                        });
+                        MeshdSource::Fixed {
+                            token: t.trim().to_string(),
+                            token_file: self.token_file.is_some().then(|| file.clone()),
+                            address,
+                            tls,
+                        }
+                    }
                     Err(e) => {
                         problems.push(format!("cannot read the token file {}: {e}", file.display()));
                         MeshdSource::Home(home)

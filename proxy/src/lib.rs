@@ -315,6 +315,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         outbound: outbound_addr,
         pid: std::process::id(),
         proxy_version: mesh_api::VERSION.to_string(),
+        without_proxy: false,
     };
     let id = mesh_api::identity::SpiffeId::new(
         mesh_api::identity::DEFAULT_TRUST_DOMAIN,

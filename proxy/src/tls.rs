@@ -147,6 +147,21 @@ pub fn peer_identity(certs: Option<&[CertificateDer<'_>]>) -> Option<String> {
     CertInfo::from_der(leaf.as_ref()).ok()?.uris.into_iter().find(|u| u.starts_with("spiffe://"))
 }
 
+/// A TLS client config for meshd's discovery port, trusting only the roots in `pem_file` (the
+/// mesh root from the `mesh-ca-root-cert` ConfigMap on Kubernetes). Read at each connection
+/// attempt, so a rotated root is picked up.
+pub fn meshd_client(pem_file: &std::path::Path) -> Result<Arc<ClientConfig>, String> {
+    let pem = std::fs::read_to_string(pem_file)
+        .map_err(|e| format!("cannot read meshd's root certificate {}: {e}", pem_file.display()))?;
+    let roots = parse_bundle(&pem).map_err(|e| format!("{}: {e}", pem_file.display()))?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 fn parse_bundle(pem: &str) -> Result<Arc<RootCertStore>, String> {
     let ders = pem_certs(pem).map_err(|e| format!("trust bundle: {e}"))?;
     let mut roots = RootCertStore::empty();

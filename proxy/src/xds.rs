@@ -31,13 +31,60 @@ pub enum MeshdSource {
         /// `IP:PORT` or `HOST:PORT` (resolved at each connection attempt).
         address: String,
         token: String,
+        /// Read the token again from here at each attempt (Kubernetes rotates projected
+        /// tokens); `token` is kept if the file cannot be read.
+        token_file: Option<PathBuf>,
+        /// Talk TLS to meshd (its discovery port on Kubernetes).
+        tls: Option<MeshdTls>,
     },
+}
+
+/// How to check meshd's certificate.
+#[derive(Debug, Clone)]
+pub struct MeshdTls {
+    /// PEM roots to trust.
+    pub ca_file: PathBuf,
+    /// The name meshd's certificate must carry.
+    pub server_name: String,
+}
+
+/// The connection to meshd: plain TCP, or TLS to its discovery port.
+type MeshdStream = crate::connect::Stream;
+
+async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStream, String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("connecting to meshd at {address} timed out"))?
+        .map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else { return Ok(MeshdStream::Plain(tcp)) };
+    let config = crate::tls::meshd_client(&tls.ca_file)?;
+    let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
+        .map_err(|e| format!("meshd server name {:?}: {e}", tls.server_name))?;
+    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+        format!(
+            "TLS with meshd at {address} failed (is it meshd, with a certificate for {:?} from the root in {}?): {e}",
+            tls.server_name,
+            tls.ca_file.display()
+        )
+    })?;
+    Ok(MeshdStream::Tls(Box::new(stream)))
 }
 
 impl MeshdSource {
     fn locate(&self) -> Result<(String, String), String> {
         match self {
-            MeshdSource::Fixed { address, token } => Ok((address.clone(), token.clone())),
+            MeshdSource::Fixed { address, token, token_file, .. } => {
+                let fresh = token_file.as_ref().and_then(|f| match std::fs::read_to_string(f) {
+                    Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                    Ok(_) => None,
+                    Err(e) => {
+                        warn!(file = %f.display(), error = %e, "cannot read the token again; using the one read at start");
+                        None
+                    }
+                });
+                Ok((address.clone(), fresh.unwrap_or_else(|| token.clone())))
+            }
             MeshdSource::Home(home) => {
                 let info = std::fs::read(home.join(mesh_api::home::INFO_FILE)).map_err(|e| {
                     format!(
@@ -87,9 +134,11 @@ pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
 
 async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), String> {
     let (address, token) = source.locate()?;
-    let stream =
-        TcpStream::connect(address.as_str()).await.map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let tls = match source {
+        MeshdSource::Fixed { tls, .. } => tls.as_ref(),
+        MeshdSource::Home(_) => None,
+    };
+    let stream = connect_meshd(&address, tls).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake with meshd failed: {e}"))?;

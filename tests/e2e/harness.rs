@@ -209,6 +209,11 @@ impl Mesh {
         panic!("proxy {args:?} exited before reporting its listeners");
     }
 
+    /// Keep a process this test started; it is killed when the mesh is dropped.
+    pub fn keep(&mut self, child: Child) {
+        self.procs.push(child);
+    }
+
     /// `mesh proxy-status -o json`
     pub fn statuses(&self) -> Vec<serde_json::Value> {
         let r = self.ok(&["proxy-status", "-o", "json"]);

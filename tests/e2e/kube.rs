@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
@@ -22,6 +24,43 @@ struct Cluster {
     log: Vec<(String, String, String, String)>,
     /// Refuse server-side apply of ClusterRoles with 403.
     deny_cluster_roles: bool,
+    /// Collections that can be listed and watched: list path -> items.
+    lists: BTreeMap<String, Vec<Value>>,
+    /// Open watches: list path -> event sink.
+    watches: Vec<(String, tokio::sync::mpsc::UnboundedSender<Bytes>)>,
+    /// Service-account tokens the TokenReview API accepts: token -> (username, pod name).
+    tokens: BTreeMap<String, (String, String)>,
+    resource_version: u64,
+}
+
+impl Cluster {
+    /// Change an item of a collection and tell its watchers (`ADDED`, `MODIFIED`, `DELETED`).
+    fn event(&mut self, list: &str, kind: &str, mut object: Value) {
+        self.resource_version += 1;
+        object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        let items = self.lists.entry(list.to_string()).or_default();
+        items.retain(|o| o["metadata"]["name"] != object["metadata"]["name"]);
+        if kind != "DELETED" {
+            items.push(object.clone());
+        }
+        let line = Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
+        self.watches.retain(|(path, tx)| path != list || tx.send(line.clone()).is_ok());
+    }
+}
+
+/// A watch response body: the events sent to it, for as long as the client listens.
+struct WatchBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
@@ -40,6 +79,23 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, path: &str, query: &str, ctype
             json!({"major": "1", "minor": "30", "gitVersion": "v1.30.2", "gitCommit": "x", "gitTreeState": "clean",
                    "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.22", "compiler": "gc", "platform": "linux/amd64"}),
         ),
+        ("GET", p) if c.lists.contains_key(p) => {
+            let items = c.lists.get(p).cloned().unwrap_or_default();
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": c.resource_version.to_string()}, "items": items}),
+            )
+        }
+        ("POST", "/apis/authentication.k8s.io/v1/tokenreviews") => {
+            let mut review: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let token = review["spec"]["token"].as_str().unwrap_or("").to_string();
+            review["status"] = match c.tokens.get(&token) {
+                Some((user, pod)) => json!({"authenticated": true, "audiences": ["mesh"],
+                    "user": {"username": user, "extra": {"authentication.kubernetes.io/pod-name": [pod]}}}),
+                None => json!({"authenticated": false, "error": "invalid bearer token"}),
+            };
+            (201, review)
+        }
         ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") => {
             let mut review: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
             review["status"] = json!({"allowed": true});
@@ -96,9 +152,14 @@ fn mock_cluster(rt: &tokio::runtime::Runtime, cluster: Arc<Mutex<Cluster>>) -> s
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_string();
+                        if query.contains("watch=true") {
+                            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                            cluster.lock().unwrap_or_else(|e| e.into_inner()).watches.push((path, tx));
+                            return Ok::<_, Infallible>(hyper::Response::new(WatchBody(rx).boxed()));
+                        }
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let (code, value) = answer(&cluster, &method, &path, &query, &ctype, &body);
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())));
+                        let mut resp = hyper::Response::new(Full::new(Bytes::from(value.to_string())).boxed());
                         *resp.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::OK);
                         resp.headers_mut()
                             .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -213,4 +274,182 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
 fn mesh_manifest_count(mesh: &Mesh, profile: &str) -> usize {
     let text = mesh.ok(&["manifest", "generate", "--profile", profile]).stdout;
     text.lines().filter(|l| *l == "---").count()
+}
+
+/// Every collection meshd lists and watches on a cluster.
+const WATCHED: &[&str] = &[
+    "/api/v1/services",
+    "/api/v1/pods",
+    "/api/v1/namespaces",
+    "/apis/discovery.k8s.io/v1/endpointslices",
+    "/apis/networking.istio.io/v1/virtualservices",
+    "/apis/networking.istio.io/v1/destinationrules",
+    "/apis/networking.istio.io/v1/serviceentries",
+    "/apis/networking.istio.io/v1/gateways",
+    "/apis/security.istio.io/v1/peerauthentications",
+    "/apis/security.istio.io/v1/authorizationpolicies",
+    "/apis/security.istio.io/v1/requestauthentications",
+    "/apis/telemetry.istio.io/v1/telemetries",
+    "/apis/policy.mesh.io/v1alpha1/localratelimits",
+];
+
+fn pod(name: &str, ip: &str, sa: &str, app: &str, containers: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+           "spec": {"serviceAccountName": sa, "containers": containers},
+           "status": {"phase": "Running", "podIP": ip}})
+}
+
+fn ratings_slice(port: u16, ready: bool) -> Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": "ratings-x7k2p", "namespace": "default", "labels": {"kubernetes.io/service-name": "ratings"}},
+           "addressType": "IPv4",
+           "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+           "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": ready},
+                          "targetRef": {"kind": "Pod", "name": "ratings-1", "namespace": "default"}}]})
+}
+
+/// meshd with `MESH_PLATFORM=kube` against the mock API: it takes Services, Pods and
+/// EndpointSlices as the registry, writes the mesh root into every namespace, serves discovery
+/// over TLS to a proxy holding its pod's service-account token (checked by TokenReview, and
+/// only for that pod), refuses other tokens, and follows EndpointSlice watch events.
+#[test]
+fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let ratings = app("ratings");
+    let cluster = Arc::new(Mutex::new(Cluster::default()));
+    {
+        let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        for path in WATCHED {
+            c.lists.insert(path.to_string(), Vec::new());
+        }
+        for ns in ["default", "istio-system"] {
+            c.event("/api/v1/namespaces", "ADDED", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}}));
+        }
+        c.event("/api/v1/services", "ADDED", json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "ratings", "namespace": "default"},
+            "spec": {"selector": {"app": "ratings"}, "ports": [{"name": "http", "port": 9080, "targetPort": ratings.port()}]}}));
+        let plain = json!([{"name": "ratings", "image": "ratings:1", "ports": [{"containerPort": ratings.port()}]}]);
+        c.event("/api/v1/pods", "ADDED", pod("ratings-1", "127.0.0.1", "bookinfo-ratings", "ratings", plain));
+        let meshed = json!([{"name": "productpage"}, {"name": "istio-proxy"}]);
+        c.event(
+            "/api/v1/pods",
+            "ADDED",
+            pod("productpage-1", "127.0.0.2", "bookinfo-productpage", "productpage", meshed),
+        );
+        c.event("/apis/discovery.k8s.io/v1/endpointslices", "ADDED", ratings_slice(ratings.port(), true));
+        c.tokens.insert(
+            "token-productpage".into(),
+            ("system:serviceaccount:default:bookinfo-productpage".into(), "productpage-1".into()),
+        );
+        c.tokens.insert(
+            "token-ratings".into(),
+            ("system:serviceaccount:default:bookinfo-ratings".into(), "ratings-1".into()),
+        );
+    }
+    let addr = mock_cluster(&rt, cluster.clone());
+    let mut mesh = Mesh::new();
+    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
+    let meshd = mesh
+        .cmd()
+        .args(["__meshd", "--listen", "127.0.0.1:0", "--discovery-tls", "127.0.0.1:0", "--webhooks", "127.0.0.1:0"])
+        .env("MESH_PLATFORM", "kube")
+        .env("KUBECONFIG", &kc)
+        .env("POD_NAMESPACE", "istio-system")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn meshd");
+    mesh.keep(meshd);
+    let info_file = mesh.home.path().join("meshd.json");
+    let discovery = eventually("meshd.json with the TLS discovery address", Duration::from_secs(20), || {
+        let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
+        v["discovery_tls"].as_str()?.parse::<std::net::SocketAddr>().ok()
+    });
+
+    // The mesh root lands in every namespace; the proxy trusts meshd through it.
+    let root = eventually("the root ConfigMap in default", Duration::from_secs(20), || {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        let cm = c.objects.get("/api/v1/namespaces/default/configmaps/mesh-ca-root-cert")?;
+        cm["data"]["root-cert.pem"].as_str().map(String::from)
+    });
+    assert!(root.contains("BEGIN CERTIFICATE"), "{root}");
+    assert!(
+        cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .objects
+            .contains_key("/api/v1/namespaces/istio-system/configmaps/mesh-ca-root-cert")
+    );
+    let dir = mesh.home.path().to_path_buf();
+    std::fs::write(dir.join("root-cert.pem"), &root).expect("write root");
+    let mut tokens = Vec::new();
+    for (file, token) in [("good", "token-productpage"), ("bad", "not-a-token"), ("other", "token-ratings")] {
+        std::fs::write(dir.join(file), token).expect("write token");
+        tokens.push(dir.join(file).to_str().expect("path").to_string());
+    }
+    let discovery = discovery.to_string();
+    let root_file = dir.join("root-cert.pem").to_str().expect("path").to_string();
+    let proxy_args = |name: &str, token: &str| {
+        vec![
+            "--workload".to_string(),
+            name.into(),
+            "--namespace".into(),
+            "default".into(),
+            "--service-account".into(),
+            "bookinfo-productpage".into(),
+            "--meshd".into(),
+            discovery.clone(),
+            "--meshd-ca".into(),
+            root_file.clone(),
+            "--meshd-server-name".into(),
+            "meshd.istio-system.svc".into(),
+            "--token-file".into(),
+            token.to_string(),
+        ]
+    };
+    // A token the API server does not know, and another pod's token claiming this service
+    // account: both refused.
+    for (name, t) in [("productpage-2", &tokens[1]), ("productpage-3", &tokens[2])] {
+        let a = proxy_args(name, t);
+        mesh.proxy(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let a = proxy_args("productpage-1", &tokens[0]);
+    let good = mesh.proxy(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    mesh.wait_synced(1);
+    eventually("TokenReviews for all three tokens", Duration::from_secs(20), || {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        let reviews = c.log.iter().filter(|(m, p, ..)| m == "POST" && p.ends_with("/tokenreviews")).count();
+        (reviews >= 3).then_some(())
+    });
+    let statuses = mesh.statuses();
+    assert_eq!(statuses.len(), 1, "only the proxy with its own pod's token is served: {statuses:?}");
+    let status = statuses[0].to_string();
+    assert!(status.contains("default/productpage-1"), "{status}");
+    assert!(status.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{status}");
+
+    // The endpoint comes from the Pod and its EndpointSlice: a pod without a proxy, reached
+    // in plain text.
+    let outbound = good.outbound.expect("outbound listener");
+    let (code, body) = get(outbound, "ratings:9080", "/", false, &[]);
+    assert_eq!((code, body.trim()), (200, "ratings"), "request through the mesh to the pod");
+
+    // The pod turns unready: the watch event takes it out of the endpoints.
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).event(
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "MODIFIED",
+        ratings_slice(ratings.port(), false),
+    );
+    eventually("the unready pod leaving the endpoints", Duration::from_secs(20), || {
+        (get(outbound, "ratings:9080", "/", false, &[]).0 == 503).then_some(())
+    });
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).event(
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "MODIFIED",
+        ratings_slice(ratings.port(), true),
+    );
+    eventually("the pod back in the endpoints", Duration::from_secs(20), || {
+        let (code, body) = get(outbound, "ratings:9080", "/", false, &[]);
+        (code == 200 && body.trim() == "ratings").then_some(())
+    });
 }

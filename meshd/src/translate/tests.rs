@@ -26,6 +26,7 @@ fn workload(name: &str, labels: &[(&str, &str)], port: u16, listen_port: u16) ->
         outbound: None,
         pid: 0,
         proxy_version: "test".into(),
+        without_proxy: false,
     }
 }
 
