@@ -31,12 +31,20 @@ struct Svc<'a> {
 
 impl Svc<'_> {
     /// The host names a request may use for this service, as seen from `client_ns`.
+    /// A Service is also named by its cluster IPs: a captured connection to one (the app
+    /// resolved the name through cluster DNS) routes like the name.
     fn domains(&self, client_ns: &str) -> Vec<String> {
         if self.entry.is_some() {
-            vec![self.fqdn.clone()]
-        } else {
-            host::service_aliases(self.name, self.namespace, client_ns)
+            return vec![self.fqdn.clone()];
         }
+        let mut out = host::service_aliases(self.name, self.namespace, client_ns);
+        let ips = self.spec.cluster_ip.iter().chain(self.spec.cluster_ips.iter().flatten());
+        for ip in ips.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()) {
+            if !out.contains(ip) {
+                out.push(ip.clone());
+            }
+        }
+        out
     }
 }
 

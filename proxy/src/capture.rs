@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::{ClientAddr, Shared, connect, http};
+use crate::{ClientAddr, Shared, http};
 
 /// Where a redirected connection was going, as the app addressed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,24 +87,11 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Opaque TCP to where the app was connecting: over mTLS when that is a mesh endpoint.
-async fn forward_tcp(shared: &Shared, mut stream: TcpStream, dst: SocketAddr) {
-    let snapshot = shared.snapshot.load_full();
-    let upstream = match snapshot.peer(dst) {
-        Some(p) => connect::connect_tcp(&shared.identity, &shared.snapshot, dst, p.mtls).await,
-        None if snapshot.passthrough() => connect::connect_named(&dst.ip().to_string(), dst.port()).await,
-        None => {
-            debug!(%dst, "not a mesh destination and outboundTrafficPolicy is REGISTRY_ONLY; closing");
-            return;
-        }
-    };
-    drop(snapshot);
-    match upstream {
-        Ok(mut up) => {
-            let _ = tokio::io::copy_bidirectional(&mut stream, &mut up).await;
-        }
-        Err(e) => debug!(%dst, error = %e, "captured TCP upstream failed"),
-    }
+/// Opaque TCP to where the app was connecting: a Service's cluster IP is routed like its name
+/// (TCP routes, endpoints, mTLS), a mesh endpoint is reached over mTLS, anything else passes
+/// through (REGISTRY_ONLY closes it). Counted in the `istio_tcp_*` metrics like every TCP path.
+async fn forward_tcp(shared: &Shared, stream: TcpStream, dst: SocketAddr) {
+    crate::outbound_tcp(shared, stream, &dst.ip().to_string(), dst.port(), Some(dst)).await;
 }
 
 #[cfg(test)]

@@ -598,84 +598,93 @@ async fn serve_inbound_stream<S>(
     }
 }
 
-/// A local TCP listener for one TCP service (`--outbound-tcp HOST:PORT=ADDR`): each connection
-/// goes to an endpoint picked by the service's TCP route, over mTLS when the endpoint takes it.
+/// A local TCP listener for one TCP service (`--outbound-tcp HOST:PORT=ADDR`).
 async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shared: Arc<Shared>) {
     let host: Arc<str> = Arc::from(host.as_str());
     loop {
-        let (mut stream, _) = accept(&listener, "outbound TCP").await;
+        let (stream, _) = accept(&listener, "outbound TCP").await;
         let _ = stream.set_nodelay(true);
         let (shared, host) = (shared.clone(), host.clone());
         tokio::spawn(async move {
             let _open = shared.metrics.connection("outbound_tcp");
-            let snapshot = shared.snapshot.load_full();
-            let service = snapshot.tcp_service(&host, port).cloned();
-            let cluster = match &service {
-                Some(t) if !t.sni.is_empty() => {
-                    let sni = tls::peek_sni(&stream).await;
-                    t.pick_by_sni(sni.as_deref()).cloned()
-                }
-                Some(t) => t.pick_cluster().cloned(),
-                None => None,
-            };
-            // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
-            // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
-            let target = match &cluster {
-                Some(c) if c.passthrough => None,
-                Some(c) => match c.pick_index(None) {
-                    Some(i) => Some((c.endpoints[i].addr, c.endpoints[i].hostname.clone())),
-                    None => {
-                        debug!(%host, port, "no TCP endpoint; closing the connection");
-                        return;
-                    }
-                },
-                None if snapshot.passthrough() => None,
-                None => {
-                    debug!(%host, port, "no TCP service (REGISTRY_ONLY); closing the connection");
-                    return;
-                }
-            };
-            let destination_principal =
-                target.as_ref().and_then(|(a, _)| snapshot.peer(*a)).map(|p| p.identity.to_string());
-            let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
-            let upstream_cluster =
-                cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
-            let upstream_host = match &target {
-                Some((addr, _)) => addr.to_string(),
-                None => format!("{host}:{port}"),
-            };
-            let started = std::time::SystemTime::now();
-            let connected = match target {
-                Some((addr, None)) => {
-                    let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
-                    connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await
-                }
-                Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
-                None => connect::connect_named(&host, port).await,
-            };
-            drop(snapshot);
-            let mut upstream = match connected {
-                Ok(s) => s,
-                Err(e) => {
-                    debug!(%host, port, error = %e, "TCP upstream failed");
-                    return;
-                }
-            };
-            let labels = metrics::TcpLabels {
-                reporter: "source".into(),
-                source_workload: shared.me.workload.clone(),
-                source_workload_namespace: shared.me.namespace.clone(),
-                source_principal: shared.identity.uri.clone(),
-                destination_workload: "unknown".into(),
-                destination_workload_namespace: "unknown".into(),
-                destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),
-                destination_service,
-                connection_security_policy: "unknown".into(),
-            };
-            let target = (upstream_host, upstream_cluster.as_str());
-            relay_tcp(&shared, &mut stream, &mut upstream, &labels, "outbound", started, target).await;
+            outbound_tcp(&shared, stream, &host, port, None).await;
         });
     }
+}
+
+/// One outbound TCP connection for `host:port` (a service name, or the address a captured
+/// connection was going to: a Service's cluster IP or a pod's IP, `original`). It goes to an
+/// endpoint picked by the service's TCP route, over mTLS when the endpoint takes it; a mesh
+/// endpoint addressed directly is reached the same way; anything else is passed through
+/// under ALLOW_ANY and closed under REGISTRY_ONLY.
+async fn outbound_tcp(shared: &Shared, mut stream: TcpStream, host: &str, port: u16, original: Option<SocketAddr>) {
+    let snapshot = shared.snapshot.load_full();
+    let service = snapshot.tcp_service(host, port).cloned();
+    let cluster = match &service {
+        Some(t) if !t.sni.is_empty() => {
+            let sni = tls::peek_sni(&stream).await;
+            t.pick_by_sni(sni.as_deref()).cloned()
+        }
+        Some(t) => t.pick_cluster().cloned(),
+        None => None,
+    };
+    // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
+    // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
+    let target = match &cluster {
+        Some(c) if c.passthrough => None,
+        Some(c) => match c.pick_index(None) {
+            Some(i) => Some((c.endpoints[i].addr, c.endpoints[i].hostname.clone())),
+            None => {
+                debug!(%host, port, "no TCP endpoint; closing the connection");
+                return;
+            }
+        },
+        None => match original {
+            Some(addr) if snapshot.peer(addr).is_some() => Some((addr, None)),
+            _ if snapshot.passthrough() => None,
+            _ => {
+                debug!(%host, port, "no TCP service (REGISTRY_ONLY); closing the connection");
+                return;
+            }
+        },
+    };
+    let destination_principal = target.as_ref().and_then(|(a, _)| snapshot.peer(*a)).map(|p| p.identity.to_string());
+    let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
+    let upstream_cluster = cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
+    let upstream_host = match &target {
+        Some((addr, _)) => addr.to_string(),
+        None => format!("{host}:{port}"),
+    };
+    let started = std::time::SystemTime::now();
+    let connected = match target {
+        Some((addr, None)) => {
+            let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
+            connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await
+        }
+        Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
+        None => connect::connect_named(host, port).await,
+    };
+    drop(snapshot);
+    let mut upstream = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            debug!(%host, port, error = %e, "TCP upstream failed");
+            return;
+        }
+    };
+    let labels = metrics::TcpLabels {
+        reporter: "source".into(),
+        source_workload: shared.me.workload.clone(),
+        source_workload_namespace: shared.me.namespace.clone(),
+        source_principal: shared.identity.uri.clone(),
+        destination_workload: "unknown".into(),
+        destination_workload_namespace: "unknown".into(),
+        destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),
+        destination_service,
+        connection_security_policy: "unknown".into(),
+    };
+    let target = (upstream_host, upstream_cluster.as_str());
+    relay_tcp(shared, &mut stream, &mut upstream, &labels, "outbound", started, target).await;
 }
 
 /// Copy bytes both ways between a downstream connection and its upstream until both close,

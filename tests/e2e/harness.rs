@@ -242,6 +242,13 @@ impl Drop for Mesh {
     }
 }
 
+/// `mesh apply -f` of `yaml`, written to `name` in the mesh's home.
+pub fn apply(mesh: &Mesh, name: &str, yaml: &str) {
+    let file = mesh.home.path().join(name);
+    std::fs::write(&file, yaml).expect("write");
+    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+}
+
 /// A tiny HTTP/1.1 app answering `name` to every request, on its own thread.
 pub fn app(name: &'static str) -> SocketAddr {
     counting_app(name).0

@@ -18,12 +18,6 @@ spec:
   ports: [{name: http, port: 9080, targetPort: 9080}]
 "#;
 
-fn apply(mesh: &Mesh, name: &str, yaml: &str) {
-    let file = mesh.home.path().join(name);
-    std::fs::write(&file, yaml).expect("write");
-    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
-}
-
 /// reviews (one proxy in front of an app) and a productpage client proxy.
 fn bookinfo_pair(mesh: &mut Mesh) -> (Proxy, SocketAddr) {
     mesh.install();

@@ -9,12 +9,6 @@ fn apply_file(mesh: &Mesh, path: &str) {
     mesh.ok(&["apply", "-f", path]);
 }
 
-fn apply(mesh: &Mesh, name: &str, yaml: &str) {
-    let file = mesh.home.path().join(name);
-    std::fs::write(&file, yaml).expect("write");
-    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
-}
-
 /// bookinfo's Services and DestinationRules, and a productpage client proxy.
 fn bookinfo(mesh: &mut Mesh) -> std::net::SocketAddr {
     mesh.install();
@@ -214,7 +208,7 @@ spec:
 }
 
 /// A TCP echo server like Istio's tcp-echo sample: answers each line with `PREFIX line`.
-fn tcp_echo(prefix: &'static str) -> std::net::SocketAddr {
+pub(crate) fn tcp_echo(prefix: &'static str) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
