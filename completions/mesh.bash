@@ -326,7 +326,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,6 +357,14 @@ _mesh() {
                     return 0
                     ;;
                 --trace-sampling)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --discovery-tls)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --webhooks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1794,7 +1802,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --meshd-ca --meshd-server-name --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1861,6 +1869,14 @@ _mesh() {
                     return 0
                     ;;
                 --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meshd-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meshd-server-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -167,7 +167,9 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l metrics -d 'Prometheus metrics at /stats/prometheus (Istio uses port 15020)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd -d 'meshd\'s address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token); on Kubernetes the pod\'s projected service-account token. Read again at each reconnection' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd-ca -d 'Talk TLS to `--meshd`, trusting the roots in FILE (on Kubernetes, the mesh root from the `mesh-ca-root-cert` ConfigMap)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd-server-name -d 'The name meshd\'s certificate must carry (default: the host of `--meshd`)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l peer-protocol -d 'Protocol between proxies: `http1` keeps each request\'s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio\'s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS' -r -f -a "h2\t''
 http1\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workers -d 'Worker threads for the data path' -r
@@ -422,6 +424,8 @@ REGISTRY_ONLY\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l zipkin -d 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l otlp -d 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l trace-sampling -d 'Percentage of new traces sampled' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l discovery-tls -d 'Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a service-account token' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l webhooks -d 'Kubernetes (MESH_PLATFORM=kube): the admission webhooks over TLS' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
