@@ -71,6 +71,9 @@ pub struct InboundPort {
     pub port: u16,
     /// The proxy's inbound listener for that port.
     pub listen: SocketAddr,
+    /// The container port's name, for Services whose `targetPort` is a name (Kubernetes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Messages from a proxy.

@@ -216,9 +216,23 @@ fn workloads_of<'a>(
         let containers: Vec<&Value> =
             pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten().collect();
         let sidecar = containers.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(crate::inject::PROXY));
-        let mut ports = slice_ports.clone();
+        // port -> its container port name, if any.
+        let mut ports: BTreeMap<u16, Option<String>> = slice_ports.iter().map(|p| (*p, None)).collect();
         for c in containers.iter().filter(|c| c.get("name").and_then(Value::as_str) != Some(crate::inject::PROXY)) {
-            ports.extend(tcp_ports(c.get("ports"), "containerPort"));
+            for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
+                if p.get("protocol").and_then(Value::as_str).is_some_and(|p| p != "TCP") {
+                    continue;
+                }
+                let Some(port) = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())
+                else {
+                    continue;
+                };
+                let name = p.get("name").and_then(Value::as_str).map(String::from);
+                let slot = ports.entry(port).or_default();
+                if slot.is_none() {
+                    *slot = name;
+                }
+            }
         }
         let labels = pod
             .pointer("/metadata/labels")
@@ -232,7 +246,10 @@ fn workloads_of<'a>(
             namespace: ns.to_string(),
             service_account: str_at(pod, "/spec/serviceAccountName").unwrap_or("default").to_string(),
             labels,
-            ports: ports.into_iter().map(|port| InboundPort { port, listen: SocketAddr::new(ip, port) }).collect(),
+            ports: ports
+                .into_iter()
+                .map(|(port, name)| InboundPort { port, listen: SocketAddr::new(ip, port), name })
+                .collect(),
             admin: None,
             outbound: None,
             pid: 0,
@@ -564,8 +581,7 @@ mod tests {
 
     #[test]
     fn ready_pods_become_workloads_with_their_slice_ports() {
-        let app =
-            json!([{"name": "app", "ports": [{"containerPort": 9080}, {"containerPort": 53, "protocol": "UDP"}]}]);
+        let app = json!([{"name": "app", "ports": [{"containerPort": 9080, "name": "http-web"}, {"containerPort": 53, "protocol": "UDP"}]}]);
         let meshed = json!([{"name": "app"}, {"name": "istio-proxy", "ports": [{"containerPort": 15020}]}]);
         let pods = [
             pod("v1", "10.0.0.1", "Running", app.clone()),
@@ -590,6 +606,7 @@ mod tests {
         assert_eq!(v1.labels.get("version").map(String::as_str), Some("v1"));
         let ports: Vec<String> = v1.ports.iter().map(|p| format!("{}={}", p.port, p.listen)).collect();
         assert_eq!(ports, ["9080=10.0.0.1:9080", "9443=10.0.0.1:9443"]);
+        assert_eq!(v1.ports[0].name.as_deref(), Some("http-web"), "named for Services with a named targetPort");
         let v2 = &w["default/v2"];
         assert!(!v2.without_proxy, "the istio-proxy container makes it meshed");
         assert!(v2.ports.iter().all(|p| p.port != 15020), "the proxy's own ports are not the app's");

@@ -34,9 +34,21 @@ impl World {
     /// Every workload that can be an endpoint: connected proxies, then the platform's pods
     /// whose proxy is not connected (or that have none).
     pub fn workload_list(&self) -> Vec<Workload> {
-        let mut out: Vec<Workload> = self.workloads.values().cloned().collect();
+        let mut out: Vec<Workload> = self.workloads.keys().filter_map(|id| self.workload(id)).collect();
         out.extend(self.discovered.iter().filter(|(id, _)| !self.workloads.contains_key(*id)).map(|(_, w)| w.clone()));
         out
+    }
+
+    /// A connected proxy's workload, with the container port names its pod declares (the
+    /// proxy knows ports by number only).
+    pub fn workload(&self, id: &str) -> Option<Workload> {
+        let mut w = self.workloads.get(id)?.clone();
+        if let Some(pod) = self.discovered.get(id) {
+            for p in w.ports.iter_mut().filter(|p| p.name.is_none()) {
+                p.name = pod.ports.iter().find(|d| d.port == p.port).and_then(|d| d.name.clone());
+            }
+        }
+        Some(w)
     }
 }
 

@@ -16,6 +16,15 @@ use mesh_api::{Key, Object, Resource};
 
 use crate::store::Resources;
 
+/// Whether a Service port forwards to this workload port: by number, or by the container
+/// port's name when `targetPort` is a name.
+fn targets(sp: &mesh_api::core::ServicePort, ip: &mesh_api::protocol::InboundPort) -> bool {
+    match sp.target_name() {
+        Some(name) => ip.name.as_deref() == Some(name),
+        None => sp.target_number() == Some(ip.port),
+    }
+}
+
 /// Istio's root namespace: a DestinationRule there applies mesh-wide.
 pub const ROOT_NAMESPACE: &str = "istio-system";
 
@@ -209,8 +218,11 @@ impl Index<'_> {
             s.namespace == w.namespace
                 && !s.spec.selector.is_empty()
                 && labels_match(&s.spec.selector, &w.labels)
-                && service_ports(&s.spec)
-                    .any(|p| p.target_number() == Some(port) && p.mesh_protocol() == PortProtocol::Tcp)
+                && service_ports(&s.spec).any(|p| {
+                    p.mesh_protocol() == PortProtocol::Tcp
+                        && (p.target_number() == Some(port)
+                            || w.ports.iter().any(|ip| ip.port == port && targets(p, ip)))
+                })
         })
     }
 
@@ -424,9 +436,8 @@ pub fn translate_with(
                 {
                     continue;
                 }
-                let target = sp.target_number();
                 for ip in &w.ports {
-                    if Some(ip.port) == target {
+                    if targets(sp, ip) {
                         // A pod without a proxy cannot terminate mTLS: plain text, unless a
                         // DestinationRule insists.
                         let server = if w.without_proxy {

@@ -295,12 +295,14 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         // Peers connect to the workload's own address and port; the kernel redirects to us.
         opts.inbound
             .iter()
-            .map(|(port, _)| InboundPort { port: *port, listen: SocketAddr::new(opts.inbound_bind, *port) })
+            .map(|(port, _)| InboundPort { port: *port, listen: SocketAddr::new(opts.inbound_bind, *port), name: None })
             .collect()
     } else {
         inbound
             .iter()
-            .filter_map(|(port, _, l)| l.local_addr().ok().map(|listen| InboundPort { port: *port, listen }))
+            .filter_map(|(port, _, l)| {
+                l.local_addr().ok().map(|listen| InboundPort { port: *port, listen, name: None })
+            })
             .collect()
     };
     let captured_apps = opts.inbound.clone();

@@ -21,7 +21,7 @@ fn workload(name: &str, labels: &[(&str, &str)], port: u16, listen_port: u16) ->
         namespace: "default".into(),
         service_account: "default".into(),
         labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-        ports: vec![InboundPort { port, listen: ([127, 0, 0, 1], listen_port).into() }],
+        ports: vec![InboundPort { port, listen: ([127, 0, 0, 1], listen_port).into(), name: None }],
         admin: None,
         outbound: None,
         pid: 0,
@@ -248,4 +248,19 @@ fn connection_pool_settings_reach_the_cluster() {
     assert_eq!((l.connect_timeout_ms, l.idle_timeout_ms, l.no_reuse), (Some(250), Some(30_000), true));
     let o = c.outlier.as_ref().expect("outlier");
     assert_eq!((o.consecutive_5xx, o.base_ejection_ms, o.max_ejection_percent), (Some(3), 10_000, 10));
+}
+
+#[test]
+fn a_named_target_port_selects_the_container_port_of_that_name_and_pods_without_proxy_get_plain_text() {
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.96.3.4\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: web-port}]\n";
+    let mut named = workload("web-1", &[("app", "web")], 8080, 8080);
+    named.ports[0].name = Some("web-port".into());
+    named.without_proxy = true;
+    let unnamed = workload("web-2", &[("app", "web")], 8080, 8081);
+    let ws = vec![named, unnamed, workload("client", &[("app", "client")], 9080, 30004)];
+    let cfg = translate(&resources(yaml), &ws, &ws[2]);
+    let eps = &cfg.endpoints.clusters["outbound|80||web.default.svc.cluster.local"];
+    assert_eq!(eps.iter().map(|e| e.workload.as_str()).collect::<Vec<_>>(), ["default/web-1"]);
+    assert!(!eps[0].mtls, "a pod without a proxy is reached in plain text");
+    assert!(cfg.routes.virtual_hosts[0].domains.contains(&"10.96.3.4".to_string()), "the cluster IP names it");
 }
