@@ -138,6 +138,13 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
         renew_asked_for: String::new(),
     };
     let mut world_rx = state.subscribe();
+    // On Kubernetes, no config before meshd has listed everything once: a partial one would
+    // take routes and endpoints away from a proxy that reconnects to a restarted meshd.
+    while !state.ready() {
+        if world_rx.changed().await.is_err() {
+            return Ok(());
+        }
+    }
     let mut sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     let mut nonce = 0u64;
     let metrics = &state.metrics;

@@ -555,6 +555,8 @@ mod tests {
             config_kind("", "v1", "Service", "services"),
             config_kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
         ];
+        state.await_platform();
+        assert!(!state.ready(), "not ready before the first full list");
         tokio::spawn(watch_cluster(client, state.clone(), kinds, watch::channel(BTreeSet::new()).0));
         let names = || {
             let w = state.world();
@@ -570,6 +572,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(vs_lists.load(Ordering::SeqCst) >= 2, "the 410 made the watcher list again");
+        assert!(state.ready());
         assert!(!dir.path().join("store.json").exists(), "on Kubernetes the API server is the store");
     }
 

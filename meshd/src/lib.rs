@@ -112,6 +112,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .await
             .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
         info!("reading config and workloads from the Kubernetes API");
+        state.await_platform();
         let (namespaces, namespaces_rx) = tokio::sync::watch::channel(Default::default());
         tokio::spawn(kubernetes::watch_cluster(client.clone(), state.clone(), kubernetes::default_kinds(), namespaces));
         tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx));
@@ -293,7 +294,8 @@ fn monitoring_response(
                 .collect();
             (200, "application/json", serde_json::to_string_pretty(&rows).unwrap_or_default())
         }
-        "/ready" => (200, "text/plain", "ready\n".to_string()),
+        "/ready" if state.ready() => (200, "text/plain", "ready\n".to_string()),
+        "/ready" => (503, "text/plain", "waiting for the first full list from the Kubernetes API\n".to_string()),
         _ => (404, "text/plain", "not found: try /metrics or /debug/syncz\n".to_string()),
     };
     let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));

@@ -72,6 +72,8 @@ pub struct State {
     /// Workloads restored from the registry file that have not reconnected yet.
     restored: Mutex<BTreeSet<String>>,
     frozen: AtomicBool,
+    /// False while meshd waits for its first full view of the platform (Kubernetes).
+    synced: AtomicBool,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -128,6 +130,7 @@ impl State {
             registry,
             restored: Mutex::new(restored_ids),
             frozen: AtomicBool::new(false),
+            synced: AtomicBool::new(true),
             metrics: crate::metrics::Metrics::new(),
         }
     }
@@ -150,6 +153,17 @@ impl State {
         }
         self.persist_registry(&next);
         self.publish(None, Some(next));
+    }
+
+    /// Config comes from a platform (the Kubernetes API): not ready until its first full view
+    /// is published.
+    pub fn await_platform(&self) {
+        self.synced.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether meshd has everything it needs to serve proxies (for the readiness probe).
+    pub fn ready(&self) -> bool {
+        self.synced.load(Ordering::SeqCst)
     }
 
     /// Stop persisting the registry: meshd is shutting down and streams will drop.
@@ -235,9 +249,10 @@ impl State {
     /// Kubernetes API server is the store there: nothing is written to the local file).
     pub fn replace_platform(&self, resources: Resources, discovered: BTreeMap<String, Workload>) {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let first = !self.synced.swap(true, Ordering::SeqCst);
         let world = self.world();
         let config_changed = *world.resources != resources;
-        if !config_changed && *world.discovered == discovered {
+        if !first && !config_changed && *world.discovered == discovered {
             return;
         }
         self.publish_all(config_changed.then_some(resources), None, Some(discovered));

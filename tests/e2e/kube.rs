@@ -374,13 +374,17 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         cm["data"]["root-cert.pem"].as_str().map(String::from)
     });
     assert!(root.contains("BEGIN CERTIFICATE"), "{root}");
-    assert!(
-        cluster
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .objects
-            .contains_key("/api/v1/namespaces/istio-system/configmaps/mesh-ca-root-cert")
-    );
+    let monitoring: std::net::SocketAddr = serde_json::from_slice::<Value>(&std::fs::read(&info_file).expect("info"))
+        .ok()
+        .and_then(|v| v["monitoring"].as_str().and_then(|a| a.parse().ok()))
+        .expect("monitoring address");
+    eventually("meshd ready once it has listed everything", Duration::from_secs(20), || {
+        (get(monitoring, "meshd", "/ready", false, &[]).0 == 200).then_some(())
+    });
+    eventually("the root ConfigMap in istio-system", Duration::from_secs(20), || {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.contains_key("/api/v1/namespaces/istio-system/configmaps/mesh-ca-root-cert").then_some(())
+    });
     let dir = mesh.home.path().to_path_buf();
     std::fs::write(dir.join("root-cert.pem"), &root).expect("write root");
     let mut tokens = Vec::new();
