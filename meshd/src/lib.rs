@@ -154,8 +154,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         // Service names: proxies trust it through the root ConfigMap, the API server through
         // the caBundle meshd writes.
         let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
-        let tls = webhook::tls_config(&api.ca, &webhook::dns_names(&ns))
+        let serving = webhook::ServingCert::new(api.ca.clone(), webhook::dns_names(&ns))
             .context("cannot issue meshd's serving certificate")?;
+        let tls = webhook::tls_config(serving.clone());
         let discovery = TcpListener::bind(opts.discovery_tls)
             .await
             .with_context(|| format!("cannot listen on {} for discovery over TLS", opts.discovery_tls))?;
@@ -165,12 +166,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tls_addresses = (discovery.local_addr().ok(), webhooks.local_addr().ok());
         tokio::spawn(webhook::serve_tls(discovery, tls.clone(), api.clone()));
         tokio::spawn(webhook::serve_tls(webhooks, tls, api.clone()));
-        let bundle = api.ca.view().bundle_pem.clone();
-        tokio::spawn(async move {
-            if let Err(e) = webhook::patch_ca_bundle(client, &ns, &bundle).await {
-                warn!(error = %e, "cannot set the webhooks' caBundle; they fail open until it is set");
-            }
-        });
+        tokio::spawn(webhook::follow_ca(client, ns, api.ca.clone(), serving));
     }
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(l) = monitoring {

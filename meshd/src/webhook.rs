@@ -9,6 +9,8 @@ use base64::Engine;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -28,14 +30,95 @@ pub fn dns_names(namespace: &str) -> Vec<String> {
     ]
 }
 
-/// A TLS server config with a fresh certificate for `names` from the mesh CA.
-pub fn tls_config(ca: &Ca, names: &[String]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let (cert_pem, key_pem) = ca.issue_server(names)?;
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
-    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+/// meshd's serving certificate for its Service's names, from the mesh CA; issued again when the
+/// CA starts signing with another root (a root rotation), so clients that trust only the new
+/// root keep reaching meshd.
+pub struct ServingCert {
+    ca: Arc<Ca>,
+    names: Vec<String>,
+    /// The signer's key id and the certificate it signed.
+    current: std::sync::RwLock<(String, Arc<CertifiedKey>)>,
+}
+
+impl std::fmt::Debug for ServingCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingCert").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+impl ServingCert {
+    pub fn new(ca: Arc<Ca>, names: Vec<String>) -> anyhow::Result<Arc<ServingCert>> {
+        let current = std::sync::RwLock::new(Self::issue(&ca, &names)?);
+        Ok(Arc::new(ServingCert { ca, names, current }))
+    }
+
+    fn issue(ca: &Ca, names: &[String]) -> anyhow::Result<(String, Arc<CertifiedKey>)> {
+        let signer = ca.view().signer_key_id.clone();
+        let (cert_pem, key_pem) = ca.issue_server(names)?;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+        let key = rustls::crypto::ring::sign::any_supported_type(&key)?;
+        Ok((signer, Arc::new(CertifiedKey::new(certs, key))))
+    }
+
+    /// Issue a new certificate if the CA signs with another root now; true if it did.
+    pub fn refresh(&self) -> anyhow::Result<bool> {
+        let signer = self.ca.view().signer_key_id.clone();
+        if self.current.read().unwrap_or_else(|p| p.into_inner()).0 == signer {
+            return Ok(false);
+        }
+        let next = Self::issue(&self.ca, &self.names)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for ServingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).1.clone())
+    }
+}
+
+/// A TLS server config presenting `cert`.
+pub fn tls_config(cert: Arc<ServingCert>) -> Arc<rustls::ServerConfig> {
+    Arc::new(rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(cert))
+}
+
+/// Keep meshd's serving certificate and the webhooks' `caBundle` in step with the CA (at start,
+/// and after every root rotation step); failed patches are retried.
+pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cert: Arc<ServingCert>) {
+    let mut rx = ca.subscribe();
+    let mut patched = String::new();
+    loop {
+        let view = rx.borrow_and_update().clone();
+        match cert.refresh() {
+            Ok(true) => info!("issued meshd's serving certificate from the new signing root"),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "cannot issue meshd's serving certificate; keeping the old one"),
+        }
+        let mut failed = false;
+        if patched != view.bundle_version {
+            match patch_ca_bundle(client.clone(), &namespace, &view.bundle_pem).await {
+                Ok(()) => patched = view.bundle_version.clone(),
+                Err(e) => {
+                    warn!(error = %e, "cannot set the webhooks' caBundle; they fail open until it is set; retrying");
+                    failed = true;
+                }
+            }
+        }
+        let retry = async {
+            if failed {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = retry => {}
+        }
+    }
 }
 
 /// Serve meshd's API over TLS: the webhooks (the part the API server calls) on 15017, the
@@ -181,7 +264,8 @@ mod tests {
             shutdown: Arc::new(tokio::sync::Notify::new()),
             kube: None,
         });
-        let tls = tls_config(&ca, &dns_names("istio-system")).expect("tls");
+        let serving = ServingCert::new(ca.clone(), dns_names("istio-system")).expect("serving cert");
+        let tls = tls_config(serving.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(serve_tls(listener, tls, api));
@@ -215,5 +299,25 @@ mod tests {
         let out: Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(out["response"]["allowed"], false, "{out}");
         assert!(out["response"]["status"]["message"].as_str().is_some_and(|m| m.contains("port")), "{out}");
+
+        // A root rotation: once the CA signs with the new root, meshd presents a certificate a
+        // client trusting only the new root accepts.
+        assert!(!serving.refresh().expect("refresh"), "nothing to do while the signer is the same");
+        ca.add_root().expect("add root");
+        ca.sign_with_newest().expect("switch signer");
+        assert!(serving.refresh().expect("refresh"));
+        ca.retire_others().expect("retire the old root");
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca.view().bundle_pem.as_bytes()) {
+            roots.add(c.expect("root")).expect("add root");
+        }
+        assert_eq!(roots.len(), 1, "only the new root");
+        let client = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("meshd.istio-system.svc").expect("name");
+        tokio_rustls::TlsConnector::from(Arc::new(client))
+            .connect(name, tcp)
+            .await
+            .expect("handshake with only the new root");
     }
 }
