@@ -174,10 +174,10 @@ impl Api {
     fn proxy_config(&self, query: &str) -> Resp {
         let id = query.split('&').find_map(|kv| kv.strip_prefix("id=")).unwrap_or("").replace("%2F", "/");
         let world = self.state.world();
-        let Some(w) = world.workloads.get(&id) else {
+        let Some(w) = world.workload(&id) else {
             return error(StatusCode::NOT_FOUND, format!("no proxy {id:?} is connected"), vec![]);
         };
-        let cfg = crate::translate::translate_with(&world.resources, &world.workload_list(), w, &self.mesh);
+        let cfg = crate::translate::translate_with(&world.resources, &world.workload_list(), &w, &self.mesh);
         json(StatusCode::OK, &cfg)
     }
 
