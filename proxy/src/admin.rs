@@ -37,11 +37,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             if shared.ready.load(Ordering::Acquire) {
                 reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec())
             } else {
-                reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    b"waiting for config and a certificate from meshd\n".to_vec(),
-                )
+                let mut body = "waiting for config and a certificate from meshd".to_string();
+                if let Some(e) = shared.discovery_error.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
+                    body.push_str(": ");
+                    body.push_str(e);
+                }
+                body.push('\n');
+                reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body.into_bytes())
             }
         }
         "/live" | "/healthz/live" => reply(StatusCode::OK, "text/plain", b"LIVE\n".to_vec()),

@@ -63,6 +63,9 @@ pub struct Shared {
     pub access_log: bool,
     /// Finished spans on their way to the collector the config names.
     pub tracer: trace::Tracer,
+    /// Why the last attempt to reach meshd failed (cleared once meshd welcomes this proxy);
+    /// shown by the admin API's `/ready` while the proxy is not ready.
+    pub discovery_error: std::sync::Mutex<Option<String>>,
 }
 
 /// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
@@ -353,6 +356,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         me,
         access_log: opts.access_log,
         tracer,
+        discovery_error: std::sync::Mutex::new(None),
     });
     let bound = Bound {
         outbound: outbound_addr,

@@ -123,7 +123,10 @@ pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
                 info!("meshd closed the discovery stream; keeping the last config and reconnecting");
                 backoff = BACKOFF_MIN;
             }
-            Err(e) => warn!(error = %e, retry_in = ?backoff, "no discovery stream; keeping the last config"),
+            Err(e) => {
+                warn!(error = %e, retry_in = ?backoff, "no discovery stream; keeping the last config");
+                *shared.discovery_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
         }
         // Full jitter keeps a fleet of proxies from reconnecting in lockstep.
         let wait = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
@@ -154,7 +157,22 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| format!("discovery request failed: {e}"))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(format!("meshd refused the discovery stream: {}", resp.status()));
+        let status = resp.status();
+        // meshd says why in `{"error": ...}` (a wrong token, a TokenReview refusal, ...).
+        let body = tokio::time::timeout(
+            Duration::from_secs(5),
+            http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 16 * 1024)),
+        )
+        .await;
+        let why = body
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b.to_bytes()).ok())
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
+        return Err(match why {
+            Some(why) => format!("meshd refused the discovery stream ({status}): {why}"),
+            None => format!("meshd refused the discovery stream: {status}"),
+        });
     }
     let io = hyper::upgrade::on(resp).await.map_err(|e| format!("upgrade failed: {e}"))?;
     let mut framed =
@@ -200,6 +218,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
                 }
                 authenticated = true;
                 shared.metrics.meshd_connected.set(1);
+                *shared.discovery_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 info!(%meshd, %proxy_id, "connected to meshd");
                 send(&mut framed, &ProxyMessage::Identity(shared.identity.report())).await?;
                 if shared.identity.needs_cert() {

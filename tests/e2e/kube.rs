@@ -414,9 +414,10 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     };
     // A token the API server does not know, and another pod's token claiming this service
     // account: both refused.
+    let mut refused = Vec::new();
     for (name, t) in [("productpage-2", &tokens[1]), ("productpage-3", &tokens[2])] {
         let a = proxy_args(name, t);
-        mesh.proxy(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        refused.push(mesh.proxy(&a.iter().map(String::as_str).collect::<Vec<_>>()).admin);
     }
     let a = proxy_args("productpage-1", &tokens[0]);
     let good = mesh.proxy(&a.iter().map(String::as_str).collect::<Vec<_>>());
@@ -428,6 +429,14 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     });
     let statuses = mesh.statuses();
     assert_eq!(statuses.len(), 1, "only the proxy with its own pod's token is served: {statuses:?}");
+    // Each refused proxy says why on its admin API.
+    for (admin, why) in refused.iter().zip(["did not accept the token", "only for its own pod"]) {
+        let body = eventually("the refusal on the proxy's /ready", Duration::from_secs(20), || {
+            let (code, body) = get(*admin, "admin", "/ready", false, &[]);
+            (code == 503 && body.contains(why)).then_some(body)
+        });
+        assert!(body.contains("meshd refused"), "{body}");
+    }
     let status = statuses[0].to_string();
     assert!(status.contains("default/productpage-1"), "{status}");
     assert!(status.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{status}");
