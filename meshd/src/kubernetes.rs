@@ -379,6 +379,9 @@ pub struct Caller {
     pub pod: Option<String>,
 }
 
+/// How long a proxy waits for meshd's TokenReview before it is told to try again.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Ask the API server who `token` belongs to (a TokenReview for the mesh audience). Errors say
 /// why the token is not accepted.
 pub async fn review_token(client: &kube::Client, token: &str) -> Result<Caller, String> {
@@ -387,9 +390,9 @@ pub async fn review_token(client: &kube::Client, token: &str) -> Result<Caller, 
         ..Default::default()
     };
     let api: Api<TokenReview> = Api::all(client.clone());
-    let answer = api
-        .create(&PostParams::default(), &review)
+    let answer = tokio::time::timeout(REVIEW_TIMEOUT, api.create(&PostParams::default(), &review))
         .await
+        .map_err(|_| format!("the Kubernetes API did not answer the TokenReview within {REVIEW_TIMEOUT:?}"))?
         .map_err(|e| format!("cannot check the token with the Kubernetes API (TokenReview): {e}"))?;
     let status = answer.status.unwrap_or_default();
     if status.authenticated != Some(true) {

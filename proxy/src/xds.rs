@@ -61,7 +61,11 @@ async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStr
     let config = crate::tls::meshd_client(&tls.ca_file)?;
     let name = rustls::pki_types::ServerName::try_from(tls.server_name.clone())
         .map_err(|e| format!("meshd server name {:?}: {e}", tls.server_name))?;
-    let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| format!("TLS with meshd at {address} did not complete within {HANDSHAKE_TIMEOUT:?}"))?
+        .map_err(|e| {
         format!(
             "TLS with meshd at {address} failed (is it meshd, with a certificate for {:?} from the root in {}?): {e}",
             tls.server_name,
@@ -107,6 +111,9 @@ impl MeshdSource {
     }
 }
 
+/// How long meshd has to answer the discovery request (it may be asking the Kubernetes API
+/// about the token) and to welcome the proxy.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long to wait for an answer to a CSR, or after a refusal, before asking again.
 const CSR_RETRY: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -155,7 +162,10 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Empty::new())
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| format!("discovery request failed: {e}"))?;
+    let resp = tokio::time::timeout(HANDSHAKE_TIMEOUT, sender.send_request(req))
+        .await
+        .map_err(|_| format!("meshd at {address} did not answer the discovery request within {HANDSHAKE_TIMEOUT:?}"))?
+        .map_err(|e| format!("discovery request failed: {e}"))?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = resp.status();
         // meshd says why in `{"error": ...}` (a wrong token, a TokenReview refusal, ...).
@@ -183,6 +193,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
     // When to send the next CSR: the renewal time of the certificate in force, or a retry
     // after a request that got no answer or was refused.
     let mut next_csr: Option<Instant> = None;
+    let welcome_by = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
         let due = next_csr;
         let renew = async {
@@ -193,6 +204,9 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
         };
         let frame = tokio::select! {
             frame = framed.next() => frame,
+            _ = tokio::time::sleep_until(welcome_by), if !authenticated => {
+                return Err(format!("meshd at {address} did not welcome this proxy within {HANDSHAKE_TIMEOUT:?}"));
+            }
             _ = renew, if authenticated => {
                 info!("requesting a new certificate (renewal time reached, or retrying)");
                 send_csr(shared, &mut framed).await?;
