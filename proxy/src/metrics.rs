@@ -6,7 +6,8 @@
 //! (`x-mesh-peer`: `namespace/name;app;version`) to requests and responses between proxies and
 //! removes the peer's before the app sees it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -159,6 +160,22 @@ pub struct Metrics {
     config_version: Family<VersionLabel, Gauge>,
     /// 1 while the discovery stream to meshd is up.
     pub meshd_connected: Gauge,
+    /// The request metrics of each label set seen, found by one hash of the borrowed label
+    /// values: a request neither allocates its labels nor hashes them four times.
+    request_cache: std::sync::RwLock<RequestCache>,
+    cache_hasher: std::collections::hash_map::RandomState,
+}
+
+/// Label-set hash -> the label sets with that hash, their response code and their metrics.
+type RequestCache = HashMap<u64, Vec<(RequestLabels, u16, RequestHandles)>>;
+
+/// The four metrics one request updates, sharing their values with the families'.
+#[derive(Clone)]
+struct RequestHandles {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
 }
 
 /// One finished request, as either side reports it.
@@ -177,6 +194,87 @@ pub struct RequestRecord<'a> {
     pub millis: f64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+}
+
+impl RequestRecord<'_> {
+    fn connection_security_policy(&self) -> &'static str {
+        if self.reporter == "source" {
+            "unknown"
+        } else if self.mtls {
+            "mutual_tls"
+        } else {
+            "none"
+        }
+    }
+
+    /// Everything the labels are made of (the service name and namespace follow from the
+    /// service).
+    fn key_fields(&self) -> ([&str; 14], u16, Option<&str>) {
+        let (s, d) = (self.source, self.destination);
+        let strings = [
+            self.reporter,
+            &s.workload,
+            &s.namespace,
+            &s.app,
+            &s.version,
+            principal_of(self.source_principal),
+            &d.workload,
+            &d.namespace,
+            &d.app,
+            &d.version,
+            principal_of(self.destination_principal),
+            self.destination_service,
+            self.protocol,
+            self.flags,
+        ];
+        (strings, self.code, self.grpc_status)
+    }
+
+    /// Whether `l` (without its response code) is this record's label set.
+    fn matches(&self, l: &RequestLabels) -> bool {
+        let (s, d) = (self.source, self.destination);
+        l.reporter == self.reporter
+            && l.source_workload == s.workload
+            && l.source_workload_namespace == s.namespace
+            && l.source_principal == principal_of(self.source_principal)
+            && l.source_app == s.app
+            && l.source_version == s.version
+            && l.destination_workload == d.workload
+            && l.destination_workload_namespace == d.namespace
+            && l.destination_principal == principal_of(self.destination_principal)
+            && l.destination_app == d.app
+            && l.destination_version == d.version
+            && l.destination_service == self.destination_service
+            && l.request_protocol == self.protocol
+            && l.response_flags == self.flags
+            && l.connection_security_policy == self.connection_security_policy()
+            && l.grpc_response_status == self.grpc_status.unwrap_or("")
+    }
+
+    fn labels(&self) -> RequestLabels {
+        let (svc_name, svc_ns) = service_parts(self.destination_service);
+        RequestLabels {
+            reporter: self.reporter.into(),
+            source_workload: self.source.workload.clone(),
+            source_workload_namespace: self.source.namespace.clone(),
+            source_principal: principal_of(self.source_principal).into(),
+            source_app: self.source.app.clone(),
+            source_version: self.source.version.clone(),
+            destination_workload: self.destination.workload.clone(),
+            destination_workload_namespace: self.destination.namespace.clone(),
+            destination_principal: principal_of(self.destination_principal).into(),
+            destination_app: self.destination.app.clone(),
+            destination_version: self.destination.version.clone(),
+            destination_service: self.destination_service.into(),
+            destination_service_name: svc_name.into(),
+            destination_service_namespace: svc_ns.into(),
+            request_protocol: self.protocol.into(),
+            response_code: self.code.to_string(),
+            response_flags: self.flags.into(),
+            connection_security_policy: self.connection_security_policy().into(),
+            grpc_response_status: self.grpc_status.unwrap_or("").into(),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -244,42 +342,41 @@ impl Metrics {
             tcp_closed,
             tcp_sent,
             tcp_received,
+            request_cache: Default::default(),
+            cache_hasher: Default::default(),
         }
     }
 
     pub fn record(&self, r: &RequestRecord<'_>) {
-        let (svc_name, svc_ns) = service_parts(r.destination_service);
-        let labels = RequestLabels {
-            reporter: r.reporter.into(),
-            source_workload: r.source.workload.clone(),
-            source_workload_namespace: r.source.namespace.clone(),
-            source_principal: principal(r.source_principal),
-            source_app: r.source.app.clone(),
-            source_version: r.source.version.clone(),
-            destination_workload: r.destination.workload.clone(),
-            destination_workload_namespace: r.destination.namespace.clone(),
-            destination_principal: principal(r.destination_principal),
-            destination_app: r.destination.app.clone(),
-            destination_version: r.destination.version.clone(),
-            destination_service: r.destination_service.into(),
-            destination_service_name: svc_name.into(),
-            destination_service_namespace: svc_ns.into(),
-            request_protocol: r.protocol.into(),
-            response_code: r.code.to_string(),
-            response_flags: r.flags.into(),
-            connection_security_policy: if r.reporter == "source" {
-                "unknown".into()
-            } else if r.mtls {
-                "mutual_tls".into()
-            } else {
-                "none".into()
-            },
-            grpc_response_status: r.grpc_status.unwrap_or("").into(),
+        let h = self.handles(r);
+        h.requests.inc();
+        h.duration.observe(r.millis);
+        h.request_bytes.observe(r.request_bytes as f64);
+        h.response_bytes.observe(r.response_bytes as f64);
+    }
+
+    /// The metrics of `r`'s label set: from the cache, or made in the families on first use.
+    fn handles(&self, r: &RequestRecord<'_>) -> RequestHandles {
+        let key = self.cache_hasher.hash_one(r.key_fields());
+        let found = |cache: &RequestCache| {
+            cache.get(&key)?.iter().find(|(l, code, _)| *code == r.code && r.matches(l)).map(|(_, _, h)| h.clone())
         };
-        self.requests.get_or_create(&labels).inc();
-        self.duration.get_or_create(&labels).observe(r.millis);
-        self.request_bytes.get_or_create(&labels).observe(r.request_bytes as f64);
-        self.response_bytes.get_or_create(&labels).observe(r.response_bytes as f64);
+        if let Some(h) = found(&self.request_cache.read().unwrap_or_else(|p| p.into_inner())) {
+            return h;
+        }
+        let mut cache = self.request_cache.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = found(&cache) {
+            return h;
+        }
+        let labels = r.labels();
+        let h = RequestHandles {
+            requests: self.requests.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            request_bytes: self.request_bytes.get_or_create(&labels).clone(),
+            response_bytes: self.response_bytes.get_or_create(&labels).clone(),
+        };
+        cache.entry(key).or_default().push((labels, r.code, h.clone()));
+        h
     }
 
     pub fn tcp_opened(&self, l: &TcpLabels) {
@@ -336,8 +433,8 @@ pub fn service_parts(fqdn: &str) -> (&str, &str) {
     }
 }
 
-fn principal(spiffe: &str) -> String {
-    if spiffe.is_empty() { "unknown".into() } else { spiffe.to_string() }
+fn principal_of(spiffe: &str) -> &str {
+    if spiffe.is_empty() { "unknown" } else { spiffe }
 }
 
 pub fn unknown_peer() -> Peer {
@@ -426,4 +523,60 @@ pub fn tcp_access_log(e: &TcpEntry<'_>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(src: &'a Peer, dst: &'a Peer, principal: &'a str, code: u16) -> RequestRecord<'a> {
+        RequestRecord {
+            reporter: "destination",
+            source: src,
+            source_principal: principal,
+            destination: dst,
+            destination_principal: "spiffe://cluster.local/ns/default/sa/reviews",
+            destination_service: "reviews.default.svc.cluster.local",
+            protocol: "http",
+            code,
+            flags: "-",
+            mtls: true,
+            grpc_status: None,
+            millis: 2.0,
+            request_bytes: 10,
+            response_bytes: 100,
+        }
+    }
+
+    fn count(text: &str, needles: &[&str]) -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with("istio_requests_total{") && needles.iter().all(|n| l.contains(n)))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn each_label_set_counts_its_own_requests() {
+        let m = Metrics::new();
+        let src = Peer::of("productpage-v1", "default", &BTreeMap::from([("app".into(), "productpage".into())]));
+        let dst = Peer::of("reviews-v1", "default", &BTreeMap::new());
+        let p = "spiffe://cluster.local/ns/default/sa/productpage";
+        for _ in 0..3 {
+            m.record(&record(&src, &dst, p, 200));
+        }
+        m.record(&record(&src, &dst, p, 503));
+        m.record(&record(&src, &dst, "", 200));
+        let other = Peer::of("productpage-v2", "default", &BTreeMap::new());
+        m.record(&record(&other, &dst, p, 200));
+        let text = m.encode();
+        let ok = ["source_workload=\"productpage-v1\"", "response_code=\"200\"", &format!("source_principal=\"{p}\"")];
+        assert_eq!(count(&text, &ok), Some(3), "{text}");
+        assert_eq!(count(&text, &["source_workload=\"productpage-v1\"", "response_code=\"503\""]), Some(1));
+        assert_eq!(count(&text, &["source_principal=\"unknown\"", "response_code=\"200\""]), Some(1));
+        assert_eq!(count(&text, &["source_workload=\"productpage-v2\""]), Some(1));
+        assert!(text.contains("destination_service_name=\"reviews\",destination_service_namespace=\"default\""));
+        assert!(text.contains("connection_security_policy=\"mutual_tls\""));
+        let durations = text.lines().filter(|l| l.starts_with("istio_request_duration_milliseconds_count{")).count();
+        assert_eq!(durations, 4, "one histogram per label set: {text}");
+    }
 }
