@@ -130,20 +130,49 @@ fn sample(percent: f64) -> bool {
     percent >= 100.0 || (percent > 0.0 && fastrand::f64() * 100.0 < percent)
 }
 
+/// Write `v`'s low `out.len()` hex digits (lowercase, zero-padded) into `out`.
+fn hex_into(out: &mut [u8], mut v: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+/// A header value from ASCII built on the stack (one copy, no formatting machinery).
+fn value(bytes: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(bytes).ok()
+}
+
 /// Hand `ctx` to the next hop in both W3C and B3 form (whatever the caller used, so either
-/// kind of app library finds it). `tracestate` passes through untouched.
+/// kind of app library finds it). `tracestate` passes through untouched. Built without
+/// `format!`: this runs on every request.
 pub fn inject(h: &mut HeaderMap, ctx: &Context) {
-    let flags = if ctx.sampled { "01" } else { "00" };
-    let put = |h: &mut HeaderMap, name: &'static str, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
+    let mut trace = [0u8; 32];
+    hex_into(&mut trace, ctx.trace_id);
+    let mut span = [0u8; 16];
+    hex_into(&mut span, u128::from(ctx.span_id));
+    // 00-TRACE-SPAN-FLAGS
+    let mut tp = [0u8; 55];
+    tp[..3].copy_from_slice(b"00-");
+    tp[3..35].copy_from_slice(&trace);
+    tp[35] = b'-';
+    tp[36..52].copy_from_slice(&span);
+    tp[52..].copy_from_slice(if ctx.sampled { b"-01" } else { b"-00" });
+    let mut put = |name: &'static str, bytes: &[u8]| {
+        if let Some(v) = value(bytes) {
             h.insert(name, v);
         }
     };
-    put(h, "traceparent", format!("00-{:032x}-{:016x}-{flags}", ctx.trace_id, ctx.span_id));
-    put(h, "x-b3-traceid", format!("{:032x}", ctx.trace_id));
-    put(h, "x-b3-spanid", format!("{:016x}", ctx.span_id));
+    put("traceparent", &tp);
+    put("x-b3-traceid", &trace);
+    put("x-b3-spanid", &span);
     match ctx.parent {
-        Some(p) => put(h, "x-b3-parentspanid", format!("{p:016x}")),
+        Some(p) => {
+            let mut parent = [0u8; 16];
+            hex_into(&mut parent, u128::from(p));
+            put("x-b3-parentspanid", &parent);
+        }
         None => {
             h.remove("x-b3-parentspanid");
         }
@@ -151,7 +180,15 @@ pub fn inject(h: &mut HeaderMap, ctx: &Context) {
     h.insert("x-b3-sampled", HeaderValue::from_static(if ctx.sampled { "1" } else { "0" }));
     h.remove("x-b3-flags");
     if h.contains_key("b3") {
-        put(h, "b3", format!("{:032x}-{:016x}-{}", ctx.trace_id, ctx.span_id, if ctx.sampled { 1 } else { 0 }));
+        // TRACE-SPAN-SAMPLED
+        let mut b3 = [0u8; 51];
+        b3[..32].copy_from_slice(&trace);
+        b3[32] = b'-';
+        b3[33..49].copy_from_slice(&span);
+        b3[49..].copy_from_slice(if ctx.sampled { b"-1" } else { b"-0" });
+        if let Some(v) = value(&b3) {
+            h.insert("b3", v);
+        }
     }
 }
 
@@ -163,18 +200,19 @@ pub fn ensure_request_id(h: &mut HeaderMap) -> String {
     let r = fastrand::u128(..);
     // Version 4, variant 1 (RFC 9562).
     let r = (r & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let s = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        (r >> 96) as u32,
-        (r >> 80) as u16,
-        (r >> 64) as u16,
-        (r >> 48) as u16,
-        r & 0xffff_ffff_ffff
-    );
-    if let Ok(v) = HeaderValue::from_str(&s) {
+    let mut hex = [0u8; 32];
+    hex_into(&mut hex, r);
+    // 8-4-4-4-12
+    let mut id = [b'-'; 36];
+    id[..8].copy_from_slice(&hex[..8]);
+    id[9..13].copy_from_slice(&hex[8..12]);
+    id[14..18].copy_from_slice(&hex[12..16]);
+    id[19..23].copy_from_slice(&hex[16..20]);
+    id[24..].copy_from_slice(&hex[20..]);
+    if let Some(v) = value(&id) {
         h.insert("x-request-id", v);
     }
-    s
+    String::from_utf8_lossy(&id).into_owned()
 }
 
 /// One finished span.
@@ -382,6 +420,35 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert_eq!(h["x-request-id"], id.as_str());
+    }
+
+    #[test]
+    fn injected_headers_are_exactly_the_w3c_and_b3_forms() {
+        for _ in 0..200 {
+            let ctx = Context {
+                trace_id: fastrand::u128(..) >> fastrand::u32(0..100),
+                span_id: fastrand::u64(..) >> fastrand::u32(0..50),
+                parent: fastrand::bool().then(|| fastrand::u64(..) >> fastrand::u32(0..50)),
+                sampled: fastrand::bool(),
+            };
+            let mut h = headers(&[("b3", "x")]);
+            inject(&mut h, &ctx);
+            let s = u8::from(ctx.sampled);
+            assert_eq!(h["traceparent"], format!("00-{:032x}-{:016x}-0{s}", ctx.trace_id, ctx.span_id).as_str());
+            assert_eq!(h["x-b3-traceid"], format!("{:032x}", ctx.trace_id).as_str());
+            assert_eq!(h["x-b3-spanid"], format!("{:016x}", ctx.span_id).as_str());
+            assert_eq!(h["b3"], format!("{:032x}-{:016x}-{s}", ctx.trace_id, ctx.span_id).as_str());
+            assert_eq!(
+                h.get("x-b3-parentspanid").map(|v| v.as_bytes().to_vec()),
+                ctx.parent.map(|p| format!("{p:016x}").into_bytes())
+            );
+        }
+        let mut h = HeaderMap::new();
+        let id = ensure_request_id(&mut h);
+        let parts: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12], "{id}");
+        assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "variant 1: {id}");
     }
 
     #[test]
