@@ -11,7 +11,7 @@
 # at that rate.
 #
 # Usage: bench/run.sh [SECONDS] [CONNECTIONS]    (defaults 10 and 16; one wrk thread)
-# Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` in release mode.
+# Needs wrk and nginx (`apt-get install -y wrk nginx`); builds `mesh` and `proxy` in release mode.
 # Environment: ROUNDS (3), MESH_PROXY_WORKERS (1), PROFILE (release), PEER_PROTOCOL (the proxies'
 # --peer-protocol: http1 or h2, offered by ALPN on the mTLS hop), PEER_MTLS (1; 0 applies a
 # DestinationRule with tls.mode DISABLE, for the plaintext baseline).
@@ -27,8 +27,12 @@ for tool in wrk nginx; do
 done
 PROFILE=${PROFILE:-release}   # PROFILE=profiling builds faster, with symbols for perf
 cargo build --profile "$PROFILE" --bin mesh >&2
+cargo build --profile "$PROFILE" --bin proxy >&2
 cargo build --profile "$PROFILE" -p mesh-proxy --example loadgen >&2
 MESH=$PWD/target/$PROFILE/mesh
+# The sidecars are the `proxy` binary, as the image ships it (`mesh proxy run` is the same code
+# in a larger binary: more text pages resident).
+PROXY=${PROXY:-$PWD/target/$PROFILE/proxy}   # PROXY=/path/to/proxy compares another build
 LOADGEN=$PWD/target/$PROFILE/examples/loadgen
 
 WORK=$(mktemp -d)
@@ -85,10 +89,10 @@ spec:
 YAML
 fi
 "$MESH" apply -f "$WORK/svc.yaml" >/dev/null
-RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload backend --labels app=backend \
+RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$PROXY" --workload backend --labels app=backend \
   --inbound "8080=127.0.0.1:$NGINX_PORT" --no-outbound ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/server.out" &
 PIDS+=($!); SERVER_PID=$!
-RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$MESH" proxy run --workload client \
+RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$PROXY" --workload client \
   ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/client.out" &
 PIDS+=($!); CLIENT_PID=$!
 for _ in $(seq 200); do
