@@ -82,9 +82,10 @@ impl Api {
             };
             return Ok(json(StatusCode::OK, &answer));
         }
+        let authorized = self.authorized(&req);
         if path == DISCOVERY_PATH
             && req.method() == Method::GET
-            && !self.authorized(&req)
+            && !authorized
             && let (Some(client), Some(token)) = (&self.kube, bearer(&req))
         {
             return Ok(match crate::kubernetes::review_token(client, &token).await {
@@ -95,7 +96,7 @@ impl Api {
                 }
             });
         }
-        if !self.authorized(&req) {
+        if !authorized {
             return Ok(error(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong access token: use the token in MESH_HOME/token (is MESH_HOME pointing at this mesh?)",
@@ -177,7 +178,7 @@ impl Api {
         let Some(w) = world.workload(&id) else {
             return error(StatusCode::NOT_FOUND, format!("no proxy {id:?} is connected"), vec![]);
         };
-        let cfg = crate::translate::translate_with(&world.resources, &world.workload_list(), &w, &self.mesh);
+        let cfg = crate::translate::translate_with(&world.resources, world.workload_list(), w, &self.mesh);
         json(StatusCode::OK, &cfg)
     }
 

@@ -156,8 +156,8 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let world = world_rx.borrow_and_update().clone();
         let noticed = std::time::Instant::now();
-        let me = world.workload(id);
-        let cfg = translate_with(&world.resources, &world.workload_list(), me.as_ref().unwrap_or(workload), &ctx.mesh);
+        let me = world.workload(id).unwrap_or(workload);
+        let cfg = translate_with(&world.resources, world.workload_list(), me, &ctx.mesh);
         let versions = ConfigType::ALL.map(|t| match t {
             ConfigType::Routes => version_of(&cfg.routes),
             ConfigType::Clusters => version_of(&cfg.clusters),

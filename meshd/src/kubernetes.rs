@@ -159,13 +159,22 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
-fn tcp_ports(ports: Option<&Value>, number: &str) -> impl Iterator<Item = u16> {
+/// The TCP entries of a `ports` list: the number under `number` and the entry's name.
+fn tcp_ports<'a>(ports: Option<&'a Value>, number: &'a str) -> impl Iterator<Item = (u16, Option<&'a str>)> {
     ports
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter(|p| p.get("protocol").and_then(Value::as_str).is_none_or(|p| p == "TCP"))
-        .filter_map(move |p| p.get(number).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
+        .filter_map(move |p| {
+            let n = p.get(number).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())?;
+            Some((n, p.get("name").and_then(Value::as_str)))
+        })
+}
+
+/// Sleep `after` when a step failed (then the caller retries), else never wake.
+pub async fn retry_if(failed: bool, after: Duration) {
+    if failed { tokio::time::sleep(after).await } else { std::future::pending().await }
 }
 
 /// The workloads behind the Services: running pods with an IP that an EndpointSlice lists as
@@ -181,7 +190,7 @@ fn workloads_of<'a>(
     let mut by_ip: HashMap<(String, IpAddr), BTreeSet<u16>> = HashMap::new();
     for slice in slices {
         let ns = str_at(slice, "/metadata/namespace").unwrap_or("default");
-        let ports: Vec<u16> = tcp_ports(slice.get("ports"), "port").collect();
+        let ports: Vec<u16> = tcp_ports(slice.get("ports"), "port").map(|(n, _)| n).collect();
         for ep in slice.get("endpoints").and_then(Value::as_array).into_iter().flatten() {
             if ep.pointer("/conditions/ready").and_then(Value::as_bool) == Some(false) {
                 continue;
@@ -219,18 +228,10 @@ fn workloads_of<'a>(
         // port -> its container port name, if any.
         let mut ports: BTreeMap<u16, Option<String>> = slice_ports.iter().map(|p| (*p, None)).collect();
         for c in containers.iter().filter(|c| c.get("name").and_then(Value::as_str) != Some(crate::inject::PROXY)) {
-            for p in c.get("ports").and_then(Value::as_array).into_iter().flatten() {
-                if p.get("protocol").and_then(Value::as_str).is_some_and(|p| p != "TCP") {
-                    continue;
-                }
-                let Some(port) = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())
-                else {
-                    continue;
-                };
-                let name = p.get("name").and_then(Value::as_str).map(String::from);
+            for (port, name) in tcp_ports(c.get("ports"), "containerPort") {
                 let slot = ports.entry(port).or_default();
                 if slot.is_none() {
-                    *slot = name;
+                    *slot = name.map(String::from);
                 }
             }
         }
@@ -359,13 +360,10 @@ pub async fn publish_root_cert(client: kube::Client, ca: Arc<Ca>, mut namespaces
                 }
             }
         }
-        let retry = async {
-            if failed { tokio::time::sleep(Duration::from_secs(5)).await } else { std::future::pending().await }
-        };
         tokio::select! {
             r = namespaces.changed() => if r.is_err() { return },
             r = ca_rx.changed() => if r.is_err() { return },
-            _ = retry => {}
+            _ = retry_if(failed, Duration::from_secs(5)) => {}
         }
     }
 }

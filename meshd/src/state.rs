@@ -28,28 +28,50 @@ pub struct World {
     pub discovered: Arc<BTreeMap<String, Workload>>,
     /// When this generation was published (for the convergence-time metric).
     pub changed_at: Option<std::time::Instant>,
+    /// `workloads` and `discovered` merged (see `merge`), made once per generation because
+    /// every proxy's translation reads it.
+    merged: Vec<Workload>,
 }
 
 impl World {
-    /// Every workload that can be an endpoint: connected proxies, then the platform's pods
-    /// whose proxy is not connected (or that have none).
-    pub fn workload_list(&self) -> Vec<Workload> {
-        let mut out: Vec<Workload> = self.workloads.keys().filter_map(|id| self.workload(id)).collect();
-        out.extend(self.discovered.iter().filter(|(id, _)| !self.workloads.contains_key(*id)).map(|(_, w)| w.clone()));
-        out
+    fn new(
+        generation: u64,
+        resources: Arc<Resources>,
+        workloads: Arc<BTreeMap<String, Workload>>,
+        discovered: Arc<BTreeMap<String, Workload>>,
+    ) -> World {
+        let merged = merge(&workloads, &discovered);
+        World { generation, resources, workloads, discovered, changed_at: Some(std::time::Instant::now()), merged }
     }
 
-    /// A connected proxy's workload, with the container port names its pod declares (the
-    /// proxy knows ports by number only).
-    pub fn workload(&self, id: &str) -> Option<Workload> {
-        let mut w = self.workloads.get(id)?.clone();
-        if let Some(pod) = self.discovered.get(id) {
+    /// Every workload that can be an endpoint: connected proxies (with their pods' port
+    /// names), then the platform's pods whose proxy is not connected (or that have none).
+    pub fn workload_list(&self) -> &[Workload] {
+        &self.merged
+    }
+
+    /// A connected proxy's workload, with the container port names its pod declares.
+    pub fn workload(&self, id: &str) -> Option<&Workload> {
+        // `merged` starts with the connected proxies, in `workloads`' order.
+        self.workloads.keys().position(|k| k == id).and_then(|i| self.merged.get(i))
+    }
+}
+
+/// Connected proxies first, each taking the container port names its pod declares (the proxy
+/// knows ports by number only), then the discovered pods that have no connected proxy.
+fn merge(workloads: &BTreeMap<String, Workload>, discovered: &BTreeMap<String, Workload>) -> Vec<Workload> {
+    let mut out = Vec::with_capacity(workloads.len() + discovered.len());
+    for (id, w) in workloads {
+        let mut w = w.clone();
+        if let Some(pod) = discovered.get(id) {
             for p in w.ports.iter_mut().filter(|p| p.name.is_none()) {
                 p.name = pod.ports.iter().find(|d| d.port == p.port).and_then(|d| d.name.clone());
             }
         }
-        Some(w)
+        out.push(w);
     }
+    out.extend(discovered.iter().filter(|(id, _)| !workloads.contains_key(*id)).map(|(_, w)| w.clone()));
+    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,13 +136,7 @@ impl State {
         let workloads: BTreeMap<String, Workload> =
             restored.into_iter().map(|w| (format!("{}/{}", w.namespace, w.name), w)).collect();
         let restored_ids = workloads.keys().cloned().collect();
-        let world = World {
-            generation: 1,
-            resources: Arc::new(resources),
-            workloads: Arc::new(workloads),
-            discovered: Arc::default(),
-            changed_at: Some(std::time::Instant::now()),
-        };
+        let world = World::new(1, Arc::new(resources), Arc::new(workloads), Arc::default());
         State {
             meshd_id,
             store,
@@ -208,13 +224,12 @@ impl State {
         discovered: Option<BTreeMap<String, Workload>>,
     ) {
         self.world.send_modify(|w| {
-            let next = World {
-                generation: w.generation + 1,
-                resources: resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
-                workloads: workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
-                discovered: discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
-                changed_at: Some(std::time::Instant::now()),
-            };
+            let next = World::new(
+                w.generation + 1,
+                resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
+                workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
+                discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
+            );
             *w = Arc::new(next);
         });
     }

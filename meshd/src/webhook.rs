@@ -107,16 +107,9 @@ pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cer
                 }
             }
         }
-        let retry = async {
-            if failed {
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await
-            } else {
-                std::future::pending().await
-            }
-        };
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
-            _ = retry => {}
+            _ = crate::kubernetes::retry_if(failed, std::time::Duration::from_secs(10)) => {}
         }
     }
 }

@@ -654,7 +654,10 @@ async fn outbound_tcp(shared: &Shared, mut stream: TcpStream, host: &str, port: 
             }
         },
     };
-    let destination_principal = target.as_ref().and_then(|(a, _)| snapshot.peer(*a)).map(|p| p.identity.to_string());
+    // The mesh endpoint connected to, if it is one: its identity and whether it takes mTLS.
+    let peer = target.as_ref().and_then(|(a, _)| snapshot.peer(*a));
+    let destination_principal = peer.map(|p| p.identity.to_string());
+    let mtls = peer.is_some_and(|p| p.mtls);
     let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
     let upstream_cluster = cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
     let upstream_host = match &target {
@@ -663,14 +666,11 @@ async fn outbound_tcp(shared: &Shared, mut stream: TcpStream, host: &str, port: 
     };
     let started = std::time::SystemTime::now();
     let connected = match target {
-        Some((addr, None)) => {
-            let mtls = snapshot.peer(addr).is_some_and(|p| p.mtls);
-            connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await
-        }
+        Some((addr, None)) => connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await,
         Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
         None => connect::connect_named(host, port).await,
     };
-    drop(snapshot);
+    drop(snapshot); // not held for the life of the connection
     let mut upstream = match connected {
         Ok(s) => s,
         Err(e) => {

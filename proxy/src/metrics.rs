@@ -170,12 +170,25 @@ pub struct Metrics {
 type RequestCache = HashMap<u64, Vec<(RequestLabels, u16, RequestHandles)>>;
 
 /// The four metrics one request updates, sharing their values with the families'.
-#[derive(Clone)]
 struct RequestHandles {
     requests: Counter,
     duration: Histogram,
     request_bytes: Histogram,
     response_bytes: Histogram,
+}
+
+/// The cached metrics of `r`'s label set (`key` is its hash).
+fn find<'c>(cache: &'c RequestCache, key: u64, r: &RequestRecord<'_>) -> Option<&'c RequestHandles> {
+    cache.get(&key)?.iter().find(|(l, code, _)| *code == r.code && r.matches(l)).map(|(.., h)| h)
+}
+
+impl RequestHandles {
+    fn observe(&self, r: &RequestRecord<'_>) {
+        self.requests.inc();
+        self.duration.observe(r.millis);
+        self.request_bytes.observe(r.request_bytes as f64);
+        self.response_bytes.observe(r.response_bytes as f64);
+    }
 }
 
 /// One finished request, as either side reports it.
@@ -347,26 +360,18 @@ impl Metrics {
         }
     }
 
+    /// Count one request in the metrics of its label set: found in the cache and updated under
+    /// its read lock (nothing cloned), or made in the families on first use.
     pub fn record(&self, r: &RequestRecord<'_>) {
-        let h = self.handles(r);
-        h.requests.inc();
-        h.duration.observe(r.millis);
-        h.request_bytes.observe(r.request_bytes as f64);
-        h.response_bytes.observe(r.response_bytes as f64);
-    }
-
-    /// The metrics of `r`'s label set: from the cache, or made in the families on first use.
-    fn handles(&self, r: &RequestRecord<'_>) -> RequestHandles {
         let key = self.cache_hasher.hash_one(r.key_fields());
-        let found = |cache: &RequestCache| {
-            cache.get(&key)?.iter().find(|(l, code, _)| *code == r.code && r.matches(l)).map(|(_, _, h)| h.clone())
-        };
-        if let Some(h) = found(&self.request_cache.read().unwrap_or_else(|p| p.into_inner())) {
-            return h;
+        if let Some(h) = find(&self.request_cache.read().unwrap_or_else(|p| p.into_inner()), key, r) {
+            h.observe(r);
+            return;
         }
         let mut cache = self.request_cache.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = found(&cache) {
-            return h;
+        if let Some(h) = find(&cache, key, r) {
+            h.observe(r);
+            return;
         }
         let labels = r.labels();
         let h = RequestHandles {
@@ -375,8 +380,8 @@ impl Metrics {
             request_bytes: self.request_bytes.get_or_create(&labels).clone(),
             response_bytes: self.response_bytes.get_or_create(&labels).clone(),
         };
-        cache.entry(key).or_default().push((labels, r.code, h.clone()));
-        h
+        h.observe(r);
+        cache.entry(key).or_default().push((labels, r.code, h));
     }
 
     pub fn tcp_opened(&self, l: &TcpLabels) {

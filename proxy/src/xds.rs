@@ -52,7 +52,7 @@ pub struct MeshdTls {
 type MeshdStream = crate::connect::Stream;
 
 async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStream, String> {
-    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| format!("connecting to meshd at {address} timed out"))?
         .map_err(|e| format!("cannot connect to meshd at {address}: {e}"))?;
@@ -76,9 +76,11 @@ async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStr
 }
 
 impl MeshdSource {
-    fn locate(&self) -> Result<(String, String), String> {
+    /// meshd's address, the token to present, and how to check meshd's certificate (None:
+    /// plain TCP).
+    fn locate(&self) -> Result<(String, String, Option<&MeshdTls>), String> {
         match self {
-            MeshdSource::Fixed { address, token, token_file, .. } => {
+            MeshdSource::Fixed { address, token, token_file, tls } => {
                 let fresh = token_file.as_ref().and_then(|f| match std::fs::read_to_string(f) {
                     Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
                     Ok(_) => None,
@@ -87,7 +89,7 @@ impl MeshdSource {
                         None
                     }
                 });
-                Ok((address.clone(), fresh.unwrap_or_else(|| token.clone())))
+                Ok((address.clone(), fresh.unwrap_or_else(|| token.clone()), tls.as_ref()))
             }
             MeshdSource::Home(home) => {
                 let info = std::fs::read(home.join(mesh_api::home::INFO_FILE)).map_err(|e| {
@@ -105,7 +107,7 @@ impl MeshdSource {
                     .to_string();
                 let token = std::fs::read_to_string(home.join(mesh_api::home::TOKEN_FILE))
                     .map_err(|e| format!("cannot read the access token: {e}"))?;
-                Ok((address, token.trim().to_string()))
+                Ok((address, token.trim().to_string(), None))
             }
         }
     }
@@ -114,6 +116,8 @@ impl MeshdSource {
 /// How long meshd has to answer the discovery request (it may be asking the Kubernetes API
 /// about the token) and to welcome the proxy.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the TCP connection to meshd may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for an answer to a CSR, or after a refusal, before asking again.
 const CSR_RETRY: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -143,11 +147,7 @@ pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
 }
 
 async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), String> {
-    let (address, token) = source.locate()?;
-    let tls = match source {
-        MeshdSource::Fixed { tls, .. } => tls.as_ref(),
-        MeshdSource::Home(_) => None,
-    };
+    let (address, token, tls) = source.locate()?;
     let stream = connect_meshd(&address, tls).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await

@@ -362,9 +362,10 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         .expect("spawn meshd");
     mesh.keep(meshd);
     let info_file = mesh.home.path().join("meshd.json");
-    let discovery = eventually("meshd.json with the TLS discovery address", Duration::from_secs(20), || {
+    let (discovery, monitoring) = eventually("meshd.json with its addresses", Duration::from_secs(20), || {
         let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
-        v["discovery_tls"].as_str()?.parse::<std::net::SocketAddr>().ok()
+        let addr = |k: &str| v[k].as_str()?.parse::<std::net::SocketAddr>().ok();
+        Some((addr("discovery_tls")?, addr("monitoring")?))
     });
 
     // The mesh root lands in every namespace; the proxy trusts meshd through it.
@@ -374,10 +375,6 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         cm["data"]["root-cert.pem"].as_str().map(String::from)
     });
     assert!(root.contains("BEGIN CERTIFICATE"), "{root}");
-    let monitoring: std::net::SocketAddr = serde_json::from_slice::<Value>(&std::fs::read(&info_file).expect("info"))
-        .ok()
-        .and_then(|v| v["monitoring"].as_str().and_then(|a| a.parse().ok()))
-        .expect("monitoring address");
     eventually("meshd ready once it has listed everything", Duration::from_secs(20), || {
         (get(monitoring, "meshd", "/ready", false, &[]).0 == 200).then_some(())
     });
