@@ -326,7 +326,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --path-normalization --escaped-slashes --idle-timeout --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,6 +357,18 @@ _mesh() {
                     return 0
                     ;;
                 --trace-sampling)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --path-normalization)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --escaped-slashes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1802,7 +1814,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --meshd-ca --meshd-server-name --peer-protocol --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --meshd-ca --meshd-server-name --peer-protocol --max-connections --max-requests --request-headers-timeout --tls-handshake-timeout --stream-idle-timeout --idle-timeout --workers --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1882,6 +1894,30 @@ _mesh() {
                     ;;
                 --peer-protocol)
                     COMPREPLY=($(compgen -W "h2 http1" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-requests)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-headers-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stream-idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --workers)

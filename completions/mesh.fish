@@ -172,6 +172,12 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd-server-name -d 'The name meshd\'s certificate must carry (default: the host of `--meshd`)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l peer-protocol -d 'Protocol between proxies: `http1` keeps each request\'s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio\'s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS' -r -f -a "h2\t''
 http1\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l max-connections -d 'Open connections per listener; beyond it new connections are closed at once (0: half the open-files limit, less a reserve)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l max-requests -d 'Requests in flight per listener; beyond it requests get 503 (Envoy\'s overload answer)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l request-headers-timeout -d 'How long a request\'s head may take to arrive once it has begun (and a new connection to bring its first request)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l tls-handshake-timeout -d 'How long a TLS handshake on an inbound or gateway listener may take' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l stream-idle-timeout -d 'How long a request in flight may go without a byte either way (Envoy\'s 5 min default)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l idle-timeout -d 'How long a downstream connection may stay open with no request in flight (HTTP) or no byte either way (TCP). Default: the mesh config\'s `ISTIO_META_IDLE_TIMEOUT`, else 1h' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workers -d 'Worker threads for the data path' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -424,6 +430,9 @@ REGISTRY_ONLY\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l zipkin -d 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l otlp -d 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l trace-sampling -d 'Percentage of new traces sampled' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l path-normalization -d 'How proxies normalize request paths before routing and policy' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l escaped-slashes -d 'What proxies do with `%2F` and `%5C` in paths' -r
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l idle-timeout -d 'How long proxies keep an idle downstream connection (default: 1h)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l discovery-tls -d 'Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a service-account token' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l webhooks -d 'Kubernetes (MESH_PLATFORM=kube): the admission webhooks over TLS' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r

@@ -67,6 +67,108 @@ pub struct Listeners {
     /// Where to send spans and how many requests to trace (mesh config `defaultConfig.tracing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Tracing>,
+    /// How request paths are normalized before routing and policy, on every listener (mesh
+    /// config `pathNormalization`).
+    #[serde(default, skip_serializing_if = "PathNormalization::is_default")]
+    pub path_normalization: PathNormalization,
+    /// How long a downstream connection may stay open with no request in flight, in
+    /// milliseconds (Istio's `ISTIO_META_IDLE_TIMEOUT`); None: the proxy's default (1 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+}
+
+/// Istio's `meshConfig.pathNormalization` and Envoy's `path_with_escaped_slashes_action`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathNormalization {
+    #[serde(default)]
+    pub normalization: Normalization,
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl PathNormalization {
+    pub fn is_default(&self) -> bool {
+        *self == PathNormalization::default()
+    }
+}
+
+/// Istio's `pathNormalization.normalization` values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Normalization {
+    /// Paths go through unchanged (not recommended: policy judges what the app may read otherwise).
+    None,
+    /// RFC 3986 normalization (Envoy's `normalize_path`): percent-encoded unreserved
+    /// characters decoded, other escapes upper-cased, `\` made `/`, dot segments removed.
+    #[default]
+    Base,
+    /// BASE, then runs of `/` merged into one.
+    MergeSlashes,
+    /// MERGE_SLASHES after decoding `%2F` and `%5C` (case-insensitive) into `/`.
+    DecodeAndMergeSlashes,
+}
+
+impl Normalization {
+    pub const NAMES: [&str; 5] = ["NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES", "DEFAULT"];
+
+    /// Istio's name (`DEFAULT` is `BASE`).
+    pub fn parse(s: &str) -> Option<Normalization> {
+        Some(match s {
+            "NONE" => Normalization::None,
+            "BASE" | "DEFAULT" => Normalization::Base,
+            "MERGE_SLASHES" => Normalization::MergeSlashes,
+            "DECODE_AND_MERGE_SLASHES" => Normalization::DecodeAndMergeSlashes,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Normalization::None => "NONE",
+            Normalization::Base => "BASE",
+            Normalization::MergeSlashes => "MERGE_SLASHES",
+            Normalization::DecodeAndMergeSlashes => "DECODE_AND_MERGE_SLASHES",
+        }
+    }
+}
+
+/// What happens to `%2F` and `%5C` in a path (Envoy's `path_with_escaped_slashes_action`).
+/// `DECODE_AND_MERGE_SLASHES` always decodes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EscapedSlashes {
+    /// Kept as they are (hex digits upper-cased): Envoy's default.
+    #[default]
+    KeepUnchanged,
+    /// 400.
+    RejectRequest,
+    /// 307 to the path with them decoded (the client asks again, so every hop sees one path).
+    UnescapeAndRedirect,
+    /// Decoded into `/` and forwarded.
+    UnescapeAndForward,
+}
+
+impl EscapedSlashes {
+    pub const NAMES: [&str; 4] = ["KEEP_UNCHANGED", "REJECT_REQUEST", "UNESCAPE_AND_REDIRECT", "UNESCAPE_AND_FORWARD"];
+
+    pub fn parse(s: &str) -> Option<EscapedSlashes> {
+        Some(match s {
+            "KEEP_UNCHANGED" | "IMPLEMENTATION_SPECIFIC_DEFAULT" => EscapedSlashes::KeepUnchanged,
+            "REJECT_REQUEST" => EscapedSlashes::RejectRequest,
+            "UNESCAPE_AND_REDIRECT" => EscapedSlashes::UnescapeAndRedirect,
+            "UNESCAPE_AND_FORWARD" => EscapedSlashes::UnescapeAndForward,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EscapedSlashes::KeepUnchanged => "KEEP_UNCHANGED",
+            EscapedSlashes::RejectRequest => "REJECT_REQUEST",
+            EscapedSlashes::UnescapeAndRedirect => "UNESCAPE_AND_REDIRECT",
+            EscapedSlashes::UnescapeAndForward => "UNESCAPE_AND_FORWARD",
+        }
+    }
 }
 
 /// A trace collector and the share of new traces to sample.
@@ -157,6 +259,10 @@ pub struct InboundListener {
     /// Raw TCP (a Service names this port `tcp`, ...); else HTTP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tcp: bool,
+    /// The Services (FQDNs) that send traffic to this workload port: the values the
+    /// `destination_service` label may take, so no label comes from request bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<String>,
 }
 
 /// The effective PeerAuthentication mode of one workload port.

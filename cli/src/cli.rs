@@ -415,6 +415,15 @@ pub struct MeshdArgs {
     /// Percentage of new traces sampled.
     #[arg(long, default_value_t = meshd::translate::DEFAULT_TRACE_SAMPLING)]
     pub trace_sampling: f64,
+    /// How proxies normalize request paths before routing and policy.
+    #[arg(long, default_value = "BASE", value_parser = parse_normalization)]
+    pub path_normalization: mesh_api::proxy_config::Normalization,
+    /// What proxies do with `%2F` and `%5C` in paths.
+    #[arg(long, default_value = "KEEP_UNCHANGED", value_parser = parse_escaped_slashes)]
+    pub escaped_slashes: mesh_api::proxy_config::EscapedSlashes,
+    /// How long proxies keep an idle downstream connection (default: 1h).
+    #[arg(long, value_parser = parse_duration)]
+    pub idle_timeout: Option<std::time::Duration>,
     /// Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a
     /// service-account token.
     #[arg(long, default_value = meshd::DISCOVERY_TLS_LISTEN)]
@@ -426,6 +435,16 @@ pub struct MeshdArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     mesh_api::duration::parse(s)
+}
+
+fn parse_normalization(s: &str) -> Result<mesh_api::proxy_config::Normalization, String> {
+    mesh_api::proxy_config::Normalization::parse(s)
+        .ok_or_else(|| format!("use one of {}", mesh_api::proxy_config::Normalization::NAMES.join(", ")))
+}
+
+fn parse_escaped_slashes(s: &str) -> Result<mesh_api::proxy_config::EscapedSlashes, String> {
+    mesh_api::proxy_config::EscapedSlashes::parse(s)
+        .ok_or_else(|| format!("use one of {}", mesh_api::proxy_config::EscapedSlashes::NAMES.join(", ")))
 }
 
 #[derive(Debug, Args)]

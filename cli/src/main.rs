@@ -101,6 +101,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                         outbound_allow_any: args.outbound_traffic_policy == "ALLOW_ANY",
                         access_log: args.access_log,
                         tracing,
+                        path_normalization: mesh_api::proxy_config::PathNormalization {
+                            normalization: args.path_normalization,
+                            escaped_slashes: args.escaped_slashes,
+                        },
+                        idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
                     },
                     monitoring: Some(args.monitoring.unwrap_or_else(|| meshd::default_monitoring(args.listen))),
                     kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),

@@ -25,6 +25,34 @@ fn main() -> anyhow::Result<()> {
                 };
             }
             "--access-log" => mesh.access_log = true,
+            "--path-normalization" => {
+                let v = args.next().unwrap_or_default();
+                mesh.path_normalization.normalization =
+                    mesh_api::proxy_config::Normalization::parse(&v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--path-normalization {v:?}: use one of {}",
+                            mesh_api::proxy_config::Normalization::NAMES.join(", ")
+                        )
+                    })?;
+            }
+            "--escaped-slashes" => {
+                let v = args.next().unwrap_or_default();
+                mesh.path_normalization.escaped_slashes = mesh_api::proxy_config::EscapedSlashes::parse(&v)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--escaped-slashes {v:?}: use one of {}",
+                            mesh_api::proxy_config::EscapedSlashes::NAMES.join(", ")
+                        )
+                    })?;
+            }
+            "--idle-timeout" => {
+                let v = args.next().ok_or_else(|| anyhow::anyhow!("--idle-timeout needs a duration like 1h"))?;
+                let d = mesh_api::duration::parse(&v).map_err(|e| anyhow::anyhow!("--idle-timeout {v:?}: {e}"))?;
+                if d.is_zero() {
+                    anyhow::bail!("--idle-timeout {v:?}: must be more than 0");
+                }
+                mesh.idle_timeout = Some(d);
+            }
             "--monitoring" => {
                 monitoring = Some(args.next().ok_or_else(|| anyhow::anyhow!("--monitoring needs ADDRESS or `off`"))?)
             }
@@ -44,7 +72,7 @@ fn main() -> anyhow::Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "meshd [--listen ADDR] [--monitoring ADDR|off] [--discovery-tls ADDR] [--webhooks ADDR] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY] [--access-log] [--zipkin HOST:PORT | --otlp HOST:PORT] [--trace-sampling PCT]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
+                    "meshd [--listen ADDR] [--monitoring ADDR|off] [--discovery-tls ADDR] [--webhooks ADDR] [--cert-ttl DURATION] [--outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY] [--access-log] [--path-normalization NONE|BASE|MERGE_SLASHES|DECODE_AND_MERGE_SLASHES] [--escaped-slashes KEEP_UNCHANGED|REJECT_REQUEST|UNESCAPE_AND_REDIRECT|UNESCAPE_AND_FORWARD] [--idle-timeout DURATION] [--zipkin HOST:PORT | --otlp HOST:PORT] [--trace-sampling PCT]  (state in MESH_HOME, default ~/.mesh; port 0 picks a free port)"
                 );
                 return Ok(());
             }

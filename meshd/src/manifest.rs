@@ -24,6 +24,40 @@ pub struct Settings {
     pub outbound_policy: String,
     pub zipkin: Option<String>,
     pub trace_sampling: f64,
+    pub path_normalization: mesh_api::proxy_config::PathNormalization,
+    /// `ISTIO_META_IDLE_TIMEOUT` (a duration as written), None for the proxies' default.
+    pub idle_timeout: Option<String>,
+}
+
+/// The mesh-config keys about request hardening, shared by `mesh install` on both platforms.
+pub const NORMALIZATION_KEY: &str = "meshConfig.pathNormalization.normalization";
+pub const ESCAPED_SLASHES_KEY: &str = "meshConfig.pathNormalization.pathWithEscapedSlashesAction";
+pub const IDLE_TIMEOUT_KEY: &str = "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_IDLE_TIMEOUT";
+
+/// Apply one of the path-normalization keys; the error names the key and the accepted values.
+pub fn set_path_normalization(
+    p: &mut mesh_api::proxy_config::PathNormalization,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    use mesh_api::proxy_config::{EscapedSlashes, Normalization};
+    if key == NORMALIZATION_KEY {
+        p.normalization = Normalization::parse(value)
+            .ok_or_else(|| format!("{key}={value}: use one of {}", Normalization::NAMES.join(", ")))?;
+    } else {
+        p.escaped_slashes = EscapedSlashes::parse(value)
+            .ok_or_else(|| format!("{key}={value}: use one of {}", EscapedSlashes::NAMES.join(", ")))?;
+    }
+    Ok(())
+}
+
+/// Check an `ISTIO_META_IDLE_TIMEOUT` value (a duration such as `30m`, more than 0).
+pub fn check_idle_timeout(key: &str, value: &str) -> Result<(), String> {
+    match mesh_api::duration::parse(value) {
+        Ok(d) if !d.is_zero() => Ok(()),
+        Ok(_) => Err(format!("{key}={value}: must be more than 0")),
+        Err(e) => Err(format!("{key}={value}: {e}")),
+    }
 }
 
 pub const PROFILES: [&str; 4] = ["default", "demo", "minimal", "empty"];
@@ -47,6 +81,9 @@ pub const KEYS: &[&str] = &[
     "meshConfig.outboundTrafficPolicy.mode",
     "meshConfig.defaultConfig.tracing.zipkin.address",
     "meshConfig.defaultConfig.tracing.sampling",
+    NORMALIZATION_KEY,
+    ESCAPED_SLASHES_KEY,
+    IDLE_TIMEOUT_KEY,
 ];
 
 impl Settings {
@@ -65,6 +102,8 @@ impl Settings {
             outbound_policy: "ALLOW_ANY".into(),
             zipkin: None,
             trace_sampling: 1.0,
+            path_normalization: Default::default(),
+            idle_timeout: None,
         }
     }
 
@@ -128,6 +167,13 @@ impl Settings {
                     .ok()
                     .filter(|p| (0.0..=100.0).contains(p))
                     .ok_or_else(|| format!("{key}={value}: expected a percentage from 0 to 100"))?
+            }
+            NORMALIZATION_KEY | ESCAPED_SLASHES_KEY => {
+                set_path_normalization(&mut self.path_normalization, key, value)?
+            }
+            IDLE_TIMEOUT_KEY => {
+                check_idle_timeout(key, value)?;
+                self.idle_timeout = Some(value.to_string());
             }
             "profile" => return Err("profile: choose it with --profile, or spec.profile in a file".into()),
             _ => return Err(format!("{key}: unknown setting; known settings: {}", KEYS.join(", "))),
@@ -307,6 +353,16 @@ fn meshd_args(s: &Settings) -> Vec<String> {
         a.extend(["--zipkin".to_string(), z.clone()]);
     }
     a.extend(["--trace-sampling".to_string(), s.trace_sampling.to_string()]);
+    let p = s.path_normalization;
+    if p.normalization != Default::default() {
+        a.extend(["--path-normalization".to_string(), p.normalization.as_str().to_string()]);
+    }
+    if p.escaped_slashes != Default::default() {
+        a.extend(["--escaped-slashes".to_string(), p.escaped_slashes.as_str().to_string()]);
+    }
+    if let Some(t) = &s.idle_timeout {
+        a.extend(["--idle-timeout".to_string(), t.clone()]);
+    }
     a
 }
 

@@ -211,6 +211,26 @@ impl<'a> Index<'a> {
 }
 
 impl Index<'_> {
+    /// The Services (FQDNs) that forward to workload port `port` of `w`.
+    fn inbound_services(&self, w: &Workload, port: u16) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| {
+                s.namespace == w.namespace
+                    && !s.spec.selector.is_empty()
+                    && labels_match(&s.spec.selector, &w.labels)
+                    && service_ports(&s.spec).any(|p| {
+                        p.target_number() == Some(port) || w.ports.iter().any(|ip| ip.port == port && targets(p, ip))
+                    })
+            })
+            .map(|(_, s)| s.fqdn.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Whether a workload port is raw TCP: a Service that selects the workload forwards a
     /// TCP-protocol port to it.
     fn is_tcp_port(&self, w: &Workload, port: u16) -> bool {
@@ -321,11 +341,22 @@ pub struct MeshConfig {
     pub access_log: bool,
     /// `defaultConfig.tracing`: the collector every proxy sends spans to, and the sampling rate.
     pub tracing: Option<mesh_api::proxy_config::Tracing>,
+    /// `pathNormalization`: how every proxy normalizes request paths before routing and policy.
+    pub path_normalization: mesh_api::proxy_config::PathNormalization,
+    /// `defaultConfig.proxyMetadata.ISTIO_META_IDLE_TIMEOUT`: how long a downstream connection
+    /// may stay idle; None: the proxies' default.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for MeshConfig {
     fn default() -> Self {
-        MeshConfig { outbound_allow_any: true, access_log: false, tracing: None }
+        MeshConfig {
+            outbound_allow_any: true,
+            access_log: false,
+            tracing: None,
+            path_normalization: Default::default(),
+            idle_timeout: None,
+        }
     }
 }
 
@@ -490,7 +521,10 @@ pub fn translate_with(
             );
             for inbound in &mut l.inbound {
                 inbound.tcp = index.is_tcp_port(proxy, inbound.port);
+                inbound.services = index.inbound_services(proxy, inbound.port);
             }
+            l.path_normalization = mesh.path_normalization;
+            l.idle_timeout_ms = mesh.idle_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
             l.access_log = telemetry::access_log(&index.telemetries, proxy, mesh.access_log);
             l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());

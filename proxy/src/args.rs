@@ -82,6 +82,27 @@ pub struct ProxyArgs {
     /// every request over HTTP/2 (Istio's h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS.
     #[arg(long, env = "MESH_PEER_PROTOCOL", value_parser = ["h2", "http1"], default_value = "http1")]
     pub peer_protocol: String,
+    /// Open connections per listener; beyond it new connections are closed at once
+    /// (0: half the open-files limit, less a reserve).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Requests in flight per listener; beyond it requests get 503 (Envoy's overload answer).
+    #[arg(long, value_name = "N", default_value_t = crate::guard::DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+    /// How long a request's head may take to arrive once it has begun (and a new connection
+    /// to bring its first request).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub request_headers_timeout: std::time::Duration,
+    /// How long a TLS handshake on an inbound or gateway listener may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    pub tls_handshake_timeout: std::time::Duration,
+    /// How long a request in flight may go without a byte either way (Envoy's 5 min default).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
+    pub stream_idle_timeout: std::time::Duration,
+    /// How long a downstream connection may stay open with no request in flight (HTTP) or no
+    /// byte either way (TCP). Default: the mesh config's `ISTIO_META_IDLE_TIMEOUT`, else 1h.
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub idle_timeout: Option<std::time::Duration>,
     /// Worker threads for the data path.
     #[arg(long, env = "MESH_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
@@ -89,6 +110,13 @@ pub struct ProxyArgs {
     /// proxy exits when the app does, with its exit code.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match mesh_api::duration::parse(s)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 fn parse_labels(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -219,13 +247,27 @@ impl ProxyArgs {
             access_log: self.access_log,
             meshd,
             peer_http2: self.peer_protocol == "h2",
+            limits: crate::guard::Limits {
+                max_connections: match self.max_connections {
+                    0 => crate::guard::connection_budget(crate::guard::fd_limit()),
+                    n => n,
+                },
+                max_requests: self.max_requests.max(1),
+                tls_handshake: self.tls_handshake_timeout,
+                request_headers: self.request_headers_timeout,
+                stream_idle: self.stream_idle_timeout,
+                idle: self.idle_timeout.unwrap_or(crate::guard::DEFAULT_IDLE),
+                idle_from_flag: self.idle_timeout.is_some(),
+            },
         })
     }
 
     /// Start the proxy, print where it listens, and serve until killed (or, with a command,
     /// until the command exits). Returns the exit code to end the process with.
     pub fn run(&self, home: PathBuf) -> anyhow::Result<i32> {
+        let nofile = crate::guard::raise_fd_limit();
         let opts = self.to_options(home)?;
+        tracing::debug!(nofile, max_connections = opts.limits.max_connections, "downstream limits");
         if !self.command.is_empty() && opts.outbound.is_none() {
             bail!("a command needs the outbound listener: drop --no-outbound");
         }

@@ -64,6 +64,17 @@ impl Pattern {
         }
     }
 
+    /// A header value as received: bytes, which need not be ASCII or UTF-8.
+    fn matches_bytes(&self, v: &[u8]) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Exact(e) => v == e.as_bytes(),
+            Pattern::Prefix(p) => v.starts_with(p.as_bytes()),
+            Pattern::Suffix(s) => v.ends_with(s.as_bytes()),
+            Pattern::Template(r) => r.is_match(&String::from_utf8_lossy(v)),
+        }
+    }
+
     fn matches_ignore_case(&self, v: &str) -> bool {
         match self {
             Pattern::Any => true,
@@ -451,8 +462,11 @@ impl CCondition {
     fn matches(&self, req: &Request<'_>, p: Option<&Principal<'_>>) -> bool {
         match self {
             CCondition::Header(name, f) => {
-                let values: Vec<&str> = req.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
-                f.check_any(&values)
+                // Envoy's header matcher: every value of a repeated header joined with `,`,
+                // bytes as received (a value with non-ASCII bytes is still matched).
+                let joined = joined_header(req.headers, name);
+                let hit = |ps: &[Pattern]| joined.as_deref().is_some_and(|v| ps.iter().any(|p| p.matches_bytes(v)));
+                (f.any_of.is_empty() || hit(&f.any_of)) && !hit(&f.none_of)
             }
             CCondition::SourceIp(ips) => ips.check(req.source_ip),
             CCondition::DestinationIp(ips) => ips.check(req.destination_ip),
@@ -479,6 +493,19 @@ impl CCondition {
             CCondition::Absent(f) => f.check_exact(None),
         }
     }
+}
+
+/// Every value of header `name`, joined with `,` as Envoy joins them; None when absent.
+pub fn joined_header<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<std::borrow::Cow<'h, [u8]>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else { return Some(std::borrow::Cow::Borrowed(first.as_bytes())) };
+    let mut out = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(values) {
+        out.push(b',');
+        out.extend_from_slice(v.as_bytes());
+    }
+    Some(std::borrow::Cow::Owned(out))
 }
 
 #[cfg(test)]

@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
@@ -45,12 +43,12 @@ pub fn looks_like_http(first: &[u8]) -> bool {
 
 /// Serve the outbound capture listener.
 pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("captured_outbound");
     loop {
-        let (stream, peer) = crate::accept(&listener, "captured outbound").await;
+        let (stream, peer, permit) = crate::guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _open = shared.metrics.connection("captured_outbound");
             let dst = match original_dst(&stream) {
                 Ok(d) => d,
                 Err(e) => {
@@ -70,18 +68,19 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
                 Err(_) => 0, // the server speaks first
             };
             if looks_like_http(&first[..n]) {
-                let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ClientAddr(peer));
-                    req.extensions_mut().insert(OriginalDst(dst));
-                    let fut = http::outbound(shared.clone(), req);
-                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
-                    debug!(%peer, %dst, error = %e, "captured connection ended with an error");
-                }
+                crate::guard::serve_http(
+                    stream,
+                    &permit,
+                    peer,
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ClientAddr(peer));
+                        req.extensions_mut().insert(OriginalDst(dst));
+                        http::outbound(shared.clone(), req)
+                    },
+                )
+                .await;
             } else {
-                forward_tcp(&shared, stream, dst).await;
+                forward_tcp(&shared, stream, dst, &permit).await;
             }
         });
     }
@@ -90,8 +89,8 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
 /// Opaque TCP to where the app was connecting: a Service's cluster IP is routed like its name
 /// (TCP routes, endpoints, mTLS), a mesh endpoint is reached over mTLS, anything else passes
 /// through (REGISTRY_ONLY closes it). Counted in the `istio_tcp_*` metrics like every TCP path.
-async fn forward_tcp(shared: &Shared, stream: TcpStream, dst: SocketAddr) {
-    crate::outbound_tcp(shared, stream, &dst.ip().to_string(), dst.port(), Some(dst)).await;
+async fn forward_tcp(shared: &Shared, stream: TcpStream, dst: SocketAddr, permit: &crate::guard::ConnPermit) {
+    crate::outbound_tcp(shared, stream, &dst.ip().to_string(), dst.port(), Some(dst), permit).await;
 }
 
 #[cfg(test)]

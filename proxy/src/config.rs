@@ -88,11 +88,13 @@ fn header_matchers(ms: &[HeaderMatcher]) -> Result<Vec<(HeaderName, Option<Match
         .collect()
 }
 
+/// Envoy's route header match: the values of a repeated header joined with `,`; a value that
+/// is not UTF-8 is matched with its invalid bytes replaced (it can still match a prefix).
 fn header_hit(headers: &http::HeaderMap, name: &HeaderName, m: &Option<Matcher>) -> bool {
-    match (headers.get(name), m) {
+    match (crate::authz::joined_header(headers, name), m) {
         (None, _) => false,
         (Some(_), None) => true,
-        (Some(v), Some(m)) => v.to_str().is_ok_and(|v| m.matches(v)),
+        (Some(v), Some(m)) => m.matches(&String::from_utf8_lossy(&v)),
     }
 }
 

@@ -26,6 +26,8 @@ use crate::config::{ClusterState, CompiledRoute, RequestView, Snapshot};
 use crate::connect::MeshConnector;
 use crate::{PeerInfo, Shared};
 
+pub mod normalize;
+
 pub type Body = Either<Incoming, Full<Bytes>>;
 pub type HttpClient = Client<HttpConnector, Body>;
 pub type MeshClient = Client<MeshConnector, Body>;
@@ -68,6 +70,15 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     r
+}
+
+/// The answer to a request refused before routing (see `normalize::prepare`).
+fn refusal(r: normalize::Refusal) -> Response<Body> {
+    let mut resp = local_reply(r.status, r.body);
+    if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    resp
 }
 
 /// A local reply with a message made at run time.
@@ -247,17 +258,14 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             "CONNECT tunnels are not supported by the outbound listener\n",
         );
     }
-    // Absolute form: the URI's authority is the Host upstream (RFC 9112 §3.2.2). Usually the
-    // client sent the same Host header, and then there is nothing to copy.
-    if let Some(a) = req.uri().authority()
-        && req.headers().get(header::HOST).is_none_or(|h| h.as_bytes() != a.as_str().as_bytes())
-        && let Ok(v) = HeaderValue::from_str(a.as_str())
-    {
-        req.headers_mut().insert(header::HOST, v);
-    }
     // The snapshot stays alive for this request (an Arc), so a swap never changes a route
     // under a request in flight.
     let snapshot = shared.snapshot.load_full();
+    // One authority (absolute form: the URI's, made the Host), a method in upper case, and
+    // the path normalized: what routes match is what is forwarded.
+    if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
+        return refusal(r);
+    }
     let (route, prefix) = match select_route(&snapshot, &req) {
         Ok(Selected::Route(r, prefix)) => (r, prefix),
         Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
@@ -844,6 +852,10 @@ pub async fn inbound(
     let started = std::time::Instant::now();
     let start_time = std::time::SystemTime::now();
     let snapshot = shared.snapshot.load_full();
+    // What policy judges is what the app gets: one authority, the normalized path.
+    if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
+        return refusal(r);
+    }
     let request_id = crate::trace::ensure_request_id(req.headers_mut());
     let sampling = snapshot.raw.listeners.tracing.as_ref().map_or(0.0, |t| t.sampling);
     let span = crate::trace::child(crate::trace::extract(req.headers()), sampling);

@@ -197,12 +197,16 @@ impl std::fmt::Debug for JwtAuth {
 }
 
 /// Where a token was found, so it can be removed after use.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Location {
     Header(http::HeaderName),
     Param,
     Cookie,
 }
 
+/// Every token in `p`'s locations. A header prefix (`Bearer `) is matched without regard to
+/// case, as HTTP auth schemes are; a token that the proxy did not see would reach the app
+/// unverified.
 fn tokens(p: &JwtProvider, headers: &HeaderMap, uri: &Uri) -> Vec<(String, Location)> {
     let mut out = Vec::new();
     let default = p.from_headers.is_empty() && p.from_params.is_empty() && p.from_cookies.is_empty();
@@ -211,9 +215,13 @@ fn tokens(p: &JwtProvider, headers: &HeaderMap, uri: &Uri) -> Vec<(String, Locat
     for (name, prefix) in &header_rules {
         let Ok(hn) = http::HeaderName::from_bytes(name.as_bytes()) else { continue };
         for v in headers.get_all(&hn) {
-            if let Ok(v) = v.to_str()
-                && let Some(t) = v.strip_prefix(prefix.as_str())
-            {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            let rest = if prefix.is_empty() {
+                Some(v.as_ref())
+            } else {
+                v.get(..prefix.len()).filter(|head| head.eq_ignore_ascii_case(prefix)).map(|_| &v[prefix.len()..])
+            };
+            if let Some(t) = rest {
                 out.push((t.trim().to_string(), Location::Header(hn.clone())));
             }
         }
@@ -221,16 +229,15 @@ fn tokens(p: &JwtProvider, headers: &HeaderMap, uri: &Uri) -> Vec<(String, Locat
     let params: Vec<String> = if default { vec!["access_token".into()] } else { p.from_params.clone() };
     if let Some(q) = uri.query() {
         for pair in q.split('&') {
-            if let Some((k, v)) = pair.split_once('=')
-                && params.iter().any(|p| p == k)
-            {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if params.iter().any(|p| p == k) {
                 out.push((v.to_string(), Location::Param));
             }
         }
     }
     if !p.from_cookies.is_empty() {
         for v in headers.get_all(http::header::COOKIE) {
-            for c in v.to_str().unwrap_or("").split(';') {
+            for c in String::from_utf8_lossy(v.as_bytes()).split(';') {
                 if let Some((k, v)) = c.trim().split_once('=')
                     && p.from_cookies.iter().any(|n| n == k)
                 {
@@ -239,6 +246,7 @@ fn tokens(p: &JwtProvider, headers: &HeaderMap, uri: &Uri) -> Vec<(String, Locat
             }
         }
     }
+    out.retain(|(t, _)| !t.is_empty());
     out
 }
 
@@ -248,6 +256,7 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::ExpiredSignature => "Jwt is expired".into(),
         ErrorKind::ImmatureSignature => "Jwt not yet valid".into(),
         ErrorKind::InvalidAudience => "Audiences in Jwt are not allowed".into(),
+        ErrorKind::MissingRequiredClaim(c) if c == "aud" => "Audiences in Jwt are not allowed".into(),
         ErrorKind::InvalidIssuer => "Jwt issuer is not configured".into(),
         ErrorKind::InvalidSignature => "Jwt verification fails".into(),
         ErrorKind::InvalidAlgorithm => "Jwt verification fails (algorithm mismatch)".into(),
@@ -280,54 +289,76 @@ impl JwtAuth {
         self.providers.is_empty()
     }
 
-    /// Verify the request's token, if it has one. Ok(None): no token. Err: the 401 body.
-    /// On success the token is removed (unless `forwardOriginalToken`) and claim headers set.
+    /// Verify the request's tokens, if it has any. Ok(None): no token. Err: the 401 body.
+    /// Every token in any configured location must verify (two Authorization headers, or a
+    /// header and an `access_token` parameter, are two tokens). The claim and payload headers
+    /// the rules name are removed first and set only from verified tokens, so a caller cannot
+    /// forge them; verified tokens are removed unless `forwardOriginalToken`.
     pub async fn authenticate(
         &self,
         cache: &JwksCache,
         headers: &mut HeaderMap,
         uri: &Uri,
     ) -> Result<Option<Verified>, String> {
-        let mut found_any = false;
         for p in &self.providers {
-            for (token, location) in tokens(&p.cfg, headers, uri) {
-                found_any = true;
-                let claims: Value = match jsonwebtoken::dangerous::insecure_decode::<Value>(&token) {
-                    Ok(d) => d.claims,
-                    Err(_) => {
-                        return Err(
-                            "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections".into()
-                        );
-                    }
-                };
-                if claims.get("iss").and_then(Value::as_str) != Some(p.cfg.issuer.as_str()) {
-                    continue; // another provider's token
+            let outputs =
+                p.cfg.output_payload_to_header.iter().chain(p.cfg.output_claim_to_headers.iter().map(|(_, h)| h));
+            for h in outputs {
+                if let Ok(name) = http::HeaderName::from_bytes(h.as_bytes()) {
+                    headers.remove(name);
                 }
-                let verified = self.verify(p, cache, &token).await?;
-                if !p.cfg.forward_original_token
-                    && let Location::Header(h) = &location
-                {
-                    headers.remove(h);
-                }
-                if let Some(h) = &p.cfg.output_payload_to_header
-                    && let Some(payload) = token.split('.').nth(1)
-                    && let (Ok(name), Ok(v)) =
-                        (http::HeaderName::from_bytes(h.as_bytes()), HeaderValue::from_str(payload))
-                {
-                    headers.insert(name, v);
-                }
-                for (claim, header) in &p.cfg.output_claim_to_headers {
-                    let vals = verified.claim(&[claim.as_str()]);
-                    if let (Some(v), Ok(name)) = (vals.first(), http::HeaderName::from_bytes(header.as_bytes()))
-                        && let Ok(v) = HeaderValue::from_str(v)
-                    {
-                        headers.insert(name, v);
-                    }
-                }
-                return Ok(Some(verified));
             }
         }
-        if found_any { Err("Jwt issuer is not configured".into()) } else { Ok(None) }
+        // Each distinct token, with where it was and which providers look there.
+        let mut found: Vec<(String, Location, Vec<usize>)> = Vec::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            for (token, location) in tokens(&p.cfg, headers, uri) {
+                match found.iter_mut().find(|(t, l, _)| *t == token && *l == location) {
+                    Some((_, _, providers)) => providers.push(i),
+                    None => found.push((token, location, vec![i])),
+                }
+            }
+        }
+        let mut verified: Vec<(usize, String, Location, Verified)> = Vec::new();
+        for (token, location, candidates) in found {
+            let claims: Value = match jsonwebtoken::dangerous::insecure_decode::<Value>(&token) {
+                Ok(d) => d.claims,
+                Err(_) => {
+                    return Err("Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections".into());
+                }
+            };
+            let issuer = claims.get("iss").and_then(Value::as_str);
+            let Some(&i) = candidates.iter().find(|&&i| Some(self.providers[i].cfg.issuer.as_str()) == issuer) else {
+                return Err("Jwt issuer is not configured".into());
+            };
+            let v = self.verify(&self.providers[i], cache, &token).await?;
+            verified.push((i, token, location, v));
+        }
+        let mut first = None;
+        for (i, token, location, v) in verified {
+            let p = &self.providers[i].cfg;
+            if !p.forward_original_token
+                && let Location::Header(h) = &location
+            {
+                headers.remove(h);
+            }
+            if let Some(h) = &p.output_payload_to_header
+                && let Some(payload) = token.split('.').nth(1)
+                && let (Ok(name), Ok(v)) = (http::HeaderName::from_bytes(h.as_bytes()), HeaderValue::from_str(payload))
+            {
+                headers.insert(name, v);
+            }
+            for (claim, header) in &p.output_claim_to_headers {
+                let vals = v.claim(&[claim.as_str()]);
+                if let (Some(value), Ok(name)) = (vals.first(), http::HeaderName::from_bytes(header.as_bytes()))
+                    && let Ok(value) = HeaderValue::from_str(value)
+                {
+                    headers.insert(name, value);
+                }
+            }
+            first.get_or_insert(v);
+        }
+        Ok(first)
     }
 
     async fn verify(&self, p: &Provider, cache: &JwksCache, token: &str) -> Result<Verified, String> {
@@ -359,7 +390,9 @@ impl JwtAuth {
             if p.cfg.audiences.is_empty() {
                 validation.validate_aud = false;
             } else {
+                // A token without `aud` is not for any of the listed audiences (Envoy: 401).
                 validation.set_audience(&p.cfg.audiences);
+                validation.set_required_spec_claims(&["aud"]);
             }
             let mut last = None;
             for jwk in candidates {

@@ -9,6 +9,7 @@ pub mod authz;
 pub mod capture;
 pub mod config;
 pub mod connect;
+pub mod guard;
 pub mod http;
 pub mod init;
 pub mod jwt;
@@ -26,10 +27,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use mesh_api::protocol::{InboundPort, Workload};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 pub use xds::MeshdSource;
 
@@ -54,7 +55,9 @@ pub struct Shared {
     pool_clients: std::sync::Mutex<std::collections::HashMap<(config::PoolSettings, bool), Arc<http::MeshClient>>>,
     /// Told through the admin API (`/quitquitquit`) to stop.
     pub quit: tokio::sync::Notify,
-    pub metrics: metrics::Metrics,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Caps and timeouts for downstream connections.
+    pub limits: guard::Limits,
     /// This workload, as metrics and peers name it.
     pub me: metrics::Peer,
     /// `me` as the metadata-exchange header value, made once.
@@ -96,12 +99,12 @@ pub struct GatewayPort(pub u16);
 
 /// A gateway listener: the Gateway server on `port`, TCP or HTTP as the config says.
 async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
+    let state = shared.listener("gateway");
     loop {
-        let (mut stream, peer) = accept(&listener, "gateway").await;
+        let (mut stream, peer, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _open = shared.metrics.connection("gateway");
             let snapshot = shared.snapshot.load_full();
             if let Some(t) = snapshot.gateway_tcp(port) {
                 let Some(endpoint) = t.pick_cluster().and_then(|c| c.pick()) else {
@@ -112,23 +115,19 @@ async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
                 drop(snapshot);
                 match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
                     Ok(mut upstream) => {
-                        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+                        let _ = guard::relay(&mut stream, &mut upstream, &permit).await;
                     }
                     Err(e) => debug!(%endpoint, error = %e, "gateway TCP upstream failed"),
                 }
                 return;
             }
             drop(snapshot);
-            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 req.extensions_mut().insert(GatewayPort(port));
-                let fut = http::outbound(shared.clone(), req);
-                async move { Ok::<_, std::convert::Infallible>(fut.await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
-                debug!(%peer, error = %e, "gateway connection ended with an error");
-            }
+                http::outbound(shared.clone(), req)
+            })
+            .await;
         });
     }
 }
@@ -178,6 +177,8 @@ pub struct Options {
     pub meshd: MeshdSource,
     /// Carry every request over HTTP/2 to other proxies; else each keeps the app's protocol.
     pub peer_http2: bool,
+    /// Caps and timeouts for downstream connections.
+    pub limits: guard::Limits,
 }
 
 /// The addresses a started proxy listens on.
@@ -217,6 +218,16 @@ impl Shared {
             })
             .clone()
             .into()
+    }
+
+    /// The caps and counters of one listener (each listener has its own, so a flood on one
+    /// leaves the others serving).
+    pub fn listener(&self, name: &'static str) -> Arc<guard::Listener> {
+        let max = match name {
+            "admin" | "metrics" => guard::SMALL_LISTENER_CONNECTIONS,
+            _ => self.limits.max_connections,
+        };
+        guard::Listener::new(name, self.limits, max, self.snapshot.clone(), self.metrics.clone())
     }
 
     /// Whether requests and connections get access log lines: `--access-log`, or the config
@@ -351,7 +362,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         jwks: jwt::JwksCache::default(),
         pool_clients: Default::default(),
         quit: tokio::sync::Notify::new(),
-        metrics: metrics::Metrics::new(),
+        metrics: Arc::new(metrics::Metrics::new()),
+        limits: opts.limits,
         me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
         me,
         access_log: opts.access_log,
@@ -372,9 +384,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(export_spans);
         if let Some(l) = outbound {
-            let s = shared.clone();
-            let counted = s.clone();
-            tasks.spawn(serve_http(l, "outbound", counted, move |req| http::outbound(s.clone(), req)));
+            tasks.spawn(serve_outbound(l, shared.clone()));
         }
         for (port, app, l) in inbound {
             info!(port, %app, "inbound listener");
@@ -392,17 +402,18 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         if let Some(l) = metrics_listener {
             let s = shared.clone();
             tasks.spawn(async move {
+                let state = s.listener("metrics");
                 loop {
-                    let (stream, _) = accept(&l, "metrics").await;
+                    let (stream, _, permit) = guard::accept(&l, &state).await;
                     let s = s.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
+                        let builder = local_http1(&s.limits);
                         let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let s = s.clone();
                             async move { Ok::<_, std::convert::Infallible>(admin::metrics(&s, &req)) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                     });
                 }
             });
@@ -420,29 +431,28 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     Ok((bound, serve))
 }
 
-async fn serve_http<F, Fut>(listener: TcpListener, what: &'static str, shared: Arc<Shared>, handler: F)
-where
-    F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = hyper::Response<http::Body>> + Send + 'static,
-{
+/// The outbound listener: the app's requests, routed by the mesh's rules.
+async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("outbound");
     loop {
-        let (stream, peer) = accept(&listener, what).await;
+        let (stream, peer, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let open = shared.metrics.connection(what);
+        let shared = shared.clone();
         tokio::spawn(async move {
-            let _open = open;
-            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
-                let fut = handler(req);
-                async move { Ok::<_, std::convert::Infallible>(fut.await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
-                debug!(listener = what, %peer, error = %e, "connection ended with an error");
-            }
+                http::outbound(shared.clone(), req)
+            })
+            .await;
         });
     }
+}
+
+/// An HTTP/1.1 server for the local admin and metrics listeners, with a header timeout.
+fn local_http1(limits: &guard::Limits) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.request_headers);
+    b
 }
 
 /// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
@@ -452,10 +462,11 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 /// An inbound listener: mTLS, plaintext or both (PeerAuthentication), then the app.
 async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared: Arc<Shared>) {
+    let state = shared.listener("inbound");
     loop {
-        let (stream, remote) = accept(&listener, "inbound").await;
+        let (stream, remote, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, "inbound"));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
     }
 }
 
@@ -467,9 +478,8 @@ async fn handle_inbound(
     remote: SocketAddr,
     port: u16,
     app: SocketAddr,
-    listener: &'static str,
+    permit: guard::ConnPermit,
 ) {
-    let _open = shared.metrics.connection(listener);
     let local = stream.local_addr().unwrap_or(remote);
     let mut first = [0u8; 1];
     let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
@@ -477,7 +487,6 @@ async fn handle_inbound(
         _ => return, // closed, failed or silent
     };
     let mode = shared.snapshot.load().peer_mode(port);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     match (is_tls, mode) {
         (false, mesh_api::proxy_config::PeerMode::Strict) => {
             debug!(port, %remote, "plaintext connection refused: mTLS is STRICT on this port");
@@ -487,23 +496,28 @@ async fn handle_inbound(
         }
         (false, _) => {
             let peer = PeerInfo { identity: None, remote, local };
-            serve_inbound_stream(shared, stream, port, app, peer, builder).await;
+            serve_inbound_stream(shared, stream, port, app, peer, permit).await;
         }
         (true, _) => {
             let Some(config) = shared.identity.state().server.clone() else {
                 debug!(%remote, "TLS connection refused: no certificate yet");
                 return;
             };
-            let tls = match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(t) => t,
-                Err(e) => {
+            let accepted = guard::handshake(permit.listener(), tokio_rustls::TlsAcceptor::from(config).accept(stream));
+            let tls = match accepted.await {
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
                     debug!(%remote, error = %e, "mTLS handshake failed");
+                    return;
+                }
+                None => {
+                    debug!(%remote, "mTLS handshake timed out");
                     return;
                 }
             };
             let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
             let peer = PeerInfo { identity, remote, local };
-            serve_inbound_stream(shared, tls, port, app, peer, builder).await;
+            serve_inbound_stream(shared, tls, port, app, peer, permit).await;
         }
     }
 }
@@ -512,8 +526,9 @@ async fn handle_inbound(
 /// destination's port picks the workload port; its app is the `--inbound` one for that port,
 /// else the same port on loopback.
 async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16, SocketAddr)>, shared: Arc<Shared>) {
+    let state = shared.listener("captured_inbound");
     loop {
-        let (stream, remote) = accept(&listener, "captured inbound").await;
+        let (stream, remote, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let dst = match capture::original_dst(&stream) {
             Ok(d) if stream.local_addr().is_ok_and(|l| l != d) => d,
@@ -528,7 +543,7 @@ async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16, SocketAddr
             .find(|(p, _)| *p == port)
             .map(|(_, a)| *a)
             .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
-        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, "captured_inbound"));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
     }
 }
 
@@ -540,7 +555,7 @@ async fn serve_inbound_stream<S>(
     port: u16,
     app: SocketAddr,
     peer: PeerInfo,
-    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    permit: guard::ConnPermit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -589,31 +604,27 @@ async fn serve_inbound_stream<S>(
         };
         let upstream_cluster = format!("inbound|{port}||");
         let target = (app.to_string(), upstream_cluster.as_str());
-        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", std::time::SystemTime::now(), target).await;
+        let started = std::time::SystemTime::now();
+        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", started, target, &permit).await;
         return;
     }
     drop(snapshot);
     let remote = peer.remote;
     let peer = Arc::new(peer);
-    let svc = service_fn(move |req| {
-        let fut = http::inbound(shared.clone(), app, port, peer.clone(), req);
-        async move { Ok::<_, std::convert::Infallible>(fut.await) }
-    });
-    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
-        debug!(%remote, error = %e, "inbound connection ended with an error");
-    }
+    guard::serve_http(stream, &permit, remote, move |req| http::inbound(shared.clone(), app, port, peer.clone(), req))
+        .await;
 }
 
 /// A local TCP listener for one TCP service (`--outbound-tcp HOST:PORT=ADDR`).
 async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shared: Arc<Shared>) {
     let host: Arc<str> = Arc::from(host.as_str());
+    let state = shared.listener("outbound_tcp");
     loop {
-        let (stream, _) = accept(&listener, "outbound TCP").await;
+        let (stream, _, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let (shared, host) = (shared.clone(), host.clone());
         tokio::spawn(async move {
-            let _open = shared.metrics.connection("outbound_tcp");
-            outbound_tcp(&shared, stream, &host, port, None).await;
+            outbound_tcp(&shared, stream, &host, port, None, &permit).await;
         });
     }
 }
@@ -623,7 +634,14 @@ async fn serve_outbound_tcp(listener: TcpListener, host: String, port: u16, shar
 /// endpoint picked by the service's TCP route, over mTLS when the endpoint takes it; a mesh
 /// endpoint addressed directly is reached the same way; anything else is passed through
 /// under ALLOW_ANY and closed under REGISTRY_ONLY.
-async fn outbound_tcp(shared: &Shared, mut stream: TcpStream, host: &str, port: u16, original: Option<SocketAddr>) {
+async fn outbound_tcp(
+    shared: &Shared,
+    mut stream: TcpStream,
+    host: &str,
+    port: u16,
+    original: Option<SocketAddr>,
+    permit: &guard::ConnPermit,
+) {
     let snapshot = shared.snapshot.load_full();
     let service = snapshot.tcp_service(host, port).cloned();
     let cluster = match &service {
@@ -690,13 +708,14 @@ async fn outbound_tcp(shared: &Shared, mut stream: TcpStream, host: &str, port: 
         connection_security_policy: "unknown".into(),
     };
     let target = (upstream_host, upstream_cluster.as_str());
-    relay_tcp(shared, &mut stream, &mut upstream, &labels, "outbound", started, target).await;
+    relay_tcp(shared, &mut stream, &mut upstream, &labels, "outbound", started, target, permit).await;
 }
 
 /// Copy bytes both ways between a downstream connection and its upstream until both close,
 /// counted in the `istio_tcp_*` metrics and, when access logging is on, logged at the end.
 /// Bytes from downstream are "received", bytes to it "sent", as Istio counts them on both sides.
-/// `target` is the upstream host and cluster, for the log.
+/// `target` is the upstream host and cluster, for the log. Closed after the idle timeout.
+#[allow(clippy::too_many_arguments)]
 async fn relay_tcp<D, U>(
     shared: &Shared,
     downstream: &mut D,
@@ -705,13 +724,14 @@ async fn relay_tcp<D, U>(
     direction: &'static str,
     started: std::time::SystemTime,
     target: (String, &str),
+    permit: &guard::ConnPermit,
 ) where
     D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     shared.metrics.tcp_opened(labels);
     let clock = std::time::Instant::now();
-    let (received, sent) = match tokio::io::copy_bidirectional(downstream, upstream).await {
+    let (received, sent) = match guard::relay(downstream, upstream, permit).await {
         Ok(n) => n,
         Err(e) => {
             debug!(error = %e, "TCP connection ended with an error");
@@ -734,27 +754,16 @@ async fn relay_tcp<D, U>(
     }
 }
 
-/// The next connection. Accept errors (out of file descriptors, ...) are logged and retried
-/// after a pause, so a listener never spins.
-async fn accept(listener: &TcpListener, what: &'static str) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(a) => return a,
-            Err(e) => {
-                warn!(listener = what, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
 async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("admin");
     loop {
-        let (stream, _) = accept(&listener, "admin").await;
+        let (stream, _, permit) = guard::accept(&listener, &state).await;
         let s = shared.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let builder = local_http1(&s.limits);
             let svc = service_fn(move |req| admin::handle(s.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

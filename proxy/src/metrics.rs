@@ -106,6 +106,12 @@ pub struct ListenerLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerCauseLabel {
+    pub listener: &'static str,
+    pub cause: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabel {
     pub cause: &'static str,
 }
@@ -156,6 +162,7 @@ pub struct Metrics {
     connections_active: Family<ListenerLabel, Gauge>,
     connections: Family<ListenerLabel, Counter>,
     upstream_errors: Family<CauseLabel, Counter>,
+    downstream_rejected: Family<ListenerCauseLabel, Counter>,
     config_updates: Family<ConfigLabel, Counter>,
     config_version: Family<VersionLabel, Gauge>,
     /// 1 while the discovery stream to meshd is up.
@@ -318,6 +325,7 @@ impl Metrics {
         let connections_active = Family::<ListenerLabel, Gauge>::default();
         let connections = Family::<ListenerLabel, Counter>::default();
         let upstream_errors = Family::<CauseLabel, Counter>::default();
+        let downstream_rejected = Family::<ListenerCauseLabel, Counter>::default();
         let config_updates = Family::<ConfigLabel, Counter>::default();
         let config_version = Family::<VersionLabel, Gauge>::default();
         let meshd_connected = Gauge::default();
@@ -327,6 +335,11 @@ impl Metrics {
             "mesh_proxy_upstream_errors",
             "Requests the proxy answered itself because the upstream failed, by cause",
             upstream_errors.clone(),
+        );
+        registry.register(
+            "mesh_proxy_downstream_rejected",
+            "Downstream connections closed and requests refused by a limit or timeout, by listener and cause",
+            downstream_rejected.clone(),
         );
         registry.register(
             "mesh_proxy_config_updates",
@@ -343,6 +356,7 @@ impl Metrics {
             connections_active,
             connections,
             upstream_errors,
+            downstream_rejected,
             config_updates,
             config_version,
             meshd_connected,
@@ -407,6 +421,13 @@ impl Metrics {
     /// timeout, no_healthy_upstream, overflow, no_route.
     pub fn upstream_error(&self, cause: &'static str) {
         self.upstream_errors.get_or_create(&CauseLabel { cause }).inc();
+    }
+
+    /// A downstream connection or request refused or closed by a limit or timeout:
+    /// connection_limit, request_limit, accept_error, request_headers_timeout,
+    /// stream_idle_timeout, idle_timeout, tls_handshake_timeout, loop.
+    pub fn downstream_rejected(&self, listener: &'static str, cause: &'static str) {
+        self.downstream_rejected.get_or_create(&ListenerCauseLabel { listener, cause }).inc();
     }
 
     /// A config part from meshd: accepted (its version now in force) or rejected.

@@ -146,6 +146,7 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         admin: "127.0.0.1:0".parse().expect("addr"),
         meshd: MeshdSource::Fixed { address: meshd.to_string(), token: token.into(), token_file: None, tls: None },
         peer_http2: true,
+        limits: Default::default(),
     }
 }
 

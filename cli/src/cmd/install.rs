@@ -45,6 +45,12 @@ pub struct Settings {
     /// Istio's `meshConfig.defaultConfig.tracing.sampling` (percent).
     #[serde(default = "default_sampling")]
     pub trace_sampling: f64,
+    /// Istio's `meshConfig.pathNormalization` (and Envoy's escaped-slashes action).
+    #[serde(default, skip_serializing_if = "mesh_api::proxy_config::PathNormalization::is_default")]
+    pub path_normalization: mesh_api::proxy_config::PathNormalization,
+    /// Istio's `ISTIO_META_IDLE_TIMEOUT` proxy metadata: how long downstream connections may idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 fn default_sampling() -> f64 {
@@ -70,6 +76,9 @@ const KEYS: &[&str] = &[
     "meshConfig.defaultConfig.tracing.zipkin.address",
     "meshConfig.defaultConfig.tracing.otlp.address",
     "meshConfig.defaultConfig.tracing.sampling",
+    meshd::manifest::NORMALIZATION_KEY,
+    meshd::manifest::ESCAPED_SLASHES_KEY,
+    meshd::manifest::IDLE_TIMEOUT_KEY,
 ];
 
 impl Default for Settings {
@@ -86,6 +95,8 @@ impl Default for Settings {
             zipkin: None,
             otlp: None,
             trace_sampling: default_sampling(),
+            path_normalization: Default::default(),
+            idle_timeout: None,
         }
     }
 }
@@ -103,6 +114,8 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
         zipkin: None,
         otlp: None,
         trace_sampling: default_sampling(),
+        path_normalization: Default::default(),
+        idle_timeout: None,
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -133,6 +146,15 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
             "meshConfig.outboundTrafficPolicy.mode" => match v {
                 "ALLOW_ANY" | "REGISTRY_ONLY" => s.outbound_traffic_policy = v.to_string(),
                 _ => problems.push(format!("--set {k}={v}: use ALLOW_ANY or REGISTRY_ONLY")),
+            },
+            meshd::manifest::NORMALIZATION_KEY | meshd::manifest::ESCAPED_SLASHES_KEY => {
+                if let Err(e) = meshd::manifest::set_path_normalization(&mut s.path_normalization, k, v) {
+                    problems.push(format!("--set {e}"));
+                }
+            }
+            meshd::manifest::IDLE_TIMEOUT_KEY => match meshd::manifest::check_idle_timeout(k, v) {
+                Ok(()) => s.idle_timeout = Some(v.to_string()),
+                Err(e) => problems.push(format!("--set {e}")),
             },
             "ca.cert" => s.ca_cert = Some(v.into()),
             "ca.key" => s.ca_key = Some(v.into()),
@@ -188,6 +210,20 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, settings: &
         .args(settings.otlp.iter().flat_map(|a| ["--otlp", a.as_str()]))
         .arg("--trace-sampling")
         .arg(settings.trace_sampling.to_string())
+        .args(
+            (!settings.path_normalization.is_default())
+                .then(|| {
+                    [
+                        "--path-normalization",
+                        settings.path_normalization.normalization.as_str(),
+                        "--escaped-slashes",
+                        settings.path_normalization.escaped_slashes.as_str(),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .args(settings.idle_timeout.iter().flat_map(|t| ["--idle-timeout", t.as_str()]))
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)

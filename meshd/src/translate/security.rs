@@ -199,7 +199,12 @@ pub fn listeners(
     let mut inbound: Vec<InboundListener> = proxy
         .ports
         .iter()
-        .map(|p| InboundListener { port: p.port, mtls: peer_mode(pas, proxy, p.port), tcp: false })
+        .map(|p| InboundListener {
+            port: p.port,
+            mtls: peer_mode(pas, proxy, p.port),
+            tcp: false,
+            services: Vec::new(),
+        })
         .collect();
     inbound.sort_by_key(|l| l.port);
     inbound.dedup();
@@ -210,6 +215,8 @@ pub fn listeners(
         rate_limit: None,
         access_log: false,
         tracing: None,
+        path_normalization: Default::default(),
+        idle_timeout_ms: None,
     }
 }
 
