@@ -190,6 +190,12 @@ _mesh() {
             mesh__subcmd__help__subcmd__proxy,run)
                 cmd="mesh__subcmd__help__subcmd__proxy__subcmd__run"
                 ;;
+            mesh__subcmd__help__subcmd__proxy,token)
+                cmd="mesh__subcmd__help__subcmd__proxy__subcmd__token"
+                ;;
+            mesh__subcmd__help__subcmd__proxy__subcmd__token,create)
+                cmd="mesh__subcmd__help__subcmd__proxy__subcmd__token__subcmd__create"
+                ;;
             mesh__subcmd__help__subcmd__route,split)
                 cmd="mesh__subcmd__help__subcmd__route__subcmd__split"
                 ;;
@@ -214,6 +220,9 @@ _mesh() {
             mesh__subcmd__proxy,run)
                 cmd="mesh__subcmd__proxy__subcmd__run"
                 ;;
+            mesh__subcmd__proxy,token)
+                cmd="mesh__subcmd__proxy__subcmd__token"
+                ;;
             mesh__subcmd__proxy__subcmd__help,help)
                 cmd="mesh__subcmd__proxy__subcmd__help__subcmd__help"
                 ;;
@@ -222,6 +231,24 @@ _mesh() {
                 ;;
             mesh__subcmd__proxy__subcmd__help,run)
                 cmd="mesh__subcmd__proxy__subcmd__help__subcmd__run"
+                ;;
+            mesh__subcmd__proxy__subcmd__help,token)
+                cmd="mesh__subcmd__proxy__subcmd__help__subcmd__token"
+                ;;
+            mesh__subcmd__proxy__subcmd__help__subcmd__token,create)
+                cmd="mesh__subcmd__proxy__subcmd__help__subcmd__token__subcmd__create"
+                ;;
+            mesh__subcmd__proxy__subcmd__token,create)
+                cmd="mesh__subcmd__proxy__subcmd__token__subcmd__create"
+                ;;
+            mesh__subcmd__proxy__subcmd__token,help)
+                cmd="mesh__subcmd__proxy__subcmd__token__subcmd__help"
+                ;;
+            mesh__subcmd__proxy__subcmd__token__subcmd__help,create)
+                cmd="mesh__subcmd__proxy__subcmd__token__subcmd__help__subcmd__create"
+                ;;
+            mesh__subcmd__proxy__subcmd__token__subcmd__help,help)
+                cmd="mesh__subcmd__proxy__subcmd__token__subcmd__help__subcmd__help"
                 ;;
             mesh__subcmd__route,help)
                 cmd="mesh__subcmd__route__subcmd__help"
@@ -1168,7 +1195,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd__proxy)
-            opts="run init"
+            opts="run init token"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1226,6 +1253,34 @@ _mesh() {
         mesh__subcmd__help__subcmd__proxy__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__proxy__subcmd__token)
+            opts="create"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__proxy__subcmd__token__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1574,7 +1629,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version run init help"
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version run init token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1692,7 +1747,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__help)
-            opts="run init help"
+            opts="run init token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1736,6 +1791,34 @@ _mesh() {
         mesh__subcmd__proxy__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__help__subcmd__token)
+            opts="create"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__help__subcmd__token__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1936,6 +2019,132 @@ _mesh() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__token)
+            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version create help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__token__subcmd__create)
+            opts="-n -q -h -V --workload --service-account --valid-for --file --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --workload)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-account)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --valid-for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__token__subcmd__help)
+            opts="create help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__token__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__proxy__subcmd__token__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -188,6 +188,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --version 'Print version'
             cand run 'Run a sidecar proxy in the foreground'
             cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
+            cand token 'Proxy credentials (local platform): tokens that register one workload only'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;proxy;run'= {
@@ -206,7 +207,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --admin 'The admin API (loopback)'
             cand --metrics 'Prometheus metrics at /stats/prometheus (Istio uses port 15020)'
             cand --meshd 'meshd''s address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json'
-            cand --token-file 'File holding meshd''s access token (default MESH_HOME/token); on Kubernetes the pod''s projected service-account token. Read again at each reconnection'
+            cand --token-file 'File holding this proxy''s credential, read again at each reconnection: a proxy token from `mesh proxy token create` (bound to this workload and service account), or on Kubernetes the pod''s projected service-account token. Without it (local development default) the proxy mints its own proxy token with the admin token in MESH_HOME'
             cand --meshd-ca 'Talk TLS to `--meshd`, trusting the roots in FILE (on Kubernetes, the mesh root from the `mesh-ca-root-cert` ConfigMap)'
             cand --meshd-server-name 'The name meshd''s certificate must carry (default: the host of `--meshd`)'
             cand --peer-protocol 'Protocol between proxies: `http1` keeps each request''s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio''s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS'
@@ -254,14 +255,62 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mesh;proxy;token'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;proxy;token;create'= {
+            cand --workload 'The workload the token registers'
+            cand --service-account 'The service account (identity) the workload runs as'
+            cand --valid-for 'How long the token is good for (e.g. 24h, 720h); default: until MESH_HOME''s token key is replaced'
+            cand --file 'Write the token to FILE (mode 0600) instead of standard output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mesh;proxy;token;help'= {
+            cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;proxy;token;help;create'= {
+        }
+        &'mesh;proxy;token;help;help'= {
+        }
         &'mesh;proxy;help'= {
             cand run 'Run a sidecar proxy in the foreground'
             cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
+            cand token 'Proxy credentials (local platform): tokens that register one workload only'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;proxy;help;run'= {
         }
         &'mesh;proxy;help;init'= {
+        }
+        &'mesh;proxy;help;token'= {
+            cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
+        }
+        &'mesh;proxy;help;token;create'= {
         }
         &'mesh;proxy;help;help'= {
         }
@@ -660,10 +709,16 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;proxy'= {
             cand run 'Run a sidecar proxy in the foreground'
             cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
+            cand token 'Proxy credentials (local platform): tokens that register one workload only'
         }
         &'mesh;help;proxy;run'= {
         }
         &'mesh;help;proxy;init'= {
+        }
+        &'mesh;help;proxy;token'= {
+            cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
+        }
+        &'mesh;help;proxy;token;create'= {
         }
         &'mesh;help;proxy-status'= {
         }

@@ -141,18 +141,19 @@ complete -c mesh -n "__fish_mesh_using_subcommand delete" -s q -l quiet -d 'Prin
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l context -d 'Kubeconfig context (kube platform)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s q -l quiet -d 'Print only errors and requested data'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -l no-color -d 'Never colour output (also NO_COLOR)'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "token" -d 'Proxy credentials (local platform): tokens that register one workload only'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l workload -d 'The workload\'s name (unique in its namespace while connected)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s n -l namespace -d 'The workload\'s namespace' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l service-account -d 'The workload\'s service account (its identity)' -r
@@ -167,7 +168,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l admin -d 'The admin API (loopback)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l metrics -d 'Prometheus metrics at /stats/prometheus (Istio uses port 15020)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd -d 'meshd\'s address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json' -r
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding meshd\'s access token (default MESH_HOME/token); on Kubernetes the pod\'s projected service-account token. Read again at each reconnection' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l token-file -d 'File holding this proxy\'s credential, read again at each reconnection: a proxy token from `mesh proxy token create` (bound to this workload and service account), or on Kubernetes the pod\'s projected service-account token. Without it (local development default) the proxy mints its own proxy token with the admin token in MESH_HOME' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd-ca -d 'Talk TLS to `--meshd`, trusting the roots in FILE (on Kubernetes, the mesh root from the `mesh-ca-root-cert` ConfigMap)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l meshd-server-name -d 'The name meshd\'s certificate must carry (default: the host of `--meshd`)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l peer-protocol -d 'Protocol between proxies: `http1` keeps each request\'s protocol (HTTP/1.1 over a keep-alive pool, HTTP/2 and gRPC over HTTP/2), as Istio does by default; `h2` carries every request over HTTP/2 (Istio\'s h2UpgradePolicy UPGRADE). Negotiated by ALPN on mTLS' -r -f -a "h2\t''
@@ -208,8 +209,20 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -f -a "create" -d 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
+complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "token" -d 'Proxy credentials (local platform): tokens that register one workload only'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s o -l output -r -f -a "table\t''
 yaml\t''
@@ -482,6 +495,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subc
 complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "token" -d 'Proxy credentials (local platform): tokens that register one workload only'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from route" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from cert" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'

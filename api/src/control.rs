@@ -113,3 +113,39 @@ pub struct RotateRootResponse {
     pub proxies: usize,
     pub seconds: f64,
 }
+
+/// `POST /v1/proxy-tokens` (admin token): mint a token that registers one workload.
+pub const PROXY_TOKENS_PATH: &str = "/v1/proxy-tokens";
+
+/// What a proxy token lets its holder be: one workload, as one service account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyTokenClaims {
+    pub namespace: String,
+    pub workload: String,
+    pub service_account: String,
+    /// Issued at (Unix seconds).
+    #[serde(default)]
+    pub iat: u64,
+    /// Expires at (Unix seconds); None: until the mesh's token key is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyTokenRequest {
+    pub namespace: String,
+    pub workload: String,
+    pub service_account: String,
+    /// Lifetime in seconds; None: no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProxyTokenResponse {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_unix: Option<u64>,
+}

@@ -189,6 +189,33 @@ pub enum ProxyCommand {
     /// Install the iptables rules that redirect this network namespace's TCP through its proxy
     /// (istio-init's job): outbound to 15001, inbound to 15006.
     Init(mesh_proxy::init::InitArgs),
+    /// Proxy credentials (local platform): tokens that register one workload only.
+    #[command(subcommand)]
+    Token(ProxyTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyTokenCommand {
+    /// Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT,
+    /// and nothing else; give it to `mesh proxy run --token-file`.
+    Create(ProxyTokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyTokenCreateArgs {
+    /// The workload the token registers.
+    #[arg(long)]
+    pub workload: String,
+    /// The service account (identity) the workload runs as.
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// How long the token is good for (e.g. 24h, 720h); default: until MESH_HOME's token key
+    /// is replaced.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub valid_for: Option<std::time::Duration>,
+    /// Write the token to FILE (mode 0600) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ pub mod kube;
 pub mod manifest;
 pub mod proxy_config;
 pub mod proxy_status;
+pub mod proxy_token;
 pub mod route;
 pub mod top;
 pub mod version;

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, RouteCommand};
+use crate::cli::{
+    CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand, RouteCommand,
+};
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
 use crate::output::Printer;
@@ -146,6 +148,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Top(a) => cmd::top::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
+            Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {
+                cmd::proxy_token::create(&ctx, a).await
+            }
             Command::DemoApp(a) => cmd::demo_app::run(a).await,
             Command::Proxy(_)
             | Command::Meshd(_)

@@ -21,6 +21,8 @@ use crate::state::{State, StateError};
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub struct Api {
+    /// Mints and checks the proxies' own tokens (local platform).
+    pub proxy_tokens: Arc<crate::proxy_token::Signer>,
     pub state: Arc<State>,
     pub ca: Arc<crate::ca::Ca>,
     pub token: String,
@@ -83,18 +85,8 @@ impl Api {
             return Ok(json(StatusCode::OK, &answer));
         }
         let authorized = self.authorized(&req);
-        if path == DISCOVERY_PATH
-            && req.method() == Method::GET
-            && !authorized
-            && let (Some(client), Some(token)) = (&self.kube, bearer(&req))
-        {
-            return Ok(match crate::kubernetes::review_token(client, &token).await {
-                Ok(caller) => self.upgrade(req, token, Some(caller)),
-                Err(e) => {
-                    warn!(error = %e, "refused a discovery stream");
-                    error(StatusCode::UNAUTHORIZED, e, vec![])
-                }
-            });
+        if path == DISCOVERY_PATH && req.method() == Method::GET {
+            return Ok(self.discovery(req, authorized).await);
         }
         if !authorized {
             return Ok(error(
@@ -104,7 +96,10 @@ impl Api {
             ));
         }
         let resp = match (req.method().clone(), path.as_str()) {
-            (Method::GET, DISCOVERY_PATH) => self.upgrade(req, self.token.clone(), None),
+            (Method::POST, PROXY_TOKENS_PATH) => match read_json::<ProxyTokenRequest>(req).await {
+                Ok(r) => self.mint(r),
+                Err(e) => e,
+            },
             (Method::POST, APPLY_PATH) => match read_json::<ApplyRequest>(req).await {
                 Ok(r) => self.apply(r),
                 Err(e) => e,
@@ -136,9 +131,78 @@ impl Api {
         Ok(resp)
     }
 
+    /// Open a discovery stream for a proxy presenting its own credential: a proxy token this
+    /// meshd minted, or on Kubernetes its pod's service-account token. The admin token is the
+    /// CLI's and is refused here, so holding a sidecar's credential never means holding the
+    /// mesh: the stream serves only the identity the credential names.
+    async fn discovery(&self, req: Request<Incoming>, admin: bool) -> Resp {
+        let Some(token) = bearer(&req) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "no credential: a proxy presents a proxy token (`mesh proxy token create`) or its pod's service-account token",
+                vec![],
+            );
+        };
+        let caller = if token.starts_with(crate::proxy_token::PREFIX) {
+            match self.proxy_tokens.verify(&token) {
+                Ok(claims) => crate::discovery::Credential::ProxyToken(claims),
+                Err(e) => {
+                    warn!(error = %e, "refused a discovery stream");
+                    return error(StatusCode::UNAUTHORIZED, e, vec![]);
+                }
+            }
+        } else if admin {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "the admin token in MESH_HOME/token is the CLI's credential, not a proxy's: give the proxy a token from `mesh proxy token create --workload NAME --service-account SA` (--token-file), or run `mesh proxy run` without --token-file to let it mint its own",
+                vec![],
+            );
+        } else if let Some(client) = &self.kube {
+            match crate::kubernetes::review_token(client, &token).await {
+                Ok(caller) => crate::discovery::Credential::ServiceAccount(caller),
+                Err(e) => {
+                    warn!(error = %e, "refused a discovery stream");
+                    return error(StatusCode::UNAUTHORIZED, e, vec![]);
+                }
+            }
+        } else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unknown credential: a proxy presents a proxy token from `mesh proxy token create`",
+                vec![],
+            );
+        };
+        self.upgrade(req, token, caller)
+    }
+
+    /// Mint a proxy token for one workload (admin token only).
+    fn mint(&self, r: ProxyTokenRequest) -> Resp {
+        let mut problems = Vec::new();
+        for (what, v) in
+            [("namespace", &r.namespace), ("workload", &r.workload), ("serviceAccount", &r.service_account)]
+        {
+            if !mesh_api::validate::is_dns_subdomain(v) {
+                problems.push(format!("{what} {v:?}: use lowercase letters, digits, '-' and '.'"));
+            }
+        }
+        if !problems.is_empty() {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid proxy token request; no token was made", problems);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let exp = r.valid_for_secs.map(|s| now.saturating_add(s));
+        let token = self.proxy_tokens.mint(ProxyTokenClaims {
+            namespace: r.namespace,
+            workload: r.workload,
+            service_account: r.service_account,
+            iat: now,
+            exp,
+        });
+        json(StatusCode::OK, &ProxyTokenResponse { token, expires_unix: exp })
+    }
+
     /// Switch to the discovery stream. `token`: what the proxy presented (meshd proves it saw
-    /// it); `caller`: who a service-account token belongs to, which the proxy must match.
-    fn upgrade(&self, req: Request<Incoming>, token: String, caller: Option<crate::kubernetes::Caller>) -> Resp {
+    /// it); `caller`: who that credential says the proxy is, which its hello must match.
+    fn upgrade(&self, req: Request<Incoming>, token: String, caller: crate::discovery::Credential) -> Resp {
         let wants = req
             .headers()
             .get(header::UPGRADE)

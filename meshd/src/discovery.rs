@@ -25,8 +25,25 @@ pub struct Context {
     /// The token the proxy presented; the Welcome proves meshd saw it.
     pub token: String,
     pub mesh: crate::translate::MeshConfig,
-    /// Who the proxy's service-account token says it is (Kubernetes); None for the mesh token.
-    pub caller: Option<crate::kubernetes::Caller>,
+    /// Who the proxy's credential says it is: its hello must match.
+    pub caller: Credential,
+}
+
+/// What a proxy's credential says it is.
+pub enum Credential {
+    /// A Kubernetes service-account token, checked by a TokenReview.
+    ServiceAccount(crate::kubernetes::Caller),
+    /// A proxy token minted by this meshd (local platform).
+    ProxyToken(mesh_api::control::ProxyTokenClaims),
+}
+
+impl Credential {
+    fn check(&self, w: &mesh_api::protocol::Workload) -> Result<(), String> {
+        match self {
+            Credential::ServiceAccount(c) => c.check(w),
+            Credential::ProxyToken(c) => crate::proxy_token::check(c, w),
+        }
+    }
 }
 
 /// How long meshd waits after a change before pushing, so a burst becomes one push.
@@ -66,9 +83,7 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) 
             return;
         }
     };
-    if let Some(caller) = &ctx.caller
-        && let Err(e) = caller.check(&workload)
-    {
+    if let Err(e) = ctx.caller.check(&workload) {
         warn!(error = %e, "refused proxy");
         let _ = send(&mut framed, &MeshdMessage::Error { message: e }).await;
         return;

@@ -12,6 +12,7 @@ pub mod inject;
 pub mod kubernetes;
 pub mod manifest;
 pub mod metrics;
+pub mod proxy_token;
 pub mod rotation;
 pub mod state;
 pub mod store;
@@ -73,6 +74,8 @@ pub const DEFAULT_REGISTRY_GRACE: std::time::Duration = std::time::Duration::fro
 
 /// Run meshd until it is told to stop (API shutdown, SIGTERM or SIGINT).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let nofile = raise_fd_limit();
+    tracing::debug!(nofile, "open-files limit");
     let home = opts.home;
     home.create().with_context(|| format!("cannot create MESH_HOME {}", home.root().display()))?;
     let token =
@@ -139,8 +142,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         });
     }
+    let proxy_tokens = Arc::new(
+        proxy_token::Signer::open(&home)
+            .with_context(|| format!("cannot open the proxy-token key in {}", home.root().display()))?,
+    );
     let shutdown = Arc::new(Notify::new());
     let api = Arc::new(api::Api {
+        proxy_tokens,
         state: state.clone(),
         ca,
         token,
@@ -194,19 +202,25 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     };
     tokio::pin!(stop);
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => { warn!(error = %e, "accept failed"); continue; }
+                    Ok(a) => { backoff.reset(); a }
+                    Err(e) => {
+                        // Out of file descriptors (or the like): pause instead of spinning, and
+                        // say so once per interval rather than once per attempt.
+                        backoff.failed("API", &e).await;
+                        continue;
+                    }
                 };
                 let _ = stream.set_nodelay(true);
                 let api = api.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| api.clone().handle(req));
-                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
+                    let conn = api_http1().serve_connection(TokioIo::new(stream), svc).with_upgrades();
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "API connection ended");
                     }
@@ -227,12 +241,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 /// connected proxy with each config type's sent and acknowledged versions and sync state.
 /// Read-only and unauthenticated, like istiod's; it listens on loopback unless told otherwise.
 async fn serve_monitoring(listener: TcpListener, state: Arc<state::State>, ca: Arc<ca::Ca>) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         let stream = match listener.accept().await {
-            Ok((s, _)) => s,
+            Ok((s, _)) => {
+                backoff.reset();
+                s
+            }
             Err(e) => {
-                warn!(error = %e, "monitoring accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                backoff.failed("monitoring", &e).await;
                 continue;
             }
         };
@@ -242,9 +259,57 @@ async fn serve_monitoring(listener: TcpListener, state: Arc<state::State>, ca: A
                 let resp = monitoring_response(&state, &ca, req.uri().path());
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = api_http1().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
+}
+
+/// How long a client of meshd's HTTP listeners may take to send a request's head.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP/1.1 server for meshd's listeners: a slow client is dropped after the header timeout.
+pub fn api_http1() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    b
+}
+
+/// Accept errors (EMFILE when out of file descriptors, ...): wait from 10 ms up to 1 s between
+/// attempts, and log at most once per 10 s with how many failed in between.
+#[derive(Default)]
+pub struct AcceptBackoff {
+    delay: std::time::Duration,
+    suppressed: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    pub fn reset(&mut self) {
+        self.delay = std::time::Duration::ZERO;
+    }
+
+    pub async fn failed(&mut self, listener: &str, e: &std::io::Error) {
+        self.delay = (self.delay * 2).clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(1));
+        if self.last_log.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(10)) {
+            warn!(listener, error = %e, failures_since_last_log = self.suppressed, retry_in = ?self.delay, "accept failed (logged once per 10 s)");
+            self.last_log = Some(std::time::Instant::now());
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        tokio::time::sleep(self.delay).await;
+    }
+}
+
+/// Raise the soft limit on open files to the hard limit; returns the limit in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 fn monitoring_response(

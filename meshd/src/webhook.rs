@@ -118,27 +118,33 @@ pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cer
 /// discovery stream for proxies on 15012.
 pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, api: Arc<MeshApi>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut backoff = crate::AcceptBackoff::default();
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(a) => a,
+            Ok(a) => {
+                backoff.reset();
+                a
+            }
             Err(e) => {
-                warn!(error = %e, "TLS accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                backoff.failed("TLS", &e).await;
                 continue;
             }
         };
         let (acceptor, api) = (acceptor.clone(), api.clone());
         tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(t) => t,
-                Err(e) => {
+            let tls = match tokio::time::timeout(crate::HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
                     return;
                 }
             };
             let svc = service_fn(move |req| api.clone().handle(req));
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).with_upgrades();
+            let conn = crate::api_http1().serve_connection(TokioIo::new(tls), svc).with_upgrades();
             if let Err(e) = conn.await {
                 debug!(%peer, error = %e, "TLS connection ended with an error");
             }
@@ -250,6 +256,7 @@ mod tests {
             Vec::new(),
         ));
         let api = Arc::new(MeshApi {
+            proxy_tokens: Arc::new(crate::proxy_token::Signer::from_key(&[1; 32])),
             state,
             ca: ca.clone(),
             token: "t".into(),

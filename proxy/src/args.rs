@@ -66,8 +66,10 @@ pub struct ProxyArgs {
     /// meshd's address (`IP:PORT` or `HOST:PORT`); by default read from MESH_HOME/meshd.json.
     #[arg(long, value_name = "ADDR")]
     pub meshd: Option<String>,
-    /// File holding meshd's access token (default MESH_HOME/token); on Kubernetes the pod's
-    /// projected service-account token. Read again at each reconnection.
+    /// File holding this proxy's credential, read again at each reconnection: a proxy token
+    /// from `mesh proxy token create` (bound to this workload and service account), or on
+    /// Kubernetes the pod's projected service-account token. Without it (local development
+    /// default) the proxy mints its own proxy token with the admin token in MESH_HOME.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Talk TLS to `--meshd`, trusting the roots in FILE (on Kubernetes, the mesh root from
@@ -200,9 +202,11 @@ impl ProxyArgs {
                 problems.push(format!("--meshd {m:?}: expected HOST:PORT or IP:PORT"));
             }
         }
-        let meshd = match (self.meshd.clone(), &self.token_file) {
-            (Some(address), file) => {
-                let file = file.clone().unwrap_or_else(|| home.join(mesh_api::home::TOKEN_FILE));
+        let meshd = match self.meshd.clone() {
+            Some(address) => {
+                // Without --token-file: the admin token of MESH_HOME, used only to mint this
+                // proxy's own token (the local development default).
+                let file = self.token_file.clone().unwrap_or_else(|| home.join(mesh_api::home::TOKEN_FILE));
                 match std::fs::read_to_string(&file) {
                     Ok(t) => {
                         let tls = self.meshd_ca.clone().map(|ca_file| crate::xds::MeshdTls {
@@ -217,15 +221,23 @@ impl ProxyArgs {
                             token_file: self.token_file.is_some().then(|| file.clone()),
                             address,
                             tls,
+                            mint: self.token_file.is_none(),
                         }
                     }
                     Err(e) => {
                         problems.push(format!("cannot read the token file {}: {e}", file.display()));
-                        MeshdSource::Home(home)
+                        MeshdSource::Home { home, token_file: None }
                     }
                 }
             }
-            (None, _) => MeshdSource::Home(home),
+            None => {
+                if let Some(f) = &self.token_file
+                    && let Err(e) = std::fs::metadata(f)
+                {
+                    problems.push(format!("--token-file {}: {e}", f.display()));
+                }
+                MeshdSource::Home { home, token_file: self.token_file.clone() }
+            }
         };
         if !problems.is_empty() {
             bail!("invalid proxy options:\n  {}", problems.join("\n  "));

@@ -772,6 +772,26 @@ impl Snapshot {
         self.inbound.get(&port).is_some_and(|(_, tcp)| *tcp)
     }
 
+    /// The `destination_service` of a request to workload `port` with Host `host`: one of the
+    /// Services that send traffic to that port (the one the Host names, or the only one), else
+    /// `unknown`. Never a value taken from the request, so the label set stays bounded.
+    pub fn inbound_service(&self, port: u16, host: &str) -> &str {
+        let Some(l) = self.raw.listeners.inbound.iter().find(|l| l.port == port) else { return "unknown" };
+        let host = mesh_api::host::split_host_port(host).0;
+        let named = l.services.iter().find(|fqdn| {
+            // `reviews`, `reviews.default`, `reviews.default.svc`, or the FQDN.
+            fqdn.len() >= host.len()
+                && fqdn.as_bytes()[..host.len()].eq_ignore_ascii_case(host.as_bytes())
+                && (fqdn.len() == host.len() || fqdn.as_bytes()[host.len()] == b'.')
+                && !host.is_empty()
+        });
+        match (named, l.services.as_slice()) {
+            (Some(s), _) => s,
+            (None, [only]) => only,
+            _ => "unknown",
+        }
+    }
+
     /// outboundTrafficPolicy ALLOW_ANY: unknown hosts go where they were addressed.
     pub fn passthrough(&self) -> bool {
         self.raw.routes.passthrough

@@ -72,6 +72,44 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+/// The header that marks a request with each proxy's outbound side it went through, since the
+/// last app. A proxy that finds its own mark is forwarding in a loop.
+pub const VIA_HEADER: &str = "x-mesh-via";
+/// More outbound hops than this without an app in between is a loop too.
+const MAX_VIA_HOPS: usize = 8;
+
+/// Refuse a request that has already passed this proxy's outbound side (or too many proxies),
+/// else add this proxy's mark.
+fn check_loop(shared: &Shared, headers: &mut HeaderMap) -> Result<(), Response<Body>> {
+    let mut hops = 0;
+    let mut seen_self = false;
+    for v in headers.get_all(VIA_HEADER) {
+        for mark in v.as_bytes().split(|&b| b == b',') {
+            hops += 1;
+            seen_self |= mark.trim_ascii() == shared.via.as_bytes();
+        }
+    }
+    if seen_self || hops >= MAX_VIA_HOPS {
+        shared.metrics.downstream_rejected("outbound", "loop");
+        return Err(loop_detected());
+    }
+    let marks = match headers.get(VIA_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(v) if hops > 0 => format!("{v},{}", shared.via),
+        _ => shared.via.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&marks) {
+        headers.insert(VIA_HEADER, v);
+    }
+    Ok(())
+}
+
+fn loop_detected() -> Response<Body> {
+    local_reply(
+        StatusCode::LOOP_DETECTED,
+        "forwarding loop detected: the request came back to the proxy that sent it\n",
+    )
+}
+
 /// The answer to a request refused before routing (see `normalize::prepare`).
 fn refusal(r: normalize::Refusal) -> Response<Body> {
     let mut resp = local_reply(r.status, r.body);
@@ -266,8 +304,15 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
         return refusal(r);
     }
+    if let Err(r) = check_loop(&shared, req.headers_mut()) {
+        return r;
+    }
     let (route, prefix) = match select_route(&snapshot, &req) {
         Ok(Selected::Route(r, prefix)) => (r, prefix),
+        Ok(Selected::Passthrough(authority)) if shared.is_own_listener(&authority) => {
+            shared.metrics.downstream_rejected("outbound", "loop");
+            return loop_detected();
+        }
         Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
         Err((status, body)) => {
             shared.metrics.upstream_error("no_route");
@@ -856,33 +901,29 @@ pub async fn inbound(
     if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
         return refusal(r);
     }
+    // The loop mark is between proxies only: an app never sees it (so an app calling its own
+    // service through its sidecar is no loop).
+    req.headers_mut().remove(VIA_HEADER);
     let request_id = crate::trace::ensure_request_id(req.headers_mut());
     let sampling = snapshot.raw.listeners.tracing.as_ref().map_or(0.0, |t| t.sampling);
     let span = crate::trace::child(crate::trace::extract(req.headers()), sampling);
     crate::trace::inject(req.headers_mut(), &span);
     // Who called (metadata exchange), trusted only from a mesh peer over mTLS.
     let caller = req.headers_mut().remove(crate::metrics::PEER_HEADER);
+    // Its namespace must be the one the peer's certificate says.
+    let peer_ns =
+        peer.identity.as_deref().and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok()).map(|i| i.namespace);
     let source = caller
         .as_ref()
-        .filter(|_| peer.identity.is_some())
         .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
+        .filter(|p| peer_ns.as_deref() == Some(p.namespace.as_str()))
         .unwrap_or_else(crate::metrics::unknown_peer);
     let request_bytes =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
     let grpc = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    let service = {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| split_host_port(h).0.to_ascii_lowercase())
-            .unwrap_or_default();
-        match host.split('.').count() {
-            1 => format!("{host}.{}.svc.cluster.local", shared.workload.namespace),
-            2 => format!("{host}.svc.cluster.local"),
-            _ => host,
-        }
-    };
+    // From config, never from the request's bytes (a label per Host would grow without bound).
+    let service =
+        snapshot.inbound_service(port, req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(""));
     let log = shared.access_log_on(&snapshot);
     let trace = span.sampled && snapshot.raw.listeners.tracing.is_some();
     // What only the access log and the span need, taken before the request goes to the app.
@@ -914,7 +955,7 @@ pub async fn inbound(
         source_principal: peer.identity.as_deref().unwrap_or(""),
         destination: &shared.me,
         destination_principal: &shared.identity.uri,
-        destination_service: &service,
+        destination_service: service,
         protocol: if grpc { "grpc" } else { "http" },
         code: resp.status().as_u16(),
         flags,

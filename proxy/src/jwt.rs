@@ -324,7 +324,9 @@ impl JwtAuth {
             let claims: Value = match jsonwebtoken::dangerous::insecure_decode::<Value>(&token) {
                 Ok(d) => d.claims,
                 Err(_) => {
-                    return Err("Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections".into());
+                    return Err(
+                        "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections".into()
+                    );
                 }
             };
             let issuer = claims.get("iss").and_then(Value::as_str);

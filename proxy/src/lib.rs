@@ -58,6 +58,10 @@ pub struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     /// Caps and timeouts for downstream connections.
     pub limits: guard::Limits,
+    /// This proxy's mark in `x-mesh-via` (random per process), to see its own requests again.
+    pub via: String,
+    /// Every address this proxy listens on: a request sent to one of them would loop.
+    pub listening: Vec<SocketAddr>,
     /// This workload, as metrics and peers name it.
     pub me: metrics::Peer,
     /// `me` as the metadata-exchange header value, made once.
@@ -220,6 +224,23 @@ impl Shared {
             .into()
     }
 
+    /// Whether `authority` (`host:port` as a request names it) is one of this proxy's own
+    /// listeners: sending a request there would come straight back.
+    pub fn is_own_listener(&self, authority: &str) -> bool {
+        let (host, port) = mesh_api::host::split_host_port(authority);
+        let Some(port) = port else { return false };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<std::net::IpAddr> = if host.eq_ignore_ascii_case("localhost") {
+            Some(std::net::Ipv4Addr::LOCALHOST.into())
+        } else {
+            host.parse().ok()
+        };
+        let Some(ip) = ip else { return false };
+        self.listening.iter().any(|l| {
+            l.port() == port && (l.ip() == ip || (l.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified())))
+        })
+    }
+
     /// The caps and counters of one listener (each listener has its own, so a flood on one
     /// leaves the others serving).
     pub fn listener(&self, name: &'static str) -> Arc<guard::Listener> {
@@ -349,6 +370,14 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
             snapshot.load().raw.listeners.tracing.clone()
         })
     };
+    let mut listening: Vec<SocketAddr> = [outbound_addr, Some(admin_addr), metrics_addr]
+        .into_iter()
+        .flatten()
+        .chain(gateway_listeners.iter().map(|(_, a, _)| *a))
+        .chain(tcp_listeners.iter().map(|(_, _, a, _)| *a))
+        .chain(inbound.iter().filter_map(|(_, _, l)| l.local_addr().ok()))
+        .collect();
+    listening.extend([&capture_outbound, &capture_inbound].into_iter().flatten().filter_map(|l| l.local_addr().ok()));
     let shared = Arc::new(Shared {
         workload,
         snapshot,
@@ -364,6 +393,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         quit: tokio::sync::Notify::new(),
         metrics: Arc::new(metrics::Metrics::new()),
         limits: opts.limits,
+        via: format!("{:016x}", fastrand::u64(..)),
+        listening,
         me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
         me,
         access_log: opts.access_log,
@@ -672,6 +703,11 @@ async fn outbound_tcp(
             }
         },
     };
+    if target.is_none() && shared.is_own_listener(&format!("{host}:{port}")) {
+        shared.metrics.downstream_rejected(permit.listener().name, "loop");
+        debug!(%host, port, "TCP connection addressed to this proxy's own listener; closing it");
+        return;
+    }
     // The mesh endpoint connected to, if it is one: its identity and whether it takes mTLS.
     let peer = target.as_ref().and_then(|(a, _)| snapshot.peer(*a));
     let destination_principal = peer.map(|p| p.identity.to_string());

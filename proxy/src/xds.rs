@@ -24,9 +24,11 @@ use crate::config::Snapshot;
 /// Where to find meshd.
 #[derive(Debug, Clone)]
 pub enum MeshdSource {
-    /// Read `meshd.json` and `token` from this MESH_HOME on every attempt, so a restarted
-    /// meshd on a new port is found again.
-    Home(PathBuf),
+    /// Read `meshd.json` from this MESH_HOME on every attempt, so a restarted meshd on a new
+    /// port is found again. The credential is the proxy token in `token_file`; without one,
+    /// the local development default: a proxy token for this workload minted through meshd's
+    /// API with the admin token in MESH_HOME.
+    Home { home: PathBuf, token_file: Option<PathBuf> },
     Fixed {
         /// `IP:PORT` or `HOST:PORT` (resolved at each connection attempt).
         address: String,
@@ -36,7 +38,18 @@ pub enum MeshdSource {
         token_file: Option<PathBuf>,
         /// Talk TLS to meshd (its discovery port on Kubernetes).
         tls: Option<MeshdTls>,
+        /// `token` is the admin token of this MESH_HOME (no `--token-file` was given): use it
+        /// only to mint this proxy's own token (the local development default).
+        mint: bool,
     },
+}
+
+/// What a proxy presents to meshd.
+enum Credential {
+    /// A proxy token or a service-account token, as read.
+    Token(String),
+    /// The admin token: not a proxy credential, only good for minting one.
+    MintWith(String),
 }
 
 /// How to check meshd's certificate.
@@ -76,11 +89,10 @@ async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStr
 }
 
 impl MeshdSource {
-    /// meshd's address, the token to present, and how to check meshd's certificate (None:
-    /// plain TCP).
-    fn locate(&self) -> Result<(String, String, Option<&MeshdTls>), String> {
+    /// meshd's address, the credential, and how to check meshd's certificate (None: plain TCP).
+    fn locate(&self) -> Result<(String, Credential, Option<&MeshdTls>), String> {
         match self {
-            MeshdSource::Fixed { address, token, token_file, tls } => {
+            MeshdSource::Fixed { address, token, token_file, tls, mint } => {
                 let fresh = token_file.as_ref().and_then(|f| match std::fs::read_to_string(f) {
                     Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
                     Ok(_) => None,
@@ -89,9 +101,11 @@ impl MeshdSource {
                         None
                     }
                 });
-                Ok((address.clone(), fresh.unwrap_or_else(|| token.clone()), tls.as_ref()))
+                let token = fresh.unwrap_or_else(|| token.clone());
+                let credential = if *mint { Credential::MintWith(token) } else { Credential::Token(token) };
+                Ok((address.clone(), credential, tls.as_ref()))
             }
-            MeshdSource::Home(home) => {
+            MeshdSource::Home { home, token_file } => {
                 let info = std::fs::read(home.join(mesh_api::home::INFO_FILE)).map_err(|e| {
                     format!(
                         "meshd is not running ({}: {e}); start it with `mesh install`",
@@ -105,12 +119,74 @@ impl MeshdSource {
                     .filter(|a| a.parse::<SocketAddr>().is_ok())
                     .ok_or("meshd.json has no valid address")?
                     .to_string();
-                let token = std::fs::read_to_string(home.join(mesh_api::home::TOKEN_FILE))
-                    .map_err(|e| format!("cannot read the access token: {e}"))?;
-                Ok((address, token.trim().to_string(), None))
+                let credential = match token_file {
+                    Some(f) => Credential::Token(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| format!("cannot read the proxy token {}: {e}", f.display()))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => Credential::MintWith(
+                        std::fs::read_to_string(home.join(mesh_api::home::TOKEN_FILE))
+                            .map_err(|e| format!("cannot read the admin token to mint a proxy token: {e}"))?
+                            .trim()
+                            .to_string(),
+                    ),
+                };
+                Ok((address, credential, None))
             }
         }
     }
+}
+
+/// Ask meshd for a proxy token for this workload, with the admin token (the local development
+/// default when no `--token-file` is given).
+async fn mint_token(shared: &Shared, address: &str, tls: Option<&MeshdTls>, admin: &str) -> Result<String, String> {
+    use mesh_api::control::{PROXY_TOKENS_PATH, ProxyTokenRequest, ProxyTokenResponse};
+    let stream = connect_meshd(address, tls).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake with meshd failed: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let w = &shared.workload;
+    let body = serde_json::to_vec(&ProxyTokenRequest {
+        namespace: w.namespace.clone(),
+        workload: w.name.clone(),
+        service_account: w.service_account.clone(),
+        valid_for_secs: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let req = Request::post(PROXY_TOKENS_PATH)
+        .header(header::HOST, address)
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(HANDSHAKE_TIMEOUT, sender.send_request(req))
+        .await
+        .map_err(|_| format!("meshd at {address} did not answer within {HANDSHAKE_TIMEOUT:?}"))?
+        .map_err(|e| format!("asking meshd for a proxy token failed: {e}"))?;
+    let status = resp.status();
+    let body = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 64 * 1024)),
+    )
+    .await
+    .map_err(|_| "meshd did not send the proxy token".to_string())?
+    .map_err(|e| format!("reading the proxy token: {e}"))?
+    .to_bytes();
+    if !status.is_success() {
+        let why = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
+            .unwrap_or_else(|| status.to_string());
+        return Err(format!("meshd would not mint a proxy token with the admin token in MESH_HOME: {why}"));
+    }
+    serde_json::from_slice::<ProxyTokenResponse>(&body)
+        .map(|r| r.token)
+        .map_err(|e| format!("malformed proxy token answer: {e}"))
 }
 
 /// How long meshd has to answer the discovery request (it may be asking the Kubernetes API
@@ -126,8 +202,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Run forever: connect, serve the stream, back off, repeat.
 pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
     let mut backoff = BACKOFF_MIN;
+    // The proxy token minted under the development default, kept across reconnections.
+    let mut minted: Option<String> = None;
     loop {
-        let ended = session(&shared, &source).await;
+        let ended = session(&shared, &source, &mut minted).await;
         shared.metrics.meshd_connected.set(0);
         match ended {
             Ok(()) => {
@@ -146,8 +224,21 @@ pub async fn run(shared: Arc<Shared>, source: MeshdSource) {
     }
 }
 
-async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), String> {
-    let (address, token, tls) = source.locate()?;
+async fn session(shared: &Arc<Shared>, source: &MeshdSource, minted: &mut Option<String>) -> Result<(), String> {
+    let (address, credential, tls) = source.locate()?;
+    let token = match credential {
+        Credential::Token(t) => t,
+        Credential::MintWith(_) if minted.is_some() => minted.clone().unwrap_or_default(),
+        Credential::MintWith(admin) => {
+            let t = mint_token(shared, &address, tls, &admin).await?;
+            info!(
+                workload = %shared.workload.name,
+                "no --token-file: using a proxy token for this workload, minted with the admin token in MESH_HOME (local development default; see `mesh proxy token create`)"
+            );
+            *minted = Some(t.clone());
+            t
+        }
+    };
     let stream = connect_meshd(&address, tls).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await
@@ -179,6 +270,10 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource) -> Result<(), Strin
             .and_then(Result::ok)
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b.to_bytes()).ok())
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
+        if status == StatusCode::UNAUTHORIZED {
+            // A minted token that meshd no longer takes (its key was replaced): mint again.
+            *minted = None;
+        }
         return Err(match why {
             Some(why) => format!("meshd refused the discovery stream ({status}): {why}"),
             None => format!("meshd refused the discovery stream: {status}"),

@@ -144,7 +144,13 @@ fn client_options(meshd: SocketAddr, token: &str) -> Options {
         metrics: None,
         access_log: false,
         admin: "127.0.0.1:0".parse().expect("addr"),
-        meshd: MeshdSource::Fixed { address: meshd.to_string(), token: token.into(), token_file: None, tls: None },
+        meshd: MeshdSource::Fixed {
+            address: meshd.to_string(),
+            token: token.into(),
+            token_file: None,
+            tls: None,
+            mint: false,
+        },
         peer_http2: true,
         limits: Default::default(),
     }
