@@ -78,9 +78,9 @@ pub const VIA_HEADER: &str = "x-mesh-via";
 /// More outbound hops than this without an app in between is a loop too.
 const MAX_VIA_HOPS: usize = 8;
 
-/// Refuse a request that has already passed this proxy's outbound side (or too many proxies),
-/// else add this proxy's mark.
-fn check_loop(shared: &Shared, headers: &mut HeaderMap) -> Result<(), Response<Body>> {
+/// Whether a request has already passed this proxy's outbound side (or too many proxies): a
+/// loop. Otherwise this proxy's mark is added.
+fn is_loop(shared: &Shared, headers: &mut HeaderMap) -> bool {
     let mut hops = 0;
     let mut seen_self = false;
     for v in headers.get_all(VIA_HEADER) {
@@ -91,7 +91,7 @@ fn check_loop(shared: &Shared, headers: &mut HeaderMap) -> Result<(), Response<B
     }
     if seen_self || hops >= MAX_VIA_HOPS {
         shared.metrics.downstream_rejected("outbound", "loop");
-        return Err(loop_detected());
+        return true;
     }
     let marks = match headers.get(VIA_HEADER).and_then(|v| v.to_str().ok()) {
         Some(v) if hops > 0 => format!("{v},{}", shared.via),
@@ -100,7 +100,7 @@ fn check_loop(shared: &Shared, headers: &mut HeaderMap) -> Result<(), Response<B
     if let Ok(v) = HeaderValue::from_str(&marks) {
         headers.insert(VIA_HEADER, v);
     }
-    Ok(())
+    false
 }
 
 fn loop_detected() -> Response<Body> {
@@ -304,8 +304,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
         return refusal(r);
     }
-    if let Err(r) = check_loop(&shared, req.headers_mut()) {
-        return r;
+    if is_loop(&shared, req.headers_mut()) {
+        return loop_detected();
     }
     let (route, prefix) = match select_route(&snapshot, &req) {
         Ok(Selected::Route(r, prefix)) => (r, prefix),
