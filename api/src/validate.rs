@@ -89,6 +89,35 @@ fn meta(m: &ObjectMeta, e: &mut Errs) {
         e.push("metadata.namespace", format!("{ns:?} is not a valid namespace name"));
     }
     labels(&m.labels, "metadata.labels", e);
+    annotations(&m.annotations, e);
+}
+
+/// Kubernetes' limit on all of an object's annotations together (keys and values).
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
+
+/// Annotation keys are qualified names (an optional DNS-subdomain prefix and `/`, then a name of
+/// at most 63 characters), and all annotations together stay within 256 KiB, as the Kubernetes
+/// API server requires.
+fn annotations(a: &BTreeMap<String, String>, e: &mut Errs) {
+    let total: usize = a.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_ANNOTATIONS_BYTES {
+        e.push("metadata.annotations", format!("{total} bytes in all: at most {MAX_ANNOTATIONS_BYTES} (256 KiB)"));
+    }
+    for k in a.keys() {
+        let (prefix, name) = match k.rsplit_once('/') {
+            Some((p, n)) => (Some(p), n),
+            None => (None, k.as_str()),
+        };
+        let ok_name = !name.is_empty()
+            && name.len() <= 63
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            && name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+            && name.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+        if !ok_name || prefix.is_some_and(|p| !is_dns_subdomain(p)) {
+            let shown: String = k.chars().take(80).collect();
+            e.push(format!("metadata.annotations.{shown}"), "invalid annotation key: use an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'");
+        }
+    }
 }
 
 fn labels(l: &BTreeMap<String, String>, path: &str, e: &mut Errs) {
@@ -330,11 +359,7 @@ fn virtual_service(s: &VirtualServiceSpec, e: &mut Errs) {
         }
         dur(&r.timeout, &format!("{path}.timeout"), e);
         if let Some(rt) = &r.retries {
-            if let Some(a) = rt.attempts
-                && a < 0
-            {
-                e.push(format!("{path}.retries.attempts"), "must not be negative");
-            }
+            non_negative(rt.attempts, format!("{path}.retries.attempts"), e);
             dur(&rt.per_try_timeout, &format!("{path}.retries.perTryTimeout"), e);
             dur(&rt.backoff, &format!("{path}.retries.backoff"), e);
             // Envoy's HTTP and gRPC retry conditions, or status codes (Istio's validation).
@@ -495,11 +520,22 @@ fn lb(l: &Option<LoadBalancerSettings>, path: &str, e: &mut Errs) {
     }
 }
 
+/// A count that Istio's API types as `int32`: 0 to 2147483647 (a larger value is refused by
+/// Istio, not wrapped, so it never silently becomes something else).
 fn non_negative(v: Option<i64>, path: String, e: &mut Errs) {
-    if let Some(v) = v
-        && v < 0
-    {
-        e.push(path, format!("{v} must not be negative"));
+    in_range(v, 0, i64::from(i32::MAX), "int32", path, e);
+}
+
+/// A count that Istio's API types as `uint32` (`google.protobuf.UInt32Value`).
+fn non_negative_u32(v: Option<i64>, path: String, e: &mut Errs) {
+    in_range(v, 0, i64::from(u32::MAX), "uint32", path, e);
+}
+
+fn in_range(v: Option<i64>, min: i64, max: i64, ty: &str, path: String, e: &mut Errs) {
+    match v {
+        Some(v) if v < min => e.push(path, format!("{v} must not be negative")),
+        Some(v) if v > max => e.push(path, format!("{v} is out of range: at most {max} ({ty})")),
+        _ => {}
     }
 }
 
@@ -532,9 +568,9 @@ fn pool(p: &Option<ConnectionPoolSettings>, path: &str, e: &mut Errs) {
 
 fn outlier(o: &Option<OutlierDetection>, path: &str, e: &mut Errs) {
     let Some(o) = o else { return };
-    non_negative(o.consecutive_5xx_errors, format!("{path}.consecutive5xxErrors"), e);
-    non_negative(o.consecutive_gateway_errors, format!("{path}.consecutiveGatewayErrors"), e);
-    non_negative(o.consecutive_local_origin_failures, format!("{path}.consecutiveLocalOriginFailures"), e);
+    non_negative_u32(o.consecutive_5xx_errors, format!("{path}.consecutive5xxErrors"), e);
+    non_negative_u32(o.consecutive_gateway_errors, format!("{path}.consecutiveGatewayErrors"), e);
+    non_negative_u32(o.consecutive_local_origin_failures, format!("{path}.consecutiveLocalOriginFailures"), e);
     non_negative(o.consecutive_errors, format!("{path}.consecutiveErrors"), e);
     dur(&o.interval, &format!("{path}.interval"), e);
     dur(&o.base_ejection_time, &format!("{path}.baseEjectionTime"), e);

@@ -54,6 +54,7 @@ impl MeshdClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<T> {
+        let changes = method != Method::GET;
         let req = Request::builder()
             .method(method)
             .uri(format!("http://{}{path_and_query}", self.address))
@@ -61,24 +62,43 @@ impl MeshdClient {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| CliError::internal(e.to_string()))?;
-        let resp = tokio::time::timeout(timeout, self.http.request(req))
-            .await
-            .map_err(|_| {
-                CliError::unavailable(format!("meshd at {} did not answer within {}s", self.address, timeout.as_secs()))
-            })?
-            .map_err(|e| {
-                CliError::unavailable(format!(
-                    "cannot reach meshd at {}: {e}; is it running? (`mesh install` starts it)",
+        // A change (POST) whose request reached meshd but whose answer did not come back may or
+        // may not have been made: say so, and how to find out, instead of "cannot reach meshd".
+        let unknown = |what: String| {
+            CliError::unavailable(format!(
+                "{what}; the request was sent, so meshd may or may not have made the change: check with `mesh get` (resources) or `mesh proxy-status` before trying again"
+            ))
+        };
+        let resp = match tokio::time::timeout(timeout, self.http.request(req)).await {
+            Err(_) if changes => {
+                return Err(unknown(format!("meshd at {} did not answer within {}s", self.address, timeout.as_secs())));
+            }
+            Err(_) => {
+                return Err(CliError::unavailable(format!(
+                    "meshd at {} did not answer within {}s",
+                    self.address,
+                    timeout.as_secs()
+                )));
+            }
+            Ok(Err(e)) if changes && !e.is_connect() => {
+                return Err(unknown(format!("meshd at {} closed the connection before answering ({e})", self.address)));
+            }
+            Ok(Err(e)) => {
+                return Err(CliError::unavailable(format!(
+                    "cannot reach meshd at {}: {e}; is it running? (`mesh install` starts it); nothing was changed",
                     self.address
-                ))
-            })?;
+                )));
+            }
+            Ok(Ok(r)) => r,
+        };
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CliError::unavailable(format!("reading meshd's answer: {e}")))?
-            .to_bytes();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if changes && status.is_success() => {
+                return Err(unknown(format!("meshd's answer was cut off ({e})")));
+            }
+            Err(e) => return Err(CliError::unavailable(format!("reading meshd's answer: {e}"))),
+        };
         if !status.is_success() {
             let err: ErrorBody = serde_json::from_slice(&bytes)
                 .unwrap_or(ErrorBody { error: String::from_utf8_lossy(&bytes).into_owned(), details: vec![] });

@@ -3,8 +3,10 @@
 //! proxy:
 //!
 //! - a cap on open connections and on requests in flight, per listener (Envoy's listener
-//!   connection limit and overload manager); over the cap a connection is closed at once and a
-//!   request gets 503 `envoy overloaded`;
+//!   connection limit and overload manager). A full listener makes room by closing its oldest
+//!   connection that has not yet sent a whole request (a slow-loris client; real clients send
+//!   theirs at once), else closes the new connection; a request over the cap gets 503
+//!   `envoy overloaded`;
 //! - a TLS handshake timeout and a request-header timeout (a request's head must arrive within
 //!   it once its first byte has, and a new connection must bring its first request within it);
 //! - a stream idle timeout (no byte either way while a request is in flight; Envoy's 5 min) and
@@ -109,6 +111,16 @@ pub struct Listener {
     snapshot: Arc<arc_swap::ArcSwap<crate::config::Snapshot>>,
     metrics: Arc<crate::metrics::Metrics>,
     refusals: LogThrottle,
+    /// Connections that have not sent a whole request yet, oldest first: the ones a full
+    /// listener closes to make room.
+    pending: std::sync::Mutex<std::collections::VecDeque<std::sync::Weak<Slot>>>,
+}
+
+/// One connection's standing, for eviction.
+pub struct Slot {
+    /// Set once the connection sent a whole request (or started relaying TCP): not evictable.
+    settled: std::sync::atomic::AtomicBool,
+    evict: tokio::sync::Notify,
 }
 
 impl Listener {
@@ -128,12 +140,14 @@ impl Listener {
             snapshot,
             metrics,
             refusals: LogThrottle::default(),
+            pending: Default::default(),
         })
     }
 
-    /// A permit for one more connection, or None when the listener is full.
+    /// A permit for one more connection, or None when the listener is full and no connection
+    /// waiting for its first request could be closed to make room.
     pub fn admit(self: &Arc<Self>) -> Option<ConnPermit> {
-        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max_connections {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max_connections && !self.evict_oldest_pending() {
             self.open.fetch_sub(1, Ordering::Relaxed);
             self.metrics.downstream_rejected(self.name, "connection_limit");
             if self.refusals.ready() {
@@ -145,7 +159,35 @@ impl Listener {
             }
             return None;
         }
-        Some(ConnPermit { listener: self.clone(), _open: self.metrics.connection(self.name) })
+        let slot = Arc::new(Slot { settled: Default::default(), evict: tokio::sync::Notify::new() });
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            // Drop what is gone or settled from the front: the queue holds about the
+            // connections of the last header timeout.
+            while pending.front().is_some_and(|w| w.upgrade().is_none_or(|s| s.settled.load(Ordering::Relaxed))) {
+                pending.pop_front();
+            }
+            pending.push_back(Arc::downgrade(&slot));
+        }
+        Some(ConnPermit { listener: self.clone(), _open: self.metrics.connection(self.name), slot })
+    }
+
+    /// Close the oldest connection that has not sent a whole request yet; false when there is
+    /// none. Its slot is taken over by the caller (the count stays over the cap until that
+    /// connection's task ends, a moment later).
+    fn evict_oldest_pending(&self) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(w) = pending.pop_front() {
+            if let Some(slot) = w.upgrade()
+                && !slot.settled.load(Ordering::Relaxed)
+            {
+                slot.settled.store(true, Ordering::Relaxed);
+                slot.evict.notify_one();
+                self.metrics.downstream_rejected(self.name, "evicted");
+                return true;
+            }
+        }
+        false
     }
 
     pub fn open_connections(&self) -> usize {
@@ -172,11 +214,26 @@ impl Listener {
 pub struct ConnPermit {
     listener: Arc<Listener>,
     _open: crate::metrics::OpenConnection,
+    slot: Arc<Slot>,
 }
 
 impl ConnPermit {
     pub fn listener(&self) -> &Arc<Listener> {
         &self.listener
+    }
+
+    /// The connection sent a whole request (or is relaying TCP): it is no longer a candidate
+    /// for eviction.
+    pub fn settle(&self) {
+        self.slot.settled.store(true, Ordering::Relaxed);
+    }
+
+    /// `f`, unless a full listener evicts this connection first (then None).
+    pub async fn unless_evicted<T>(&self, f: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            t = f => Some(t),
+            () = self.slot.evict.notified() => None,
+        }
     }
 }
 
@@ -445,9 +502,10 @@ where
     let activity = Arc::new(Activity::new());
     let io = Tracked { inner: io, activity: activity.clone(), first: [0; 3], seen: 0 };
     let svc = {
-        let (listener, activity) = (listener.clone(), activity.clone());
+        let (listener, activity, slot) = (listener.clone(), activity.clone(), permit.slot.clone());
         let handler = Arc::new(handler);
         service_fn(move |req: Request<Incoming>| {
+            slot.settled.store(true, Ordering::Relaxed);
             activity.head_since_ms.store(0, Ordering::Relaxed);
             activity.requests.fetch_add(1, Ordering::Relaxed);
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -480,6 +538,10 @@ where
                 if let Err(e) = r {
                     debug!(listener = listener.name, %peer, error = %e, "connection ended with an error");
                 }
+                return;
+            }
+            () = permit.slot.evict.notified() => {
+                debug!(listener = listener.name, %peer, "listener full: closing this connection, which has sent no request");
                 return;
             }
             () = &mut sleep => {
@@ -515,6 +577,7 @@ where
     U: AsyncRead + AsyncWrite + Unpin,
 {
     let listener = permit.listener();
+    permit.settle();
     let activity = Arc::new(Activity::new());
     // A relayed connection has no requests: mark one so the header rules never apply.
     activity.requests.store(1, Ordering::Relaxed);

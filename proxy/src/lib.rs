@@ -513,9 +513,9 @@ async fn handle_inbound(
 ) {
     let local = stream.local_addr().unwrap_or(remote);
     let mut first = [0u8; 1];
-    let is_tls = match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
-        _ => return, // closed, failed or silent
+    let is_tls = match permit.unless_evicted(tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))).await {
+        Some(Ok(Ok(1))) => first[0] == TLS_HANDSHAKE,
+        _ => return, // closed, failed, silent, or evicted by a full listener
     };
     let mode = shared.snapshot.load().peer_mode(port);
     match (is_tls, mode) {
@@ -535,7 +535,7 @@ async fn handle_inbound(
                 return;
             };
             let accepted = guard::handshake(permit.listener(), tokio_rustls::TlsAcceptor::from(config).accept(stream));
-            let tls = match accepted.await {
+            let tls = match permit.unless_evicted(accepted).await.flatten() {
                 Some(Ok(t)) => t,
                 Some(Err(e)) => {
                     debug!(%remote, error = %e, "mTLS handshake failed");

@@ -70,6 +70,8 @@ impl From<Output> for Run {
 }
 
 pub struct Proxy {
+    /// The process (for /proc: file descriptors, memory, CPU).
+    pub pid: u32,
     pub outbound: Option<SocketAddr>,
     pub inbound: Vec<SocketAddr>,
     /// `--outbound-tcp` listeners, in order.
@@ -154,6 +156,37 @@ impl Mesh {
         self.spawn_proxy(cmd, args)
     }
 
+    /// `mesh proxy run ARGS` with at most `nofile` open files (soft and hard limit).
+    pub fn proxy_with_fd_limit(&mut self, nofile: u32, args: &[&str]) -> Proxy {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), MESH, "proxy", "run"])
+            .args(args)
+            .env("MESH_HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("MESH_NAMESPACE")
+            .stdin(Stdio::null());
+        self.spawn_proxy(cmd, args)
+    }
+
+    /// An ingress gateway proxy (`istio: ingressgateway`, in istio-system) serving Gateway
+    /// server `port`; returns where it listens.
+    pub fn ingress_gateway(&mut self, port: u16) -> SocketAddr {
+        let gw = self.proxy(&[
+            "--workload",
+            "istio-ingressgateway",
+            "-n",
+            "istio-system",
+            "--labels",
+            "istio=ingressgateway,app=istio-ingressgateway",
+            "--service-account",
+            "istio-ingressgateway-service-account",
+            "--no-outbound",
+            "--gateway-port",
+            &format!("{port}=127.0.0.1:0"),
+        ]);
+        gw.gateway[0]
+    }
+
     /// `mesh proxy run ARGS` inside network namespace `netns` (`ip netns exec`).
     pub fn proxy_in_netns(&mut self, netns: &str, args: &[&str]) -> Proxy {
         let mut cmd = Command::new("ip");
@@ -170,6 +203,7 @@ impl Mesh {
         let mut child =
             cmd.env("RUST_LOG", "error").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn proxy");
         let stdout = child.stdout.take().expect("stdout");
+        let pid = child.id();
         self.procs.push(child);
         let mut outbound = None;
         let mut inbound = Vec::new();
@@ -203,7 +237,7 @@ impl Mesh {
                         }
                     }
                 });
-                return Proxy { outbound, inbound, tcp, gateway, metrics, admin: a, stdout: rx };
+                return Proxy { pid, outbound, inbound, tcp, gateway, metrics, admin: a, stdout: rx };
             }
         }
         panic!("proxy {args:?} exited before reporting its listeners");
@@ -463,4 +497,42 @@ pub fn scripted_app(
         }
     });
     (addr, count)
+}
+
+/// Send `request` (raw bytes, as an attacker writes them) on a new connection and read the
+/// answer until the server closes: (status, body). Status 0: no HTTP answer.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(request).expect("write");
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A process's open file descriptors.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// A process's resident memory in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.split_whitespace().next()?.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// A process's CPU time so far (user + system), in clock ticks (1/100 s).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let get = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
 }

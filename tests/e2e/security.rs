@@ -286,7 +286,7 @@ fn plug_in_ca_is_checked_and_used() {
 }
 
 /// An ES256 signing key and the JWKS that publishes it (key id `k1`).
-fn jwt_key() -> (jsonwebtoken::EncodingKey, String) {
+pub fn jwt_key() -> (jsonwebtoken::EncodingKey, String) {
     use base64::Engine;
     let key = rcgen::KeyPair::generate().expect("P-256 key");
     let raw = key.public_key_raw(); // 0x04 || x || y
@@ -307,7 +307,7 @@ fn token(key: &jsonwebtoken::EncodingKey, iss: &str, exp_from_now: i64) -> Strin
 }
 
 /// A one-route HTTP server that serves `body` (a JWKS endpoint), counting requests.
-fn jwks_server(body: String) -> SocketAddr {
+pub fn jwks_server(body: String) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {

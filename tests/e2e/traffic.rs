@@ -714,24 +714,6 @@ spec:
     assert_eq!(a_hits.load(SeqCst), 3);
 }
 
-/// An ingress gateway proxy (`istio: ingressgateway`, in istio-system) serving `port`.
-fn ingress_gateway(mesh: &mut Mesh, port: u16) -> std::net::SocketAddr {
-    let gw = mesh.proxy(&[
-        "--workload",
-        "istio-ingressgateway",
-        "-n",
-        "istio-system",
-        "--labels",
-        "istio=ingressgateway,app=istio-ingressgateway",
-        "--service-account",
-        "istio-ingressgateway-service-account",
-        "--no-outbound",
-        "--gateway-port",
-        &format!("{port}=127.0.0.1:0"),
-    ]);
-    gw.gateway[0]
-}
-
 #[test]
 fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
     let mut mesh = Mesh::new();
@@ -748,7 +730,7 @@ fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
             &format!("9000={addr}"),
         ]);
     }
-    let gateway = ingress_gateway(&mut mesh, 31400);
+    let gateway = mesh.ingress_gateway(31400);
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-all-v1.yaml")]);
     mesh.wait_synced(3);
     for i in 0..20 {
@@ -773,7 +755,7 @@ fn bookinfo_gateway_routes_productpage() {
     mesh.install();
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
     workload(&mut mesh, "productpage-v1", "productpage", "v1", 9080, app("productpage-v1"));
-    let gateway = ingress_gateway(&mut mesh, 8080);
+    let gateway = mesh.ingress_gateway(8080);
     apply_file(&mesh, &shared("bookinfo/networking/bookinfo-gateway.yaml"));
     mesh.wait_synced(2);
     assert_eq!(get(gateway, "bookinfo.example.com", "/productpage", false, &[]), (200, "productpage-v1\n".into()));

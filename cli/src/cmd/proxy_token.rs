@@ -50,7 +50,10 @@ pub async fn create(ctx: &Ctx, a: ProxyTokenCreateArgs) -> Result<()> {
             ));
         }
         None => {
-            ctx.out.info(what);
+            // Only the token on standard output, so `> FILE` keeps just the token.
+            if !ctx.global.quiet {
+                eprintln!("{what}:");
+            }
             ctx.out.data(answer.token);
         }
     }
