@@ -89,10 +89,17 @@ spec:
 YAML
 fi
 "$MESH" apply -f "$WORK/svc.yaml" >/dev/null
+# Each proxy presents its own token (meshd refuses the admin token on discovery); `--meshd`
+# with `--token-file` works for older proxy builds too (PROXY=...).
+MESHD_ADDR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["address"])' "$MESH_HOME/meshd.json")
+"$MESH" proxy token create --workload backend --file "$WORK/backend.token" >/dev/null
+"$MESH" proxy token create --workload client --file "$WORK/client.token" >/dev/null
 RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$PROXY" --workload backend --labels app=backend \
+  --meshd "$MESHD_ADDR" --token-file "$WORK/backend.token" \
   --inbound "8080=127.0.0.1:$NGINX_PORT" --no-outbound ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/server.out" &
 PIDS+=($!); SERVER_PID=$!
 RUST_LOG=error MESH_PROXY_WORKERS=$WORKERS "$PROXY" --workload client \
+  --meshd "$MESHD_ADDR" --token-file "$WORK/client.token" \
   ${PEER_PROTOCOL:+--peer-protocol $PEER_PROTOCOL} > "$WORK/client.out" &
 PIDS+=($!); CLIENT_PID=$!
 for _ in $(seq 200); do

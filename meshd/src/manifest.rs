@@ -669,4 +669,20 @@ mod tests {
         let bad = serde_json::json!({"spec": {"values": {"pilot": {"replicaCount": 0}}, "bogus": 1}});
         assert_eq!(s.overlay(&bad).expect_err("bad").len(), 2);
     }
+
+    #[test]
+    fn request_hardening_settings_reach_meshd_on_a_cluster() {
+        let mut s = Settings::defaults();
+        assert!(!meshd_args(&s).iter().any(|a| a == "--path-normalization"), "defaults add no flags");
+        let overlay = serde_json::json!({"spec": {"meshConfig": {
+            "pathNormalization": {"normalization": "MERGE_SLASHES", "pathWithEscapedSlashesAction": "REJECT_REQUEST"},
+            "defaultConfig": {"proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": "30m"}}}}});
+        s.overlay(&overlay).expect("overlay");
+        let args = meshd_args(&s).join(" ");
+        assert!(args.contains("--path-normalization MERGE_SLASHES"), "{args}");
+        assert!(args.contains("--escaped-slashes REJECT_REQUEST"), "{args}");
+        assert!(args.contains("--idle-timeout 30m"), "{args}");
+        assert!(s.set(NORMALIZATION_KEY, "SOMETIMES").expect_err("bad").contains("DECODE_AND_MERGE_SLASHES"));
+        assert!(s.set(IDLE_TIMEOUT_KEY, "0s").is_err());
+    }
 }

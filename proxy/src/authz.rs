@@ -549,6 +549,24 @@ mod tests {
     }
 
     #[test]
+    fn header_conditions_match_the_joined_value_as_bytes() {
+        let a = policies(
+            "- name: ns/deny\n  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x-user]\n      values: ['evil*', '*,admin']\n",
+        );
+        let check = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-user", http::HeaderValue::from_bytes(v).expect("value"));
+            }
+            a.check(&req(&h, None, "GET", "/"))
+        };
+        assert!(matches!(check(&[b"evil\xff"]), Decision::Deny(_)), "non-ASCII bytes are matched");
+        assert!(matches!(check(&[b"guest", b"admin"]), Decision::Deny(_)), "joined: guest,admin");
+        assert_eq!(check(&[b"guest"]), Decision::Allow);
+        assert_eq!(check(&[]), Decision::Allow);
+    }
+
+    #[test]
     fn deny_wins_and_empty_allow_denies_all() {
         let a = policies(
             "- name: ns/deny-delete\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: [DELETE]\n- name: ns/allow-all\n  action: ALLOW\n  rules:\n  - {}\n",

@@ -1154,6 +1154,28 @@ mod tests {
     }
 
     #[test]
+    fn the_inbound_service_label_comes_from_config() {
+        let mut s = Snapshot::default();
+        let listener = |services: &[&str]| mesh_api::proxy_config::InboundListener {
+            port: 9080,
+            mtls: Default::default(),
+            tcp: false,
+            services: services.iter().map(|s| s.to_string()).collect(),
+        };
+        s.raw.listeners.inbound = vec![listener(&["reviews.default.svc.cluster.local"])];
+        for host in ["reviews", "Reviews.default:9080", "evil.example", "", "x".repeat(10_000).as_str()] {
+            assert_eq!(s.inbound_service(9080, host), "reviews.default.svc.cluster.local", "{host}");
+        }
+        assert_eq!(s.inbound_service(1234, "reviews"), "unknown", "a port no Service sends to");
+        let both = ["canary.default.svc.cluster.local", "reviews.default.svc.cluster.local"];
+        s.raw.listeners.inbound = vec![listener(&both)];
+        assert_eq!(s.inbound_service(9080, "canary.default.svc"), both[0]);
+        assert_eq!(s.inbound_service(9080, "reviews:9080"), both[1]);
+        assert_eq!(s.inbound_service(9080, "rev"), "unknown", "a prefix of a name is not the name");
+        assert_eq!(s.inbound_service(9080, "10.0.0.1:9080"), "unknown");
+    }
+
+    #[test]
     fn hosts_are_case_insensitive_and_port_specific() {
         let s = snapshot(vec![route(vec![], &[("v1", 100)])], &["v1"]);
         assert!(s.vhost("reviews", 9080).is_some());

@@ -93,12 +93,13 @@ fn is_loop(shared: &Shared, headers: &mut HeaderMap) -> bool {
         shared.metrics.downstream_rejected("outbound", "loop");
         return true;
     }
-    let marks = match headers.get(VIA_HEADER).and_then(|v| v.to_str().ok()) {
-        Some(v) if hops > 0 => format!("{v},{}", shared.via),
-        _ => shared.via.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&marks) {
-        headers.insert(VIA_HEADER, v);
+    if hops == 0 {
+        // The common case: a shared value, no allocation.
+        headers.insert(VIA_HEADER, shared.via_header.clone());
+    } else if let Some(v) = headers.get(VIA_HEADER).and_then(|v| v.to_str().ok())
+        && let Ok(marks) = HeaderValue::from_str(&format!("{v},{}", shared.via))
+    {
+        headers.insert(VIA_HEADER, marks);
     }
     false
 }
@@ -911,12 +912,11 @@ pub async fn inbound(
     // Who called (metadata exchange), trusted only from a mesh peer over mTLS.
     let caller = req.headers_mut().remove(crate::metrics::PEER_HEADER);
     // Its namespace must be the one the peer's certificate says.
-    let peer_ns =
-        peer.identity.as_deref().and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok()).map(|i| i.namespace);
+    let peer_ns = peer.identity.as_deref().and_then(spiffe_namespace);
     let source = caller
         .as_ref()
         .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
-        .filter(|p| peer_ns.as_deref() == Some(p.namespace.as_str()))
+        .filter(|p| peer_ns == Some(p.namespace.as_str()))
         .unwrap_or_else(crate::metrics::unknown_peer);
     let request_bytes =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
@@ -1005,6 +1005,14 @@ pub async fn inbound(
         }
     }
     resp
+}
+
+/// The namespace of a SPIFFE ID (`spiffe://TD/ns/NS/sa/SA`), borrowed.
+fn spiffe_namespace(id: &str) -> Option<&str> {
+    let mut parts = id.strip_prefix("spiffe://")?.split('/');
+    parts.next()?;
+    (parts.next()? == "ns").then_some(())?;
+    parts.next()
 }
 
 /// The parts of an inbound request that its access log line and span need.

@@ -60,6 +60,8 @@ pub struct Shared {
     pub limits: guard::Limits,
     /// This proxy's mark in `x-mesh-via` (random per process), to see its own requests again.
     pub via: String,
+    /// `via` as a header value, made once.
+    pub via_header: ::http::HeaderValue,
     /// Every address this proxy listens on: a request sent to one of them would loop.
     pub listening: Vec<SocketAddr>,
     /// This workload, as metrics and peers name it.
@@ -378,6 +380,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         .chain(inbound.iter().filter_map(|(_, _, l)| l.local_addr().ok()))
         .collect();
     listening.extend([&capture_outbound, &capture_inbound].into_iter().flatten().filter_map(|l| l.local_addr().ok()));
+    let via = format!("{:016x}", fastrand::u64(..));
     let shared = Arc::new(Shared {
         workload,
         snapshot,
@@ -393,7 +396,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         quit: tokio::sync::Notify::new(),
         metrics: Arc::new(metrics::Metrics::new()),
         limits: opts.limits,
-        via: format!("{:016x}", fastrand::u64(..)),
+        via_header: ::http::HeaderValue::from_str(&via).unwrap_or(::http::HeaderValue::from_static("mesh")),
+        via,
         listening,
         me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
         me,

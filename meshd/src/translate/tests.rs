@@ -264,3 +264,29 @@ fn a_named_target_port_selects_the_container_port_of_that_name_and_pods_without_
     assert!(!eps[0].mtls, "a pod without a proxy is reached in plain text");
     assert!(cfg.routes.virtual_hosts[0].domains.contains(&"10.96.3.4".to_string()), "the cluster IP names it");
 }
+
+#[test]
+fn listeners_carry_the_services_of_each_port_and_the_mesh_request_settings() {
+    let ws = fleet();
+    let mesh = MeshConfig {
+        path_normalization: mesh_api::proxy_config::PathNormalization {
+            normalization: mesh_api::proxy_config::Normalization::MergeSlashes,
+            escaped_slashes: mesh_api::proxy_config::EscapedSlashes::RejectRequest,
+        },
+        idle_timeout: Some(std::time::Duration::from_secs(90)),
+        ..MeshConfig::default()
+    };
+    let two = format!(
+        "{SERVICE}---\napiVersion: v1\nkind: Service\nmetadata: {{name: reviews-canary}}\nspec:\n  selector: {{version: v2}}\n  ports: [{{name: http, port: 80, targetPort: 9080}}]\n"
+    );
+    let cfg = translate_with(&resources(&two), &ws, &ws[1], &mesh);
+    assert_eq!(
+        cfg.listeners.inbound[0].services,
+        ["reviews-canary.default.svc.cluster.local", "reviews.default.svc.cluster.local"]
+    );
+    assert_eq!(cfg.listeners.path_normalization, mesh.path_normalization);
+    assert_eq!(cfg.listeners.idle_timeout_ms, Some(90_000));
+    let plain = translate(&resources(SERVICE), &ws, &ws[2]);
+    assert!(plain.listeners.inbound[0].services.is_empty(), "no Service selects `other`");
+    assert!(plain.listeners.path_normalization.is_default() && plain.listeners.idle_timeout_ms.is_none());
+}
