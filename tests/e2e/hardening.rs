@@ -401,6 +401,54 @@ fn slow_clients_time_out_and_a_descriptor_flood_degrades_into_refusals() {
 }
 
 #[test]
+fn requests_over_the_in_flight_cap_get_503_and_the_cap_frees_as_they_finish() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(&mesh, "reviews.yaml", REVIEWS);
+    // The app holds its first two requests for a while and answers the rest at once.
+    let (app, seen) = scripted_app(|n| (200, "ok", Duration::from_secs(if n < 2 { 4 } else { 0 })));
+    let reviews = mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={app}"),
+        "--max-requests",
+        "2",
+    ]);
+    mesh.wait_synced(1);
+    let inbound = reviews.inbound[0];
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                raw(inbound, b"GET /slow HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n")
+            })
+        })
+        .collect();
+    eventually("the app holds two requests", Duration::from_secs(10), || {
+        (seen.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    });
+    let (status, body) = raw(inbound, b"GET / HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("overloaded"), "{body}");
+    // The proxy's own API is another listener: it still answers.
+    assert_eq!(get(reviews.admin, "localhost", "/ready", false, &[]).0, 200);
+    for h in held {
+        assert_eq!(h.join().expect("held request").0, 200, "the held requests complete");
+    }
+    assert_eq!(get(inbound, "reviews:9080", "/", false, &[]).0, 200, "the cap frees as requests finish");
+    let metrics = get(reviews.admin, "localhost", "/stats/prometheus", false, &[]).1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                .starts_with("mesh_proxy_downstream_rejected_total{listener=\"inbound\",cause=\"request_limit\"} 1")),
+        "the refusal is counted:\n{metrics}"
+    );
+}
+
+#[test]
 fn request_labels_come_from_config_not_from_host_headers() {
     let mut mesh = Mesh::new();
     let e = reviews_mesh(&mut mesh, &[]);
