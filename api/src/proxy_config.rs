@@ -623,6 +623,10 @@ pub struct Limits {
     /// `http.idleTimeout`: pooled connections unused this long are closed, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
+    /// `tcp.idleTimeout`: a proxied TCP connection with no bytes either way this long is closed,
+    /// milliseconds (Envoy's tcp_proxy idle timeout); 0 means never. Unset: the listener's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_idle_timeout_ms: Option<u64>,
     /// `http.maxRequestsPerConnection: 1`: no connection reuse.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_reuse: bool,

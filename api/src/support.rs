@@ -163,7 +163,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         "connectionPool.tcp.maxConnectionDuration",
                         tcp.is_some_and(|t| t.max_connection_duration.is_some()),
                     ),
-                    ("connectionPool.tcp.idleTimeout", tcp.is_some_and(|t| t.idle_timeout.is_some())),
                     (
                         "connectionPool.http.maxRequestsPerConnection",
                         http.is_some_and(|h| h.max_requests_per_connection.is_some()),

@@ -331,6 +331,7 @@ pub struct ClusterState {
     retries: AtomicUsize,
     /// Connection settings that need a client of their own (connect/idle timeouts, no reuse).
     pub pool: Option<PoolSettings>,
+    tcp_idle_ms: Option<u64>,
 }
 
 /// Per-cluster connection settings; clusters with the same settings share a client.
@@ -339,6 +340,14 @@ pub struct PoolSettings {
     pub connect_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub no_reuse: bool,
+}
+
+impl ClusterState {
+    /// The DestinationRule's `tcp.idleTimeout` for TCP connections to this cluster: None
+    /// leaves the listener's; zero means never.
+    pub fn tcp_idle(&self) -> Option<std::time::Duration> {
+        self.tcp_idle_ms.map(std::time::Duration::from_millis)
+    }
 }
 
 /// A retry in progress; it frees its slot when dropped.
@@ -391,6 +400,7 @@ impl ClusterState {
                     no_reuse: l.no_reuse,
                 })
                 .filter(|p| p.connect_timeout_ms.is_some() || p.idle_timeout_ms.is_some() || p.no_reuse),
+            tcp_idle_ms: limits.and_then(|l| l.tcp_idle_timeout_ms),
         }
     }
 

@@ -570,8 +570,14 @@ where
 }
 
 /// Copy bytes both ways until both sides close, or until nothing moved for the idle timeout
-/// (Envoy's TCP proxy `idle_timeout`, 1 h). Returns (bytes from downstream, bytes to it).
-pub async fn relay<D, U>(downstream: &mut D, upstream: &mut U, permit: &ConnPermit) -> io::Result<(u64, u64)>
+/// (Envoy's TCP proxy `idle_timeout`): `idle` when given (a DestinationRule's `tcp.idleTimeout`;
+/// zero: never), else the listener's (1 h by default). Returns (bytes from downstream, bytes to it).
+pub async fn relay<D, U>(
+    downstream: &mut D,
+    upstream: &mut U,
+    permit: &ConnPermit,
+    idle: Option<Duration>,
+) -> io::Result<(u64, u64)>
 where
     D: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
@@ -585,7 +591,11 @@ where
     let mut tracked = Tracked { inner: downstream, activity: activity.clone(), first: [0; 3], seen: 3 };
     let copy = tokio::io::copy_bidirectional(&mut tracked, upstream);
     tokio::pin!(copy);
-    let idle = listener.idle_timeout();
+    let idle = match idle {
+        Some(d) if d.is_zero() => return copy.await,
+        Some(d) => d,
+        None => listener.idle_timeout(),
+    };
     let sleep = tokio::time::sleep(idle);
     tokio::pin!(sleep);
     loop {

@@ -113,7 +113,7 @@ async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let snapshot = shared.snapshot.load_full();
             if let Some(t) = snapshot.gateway_tcp(port) {
-                let Some(endpoint) = t.pick_cluster().and_then(|c| c.pick()) else {
+                let Some((endpoint, idle)) = t.pick_cluster().and_then(|c| Some((c.pick()?, c.tcp_idle()))) else {
                     debug!(port, "gateway TCP server has no endpoint; closing the connection");
                     return;
                 };
@@ -121,7 +121,7 @@ async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
                 drop(snapshot);
                 match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
                     Ok(mut upstream) => {
-                        let _ = guard::relay(&mut stream, &mut upstream, &permit).await;
+                        let _ = guard::relay(&mut stream, &mut upstream, &permit, idle).await;
                     }
                     Err(e) => debug!(%endpoint, error = %e, "gateway TCP upstream failed"),
                 }
@@ -640,7 +640,7 @@ async fn serve_inbound_stream<S>(
         let upstream_cluster = format!("inbound|{port}||");
         let target = (app.to_string(), upstream_cluster.as_str());
         let started = std::time::SystemTime::now();
-        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", started, target, &permit).await;
+        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", started, target, &permit, None).await;
         return;
     }
     drop(snapshot);
@@ -748,13 +748,15 @@ async fn outbound_tcp(
         connection_security_policy: "unknown".into(),
     };
     let target = (upstream_host, upstream_cluster.as_str());
-    relay_tcp(shared, &mut stream, &mut upstream, &labels, "outbound", started, target, permit).await;
+    let idle = cluster.as_ref().and_then(|c| c.tcp_idle());
+    relay_tcp(shared, &mut stream, &mut upstream, &labels, "outbound", started, target, permit, idle).await;
 }
 
 /// Copy bytes both ways between a downstream connection and its upstream until both close,
 /// counted in the `istio_tcp_*` metrics and, when access logging is on, logged at the end.
 /// Bytes from downstream are "received", bytes to it "sent", as Istio counts them on both sides.
-/// `target` is the upstream host and cluster, for the log. Closed after the idle timeout.
+/// `target` is the upstream host and cluster, for the log. Closed after the idle timeout: `idle`
+/// (the cluster's) when given, else the listener's.
 #[allow(clippy::too_many_arguments)]
 async fn relay_tcp<D, U>(
     shared: &Shared,
@@ -765,13 +767,14 @@ async fn relay_tcp<D, U>(
     started: std::time::SystemTime,
     target: (String, &str),
     permit: &guard::ConnPermit,
+    idle: Option<std::time::Duration>,
 ) where
     D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     shared.metrics.tcp_opened(labels);
     let clock = std::time::Instant::now();
-    let (received, sent) = match guard::relay(downstream, upstream, permit).await {
+    let (received, sent) = match guard::relay(downstream, upstream, permit, idle).await {
         Ok(n) => n,
         Err(e) => {
             debug!(error = %e, "TCP connection ended with an error");

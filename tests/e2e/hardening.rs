@@ -693,3 +693,57 @@ fn meshd_out_of_descriptors_backs_off_and_recovers() {
         (mesh.run(&["proxy-status"]).code == 0).then_some(())
     });
 }
+
+#[test]
+fn a_destination_rules_tcp_idle_timeout_closes_quiet_tcp_connections_only() {
+    use std::io::BufRead;
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    let echo = crate::traffic::tcp_echo("echo");
+    mesh.proxy(&[
+        "--workload",
+        "tcp-echo-v1",
+        "--labels",
+        "app=tcp-echo,version=v1",
+        "--inbound",
+        &format!("9000={echo}"),
+    ]);
+    let client = mesh.proxy(&["--workload", "sleep", "--outbound-tcp", "tcp-echo:9000=127.0.0.1:0"]);
+    apply(
+        &mesh,
+        "dr.yaml",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo}
+spec:
+  host: tcp-echo
+  trafficPolicy: {connectionPool: {tcp: {idleTimeout: 1s}}}
+"#,
+    );
+    mesh.wait_synced(2);
+    let say = |s: &mut TcpStream, r: &mut std::io::BufReader<TcpStream>, line: &str| {
+        s.write_all(format!("{line}\n").as_bytes()).expect("write");
+        let mut answer = String::new();
+        r.read_line(&mut answer).expect("read");
+        assert_eq!(answer.trim(), format!("echo {line}"));
+    };
+    let open = || {
+        let s = TcpStream::connect(client.tcp[0]).expect("connect");
+        let r = std::io::BufReader::new(s.try_clone().expect("clone"));
+        (s, r)
+    };
+    let (mut quiet, mut quiet_r) = open();
+    let (mut busy, mut busy_r) = open();
+    say(&mut quiet, &mut quiet_r, "hello");
+    // The busy connection talks every 300 ms for 3 s: never idle for a second.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        say(&mut busy, &mut busy_r, "still here");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let closed = closed_within(&mut quiet, Duration::from_secs(1));
+    assert!(closed.is_some(), "the quiet connection is closed after 1 s without bytes");
+    say(&mut busy, &mut busy_r, "last");
+}

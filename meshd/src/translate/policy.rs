@@ -79,6 +79,7 @@ pub(super) fn resolve(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&
             max_retries: p.http.as_ref().and_then(|h| h.max_retries).and_then(|v| u32::try_from(v).ok()),
             connect_timeout_ms: p.tcp.as_ref().and_then(|t| ms(&t.connect_timeout)),
             idle_timeout_ms: p.http.as_ref().and_then(|h| ms(&h.idle_timeout)),
+            tcp_idle_timeout_ms: p.tcp.as_ref().and_then(|t| ms(&t.idle_timeout)),
             no_reuse: p.http.as_ref().and_then(|h| h.max_requests_per_connection) == Some(1),
         };
         (l != Limits::default()).then_some(l)
