@@ -1,5 +1,6 @@
-//! The discovery stream, meshd's side: register the proxy, translate on every world change,
-//! push only the config types whose version changed, record ACKs and NACKs.
+//! The discovery stream, meshd's side: register the proxy, send it the config types whose
+//! version changed each time the push pipeline (`push.rs`) has translated a change, record
+//! ACKs and NACKs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use mesh_api::identity::SpiffeId;
-use mesh_api::protocol::{IdentityReport, MAX_FRAME, MeshdMessage, Nacked, ProxyMessage, Push, Versioned};
+use mesh_api::protocol::{IdentityReport, MAX_FRAME, MeshdMessage, Nacked, ProxyMessage};
 use mesh_api::proxy_config::ConfigType;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -15,8 +16,8 @@ use tracing::{debug, info, warn};
 
 use crate::ca::{Ca, CaView};
 use crate::metrics::{TypeLabel, xds_type};
+use crate::push::{Part, ProxyParts};
 use crate::state::State;
-use crate::translate::{translate_with, version_of};
 
 /// What a discovery session needs from meshd.
 pub struct Context {
@@ -46,8 +47,6 @@ impl Credential {
     }
 }
 
-/// How long meshd waits after a change before pushing, so a burst becomes one push.
-const DEBOUNCE: Duration = Duration::from_millis(20);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn codec() -> LengthDelimitedCodec {
@@ -60,6 +59,25 @@ async fn send<T: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     framed.send(Bytes::from(body)).await
+}
+
+/// Write one large, already-encoded frame straight to the stream: through the codec it would
+/// be copied into the write buffer, which keeps that capacity for the life of the stream
+/// (a mesh-sized buffer per proxy).
+async fn send_frame<T: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<T, LengthDelimitedCodec>,
+    frame: Bytes,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    SinkExt::<Bytes>::flush(framed).await?;
+    let len = u32::try_from(frame.len()).map_err(|_| std::io::Error::other("frame too large"))?;
+    if frame.len() > MAX_FRAME {
+        return Err(std::io::Error::other(format!("a push of {} bytes is over the frame limit", frame.len())));
+    }
+    let io = framed.get_mut();
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(&frame).await?;
+    io.flush().await
 }
 
 pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) {
@@ -152,14 +170,9 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
         renew_seen: ca_rx.borrow_and_update().renew_epoch(id),
         renew_asked_for: String::new(),
     };
-    let mut world_rx = state.subscribe();
-    // On Kubernetes, no config before meshd has listed everything once: a partial one would
-    // take routes and endpoints away from a proxy that reconnects to a restarted meshd.
-    while !state.ready() {
-        if world_rx.changed().await.is_err() {
-            return Ok(());
-        }
-    }
+    // The push pipeline (`push::run`) translates every world change for every proxy; this
+    // session sends its proxy the parts whose version changed, as serialized there.
+    let mut pushes_rx = state.subscribe_pushes();
     let mut sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     let mut nonce = 0u64;
     let metrics = &state.metrics;
@@ -169,71 +182,53 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     let mut unacked: Vec<(ConfigType, String)> = Vec::new();
     let mut unacked_since: Option<std::time::Instant> = None;
     loop {
-        let world = world_rx.borrow_and_update().clone();
+        let pushes = pushes_rx.borrow_and_update().clone();
         let noticed = std::time::Instant::now();
-        let me = world.workload(id).unwrap_or(workload);
-        let cfg = translate_with(&world.resources, world.workload_list(), me, &ctx.mesh);
-        let versions = ConfigType::ALL.map(|t| match t {
-            ConfigType::Routes => version_of(&cfg.routes),
-            ConfigType::Clusters => version_of(&cfg.clusters),
-            ConfigType::Endpoints => version_of(&cfg.endpoints),
-            ConfigType::Listeners => version_of(&cfg.listeners),
-        });
-        nonce += 1;
-        let mut push =
-            Push { nonce: nonce.to_string(), routes: None, clusters: None, endpoints: None, listeners: None };
-        let mut changed = false;
-        for (i, t) in ConfigType::ALL.into_iter().enumerate() {
-            if sent[i].as_ref() == Some(&versions[i]) {
-                continue;
-            }
-            changed = true;
-            let v = versions[i].clone();
-            match t {
-                ConfigType::Routes => push.routes = Some(Versioned { version: v, body: cfg.routes.clone() }),
-                ConfigType::Clusters => push.clusters = Some(Versioned { version: v, body: cfg.clusters.clone() }),
-                ConfigType::Endpoints => push.endpoints = Some(Versioned { version: v, body: cfg.endpoints.clone() }),
-                ConfigType::Listeners => push.listeners = Some(Versioned { version: v, body: cfg.listeners.clone() }),
-            }
-        }
-        state.update_status(id, |types| {
-            for (i, t) in ConfigType::ALL.into_iter().enumerate() {
-                let s = types.entry(t).or_default();
-                s.current = versions[i].clone();
-            }
-        });
-        state.translated(id, world.generation);
-        if changed {
+        // Not translated for this proxy yet (it registered after that change): the next
+        // change, which its registration caused, will have it.
+        if let Some(mine) = pushes.by_proxy.get(id) {
+            let parts: &ProxyParts = mine;
+            let changed: Vec<(ConfigType, &Part)> = ConfigType::ALL
+                .into_iter()
+                .zip(parts.iter())
+                .zip(&sent)
+                .filter(|((_, p), s)| s.as_deref() != Some(p.version.as_str()))
+                .map(|((t, p), _)| (t, &**p))
+                .collect();
             state.update_status(id, |types| {
-                for (i, t) in ConfigType::ALL.into_iter().enumerate() {
-                    if sent[i].as_ref() != Some(&versions[i]) {
-                        types.entry(t).or_default().sent = Some(versions[i].clone());
+                for (t, p) in ConfigType::ALL.into_iter().zip(parts.iter()) {
+                    let s = types.entry(t).or_default();
+                    s.current = p.version.clone();
+                    if changed.iter().any(|(c, _)| *c == t) {
+                        s.sent = Some(p.version.clone());
                     }
                 }
             });
-            send(framed, &MeshdMessage::Push(push)).await?;
-            debug!(proxy = %id, nonce, "pushed");
-            metrics.push_time.observe(noticed.elapsed().as_secs_f64());
-            let changed_at = world.changed_at.map_or(session_start, |c| c.max(session_start));
-            unacked_since = Some(unacked_since.map_or(changed_at, |u| u.min(changed_at)));
-            for (i, (slot, v)) in sent.iter_mut().zip(&versions).enumerate() {
-                if slot.as_ref() != Some(v) {
-                    let t = ConfigType::ALL[i];
-                    metrics.pushes.get_or_create(&TypeLabel { r#type: xds_type(t) }).inc();
-                    unacked.retain(|(u, _)| *u != t);
-                    unacked.push((t, v.clone()));
+            state.translated(id, pushes.generation);
+            if !changed.is_empty() {
+                nonce += 1;
+                send_frame(framed, crate::push::frame(nonce, &changed)).await?;
+                debug!(proxy = %id, nonce, "pushed");
+                metrics.push_time.observe(noticed.elapsed().as_secs_f64());
+                let changed_at = pushes.changed_at.map_or(session_start, |c| c.max(session_start));
+                unacked_since = Some(unacked_since.map_or(changed_at, |u| u.min(changed_at)));
+                for (t, p) in &changed {
+                    metrics.pushes.get_or_create(&TypeLabel { r#type: xds_type(*t) }).inc();
+                    unacked.retain(|(u, _)| u != t);
+                    unacked.push((*t, p.version.clone()));
+                    if let Some(i) = ConfigType::ALL.iter().position(|x| x == t) {
+                        sent[i] = Some(p.version.clone());
+                    }
                 }
-                *slot = Some(v.clone());
             }
         }
-        // Wait for a world change (debounced) while handling the proxy's answers.
+        // Wait for new config while handling the proxy's answers.
         loop {
             tokio::select! {
-                changed = world_rx.changed() => {
+                changed = pushes_rx.changed() => {
                     if changed.is_err() {
                         return Ok(()); // meshd is shutting down
                     }
-                    tokio::time::sleep(DEBOUNCE).await;
                     break;
                 }
                 changed = ca_rx.changed() => {

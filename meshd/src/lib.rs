@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod manifest;
 pub mod metrics;
 pub mod proxy_token;
+pub mod push;
 pub mod rotation;
 pub mod state;
 pub mod store;
@@ -110,6 +111,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         info!(count = restored.len(), grace = ?opts.registry_grace, "restored workloads, waiting for their proxies");
     }
     let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
+    tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
+    tokio::spawn(state.clone().persist_registry_loop());
     let kube_client = if opts.kube {
         let client = ::kube::Client::try_default()
             .await

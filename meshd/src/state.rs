@@ -28,9 +28,9 @@ pub struct World {
     pub discovered: Arc<BTreeMap<String, Workload>>,
     /// When this generation was published (for the convergence-time metric).
     pub changed_at: Option<std::time::Instant>,
-    /// `workloads` and `discovered` merged (see `merge`), made once per generation because
-    /// every proxy's translation reads it.
-    merged: Vec<Workload>,
+    /// `workloads` and `discovered` merged (see `merge`), made on first use: once per
+    /// generation that is translated, not once per registration.
+    merged: std::sync::OnceLock<Vec<Workload>>,
 }
 
 impl World {
@@ -40,20 +40,40 @@ impl World {
         workloads: Arc<BTreeMap<String, Workload>>,
         discovered: Arc<BTreeMap<String, Workload>>,
     ) -> World {
-        let merged = merge(&workloads, &discovered);
-        World { generation, resources, workloads, discovered, changed_at: Some(std::time::Instant::now()), merged }
+        World {
+            generation,
+            resources,
+            workloads,
+            discovered,
+            changed_at: Some(std::time::Instant::now()),
+            merged: Default::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        generation: u64,
+        resources: Arc<Resources>,
+        workloads: Arc<BTreeMap<String, Workload>>,
+    ) -> World {
+        World::new(generation, resources, workloads, Arc::default())
     }
 
     /// Every workload that can be an endpoint: connected proxies (with their pods' port
     /// names), then the platform's pods whose proxy is not connected (or that have none).
     pub fn workload_list(&self) -> &[Workload] {
-        &self.merged
+        self.merged.get_or_init(|| merge(&self.workloads, &self.discovered))
     }
 
     /// A connected proxy's workload, with the container port names its pod declares.
     pub fn workload(&self, id: &str) -> Option<&Workload> {
-        // `merged` starts with the connected proxies, in `workloads`' order.
-        self.workloads.keys().position(|k| k == id).and_then(|i| self.merged.get(i))
+        // The merged list starts with the connected proxies, in `workloads`' order.
+        self.workloads.keys().position(|k| k == id).and_then(|i| self.workload_list().get(i))
+    }
+
+    /// Every connected proxy: its id and its workload as `workload` gives it.
+    pub fn connected(&self) -> impl Iterator<Item = (&String, &Workload)> {
+        self.workloads.keys().zip(self.workload_list())
     }
 }
 
@@ -89,6 +109,13 @@ pub struct State {
     store: Store,
     write: Mutex<()>,
     world: watch::Sender<Arc<World>>,
+    /// Every connected proxy's config, made from the world by `push::run`.
+    pushes: watch::Sender<Arc<crate::push::Pushes>>,
+    /// The registry waiting to be written (batched: see `persist_pending`).
+    pending_registry: Mutex<(u64, Option<Arc<Registry>>)>,
+    /// The sequence number of the registry last written.
+    written_registry: Mutex<u64>,
+    registry_changed: tokio::sync::Notify,
     status: Mutex<HashMap<String, ProxyStatus>>,
     registry: Option<PathBuf>,
     /// Workloads restored from the registry file that have not reconnected yet.
@@ -98,6 +125,9 @@ pub struct State {
     synced: AtomicBool,
     pub metrics: crate::metrics::Metrics,
 }
+
+/// Connected proxies' workloads by proxy id.
+type Registry = BTreeMap<String, Workload>;
 
 /// The registry as persisted (`MESH_HOME/registry.json`), so a restarted meshd keeps routing to
 /// workloads while their proxies reconnect.
@@ -142,6 +172,10 @@ impl State {
             store,
             write: Mutex::new(()),
             world: watch::channel(Arc::new(world)).0,
+            pushes: watch::channel(Arc::default()).0,
+            pending_registry: Mutex::default(),
+            written_registry: Mutex::default(),
+            registry_changed: tokio::sync::Notify::new(),
             status: Mutex::default(),
             registry,
             restored: Mutex::new(restored_ids),
@@ -167,6 +201,7 @@ impl State {
         for id in &gone {
             next.remove(id);
         }
+        let next = Arc::new(next);
         self.persist_registry(&next);
         self.publish(None, Some(next));
     }
@@ -184,21 +219,64 @@ impl State {
 
     /// Stop persisting the registry: meshd is shutting down and streams will drop.
     pub fn freeze(&self) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.flush_registry();
         self.frozen.store(true, Ordering::SeqCst);
     }
 
-    fn persist_registry(&self, workloads: &BTreeMap<String, Workload>) {
+    /// Queue the registry for writing: `persist_registry_loop` writes the newest one off the
+    /// write lock and the async workers, so a burst of registrations costs a few writes, not
+    /// one per proxy under the lock.
+    fn persist_registry(&self, workloads: &Arc<BTreeMap<String, Workload>>) {
+        if self.registry.is_none() || self.frozen.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut pending = self.pending_registry.lock().unwrap_or_else(|p| p.into_inner());
+        pending.0 += 1;
+        pending.1 = Some(workloads.clone());
+        drop(pending);
+        self.registry_changed.notify_one();
+    }
+
+    /// Write the queued registry, if any and newer than the last written (blocking IO).
+    pub fn flush_registry(&self) {
         let Some(path) = &self.registry else { return };
-        if self.frozen.load(Ordering::SeqCst) {
+        let (seq, workloads) = {
+            let mut pending = self.pending_registry.lock().unwrap_or_else(|p| p.into_inner());
+            (pending.0, pending.1.take())
+        };
+        let Some(workloads) = workloads else { return };
+        let mut written = self.written_registry.lock().unwrap_or_else(|p| p.into_inner());
+        if seq <= *written {
             return;
         }
         let file = RegistryFile { workloads: workloads.values().cloned().collect() };
-        let result = serde_json::to_vec_pretty(&file)
+        let result = serde_json::to_vec(&file)
             .map_err(std::io::Error::other)
             .and_then(|body| crate::home::write_atomic(path, &body, 0o600));
-        if let Err(e) = result {
-            tracing::warn!(path = %path.display(), error = %e, "cannot persist the registry cache");
+        match result {
+            Ok(()) => *written = seq,
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot persist the registry cache"),
         }
+    }
+
+    /// Write queued registries until meshd stops: one write at a time, right away, so
+    /// changes queued while one is written go out together in the next.
+    pub async fn persist_registry_loop(self: Arc<Self>) {
+        loop {
+            self.registry_changed.notified().await;
+            let state = self.clone();
+            let _ = tokio::task::spawn_blocking(move || state.flush_registry()).await;
+        }
+    }
+
+    /// The newest config of every connected proxy.
+    pub fn subscribe_pushes(&self) -> watch::Receiver<Arc<crate::push::Pushes>> {
+        self.pushes.subscribe()
+    }
+
+    pub fn publish_pushes(&self, pushes: crate::push::Pushes) {
+        self.pushes.send_replace(Arc::new(pushes));
     }
 
     pub fn meshd_id(&self) -> &str {
@@ -213,21 +291,21 @@ impl State {
         self.world.borrow().clone()
     }
 
-    fn publish(&self, resources: Option<Resources>, workloads: Option<BTreeMap<String, Workload>>) {
+    fn publish(&self, resources: Option<Resources>, workloads: Option<Arc<BTreeMap<String, Workload>>>) {
         self.publish_all(resources, workloads, None)
     }
 
     fn publish_all(
         &self,
         resources: Option<Resources>,
-        workloads: Option<BTreeMap<String, Workload>>,
+        workloads: Option<Arc<BTreeMap<String, Workload>>>,
         discovered: Option<BTreeMap<String, Workload>>,
     ) {
         self.world.send_modify(|w| {
             let next = World::new(
                 w.generation + 1,
                 resources.map(Arc::new).unwrap_or_else(|| w.resources.clone()),
-                workloads.map(Arc::new).unwrap_or_else(|| w.workloads.clone()),
+                workloads.unwrap_or_else(|| w.workloads.clone()),
                 discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
             );
             *w = Arc::new(next);
@@ -306,6 +384,7 @@ impl State {
             return Err(StateError::Duplicate(id));
         }
         next.insert(id.clone(), workload.clone());
+        let next = Arc::new(next);
         self.persist_registry(&next);
         let types = ConfigType::ALL.into_iter().map(|t| (t, TypeStatus::default())).collect();
         self.lock_status().insert(
@@ -336,6 +415,7 @@ impl State {
         if self.lock_status().remove(id).is_some() {
             self.metrics.connected.dec();
         }
+        let next = Arc::new(next);
         self.persist_registry(&next);
         self.publish(None, Some(next));
     }

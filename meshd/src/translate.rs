@@ -1,7 +1,7 @@
 //! The translator: a pure function from (config, registry, proxy) to that proxy's config.
 //! No IO, no clocks: table-tested in `translate/tests.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mesh_api::core::{PortProtocol, ServiceSpec};
 use mesh_api::host;
@@ -65,10 +65,27 @@ enum RuleKind {
     Tls,
 }
 
-struct Index<'a> {
+/// Everything the translator reads of the config, indexed once per config change and shared by
+/// every proxy's translation: services by FQDN and by namespace, VirtualServices by host,
+/// DestinationRules by namespace and host.
+pub struct Index<'a> {
     services: BTreeMap<String, Svc<'a>>,
+    /// Service FQDNs per namespace.
+    services_by_ns: HashMap<&'a str, Vec<String>>,
     virtual_services: Vec<(&'a Key, &'a Object<VirtualServiceSpec>)>,
+    /// Per VirtualService (same order): its hosts resolved, and which rule kinds it has.
+    vs_facts: Vec<VsFacts>,
+    /// VirtualServices by exact resolved host, and those with a wildcard host (in order).
+    vs_by_host: HashMap<String, Vec<usize>>,
+    vs_wildcard: Vec<usize>,
     destination_rules: Vec<(&'a Key, &'a Object<DestinationRuleSpec>)>,
+    /// Per namespace: the first DestinationRule for each exact resolved host, and the
+    /// wildcard-host ones in order.
+    dr_exact: HashMap<&'a str, HashMap<String, usize>>,
+    dr_wildcard: HashMap<&'a str, Vec<(usize, String)>>,
+    /// The label keys any `sourceLabels` match or Gateway selector reads: a proxy's routes,
+    /// clusters and endpoints depend on its namespace and these labels only.
+    route_label_keys: BTreeSet<&'a str>,
     peer_authentications: security::Policies<'a, PeerAuthenticationSpec>,
     authorization_policies: security::Policies<'a, AuthorizationPolicySpec>,
     request_authentications: security::Policies<'a, RequestAuthenticationSpec>,
@@ -77,8 +94,16 @@ struct Index<'a> {
     gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
 }
 
+struct VsFacts {
+    hosts: Vec<String>,
+    mesh: bool,
+    http: bool,
+    tcp: bool,
+    tls: bool,
+}
+
 impl<'a> Index<'a> {
-    fn new(resources: &'a Resources) -> Self {
+    pub fn new(resources: &'a Resources) -> Self {
         let mut services = BTreeMap::new();
         let mut virtual_services = Vec::new();
         let mut destination_rules = Vec::new();
@@ -126,10 +151,72 @@ impl<'a> Index<'a> {
                 Resource::Gateway(o) => gateways.push((key, o)),
             }
         }
+        let mut services_by_ns: HashMap<&str, Vec<String>> = HashMap::new();
+        for s in services.values() {
+            services_by_ns.entry(s.namespace).or_default().push(s.fqdn.clone());
+        }
+        let mut route_label_keys = BTreeSet::new();
+        let mut vs_by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut vs_wildcard = Vec::new();
+        let mut vs_facts = Vec::with_capacity(virtual_services.len());
+        for (i, (k, vs)) in virtual_services.iter().enumerate() {
+            let spec: &VirtualServiceSpec = &vs.spec;
+            let hosts: Vec<String> = spec.hosts.iter().map(|h| host::resolve(h, &k.namespace)).collect();
+            if hosts.iter().any(|h| h.starts_with('*')) {
+                vs_wildcard.push(i);
+            }
+            let mut exact: Vec<&String> = hosts.iter().filter(|h| !h.starts_with('*')).collect();
+            exact.sort();
+            exact.dedup();
+            for h in exact {
+                vs_by_host.entry(h.clone()).or_default().push(i);
+            }
+            for r in &spec.http {
+                for m in &r.matches {
+                    route_label_keys.extend(m.source_labels.keys().map(String::as_str));
+                }
+            }
+            for m in spec.tcp.iter().flat_map(|r| &r.matches) {
+                route_label_keys.extend(m.source_labels.keys().map(String::as_str));
+            }
+            for m in spec.tls.iter().flat_map(|r| &r.matches) {
+                route_label_keys.extend(m.source_labels.keys().map(String::as_str));
+            }
+            vs_facts.push(VsFacts {
+                hosts,
+                mesh: spec.gateways.is_empty() || spec.gateways.iter().any(|g| g == "mesh"),
+                http: spec.http.iter().any(|r| {
+                    !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some() || r.delegate.is_some()
+                }),
+                tcp: spec.tcp.iter().any(|r| !r.route.is_empty()),
+                tls: spec.tls.iter().any(|r| !r.route.is_empty()),
+            });
+        }
+        for (_, gw) in &gateways {
+            let gw: &Object<GatewaySpec> = gw;
+            route_label_keys.extend(gw.spec.selector.keys().map(String::as_str));
+        }
+        let mut dr_exact: HashMap<&str, HashMap<String, usize>> = HashMap::new();
+        let mut dr_wildcard: HashMap<&str, Vec<(usize, String)>> = HashMap::new();
+        for (i, (k, dr)) in destination_rules.iter().enumerate() {
+            let h = host::resolve(&dr.spec.host, &k.namespace);
+            if h.starts_with('*') {
+                dr_wildcard.entry(k.namespace.as_str()).or_default().push((i, h));
+            } else {
+                dr_exact.entry(k.namespace.as_str()).or_default().entry(h).or_insert(i);
+            }
+        }
         Index {
             services,
+            services_by_ns,
             virtual_services,
+            vs_facts,
+            vs_by_host,
+            vs_wildcard,
             destination_rules,
+            dr_exact,
+            dr_wildcard,
+            route_label_keys,
             peer_authentications,
             authorization_policies,
             request_authentications,
@@ -143,11 +230,20 @@ impl<'a> Index<'a> {
     /// first, then the service's, then the root namespace (Istio's lookup order).
     fn destination_rule(&self, svc: &Svc<'_>, client_ns: &str) -> Option<&'a Object<DestinationRuleSpec>> {
         for ns in [client_ns, svc.namespace, ROOT_NAMESPACE] {
-            let found = self.destination_rules.iter().find(|(k, dr)| {
-                k.namespace == ns && host::matches(&host::resolve(&dr.spec.host, &k.namespace), &svc.fqdn)
-            });
-            if let Some((_, dr)) = found {
-                return Some(dr);
+            // The first in order that matches: the exact host's first rule or an earlier
+            // wildcard one.
+            let exact = self.dr_exact.get(ns).and_then(|m| m.get(&svc.fqdn)).copied();
+            let wildcard = self
+                .dr_wildcard
+                .get(ns)
+                .and_then(|v| {
+                    v.iter()
+                        .take_while(|(i, _)| exact.is_none_or(|e| *i < e))
+                        .find(|(_, h)| host::matches(h, &svc.fqdn))
+                })
+                .map(|(i, _)| *i);
+            if let Some(i) = wildcard.or(exact) {
+                return Some(self.destination_rules[i].1);
             }
         }
         None
@@ -161,18 +257,14 @@ impl<'a> Index<'a> {
         client_ns: &str,
         kind: RuleKind,
     ) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
-        let applies = |vs: &Object<VirtualServiceSpec>| {
-            vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")
-        };
-        let host_rank = |k: &Key, vs: &Object<VirtualServiceSpec>| {
-            vs.spec
+        let host_rank = |i: usize| {
+            self.vs_facts[i]
                 .hosts
                 .iter()
                 .filter_map(|h| {
-                    let h = host::resolve(h, &k.namespace);
-                    if h == svc.fqdn {
+                    if *h == svc.fqdn {
                         Some(0)
-                    } else if h.starts_with('*') && host::matches(&h, &svc.fqdn) {
+                    } else if h.starts_with('*') && host::matches(h, &svc.fqdn) {
                         Some(1)
                     } else {
                         None
@@ -189,42 +281,61 @@ impl<'a> Index<'a> {
                 2
             }
         };
-        self.virtual_services
-            .iter()
-            .filter(|(_, vs)| {
-                applies(vs)
+        // Only the VirtualServices naming this host or a wildcard can apply; visited in
+        // their original order so ties resolve as a scan of all of them would.
+        let exact = self.vs_by_host.get(&svc.fqdn).map(Vec::as_slice).unwrap_or_default();
+        let mut candidates: Vec<usize> = exact.iter().chain(&self.vs_wildcard).copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates
+            .into_iter()
+            .filter(|&i| {
+                let f = &self.vs_facts[i];
+                f.mesh
                     && match kind {
-                        RuleKind::Tcp => vs.spec.tcp.iter().any(|r| !r.route.is_empty()),
-                        RuleKind::Tls => vs.spec.tls.iter().any(|r| !r.route.is_empty()),
-                        RuleKind::Http => vs.spec.http.iter().any(|r| {
-                            !r.route.is_empty()
-                                || r.redirect.is_some()
-                                || r.direct_response.is_some()
-                                || r.delegate.is_some()
-                        }),
+                        RuleKind::Tcp => f.tcp,
+                        RuleKind::Tls => f.tls,
+                        RuleKind::Http => f.http,
                     }
             })
-            .filter_map(|(k, vs)| host_rank(k, vs).map(|h| ((h, ns_rank(k)), (*k, *vs))))
+            .filter_map(|i| {
+                let (k, vs) = self.virtual_services[i];
+                host_rank(i).map(|h| ((h, ns_rank(k)), (k, vs)))
+            })
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, found)| found)
     }
 }
 
 impl Index<'_> {
+    /// The services of one namespace.
+    fn services_in(&self, ns: &str) -> impl Iterator<Item = &Svc<'_>> {
+        self.services_by_ns.get(ns).into_iter().flatten().filter_map(|f| self.services.get(f))
+    }
+
+    /// The part of a proxy's identity its routes, clusters and endpoints depend on: its
+    /// namespace and the labels that some `sourceLabels` or Gateway selector reads.
+    pub fn outbound_key(&self, w: &Workload) -> OutboundKey {
+        let labels = w
+            .labels
+            .iter()
+            .filter(|(k, _)| self.route_label_keys.contains(k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()));
+        OutboundKey { namespace: w.namespace.clone(), labels: labels.collect() }
+    }
+
     /// The Services (FQDNs) that forward to workload port `port` of `w`.
     fn inbound_services(&self, w: &Workload, port: u16) -> Vec<String> {
         let mut out: Vec<String> = self
-            .services
-            .iter()
-            .filter(|(_, s)| {
-                s.namespace == w.namespace
-                    && !s.spec.selector.is_empty()
+            .services_in(&w.namespace)
+            .filter(|s| {
+                !s.spec.selector.is_empty()
                     && labels_match(&s.spec.selector, &w.labels)
                     && service_ports(&s.spec).any(|p| {
                         p.target_number() == Some(port) || w.ports.iter().any(|ip| ip.port == port && targets(p, ip))
                     })
             })
-            .map(|(_, s)| s.fqdn.clone())
+            .map(|s| s.fqdn.clone())
             .collect();
         out.sort();
         out.dedup();
@@ -234,9 +345,8 @@ impl Index<'_> {
     /// Whether a workload port is raw TCP: a Service that selects the workload forwards a
     /// TCP-protocol port to it.
     fn is_tcp_port(&self, w: &Workload, port: u16) -> bool {
-        self.services.values().any(|s| {
-            s.namespace == w.namespace
-                && !s.spec.selector.is_empty()
+        self.services_in(&w.namespace).any(|s| {
+            !s.spec.selector.is_empty()
                 && labels_match(&s.spec.selector, &w.labels)
                 && service_ports(&s.spec).any(|p| {
                     p.mesh_protocol() == PortProtocol::Tcp
@@ -395,6 +505,69 @@ pub fn translate_with(
     mesh: &MeshConfig,
 ) -> ProxyConfig {
     let index = Index::new(resources);
+    let selection = Selection::new(&index, workloads);
+    let (routes, clusters) = outbound(&index, proxy, mesh);
+    let endpoints = endpoints(&index, &selection, &clusters, &proxy.namespace);
+    let listeners = listeners(&index, proxy, mesh);
+    ProxyConfig { routes, clusters, endpoints, listeners }
+}
+
+/// What a proxy's routes, clusters and endpoints depend on besides the world: proxies with
+/// equal keys get equal config (see `Index::outbound_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutboundKey {
+    pub namespace: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// What a proxy's listeners depend on besides the world: its namespace, labels and ports.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<(u16, Option<String>)>,
+}
+
+impl ListenerKey {
+    pub fn of(w: &Workload) -> ListenerKey {
+        ListenerKey {
+            namespace: w.namespace.clone(),
+            labels: w.labels.clone(),
+            ports: w.ports.iter().map(|p| (p.port, p.name.clone())).collect(),
+        }
+    }
+}
+
+/// The workloads each Service with a selector selects, in the order of the workload list:
+/// computed once per change of config or workloads.
+pub struct Selection<'w> {
+    selected: HashMap<String, Vec<&'w Workload>>,
+}
+
+impl<'w> Selection<'w> {
+    pub fn new(index: &Index<'_>, workloads: &'w [Workload]) -> Selection<'w> {
+        let mut by_ns: HashMap<&str, Vec<&'w Workload>> = HashMap::new();
+        for w in workloads {
+            by_ns.entry(w.namespace.as_str()).or_default().push(w);
+        }
+        let mut selected = HashMap::new();
+        for svc in index.services.values().filter(|s| s.entry.is_none() && !s.spec.selector.is_empty()) {
+            let found: Vec<&Workload> = by_ns
+                .get(svc.namespace)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|w| labels_match(&svc.spec.selector, &w.labels))
+                .collect();
+            selected.insert(svc.fqdn.clone(), found);
+        }
+        Selection { selected }
+    }
+}
+
+/// A proxy's routes and clusters: they depend on its namespace and the labels in its
+/// `OutboundKey` only.
+pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Routes, Clusters) {
     let client_ns = proxy.namespace.as_str();
     let mut virtual_hosts = Vec::new();
     // (fqdn, port, subset)
@@ -409,12 +582,12 @@ pub fn translate_with(
             let Ok(port) = u16::try_from(sp.port) else { continue };
             wanted.insert((svc.fqdn.clone(), port, None));
             if sp.mesh_protocol() == PortProtocol::Tcp {
-                tcp_services.push(tcp::service(&index, svc, port, tcp_vs, tls_vs, proxy, &mut wanted));
+                tcp_services.push(tcp::service(index, svc, port, tcp_vs, tls_vs, proxy, &mut wanted));
                 continue;
             }
             let mut routes = Vec::new();
             if let Some((key, vs)) = vs {
-                routes = http_routes(&index, key, vs, port, proxy, &http::Scope::Mesh, &mut wanted);
+                routes = http_routes(index, key, vs, port, proxy, &http::Scope::Mesh, &mut wanted);
             }
             if routes.is_empty() {
                 routes.push(Route {
@@ -438,30 +611,52 @@ pub fn translate_with(
         }
     }
 
-    let (gateway_http, gateway_tcp) = gateway::routes(&index, proxy, &mut wanted);
+    let (gateway_http, gateway_tcp) = gateway::routes(index, proxy, &mut wanted);
     let mut clusters = Vec::new();
-    let mut endpoints = BTreeMap::new();
     for (fqdn, port, subset) in wanted {
         let name = cluster_name(&fqdn, port, subset.as_deref());
         let svc = index.services.get(&fqdn);
         let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
         let subset_def = subset.as_ref().and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
         let policy = policy::resolve(dr, subset_def, port);
+        let passthrough = svc.and_then(|s| s.entry).is_some_and(|se| entry::endpoints(se, port, &mut Vec::new()));
+        clusters.push(Cluster {
+            name,
+            service: fqdn,
+            port,
+            subset,
+            lb_policy: policy.lb,
+            hash: policy.hash,
+            limits: policy.limits,
+            outlier: policy.outlier,
+            passthrough,
+        });
+    }
+    let routes =
+        Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any, gateway_http, gateway_tcp };
+    (routes, Clusters { clusters })
+}
+
+/// The endpoints of a proxy's clusters, as seen from its namespace (whose DestinationRules
+/// decide mTLS toward each endpoint).
+pub fn endpoints(index: &Index<'_>, selection: &Selection<'_>, clusters: &Clusters, client_ns: &str) -> Endpoints {
+    let mut endpoints = BTreeMap::new();
+    for c in &clusters.clusters {
+        let (port, subset) = (c.port, c.subset.as_ref());
+        let svc = index.services.get(&c.service);
+        let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
+        let subset_def = subset.and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
         let mut eps = Vec::new();
-        let mut passthrough = false;
         if let Some(svc) = svc
             && let Some(se) = svc.entry
         {
-            passthrough = entry::endpoints(se, port, &mut eps);
+            entry::endpoints(se, port, &mut eps);
         } else if let Some(svc) = svc
             && !svc.spec.selector.is_empty()
             && (subset.is_none() || subset_def.is_some())
             && let Some(sp) = svc.spec.ports.iter().find(|p| p.port == i64::from(port))
         {
-            for w in workloads {
-                if w.namespace != svc.namespace || !labels_match(&svc.spec.selector, &w.labels) {
-                    continue;
-                }
+            for w in selection.selected.get(&svc.fqdn).into_iter().flatten() {
                 if let Some(sd) = subset_def
                     && !labels_match(&sd.labels, &w.labels)
                 {
@@ -488,49 +683,29 @@ pub fn translate_with(
             }
         }
         eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));
-        endpoints.insert(name.clone(), eps);
-        clusters.push(Cluster {
-            name,
-            service: fqdn,
-            port,
-            subset,
-            lb_policy: policy.lb,
-            hash: policy.hash,
-            limits: policy.limits,
-            outlier: policy.outlier,
-            passthrough,
-        });
+        endpoints.insert(c.name.clone(), eps);
     }
+    Endpoints { clusters: endpoints }
+}
 
-    ProxyConfig {
-        routes: Routes {
-            virtual_hosts,
-            tcp: tcp_services,
-            passthrough: mesh.outbound_allow_any,
-            gateway_http,
-            gateway_tcp,
-        },
-        clusters: Clusters { clusters },
-        endpoints: Endpoints { clusters: endpoints },
-        listeners: {
-            let mut l = security::listeners(
-                &index.peer_authentications,
-                &index.authorization_policies,
-                &index.request_authentications,
-                proxy,
-            );
-            for inbound in &mut l.inbound {
-                inbound.tcp = index.is_tcp_port(proxy, inbound.port);
-                inbound.services = index.inbound_services(proxy, inbound.port);
-            }
-            l.path_normalization = mesh.path_normalization;
-            l.idle_timeout_ms = mesh.idle_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
-            l.access_log = telemetry::access_log(&index.telemetries, proxy, mesh.access_log);
-            l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());
-            l
-        },
+/// A proxy's inbound listeners and the policies, rate limits and telemetry that apply to it.
+pub fn listeners(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> Listeners {
+    let mut l = security::listeners(
+        &index.peer_authentications,
+        &index.authorization_policies,
+        &index.request_authentications,
+        proxy,
+    );
+    for inbound in &mut l.inbound {
+        inbound.tcp = index.is_tcp_port(proxy, inbound.port);
+        inbound.services = index.inbound_services(proxy, inbound.port);
     }
+    l.path_normalization = mesh.path_normalization;
+    l.idle_timeout_ms = mesh.idle_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
+    l.access_log = telemetry::access_log(&index.telemetries, proxy, mesh.access_log);
+    l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());
+    l
 }
 
 /// The routes of one VirtualService for requests to `port`, as seen by `proxy` in `scope`
@@ -581,10 +756,14 @@ fn http_routes(
 
 /// A short, stable version string for a config part: a hash of its JSON form.
 pub fn version_of<T: serde::Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    version_of_bytes(&serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// The version of already-serialized JSON: equal to `version_of` of the value it encodes.
+pub fn version_of_bytes(bytes: &[u8]) -> String {
     // FNV-1a, 64 bit: stable across runs and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
+    for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }

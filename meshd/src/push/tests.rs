@@ -1,0 +1,233 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mesh_api::Parsed;
+use mesh_api::protocol::{InboundPort, MeshdMessage, Workload};
+use mesh_api::proxy_config::ConfigType;
+
+use super::*;
+use crate::state::State;
+use crate::translate::translate_with;
+
+fn resources(yaml: &str) -> Resources {
+    let mut out = Resources::new();
+    for (i, doc) in mesh_api::resource::parse_yaml_stream(yaml).expect("yaml").into_iter().enumerate() {
+        if let Ok(Parsed::Supported(r)) = mesh_api::resource::parse_document(doc, "default", i) {
+            out.insert(r.key(), r);
+        }
+    }
+    out
+}
+
+fn workload(i: usize, ns: &str, labels: &[(&str, &str)]) -> Workload {
+    Workload {
+        name: format!("w-{i}"),
+        namespace: ns.into(),
+        service_account: "default".into(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        ports: vec![InboundPort { port: 9080, listen: ([127, 0, 0, 1], 20_000 + i as u16).into(), name: None }],
+        admin: None,
+        outbound: None,
+        pid: 0,
+        proxy_version: "test".into(),
+        without_proxy: false,
+    }
+}
+
+/// A world with the lookups that are easy to get wrong in an index: exact and wildcard hosts
+/// in several namespaces, the root namespace, two rules for one host, `sourceLabels`, a
+/// Gateway, and Services with several ports.
+fn generated(services: usize) -> String {
+    let mut y = String::new();
+    for j in 0..services {
+        let ns = format!("ns-{}", j % 3);
+        y += &format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{j}, namespace: {ns}}}\nspec:\n  selector: {{app: svc-{j}}}\n  ports: [{{name: http, port: 9080}}, {{name: tcp-db, port: 5432}}]\n"
+        );
+        y += &format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc-{j}, namespace: {ns}}}\nspec:\n  host: svc-{j}\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n"
+        );
+        if j % 4 == 0 {
+            // A second rule for the same host, from the client namespace ns-1.
+            y += &format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: a-svc-{j}, namespace: ns-1}}\nspec:\n  host: svc-{j}.{ns}.svc.cluster.local\n  trafficPolicy: {{loadBalancer: {{simple: RANDOM}}}}\n"
+            );
+        }
+        let weights = if j % 2 == 0 { (90, 10) } else { (50, 50) };
+        y += &format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc-{j}, namespace: {ns}}}\nspec:\n  hosts: [svc-{j}]\n  http:\n  - match: [{{sourceLabels: {{tier: {tier}}}}}]\n    route: [{{destination: {{host: svc-{j}, subset: v2}}}}]\n  - route:\n    - {{destination: {{host: svc-{j}, subset: v1}}, weight: {a}}}\n    - {{destination: {{host: svc-{j}, subset: v2}}, weight: {b}}}\n",
+            tier = if j % 2 == 0 { "front" } else { "back" },
+            a = weights.0,
+            b = weights.1,
+        );
+    }
+    y += "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: wild, namespace: ns-2}\nspec:\n  hosts: ['*.ns-0.svc.cluster.local']\n  http: [{route: [{destination: {host: svc-0.ns-0.svc.cluster.local}}]}]\n";
+    y += "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: all, namespace: ns-1}\nspec:\n  hosts: ['*']\n  tcp: [{route: [{destination: {host: svc-1.ns-1.svc.cluster.local, port: {number: 5432}}}]}]\n";
+    y += "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: mesh-wide, namespace: istio-system}\nspec:\n  host: '*.local'\n  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n";
+    y += "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ns2-wild, namespace: ns-2}\nspec:\n  host: '*.ns-0.svc.cluster.local'\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 7}}}\n";
+    y += "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: ns-0}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]\n";
+    y += "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: edge, namespace: ns-0}\nspec:\n  hosts: ['*']\n  gateways: [edge]\n  http: [{route: [{destination: {host: svc-2.ns-2.svc.cluster.local}}]}]\n";
+    y
+}
+
+fn fleet(services: usize) -> Vec<Workload> {
+    let mut ws = Vec::new();
+    for i in 0..services * 2 {
+        let j = i % services;
+        let version = if i < services { "v1" } else { "v2" };
+        let tier = ["front", "back", "none"][(i / 4) % 3];
+        ws.push(workload(
+            i,
+            &format!("ns-{}", j % 3),
+            &[("app", &format!("svc-{j}")), ("version", version), ("tier", tier)],
+        ));
+    }
+    ws.push(workload(9999, "ns-0", &[("istio", "ingressgateway")]));
+    ws
+}
+
+fn world(resources: Resources, ws: &[Workload], generation: u64) -> World {
+    let workloads: BTreeMap<String, Workload> =
+        ws.iter().map(|w| (format!("{}/{}", w.namespace, w.name), w.clone())).collect();
+    World::for_test(generation, Arc::new(resources), Arc::new(workloads))
+}
+
+/// What a proxy receives through the shared pipeline is byte for byte what translating the
+/// world for that proxy alone gives, for Istio's bookinfo and for a generated world.
+#[test]
+fn shared_translation_equals_translating_each_proxy_alone() {
+    let bookinfo = std::fs::read_to_string(format!(
+        "{}/../../shared/conformance/istio/bookinfo/platform/kube/bookinfo.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("bookinfo");
+    let rules = std::fs::read_to_string(format!(
+        "{}/../../shared/conformance/istio/bookinfo/networking/destination-rule-all.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("rules");
+    let bookinfo_fleet: Vec<Workload> = ["productpage", "details", "ratings", "reviews", "reviews", "reviews"]
+        .iter()
+        .enumerate()
+        .map(|(i, app)| workload(i, "default", &[("app", app), ("version", ["v1", "v2", "v3"][i % 3])]))
+        .collect();
+    let cases = [(format!("{bookinfo}\n---\n{rules}"), bookinfo_fleet), (generated(12), fleet(12))];
+    for (yaml, ws) in cases {
+        let res = resources(&yaml);
+        let w = world(res.clone(), &ws, 1);
+        let mesh = MeshConfig::default();
+        let (pushes, _) = compute(&w, &mut Caches::default(), &mesh);
+        assert_eq!(pushes.by_proxy.len(), ws.len());
+        for (id, proxy) in w.connected() {
+            let alone = translate_with(&res, w.workload_list(), proxy, &mesh);
+            let parts = &pushes.by_proxy[id];
+            let expect = [
+                serde_json::to_vec(&alone.routes).expect("json"),
+                serde_json::to_vec(&alone.clusters).expect("json"),
+                serde_json::to_vec(&alone.endpoints).expect("json"),
+                serde_json::to_vec(&alone.listeners).expect("json"),
+            ];
+            for (t, (part, want)) in ConfigType::ALL.iter().zip(parts.iter().zip(expect)) {
+                assert!(part.json == want, "{id}: {t} differs from translating the proxy alone");
+                assert_eq!(part.version, crate::translate::version_of_bytes(&want));
+            }
+        }
+    }
+}
+
+#[test]
+fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_endpoints_only() {
+    let res = resources(&generated(6));
+    let ws = fleet(6);
+    let mesh = MeshConfig::default();
+    let mut caches = Caches::default();
+    let w1 = world(res.clone(), &ws, 1);
+    let (first, fresh) = compute(&w1, &mut caches, &mesh);
+    // Replicas of one service in one namespace with the same `tier` share routes, clusters
+    // and endpoints; listeners are shared by equal labels and ports.
+    let a = &first.by_proxy["ns-0/w-0"];
+    let same_ns_same_tier = ws
+        .iter()
+        .find(|w| w.name != "w-0" && w.namespace == "ns-0" && w.labels.get("tier").is_some_and(|t| t == "front"));
+    let b = &first.by_proxy[&format!("ns-0/{}", same_ns_same_tier.expect("a peer").name)];
+    assert!(Arc::ptr_eq(&a[0], &b[0]) && Arc::ptr_eq(&a[1], &b[1]) && Arc::ptr_eq(&a[2], &b[2]));
+    // Another service's proxy in the same namespace and tier: the same routes too.
+    let other = ws.iter().find(|w| {
+        w.namespace == "ns-0" && w.labels["app"] != "svc-0" && w.labels.get("tier").is_some_and(|t| t == "front")
+    });
+    let other_service = &first.by_proxy[&format!("ns-0/{}", other.expect("another service").name)];
+    assert!(Arc::ptr_eq(&a[0], &other_service[0]));
+    let back =
+        ws.iter().find(|w| w.namespace == "ns-0" && w.labels.get("tier").is_some_and(|t| t == "back")).expect("back");
+    let back = &first.by_proxy[&format!("ns-0/{}", back.name)];
+    assert!(!Arc::ptr_eq(&a[0], &back[0]), "sourceLabels on tier: different routes");
+    // One translation per distinct input: routes, clusters and endpoints per namespace and
+    // tier (the only label a sourceLabels reads) or gateway label; listeners per label set.
+    let index = crate::translate::Index::new(&res);
+    let outbound: std::collections::HashSet<_> = ws.iter().map(|w| index.outbound_key(w)).collect();
+    let listeners: std::collections::HashSet<_> = ws.iter().map(crate::translate::ListenerKey::of).collect();
+    assert!(outbound.len() <= 3 * 3 + 1, "{} outbound keys: at most namespaces x tiers + the gateway", outbound.len());
+    assert_eq!(fresh, 3 * outbound.len() + listeners.len());
+
+    // A new workload: only endpoints are translated again; everything else is the same Arc.
+    let mut more = ws.clone();
+    more.push(workload(500, "ns-0", &[("app", "svc-0"), ("version", "v1"), ("tier", "front")]));
+    let w2 = world(res, &more, 2);
+    // Same resources Arc, as a registration publishes it.
+    let w2 = World::for_test(2, w1.resources.clone(), w2.workloads.clone());
+    let (second, _) = compute(&w2, &mut caches, &mesh);
+    let a2 = &second.by_proxy["ns-0/w-0"];
+    assert!(Arc::ptr_eq(&a[0], &a2[0]) && Arc::ptr_eq(&a[1], &a2[1]) && Arc::ptr_eq(&a[3], &a2[3]));
+    assert_ne!(a[2].version, a2[2].version, "the new endpoint is in the endpoints");
+    assert!(second.by_proxy.contains_key("ns-0/w-500"));
+}
+
+#[test]
+fn a_frame_from_serialized_parts_is_the_push_message() {
+    let res = resources(&generated(2));
+    let ws = fleet(2);
+    let w = world(res.clone(), &ws, 1);
+    let (pushes, _) = compute(&w, &mut Caches::default(), &MeshConfig::default());
+    let parts = &pushes.by_proxy["ns-0/w-0"];
+    let bytes = frame(7, &[(ConfigType::Routes, &parts[0]), (ConfigType::Endpoints, &parts[2])]);
+    let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else {
+        panic!("not a push: {}", String::from_utf8_lossy(&bytes))
+    };
+    let alone = translate_with(&res, w.workload_list(), &ws[0], &MeshConfig::default());
+    assert_eq!(push.nonce, "7");
+    assert_eq!(push.routes.as_ref().map(|r| &r.body), Some(&alone.routes));
+    assert_eq!(push.routes.map(|r| r.version), Some(parts[0].version.clone()));
+    assert_eq!(push.endpoints.map(|e| e.body), Some(alone.endpoints));
+    assert!(push.clusters.is_none() && push.listeners.is_none());
+}
+
+/// A burst of registrations becomes a few translations, not one per registration, and the
+/// last one has every proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_coalesced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(State::new(
+        "meshd-test".into(),
+        crate::store::Store::new(dir.path().join("store.json")),
+        resources(&generated(4)),
+        None,
+        Vec::new(),
+    ));
+    let mut rx = state.subscribe_pushes();
+    tokio::spawn(run(state.clone(), MeshConfig::default()));
+    // The first translation (no proxies yet).
+    rx.changed().await.expect("first");
+    let ws = fleet(100);
+    for w in &ws {
+        state.register(w.clone()).expect("register");
+    }
+    let mut published = 0;
+    loop {
+        tokio::time::timeout(std::time::Duration::from_secs(30), rx.changed()).await.expect("pushes").expect("open");
+        published += 1;
+        if rx.borrow().by_proxy.len() == ws.len() {
+            break;
+        }
+    }
+    assert!(published < ws.len() / 4, "{published} translations for {} registrations", ws.len());
+}
