@@ -86,6 +86,9 @@ pub enum ProxyMessage {
         workload: Workload,
         #[serde(default)]
         challenge: String,
+        /// Protocol features the proxy understands (`ENDPOINTS_DELTA`); meshd uses only those.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
     },
     Ack {
         config_type: ConfigType,
@@ -154,6 +157,22 @@ pub enum MeshdMessage {
     },
 }
 
+/// The proxy applies `Push::endpoints_delta`.
+pub const ENDPOINTS_DELTA: &str = "endpoints-delta";
+
+/// A change to the endpoints a proxy holds: the clusters whose endpoints changed (all their
+/// endpoints) and the clusters gone. Applied only on top of `base`; the result is `version`,
+/// the same version the whole endpoints would have had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointsDelta {
+    pub base: String,
+    pub version: String,
+    #[serde(default)]
+    pub updated: BTreeMap<String, Vec<crate::proxy_config::Endpoint>>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
 /// One push: any subset of the config types, each with its version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Push {
@@ -166,6 +185,9 @@ pub struct Push {
     pub endpoints: Option<Versioned<Endpoints>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listeners: Option<Versioned<Listeners>>,
+    /// Instead of `endpoints`, to a proxy that declared `ENDPOINTS_DELTA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints_delta: Option<EndpointsDelta>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

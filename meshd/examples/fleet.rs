@@ -158,6 +158,12 @@ struct PushLite {
     clusters: Option<VersionLite>,
     endpoints: Option<VersionLite>,
     listeners: Option<VersionLite>,
+    endpoints_delta: Option<DeltaLite>,
+}
+
+#[derive(Deserialize)]
+struct DeltaLite {
+    version: String,
 }
 
 #[derive(Deserialize)]
@@ -237,7 +243,13 @@ async fn session(fleet: &Fleet, i: usize, w: &Workload, token: &str) -> Result<(
     }
     let mut framed = Framed::new(s, LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec());
     let send = |m: &ProxyMessage| serde_json::to_vec(m).map(Bytes::from);
-    framed.send(send(&ProxyMessage::Hello { workload: w.clone(), challenge: format!("c{i}") })?).await?;
+    framed
+        .send(send(&ProxyMessage::Hello {
+            workload: w.clone(),
+            challenge: format!("c{i}"),
+            features: vec![mesh_api::protocol::ENDPOINTS_DELTA.into()],
+        })?)
+        .await?;
     let frame = tokio::time::timeout_at(deadline, framed.next()).await.map_err(|_| "no welcome in time")?;
     let frame = frame.ok_or("closed before welcome")??;
     if !frame.starts_with(br#"{"type":"welcome""#) {
@@ -265,6 +277,15 @@ async fn session(fleet: &Fleet, i: usize, w: &Workload, token: &str) -> Result<(
                     let ack = ProxyMessage::Ack { config_type: t, version: v.version.clone(), nonce: p.nonce.clone() };
                     framed.feed(send(&ack)?).await?;
                 }
+            }
+            if let Some(d) = &p.endpoints_delta {
+                types |= bit(ConfigType::Endpoints);
+                let ack = ProxyMessage::Ack {
+                    config_type: ConfigType::Endpoints,
+                    version: d.version.clone(),
+                    nonce: p.nonce.clone(),
+                };
+                framed.feed(send(&ack)?).await?;
             }
             SinkExt::<Bytes>::flush(&mut framed).await?;
             fleet.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);

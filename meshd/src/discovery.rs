@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::ca::{Ca, CaView};
 use crate::metrics::{TypeLabel, xds_type};
-use crate::push::{Part, ProxyParts};
+use crate::push::{Entry, Part};
 use crate::state::State;
 
 /// What a discovery session needs from meshd.
@@ -90,8 +90,8 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) 
             return;
         }
     };
-    let (workload, challenge) = match hello {
-        Ok(ProxyMessage::Hello { workload, challenge }) => (workload, challenge),
+    let (workload, challenge, features) = match hello {
+        Ok(ProxyMessage::Hello { workload, challenge, features }) => (workload, challenge, features),
         Ok(other) => {
             let _ = send(&mut framed, &MeshdMessage::Error { message: format!("expected hello, got {other:?}") }).await;
             return;
@@ -116,7 +116,8 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) 
     };
     info!(proxy = %id, "proxy connected");
     let proof = mesh_api::protocol::discovery_proof(&ctx.token, &challenge);
-    let result = run(&ctx, &id, &workload, proof, &mut framed).await;
+    let deltas = features.iter().any(|f| f == mesh_api::protocol::ENDPOINTS_DELTA);
+    let result = run(&ctx, &id, &workload, proof, deltas, &mut framed).await;
     state.unregister(&id);
     match result {
         Ok(()) => info!(proxy = %id, "proxy disconnected"),
@@ -157,6 +158,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     id: &str,
     workload: &mesh_api::protocol::Workload,
     proof: String,
+    deltas: bool,
     framed: &mut Framed<T, LengthDelimitedCodec>,
 ) -> std::io::Result<()> {
     let state = &ctx.state;
@@ -181,13 +183,15 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     // was made: once all are acknowledged, that is one convergence-time sample.
     let mut unacked: Vec<(ConfigType, String)> = Vec::new();
     let mut unacked_since: Option<std::time::Instant> = None;
+    // The endpoints version last sent as a delta: a NACK of it is answered with the whole.
+    let mut delta_sent: Option<String> = None;
     loop {
         let pushes = pushes_rx.borrow_and_update().clone();
         let noticed = std::time::Instant::now();
         // Not translated for this proxy yet (it registered after that change): the next
         // change, which its registration caused, will have it.
         if let Some(mine) = pushes.by_proxy.get(id) {
-            let parts: &ProxyParts = mine;
+            let parts = &mine.parts;
             let changed: Vec<(ConfigType, &Part)> = ConfigType::ALL
                 .into_iter()
                 .zip(parts.iter())
@@ -207,7 +211,23 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             state.translated(id, pushes.generation);
             if !changed.is_empty() {
                 nonce += 1;
-                send_frame(framed, crate::push::frame(nonce, &changed)).await?;
+                // Endpoints as a delta when the proxy takes them and holds the delta's base.
+                let ep = ConfigType::ALL.iter().position(|t| *t == ConfigType::Endpoints).unwrap_or(2);
+                let delta = mine.endpoints_delta.as_ref().filter(|d| deltas && sent[ep].as_deref() == Some(&*d.base));
+                let entries: Vec<Entry<'_>> = changed
+                    .iter()
+                    .map(|(t, p)| match (t, delta) {
+                        (ConfigType::Endpoints, Some(d)) => Entry::EndpointsDelta(d),
+                        _ => Entry::Whole(*t, p),
+                    })
+                    .collect();
+                delta_sent = delta
+                    .and(changed.iter().find(|(t, _)| *t == ConfigType::Endpoints))
+                    .map(|(_, p)| p.version.clone());
+                send_frame(framed, crate::push::frame(nonce, &entries)).await?;
+                if delta_sent.is_some() {
+                    metrics.endpoint_deltas.inc();
+                }
                 debug!(proxy = %id, nonce, "pushed");
                 metrics.push_time.observe(noticed.elapsed().as_secs_f64());
                 let changed_at = pushes.changed_at.map_or(session_start, |c| c.max(session_start));
@@ -255,6 +275,14 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                                 let s = types.entry(config_type).or_default();
                                 s.acked = Some(version);
                             })
+                        }
+                        Ok(ProxyMessage::Nack { config_type, version, .. })
+                            if config_type == ConfigType::Endpoints && delta_sent.as_ref() == Some(&version) =>
+                        {
+                            debug!(proxy = %id, %version, "endpoints delta refused; sending them whole");
+                            delta_sent = None;
+                            sent[ConfigType::ALL.iter().position(|t| *t == ConfigType::Endpoints).unwrap_or(2)] = None;
+                            break;
                         }
                         Ok(ProxyMessage::Nack { config_type, version, error, .. }) => {
                             warn!(proxy = %id, %config_type, %version, %error, "proxy rejected config");

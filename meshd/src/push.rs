@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::ConfigType;
+use mesh_api::proxy_config::{ConfigType, Endpoints};
 use tracing::debug;
 
 use crate::state::{State, World};
@@ -43,8 +43,50 @@ impl Part {
     }
 }
 
-/// A proxy's config: one part per type, in `ConfigType::ALL` order.
-pub type ProxyParts = [Arc<Part>; ConfigType::ALL.len()];
+/// A proxy's config: one part per type, in `ConfigType::ALL` order, and the change from the
+/// endpoints of the previous translation, for a proxy that holds those.
+#[derive(Debug)]
+pub struct ProxyParts {
+    pub parts: [Arc<Part>; ConfigType::ALL.len()],
+    pub endpoints_delta: Option<Arc<Delta>>,
+}
+
+/// A serialized `EndpointsDelta` from `base` to a part's version.
+#[derive(Debug)]
+pub struct Delta {
+    pub base: String,
+    pub json: Bytes,
+}
+
+/// Endpoints as sent, as values (to compute the next delta from), and the delta that led here.
+struct EndpointsEntry {
+    part: Arc<Part>,
+    value: Endpoints,
+    delta: Option<Arc<Delta>>,
+}
+
+/// The change from `old` to `new`, serialized; None when it would not be much smaller than
+/// sending `new` whole.
+fn delta(old: &EndpointsEntry, new: &Endpoints, version: &str) -> Option<Arc<Delta>> {
+    let updated: std::collections::BTreeMap<String, Vec<mesh_api::proxy_config::Endpoint>> = new
+        .clusters
+        .iter()
+        .filter(|(k, v)| old.value.clusters.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let removed: Vec<String> = old.value.clusters.keys().filter(|k| !new.clusters.contains_key(*k)).cloned().collect();
+    if (updated.len() + removed.len()) * 2 > new.clusters.len().max(1) {
+        return None;
+    }
+    let d = mesh_api::protocol::EndpointsDelta {
+        base: old.part.version.clone(),
+        version: version.to_string(),
+        updated,
+        removed,
+    };
+    let json = serde_json::to_vec(&d).ok()?;
+    Some(Arc::new(Delta { base: d.base, json: Bytes::from(json) }))
+}
 
 /// Every connected proxy's config for one world generation.
 #[derive(Debug, Default)]
@@ -68,7 +110,10 @@ struct Caches {
     workloads: Option<(Arc<Workloads>, Arc<Workloads>)>,
     /// Routes, clusters (also as values, for the endpoints) per outbound key.
     outbound: HashMap<OutboundKey, Arc<Outbound>>,
-    endpoints: HashMap<OutboundKey, Arc<Part>>,
+    endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
+    /// The endpoints of the translation before, while the current ones are made: the base of
+    /// the deltas.
+    previous_endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
     listeners: HashMap<ListenerKey, Arc<Part>>,
 }
 
@@ -85,7 +130,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         caches.listeners.clear();
     }
     if !same_resources || !same_workloads {
-        caches.endpoints.clear();
+        caches.previous_endpoints = std::mem::take(&mut caches.endpoints);
     }
     caches.resources = Some(world.resources.clone());
     caches.workloads = Some((world.workloads.clone(), world.discovered.clone()));
@@ -113,7 +158,14 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
             .or_insert_with(|| {
                 fresh += 1;
                 let selection = selection.get_or_insert_with(|| Selection::new(&index, world.workload_list()));
-                Part::of(&translate::endpoints(&index, selection, &out.2, &w.namespace))
+                let value = translate::endpoints(&index, selection, &out.2, &w.namespace);
+                let part = Part::of(&value);
+                let delta = match caches.previous_endpoints.get(&key) {
+                    Some(old) if old.part.version == part.version => old.delta.clone(),
+                    Some(old) => delta(old, &value, &part.version),
+                    None => None,
+                };
+                Arc::new(EndpointsEntry { part, value, delta })
             })
             .clone();
         let lkey = ListenerKey::of(w);
@@ -130,11 +182,12 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         let parts = ConfigType::ALL.map(|t| match t {
             ConfigType::Routes => out.0.clone(),
             ConfigType::Clusters => out.1.clone(),
-            ConfigType::Endpoints => endpoints.clone(),
+            ConfigType::Endpoints => endpoints.part.clone(),
             ConfigType::Listeners => listeners.clone(),
         });
-        by_proxy.insert(id.clone(), Arc::new(parts));
+        by_proxy.insert(id.clone(), Arc::new(ProxyParts { parts, endpoints_delta: endpoints.delta.clone() }));
     }
+    caches.previous_endpoints.clear();
     // Keep only what a connected proxy uses.
     caches.outbound.retain(|k, _| used_out.contains(k));
     caches.endpoints.retain(|k, _| used_out.contains(k));
@@ -195,21 +248,42 @@ pub async fn run(state: Arc<State>, mesh: MeshConfig) {
     }
 }
 
+/// One field of a push frame.
+pub enum Entry<'a> {
+    Whole(ConfigType, &'a Part),
+    EndpointsDelta(&'a Delta),
+}
+
 /// A push frame (`MeshdMessage::Push` as JSON) made from already-serialized parts.
-pub fn frame(nonce: u64, parts: &[(ConfigType, &Part)]) -> Bytes {
-    let len = parts.iter().map(|(_, p)| p.json.len() + p.version.len() + 40).sum::<usize>() + 48;
+pub fn frame(nonce: u64, entries: &[Entry<'_>]) -> Bytes {
+    let len = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Whole(_, p) => p.json.len() + p.version.len() + 40,
+            Entry::EndpointsDelta(d) => d.json.len() + 20,
+        })
+        .sum::<usize>()
+        + 48;
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(br#"{"type":"push","nonce":""#);
     out.extend_from_slice(nonce.to_string().as_bytes());
     out.push(b'"');
-    for (t, p) in parts {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(t.as_str().as_bytes());
-        out.extend_from_slice(br#"":{"version":""#);
-        out.extend_from_slice(p.version.as_bytes());
-        out.extend_from_slice(br#"","body":"#);
-        out.extend_from_slice(&p.json);
-        out.push(b'}');
+    for e in entries {
+        match e {
+            Entry::Whole(t, p) => {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(t.as_str().as_bytes());
+                out.extend_from_slice(br#"":{"version":""#);
+                out.extend_from_slice(p.version.as_bytes());
+                out.extend_from_slice(br#"","body":"#);
+                out.extend_from_slice(&p.json);
+                out.push(b'}');
+            }
+            Entry::EndpointsDelta(d) => {
+                out.extend_from_slice(br#","endpoints_delta":"#);
+                out.extend_from_slice(&d.json);
+            }
+        }
     }
     out.push(b'}');
     Bytes::from(out)

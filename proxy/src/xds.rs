@@ -283,7 +283,12 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource, minted: &mut Option
     let mut framed =
         Framed::new(TokioIo::new(io), LengthDelimitedCodec::builder().max_frame_length(MAX_FRAME).new_codec());
     let challenge = random_hex()?;
-    send(&mut framed, &ProxyMessage::Hello { workload: shared.workload.clone(), challenge: challenge.clone() }).await?;
+    let hello = ProxyMessage::Hello {
+        workload: shared.workload.clone(),
+        challenge: challenge.clone(),
+        features: vec![mesh_api::protocol::ENDPOINTS_DELTA.to_string()],
+    };
+    send(&mut framed, &hello).await?;
     let mut authenticated = false;
     // When to send the next CSR: the renewal time of the certificate in force, or a retry
     // after a request that got no answer or was refused.
@@ -438,6 +443,27 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
         versions.insert(ConfigType::Listeners, l.version);
     }
     let mut rejected: HashMap<ConfigType, String> = HashMap::new();
+    if let Some(d) = push.endpoints_delta {
+        pushed.push((ConfigType::Endpoints, d.version.clone()));
+        let holds = current.versions.get(&ConfigType::Endpoints);
+        if holds == Some(&d.base) {
+            for gone in &d.removed {
+                candidate.endpoints.clusters.remove(gone);
+            }
+            candidate.endpoints.clusters.extend(d.updated);
+            versions.insert(ConfigType::Endpoints, d.version);
+        } else {
+            // meshd answers this NACK with the whole endpoints.
+            rejected.insert(
+                ConfigType::Endpoints,
+                format!(
+                    "endpoints delta on version {} but this proxy holds {}",
+                    d.base,
+                    holds.map_or("none", String::as_str)
+                ),
+            );
+        }
+    }
     let compiled = loop {
         match Snapshot::compile(candidate.clone(), versions.clone()) {
             Ok(s) => break Some(s),

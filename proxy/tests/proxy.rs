@@ -229,6 +229,7 @@ fn first_push(routes: Routes, clusters: Clusters, endpoints: Endpoints) -> Meshd
         clusters: Some(Versioned { version: "c1".into(), body: clusters }),
         endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
         listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
+        endpoints_delta: None,
     })
 }
 
@@ -276,6 +277,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             clusters: None,
             endpoints: None,
             listeners: None,
+            endpoints_delta: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -300,6 +302,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             clusters: None,
             endpoints: None,
             listeners: None,
+            endpoints_delta: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -318,6 +321,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             clusters: Some(Versioned { version: "c1".into(), body: clusters }),
             endpoints: Some(Versioned { version: "e2".into(), body: endpoints }),
             listeners: None,
+            endpoints_delta: None,
         }))
         .expect("push");
     let acks = next_answers(&mut from_proxy, 3).await;

@@ -506,11 +506,34 @@ fn meshd_metrics_syncz_and_proxy_health() {
         (plain(&metrics(), "pilot_proxy_convergence_time_count") >= converged + 2.0).then_some(())
     });
 
+    // A new replica: the others get its endpoint as a delta on what they hold, and their
+    // endpoints are then exactly what a fresh translation gives.
+    let deltas = plain(&metrics(), "mesh_xds_endpoint_deltas_total");
+    mesh.proxy(&[
+        "--workload",
+        "reviews-v2",
+        "--labels",
+        "app=reviews,version=v2",
+        "--inbound",
+        &format!("9080={}", app("r2")),
+    ]);
+    mesh.wait_synced(3);
+    assert!(plain(&metrics(), "mesh_xds_endpoint_deltas_total") >= deltas + 2.0, "{}", metrics());
+    let dump: serde_json::Value =
+        serde_json::from_str(&get(pp.admin, "localhost", "/config_dump", false, &[]).1).expect("config_dump");
+    let dump = dump.to_string();
+    assert!(dump.contains("default/reviews-v2"), "the delta added reviews-v2: {dump}");
+    // meshd's fresh translation for the proxy and what it holds after the delta agree.
+    for name in ["productpage-v1", "reviews-v1"] {
+        let diff = mesh.ok(&["proxy-status", name]).stdout;
+        assert!(diff.contains("endpoints: meshd and the proxy agree"), "{diff}");
+    }
+
     // /debug/syncz: each proxy, each type sent, acknowledged and SYNCED.
     let syncz: Vec<serde_json::Value> =
         serde_json::from_str(&get(monitoring, "m", "/debug/syncz", false, &[]).1).expect("syncz json");
     let names: Vec<&str> = syncz.iter().filter_map(|r| r["proxy"].as_str()).collect();
-    assert_eq!(names, ["productpage-v1.default", "reviews-v1.default"]);
+    assert_eq!(names, ["productpage-v1.default", "reviews-v1.default", "reviews-v2.default"]);
     for row in &syncz {
         for t in ["cluster", "listener", "route", "endpoint"] {
             assert_eq!(row[format!("{t}_state")], "SYNCED", "{row}");

@@ -120,7 +120,7 @@ fn shared_translation_equals_translating_each_proxy_alone() {
         assert_eq!(pushes.by_proxy.len(), ws.len());
         for (id, proxy) in w.connected() {
             let alone = translate_with(&res, w.workload_list(), proxy, &mesh);
-            let parts = &pushes.by_proxy[id];
+            let parts = &pushes.by_proxy[id].parts;
             let expect = [
                 serde_json::to_vec(&alone.routes).expect("json"),
                 serde_json::to_vec(&alone.clusters).expect("json"),
@@ -145,21 +145,21 @@ fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_e
     let (first, fresh) = compute(&w1, &mut caches, &mesh);
     // Replicas of one service in one namespace with the same `tier` share routes, clusters
     // and endpoints; listeners are shared by equal labels and ports.
-    let a = &first.by_proxy["ns-0/w-0"];
+    let a = &first.by_proxy["ns-0/w-0"].parts;
     let same_ns_same_tier = ws
         .iter()
         .find(|w| w.name != "w-0" && w.namespace == "ns-0" && w.labels.get("tier").is_some_and(|t| t == "front"));
-    let b = &first.by_proxy[&format!("ns-0/{}", same_ns_same_tier.expect("a peer").name)];
+    let b = &first.by_proxy[&format!("ns-0/{}", same_ns_same_tier.expect("a peer").name)].parts;
     assert!(Arc::ptr_eq(&a[0], &b[0]) && Arc::ptr_eq(&a[1], &b[1]) && Arc::ptr_eq(&a[2], &b[2]));
     // Another service's proxy in the same namespace and tier: the same routes too.
     let other = ws.iter().find(|w| {
         w.namespace == "ns-0" && w.labels["app"] != "svc-0" && w.labels.get("tier").is_some_and(|t| t == "front")
     });
-    let other_service = &first.by_proxy[&format!("ns-0/{}", other.expect("another service").name)];
+    let other_service = &first.by_proxy[&format!("ns-0/{}", other.expect("another service").name)].parts;
     assert!(Arc::ptr_eq(&a[0], &other_service[0]));
     let back =
         ws.iter().find(|w| w.namespace == "ns-0" && w.labels.get("tier").is_some_and(|t| t == "back")).expect("back");
-    let back = &first.by_proxy[&format!("ns-0/{}", back.name)];
+    let back = &first.by_proxy[&format!("ns-0/{}", back.name)].parts;
     assert!(!Arc::ptr_eq(&a[0], &back[0]), "sourceLabels on tier: different routes");
     // One translation per distinct input: routes, clusters and endpoints per namespace and
     // tier (the only label a sourceLabels reads) or gateway label; listeners per label set.
@@ -176,10 +176,27 @@ fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_e
     // Same resources Arc, as a registration publishes it.
     let w2 = World::for_test(2, w1.resources.clone(), w2.workloads.clone());
     let (second, _) = compute(&w2, &mut caches, &mesh);
-    let a2 = &second.by_proxy["ns-0/w-0"];
+    let a2 = &second.by_proxy["ns-0/w-0"].parts;
     assert!(Arc::ptr_eq(&a[0], &a2[0]) && Arc::ptr_eq(&a[1], &a2[1]) && Arc::ptr_eq(&a[3], &a2[3]));
     assert_ne!(a[2].version, a2[2].version, "the new endpoint is in the endpoints");
     assert!(second.by_proxy.contains_key("ns-0/w-500"));
+
+    // The delta from the first endpoints, applied as a proxy applies it, gives the second
+    // endpoints exactly, and names only the clusters the new workload is in.
+    let d = second.by_proxy["ns-0/w-0"].endpoints_delta.clone().expect("a delta");
+    assert_eq!(d.base, a[2].version);
+    let bytes = frame(2, &[Entry::EndpointsDelta(&d)]);
+    let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else { panic!("not a push") };
+    let delta = push.endpoints_delta.expect("endpoints_delta");
+    assert_eq!(delta.version, a2[2].version);
+    let mut held: mesh_api::proxy_config::Endpoints = serde_json::from_slice(&a[2].json).expect("first endpoints");
+    for gone in &delta.removed {
+        held.clusters.remove(gone);
+    }
+    let names: Vec<&String> = delta.updated.keys().collect();
+    assert!(names.iter().all(|n| n.ends_with("svc-0.ns-0.svc.cluster.local")), "{names:?}");
+    held.clusters.extend(delta.updated);
+    assert_eq!(serde_json::to_vec(&held).expect("json"), a2[2].json.to_vec());
 }
 
 #[test]
@@ -188,8 +205,9 @@ fn a_frame_from_serialized_parts_is_the_push_message() {
     let ws = fleet(2);
     let w = world(res.clone(), &ws, 1);
     let (pushes, _) = compute(&w, &mut Caches::default(), &MeshConfig::default());
-    let parts = &pushes.by_proxy["ns-0/w-0"];
-    let bytes = frame(7, &[(ConfigType::Routes, &parts[0]), (ConfigType::Endpoints, &parts[2])]);
+    let parts = &pushes.by_proxy["ns-0/w-0"].parts;
+    let bytes =
+        frame(7, &[Entry::Whole(ConfigType::Routes, &parts[0]), Entry::Whole(ConfigType::Endpoints, &parts[2])]);
     let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else {
         panic!("not a push: {}", String::from_utf8_lossy(&bytes))
     };
