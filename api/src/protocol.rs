@@ -159,6 +159,76 @@ pub enum MeshdMessage {
 
 /// The proxy applies `Push::endpoints_delta`.
 pub const ENDPOINTS_DELTA: &str = "endpoints-delta";
+/// The proxy applies `Push::routes_delta`.
+pub const ROUTES_DELTA: &str = "routes-delta";
+
+/// A change to the routes a proxy holds, when the number of virtual hosts is unchanged (a
+/// weight, match or policy changed): the virtual hosts that changed, by position, and the
+/// other fields whole when they changed. Applied only on top of `base`; the result is exactly
+/// the routes of `version`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutesDelta {
+    pub base: String,
+    pub version: String,
+    #[serde(default)]
+    pub virtual_hosts: Vec<(usize, crate::proxy_config::VirtualHost)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<Vec<crate::proxy_config::TcpService>>,
+    #[serde(default)]
+    pub passthrough: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_http: Option<Vec<crate::proxy_config::VirtualHost>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_tcp: Option<Vec<crate::proxy_config::TcpService>>,
+}
+
+impl RoutesDelta {
+    /// The change from `old` to `new`; None when the virtual hosts were added or removed.
+    pub fn between(old: &Routes, new: &Routes, base: &str, version: &str) -> Option<RoutesDelta> {
+        if old.virtual_hosts.len() != new.virtual_hosts.len() {
+            return None;
+        }
+        let changed = |a: &[crate::proxy_config::TcpService], b: &[crate::proxy_config::TcpService]| a != b;
+        Some(RoutesDelta {
+            base: base.to_string(),
+            version: version.to_string(),
+            virtual_hosts: old
+                .virtual_hosts
+                .iter()
+                .zip(&new.virtual_hosts)
+                .enumerate()
+                .filter(|(_, (a, b))| a != b)
+                .map(|(i, (_, b))| (i, b.clone()))
+                .collect(),
+            tcp: changed(&old.tcp, &new.tcp).then(|| new.tcp.clone()),
+            passthrough: new.passthrough,
+            gateway_http: (old.gateway_http != new.gateway_http).then(|| new.gateway_http.clone()),
+            gateway_tcp: changed(&old.gateway_tcp, &new.gateway_tcp).then(|| new.gateway_tcp.clone()),
+        })
+    }
+
+    /// Apply to `routes` (which must be the routes of `base`); an error names what does not fit.
+    pub fn apply(self, routes: &mut Routes) -> Result<(), String> {
+        let len = routes.virtual_hosts.len();
+        if let Some((i, _)) = self.virtual_hosts.iter().find(|(i, _)| *i >= len) {
+            return Err(format!("routes delta replaces virtual host {i}, but there are {len}"));
+        }
+        for (i, vh) in self.virtual_hosts {
+            routes.virtual_hosts[i] = vh;
+        }
+        if let Some(t) = self.tcp {
+            routes.tcp = t;
+        }
+        routes.passthrough = self.passthrough;
+        if let Some(g) = self.gateway_http {
+            routes.gateway_http = g;
+        }
+        if let Some(g) = self.gateway_tcp {
+            routes.gateway_tcp = g;
+        }
+        Ok(())
+    }
+}
 
 /// A change to the endpoints a proxy holds: the clusters whose endpoints changed (all their
 /// endpoints) and the clusters gone. Applied only on top of `base`; the result is `version`,
@@ -188,6 +258,9 @@ pub struct Push {
     /// Instead of `endpoints`, to a proxy that declared `ENDPOINTS_DELTA`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints_delta: Option<EndpointsDelta>,
+    /// Instead of `routes`, to a proxy that declared `ROUTES_DELTA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes_delta: Option<RoutesDelta>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -159,6 +159,7 @@ struct PushLite {
     endpoints: Option<VersionLite>,
     listeners: Option<VersionLite>,
     endpoints_delta: Option<DeltaLite>,
+    routes_delta: Option<DeltaLite>,
 }
 
 #[derive(Deserialize)]
@@ -247,7 +248,7 @@ async fn session(fleet: &Fleet, i: usize, w: &Workload, token: &str) -> Result<(
         .send(send(&ProxyMessage::Hello {
             workload: w.clone(),
             challenge: format!("c{i}"),
-            features: vec![mesh_api::protocol::ENDPOINTS_DELTA.into()],
+            features: vec![mesh_api::protocol::ENDPOINTS_DELTA.into(), mesh_api::protocol::ROUTES_DELTA.into()],
         })?)
         .await?;
     let frame = tokio::time::timeout_at(deadline, framed.next()).await.map_err(|_| "no welcome in time")?;
@@ -278,14 +279,12 @@ async fn session(fleet: &Fleet, i: usize, w: &Workload, token: &str) -> Result<(
                     framed.feed(send(&ack)?).await?;
                 }
             }
-            if let Some(d) = &p.endpoints_delta {
-                types |= bit(ConfigType::Endpoints);
-                let ack = ProxyMessage::Ack {
-                    config_type: ConfigType::Endpoints,
-                    version: d.version.clone(),
-                    nonce: p.nonce.clone(),
-                };
-                framed.feed(send(&ack)?).await?;
+            for (t, d) in [(ConfigType::Endpoints, &p.endpoints_delta), (ConfigType::Routes, &p.routes_delta)] {
+                if let Some(d) = d {
+                    types |= bit(t);
+                    let ack = ProxyMessage::Ack { config_type: t, version: d.version.clone(), nonce: p.nonce.clone() };
+                    framed.feed(send(&ack)?).await?;
+                }
             }
             SinkExt::<Bytes>::flush(&mut framed).await?;
             fleet.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);

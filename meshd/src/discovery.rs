@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::ca::{Ca, CaView};
 use crate::metrics::{TypeLabel, xds_type};
-use crate::push::{Entry, Part};
+use crate::push::{Entry, Part, slot};
 use crate::state::State;
 
 /// What a discovery session needs from meshd.
@@ -116,7 +116,15 @@ pub async fn serve<T: AsyncRead + AsyncWrite + Unpin>(ctx: Arc<Context>, io: T) 
     };
     info!(proxy = %id, "proxy connected");
     let proof = mesh_api::protocol::discovery_proof(&ctx.token, &challenge);
-    let deltas = features.iter().any(|f| f == mesh_api::protocol::ENDPOINTS_DELTA);
+    // The types this proxy takes as deltas, by `push::slot`.
+    let deltas = ConfigType::ALL.map(|t| {
+        let feature = match t {
+            ConfigType::Endpoints => mesh_api::protocol::ENDPOINTS_DELTA,
+            ConfigType::Routes => mesh_api::protocol::ROUTES_DELTA,
+            _ => return false,
+        };
+        features.iter().any(|f| f == feature)
+    });
     let result = run(&ctx, &id, &workload, proof, deltas, &mut framed).await;
     state.unregister(&id);
     match result {
@@ -158,7 +166,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     id: &str,
     workload: &mesh_api::protocol::Workload,
     proof: String,
-    deltas: bool,
+    deltas: [bool; ConfigType::ALL.len()],
     framed: &mut Framed<T, LengthDelimitedCodec>,
 ) -> std::io::Result<()> {
     let state = &ctx.state;
@@ -184,7 +192,7 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
     let mut unacked: Vec<(ConfigType, String)> = Vec::new();
     let mut unacked_since: Option<std::time::Instant> = None;
     // The endpoints version last sent as a delta: a NACK of it is answered with the whole.
-    let mut delta_sent: Option<String> = None;
+    let mut delta_sent: [Option<String>; ConfigType::ALL.len()] = Default::default();
     loop {
         let pushes = pushes_rx.borrow_and_update().clone();
         let noticed = std::time::Instant::now();
@@ -211,23 +219,21 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
             state.translated(id, pushes.generation);
             if !changed.is_empty() {
                 nonce += 1;
-                // Endpoints as a delta when the proxy takes them and holds the delta's base.
-                let ep = ConfigType::ALL.iter().position(|t| *t == ConfigType::Endpoints).unwrap_or(2);
-                let delta = mine.endpoints_delta.as_ref().filter(|d| deltas && sent[ep].as_deref() == Some(&*d.base));
-                let entries: Vec<Entry<'_>> = changed
-                    .iter()
-                    .map(|(t, p)| match (t, delta) {
-                        (ConfigType::Endpoints, Some(d)) => Entry::EndpointsDelta(d),
-                        _ => Entry::Whole(*t, p),
-                    })
-                    .collect();
-                delta_sent = delta
-                    .and(changed.iter().find(|(t, _)| *t == ConfigType::Endpoints))
-                    .map(|(_, p)| p.version.clone());
-                send_frame(framed, crate::push::frame(nonce, &entries)).await?;
-                if delta_sent.is_some() {
-                    metrics.endpoint_deltas.inc();
+                // A type as a delta when the proxy takes it and holds the delta's base.
+                let mut entries: Vec<Entry<'_>> = Vec::with_capacity(changed.len());
+                for (t, p) in &changed {
+                    let i = slot(*t);
+                    let delta = mine.deltas[i].as_ref().filter(|d| deltas[i] && sent[i].as_deref() == Some(&*d.base));
+                    delta_sent[i] = delta.map(|_| p.version.clone());
+                    entries.push(match delta {
+                        Some(d) => {
+                            metrics.deltas.get_or_create(&TypeLabel { r#type: xds_type(*t) }).inc();
+                            Entry::Delta(*t, d)
+                        }
+                        None => Entry::Whole(*t, p),
+                    });
                 }
+                send_frame(framed, crate::push::frame(nonce, &entries)).await?;
                 debug!(proxy = %id, nonce, "pushed");
                 metrics.push_time.observe(noticed.elapsed().as_secs_f64());
                 let changed_at = pushes.changed_at.map_or(session_start, |c| c.max(session_start));
@@ -277,11 +283,11 @@ async fn run<T: AsyncRead + AsyncWrite + Unpin>(
                             })
                         }
                         Ok(ProxyMessage::Nack { config_type, version, .. })
-                            if config_type == ConfigType::Endpoints && delta_sent.as_ref() == Some(&version) =>
+                            if delta_sent[slot(config_type)].as_ref() == Some(&version) =>
                         {
-                            debug!(proxy = %id, %version, "endpoints delta refused; sending them whole");
-                            delta_sent = None;
-                            sent[ConfigType::ALL.iter().position(|t| *t == ConfigType::Endpoints).unwrap_or(2)] = None;
+                            debug!(proxy = %id, %config_type, %version, "delta refused; sending the whole");
+                            delta_sent[slot(config_type)] = None;
+                            sent[slot(config_type)] = None;
                             break;
                         }
                         Ok(ProxyMessage::Nack { config_type, version, error, .. }) => {

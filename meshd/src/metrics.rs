@@ -36,8 +36,8 @@ pub struct Metrics {
     pub convergence: Histogram,
     /// Seconds to translate one world change for every connected proxy.
     pub translate_time: Histogram,
-    /// Endpoint pushes sent as a delta on what the proxy held.
-    pub endpoint_deltas: Counter,
+    /// Pushes of a type sent as a delta on what the proxy held.
+    pub deltas: Family<TypeLabel, Counter>,
     /// Pushes a proxy rejected (NACK).
     pub rejects: Family<TypeLabel, Counter>,
     /// Config changes (applies and deletes) and registry changes that caused pushes.
@@ -73,7 +73,7 @@ impl Metrics {
             push_time: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0]),
             convergence: Histogram::new(seconds_buckets()),
             translate_time: Histogram::new(seconds_buckets()),
-            endpoint_deltas: Counter::default(),
+            deltas: Family::default(),
             rejects: Family::default(),
             config_events: Counter::default(),
             validation_passed: Counter::default(),
@@ -97,9 +97,9 @@ impl Metrics {
             m.translate_time.clone(),
         );
         r.register(
-            "mesh_xds_endpoint_deltas",
-            "Endpoint pushes sent as the change to what the proxy held",
-            m.endpoint_deltas.clone(),
+            "mesh_xds_deltas",
+            "Pushes of a type (rds, eds) sent as the change to what the proxy held",
+            m.deltas.clone(),
         );
         r.register("pilot_total_xds_rejects", "Pushes proxies rejected, by type", m.rejects.clone());
         r.register("pilot_config_events", "Config and registry changes", m.config_events.clone());

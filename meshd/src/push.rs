@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{ConfigType, Endpoints};
+use mesh_api::proxy_config::{ConfigType, Endpoints, Routes};
 use tracing::debug;
 
 use crate::state::{State, World};
@@ -43,12 +43,17 @@ impl Part {
     }
 }
 
-/// A proxy's config: one part per type, in `ConfigType::ALL` order, and the change from the
-/// endpoints of the previous translation, for a proxy that holds those.
+/// A proxy's config: one part per type, in `ConfigType::ALL` order, and for routes and
+/// endpoints the change from the previous translation, for a proxy that holds that.
 #[derive(Debug)]
 pub struct ProxyParts {
     pub parts: [Arc<Part>; ConfigType::ALL.len()],
-    pub endpoints_delta: Option<Arc<Delta>>,
+    pub deltas: [Option<Arc<Delta>>; ConfigType::ALL.len()],
+}
+
+/// Where a type is in `ConfigType::ALL` (and so in `ProxyParts`).
+pub fn slot(t: ConfigType) -> usize {
+    ConfigType::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
 
 /// A serialized `EndpointsDelta` from `base` to a part's version.
@@ -99,8 +104,26 @@ pub struct Pushes {
 
 type Workloads = std::collections::BTreeMap<String, Workload>;
 
-/// Routes and clusters as sent, and the clusters as values (the endpoints are made from them).
-type Outbound = (Arc<Part>, Arc<Part>, mesh_api::proxy_config::Clusters);
+/// Routes and clusters as sent and as values (the endpoints are made from the clusters, the
+/// next routes delta from the routes), and the routes delta that led here.
+struct Outbound {
+    routes: Arc<Part>,
+    clusters: Arc<Part>,
+    routes_value: Routes,
+    clusters_value: mesh_api::proxy_config::Clusters,
+    routes_delta: Option<Arc<Delta>>,
+}
+
+/// The change from the routes of `old` to `new`, serialized; None when virtual hosts were
+/// added or removed, or most of them changed.
+fn routes_delta(old: &Outbound, new: &Routes, version: &str) -> Option<Arc<Delta>> {
+    let d = mesh_api::protocol::RoutesDelta::between(&old.routes_value, new, &old.routes.version, version)?;
+    if d.virtual_hosts.len() * 2 > new.virtual_hosts.len().max(1) {
+        return None;
+    }
+    let json = serde_json::to_vec(&d).ok()?;
+    Some(Arc::new(Delta { base: d.base, json: Bytes::from(json) }))
+}
 
 /// What earlier computations made, reused while its inputs are unchanged.
 #[derive(Default)]
@@ -110,6 +133,7 @@ struct Caches {
     workloads: Option<(Arc<Workloads>, Arc<Workloads>)>,
     /// Routes, clusters (also as values, for the endpoints) per outbound key.
     outbound: HashMap<OutboundKey, Arc<Outbound>>,
+    previous_outbound: HashMap<OutboundKey, Arc<Outbound>>,
     endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
     /// The endpoints of the translation before, while the current ones are made: the base of
     /// the deltas.
@@ -126,7 +150,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         .as_ref()
         .is_some_and(|(w, d)| Arc::ptr_eq(w, &world.workloads) && Arc::ptr_eq(d, &world.discovered));
     if !same_resources {
-        caches.outbound.clear();
+        caches.previous_outbound = std::mem::take(&mut caches.outbound);
         caches.listeners.clear();
     }
     if !same_resources || !same_workloads {
@@ -148,8 +172,20 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
             .entry(key.clone())
             .or_insert_with(|| {
                 fresh += 2;
-                let (routes, clusters) = translate::outbound(&index, w, mesh);
-                Arc::new((Part::of(&routes), Part::of(&clusters), clusters))
+                let (routes_value, clusters_value) = translate::outbound(&index, w, mesh);
+                let routes = Part::of(&routes_value);
+                let routes_delta = match caches.previous_outbound.get(&key) {
+                    Some(old) if old.routes.version == routes.version => old.routes_delta.clone(),
+                    Some(old) => routes_delta(old, &routes_value, &routes.version),
+                    None => None,
+                };
+                Arc::new(Outbound {
+                    routes,
+                    clusters: Part::of(&clusters_value),
+                    routes_value,
+                    clusters_value,
+                    routes_delta,
+                })
             })
             .clone();
         let endpoints = caches
@@ -158,7 +194,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
             .or_insert_with(|| {
                 fresh += 1;
                 let selection = selection.get_or_insert_with(|| Selection::new(&index, world.workload_list()));
-                let value = translate::endpoints(&index, selection, &out.2, &w.namespace);
+                let value = translate::endpoints(&index, selection, &out.clusters_value, &w.namespace);
                 let part = Part::of(&value);
                 let delta = match caches.previous_endpoints.get(&key) {
                     Some(old) if old.part.version == part.version => old.delta.clone(),
@@ -180,14 +216,20 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         used_out.insert(key);
         used_lis.insert(lkey);
         let parts = ConfigType::ALL.map(|t| match t {
-            ConfigType::Routes => out.0.clone(),
-            ConfigType::Clusters => out.1.clone(),
+            ConfigType::Routes => out.routes.clone(),
+            ConfigType::Clusters => out.clusters.clone(),
             ConfigType::Endpoints => endpoints.part.clone(),
             ConfigType::Listeners => listeners.clone(),
         });
-        by_proxy.insert(id.clone(), Arc::new(ProxyParts { parts, endpoints_delta: endpoints.delta.clone() }));
+        let deltas = ConfigType::ALL.map(|t| match t {
+            ConfigType::Routes => out.routes_delta.clone(),
+            ConfigType::Endpoints => endpoints.delta.clone(),
+            _ => None,
+        });
+        by_proxy.insert(id.clone(), Arc::new(ProxyParts { parts, deltas }));
     }
     caches.previous_endpoints.clear();
+    caches.previous_outbound.clear();
     // Keep only what a connected proxy uses.
     caches.outbound.retain(|k, _| used_out.contains(k));
     caches.endpoints.retain(|k, _| used_out.contains(k));
@@ -251,7 +293,8 @@ pub async fn run(state: Arc<State>, mesh: MeshConfig) {
 /// One field of a push frame.
 pub enum Entry<'a> {
     Whole(ConfigType, &'a Part),
-    EndpointsDelta(&'a Delta),
+    /// `routes_delta` or `endpoints_delta`.
+    Delta(ConfigType, &'a Delta),
 }
 
 /// A push frame (`MeshdMessage::Push` as JSON) made from already-serialized parts.
@@ -260,7 +303,7 @@ pub fn frame(nonce: u64, entries: &[Entry<'_>]) -> Bytes {
         .iter()
         .map(|e| match e {
             Entry::Whole(_, p) => p.json.len() + p.version.len() + 40,
-            Entry::EndpointsDelta(d) => d.json.len() + 20,
+            Entry::Delta(_, d) => d.json.len() + 24,
         })
         .sum::<usize>()
         + 48;
@@ -279,8 +322,10 @@ pub fn frame(nonce: u64, entries: &[Entry<'_>]) -> Bytes {
                 out.extend_from_slice(&p.json);
                 out.push(b'}');
             }
-            Entry::EndpointsDelta(d) => {
-                out.extend_from_slice(br#","endpoints_delta":"#);
+            Entry::Delta(t, d) => {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(t.as_str().as_bytes());
+                out.extend_from_slice(br#"_delta":"#);
                 out.extend_from_slice(&d.json);
             }
         }

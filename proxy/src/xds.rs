@@ -286,7 +286,7 @@ async fn session(shared: &Arc<Shared>, source: &MeshdSource, minted: &mut Option
     let hello = ProxyMessage::Hello {
         workload: shared.workload.clone(),
         challenge: challenge.clone(),
-        features: vec![mesh_api::protocol::ENDPOINTS_DELTA.to_string()],
+        features: vec![mesh_api::protocol::ENDPOINTS_DELTA.to_string(), mesh_api::protocol::ROUTES_DELTA.to_string()],
     };
     send(&mut framed, &hello).await?;
     let mut authenticated = false;
@@ -443,6 +443,30 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
         versions.insert(ConfigType::Listeners, l.version);
     }
     let mut rejected: HashMap<ConfigType, String> = HashMap::new();
+    if let Some(d) = push.routes_delta {
+        pushed.push((ConfigType::Routes, d.version.clone()));
+        let holds = current.versions.get(&ConfigType::Routes);
+        let version = d.version.clone();
+        let applied = if holds == Some(&d.base) {
+            d.apply(&mut candidate.routes)
+        } else {
+            Err(format!(
+                "routes delta on version {} but this proxy holds {}",
+                d.base,
+                holds.map_or("none", String::as_str)
+            ))
+        };
+        match applied {
+            Ok(()) => {
+                versions.insert(ConfigType::Routes, version);
+            }
+            Err(e) => {
+                // meshd answers this NACK with the whole routes.
+                candidate.routes = current.raw.routes.clone();
+                rejected.insert(ConfigType::Routes, e);
+            }
+        }
+    }
     if let Some(d) = push.endpoints_delta {
         pushed.push((ConfigType::Endpoints, d.version.clone()));
         let holds = current.versions.get(&ConfigType::Endpoints);

@@ -230,6 +230,7 @@ fn first_push(routes: Routes, clusters: Clusters, endpoints: Endpoints) -> Meshd
         endpoints: Some(Versioned { version: "e1".into(), body: endpoints }),
         listeners: Some(Versioned { version: "l1".into(), body: Listeners::default() }),
         endpoints_delta: None,
+        routes_delta: None,
     })
 }
 
@@ -278,6 +279,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             endpoints: None,
             listeners: None,
             endpoints_delta: None,
+            routes_delta: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -303,6 +305,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             endpoints: None,
             listeners: None,
             endpoints_delta: None,
+            routes_delta: None,
         }))
         .expect("push");
     let answers = next_answers(&mut from_proxy, 1).await;
@@ -322,6 +325,7 @@ async fn nacked_config_leaves_the_previous_one_in_force() {
             endpoints: Some(Versioned { version: "e2".into(), body: endpoints }),
             listeners: None,
             endpoints_delta: None,
+            routes_delta: None,
         }))
         .expect("push");
     let acks = next_answers(&mut from_proxy, 3).await;

@@ -508,7 +508,7 @@ fn meshd_metrics_syncz_and_proxy_health() {
 
     // A new replica: the others get its endpoint as a delta on what they hold, and their
     // endpoints are then exactly what a fresh translation gives.
-    let deltas = plain(&metrics(), "mesh_xds_endpoint_deltas_total");
+    let deltas = plain(&metrics(), "mesh_xds_deltas_total");
     mesh.proxy(&[
         "--workload",
         "reviews-v2",
@@ -518,15 +518,23 @@ fn meshd_metrics_syncz_and_proxy_health() {
         &format!("9080={}", app("r2")),
     ]);
     mesh.wait_synced(3);
-    assert!(plain(&metrics(), "mesh_xds_endpoint_deltas_total") >= deltas + 2.0, "{}", metrics());
+    assert!(plain(&metrics(), "mesh_xds_deltas_total") >= deltas + 2.0, "{}", metrics());
     let dump: serde_json::Value =
         serde_json::from_str(&get(pp.admin, "localhost", "/config_dump", false, &[]).1).expect("config_dump");
     let dump = dump.to_string();
     assert!(dump.contains("default/reviews-v2"), "the delta added reviews-v2: {dump}");
-    // meshd's fresh translation for the proxy and what it holds after the delta agree.
-    for name in ["productpage-v1", "reviews-v1"] {
+    // One service's routes change: every proxy gets only that virtual host, as a delta.
+    let rds = sample(&metrics(), "mesh_xds_deltas_total", &[("type", "rds")]).unwrap_or(0.0);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-reviews-50-v3.yaml")]);
+    mesh.wait_synced(3);
+    let m = metrics();
+    assert!(sample(&m, "mesh_xds_deltas_total", &[("type", "rds")]).is_some_and(|v| v >= rds + 3.0), "{m}");
+    // meshd's fresh translation for each proxy and what it holds after the deltas agree.
+    for name in ["productpage-v1", "reviews-v1", "reviews-v2"] {
         let diff = mesh.ok(&["proxy-status", name]).stdout;
-        assert!(diff.contains("endpoints: meshd and the proxy agree"), "{diff}");
+        for t in ["routes", "endpoints"] {
+            assert!(diff.contains(&format!("{t}: meshd and the proxy agree")), "{diff}");
+        }
     }
 
     // /debug/syncz: each proxy, each type sent, acknowledged and SYNCED.

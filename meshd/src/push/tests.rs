@@ -183,9 +183,9 @@ fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_e
 
     // The delta from the first endpoints, applied as a proxy applies it, gives the second
     // endpoints exactly, and names only the clusters the new workload is in.
-    let d = second.by_proxy["ns-0/w-0"].endpoints_delta.clone().expect("a delta");
+    let d = second.by_proxy["ns-0/w-0"].deltas[slot(ConfigType::Endpoints)].clone().expect("a delta");
     assert_eq!(d.base, a[2].version);
-    let bytes = frame(2, &[Entry::EndpointsDelta(&d)]);
+    let bytes = frame(2, &[Entry::Delta(ConfigType::Endpoints, &d)]);
     let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else { panic!("not a push") };
     let delta = push.endpoints_delta.expect("endpoints_delta");
     assert_eq!(delta.version, a2[2].version);
@@ -197,6 +197,45 @@ fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_e
     assert!(names.iter().all(|n| n.ends_with("svc-0.ns-0.svc.cluster.local")), "{names:?}");
     held.clusters.extend(delta.updated);
     assert_eq!(serde_json::to_vec(&held).expect("json"), a2[2].json.to_vec());
+}
+
+/// A change of one VirtualService's weights reaches each proxy as a routes delta that names
+/// only that service's virtual host and rebuilds exactly the new routes.
+#[test]
+fn one_changed_virtual_service_is_a_routes_delta_of_its_virtual_host() {
+    let ws = fleet(6);
+    let mesh = MeshConfig::default();
+    let mut caches = Caches::default();
+    let before = resources(&generated(6));
+    let (first, _) = compute(&world(before, &ws, 1), &mut caches, &mesh);
+    // svc-0's VirtualService goes from 90/10 to 80/20; nothing else changes.
+    let yaml: Vec<String> = generated(6)
+        .split("\n---\n")
+        .map(|doc| {
+            if doc.contains("kind: VirtualService") && doc.contains("name: svc-0,") {
+                doc.replace("weight: 90}", "weight: 80}").replace("weight: 10}", "weight: 20}")
+            } else {
+                doc.to_string()
+            }
+        })
+        .collect();
+    let yaml = yaml.join("\n---\n");
+    assert_eq!(resources(&yaml).len(), resources(&generated(6)).len());
+    let (second, _) = compute(&world(resources(&yaml), &ws, 2), &mut caches, &mesh);
+    let old = &first.by_proxy["ns-1/w-1"].parts[slot(ConfigType::Routes)];
+    let new = &second.by_proxy["ns-1/w-1"];
+    assert_ne!(old.version, new.parts[slot(ConfigType::Routes)].version);
+    let d = new.deltas[slot(ConfigType::Routes)].clone().expect("a routes delta");
+    assert!(new.deltas[slot(ConfigType::Endpoints)].is_none(), "endpoints did not change");
+    let bytes = frame(3, &[Entry::Delta(ConfigType::Routes, &d)]);
+    let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else { panic!("not a push") };
+    let delta = push.routes_delta.expect("routes_delta");
+    assert_eq!(delta.base, old.version);
+    let names: Vec<&str> = delta.virtual_hosts.iter().map(|(_, vh)| vh.name.as_str()).collect();
+    assert_eq!(names, ["svc-0.ns-0.svc.cluster.local:9080"]);
+    let mut held: mesh_api::proxy_config::Routes = serde_json::from_slice(&old.json).expect("routes");
+    delta.apply(&mut held).expect("applies");
+    assert_eq!(serde_json::to_vec(&held).expect("json"), new.parts[slot(ConfigType::Routes)].json.to_vec());
 }
 
 #[test]
