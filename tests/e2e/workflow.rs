@@ -524,11 +524,29 @@ fn meshd_metrics_syncz_and_proxy_health() {
     let dump = dump.to_string();
     assert!(dump.contains("default/reviews-v2"), "the delta added reviews-v2: {dump}");
     // One service's routes change: every proxy gets only that virtual host, as a delta.
-    let rds = sample(&metrics(), "mesh_xds_deltas_total", &[("type", "rds")]).unwrap_or(0.0);
+    let before = metrics();
+    let rds = sample(&before, "mesh_xds_deltas_total", &[("type", "rds")]).unwrap_or(0.0);
     mesh.ok(&["apply", "-f", &shared("bookinfo/networking/virtual-service-reviews-50-v3.yaml")]);
     mesh.wait_synced(3);
     let m = metrics();
     assert!(sample(&m, "mesh_xds_deltas_total", &[("type", "rds")]).is_some_and(|v| v >= rds + 3.0), "{m}");
+    // Only weights change now: the types that change did not touch are not pushed again.
+    let before = metrics();
+    apply(
+        &mesh,
+        "reviews-20-80.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 20}\n    - {destination: {host: reviews, subset: v3}, weight: 80}\n",
+    );
+    mesh.wait_synced(3);
+    let m = metrics();
+    assert!(
+        sample(&m, "pilot_xds_pushes_total", &[("type", "rds")])
+            > sample(&before, "pilot_xds_pushes_total", &[("type", "rds")])
+    );
+    for t in ["cds", "eds", "lds"] {
+        let pushes = |m: &str| sample(m, "pilot_xds_pushes_total", &[("type", t)]);
+        assert_eq!(pushes(&m), pushes(&before), "{t} pushed for a routes-only change");
+    }
     // meshd's fresh translation for each proxy and what it holds after the deltas agree.
     for name in ["productpage-v1", "reviews-v1", "reviews-v2"] {
         let diff = mesh.ok(&["proxy-status", name]).stdout;
