@@ -45,6 +45,41 @@ pub fn client(http2: bool) -> HttpClient {
     b.build(connector)
 }
 
+/// Connects to one address whatever the request's URI says: the URI can then carry the
+/// request's own authority (HTTP/2's `:authority`), as the app expects it.
+#[derive(Clone)]
+pub struct FixedConnector {
+    inner: HttpConnector,
+    target: Uri,
+}
+
+impl tower_service::Service<Uri> for FixedConnector {
+    type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = <HttpConnector as tower_service::Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        self.inner.call(self.target.clone())
+    }
+}
+
+pub type AppH2Client = Client<FixedConnector, Body>;
+
+/// An h2c client to one app address (gRPC); requests name their own authority.
+pub fn app_h2_client(app: SocketAddr) -> Option<AppH2Client> {
+    let mut inner = HttpConnector::new();
+    inner.set_nodelay(true);
+    inner.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let target = Uri::builder().scheme("http").authority(app.to_string()).path_and_query("/").build().ok()?;
+    let mut b = Client::builder(TokioExecutor::new());
+    b.pool_idle_timeout(std::time::Duration::from_secs(60)).http2_only(true);
+    Some(b.build(FixedConnector { inner, target }))
+}
+
 /// A pooled client to other proxies: HTTP/1.1 keep-alive, or HTTP/2 (one multiplexed
 /// connection per peer; ALPN `h2` over mTLS, prior knowledge on plaintext).
 pub fn mesh_client(connector: MeshConnector, http2: bool) -> MeshClient {
@@ -192,7 +227,22 @@ where
     *req.uri_mut() = uri;
     *req.version_mut() = version;
     let upgrade_to = if upgrade { req.headers().get(header::UPGRADE).cloned() } else { None };
+    // `te: trailers` is end to end in effect (gRPC requires it); other TE values are not.
+    let trailers = req
+        .headers()
+        .get_all(header::TE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().split(';').next() == Some("trailers"))));
     strip_hop_by_hop(req.headers_mut());
+    if trailers {
+        req.headers_mut().insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    // HTTP/2 carries one authority: when the URI has the request's own, no Host beside it.
+    if version == http::Version::HTTP_2
+        && req.headers().get(header::HOST).is_some_and(|h| h.as_bytes() == target.as_bytes())
+    {
+        req.headers_mut().remove(header::HOST);
+    }
     if let Some(u) = upgrade_to {
         req.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         req.headers_mut().insert(header::UPGRADE, u);
@@ -229,13 +279,21 @@ fn upstream_failure(e: UpstreamError) -> Response<Body> {
 
 /// The app's own forward to a local address (inbound side): no retries, no routing. An
 /// HTTP/2 request (gRPC) goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
-async fn forward_to_app(shared: &Shared, req: Request<Incoming>, app: SocketAddr) -> Response<Body> {
-    let app = app.to_string();
+async fn forward_to_app(shared: &Shared, req: Request<Incoming>, app_addr: SocketAddr) -> Response<Body> {
+    let app = app_addr.to_string();
     if is_upgrade(&req) {
         return tunnel(&shared.client, req, &app, false).await;
     }
     let sent = if req.version() == http::Version::HTTP_2 {
-        send(&shared.client_h2, req.map(Either::Left), &app, false, http::Version::HTTP_2).await
+        // The request's authority goes to the app as `:authority`, alone (gRPC C-core refuses
+        // a stream with a second one); the connection goes to the app's address.
+        let authority = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+        match (shared.app_h2(app_addr), authority) {
+            (Some(client), Some(authority)) => {
+                send(&client, req.map(Either::Left), &authority, false, http::Version::HTTP_2).await
+            }
+            _ => send(&shared.client_h2, req.map(Either::Left), &app, false, http::Version::HTTP_2).await,
+        }
     } else {
         send(&shared.client, req.map(Either::Left), &app, false, http::Version::HTTP_11).await
     };
@@ -899,7 +957,14 @@ pub async fn inbound(
     let start_time = std::time::SystemTime::now();
     let snapshot = shared.snapshot.load_full();
     // What policy judges is what the app gets: one authority, the normalized path.
-    if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
+    // From a mesh peer over mTLS the Host header is the caller's authority (the HTTP/2
+    // `:authority` between proxies names the endpoint connected to).
+    let prepared = if peer.identity.is_some() {
+        normalize::prepare_from_peer(&mut req, snapshot.raw.listeners.path_normalization)
+    } else {
+        normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization)
+    };
+    if let Err(r) = prepared {
         return refusal(r);
     }
     // The loop mark is between proxies only: an app never sees it (so an app calling its own

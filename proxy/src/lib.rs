@@ -18,7 +18,7 @@ pub mod tls;
 pub mod trace;
 pub mod xds;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct Shared {
     /// To apps: HTTP/1.1, and h2c for HTTP/2 requests (gRPC).
     pub client: http::HttpClient,
     pub client_h2: http::HttpClient,
+    /// h2c to each app address, with the request's own authority (see `http::FixedConnector`).
+    pub app_h2: std::sync::Mutex<HashMap<SocketAddr, http::AppH2Client>>,
     /// To other proxies over HTTP/1.1 (mTLS or plaintext).
     pub mesh_h1: http::MeshClient,
     /// To other proxies over HTTP/2 (ALPN h2 on mTLS, h2c on plaintext).
@@ -203,6 +205,17 @@ pub struct Bound {
 }
 
 impl Shared {
+    /// The h2c client to `app`, made on first use (one per app address the proxy serves).
+    pub fn app_h2(&self, app: SocketAddr) -> Option<http::AppH2Client> {
+        let mut clients = self.app_h2.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&app) {
+            return Some(c.clone());
+        }
+        let c = http::app_h2_client(app)?;
+        clients.insert(app, c.clone());
+        Some(c)
+    }
+
     /// The client to other proxies for a cluster: the shared one, or one with the cluster's
     /// connect timeout, idle timeout and reuse settings (cached by those settings).
     pub fn client_for(&self, pool: Option<config::PoolSettings>, h2: bool) -> ClientRef<'_> {
@@ -388,6 +401,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         ready: AtomicBool::new(false),
         client: http::client(false),
         client_h2: http::client(true),
+        app_h2: Default::default(),
         mesh_h1,
         mesh_h2,
         upgrade_h2: opts.peer_http2,

@@ -160,3 +160,63 @@ fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
         assert_eq!(buf, msg.as_bytes());
     }
 }
+
+/// Whether python3 can import `module`.
+fn python_has(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A real gRPC stack on both ends (python grpcio, gRPC C-core): a server behind one sidecar,
+/// a client through another, mTLS between them. C-core is strict where our own test client is
+/// not: one authority per request, `te: trailers` present.
+#[test]
+fn grpcio_client_and_server_through_two_proxies_with_mtls() {
+    if !prerequisite("python3 with grpcio (pip install grpcio)", python_has("grpc")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(
+        &mesh,
+        "echo.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: echo}\nspec:\n  selector: {app: echo}\n  ports: [{name: grpc, port: 7070, targetPort: 17070}]\n",
+    );
+    let dir = format!("{}/../tests/e2e/grpc", env!("CARGO_MANIFEST_DIR"));
+    let mut server = std::process::Command::new("python3")
+        .arg(format!("{dir}/server.py"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 server.py");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+    mesh.keep(server);
+    let port: u16 = line.trim().parse().expect("the server prints its port");
+    mesh.proxy(&[
+        "--workload",
+        "echo-v1",
+        "--labels",
+        "app=echo,version=v1",
+        "--inbound",
+        &format!("17070=127.0.0.1:{port}"),
+    ]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    mesh.wait_synced(2);
+    let outbound = client.outbound.expect("outbound").to_string();
+    let out = std::process::Command::new("timeout")
+        .args(["60", "python3", &format!("{dir}/client.py"), &outbound, "echo:7070"])
+        .output()
+        .expect("client.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let seen: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("client output {text:?} ({e}); stderr {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(seen["unary"], "echo:hi:m1", "{seen}");
+    assert_eq!(seen["trailer"], "t1", "{seen}");
+    assert_eq!(seen["fail"], "INVALID_ARGUMENT: bad input", "{seen}");
+    assert_eq!(seen["stream"], serde_json::json!(["s0", "s1", "s2"]), "{seen}");
+    assert_eq!(seen["collect"], "a,b,c", "{seen}");
+    assert_eq!(seen["chat"], serde_json::json!(["re:x", "re:y"]), "{seen}");
+    assert_eq!(seen["big"], (3 << 20) + "echo:".len() + ":".len(), "{seen}");
+}

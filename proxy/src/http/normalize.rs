@@ -177,6 +177,16 @@ const FOREIGN_PEER_HEADERS: [&str; 2] = ["x-envoy-peer-metadata", "x-envoy-peer-
 
 /// Prepare a request on any listener. Err: the local reply to send instead.
 pub fn prepare<B>(req: &mut Request<B>, cfg: PathNormalization) -> Result<(), Refusal> {
+    prepare_with(req, cfg, false)
+}
+
+/// `prepare` for a request from a mesh peer (an authenticated proxy): its Host header is the
+/// caller's authority and wins over the URI's, which names the endpoint it connected to.
+pub fn prepare_from_peer<B>(req: &mut Request<B>, cfg: PathNormalization) -> Result<(), Refusal> {
+    prepare_with(req, cfg, true)
+}
+
+fn prepare_with<B>(req: &mut Request<B>, cfg: PathNormalization, host_wins: bool) -> Result<(), Refusal> {
     // A method is matched by policy exactly as written; a lower-case `delete` would pass a
     // DENY on DELETE and still be a DELETE to many apps. Envoy refuses such methods too.
     if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
@@ -190,7 +200,8 @@ pub fn prepare<B>(req: &mut Request<B>, cfg: PathNormalization) -> Result<(), Re
     if hosts.next().is_some() {
         return Err(Refusal::bad("more than one Host header\n"));
     }
-    if let Some(authority) = req.uri().authority() {
+    let authority = req.uri().authority().filter(|_| !(host_wins && first.is_some()));
+    if let Some(authority) = authority {
         if authority.as_str().contains('@') {
             return Err(Refusal::bad("user information is not allowed in the request target\n"));
         }

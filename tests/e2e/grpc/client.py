@@ -1,0 +1,32 @@
+"""A gRPC client on python grpcio: calls every method of server.py through ADDR with the
+channel authority AUTHORITY, and prints what it saw as JSON (one object)."""
+import json
+import sys
+
+import grpc
+
+addr, authority = sys.argv[1], sys.argv[2]
+out = {}
+with grpc.insecure_channel(addr, options=[("grpc.default_authority", authority),
+                                          ("grpc.max_receive_message_length", 8 << 20)]) as ch:
+    unary = ch.unary_unary("/echo.Echo/Unary")
+    try:
+        resp, call = unary.with_call(b"hi", metadata=(("x-meta", "m1"),), timeout=10)
+        out["unary"] = resp.decode()
+        out["trailer"] = dict(call.trailing_metadata()).get("x-trailer")
+    except grpc.RpcError as e:
+        out["unary_error"] = f"{e.code().name}: {e.details()}"
+    try:
+        unary(b"fail", timeout=10)
+        out["fail"] = "no error"
+    except grpc.RpcError as e:
+        out["fail"] = f"{e.code().name}: {e.details()}"
+    try:
+        out["stream"] = [m.decode() for m in ch.unary_stream("/echo.Echo/Stream")(b"s", timeout=10)]
+        out["collect"] = ch.stream_unary("/echo.Echo/Collect")(iter([b"a", b"b", b"c"]), timeout=10).decode()
+        out["chat"] = [m.decode() for m in ch.stream_stream("/echo.Echo/Chat")(iter([b"x", b"y"]), timeout=10)]
+        big = b"z" * (3 << 20)
+        out["big"] = len(unary(big, timeout=20))
+    except grpc.RpcError as e:
+        out["error"] = f"{e.code().name}: {e.details()}"
+print(json.dumps(out), flush=True)

@@ -1,0 +1,52 @@
+"""A gRPC server on python grpcio (gRPC C-core), with generic byte handlers so no generated
+code is needed. Prints its port, then serves until killed.
+
+echo.Echo/Unary: answers b"echo:<request>:<x-meta metadata>", sets trailing metadata
+x-trailer: t1; a request of b"fail" ends with INVALID_ARGUMENT "bad input".
+echo.Echo/Stream: answers three messages, request + "0", "1", "2".
+echo.Echo/Collect: a client stream, answered with the messages joined by ",".
+echo.Echo/Chat: bidirectional, each message answered with "re:" + message.
+"""
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def unary(req, ctx):
+    md = dict(ctx.invocation_metadata())
+    ctx.set_trailing_metadata((("x-trailer", "t1"),))
+    if req == b"fail":
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad input")
+    return b"echo:" + req + b":" + md.get("x-meta", "").encode()
+
+
+def stream(req, ctx):
+    for i in range(3):
+        yield req + str(i).encode()
+
+
+def collect(reqs, ctx):
+    return b",".join(reqs)
+
+
+def chat(reqs, ctx):
+    for r in reqs:
+        yield b"re:" + r
+
+
+handler = grpc.method_handlers_generic_handler(
+    "echo.Echo",
+    {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Collect": grpc.stream_unary_rpc_method_handler(collect),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
+    },
+)
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.max_receive_message_length", 8 << 20)])
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+server.wait_for_termination()
