@@ -174,7 +174,10 @@ fn python_has(module: &str) -> bool {
 /// not: one authority per request, `te: trailers` present.
 #[test]
 fn grpcio_client_and_server_through_two_proxies_with_mtls() {
-    if !prerequisite("python3 with grpcio (pip install grpcio)", python_has("grpc")) {
+    if !prerequisite(
+        "python3 with grpcio (pip install grpcio grpcio-health-checking)",
+        python_has("grpc_health.v1.health"),
+    ) {
         return;
     }
     let mut mesh = Mesh::new();
@@ -219,4 +222,8 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     assert_eq!(seen["collect"], "a,b,c", "{seen}");
     assert_eq!(seen["chat"], serde_json::json!(["re:x", "re:y"]), "{seen}");
     assert_eq!(seen["big"], (3 << 20) + "echo:".len() + ":".len(), "{seen}");
+    assert_eq!(seen["concurrent"], 200, "{seen}");
+    assert_eq!(seen["health"], "SERVING", "{seen}");
+    assert_eq!(seen["watch"], "SERVING", "{seen}");
+    assert_eq!(seen["deadline"], "DEADLINE_EXCEEDED", "{seen}");
 }

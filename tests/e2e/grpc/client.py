@@ -4,6 +4,7 @@ import json
 import sys
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 addr, authority = sys.argv[1], sys.argv[2]
 out = {}
@@ -27,6 +28,20 @@ with grpc.insecure_channel(addr, options=[("grpc.default_authority", authority),
         out["chat"] = [m.decode() for m in ch.stream_stream("/echo.Echo/Chat")(iter([b"x", b"y"]), timeout=10)]
         big = b"z" * (3 << 20)
         out["big"] = len(unary(big, timeout=20))
+        calls = [unary.future(b"c%d" % i, timeout=30) for i in range(200)]
+        out["concurrent"] = sum(1 for i, c in enumerate(calls) if c.result() == b"echo:c%d:" % i)
+        stub = health_pb2_grpc.HealthStub(ch)
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name
+        req = health_pb2.HealthCheckRequest(service="echo.Echo")
+        out["health"] = name(stub.Check(req, timeout=10).status)
+        watch = stub.Watch(req, timeout=10)
+        out["watch"] = name(next(watch).status)
+        watch.cancel()
     except grpc.RpcError as e:
         out["error"] = f"{e.code().name}: {e.details()}"
+    try:
+        ch.unary_unary("/echo.Echo/Slow")(b"late", timeout=0.5)
+        out["deadline"] = "answered"
+    except grpc.RpcError as e:
+        out["deadline"] = e.code().name
 print(json.dumps(out), flush=True)

@@ -6,11 +6,16 @@ x-trailer: t1; a request of b"fail" ends with INVALID_ARGUMENT "bad input".
 echo.Echo/Stream: answers three messages, request + "0", "1", "2".
 echo.Echo/Collect: a client stream, answered with the messages joined by ",".
 echo.Echo/Chat: bidirectional, each message answered with "re:" + message.
+echo.Echo/Slow: answers after 3 s (for deadlines).
+grpc.health.v1.Health: echo.Echo is SERVING.
 """
 import sys
 from concurrent import futures
 
+import time
+
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
 def unary(req, ctx):
@@ -30,6 +35,11 @@ def collect(reqs, ctx):
     return b",".join(reqs)
 
 
+def slow(req, ctx):
+    time.sleep(3)
+    return req
+
+
 def chat(reqs, ctx):
     for r in reqs:
         yield b"re:" + r
@@ -42,10 +52,14 @@ handler = grpc.method_handlers_generic_handler(
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Collect": grpc.stream_unary_rpc_method_handler(collect),
         "Chat": grpc.stream_stream_rpc_method_handler(chat),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
     },
 )
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.max_receive_message_length", 8 << 20)])
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=[("grpc.max_receive_message_length", 8 << 20)])
 server.add_generic_rpc_handlers((handler,))
+health_servicer = health.HealthServicer()
+health_servicer.set("echo.Echo", health_pb2.HealthCheckResponse.SERVING)
+health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 port = server.add_insecure_port("127.0.0.1:0")
 server.start()
 print(port, flush=True)
