@@ -164,8 +164,9 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         tcp.is_some_and(|t| t.max_connection_duration.is_some()),
                     ),
                     (
-                        "connectionPool.http.maxRequestsPerConnection",
-                        http.is_some_and(|h| h.max_requests_per_connection.is_some()),
+                        // 1 (no reuse) and 0 (unlimited) are enforced; other limits are not.
+                        "connectionPool.http.maxRequestsPerConnection above 1",
+                        http.is_some_and(|h| h.max_requests_per_connection.is_some_and(|n| n > 1)),
                     ),
                     ("connectionPool.http.h2UpgradePolicy", http.is_some_and(|h| h.h2_upgrade_policy.is_some())),
                     (
@@ -194,4 +195,28 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(pool: &str) -> Resource {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: r\n  trafficPolicy: {{connectionPool: {pool}}}\n"
+        );
+        let doc = crate::resource::parse_yaml_stream(&yaml).expect("yaml").remove(0);
+        match crate::resource::parse_document(doc, "default", 0) {
+            Ok(crate::Parsed::Supported(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn enforced_connection_pool_settings_are_not_reported() {
+        assert!(unenforced(&rule("{http: {maxRequestsPerConnection: 1}}")).is_empty());
+        assert!(unenforced(&rule("{tcp: {idleTimeout: 30s}}")).is_empty());
+        let limited = unenforced(&rule("{http: {maxRequestsPerConnection: 5}}"));
+        assert!(limited.iter().any(|f| f.contains("maxRequestsPerConnection")), "{limited:?}");
+    }
 }

@@ -142,3 +142,48 @@ fn a_slow_upstream_does_not_hold_up_others_and_5000_connections_stay_bounded() {
     drop(conns);
     assert_eq!(get(out, "fast", "/", false, &[]), (200, "fast\n".into()));
 }
+
+#[test]
+fn install_with_new_settings_on_a_running_mesh_restarts_meshd_and_fails_no_request() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(&mesh, "setup.yaml", SETUP);
+    let a = app("echo-a");
+    mesh.proxy(&["--workload", "echo-1", "--labels", "app=echo", "--inbound", &format!("80={a}")]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    let outbound = client.outbound.expect("outbound");
+    mesh.wait_synced(2);
+    let load = Load::start(outbound, "echo:8080", |code, body| code == 200 && body.trim() == "echo-a");
+    load.wait_more("some traffic", 50);
+    let pid = mesh.meshd_pid().expect("pid");
+
+    // The settings it runs with: nothing to do.
+    let same = mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0"]);
+    let said = format!("{}{}", same.stdout, same.stderr);
+    assert!(said.contains("already installed with these settings"), "{said}");
+    assert_eq!(mesh.meshd_pid(), Some(pid));
+
+    // A new setting: meshd restarts with it, says what changed, and no request fails.
+    let changed = mesh.ok(&[
+        "install",
+        "-y",
+        "--set",
+        "meshd.listen=127.0.0.1:0",
+        "--set",
+        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
+    ]);
+    let said = format!("{}{}", changed.stdout, changed.stderr);
+    assert!(said.contains("meshConfig.outboundTrafficPolicy.mode: \"ALLOW_ANY\" -> \"REGISTRY_ONLY\""), "{said}");
+    assert_ne!(mesh.meshd_pid(), Some(pid), "meshd was restarted");
+    mesh.wait_synced(2);
+    load.wait_more("traffic after the restart", 100);
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed ({ok} ok)");
+    // The setting is in force: a host the mesh does not know is refused.
+    eventually("REGISTRY_ONLY in force", Duration::from_secs(10), || {
+        (get(outbound, "unknown.example.com", "/", false, &[]).0 == 502).then_some(())
+    });
+    // A CA change is refused, and nothing changes.
+    let refused = mesh.run(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "ca.cert=/nonexistent"]);
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+}

@@ -14,7 +14,7 @@ use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
 
 /// What `mesh install` recorded (MESH_HOME/install.json).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub profile: String,
     pub listen: SocketAddr,
@@ -268,12 +268,7 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
     let s = settings(&args)?;
     let home = Home::from_env();
     if let Some(c) = running(&home).await {
-        ctx.out.success(format!(
-            "mesh is already installed: meshd is running at {} (MESH_HOME={})",
-            c.address,
-            home.root().display()
-        ));
-        return Ok(());
+        return reinstall(ctx, &home, &args, s, c).await;
     }
     if args.dry_run {
         ctx.out.info(format!(
@@ -309,6 +304,108 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
         home.log_path().display()
     ));
     ctx.out.info("next: `mesh apply -f <istio yaml>`, then `mesh proxy run --workload NAME ...` for each workload");
+    Ok(())
+}
+
+/// The `--set` key (or flag) of a `Settings` field, for messages.
+fn setting_name(field: &str) -> &str {
+    match field {
+        "profile" => "--profile",
+        "listen" => "meshd.listen",
+        "monitoring" => "meshd.monitoring",
+        "cert_ttl" => "ca.workloadCertTtl",
+        "ca_cert" => "ca.cert",
+        "ca_key" => "ca.key",
+        "outbound_traffic_policy" => "meshConfig.outboundTrafficPolicy.mode",
+        "access_log" => "meshConfig.accessLogFile",
+        "zipkin" => "meshConfig.defaultConfig.tracing.zipkin.address",
+        "otlp" => "meshConfig.defaultConfig.tracing.otlp.address",
+        "trace_sampling" => "meshConfig.defaultConfig.tracing.sampling",
+        "path_normalization" => "meshConfig.pathNormalization",
+        "idle_timeout" => meshd::manifest::IDLE_TIMEOUT_KEY,
+        other => other,
+    }
+}
+
+/// `mesh install` with meshd already running: nothing to do when the settings are those it
+/// runs with; otherwise meshd is restarted with them (proxies keep serving their last config
+/// and reconnect; meshd restores its registry), after saying what changes.
+async fn reinstall(
+    ctx: &Ctx,
+    home: &Home,
+    args: &InstallArgs,
+    mut wanted: Settings,
+    running: MeshdClient,
+) -> Result<()> {
+    let stored: Settings = std::fs::read(home.settings_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| Settings { listen: running.address, ..Settings::default() });
+    let given = |key: &str| args.set.iter().any(|kv| kv.split_once('=').is_some_and(|(k, _)| k == key));
+    // Port 0 asks for any port: the one meshd has is that.
+    if !given("meshd.listen") || (wanted.listen.port() == 0 && wanted.listen.ip() == running.address.ip()) {
+        wanted.listen = running.address;
+    }
+    let any_port =
+        |w: Option<SocketAddr>, s: Option<SocketAddr>| w.zip(s).is_some_and(|(w, s)| w.port() == 0 && w.ip() == s.ip());
+    if !given("meshd.monitoring") || any_port(wanted.monitoring, stored.monitoring) {
+        wanted.monitoring = stored.monitoring;
+    }
+    let (old, new) = (
+        serde_json::to_value(&stored).map_err(|e| CliError::internal(e.to_string()))?,
+        serde_json::to_value(&wanted).map_err(|e| CliError::internal(e.to_string()))?,
+    );
+    let fields: std::collections::BTreeSet<&String> =
+        old.as_object().into_iter().chain(new.as_object()).flat_map(|o| o.keys()).collect();
+    let changes: Vec<String> = fields
+        .into_iter()
+        .filter(|f| old.get(f.as_str()) != new.get(f.as_str()))
+        .map(|f| {
+            let show = |v: Option<&serde_json::Value>| v.map_or("(unset)".to_string(), |v| v.to_string());
+            format!("{}: {} -> {}", setting_name(f), show(old.get(f.as_str())), show(new.get(f.as_str())))
+        })
+        .collect();
+    if changes.is_empty() {
+        ctx.out.success(format!(
+            "mesh is already installed with these settings: meshd is running at {} (MESH_HOME={})",
+            running.address,
+            home.root().display()
+        ));
+        return Ok(());
+    }
+    if stored.ca_cert != wanted.ca_cert || stored.ca_key != wanted.ca_key {
+        return Err(CliError::user(format!(
+            "meshd is running with another CA; a running mesh does not change its CA by install (nothing changed). \
+             Rotate roots with `mesh cert rotate-root`, or `mesh uninstall` first. Changes asked for: {}",
+            changes.join("; ")
+        )));
+    }
+    if args.dry_run {
+        ctx.out.info(format!("would restart meshd at {} to change: {}", running.address, changes.join("; ")));
+        return Ok(());
+    }
+    ctx.out.confirm(
+        &format!("meshd is running; restart it to change {}? (proxies keep serving)", changes.join("; ")),
+        args.yes,
+    )?;
+    let info = home.read_info().map_err(|e| CliError::unavailable(format!("cannot read meshd.json: {e}")))?;
+    let _: serde_json::Value = running.post(mesh_api::control::SHUTDOWN_PATH, &serde_json::json!({})).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pid_alive(info.pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if pid_alive(info.pid) {
+        return Err(CliError::unavailable(format!(
+            "meshd (pid {}) did not stop within 15s; the settings were not changed",
+            info.pid
+        )));
+    }
+    let _ = std::fs::remove_file(home.info_path());
+    let client = start_meshd(ctx, home, wanted.listen, &wanted).await?;
+    let body = serde_json::to_vec_pretty(&Settings { listen: client.address, ..wanted })
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    meshd::home::write_atomic(&home.settings_path(), &body, 0o600).map_err(|e| CliError::unavailable(e.to_string()))?;
+    ctx.out.success(format!("meshd restarted at {} with: {}", client.address, changes.join("; ")));
     Ok(())
 }
 
