@@ -81,7 +81,36 @@ pub enum PortProtocol {
     Tcp,
 }
 
+/// The HTTP version Istio speaks to the app behind a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppHttp {
+    /// `http`: HTTP/1.1.
+    Http1,
+    /// `http2`, `grpc`, `grpc-web`, `h2c`: HTTP/2 (prior knowledge).
+    Http2,
+}
+
 impl ServicePort {
+    /// The HTTP version to the app, as Istio chooses it from `appProtocol` or the name's
+    /// prefix; None for unnamed or other ports, which keep the caller's protocol.
+    pub fn app_http(&self) -> Option<AppHttp> {
+        let word = |s: &str| s.split('-').next().unwrap_or("").to_ascii_lowercase();
+        let proto = match (&self.app_protocol, &self.name) {
+            (Some(a), _) => a.trim_start_matches("kubernetes.io/").to_ascii_lowercase(),
+            (None, Some(n)) => {
+                let n = n.to_ascii_lowercase();
+                if n.starts_with("grpc-web") { "grpc-web".into() } else { word(&n) }
+            }
+            (None, None) => String::new(),
+        };
+        match proto.as_str() {
+            "http" => Some(AppHttp::Http1),
+            "http2" | "grpc" | "grpc-web" | "h2c" => Some(AppHttp::Http2),
+            _ => None,
+        }
+    }
+
     /// Istio's protocol selection: `appProtocol` first, then the port name's prefix (`http`,
     /// `http2`, `grpc`, `grpc-web` are HTTP; `tcp`, `tls`, `https`, `mongo`, `mysql`, `redis` are
     /// raw TCP). Unnamed and unknown ports are treated as HTTP (Istio sniffs them).

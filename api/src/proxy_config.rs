@@ -263,6 +263,9 @@ pub struct InboundListener {
     /// `destination_service` label may take, so no label comes from request bytes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<String>,
+    /// The HTTP version to the app, from the Service port's protocol; None: the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_http: Option<crate::core::AppHttp>,
 }
 
 /// The effective PeerAuthentication mode of one workload port.

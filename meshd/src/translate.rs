@@ -342,6 +342,25 @@ impl Index<'_> {
         out
     }
 
+    /// The HTTP version to the app on a workload port, from the first Service port (by
+    /// FQDN) that forwards to it and names one.
+    fn app_http(&self, w: &Workload, port: u16) -> Option<mesh_api::core::AppHttp> {
+        let mut found: Vec<(&str, mesh_api::core::AppHttp)> = self
+            .services_in(&w.namespace)
+            .filter(|s| !s.spec.selector.is_empty() && labels_match(&s.spec.selector, &w.labels))
+            .flat_map(|s| {
+                service_ports(&s.spec)
+                    .filter(|p| {
+                        p.target_number() == Some(port) || w.ports.iter().any(|ip| ip.port == port && targets(p, ip))
+                    })
+                    .filter_map(|p| p.app_http())
+                    .map(move |h| (s.fqdn.as_str(), h))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0));
+        found.first().map(|(_, h)| *h)
+    }
+
     /// Whether a workload port is raw TCP: a Service that selects the workload forwards a
     /// TCP-protocol port to it.
     fn is_tcp_port(&self, w: &Workload, port: u16) -> bool {
@@ -699,6 +718,7 @@ pub fn listeners(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> List
     for inbound in &mut l.inbound {
         inbound.tcp = index.is_tcp_port(proxy, inbound.port);
         inbound.services = index.inbound_services(proxy, inbound.port);
+        inbound.app_http = index.app_http(proxy, inbound.port);
     }
     l.path_normalization = mesh.path_normalization;
     l.idle_timeout_ms = mesh.idle_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

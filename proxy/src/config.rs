@@ -1171,6 +1171,7 @@ mod tests {
             mtls: Default::default(),
             tcp: false,
             services: services.iter().map(|s| s.to_string()).collect(),
+            app_http: None,
         };
         s.raw.listeners.inbound = vec![listener(&["reviews.default.svc.cluster.local"])];
         for host in ["reviews", "Reviews.default:9080", "evil.example", "", "x".repeat(10_000).as_str()] {

@@ -277,14 +277,25 @@ fn upstream_failure(e: UpstreamError) -> Response<Body> {
     }
 }
 
-/// The app's own forward to a local address (inbound side): no retries, no routing. An
-/// HTTP/2 request (gRPC) goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
-async fn forward_to_app(shared: &Shared, req: Request<Incoming>, app_addr: SocketAddr) -> Response<Body> {
+/// The app's own forward to a local address (inbound side): no retries, no routing. The HTTP
+/// version is the port's (`app_http`, from the Service port's protocol, as Istio chooses it),
+/// else the caller's: HTTP/2 goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
+async fn forward_to_app(
+    shared: &Shared,
+    req: Request<Incoming>,
+    app_addr: SocketAddr,
+    app_http: Option<mesh_api::core::AppHttp>,
+) -> Response<Body> {
     let app = app_addr.to_string();
     if is_upgrade(&req) {
         return tunnel(&shared.client, req, &app, false).await;
     }
-    let sent = if req.version() == http::Version::HTTP_2 {
+    let h2 = match app_http {
+        Some(mesh_api::core::AppHttp::Http2) => true,
+        Some(mesh_api::core::AppHttp::Http1) => false,
+        None => req.version() == http::Version::HTTP_2,
+    };
+    let sent = if h2 {
         // The request's authority goes to the app as `:authority`, alone (gRPC C-core refuses
         // a stream with a second one); the connection goes to the app's address.
         let authority = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
@@ -1003,7 +1014,8 @@ pub async fn inbound(
             {
                 req.headers_mut().insert("x-forwarded-client-cert", v);
             }
-            (forward_to_app(&shared, req, app).await, "-")
+            let app_http = snapshot.raw.listeners.inbound.iter().find(|l| l.port == port).and_then(|l| l.app_http);
+            (forward_to_app(&shared, req, app, app_http).await, "-")
         }
     };
     if caller.is_some()

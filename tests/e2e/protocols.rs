@@ -227,3 +227,48 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     assert_eq!(seen["watch"], "SERVING", "{seen}");
     assert_eq!(seen["deadline"], "DEADLINE_EXCEEDED", "{seen}");
 }
+
+/// The HTTP version to the app is the port's, as Istio chooses it: `http` ports get HTTP/1.1
+/// and `http2`/`grpc` ports HTTP/2, whatever the caller spoke; checked with curl and h2load.
+#[test]
+fn http_versions_are_converted_to_what_the_port_names() {
+    if !prerequisite("curl and h2load (apt-get install -y curl nghttp2-client)", have("curl") && have("h2load")) {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+    let (h1_app, h2_app) = (grpc_app(&rt), grpc_app(&rt));
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(
+        &mesh,
+        "conv.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: to-h1}\nspec:\n  selector: {app: to-h1}\n  ports: [{name: http-web, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: to-h2}\nspec:\n  selector: {app: to-h2}\n  ports: [{name: http2, port: 8081}]\n",
+    );
+    mesh.proxy(&["--workload", "to-h1", "--labels", "app=to-h1", "--inbound", &format!("8080={h1_app}")]);
+    mesh.proxy(&["--workload", "to-h2", "--labels", "app=to-h2", "--inbound", &format!("8081={h2_app}")]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    mesh.wait_synced(3);
+    let out = format!("http://{}/", client.outbound.expect("outbound"));
+    let curl = |version: &str, host: &str| {
+        let o = std::process::Command::new("curl")
+            .args(["-s", "-m", "10", version, "-H", &format!("Host: {host}"), &out])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(curl("--http2-prior-knowledge", "to-h1:8080"), "hello over HTTP/1.1");
+    assert_eq!(curl("--http1.1", "to-h2:8081"), "hello over HTTP/2.0");
+    let h2load = |args: &[&str]| {
+        let o = std::process::Command::new("timeout")
+            .args(["60", "h2load", "-n", "2000", "-c", "4"])
+            .args(args)
+            .arg(&out)
+            .output()
+            .expect("h2load");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let h2_to_h1 = h2load(&["-m", "10", "-H", ":authority: to-h1:8080"]);
+    assert!(h2_to_h1.contains("status codes: 2000 2xx"), "{h2_to_h1}");
+    let h1_to_h2 = h2load(&["--h1", "-H", ":authority: to-h2:8081"]);
+    assert!(h1_to_h2.contains("status codes: 2000 2xx"), "{h1_to_h2}");
+}

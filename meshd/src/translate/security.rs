@@ -204,6 +204,7 @@ pub fn listeners(
             mtls: peer_mode(pas, proxy, p.port),
             tcp: false,
             services: Vec::new(),
+            app_http: None,
         })
         .collect();
     inbound.sort_by_key(|l| l.port);
