@@ -357,6 +357,62 @@ where
 const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
+/// A reply the outbound side makes itself (a fault, no route, no healthy upstream, the
+/// circuit breaker), counted in `istio_requests_total` and logged like any request, with
+/// Envoy's response flag.
+#[allow(clippy::too_many_arguments)]
+fn local_answer(
+    shared: &Shared,
+    snapshot: &Snapshot,
+    req: &Request<Incoming>,
+    resp: Response<Body>,
+    flags: &'static str,
+    service: &str,
+    cluster: &str,
+    started: std::time::Instant,
+) -> Response<Body> {
+    let destination = crate::metrics::unknown_peer();
+    let headers = req.headers();
+    let grpc = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let record = crate::metrics::RequestRecord {
+        reporter: "source",
+        source: &shared.me,
+        source_principal: &shared.identity.uri,
+        destination: &destination,
+        destination_principal: "",
+        destination_service: if service.is_empty() { "unknown" } else { service },
+        protocol: if grpc { "grpc" } else { "http" },
+        code: resp.status().as_u16(),
+        flags,
+        mtls: false,
+        grpc_status: None,
+        millis: started.elapsed().as_secs_f64() * 1000.0,
+        request_bytes: headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(0),
+        response_bytes: resp.body().size_hint().exact().unwrap_or(0),
+    };
+    shared.metrics.record(&record);
+    if shared.access_log_on(snapshot) {
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        crate::metrics::access_log(
+            &record,
+            &crate::metrics::AccessEntry {
+                direction: "outbound",
+                method: req.method().as_str(),
+                path: req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                authority: header("host"),
+                protocol: if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" },
+                request_id: header("x-request-id"),
+                upstream_host: "",
+                upstream_cluster: cluster,
+            },
+        );
+    }
+    resp
+}
+
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let start_time = std::time::SystemTime::now();
@@ -386,7 +442,10 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
         Err((status, body)) => {
             shared.metrics.upstream_error("no_route");
-            return local_reply(status, body);
+            // REGISTRY_ONLY's 502 is Envoy's BlackHoleCluster; anything else found no route.
+            let (flags, cluster) =
+                if status == StatusCode::BAD_GATEWAY { ("-", "BlackHoleCluster") } else { ("NR", "") };
+            return local_answer(&shared, &snapshot, &req, local_reply(status, body), flags, "", cluster, started);
         }
     };
 
@@ -410,16 +469,20 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         }
         None => None,
     };
+    let mut delayed = false;
     if let Some(f) = &route.fault {
         if let Some((delay_ms, percent)) = f.delay
             && hit(percent)
         {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            delayed = true;
         }
         if let Some(a) = &f.abort
             && hit(a.percent)
         {
-            return fault_abort(a);
+            let (service, cluster) =
+                route.pick_cluster().map(|t| (t.cluster.service.clone(), t.cluster.name.clone())).unwrap_or_default();
+            return local_answer(&shared, &snapshot, &req, fault_abort(a), "FI", &service, &cluster, started);
         }
     }
     if let Some(r) = &route.redirect {
@@ -439,7 +502,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     route.request_headers.apply(req.headers_mut());
     let Some(target) = route.pick_cluster() else {
         shared.metrics.upstream_error("no_healthy_upstream");
-        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+        let resp = local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+        return local_answer(&shared, &snapshot, &req, resp, "UH", "", "", started);
     };
     target.request_headers.apply(req.headers_mut());
     let request_authority = request_authority(&req);
@@ -448,7 +512,9 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             return tunnel(&shared.mesh_h1, req, &request_authority, false).await;
         }
         let Some(endpoint) = target.cluster.pick() else {
-            return local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+            let resp = local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+            let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
+            return local_answer(&shared, &snapshot, &req, resp, "UH", &service, &cluster, started);
         };
         let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
         return tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await;
@@ -467,7 +533,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             );
             r.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
-            return r;
+            let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
+            return local_answer(&shared, &snapshot, &req, r, "UO", &service, &cluster, started);
         }
     };
     let request_bytes =
@@ -563,7 +630,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         }
         Ok(last.unwrap_or(Err(UpstreamError::Reset)))
     };
-    let mut flags = "-";
+    // An injected delay is Envoy's DI, unless something worse happened.
+    let mut flags = if delayed { "DI" } else { "-" };
     let outcome = match route.timeout {
         Some(t) => tokio::time::timeout(t, attempt_all).await.ok(),
         None => Some(attempt_all.await),

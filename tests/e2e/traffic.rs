@@ -838,3 +838,38 @@ fn tcp_connections_get_access_log_lines_on_both_sides() {
     assert_eq!(inb["upstream_host"], addr.to_string());
     assert_eq!((inb["bytes_received"].as_u64(), inb["bytes_sent"].as_u64()), (Some(8), Some(12)));
 }
+
+/// Replies the proxy makes itself are logged and counted like any request, with Envoy's
+/// response flags: a fault abort (FI), no healthy upstream (UH).
+#[test]
+fn local_replies_are_logged_and_counted_with_their_flags() {
+    let mut mesh = Mesh::new();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
+    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
+    apply_file(&mesh, &shared("bookinfo/networking/destination-rule-all.yaml"));
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    let out = pp.outbound.expect("outbound");
+    workload(&mut mesh, "ratings-v1", "ratings", "v1", 9080, app("ratings-v1"));
+    apply_file(&mesh, &shared("bookinfo/networking/virtual-service-ratings-test-abort.yaml"));
+    mesh.wait_synced(2);
+
+    assert_eq!(get(out, "ratings:9080", "/", false, &[("end-user", "jason")]).0, 500);
+    let line = pp.json_line("the abort's log line", |v| v["response_code"] == 500);
+    assert_eq!(line["response_flags"], "FI", "{line}");
+    assert!(line["upstream_cluster"].as_str().is_some_and(|c| c.contains("ratings")), "{line}");
+    // details has no workload: no healthy upstream.
+    assert_eq!(get(out, "details:9080", "/", false, &[]).0, 503);
+    let line = pp.json_line("the 503's log line", |v| v["response_code"] == 503);
+    assert_eq!(line["response_flags"], "UH", "{line}");
+
+    let metrics = get(pp.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    for (code, flag) in [("500", "FI"), ("503", "UH")] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"source\"")
+                && l.contains(&format!("response_code=\"{code}\""))
+                && l.contains(&format!("response_flags=\"{flag}\""))),
+            "{code} {flag} counted:\n{metrics}"
+        );
+    }
+}
