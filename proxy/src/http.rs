@@ -357,14 +357,44 @@ where
 const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
+/// What the access log and the request metrics need of a request whose body is gone.
+struct Head {
+    method: http::Method,
+    path: String,
+    authority: String,
+    h2: bool,
+    request_id: String,
+    grpc: bool,
+    request_bytes: u64,
+}
+
+impl Head {
+    fn of(req: &Request<Incoming>) -> Head {
+        let h = req.headers();
+        let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        Head {
+            method: req.method().clone(),
+            path: req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string(),
+            authority: text("host"),
+            h2: req.version() == http::Version::HTTP_2,
+            request_id: text("x-request-id"),
+            grpc: h.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+            request_bytes: h
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// A reply the outbound side makes itself (a fault, no route, no healthy upstream, the
-/// circuit breaker), counted in `istio_requests_total` and logged like any request, with
-/// Envoy's response flag.
+/// circuit breaker), or an upgraded session, counted in `istio_requests_total` and logged
+/// like any request, with Envoy's response flag.
 #[allow(clippy::too_many_arguments)]
 fn local_answer(
     shared: &Shared,
     snapshot: &Snapshot,
-    req: &Request<Incoming>,
+    head: &Head,
     resp: Response<Body>,
     flags: &'static str,
     service: &str,
@@ -372,8 +402,6 @@ fn local_answer(
     started: std::time::Instant,
 ) -> Response<Body> {
     let destination = crate::metrics::unknown_peer();
-    let headers = req.headers();
-    let grpc = headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
     let record = crate::metrics::RequestRecord {
         reporter: "source",
         source: &shared.me,
@@ -381,30 +409,26 @@ fn local_answer(
         destination: &destination,
         destination_principal: "",
         destination_service: if service.is_empty() { "unknown" } else { service },
-        protocol: if grpc { "grpc" } else { "http" },
+        protocol: if head.grpc { "grpc" } else { "http" },
         code: resp.status().as_u16(),
         flags,
         mtls: false,
         grpc_status: None,
         millis: started.elapsed().as_secs_f64() * 1000.0,
-        request_bytes: headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .unwrap_or(0),
+        request_bytes: head.request_bytes,
         response_bytes: resp.body().size_hint().exact().unwrap_or(0),
     };
     shared.metrics.record(&record);
     if shared.access_log_on(snapshot) {
-        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
         crate::metrics::access_log(
             &record,
             &crate::metrics::AccessEntry {
                 direction: "outbound",
-                method: req.method().as_str(),
-                path: req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
-                authority: header("host"),
-                protocol: if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" },
-                request_id: header("x-request-id"),
+                method: head.method.as_str(),
+                path: &head.path,
+                authority: &head.authority,
+                protocol: if head.h2 { "HTTP/2" } else { "HTTP/1.1" },
+                request_id: &head.request_id,
                 upstream_host: "",
                 upstream_cluster: cluster,
             },
@@ -445,7 +469,16 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             // REGISTRY_ONLY's 502 is Envoy's BlackHoleCluster; anything else found no route.
             let (flags, cluster) =
                 if status == StatusCode::BAD_GATEWAY { ("-", "BlackHoleCluster") } else { ("NR", "") };
-            return local_answer(&shared, &snapshot, &req, local_reply(status, body), flags, "", cluster, started);
+            return local_answer(
+                &shared,
+                &snapshot,
+                &Head::of(&req),
+                local_reply(status, body),
+                flags,
+                "",
+                cluster,
+                started,
+            );
         }
     };
 
@@ -482,7 +515,16 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         {
             let (service, cluster) =
                 route.pick_cluster().map(|t| (t.cluster.service.clone(), t.cluster.name.clone())).unwrap_or_default();
-            return local_answer(&shared, &snapshot, &req, fault_abort(a), "FI", &service, &cluster, started);
+            return local_answer(
+                &shared,
+                &snapshot,
+                &Head::of(&req),
+                fault_abort(a),
+                "FI",
+                &service,
+                &cluster,
+                started,
+            );
         }
     }
     if let Some(r) = &route.redirect {
@@ -503,21 +545,26 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let Some(target) = route.pick_cluster() else {
         shared.metrics.upstream_error("no_healthy_upstream");
         let resp = local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-        return local_answer(&shared, &snapshot, &req, resp, "UH", "", "", started);
+        return local_answer(&shared, &snapshot, &Head::of(&req), resp, "UH", "", "", started);
     };
     target.request_headers.apply(req.headers_mut());
     let request_authority = request_authority(&req);
     if is_upgrade(&req) {
+        // The session is logged and counted when it is set up (Envoy logs it when it ends).
+        let head = Head::of(&req);
+        let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
         if target.cluster.passthrough {
-            return tunnel(&shared.mesh_h1, req, &request_authority, false).await;
+            let resp = tunnel(&shared.mesh_h1, req, &request_authority, false).await;
+            return local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started);
         }
         let Some(endpoint) = target.cluster.pick() else {
             let resp = local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
             let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
-            return local_answer(&shared, &snapshot, &req, resp, "UH", &service, &cluster, started);
+            return local_answer(&shared, &snapshot, &Head::of(&req), resp, "UH", &service, &cluster, started);
         };
         let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
-        return tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await;
+        let resp = tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await;
+        return local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started);
     }
 
     let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
@@ -534,7 +581,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             );
             r.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
             let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
-            return local_answer(&shared, &snapshot, &req, r, "UO", &service, &cluster, started);
+            return local_answer(&shared, &snapshot, &Head::of(&req), r, "UO", &service, &cluster, started);
         }
     };
     let request_bytes =

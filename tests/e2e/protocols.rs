@@ -97,7 +97,7 @@ fn upgrade_app() -> SocketAddr {
 fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let mut mesh = Mesh::new();
-    mesh.install();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     let file = mesh.home.path().join("svc.yaml");
     std::fs::write(&file, SERVICES).expect("write");
     mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
@@ -159,6 +159,10 @@ fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
         r.read_exact(&mut buf).expect("echo");
         assert_eq!(buf, msg.as_bytes());
     }
+    // The WebSocket session is in the client's access log.
+    let line = client.json_line("the WebSocket session's log line", |v| v["response_code"] == 101);
+    assert_eq!(line["path"], "/chat", "{line}");
+    assert!(line["upstream_cluster"].as_str().is_some_and(|c| c.contains("|ws.default")), "{line}");
 }
 
 /// Whether python3 can import `module`.
