@@ -437,18 +437,80 @@ fn local_answer(
     resp
 }
 
+/// `CONNECT host:port` (an app's `HTTPS_PROXY`): a TCP tunnel to the host, chosen as for any
+/// outbound TCP connection: a ServiceEntry's or mesh service's TCP route, else the host itself
+/// under ALLOW_ANY; refused under REGISTRY_ONLY (502, Envoy's BlackHoleCluster). Counted in
+/// `istio_tcp_*` and logged (the CONNECT as a request, the tunnel as a TCP connection).
+async fn connect_tunnel(
+    shared: Arc<Shared>,
+    snapshot: Arc<Snapshot>,
+    mut req: Request<Incoming>,
+    started: std::time::Instant,
+) -> Response<Body> {
+    let head = Head::of(&req);
+    let Some((host, port)) = req.uri().authority().and_then(|a| Some((a.host().to_ascii_lowercase(), a.port_u16()?)))
+    else {
+        let resp = local_reply(StatusCode::BAD_REQUEST, "CONNECT needs a host:port target\n");
+        return local_answer(&shared, &snapshot, &head, resp, "-", "", "", started);
+    };
+    let cluster = snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster().cloned());
+    let up = match crate::tcp_upstream(&shared, &snapshot, &host, port, None, cluster).await {
+        Ok(up) => up,
+        Err(why) => {
+            let (status, flags, cluster, body) = match why {
+                crate::TcpRefusal::RegistryOnly => {
+                    (StatusCode::BAD_GATEWAY, "-", "BlackHoleCluster", "no service for this host (REGISTRY_ONLY)\n")
+                }
+                crate::TcpRefusal::Loop => (StatusCode::LOOP_DETECTED, "-", "", "addressed to this proxy\n"),
+                crate::TcpRefusal::NoEndpoint => (StatusCode::SERVICE_UNAVAILABLE, "UH", "", "no healthy upstream\n"),
+                crate::TcpRefusal::Connect(e) => {
+                    debug!(%host, port, error = %e, "CONNECT upstream failed");
+                    (StatusCode::SERVICE_UNAVAILABLE, "UF", "", "upstream connect error\n")
+                }
+            };
+            return local_answer(&shared, &snapshot, &head, local_reply(status, body), flags, "", cluster, started);
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (service, cluster) = (up.labels.destination_service.clone(), up.upstream_cluster.clone());
+    let tunnel_shared = shared.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let mut downstream = hyper_util::rt::TokioIo::new(upgraded);
+        let mut upstream = up.stream;
+        let shared = tunnel_shared;
+        shared.metrics.tcp_opened(&up.labels);
+        let opened = std::time::SystemTime::now();
+        let clock = std::time::Instant::now();
+        let (received, sent) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await.unwrap_or((0, 0));
+        shared.metrics.tcp_closed(&up.labels, sent, received);
+        if shared.access_log_on(&shared.snapshot.load()) {
+            crate::metrics::tcp_access_log(&crate::metrics::TcpEntry {
+                direction: "outbound",
+                labels: &up.labels,
+                started: opened,
+                duration: clock.elapsed(),
+                bytes_received: received,
+                bytes_sent: sent,
+                upstream_host: &up.upstream_host,
+                upstream_cluster: &up.upstream_cluster,
+                flags: "-",
+            });
+        }
+    });
+    let resp = Response::new(Either::Right(Full::new(Bytes::new())));
+    local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started)
+}
+
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let start_time = std::time::SystemTime::now();
-    if req.method() == http::Method::CONNECT {
-        return local_reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT tunnels are not supported by the outbound listener\n",
-        );
-    }
     // The snapshot stays alive for this request (an Arc), so a swap never changes a route
     // under a request in flight.
     let snapshot = shared.snapshot.load_full();
+    if req.method() == http::Method::CONNECT {
+        return connect_tunnel(shared, snapshot, req, started).await;
+    }
     // One authority (absolute form: the URI's, made the Host), a method in upper case, and
     // the path normalized: what routes match is what is forwarded.
     if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {

@@ -873,3 +873,83 @@ fn local_replies_are_logged_and_counted_with_their_flags() {
         );
     }
 }
+
+/// `CONNECT host:port` through the outbound listener (an app's HTTPS_PROXY), read until the
+/// end of the answer's head: (status line, the stream and its reader).
+fn connect_through(
+    outbound: std::net::SocketAddr,
+    authority: &str,
+) -> (String, std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(outbound).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes()).expect("write");
+    let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+    let mut status = String::new();
+    r.read_line(&mut status).expect("status");
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    (status, s, r)
+}
+
+#[test]
+fn connect_tunnels_follow_the_outbound_traffic_policy() {
+    use std::io::{BufRead, Write};
+    let echo = tcp_echo("ext");
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let client = mesh.proxy(&["--workload", "client"]);
+    let out = client.outbound.expect("outbound");
+    mesh.wait_synced(1);
+    let talk = |s: &mut std::net::TcpStream, r: &mut std::io::BufReader<std::net::TcpStream>| {
+        s.write_all(b"hi\n").expect("send");
+        let mut line = String::new();
+        r.read_line(&mut line).expect("echo");
+        line
+    };
+    // ALLOW_ANY: any host:port is tunnelled, and counted as TCP.
+    let (status, mut s, mut r) = connect_through(out, &echo.to_string());
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(talk(&mut s, &mut r), "ext hi\n");
+    drop((s, r));
+    let metrics = client.metrics.expect("metrics");
+    eventually("the tunnel counted as TCP", Duration::from_secs(10), || {
+        let m = get(metrics, "m", "/stats/prometheus", false, &[]).1;
+        m.lines()
+            .any(|l| {
+                l.starts_with("istio_tcp_connections_closed_total{")
+                    && l.contains(&format!("destination_service=\"{}\"", echo.ip()))
+            })
+            .then_some(())
+    });
+
+    // REGISTRY_ONLY: refused, until a ServiceEntry names the host.
+    mesh.ok(&[
+        "install",
+        "-y",
+        "--set",
+        "meshd.listen=127.0.0.1:0",
+        "--set",
+        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
+    ]);
+    mesh.wait_synced(1);
+    eventually("REGISTRY_ONLY refuses the tunnel", Duration::from_secs(10), || {
+        connect_through(out, &echo.to_string()).0.starts_with("HTTP/1.1 502").then_some(())
+    });
+    apply(
+        &mesh,
+        "ext.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: ext}}\nspec:\n  hosts: [ext.example]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{{number: {}, name: tcp, protocol: TCP}}]\n  endpoints: [{{address: 127.0.0.1}}]\n",
+            echo.port()
+        ),
+    );
+    mesh.wait_synced(1);
+    let (status, mut s, mut r) = connect_through(out, &format!("ext.example:{}", echo.port()));
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(talk(&mut s, &mut r), "ext hi\n");
+}
