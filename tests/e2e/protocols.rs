@@ -173,24 +173,8 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// A real gRPC stack on both ends (python grpcio, gRPC C-core): a server behind one sidecar,
-/// a client through another, mTLS between them. C-core is strict where our own test client is
-/// not: one authority per request, `te: trailers` present.
-#[test]
-fn grpcio_client_and_server_through_two_proxies_with_mtls() {
-    if !prerequisite(
-        "python3 with grpcio (pip install grpcio grpcio-health-checking)",
-        python_has("grpc_health.v1.health"),
-    ) {
-        return;
-    }
-    let mut mesh = Mesh::new();
-    mesh.install();
-    apply(
-        &mesh,
-        "echo.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: echo}\nspec:\n  selector: {app: echo}\n  ports: [{name: grpc, port: 7070, targetPort: 17070}]\n",
-    );
+/// Start tests/e2e/grpc/server.py (kept by `mesh`); its port.
+fn grpcio_server(mesh: &mut Mesh) -> u16 {
     let dir = format!("{}/../tests/e2e/grpc", env!("CARGO_MANIFEST_DIR"));
     let mut server = std::process::Command::new("python3")
         .arg(format!("{dir}/server.py"))
@@ -200,25 +184,22 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
     mesh.keep(server);
-    let port: u16 = line.trim().parse().expect("the server prints its port");
-    mesh.proxy(&[
-        "--workload",
-        "echo-v1",
-        "--labels",
-        "app=echo,version=v1",
-        "--inbound",
-        &format!("17070=127.0.0.1:{port}"),
-    ]);
-    let client = mesh.proxy(&["--workload", "client"]);
-    mesh.wait_synced(2);
-    let outbound = client.outbound.expect("outbound").to_string();
+    line.trim().parse().expect("the server prints its port")
+}
+
+/// Run tests/e2e/grpc/client.py against `addr` with `authority`: what it saw.
+fn grpcio_client(addr: SocketAddr, authority: &str) -> serde_json::Value {
+    let dir = format!("{}/../tests/e2e/grpc", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("timeout")
-        .args(["60", "python3", &format!("{dir}/client.py"), &outbound, "echo:7070"])
+        .args(["60", "python3", &format!("{dir}/client.py"), &addr.to_string(), authority])
         .output()
         .expect("client.py");
     let text = String::from_utf8_lossy(&out.stdout);
-    let seen: serde_json::Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("client output {text:?} ({e}); stderr {}", String::from_utf8_lossy(&out.stderr)));
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("client output {text:?} ({e}); stderr {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn assert_every_call_works(seen: &serde_json::Value) {
     assert_eq!(seen["unary"], "echo:hi:m1", "{seen}");
     assert_eq!(seen["trailer"], "t1", "{seen}");
     assert_eq!(seen["fail"], "INVALID_ARGUMENT: bad input", "{seen}");
@@ -230,6 +211,82 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     assert_eq!(seen["health"], "SERVING", "{seen}");
     assert_eq!(seen["watch"], "SERVING", "{seen}");
     assert_eq!(seen["deadline"], "DEADLINE_EXCEEDED", "{seen}");
+}
+
+const GRPC_ECHO: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: echo}
+spec:
+  selector: {app: echo}
+  ports: [{name: grpc, port: 7070, targetPort: 17070}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-unnamed}
+spec:
+  selector: {app: echo}
+  ports: [{port: 7071, targetPort: 17071}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: ["*"]
+  gateways: [edge]
+  http: [{route: [{destination: {host: echo, port: {number: 7070}}}]}]
+"#;
+
+/// A real gRPC stack on both ends (python grpcio, gRPC C-core): a server behind one sidecar,
+/// a client through another, mTLS between them; on a `grpc` port, on an unnamed port (the
+/// caller's HTTP/2 is kept), and through the ingress gateway; then a `grpcStatus` fault.
+/// C-core is strict where our own test client is not: one authority per request, `te: trailers`.
+#[test]
+fn grpcio_client_and_server_through_two_proxies_with_mtls() {
+    if !prerequisite(
+        "python3 with grpcio (pip install grpcio grpcio-health-checking)",
+        python_has("grpc_health.v1.health"),
+    ) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(&mesh, "echo.yaml", GRPC_ECHO);
+    let port = grpcio_server(&mut mesh);
+    mesh.proxy(&[
+        "--workload",
+        "echo-v1",
+        "--labels",
+        "app=echo,version=v1",
+        "--inbound",
+        &format!("17070=127.0.0.1:{port}"),
+        "--inbound",
+        &format!("17071=127.0.0.1:{port}"),
+    ]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    let gateway = mesh.ingress_gateway(8080);
+    mesh.wait_synced(3);
+    let outbound = client.outbound.expect("outbound");
+    assert_every_call_works(&grpcio_client(outbound, "echo:7070"));
+    assert_every_call_works(&grpcio_client(outbound, "echo-unnamed:7071"));
+    assert_every_call_works(&grpcio_client(gateway, "grpc.example.com"));
+
+    // A fault with a gRPC status: the client sees that status.
+    apply(
+        &mesh,
+        "fault.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo}\nspec:\n  hosts: [echo]\n  http:\n  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n    route: [{destination: {host: echo}}]\n",
+    );
+    mesh.wait_synced(3);
+    let seen = grpcio_client(outbound, "echo:7070");
+    assert!(seen["unary_error"].as_str().is_some_and(|e| e.starts_with("UNAVAILABLE")), "{seen}");
 }
 
 /// The HTTP version to the app is the port's, as Istio chooses it: `http` ports get HTTP/1.1
