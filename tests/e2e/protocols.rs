@@ -308,7 +308,13 @@ fn http_versions_are_converted_to_what_the_port_names() {
     mesh.proxy(&["--workload", "to-h1", "--labels", "app=to-h1", "--inbound", &format!("8080={h1_app}")]);
     mesh.proxy(&["--workload", "to-h2", "--labels", "app=to-h2", "--inbound", &format!("8081={h2_app}")]);
     let client = mesh.proxy(&["--workload", "client"]);
-    mesh.wait_synced(3);
+    let gateway = mesh.ingress_gateway(8080);
+    apply(
+        &mesh,
+        "edge.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  selector: {istio: ingressgateway}\n  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: [\"*\"]}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: edge}\nspec:\n  hosts: [\"*\"]\n  gateways: [edge]\n  http:\n  - match: [{uri: {prefix: /h2}}]\n    route: [{destination: {host: to-h2, port: {number: 8081}}}]\n  - route: [{destination: {host: to-h1, port: {number: 8080}}}]\n",
+    );
+    mesh.wait_synced(4);
     let out = format!("http://{}/", client.outbound.expect("outbound"));
     let curl = |version: &str, host: &str| {
         let o = std::process::Command::new("curl")
@@ -332,4 +338,15 @@ fn http_versions_are_converted_to_what_the_port_names() {
     assert!(h2_to_h1.contains("status codes: 2000 2xx"), "{h2_to_h1}");
     let h1_to_h2 = h2load(&["--h1", "-H", ":authority: to-h2:8081"]);
     assert!(h1_to_h2.contains("status codes: 2000 2xx"), "{h1_to_h2}");
+
+    // The same through the ingress gateway.
+    let edge = |version: &str, path: &str| {
+        let o = std::process::Command::new("curl")
+            .args(["-s", "-m", "10", version, &format!("http://{gateway}{path}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(edge("--http2-prior-knowledge", "/"), "hello over HTTP/1.1");
+    assert_eq!(edge("--http1.1", "/h2"), "hello over HTTP/2.0");
 }
