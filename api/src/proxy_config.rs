@@ -585,6 +585,10 @@ pub struct Cluster {
     /// (ServiceEntry `resolution: NONE`, or DNS without endpoints).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub passthrough: bool,
+    /// `connectionPool.http.h2UpgradePolicy: UPGRADE`: HTTP/1.1 requests go to the peer
+    /// proxy over HTTP/2.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2_upgrade: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

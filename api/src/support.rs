@@ -168,7 +168,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         "connectionPool.http.maxRequestsPerConnection above 1",
                         http.is_some_and(|h| h.max_requests_per_connection.is_some_and(|n| n > 1)),
                     ),
-                    ("connectionPool.http.h2UpgradePolicy", http.is_some_and(|h| h.h2_upgrade_policy.is_some())),
                     (
                         "connectionPool.http.maxConcurrentStreams",
                         http.is_some_and(|h| h.max_concurrent_streams.is_some()),

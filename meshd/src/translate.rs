@@ -649,6 +649,7 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
             limits: policy.limits,
             outlier: policy.outlier,
             passthrough,
+            h2_upgrade: policy.h2_upgrade,
         });
     }
     let routes =

@@ -332,6 +332,8 @@ pub struct ClusterState {
     /// Connection settings that need a client of their own (connect/idle timeouts, no reuse).
     pub pool: Option<PoolSettings>,
     tcp_idle_ms: Option<u64>,
+    /// HTTP/1.1 requests go to the peer proxy over HTTP/2 (`h2UpgradePolicy: UPGRADE`).
+    pub h2_upgrade: bool,
 }
 
 /// Per-cluster connection settings; clusters with the same settings share a client.
@@ -401,6 +403,7 @@ impl ClusterState {
                 })
                 .filter(|p| p.connect_timeout_ms.is_some() || p.idle_timeout_ms.is_some() || p.no_reuse),
             tcp_idle_ms: limits.and_then(|l| l.tcp_idle_timeout_ms),
+            h2_upgrade: false,
         }
     }
 
@@ -868,6 +871,7 @@ impl Snapshot {
                 c.outlier.clone(),
             );
             state.passthrough = c.passthrough;
+            state.h2_upgrade = c.h2_upgrade;
             state.service = c.service.clone();
             let state = Arc::new(state);
             if clusters.insert(c.name.as_str(), state).is_some() {
@@ -1036,6 +1040,7 @@ mod tests {
                         limits: None,
                         outlier: None,
                         passthrough: false,
+                        h2_upgrade: false,
                     })
                     .collect(),
             },

@@ -629,7 +629,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         return local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started);
     }
 
-    let h2 = shared.upgrade_h2 || req.version() == http::Version::HTTP_2;
+    let h2 = shared.upgrade_h2 || target.cluster.h2_upgrade || req.version() == http::Version::HTTP_2;
     let client_addr = req.extensions().get::<crate::ClientAddr>().map(|c| c.0);
     let hash = target.cluster.hash_key(req.headers(), req.uri().query(), client_addr);
     // Circuit breaking: wait for a permit, or fail fast when too many already wait.
@@ -803,7 +803,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let trace = span.sampled && tracing_on.is_some();
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let protocol = if h2 { "HTTP/2" } else { "HTTP/1.1" };
+    let protocol = if parts.version == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
     let upstream_host = if log || trace { used.map(|(a, _)| a.to_string()).unwrap_or_default() } else { String::new() };
     if log {
         crate::metrics::access_log(

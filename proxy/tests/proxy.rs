@@ -202,6 +202,7 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             limits: None,
             outlier: None,
             passthrough: false,
+            h2_upgrade: false,
         }],
     };
     let endpoints = Endpoints {

@@ -299,13 +299,13 @@ fn http_versions_are_converted_to_what_the_port_names() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let (h1_app, h2_app) = (grpc_app(&rt), grpc_app(&rt));
     let mut mesh = Mesh::new();
-    mesh.install();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply(
         &mesh,
         "conv.yaml",
         "apiVersion: v1\nkind: Service\nmetadata: {name: to-h1}\nspec:\n  selector: {app: to-h1}\n  ports: [{name: http-web, port: 8080}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: to-h2}\nspec:\n  selector: {app: to-h2}\n  ports: [{name: http2, port: 8081}]\n",
     );
-    mesh.proxy(&["--workload", "to-h1", "--labels", "app=to-h1", "--inbound", &format!("8080={h1_app}")]);
+    let to_h1 = mesh.proxy(&["--workload", "to-h1", "--labels", "app=to-h1", "--inbound", &format!("8080={h1_app}")]);
     mesh.proxy(&["--workload", "to-h2", "--labels", "app=to-h2", "--inbound", &format!("8081={h2_app}")]);
     let client = mesh.proxy(&["--workload", "client"]);
     let gateway = mesh.ingress_gateway(8080);
@@ -349,4 +349,20 @@ fn http_versions_are_converted_to_what_the_port_names() {
     };
     assert_eq!(edge("--http2-prior-knowledge", "/"), "hello over HTTP/1.1");
     assert_eq!(edge("--http1.1", "/h2"), "hello over HTTP/2.0");
+
+    // h2UpgradePolicy UPGRADE: HTTP/1.1 requests cross to the peer proxy over HTTP/2; the app
+    // still gets what its port names.
+    apply(
+        &mesh,
+        "upgrade.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: to-h1}\nspec:\n  host: to-h1\n  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}\n",
+    );
+    mesh.wait_synced(4);
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-m", "10", "--http1.1", "-H", "Host: to-h1:8080", "-H", "x-request-id: upgraded-1", &out])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello over HTTP/1.1");
+    let line = to_h1.json_line("the upgraded request at the server side", |v| v["x_request_id"] == "upgraded-1");
+    assert_eq!(line["protocol"], "HTTP/2", "{line}");
 }

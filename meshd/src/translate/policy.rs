@@ -14,6 +14,8 @@ pub(super) struct ClusterPolicy {
     pub hash: Option<HashKey>,
     pub limits: Option<Limits>,
     pub outlier: Option<Outlier>,
+    /// `http.h2UpgradePolicy: UPGRADE`, from the most specific layer that sets it.
+    pub h2_upgrade: bool,
 }
 
 /// The load balancer, connection pool and outlier settings of one layer.
@@ -103,5 +105,8 @@ pub(super) fn resolve(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&
             max_ejection_percent: o.max_ejection_percent.and_then(|p| u32::try_from(p).ok()).unwrap_or(10).min(100),
         })
     });
-    ClusterPolicy { lb: lb_policy, hash, limits, outlier }
+    let h2_upgrade =
+        all.iter().find_map(|(_, p, _)| p.and_then(|p| p.http.as_ref()).and_then(|h| h.h2_upgrade_policy.as_deref()))
+            == Some("UPGRADE");
+    ClusterPolicy { lb: lb_policy, hash, limits, outlier, h2_upgrade }
 }
