@@ -862,8 +862,19 @@ fn local_replies_are_logged_and_counted_with_their_flags() {
     let line = pp.json_line("the 503's log line", |v| v["response_code"] == 503);
     assert_eq!(line["response_flags"], "UH", "{line}");
 
+    // A VirtualService whose only rule needs a header: without it, no route.
+    apply(
+        &mesh,
+        "only-jason.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews, subset: v1}}]\n",
+    );
+    mesh.wait_synced(2);
+    assert_eq!(get(out, "reviews:9080", "/", false, &[]).0, 404);
+    let line = pp.json_line("the 404's log line", |v| v["response_code"] == 404);
+    assert_eq!(line["response_flags"], "NR", "{line}");
+
     let metrics = get(pp.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
-    for (code, flag) in [("500", "FI"), ("503", "UH")] {
+    for (code, flag) in [("500", "FI"), ("503", "UH"), ("404", "NR")] {
         assert!(
             metrics.lines().any(|l| l.starts_with("istio_requests_total{")
                 && l.contains("reporter=\"source\"")
