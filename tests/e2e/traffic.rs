@@ -964,3 +964,42 @@ fn connect_tunnels_follow_the_outbound_traffic_policy() {
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(talk(&mut s, &mut r), "ext hi\n");
 }
+
+/// The circuit breaker's overflow (UO) and an injected delay (DI) are logged with their flags.
+#[test]
+fn overflow_and_injected_delay_carry_their_flags() {
+    let mut mesh = Mesh::new();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
+    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    let out = pp.outbound.expect("outbound");
+    // The first two requests are held for a while: one in flight, one pending fills the breaker.
+    let (slow, seen) = scripted_app(|n| (200, "ok", Duration::from_secs(if n < 2 { 2 } else { 0 })));
+    workload(&mut mesh, "details-v1", "details", "v1", 9080, slow);
+    apply(
+        &mesh,
+        "breaker.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: details}\nspec:\n  host: details\n  trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec:\n  hosts: [ratings]\n  http: [{fault: {delay: {fixedDelay: 0.2s, percentage: {value: 100}}}, route: [{destination: {host: details}}]}]\n",
+    );
+    mesh.wait_synced(2);
+    let held: Vec<_> =
+        (0..2).map(|_| std::thread::spawn(move || get(out, "details:9080", "/", false, &[]).0)).collect();
+    eventually("one request at the app", Duration::from_secs(10), || {
+        (seen.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(())
+    });
+    // The second is pending in the breaker by now or soon; a third overflows.
+    let overflowed = eventually("an overflow", Duration::from_secs(10), || {
+        let r = get(out, "details:9080", "/", false, &[("x-request-id", "overflow")]);
+        (r.0 == 503).then_some(r)
+    });
+    assert!(overflowed.1.contains("overflow"), "{}", overflowed.1);
+    let line = pp.json_line("the overflow's log line", |v| v["response_code"] == 503);
+    assert_eq!(line["response_flags"], "UO", "{line}");
+    for h in held {
+        assert_eq!(h.join().expect("held"), 200);
+    }
+    // ratings routes to details after a 200 ms delay: DI.
+    assert_eq!(get(out, "ratings:9080", "/", false, &[("x-request-id", "delayed")]).0, 200);
+    let line = pp.json_line("the delayed request's log line", |v| v["x_request_id"] == "delayed");
+    assert_eq!(line["response_flags"], "DI", "{line}");
+}
