@@ -353,7 +353,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --path-normalization --escaped-slashes --idle-timeout --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --path-normalization --escaped-slashes --idle-timeout --h2-upgrade --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

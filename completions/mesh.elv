@@ -642,6 +642,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --kubeconfig 'Kubeconfig file (kube platform)'
             cand --context 'Kubeconfig context (kube platform)'
             cand --access-log 'Every proxy writes an access log line per request to its standard output'
+            cand --h2-upgrade 'HTTP/1.1 requests cross between proxies over HTTP/2 (`meshConfig.h2UpgradePolicy: UPGRADE`)'
             cand -q 'Print only errors and requested data'
             cand --quiet 'Print only errors and requested data'
             cand --no-color 'Never colour output (also NO_COLOR)'

@@ -454,6 +454,7 @@ kube\t'meshd in a Kubernetes cluster'"
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l context -d 'Kubeconfig context (kube platform)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l access-log -d 'Every proxy writes an access log line per request to its standard output'
+complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l h2-upgrade -d 'HTTP/1.1 requests cross between proxies over HTTP/2 (`meshConfig.h2UpgradePolicy: UPGRADE`)'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s h -l help -d 'Print help (see more with \'--help\')'

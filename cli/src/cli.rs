@@ -451,6 +451,9 @@ pub struct MeshdArgs {
     /// How long proxies keep an idle downstream connection (default: 1h).
     #[arg(long, value_parser = parse_duration)]
     pub idle_timeout: Option<std::time::Duration>,
+    /// HTTP/1.1 requests cross between proxies over HTTP/2 (`meshConfig.h2UpgradePolicy: UPGRADE`).
+    #[arg(long)]
+    pub h2_upgrade: bool,
     /// Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a
     /// service-account token.
     #[arg(long, default_value = meshd::DISCOVERY_TLS_LISTEN)]

@@ -108,6 +108,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                             escaped_slashes: args.escaped_slashes,
                         },
                         idle_timeout: args.idle_timeout.filter(|d| !d.is_zero()),
+                        h2_upgrade: args.h2_upgrade,
                     },
                     monitoring: Some(args.monitoring.unwrap_or_else(|| meshd::default_monitoring(args.listen))),
                     kube: std::env::var("MESH_PLATFORM").is_ok_and(|p| p == "kube"),

@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
                 };
             }
             "--access-log" => mesh.access_log = true,
+            "--h2-upgrade" => mesh.h2_upgrade = true,
             "--path-normalization" => {
                 let v = args.next().unwrap_or_default();
                 mesh.path_normalization.normalization =

@@ -27,12 +27,24 @@ pub struct Settings {
     pub path_normalization: mesh_api::proxy_config::PathNormalization,
     /// `ISTIO_META_IDLE_TIMEOUT` (a duration as written), None for the proxies' default.
     pub idle_timeout: Option<String>,
+    /// `meshConfig.h2UpgradePolicy: UPGRADE`: HTTP/1.1 between proxies goes over HTTP/2.
+    pub h2_upgrade: bool,
 }
 
 /// The mesh-config keys about request hardening, shared by `mesh install` on both platforms.
 pub const NORMALIZATION_KEY: &str = "meshConfig.pathNormalization.normalization";
 pub const ESCAPED_SLASHES_KEY: &str = "meshConfig.pathNormalization.pathWithEscapedSlashesAction";
 pub const IDLE_TIMEOUT_KEY: &str = "meshConfig.defaultConfig.proxyMetadata.ISTIO_META_IDLE_TIMEOUT";
+pub const H2_UPGRADE_KEY: &str = "meshConfig.h2UpgradePolicy";
+
+/// Parse `meshConfig.h2UpgradePolicy`: true for UPGRADE.
+pub fn parse_h2_upgrade(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "UPGRADE" => Ok(true),
+        "DO_NOT_UPGRADE" | "DEFAULT" => Ok(false),
+        _ => Err(format!("{key}={value}: use UPGRADE or DO_NOT_UPGRADE")),
+    }
+}
 
 /// Apply one of the path-normalization keys; the error names the key and the accepted values.
 pub fn set_path_normalization(
@@ -84,6 +96,7 @@ pub const KEYS: &[&str] = &[
     NORMALIZATION_KEY,
     ESCAPED_SLASHES_KEY,
     IDLE_TIMEOUT_KEY,
+    H2_UPGRADE_KEY,
 ];
 
 impl Settings {
@@ -104,6 +117,7 @@ impl Settings {
             trace_sampling: 1.0,
             path_normalization: Default::default(),
             idle_timeout: None,
+            h2_upgrade: false,
         }
     }
 
@@ -175,6 +189,7 @@ impl Settings {
                 check_idle_timeout(key, value)?;
                 self.idle_timeout = Some(value.to_string());
             }
+            H2_UPGRADE_KEY => self.h2_upgrade = parse_h2_upgrade(key, value)?,
             "profile" => return Err("profile: choose it with --profile, or spec.profile in a file".into()),
             _ => return Err(format!("{key}: unknown setting; known settings: {}", KEYS.join(", "))),
         }
@@ -362,6 +377,9 @@ fn meshd_args(s: &Settings) -> Vec<String> {
     }
     if let Some(t) = &s.idle_timeout {
         a.extend(["--idle-timeout".to_string(), t.clone()]);
+    }
+    if s.h2_upgrade {
+        a.push("--h2-upgrade".to_string());
     }
     a
 }
@@ -676,12 +694,15 @@ mod tests {
         assert!(!meshd_args(&s).iter().any(|a| a == "--path-normalization"), "defaults add no flags");
         let overlay = serde_json::json!({"spec": {"meshConfig": {
             "pathNormalization": {"normalization": "MERGE_SLASHES", "pathWithEscapedSlashesAction": "REJECT_REQUEST"},
-            "defaultConfig": {"proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": "30m"}}}}});
+            "defaultConfig": {"proxyMetadata": {"ISTIO_META_IDLE_TIMEOUT": "30m"}},
+            "h2UpgradePolicy": "UPGRADE"}}});
         s.overlay(&overlay).expect("overlay");
         let args = meshd_args(&s).join(" ");
         assert!(args.contains("--path-normalization MERGE_SLASHES"), "{args}");
         assert!(args.contains("--escaped-slashes REJECT_REQUEST"), "{args}");
         assert!(args.contains("--idle-timeout 30m"), "{args}");
+        assert!(args.contains("--h2-upgrade"), "{args}");
+        assert!(s.set(H2_UPGRADE_KEY, "SOMETIMES").expect_err("bad").contains("DO_NOT_UPGRADE"));
         assert!(s.set(NORMALIZATION_KEY, "SOMETIMES").expect_err("bad").contains("DECODE_AND_MERGE_SLASHES"));
         assert!(s.set(IDLE_TIMEOUT_KEY, "0s").is_err());
     }

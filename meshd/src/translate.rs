@@ -475,6 +475,9 @@ pub struct MeshConfig {
     /// `defaultConfig.proxyMetadata.ISTIO_META_IDLE_TIMEOUT`: how long a downstream connection
     /// may stay idle; None: the proxies' default.
     pub idle_timeout: Option<std::time::Duration>,
+    /// `h2UpgradePolicy: UPGRADE`: HTTP/1.1 requests cross between proxies over HTTP/2, unless
+    /// a DestinationRule says otherwise.
+    pub h2_upgrade: bool,
 }
 
 impl Default for MeshConfig {
@@ -485,6 +488,7 @@ impl Default for MeshConfig {
             tracing: None,
             path_normalization: Default::default(),
             idle_timeout: None,
+            h2_upgrade: false,
         }
     }
 }
@@ -649,7 +653,7 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
             limits: policy.limits,
             outlier: policy.outlier,
             passthrough,
-            h2_upgrade: policy.h2_upgrade,
+            h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
         });
     }
     let routes =

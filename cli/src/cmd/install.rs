@@ -51,6 +51,9 @@ pub struct Settings {
     /// Istio's `ISTIO_META_IDLE_TIMEOUT` proxy metadata: how long downstream connections may idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+    /// Istio's `meshConfig.h2UpgradePolicy` is UPGRADE.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub h2_upgrade: bool,
 }
 
 fn default_sampling() -> f64 {
@@ -79,6 +82,7 @@ const KEYS: &[&str] = &[
     meshd::manifest::NORMALIZATION_KEY,
     meshd::manifest::ESCAPED_SLASHES_KEY,
     meshd::manifest::IDLE_TIMEOUT_KEY,
+    meshd::manifest::H2_UPGRADE_KEY,
 ];
 
 impl Default for Settings {
@@ -97,6 +101,7 @@ impl Default for Settings {
             trace_sampling: default_sampling(),
             path_normalization: Default::default(),
             idle_timeout: None,
+            h2_upgrade: false,
         }
     }
 }
@@ -116,6 +121,7 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
         trace_sampling: default_sampling(),
         path_normalization: Default::default(),
         idle_timeout: None,
+        h2_upgrade: false,
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -152,6 +158,10 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
                     problems.push(format!("--set {e}"));
                 }
             }
+            meshd::manifest::H2_UPGRADE_KEY => match meshd::manifest::parse_h2_upgrade(k, v) {
+                Ok(up) => s.h2_upgrade = up,
+                Err(e) => problems.push(format!("--set {e}")),
+            },
             meshd::manifest::IDLE_TIMEOUT_KEY => match meshd::manifest::check_idle_timeout(k, v) {
                 Ok(()) => s.idle_timeout = Some(v.to_string()),
                 Err(e) => problems.push(format!("--set {e}")),
@@ -224,6 +234,7 @@ pub async fn start_meshd(ctx: &Ctx, home: &Home, listen: SocketAddr, settings: &
                 .flatten(),
         )
         .args(settings.idle_timeout.iter().flat_map(|t| ["--idle-timeout", t.as_str()]))
+        .args(settings.h2_upgrade.then_some("--h2-upgrade"))
         .env("MESH_HOME", home.root())
         .stdin(Stdio::null())
         .stdout(log)
@@ -323,6 +334,7 @@ fn setting_name(field: &str) -> &str {
         "trace_sampling" => "meshConfig.defaultConfig.tracing.sampling",
         "path_normalization" => "meshConfig.pathNormalization",
         "idle_timeout" => meshd::manifest::IDLE_TIMEOUT_KEY,
+        "h2_upgrade" => meshd::manifest::H2_UPGRADE_KEY,
         other => other,
     }
 }

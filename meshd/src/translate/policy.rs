@@ -14,8 +14,9 @@ pub(super) struct ClusterPolicy {
     pub hash: Option<HashKey>,
     pub limits: Option<Limits>,
     pub outlier: Option<Outlier>,
-    /// `http.h2UpgradePolicy: UPGRADE`, from the most specific layer that sets it.
-    pub h2_upgrade: bool,
+    /// `http.h2UpgradePolicy`, from the most specific layer that sets it: Some(true) for
+    /// UPGRADE, Some(false) for DO_NOT_UPGRADE, None to follow the mesh's.
+    pub h2_upgrade: Option<bool>,
 }
 
 /// The load balancer, connection pool and outlier settings of one layer.
@@ -105,8 +106,13 @@ pub(super) fn resolve(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&
             max_ejection_percent: o.max_ejection_percent.and_then(|p| u32::try_from(p).ok()).unwrap_or(10).min(100),
         })
     });
-    let h2_upgrade =
-        all.iter().find_map(|(_, p, _)| p.and_then(|p| p.http.as_ref()).and_then(|h| h.h2_upgrade_policy.as_deref()))
-            == Some("UPGRADE");
+    let h2_upgrade = match all
+        .iter()
+        .find_map(|(_, p, _)| p.and_then(|p| p.http.as_ref()).and_then(|h| h.h2_upgrade_policy.as_deref()))
+    {
+        Some("UPGRADE") => Some(true),
+        Some("DO_NOT_UPGRADE") => Some(false),
+        _ => None,
+    };
     ClusterPolicy { lb: lb_policy, hash, limits, outlier, h2_upgrade }
 }

@@ -419,3 +419,16 @@ fn indexed_lookups_agree_with_a_scan_of_every_rule() {
         }
     }
 }
+
+#[test]
+fn h2_upgrade_policy_mesh_wide_with_destination_rules_overriding() {
+    let ws = fleet();
+    let no = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}\n";
+    let upgrade = MeshConfig { h2_upgrade: true, ..MeshConfig::default() };
+    let cfg = translate_with(&resources(SERVICE), &ws, &ws[3], &upgrade);
+    assert!(cfg.clusters.clusters.iter().all(|c| c.h2_upgrade), "the mesh's UPGRADE");
+    let cfg = translate_with(&resources(&format!("{SERVICE}{no}")), &ws, &ws[3], &upgrade);
+    assert!(cfg.clusters.clusters.iter().all(|c| !c.h2_upgrade), "the DestinationRule's DO_NOT_UPGRADE wins");
+    let cfg = translate_with(&resources(SERVICE), &ws, &ws[3], &MeshConfig::default());
+    assert!(cfg.clusters.clusters.iter().all(|c| !c.h2_upgrade), "Istio's default: no upgrade");
+}
