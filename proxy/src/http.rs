@@ -356,7 +356,6 @@ where
 /// Requests with bodies up to this size are kept so they can be retried and mirrored.
 const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 
-/// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
 /// What the access log and the request metrics need of a request whose body is gone.
 struct Head {
     method: http::Method,
@@ -502,6 +501,7 @@ async fn connect_tunnel(
     local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started)
 }
 
+/// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
 pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let start_time = std::time::SystemTime::now();
@@ -614,19 +614,16 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     if is_upgrade(&req) {
         // The session is logged and counted when it is set up (Envoy logs it when it ends).
         let head = Head::of(&req);
-        let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
-        if target.cluster.passthrough {
-            let resp = tunnel(&shared.mesh_h1, req, &request_authority, false).await;
-            return local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started);
-        }
-        let Some(endpoint) = target.cluster.pick() else {
-            let resp = local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
-            let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
-            return local_answer(&shared, &snapshot, &Head::of(&req), resp, "UH", &service, &cluster, started);
+        let (service, cluster) = (target.cluster.service.as_str(), target.cluster.name.as_str());
+        let (resp, flags) = if target.cluster.passthrough {
+            (tunnel(&shared.mesh_h1, req, &request_authority, false).await, "-")
+        } else if let Some(endpoint) = target.cluster.pick() {
+            let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+            (tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await, "-")
+        } else {
+            (local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"), "UH")
         };
-        let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
-        let resp = tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await;
-        return local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started);
+        return local_answer(&shared, &snapshot, &head, resp, flags, service, cluster, started);
     }
 
     let h2 = shared.upgrade_h2 || target.cluster.h2_upgrade || req.version() == http::Version::HTTP_2;
@@ -642,8 +639,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow",
             );
             r.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
-            let (service, cluster) = (target.cluster.service.clone(), target.cluster.name.clone());
-            return local_answer(&shared, &snapshot, &Head::of(&req), r, "UO", &service, &cluster, started);
+            let (service, cluster) = (&target.cluster.service, &target.cluster.name);
+            return local_answer(&shared, &snapshot, &Head::of(&req), r, "UO", service, cluster, started);
         }
     };
     let request_bytes =

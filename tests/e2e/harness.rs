@@ -135,12 +135,12 @@ impl Mesh {
     }
 
     /// `mesh install` on a free loopback port with these `--set KEY=VALUE` settings too.
-    pub fn install_with(&self, settings: &[&str]) {
+    pub fn install_with(&self, settings: &[&str]) -> Run {
         let mut args = vec!["install", "-y", "--set", "meshd.listen=127.0.0.1:0"];
         for s in settings {
             args.extend(["--set", s]);
         }
-        self.ok(&args);
+        self.ok(&args)
     }
 
     pub fn meshd_pid(&self) -> Option<u32> {

@@ -15,21 +15,25 @@ spec:
   ports: [{name: http, port: 8080, targetPort: 80}]
 "#;
 
-#[test]
-fn killing_meshd_fails_no_request_and_proxies_reconnect() {
+/// A mesh with the echo service behind one proxy and a client proxy, under steady load
+/// through the client that has already seen some traffic: (mesh, client's outbound, load).
+fn echo_under_load() -> (Mesh, std::net::SocketAddr, Load) {
     let mut mesh = Mesh::new();
     mesh.install();
-    let file = mesh.home.path().join("setup.yaml");
-    std::fs::write(&file, SETUP).expect("write");
-    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    apply(&mesh, "setup.yaml", SETUP);
     let a = app("echo-a");
     mesh.proxy(&["--workload", "echo-1", "--labels", "app=echo", "--inbound", &format!("80={a}")]);
     let client = mesh.proxy(&["--workload", "client"]);
     let outbound = client.outbound.expect("outbound");
     mesh.wait_synced(2);
-
     let load = Load::start(outbound, "echo:8080", |code, body| code == 200 && body.trim() == "echo-a");
     load.wait_more("some traffic", 50);
+    (mesh, outbound, load)
+}
+
+#[test]
+fn killing_meshd_fails_no_request_and_proxies_reconnect() {
+    let (mesh, _, load) = echo_under_load();
     let pid = mesh.meshd_pid().expect("pid");
     std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
     eventually("meshd gone", Duration::from_secs(5), || (!alive(pid)).then_some(()));
@@ -145,33 +149,17 @@ fn a_slow_upstream_does_not_hold_up_others_and_5000_connections_stay_bounded() {
 
 #[test]
 fn install_with_new_settings_on_a_running_mesh_restarts_meshd_and_fails_no_request() {
-    let mut mesh = Mesh::new();
-    mesh.install();
-    apply(&mesh, "setup.yaml", SETUP);
-    let a = app("echo-a");
-    mesh.proxy(&["--workload", "echo-1", "--labels", "app=echo", "--inbound", &format!("80={a}")]);
-    let client = mesh.proxy(&["--workload", "client"]);
-    let outbound = client.outbound.expect("outbound");
-    mesh.wait_synced(2);
-    let load = Load::start(outbound, "echo:8080", |code, body| code == 200 && body.trim() == "echo-a");
-    load.wait_more("some traffic", 50);
+    let (mesh, outbound, load) = echo_under_load();
     let pid = mesh.meshd_pid().expect("pid");
 
     // The settings it runs with: nothing to do.
-    let same = mesh.ok(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0"]);
+    let same = mesh.install_with(&[]);
     let said = format!("{}{}", same.stdout, same.stderr);
     assert!(said.contains("already installed with these settings"), "{said}");
     assert_eq!(mesh.meshd_pid(), Some(pid));
 
     // A new setting: meshd restarts with it, says what changed, and no request fails.
-    let changed = mesh.ok(&[
-        "install",
-        "-y",
-        "--set",
-        "meshd.listen=127.0.0.1:0",
-        "--set",
-        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
-    ]);
+    let changed = mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY"]);
     let said = format!("{}{}", changed.stdout, changed.stderr);
     assert!(said.contains("meshConfig.outboundTrafficPolicy.mode: \"ALLOW_ANY\" -> \"REGISTRY_ONLY\""), "{said}");
     assert_ne!(mesh.meshd_pid(), Some(pid), "meshd was restarted");

@@ -520,14 +520,7 @@ spec:
 #[test]
 fn registry_only_refuses_unknown_hosts() {
     let mut mesh = Mesh::new();
-    mesh.ok(&[
-        "install",
-        "-y",
-        "--set",
-        "meshd.listen=127.0.0.1:0",
-        "--set",
-        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
-    ]);
+    mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY"]);
     let plain = app("plain");
     let client = mesh.proxy(&["--workload", "client"]);
     mesh.wait_synced(1);
@@ -939,14 +932,7 @@ fn connect_tunnels_follow_the_outbound_traffic_policy() {
     });
 
     // REGISTRY_ONLY: refused, until a ServiceEntry names the host.
-    mesh.ok(&[
-        "install",
-        "-y",
-        "--set",
-        "meshd.listen=127.0.0.1:0",
-        "--set",
-        "meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY",
-    ]);
+    mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY"]);
     mesh.wait_synced(1);
     eventually("REGISTRY_ONLY refuses the tunnel", Duration::from_secs(10), || {
         connect_through(out, &echo.to_string()).0.starts_with("HTTP/1.1 502").then_some(())
