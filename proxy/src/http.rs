@@ -447,8 +447,9 @@ async fn connect_tunnel(
     started: std::time::Instant,
 ) -> Response<Body> {
     let head = Head::of(&req);
-    let Some((host, port)) = req.uri().authority().and_then(|a| Some((a.host().to_ascii_lowercase(), a.port_u16()?)))
-    else {
+    // host:port only: no user information (RFC 9110 §9.3.6), a port, and nothing else.
+    let target = req.uri().authority().filter(|a| !a.as_str().contains('@') && req.uri().path_and_query().is_none());
+    let Some((host, port)) = target.and_then(|a| Some((a.host().to_ascii_lowercase(), a.port_u16()?))) else {
         let resp = local_reply(StatusCode::BAD_REQUEST, "CONNECT needs a host:port target\n");
         return local_answer(&shared, &snapshot, &head, resp, "-", "", "", started);
     };

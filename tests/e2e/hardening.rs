@@ -747,3 +747,41 @@ spec:
     assert!(closed.is_some(), "the quiet connection is closed after 1 s without bytes");
     say(&mut busy, &mut busy_r, "last");
 }
+
+/// CONNECT, new on the outbound listener, as an attacker sends it: targets without a port, with
+/// user information or garbage, the proxy's own listeners, and a flood of tunnels that are
+/// opened and dropped; the proxy answers each with a clear refusal and keeps serving.
+#[test]
+fn crafted_connect_targets_are_refused_and_a_tunnel_flood_leaves_the_proxy_serving() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(&mesh, "reviews.yaml", REVIEWS);
+    let client = mesh.proxy(&["--workload", "client"]);
+    mesh.wait_synced(1);
+    let out = client.outbound.expect("outbound");
+    let connect = |target: &str| {
+        raw(out, format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes())
+    };
+    for target in ["example.com", "user@127.0.0.1:80", "127.0.0.1:notaport", "[::1", "%00:80", "/etc/passwd"] {
+        let (status, body) = connect(target);
+        assert!(status == 400, "CONNECT {target:?}: {status} {body}");
+    }
+    assert_eq!(connect(&out.to_string()).0, 508, "a tunnel to the proxy's own listener is a loop");
+    assert_eq!(connect(&client.admin.to_string()).0, 508, "nor to its admin API");
+    // 300 tunnels to a closed port: refused, and nothing is left open.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    for _ in 0..300 {
+        assert_eq!(connect(&closed.to_string()).0, 503);
+    }
+    let echo = crate::traffic::tcp_echo("e");
+    let tunnels: Vec<_> = (0..300)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(out).ok()?;
+            s.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).ok()?;
+            Some(s)
+        })
+        .collect();
+    drop(tunnels);
+    assert_eq!(get(out, "reviews:9080", "/", false, &[]).0, 503, "still routing (reviews has no endpoint)");
+    eventually("tunnels closed", Duration::from_secs(10), || (open_fds(client.pid) < 64).then_some(()));
+}
