@@ -407,7 +407,8 @@ fn local_answer(
         source_principal: &shared.identity.uri,
         destination: &destination,
         destination_principal: "",
-        destination_service: if service.is_empty() { "unknown" } else { service },
+        // Without a service, the cluster names the destination (Istio's BlackHoleCluster).
+        destination_service: [service, cluster].into_iter().find(|s| !s.is_empty()).unwrap_or("unknown"),
         protocol: if head.grpc { "grpc" } else { "http" },
         code: resp.status().as_u16(),
         flags,

@@ -171,7 +171,12 @@ impl Mesh {
     /// An ingress gateway proxy (`istio: ingressgateway`, in istio-system) serving Gateway
     /// server `port`; returns where it listens.
     pub fn ingress_gateway(&mut self, port: u16) -> SocketAddr {
-        let gw = self.proxy(&[
+        self.ingress_gateway_proxy(port).gateway[0]
+    }
+
+    /// The ingress gateway of [`Mesh::ingress_gateway`], with its log and metrics.
+    pub fn ingress_gateway_proxy(&mut self, port: u16) -> Proxy {
+        self.proxy(&[
             "--workload",
             "istio-ingressgateway",
             "-n",
@@ -183,8 +188,7 @@ impl Mesh {
             "--no-outbound",
             "--gateway-port",
             &format!("{port}=127.0.0.1:0"),
-        ]);
-        gw.gateway[0]
+        ])
     }
 
     /// `mesh proxy run ARGS` inside network namespace `netns` (`ip netns exec`).

@@ -520,20 +520,35 @@ spec:
 #[test]
 fn registry_only_refuses_unknown_hosts() {
     let mut mesh = Mesh::new();
-    mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY"]);
+    mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY", "meshConfig.accessLogFile=/dev/stdout"]);
     let plain = app("plain");
     let client = mesh.proxy(&["--workload", "client"]);
     mesh.wait_synced(1);
     let (code, body) = get(client.outbound.expect("outbound"), &plain.to_string(), "/", true, &[]);
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("REGISTRY_ONLY"), "{body}");
+    // Envoy's BlackHoleCluster: logged once and counted by the proxy that answered.
+    let line = client.json_line("the 502's log line", |v| v["response_code"] == 502);
+    assert_eq!(line["upstream_cluster"], "BlackHoleCluster", "{line}");
+    assert_eq!(line["response_flags"], "-", "{line}");
+    let metrics = get(client.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
+            && l.contains("reporter=\"source\"")
+            && l.contains("response_code=\"502\"")
+            && l.contains("destination_service_name=\"BlackHoleCluster\"")),
+        "the 502 counted:\n{metrics}"
+    );
 }
 
 #[test]
 fn local_rate_limit_answers_429_over_the_bucket() {
     let mut mesh = Mesh::new();
-    let out = bookinfo(&mut mesh);
-    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
+    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
+    apply_file(&mesh, &shared("bookinfo/networking/destination-rule-all.yaml"));
+    let out = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]).outbound.expect("outbound");
+    let reviews = mesh.proxy(&["--workload", "reviews-v1", "--labels", "app=reviews,version=v1", "--inbound", &format!("9080={}", app("reviews-v1"))]);
     // Bad input is refused with the field at fault, and nothing is stored.
     let bad = mesh.home.path().join("bad.yaml");
     std::fs::write(
@@ -567,6 +582,20 @@ spec:
     let api: Vec<u16> = (0..3).map(|_| get(out, "reviews:9080", "/api/x", false, &[]).0).collect();
     assert_eq!(api, [200, 200, 429], "the /api rule has its own bucket of 2");
     assert_eq!(get(out, "reviews:9080", "/", false, &[]).1, "local_rate_limited");
+    // The proxy that answered (the destination's) logs and counts each 429 with flag RL.
+    let line = reviews.json_line("a 429's log line", |v| v["response_code"] == 429);
+    assert_eq!(line["response_flags"], "RL", "{line}");
+    let metrics = get(reviews.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    let counted = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains("response_code=\"429\"")
+                && l.contains("response_flags=\"RL\"")
+        })
+        .unwrap_or_else(|| panic!("429 RL counted:\n{metrics}"));
+    assert!(counted.ends_with(" 5"), "every 429 once: {counted}");
 }
 
 #[test]
@@ -745,15 +774,27 @@ fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
 #[test]
 fn bookinfo_gateway_routes_productpage() {
     let mut mesh = Mesh::new();
-    mesh.install();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
     workload(&mut mesh, "productpage-v1", "productpage", "v1", 9080, app("productpage-v1"));
-    let gateway = mesh.ingress_gateway(8080);
+    let gw = mesh.ingress_gateway_proxy(8080);
+    let gateway = gw.gateway[0];
     apply_file(&mesh, &shared("bookinfo/networking/bookinfo-gateway.yaml"));
     mesh.wait_synced(2);
     assert_eq!(get(gateway, "bookinfo.example.com", "/productpage", false, &[]), (200, "productpage-v1\n".into()));
     assert_eq!(get(gateway, "anything", "/api/v1/products/1", false, &[]).0, 200);
     assert_eq!(get(gateway, "anything", "/admin", false, &[]).0, 404, "only the routes bookinfo-gateway lists");
+    // The gateway's no-route 404 is logged (NR) and counted by the gateway.
+    let line = gw.json_line("the 404's log line", |v| v["response_code"] == 404);
+    assert_eq!(line["response_flags"], "NR", "{line}");
+    assert_eq!(line["path"], "/admin", "{line}");
+    let metrics = get(gw.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
+            && l.contains("response_code=\"404\"")
+            && l.contains("response_flags=\"NR\"")),
+        "the 404 counted:\n{metrics}"
+    );
 }
 
 #[test]
