@@ -454,7 +454,36 @@ async fn connect_tunnel(
         let resp = local_reply(StatusCode::BAD_REQUEST, "CONNECT needs a host:port target\n");
         return local_answer(&shared, &snapshot, &head, resp, "-", "", "", started);
     };
-    let cluster = snapshot.tcp_service(&host, port).and_then(|t| t.pick_cluster().cloned());
+    let service = snapshot.tcp_service(&host, port).cloned();
+    if let Some(tls) = service.as_ref().filter(|t| !t.sni.is_empty()).cloned() {
+        // TLS routes pick by SNI, and the ClientHello only comes once the tunnel is open:
+        // answer, read it inside the tunnel, then connect where its SNI leads.
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let tunnel_shared = shared.clone();
+        let target = host.clone();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else { return };
+            let mut downstream = hyper_util::rt::TokioIo::new(upgraded);
+            let mut hello = Vec::new();
+            let sni = crate::tls::read_sni(&mut downstream, &mut hello).await;
+            let shared = tunnel_shared;
+            let snapshot = shared.snapshot.load_full();
+            let cluster = tls.pick_by_sni(sni.as_deref()).cloned();
+            match crate::tcp_upstream(&shared, &snapshot, &target, port, None, cluster).await {
+                Ok(up) => {
+                    drop(snapshot);
+                    relay_tunnel(&shared, &mut downstream, up, &hello).await;
+                }
+                Err(why) => {
+                    shared.metrics.upstream_error("connect_failure");
+                    debug!(host = %target, port, ?sni, ?why, "CONNECT tunnel: no upstream for this SNI; closing it");
+                }
+            }
+        });
+        let resp = Response::new(Either::Right(Full::new(Bytes::new())));
+        return local_answer(&shared, &snapshot, &head, resp, "-", &host, "", started);
+    }
+    let cluster = service.and_then(|t| t.pick_cluster().cloned());
     let up = match crate::tcp_upstream(&shared, &snapshot, &host, port, None, cluster).await {
         Ok(up) => up,
         Err(why) => {
@@ -477,30 +506,44 @@ async fn connect_tunnel(
     let tunnel_shared = shared.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
-        let mut downstream = hyper_util::rt::TokioIo::new(upgraded);
-        let mut upstream = up.stream;
-        let shared = tunnel_shared;
-        shared.metrics.tcp_opened(&up.labels);
-        let opened = std::time::SystemTime::now();
-        let clock = std::time::Instant::now();
-        let (received, sent) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await.unwrap_or((0, 0));
-        shared.metrics.tcp_closed(&up.labels, sent, received);
-        if shared.access_log_on(&shared.snapshot.load()) {
-            crate::metrics::tcp_access_log(&crate::metrics::TcpEntry {
-                direction: "outbound",
-                labels: &up.labels,
-                started: opened,
-                duration: clock.elapsed(),
-                bytes_received: received,
-                bytes_sent: sent,
-                upstream_host: &up.upstream_host,
-                upstream_cluster: &up.upstream_cluster,
-                flags: "-",
-            });
-        }
+        relay_tunnel(&tunnel_shared, &mut hyper_util::rt::TokioIo::new(upgraded), up, &[]).await;
     });
     let resp = Response::new(Either::Right(Full::new(Bytes::new())));
     local_answer(&shared, &snapshot, &head, resp, "-", &service, &cluster, started)
+}
+
+/// Carry an open CONNECT tunnel's bytes both ways until either side closes, starting with
+/// `read` (what was already read from the client); counted in `istio_tcp_*` and logged as a
+/// TCP connection.
+async fn relay_tunnel<D>(shared: &Shared, downstream: &mut D, mut up: crate::TcpUpstream, read: &[u8])
+where
+    D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    shared.metrics.tcp_opened(&up.labels);
+    let opened = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let (received, sent) = match up.stream.write_all(read).await {
+        Ok(()) => match tokio::io::copy_bidirectional(downstream, &mut up.stream).await {
+            Ok((received, sent)) => (received + read.len() as u64, sent),
+            Err(_) => (read.len() as u64, 0),
+        },
+        Err(_) => (0, 0),
+    };
+    shared.metrics.tcp_closed(&up.labels, sent, received);
+    if shared.access_log_on(&shared.snapshot.load()) {
+        crate::metrics::tcp_access_log(&crate::metrics::TcpEntry {
+            direction: "outbound",
+            labels: &up.labels,
+            started: opened,
+            duration: clock.elapsed(),
+            bytes_received: received,
+            bytes_sent: sent,
+            upstream_host: &up.upstream_host,
+            upstream_cluster: &up.upstream_cluster,
+            flags: "-",
+        });
+    }
 }
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.

@@ -114,22 +114,47 @@ impl ServerCertVerifier for MeshServerVerifier {
     }
 }
 
+/// What the first bytes of a connection say about its TLS ClientHello.
+enum Hello {
+    /// Not all of it is here yet.
+    Partial,
+    /// A whole ClientHello, with its SNI if it has one.
+    Sni(Option<String>),
+    /// Not TLS.
+    NotTls,
+}
+
+fn client_hello(bytes: &[u8]) -> Hello {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut rd = bytes;
+    if acceptor.read_tls(&mut rd).is_err() {
+        return Hello::NotTls;
+    }
+    match acceptor.accept() {
+        Ok(Some(accepted)) => Hello::Sni(accepted.client_hello().server_name().map(str::to_string)),
+        Ok(None) => Hello::Partial,
+        Err(_) => Hello::NotTls,
+    }
+}
+
+/// The most of a connection read or peeked for its ClientHello.
+const HELLO_MAX: usize = 16 * 1024;
+/// How long a client has to send its ClientHello.
+const HELLO_WAIT: Duration = Duration::from_secs(5);
+
 /// The SNI of a TLS ClientHello the client has sent, read without consuming it (the bytes
 /// then pass through untouched). None: not TLS, no SNI, or nothing within 5 s.
 pub async fn peek_sni(stream: &tokio::net::TcpStream) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+    let mut buf = vec![0u8; HELLO_MAX];
     loop {
         let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
         if n == 0 {
             return None;
         }
-        let mut acceptor = rustls::server::Acceptor::default();
-        let mut rd: &[u8] = &buf[..n];
-        acceptor.read_tls(&mut rd).ok()?;
-        match acceptor.accept() {
-            Ok(Some(accepted)) => return accepted.client_hello().server_name().map(str::to_string),
-            Ok(None) if n < buf.len() => {
+        match client_hello(&buf[..n]) {
+            Hello::Sni(sni) => return sni,
+            Hello::Partial if n < buf.len() => {
                 // Not all of the ClientHello is here yet; wait for more.
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 if tokio::time::Instant::now() >= deadline {
@@ -139,6 +164,28 @@ pub async fn peek_sni(stream: &tokio::net::TcpStream) -> Option<String> {
             _ => return None,
         }
     }
+}
+
+/// The SNI of the TLS ClientHello at the start of `stream` (a tunnel, which cannot be
+/// peeked): the bytes read are left in `seen`, to be sent on before anything else. None: not
+/// TLS, no SNI, or no whole ClientHello within 5 s.
+pub async fn read_sni<R: tokio::io::AsyncRead + Unpin>(stream: &mut R, seen: &mut Vec<u8>) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+    let mut chunk = [0u8; 4096];
+    while seen.len() < HELLO_MAX {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        seen.extend_from_slice(&chunk[..n]);
+        match client_hello(seen) {
+            Hello::Partial => {}
+            Hello::Sni(sni) => return sni,
+            Hello::NotTls => return None,
+        }
+    }
+    None
 }
 
 /// The SPIFFE ID in a peer's leaf certificate.

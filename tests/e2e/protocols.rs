@@ -1,7 +1,8 @@
-//! Protocols through two proxies with mTLS: gRPC-style HTTP/2 with trailers, and WebSocket-
-//! style Upgrades.
+//! Protocols through two proxies with mTLS, with real stacks where they run here: gRPC
+//! (python grpcio and an h2c server of our own), WebSockets (python websockets), and the
+//! HTTP version conversion Istio does by port (curl, h2load).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -54,47 +55,8 @@ fn grpc_app(rt: &tokio::runtime::Runtime) -> SocketAddr {
     addr
 }
 
-/// An Upgrade server: answers 101, then echoes bytes back.
-fn upgrade_app() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s);
-                let mut upgrade = false;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    upgrade |= line.to_ascii_lowercase().starts_with("upgrade: websocket");
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                if !upgrade {
-                    let _ = r.get_mut().write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
-                    return;
-                }
-                let mut s = r.into_inner();
-                let _ = s.write_all(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-                );
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
-fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
+fn grpc_trailers_cross_two_proxies_with_mtls() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
@@ -103,11 +65,9 @@ fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
     mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
     let grpc = grpc_app(&rt);
     mesh.proxy(&["--workload", "grpc-echo", "--labels", "app=grpc-echo", "--inbound", &format!("7070={grpc}")]);
-    let ws = upgrade_app();
-    mesh.proxy(&["--workload", "ws", "--labels", "app=ws", "--inbound", &format!("80={ws}")]);
     let client = mesh.proxy(&["--workload", "client"]);
     let outbound = client.outbound.expect("outbound");
-    mesh.wait_synced(3);
+    mesh.wait_synced(2);
 
     // gRPC: h2c to the sidecar, :authority naming the service; trailers come back intact.
     let (body, trailers) = rt.block_on(async {
@@ -136,33 +96,6 @@ fn grpc_trailers_and_websocket_upgrades_cross_two_proxies_with_mtls() {
     assert_eq!(&body[..], b"hello over HTTP/2.0", "HTTP/2 all the way to the app");
     assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]), "{trailers:?}");
     assert_eq!(trailers.get("grpc-message").map(|v| v.as_bytes()), Some(&b"ok"[..]));
-
-    // WebSocket: the Upgrade passes through both proxies, then bytes flow both ways.
-    let mut s = std::net::TcpStream::connect(outbound).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        .expect("write");
-    let mut r = BufReader::new(s.try_clone().expect("clone"));
-    let mut status = String::new();
-    r.read_line(&mut status).expect("status");
-    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("header");
-        if line == "\r\n" {
-            break;
-        }
-    }
-    for msg in ["ping", "pong", "a longer message through two proxies"] {
-        s.write_all(msg.as_bytes()).expect("send");
-        let mut buf = vec![0u8; msg.len()];
-        r.read_exact(&mut buf).expect("echo");
-        assert_eq!(buf, msg.as_bytes());
-    }
-    // The WebSocket session is in the client's access log.
-    let line = client.json_line("the WebSocket session's log line", |v| v["response_code"] == 101);
-    assert_eq!(line["path"], "/chat", "{line}");
-    assert!(line["upstream_cluster"].as_str().is_some_and(|c| c.contains("|ws.default")), "{line}");
 }
 
 /// Whether python3 can import `module`.
@@ -173,30 +106,33 @@ fn python_has(module: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Start tests/e2e/grpc/server.py (kept by `mesh`); its port.
-fn grpcio_server(mesh: &mut Mesh) -> u16 {
-    let dir = format!("{}/../tests/e2e/grpc", env!("CARGO_MANIFEST_DIR"));
+/// Start tests/e2e/DIR/server.py (kept by `mesh`); its port.
+fn python_server(mesh: &mut Mesh, dir: &str) -> u16 {
+    let script = format!("{}/../tests/e2e/{dir}/server.py", env!("CARGO_MANIFEST_DIR"));
     let mut server = std::process::Command::new("python3")
-        .arg(format!("{dir}/server.py"))
+        .arg(&script)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 server.py");
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
     mesh.keep(server);
-    line.trim().parse().expect("the server prints its port")
+    line.trim().parse().unwrap_or_else(|_| panic!("{script} prints its port, not {line:?}"))
 }
 
-/// Run tests/e2e/grpc/client.py against `addr` with `authority`: what it saw.
-fn grpcio_client(addr: SocketAddr, authority: &str) -> serde_json::Value {
-    let dir = format!("{}/../tests/e2e/grpc", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("timeout")
-        .args(["60", "python3", &format!("{dir}/client.py"), &addr.to_string(), authority])
-        .output()
-        .expect("client.py");
+/// Run tests/e2e/DIR/client.py with ARGS: what it saw (the JSON object it prints).
+fn python_client(dir: &str, args: &[&str]) -> serde_json::Value {
+    let script = format!("{}/../tests/e2e/{dir}/client.py", env!("CARGO_MANIFEST_DIR"));
+    let out =
+        std::process::Command::new("timeout").args(["60", "python3", &script]).args(args).output().expect("client.py");
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim())
         .unwrap_or_else(|e| panic!("client output {text:?} ({e}); stderr {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// tests/e2e/grpc/client.py against `addr` with `authority`.
+fn grpcio_client(addr: SocketAddr, authority: &str) -> serde_json::Value {
+    python_client("grpc", &[&addr.to_string(), authority])
 }
 
 fn assert_every_call_works(seen: &serde_json::Value) {
@@ -259,7 +195,7 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     let mut mesh = Mesh::new();
     mesh.install();
     apply(&mesh, "echo.yaml", GRPC_ECHO);
-    let port = grpcio_server(&mut mesh);
+    let port = python_server(&mut mesh, "grpc");
     mesh.proxy(&[
         "--workload",
         "echo-v1",
@@ -365,4 +301,64 @@ fn http_versions_are_converted_to_what_the_port_names() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello over HTTP/1.1");
     let line = to_h1.json_line("the upgraded request at the server side", |v| v["x_request_id"] == "upgraded-1");
     assert_eq!(line["protocol"], "HTTP/2", "{line}");
+}
+
+const WS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: ws}
+spec:
+  selector: {app: ws}
+  ports: [{name: http, port: 80, targetPort: 8765}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ws}
+spec:
+  hosts: [ws, ws.example.com]
+  gateways: [mesh, edge]
+  http: [{route: [{destination: {host: ws}}]}]
+"#;
+
+/// A real WebSocket stack on both ends (python websockets): the server behind one sidecar,
+/// the client through another with mTLS between them, and through the ingress gateway. The
+/// client checks the handshake (Sec-WebSocket-Accept, the subprotocol), then text, a 1 MiB
+/// binary message, a ping and the server's close code come through intact.
+#[test]
+fn websockets_client_and_server_through_two_proxies_and_the_gateway() {
+    if !prerequisite("python3 with websockets (pip install websockets)", python_has("websockets.sync.server")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
+    apply(&mesh, "ws.yaml", WS);
+    let port = python_server(&mut mesh, "ws");
+    let server =
+        mesh.proxy(&["--workload", "ws-v1", "--labels", "app=ws", "--inbound", &format!("8765=127.0.0.1:{port}")]);
+    let client = mesh.proxy(&["--workload", "client"]);
+    let gateway = mesh.ingress_gateway(8080);
+    mesh.wait_synced(3);
+    for (via, authority) in [(client.outbound.expect("outbound"), "ws"), (gateway, "ws.example.com")] {
+        let seen = python_client("ws", &[&via.to_string(), authority, "/chat?room=1"]);
+        assert_eq!(seen["error"], serde_json::Value::Null, "{seen}");
+        assert_eq!(seen["subprotocol"], "chat", "{seen}");
+        assert_eq!(seen["hello"], format!("hello /chat?room=1 {authority}"), "{seen}");
+        assert_eq!(seen["text"], "ping through two proxies", "{seen}");
+        assert_eq!(seen["binary"], 1 << 20, "{seen}");
+        assert_eq!(seen["pong"], true, "{seen}");
+        assert_eq!(seen["closed"], serde_json::json!([4001, "bye"]), "{seen}");
+    }
+    // The session is logged on both sides: 101, the path and the cluster.
+    let line = client.json_line("the client's WebSocket log line", |v| v["response_code"] == 101);
+    assert_eq!(line["path"], "/chat?room=1", "{line}");
+    assert!(line["upstream_cluster"].as_str().is_some_and(|c| c.contains("|ws.default")), "{line}");
+    let line = server.json_line("the server's WebSocket log line", |v| v["response_code"] == 101);
+    assert_eq!(line["direction"], "inbound", "{line}");
 }

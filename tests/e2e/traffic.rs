@@ -547,8 +547,18 @@ fn local_rate_limit_answers_429_over_the_bucket() {
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
     apply_file(&mesh, &shared("bookinfo/networking/destination-rule-all.yaml"));
-    let out = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]).outbound.expect("outbound");
-    let reviews = mesh.proxy(&["--workload", "reviews-v1", "--labels", "app=reviews,version=v1", "--inbound", &format!("9080={}", app("reviews-v1"))]);
+    let out = mesh
+        .proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"])
+        .outbound
+        .expect("outbound");
+    let reviews = mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("reviews-v1")),
+    ]);
     // Bad input is refused with the field at fault, and nothing is stored.
     let bad = mesh.home.path().join("bad.yaml");
     std::fs::write(
@@ -990,6 +1000,128 @@ fn connect_tunnels_follow_the_outbound_traffic_policy() {
     let (status, mut s, mut r) = connect_through(out, &format!("ext.example:{}", echo.port()));
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(talk(&mut s, &mut r), "ext hi\n");
+}
+
+/// `openssl s_server -HTTP` in a directory of its own whose file `who` says `name`: a TLS
+/// server standing in for an external host (kept by `mesh`); its port.
+fn tls_file_server(mesh: &mut Mesh, name: &str) -> u16 {
+    use std::io::BufRead;
+    let dir = mesh.home.path().join(name);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("who"), name).expect("write");
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", &format!("/CN={name}"), "-keyout"])
+        .args([&key, std::path::Path::new("-out"), &cert])
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-accept", "127.0.0.1:0", "-HTTP", "-cert"])
+        .args([&cert, std::path::Path::new("-key"), &key])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let mut out = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    mesh.keep(server);
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).expect("s_server output") > 0, "s_server exited");
+        if let Some(port) = line.trim().strip_prefix("ACCEPT 127.0.0.1:") {
+            // Keep draining its output so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return port.parse().expect("port");
+        }
+    }
+}
+
+/// A TLS ServiceEntry reached with CONNECT (an app's HTTPS_PROXY): the VirtualService's `tls`
+/// routes pick where the tunnel goes by the SNI of the ClientHello sent inside it.
+#[test]
+fn connect_tunnels_to_tls_service_entries_follow_sni_routes() {
+    if !prerequisite("openssl", have("openssl")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install_with(&["meshConfig.outboundTrafficPolicy.mode=REGISTRY_ONLY", "meshConfig.accessLogFile=/dev/stdout"]);
+    let (stable, canary) = (tls_file_server(&mut mesh, "stable"), tls_file_server(&mut mesh, "canary"));
+    apply(
+        &mesh,
+        "egress.yaml",
+        &format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: api}}
+spec:
+  hosts: [api.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tls: {stable}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: api-canary}}
+spec:
+  hosts: [canary-backend.example.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{tls: {canary}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: api}}
+spec:
+  hosts: [api.example.test, "*.api.example.test"]
+  tls:
+  - match: [{{port: 443, sniHosts: [canary.api.example.test]}}]
+    route: [{{destination: {{host: canary-backend.example.test, port: {{number: 443}}}}}}]
+  - match: [{{port: 443, sniHosts: [api.example.test]}}]
+    route: [{{destination: {{host: api.example.test, port: {{number: 443}}}}}}]
+"#
+        ),
+    );
+    let client = mesh.proxy(&["--workload", "client"]);
+    let out = client.outbound.expect("outbound");
+    mesh.wait_synced(1);
+    // openssl's own CONNECT (-proxy), then TLS with the SNI given, then an HTTP/1.0 GET.
+    let fetch = |sni: &str| {
+        let mut child = std::process::Command::new("timeout")
+            .args(["20", "openssl", "s_client", "-quiet", "-ign_eof", "-proxy", &out.to_string()])
+            .args(["-connect", "api.example.test:443", "-servername", sni])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_client");
+        use std::io::Write;
+        let _ = child.stdin.take().expect("stdin").write_all(b"GET /who HTTP/1.0\r\n\r\n");
+        let done = child.wait_with_output().expect("s_client");
+        String::from_utf8_lossy(&done.stdout).lines().last().unwrap_or("").to_string()
+    };
+    assert_eq!(fetch("api.example.test"), "stable");
+    assert_eq!(fetch("canary.api.example.test"), "canary");
+    assert_eq!(fetch("api.example.test"), "stable");
+    // The tunnels are TCP connections in the log, to the cluster the SNI picked.
+    let line = client.json_line("the canary tunnel's TCP log line", |v| {
+        v["upstream_cluster"].as_str().is_some_and(|c| c.contains("canary-backend.example.test"))
+    });
+    assert_eq!(line["upstream_host"], format!("127.0.0.1:{canary}"), "{line}");
+    assert!(line["bytes_received"].as_u64().is_some_and(|n| n > 0), "the ClientHello counted: {line}");
+    // Not TLS inside the tunnel: no SNI route takes it, and REGISTRY_ONLY closes it.
+    let (status, mut s, mut r) = connect_through(out, "api.example.test:443");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    use std::io::{Read, Write};
+    s.write_all(b"GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n").expect("send");
+    assert_eq!(r.read(&mut [0u8; 64]).expect("closed, not timed out"), 0, "the tunnel is closed");
+    assert_eq!(fetch("api.example.test"), "stable", "and the proxy still serves");
 }
 
 /// The circuit breaker's overflow (UO) and an injected delay (DI) are logged with their flags.
