@@ -589,6 +589,10 @@ pub struct Cluster {
     /// proxy over HTTP/2.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub h2_upgrade: bool,
+    /// The HTTP version the service port names (`http`: HTTP/1.1; `http2`, `grpc`: HTTP/2),
+    /// for endpoints without a sidecar, which get what the port says; None keeps the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_http: Option<crate::core::AppHttp>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

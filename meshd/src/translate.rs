@@ -654,6 +654,7 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
             outlier: policy.outlier,
             passthrough,
             h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
+            app_http: svc.and_then(|s| service_ports(&s.spec).find(|p| p.port == i64::from(port))?.app_http()),
         });
     }
     let routes =

@@ -334,6 +334,8 @@ pub struct ClusterState {
     tcp_idle_ms: Option<u64>,
     /// HTTP/1.1 requests go to the peer proxy over HTTP/2 (`h2UpgradePolicy: UPGRADE`).
     pub h2_upgrade: bool,
+    /// The HTTP version the service port names, for endpoints without a sidecar.
+    pub app_http: Option<mesh_api::core::AppHttp>,
 }
 
 /// Per-cluster connection settings; clusters with the same settings share a client.
@@ -404,6 +406,7 @@ impl ClusterState {
                 .filter(|p| p.connect_timeout_ms.is_some() || p.idle_timeout_ms.is_some() || p.no_reuse),
             tcp_idle_ms: limits.and_then(|l| l.tcp_idle_timeout_ms),
             h2_upgrade: false,
+            app_http: None,
         }
     }
 
@@ -872,6 +875,7 @@ impl Snapshot {
             );
             state.passthrough = c.passthrough;
             state.h2_upgrade = c.h2_upgrade;
+            state.app_http = c.app_http;
             state.service = c.service.clone();
             let state = Arc::new(state);
             if clusters.insert(c.name.as_str(), state).is_some() {
@@ -1041,6 +1045,7 @@ mod tests {
                         outlier: None,
                         passthrough: false,
                         h2_upgrade: false,
+                        app_http: None,
                     })
                     .collect(),
             },

@@ -69,12 +69,12 @@ impl tower_service::Service<Uri> for FixedConnector {
 
 pub type AppH2Client = Client<FixedConnector, Body>;
 
-/// An h2c client to one app address (gRPC); requests name their own authority.
-pub fn app_h2_client(app: SocketAddr) -> Option<AppH2Client> {
+/// An h2c client to one app (`host:port`); requests name their own authority.
+pub fn app_h2_client(app: &str) -> Option<AppH2Client> {
     let mut inner = HttpConnector::new();
     inner.set_nodelay(true);
     inner.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    let target = Uri::builder().scheme("http").authority(app.to_string()).path_and_query("/").build().ok()?;
+    let target = Uri::builder().scheme("http").authority(app).path_and_query("/").build().ok()?;
     let mut b = Client::builder(TokioExecutor::new());
     b.pool_idle_timeout(std::time::Duration::from_secs(60)).http2_only(true);
     Some(b.build(FixedConnector { inner, target }))
@@ -299,7 +299,7 @@ async fn forward_to_app(
         // The request's authority goes to the app as `:authority`, alone (gRPC C-core refuses
         // a stream with a second one); the connection goes to the app's address.
         let authority = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-        match (shared.app_h2(app_addr), authority) {
+        match (shared.app_h2(&app), authority) {
             (Some(client), Some(authority)) => {
                 send(&client, req.map(Either::Left), &authority, false, http::Version::HTTP_2).await
             }
@@ -753,6 +753,9 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
                 (Some(index), e.authority(), mtls)
             };
+            // A peer proxy (over mTLS) takes the caller's version and converts for its app;
+            // anything else gets the version its port names.
+            let h2 = if mtls { h2 } else { to_app_h2(&target.cluster, h2) };
             let _in_flight = index.map(|i| target.cluster.start(i));
             used = index.map(|i| (target.cluster.endpoints[i].addr, mtls));
             let body = match (&buffered, streaming.take()) {
@@ -763,7 +766,19 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             let req = rebuild(body);
             let client = shared.client_for(target.cluster.pool, h2);
             let version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
-            let sent = send(&client, req, &authority, mtls, version);
+            // HTTP/2 in plain text goes straight to the app: its `:authority` is the
+            // request's, alone, while the connection goes to the endpoint.
+            let own_authority = (h2 && !mtls)
+                .then(|| req.headers().get(header::HOST)?.to_str().ok().map(str::to_owned))
+                .flatten()
+                .filter(|host| *host != authority)
+                .and_then(|host| Some((shared.app_h2(&authority)?, host)));
+            let sent = async {
+                match own_authority {
+                    Some((direct, host)) => send(&direct, req, &host, false, version).await,
+                    None => send(&client, req, &authority, mtls, version).await,
+                }
+            };
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
             let result = match per_try {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
@@ -1043,6 +1058,17 @@ fn rewrite(req: &mut Request<Incoming>, rw: &crate::config::CompiledRewrite, pre
     }
 }
 
+/// Whether to speak HTTP/2 to an endpoint of `cluster` reached without mTLS, most often an
+/// app without a sidecar (the caller's choice: `h2`): what the service port names, as
+/// Istio's outbound clusters do; an unnamed port keeps the caller's version.
+fn to_app_h2(cluster: &ClusterState, h2: bool) -> bool {
+    match cluster.app_http {
+        Some(mesh_api::core::AppHttp::Http2) => true,
+        Some(mesh_api::core::AppHttp::Http1) => cluster.h2_upgrade,
+        None => h2,
+    }
+}
+
 /// Send a copy to `cluster`, fire and forget: its answer is dropped and it never delays the
 /// real request. The Host gets Envoy's `-shadow` suffix.
 fn mirror(
@@ -1056,6 +1082,7 @@ fn mirror(
     let e = &cluster.endpoints[index];
     let endpoint = e.authority();
     let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
+    let h2 = if mtls { h2 } else { to_app_h2(cluster, h2) };
     if let Some(h) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
         let (host, port) = split_host_port(h);
         let shadow = match port {

@@ -44,7 +44,7 @@ pub struct Shared {
     pub client: http::HttpClient,
     pub client_h2: http::HttpClient,
     /// h2c to each app address, with the request's own authority (see `http::FixedConnector`).
-    pub app_h2: std::sync::Mutex<HashMap<SocketAddr, http::AppH2Client>>,
+    pub app_h2: std::sync::Mutex<HashMap<String, http::AppH2Client>>,
     /// To other proxies over HTTP/1.1 (mTLS or plaintext).
     pub mesh_h1: http::MeshClient,
     /// To other proxies over HTTP/2 (ALPN h2 on mTLS, h2c on plaintext).
@@ -205,14 +205,20 @@ pub struct Bound {
 }
 
 impl Shared {
-    /// The h2c client to `app`, made on first use (one per app address the proxy serves).
-    pub fn app_h2(&self, app: SocketAddr) -> Option<http::AppH2Client> {
+    /// The h2c client to `app` (`host:port`), made on first use: one per app the proxy
+    /// serves, and per endpoint without a sidecar it sends HTTP/2 to. Endpoints come and go
+    /// with config, so past a bound the cache starts over (requests in flight keep theirs).
+    pub fn app_h2(&self, app: &str) -> Option<http::AppH2Client> {
+        const MOST: usize = 4096;
         let mut clients = self.app_h2.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&app) {
+        if let Some(c) = clients.get(app) {
             return Some(c.clone());
         }
+        if clients.len() >= MOST {
+            clients.clear();
+        }
         let c = http::app_h2_client(app)?;
-        clients.insert(app, c.clone());
+        clients.insert(app.to_string(), c.clone());
         Some(c)
     }
 

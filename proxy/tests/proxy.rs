@@ -203,6 +203,7 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             outlier: None,
             passthrough: false,
             h2_upgrade: false,
+            app_http: None,
         }],
     };
     let endpoints = Endpoints {

@@ -37,6 +37,14 @@ fn grpc_app(rt: &tokio::runtime::Runtime) -> SocketAddr {
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
                     let version = format!("{:?}", req.version());
+                    // Every authority the request carried: the URI's (`:authority`), then Hosts.
+                    let mut seen: Vec<String> = req.uri().authority().map(|a| a.to_string()).into_iter().collect();
+                    seen.extend(
+                        req.headers()
+                            .get_all("host")
+                            .iter()
+                            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+                    );
                     let mut trailers = http::HeaderMap::new();
                     trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
                     trailers.insert("grpc-message", http::HeaderValue::from_static("ok"));
@@ -44,6 +52,9 @@ fn grpc_app(rt: &tokio::runtime::Runtime) -> SocketAddr {
                         .with_trailers(async move { Some(Ok::<_, std::convert::Infallible>(trailers)) });
                     let mut resp = hyper::Response::new(body);
                     resp.headers_mut().insert("content-type", http::HeaderValue::from_static("application/grpc"));
+                    if let Ok(v) = http::HeaderValue::from_str(&seen.join(" ")) {
+                        resp.headers_mut().insert("x-seen-authority", v);
+                    }
                     Ok::<_, std::convert::Infallible>(resp)
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -213,6 +224,17 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     assert_every_call_works(&grpcio_client(outbound, "echo:7070"));
     assert_every_call_works(&grpcio_client(outbound, "echo-unnamed:7071"));
     assert_every_call_works(&grpcio_client(gateway, "grpc.example.com"));
+    // The same server as a host without a sidecar (a ServiceEntry): the client's proxy speaks
+    // HTTP/2 to it itself, with the call's own :authority.
+    apply(
+        &mesh,
+        "direct.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: echo-direct}}\nspec:\n  hosts: [echo-direct.example]\n  resolution: STATIC\n  ports: [{{number: 7072, name: grpc, protocol: GRPC}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{grpc: {port}}}}}]\n"
+        ),
+    );
+    mesh.wait_synced(3);
+    assert_every_call_works(&grpcio_client(outbound, "echo-direct.example:7072"));
 
     // A fault with a gRPC status: the client sees that status.
     apply(
@@ -285,6 +307,29 @@ fn http_versions_are_converted_to_what_the_port_names() {
     };
     assert_eq!(edge("--http2-prior-knowledge", "/"), "hello over HTTP/1.1");
     assert_eq!(edge("--http1.1", "/h2"), "hello over HTTP/2.0");
+
+    // Endpoints without a sidecar (ServiceEntry endpoints here) get what their port names
+    // from the caller's proxy itself.
+    apply(
+        &mesh,
+        "plain.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: plain-h1}}\nspec:\n  hosts: [plain-h1.example]\n  resolution: STATIC\n  ports: [{{number: 80, name: web, protocol: HTTP}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{web: {}}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: plain-h2}}\nspec:\n  hosts: [plain-h2.example]\n  resolution: STATIC\n  ports: [{{number: 80, name: web, protocol: HTTP2}}]\n  endpoints: [{{address: 127.0.0.1, ports: {{web: {}}}}}]\n",
+            h1_app.port(),
+            h2_app.port()
+        ),
+    );
+    mesh.wait_synced(4);
+    assert_eq!(curl("--http2-prior-knowledge", "plain-h1.example"), "hello over HTTP/1.1");
+    assert_eq!(curl("--http1.1", "plain-h2.example"), "hello over HTTP/2.0");
+    assert_eq!(curl("--http1.1", "plain-h1.example"), "hello over HTTP/1.1");
+    // HTTP/2 carries one authority, the request's (gRPC C-core refuses anything else).
+    let o = std::process::Command::new("curl")
+        .args(["-s", "-m", "10", "-o", "/dev/null", "-D", "-", "--http1.1", "-H", "Host: plain-h2.example", &out])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&o.stdout).to_ascii_lowercase();
+    assert!(head.contains("x-seen-authority: plain-h2.example\r\n"), "{head}");
 
     // h2UpgradePolicy UPGRADE: HTTP/1.1 requests cross to the peer proxy over HTTP/2; the app
     // still gets what its port names.

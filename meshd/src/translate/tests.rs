@@ -432,3 +432,17 @@ fn h2_upgrade_policy_mesh_wide_with_destination_rules_overriding() {
     let cfg = translate_with(&resources(SERVICE), &ws, &ws[3], &MeshConfig::default());
     assert!(cfg.clusters.clusters.iter().all(|c| !c.h2_upgrade), "Istio's default: no upgrade");
 }
+
+#[test]
+fn clusters_carry_the_http_version_their_port_names() {
+    let ws = fleet();
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: grpc}\nspec:\n  selector: {app: grpc}\n  ports: [{name: grpc, port: 7070}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: sniffed}\nspec:\n  selector: {app: grpc}\n  ports: [{port: 7071}]\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\nspec:\n  hosts: [ext.example]\n  resolution: STATIC\n  ports: [{number: 80, name: web, protocol: HTTP}, {number: 81, name: h2, protocol: HTTP2}]\n  endpoints: [{address: 127.0.0.1}]\n";
+    let cfg = translate(&resources(&format!("{SERVICE}---\n{yaml}")), &ws, &ws[3]);
+    let version = |name: &str| cfg.clusters.clusters.iter().find(|c| c.name == name).map(|c| c.app_http);
+    use mesh_api::core::AppHttp::{Http1, Http2};
+    assert_eq!(version("outbound|9080||reviews.default.svc.cluster.local"), Some(Some(Http1)));
+    assert_eq!(version("outbound|7070||grpc.default.svc.cluster.local"), Some(Some(Http2)));
+    assert_eq!(version("outbound|7071||sniffed.default.svc.cluster.local"), Some(None), "unnamed: the caller's");
+    assert_eq!(version("outbound|80||ext.example"), Some(Some(Http1)));
+    assert_eq!(version("outbound|81||ext.example"), Some(Some(Http2)));
+}
