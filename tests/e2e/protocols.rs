@@ -150,6 +150,7 @@ fn assert_every_call_works(seen: &serde_json::Value) {
     assert_eq!(seen["unary"], "echo:hi:m1", "{seen}");
     assert_eq!(seen["trailer"], "t1", "{seen}");
     assert_eq!(seen["fail"], "INVALID_ARGUMENT: bad input", "{seen}");
+    assert_eq!(seen["fail_details"], "0803120962616420696e707574", "binary error details intact: {seen}");
     assert_eq!(seen["stream"], serde_json::json!(["s0", "s1", "s2"]), "{seen}");
     assert_eq!(seen["collect"], "a,b,c", "{seen}");
     assert_eq!(seen["chat"], serde_json::json!(["re:x", "re:y"]), "{seen}");

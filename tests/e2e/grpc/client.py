@@ -22,6 +22,8 @@ with grpc.insecure_channel(addr, options=[("grpc.default_authority", authority),
         out["fail"] = "no error"
     except grpc.RpcError as e:
         out["fail"] = f"{e.code().name}: {e.details()}"
+        details = dict(e.trailing_metadata() or ()).get("grpc-status-details-bin")
+        out["fail_details"] = details.hex() if details else None
     try:
         out["stream"] = [m.decode() for m in ch.unary_stream("/echo.Echo/Stream")(b"s", timeout=10)]
         out["collect"] = ch.stream_unary("/echo.Echo/Collect")(iter([b"a", b"b", b"c"]), timeout=10).decode()

@@ -2,7 +2,8 @@
 code is needed. Prints its port, then serves until killed.
 
 echo.Echo/Unary: answers b"echo:<request>:<x-meta metadata>", sets trailing metadata
-x-trailer: t1; a request of b"fail" ends with INVALID_ARGUMENT "bad input".
+x-trailer: t1; a request of b"fail" ends with INVALID_ARGUMENT "bad input" and binary
+details in grpc-status-details-bin.
 echo.Echo/Stream: answers three messages, request + "0", "1", "2".
 echo.Echo/Collect: a client stream, answered with the messages joined by ",".
 echo.Echo/Chat: bidirectional, each message answered with "re:" + message.
@@ -18,11 +19,16 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
+DETAILS = b"\x08\x03\x12\x09bad input"
+
+
 def unary(req, ctx):
     md = dict(ctx.invocation_metadata())
-    ctx.set_trailing_metadata((("x-trailer", "t1"),))
     if req == b"fail":
+        # Rich error details (a google.rpc.Status, code 3, message "bad input"), binary.
+        ctx.set_trailing_metadata((("x-trailer", "t1"), ("grpc-status-details-bin", DETAILS)))
         ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad input")
+    ctx.set_trailing_metadata((("x-trailer", "t1"),))
     return b"echo:" + req + b":" + md.get("x-meta", "").encode()
 
 
