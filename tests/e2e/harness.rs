@@ -540,3 +540,13 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let get = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     get(11) + get(12)
 }
+
+/// The sum of `istio_requests_total` on the proxy serving metrics at `metrics` over the
+/// series carrying every one of `labels` (`name="value"` each).
+pub fn requests_counted(metrics: SocketAddr, labels: &[&str]) -> u64 {
+    let text = get(metrics, "m", "/stats/prometheus", false, &[]).1;
+    text.lines()
+        .filter(|l| l.starts_with("istio_requests_total{") && labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

@@ -531,14 +531,8 @@ fn registry_only_refuses_unknown_hosts() {
     let line = client.json_line("the 502's log line", |v| v["response_code"] == 502);
     assert_eq!(line["upstream_cluster"], "BlackHoleCluster", "{line}");
     assert_eq!(line["response_flags"], "-", "{line}");
-    let metrics = get(client.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
-    assert!(
-        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
-            && l.contains("reporter=\"source\"")
-            && l.contains("response_code=\"502\"")
-            && l.contains("destination_service_name=\"BlackHoleCluster\"")),
-        "the 502 counted:\n{metrics}"
-    );
+    let labels = ["reporter=\"source\"", "response_code=\"502\"", "destination_service_name=\"BlackHoleCluster\""];
+    assert_eq!(requests_counted(client.metrics.expect("metrics"), &labels), 1, "the 502 counted once");
 }
 
 #[test]
@@ -595,17 +589,8 @@ spec:
     // The proxy that answered (the destination's) logs and counts each 429 with flag RL.
     let line = reviews.json_line("a 429's log line", |v| v["response_code"] == 429);
     assert_eq!(line["response_flags"], "RL", "{line}");
-    let metrics = get(reviews.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
-    let counted = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("istio_requests_total{")
-                && l.contains("reporter=\"destination\"")
-                && l.contains("response_code=\"429\"")
-                && l.contains("response_flags=\"RL\"")
-        })
-        .unwrap_or_else(|| panic!("429 RL counted:\n{metrics}"));
-    assert!(counted.ends_with(" 5"), "every 429 once: {counted}");
+    let labels = ["reporter=\"destination\"", "response_code=\"429\"", "response_flags=\"RL\""];
+    assert_eq!(requests_counted(reviews.metrics.expect("metrics"), &labels), 5, "every 429 once");
 }
 
 #[test]
@@ -798,13 +783,8 @@ fn bookinfo_gateway_routes_productpage() {
     let line = gw.json_line("the 404's log line", |v| v["response_code"] == 404);
     assert_eq!(line["response_flags"], "NR", "{line}");
     assert_eq!(line["path"], "/admin", "{line}");
-    let metrics = get(gw.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
-    assert!(
-        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
-            && l.contains("response_code=\"404\"")
-            && l.contains("response_flags=\"NR\"")),
-        "the 404 counted:\n{metrics}"
-    );
+    let labels = ["response_code=\"404\"", "response_flags=\"NR\""];
+    assert_eq!(requests_counted(gw.metrics.expect("metrics"), &labels), 1, "the 404 counted once");
 }
 
 #[test]
@@ -917,15 +897,11 @@ fn local_replies_are_logged_and_counted_with_their_flags() {
     let line = pp.json_line("the 404's log line", |v| v["response_code"] == 404);
     assert_eq!(line["response_flags"], "NR", "{line}");
 
-    let metrics = get(pp.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    let metrics = pp.metrics.expect("metrics");
     for (code, flag) in [("500", "FI"), ("503", "UH"), ("404", "NR")] {
-        assert!(
-            metrics.lines().any(|l| l.starts_with("istio_requests_total{")
-                && l.contains("reporter=\"source\"")
-                && l.contains(&format!("response_code=\"{code}\""))
-                && l.contains(&format!("response_flags=\"{flag}\""))),
-            "{code} {flag} counted:\n{metrics}"
-        );
+        let labels =
+            ["reporter=\"source\"", &format!("response_code=\"{code}\""), &format!("response_flags=\"{flag}\"")];
+        assert_eq!(requests_counted(metrics, &labels), 1, "{code} {flag} counted once");
     }
 }
 
@@ -1154,6 +1130,8 @@ fn overflow_and_injected_delay_carry_their_flags() {
     assert!(overflowed.1.contains("overflow"), "{}", overflowed.1);
     let line = pp.json_line("the overflow's log line", |v| v["response_code"] == 503);
     assert_eq!(line["response_flags"], "UO", "{line}");
+    let metrics = pp.metrics.expect("metrics");
+    assert_eq!(requests_counted(metrics, &["response_code=\"503\"", "response_flags=\"UO\""]), 1, "counted once");
     for h in held {
         assert_eq!(h.join().expect("held"), 200);
     }
@@ -1161,4 +1139,5 @@ fn overflow_and_injected_delay_carry_their_flags() {
     assert_eq!(get(out, "ratings:9080", "/", false, &[("x-request-id", "delayed")]).0, 200);
     let line = pp.json_line("the delayed request's log line", |v| v["x_request_id"] == "delayed");
     assert_eq!(line["response_flags"], "DI", "{line}");
+    assert_eq!(requests_counted(metrics, &["response_code=\"200\"", "response_flags=\"DI\""]), 1, "counted once");
 }
