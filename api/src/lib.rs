@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod control;
 pub mod core;
+pub mod corpus;
 pub mod duration;
 pub mod home;
 pub mod host;

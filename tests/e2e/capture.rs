@@ -85,6 +85,9 @@ fn can_capture(python: bool) -> bool {
 
 #[test]
 fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
+    if !corpus("proxy_init_captures_an_apps_plain_connections_in_a_network_namespace") {
+        return;
+    }
     if !can_capture(false) {
         return;
     }
@@ -184,6 +187,9 @@ fn proxy_init_captures_an_apps_plain_connections_in_a_network_namespace() {
 
 #[test]
 fn proxy_init_captures_inbound_mesh_traffic_for_the_workload() {
+    if !corpus("proxy_init_captures_inbound_mesh_traffic_for_the_workload") {
+        return;
+    }
     if !can_capture(true) {
         return;
     }

@@ -11,8 +11,16 @@ use std::time::{Duration, Instant};
 
 pub const MESH: &str = env!("CARGO_BIN_EXE_mesh");
 
+/// `rel` in Istio's conformance corpus (see `mesh_api::corpus`). Tests that use it start
+/// with `if !corpus(TEST) { return; }`, so a clone without `../shared` skips them, saying so.
 pub fn shared(rel: &str) -> String {
-    format!("{}/../../shared/conformance/istio/{rel}", env!("CARGO_MANIFEST_DIR"))
+    mesh_api::corpus::location().join(rel).display().to_string()
+}
+
+/// Whether Istio's corpus is here for `test`; if not, the test is skipped (and says so),
+/// or fails under `MESH_TEST_STRICT`.
+pub fn corpus(test: &str) -> bool {
+    mesh_api::corpus::for_test(test).is_some()
 }
 
 /// Is `tool` on PATH?
@@ -29,7 +37,8 @@ pub fn prerequisite(what: &str, ok: bool) -> bool {
         return true;
     }
     assert!(std::env::var_os("MESH_TEST_STRICT").is_none(), "this test needs {what} (MESH_TEST_STRICT is set)");
-    eprintln!("skipped: this test needs {what}; `.ci/run` installs it");
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    mesh_api::corpus::skipped(&format!("{test} needs {what}; `.ci/run` installs it"));
     false
 }
 

@@ -51,6 +51,9 @@ fn killing_meshd_fails_no_request_and_proxies_reconnect() {
 
 #[test]
 fn config_swaps_fail_no_request_and_upstream_connections_are_reused() {
+    if !corpus("config_swaps_fail_no_request_and_upstream_connections_are_reused") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);

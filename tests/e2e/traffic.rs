@@ -31,6 +31,9 @@ fn workload(mesh: &mut Mesh, name: &str, app: &str, version: &str, port: u16, ad
 
 #[test]
 fn reviews_test_v2_routes_jason_to_v2() {
+    if !corpus("reviews_test_v2_routes_jason_to_v2") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
@@ -46,6 +49,9 @@ fn reviews_test_v2_routes_jason_to_v2() {
 
 #[test]
 fn ratings_abort_and_delay_for_jason() {
+    if !corpus("ratings_abort_and_delay_for_jason") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     workload(&mut mesh, "ratings-v1", "ratings", "v1", 9080, app("ratings-v1"));
@@ -69,6 +75,9 @@ fn ratings_abort_and_delay_for_jason() {
 
 #[test]
 fn timeout_and_retries() {
+    if !corpus("timeout_and_retries") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     // details answers after 2 s; reviews fails every other request.
@@ -119,6 +128,9 @@ spec:
 
 #[test]
 fn rewrite_redirect_direct_response_and_headers() {
+    if !corpus("rewrite_redirect_direct_response_and_headers") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     // The app echoes nothing useful, so the header and path changes are checked at the app:
@@ -242,6 +254,9 @@ fn tcp_say(addr: std::net::SocketAddr, line: &str) -> String {
 
 #[test]
 fn tcp_routes_split_connections_by_weight_and_policy_closes_denied_ones() {
+    if !corpus("tcp_routes_split_connections_by_weight_and_policy_closes_denied_ones") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
@@ -346,6 +361,9 @@ spec:
 
 #[test]
 fn outlier_detection_ejects_a_failing_endpoint() {
+    if !corpus("outlier_detection_ejects_a_failing_endpoint") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
@@ -384,6 +402,9 @@ spec:
 
 #[test]
 fn connection_pool_overflow_fails_fast() {
+    if !corpus("connection_pool_overflow_fails_fast") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     let (slow, _) = scripted_app(|_| (200, "reviews-v1", Duration::from_millis(800)));
@@ -425,6 +446,9 @@ spec:
 
 #[test]
 fn consistent_hash_keeps_a_header_value_on_one_endpoint() {
+    if !corpus("consistent_hash_keeps_a_header_value_on_one_endpoint") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     for name in ["reviews-a", "reviews-b", "reviews-c"] {
@@ -537,6 +561,9 @@ fn registry_only_refuses_unknown_hosts() {
 
 #[test]
 fn local_rate_limit_answers_429_over_the_bucket() {
+    if !corpus("local_rate_limit_answers_429_over_the_bucket") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
@@ -595,6 +622,9 @@ spec:
 
 #[test]
 fn cors_preflights_are_answered_and_responses_carry_the_origin() {
+    if !corpus("cors_preflights_are_answered_and_responses_carry_the_origin") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     let (details, hits) = scripted_app(|_| (200, "details-v1", Duration::ZERO));
@@ -733,6 +763,9 @@ spec:
 
 #[test]
 fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
+    if !corpus("tcp_echo_through_the_ingress_gateway_with_istios_files") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
@@ -768,6 +801,9 @@ fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
 
 #[test]
 fn bookinfo_gateway_routes_productpage() {
+    if !corpus("bookinfo_gateway_routes_productpage") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
@@ -789,6 +825,9 @@ fn bookinfo_gateway_routes_productpage() {
 
 #[test]
 fn mirrors_get_a_copy_and_never_delay_the_request() {
+    if !corpus("mirrors_get_a_copy_and_never_delay_the_request") {
+        return;
+    }
     let mut mesh = Mesh::new();
     let out = bookinfo(&mut mesh);
     workload(&mut mesh, "details-v1", "details", "v1", 9080, app("details-v1"));
@@ -824,6 +863,9 @@ spec:
 
 #[test]
 fn tcp_connections_get_access_log_lines_on_both_sides() {
+    if !corpus("tcp_connections_get_access_log_lines_on_both_sides") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
@@ -867,6 +909,9 @@ fn tcp_connections_get_access_log_lines_on_both_sides() {
 /// response flags: a fault abort (FI), no healthy upstream (UH).
 #[test]
 fn local_replies_are_logged_and_counted_with_their_flags() {
+    if !corpus("local_replies_are_logged_and_counted_with_their_flags") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
@@ -1103,6 +1148,9 @@ spec:
 /// The circuit breaker's overflow (UO) and an injected delay (DI) are logged with their flags.
 #[test]
 fn overflow_and_injected_delay_carry_their_flags() {
+    if !corpus("overflow_and_injected_delay_carry_their_flags") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
     apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));

@@ -10,6 +10,9 @@ fn count(t: &std::collections::BTreeMap<String, usize>, k: &str) -> usize {
 
 #[test]
 fn bookinfo_split_workflow() {
+    if !corpus("bookinfo_split_workflow") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
 
@@ -151,6 +154,9 @@ fn bookinfo_split_workflow() {
 
 #[test]
 fn route_split_creates_virtual_service_and_subsets() {
+    if !corpus("route_split_creates_virtual_service_and_subsets") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
@@ -194,6 +200,9 @@ fn route_split_creates_virtual_service_and_subsets() {
 
 #[test]
 fn proxy_runs_the_app_with_http_proxy_set_and_exits_with_it() {
+    if !corpus("proxy_runs_the_app_with_http_proxy_set_and_exits_with_it") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
@@ -251,6 +260,9 @@ fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[test]
 fn istio_standard_metrics_on_both_sides() {
+    if !corpus("istio_standard_metrics_on_both_sides") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
@@ -324,6 +336,9 @@ fn istio_standard_metrics_on_both_sides() {
 
 #[test]
 fn access_log_lines_are_json_per_request() {
+    if !corpus("access_log_lines_are_json_per_request") {
+        return;
+    }
     use std::io::BufRead;
     let mut mesh = Mesh::new();
     mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
@@ -400,6 +415,9 @@ fn zipkin_spans(collector: &Recorded) -> Vec<serde_json::Value> {
 
 #[test]
 fn traces_continue_across_two_hops_and_reach_the_collector() {
+    if !corpus("traces_continue_across_two_hops_and_reach_the_collector") {
+        return;
+    }
     let (collector, spans_in) = recording_app();
     let (app_addr, app_got) = recording_app();
     let mut mesh = Mesh::new();
@@ -466,6 +484,9 @@ fn plain(text: &str, metric: &str) -> f64 {
 
 #[test]
 fn meshd_metrics_syncz_and_proxy_health() {
+    if !corpus("meshd_metrics_syncz_and_proxy_health") {
+        return;
+    }
     let mut mesh = Mesh::new();
     mesh.install();
     let info: serde_json::Value =
@@ -589,6 +610,9 @@ fn meshd_metrics_syncz_and_proxy_health() {
 
 #[test]
 fn telemetry_resources_switch_access_logs_and_sampling_per_workload() {
+    if !corpus("telemetry_resources_switch_access_logs_and_sampling_per_workload") {
+        return;
+    }
     let (collector, spans_in) = recording_app();
     let mut mesh = Mesh::new();
     let zipkin = format!("meshConfig.defaultConfig.tracing.zipkin.address={collector}");

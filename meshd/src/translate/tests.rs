@@ -126,14 +126,16 @@ fn versions_are_stable_and_content_addressed() {
 
 #[test]
 fn bookinfo_translates() {
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/istio/bookinfo");
+    let Some(corpus) = mesh_api::corpus::for_test("bookinfo_translates") else { return };
+    let base = corpus.join("bookinfo");
     let mut yaml = String::new();
     for f in [
         "platform/kube/bookinfo.yaml",
         "networking/destination-rule-all.yaml",
         "networking/virtual-service-reviews-90-10.yaml",
     ] {
-        yaml.push_str(&std::fs::read_to_string(format!("{base}/{f}")).expect("shared corpus"));
+        let path = base.join(f);
+        yaml.push_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
         yaml.push_str("\n---\n");
     }
     let res = resources(&yaml);
@@ -361,13 +363,18 @@ fn scan_virtual_service<'a>(index: &Index<'a>, svc: &Svc<'_>, client_ns: &str, k
 /// and gateway-only rules.
 #[test]
 fn indexed_lookups_agree_with_a_scan_of_every_rule() {
-    let dir = format!("{}/../../shared/conformance/istio/bookinfo", env!("CARGO_MANIFEST_DIR"));
-    let mut bookinfo = std::fs::read_to_string(format!("{dir}/platform/kube/bookinfo.yaml")).expect("bookinfo");
-    for f in std::fs::read_dir(format!("{dir}/networking")).expect("networking").flatten() {
-        if f.path().extension().is_some_and(|e| e == "yaml") {
-            bookinfo += "\n---\n";
-            bookinfo += &std::fs::read_to_string(f.path()).expect("rule file");
+    // Istio's bookinfo when the corpus is here; the generated world always.
+    let mut worlds = Vec::new();
+    if let Some(corpus) = mesh_api::corpus::for_test("indexed_lookups_agree_with_a_scan_of_every_rule (bookinfo)") {
+        let dir = corpus.join("bookinfo");
+        let mut bookinfo = std::fs::read_to_string(dir.join("platform/kube/bookinfo.yaml")).expect("bookinfo");
+        for f in std::fs::read_dir(dir.join("networking")).expect("networking").flatten() {
+            if f.path().extension().is_some_and(|e| e == "yaml") {
+                bookinfo += "\n---\n";
+                bookinfo += &std::fs::read_to_string(f.path()).expect("rule file");
+            }
         }
+        worlds.push(bookinfo);
     }
     let mut generated = String::new();
     let namespaces = ["default", "prod", "istio-system"];
@@ -393,7 +400,8 @@ fn indexed_lookups_agree_with_a_scan_of_every_rule() {
             namespaces[(j / 2) % 3]
         );
     }
-    for yaml in [bookinfo, generated] {
+    worlds.push(generated);
+    for yaml in worlds {
         let res = resources(&yaml);
         let index = Index::new(&res);
         assert!(!index.virtual_services.is_empty() && !index.destination_rules.is_empty());
