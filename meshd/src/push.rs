@@ -22,6 +22,7 @@ use tracing::debug;
 
 use crate::state::{State, World};
 use crate::store::Resources;
+use mesh_api::resource::Kind;
 use crate::translate::{self, Index, ListenerKey, MeshConfig, OutboundKey, Selection};
 
 /// A change waits this long for more changes before it is translated...
@@ -63,11 +64,26 @@ pub struct Delta {
     pub json: Bytes,
 }
 
-/// Endpoints as sent, as values (to compute the next delta from), and the delta that led here.
+/// Endpoints as sent, as values (to compute the next delta from), the delta that led here,
+/// and the version of the clusters they were made for.
 struct EndpointsEntry {
     part: Arc<Part>,
     value: Endpoints,
     delta: Option<Arc<Delta>>,
+    clusters_version: String,
+}
+
+/// Whether two worlds' resources are the same apart from those of kind `except`.
+fn same_except(a: &Resources, b: &Resources, except: Kind) -> bool {
+    let mut a = a.iter().filter(|(k, _)| k.kind != except);
+    let mut b = b.iter().filter(|(k, _)| k.kind != except);
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The change from `old` to `new`, serialized; None when it would not be much smaller than
@@ -149,11 +165,17 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         .workloads
         .as_ref()
         .is_some_and(|(w, d)| Arc::ptr_eq(w, &world.workloads) && Arc::ptr_eq(d, &world.discovered));
+    // Endpoints and listeners never read VirtualServices: when only those changed, what was
+    // made for them stands (endpoints as long as their key's clusters are the same).
+    let only_routing = !same_resources
+        && caches.resources.as_ref().is_some_and(|old| same_except(old, &world.resources, Kind::VirtualService));
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);
-        caches.listeners.clear();
+        if !only_routing {
+            caches.listeners.clear();
+        }
     }
-    if !same_resources || !same_workloads {
+    if (!same_resources && !only_routing) || !same_workloads {
         caches.previous_endpoints = std::mem::take(&mut caches.endpoints);
     }
     caches.resources = Some(world.resources.clone());
@@ -188,22 +210,25 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
                 })
             })
             .clone();
-        let endpoints = caches
-            .endpoints
-            .entry(key.clone())
-            .or_insert_with(|| {
+        let endpoints = match caches.endpoints.get(&key) {
+            Some(e) if e.clusters_version == out.clusters.version => e.clone(),
+            stale => {
                 fresh += 1;
+                let base = stale.or_else(|| caches.previous_endpoints.get(&key)).cloned();
                 let selection = selection.get_or_insert_with(|| Selection::new(&index, world.workload_list()));
                 let value = translate::endpoints(&index, selection, &out.clusters_value, &w.namespace);
                 let part = Part::of(&value);
-                let delta = match caches.previous_endpoints.get(&key) {
+                let delta = match base {
                     Some(old) if old.part.version == part.version => old.delta.clone(),
-                    Some(old) => delta(old, &value, &part.version),
+                    Some(old) => delta(&old, &value, &part.version),
                     None => None,
                 };
-                Arc::new(EndpointsEntry { part, value, delta })
-            })
-            .clone();
+                let entry =
+                    Arc::new(EndpointsEntry { part, value, delta, clusters_version: out.clusters.version.clone() });
+                caches.endpoints.insert(key.clone(), entry.clone());
+                entry
+            }
+        };
         let lkey = ListenerKey::of(w);
         let listeners = caches
             .listeners

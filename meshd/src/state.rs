@@ -34,7 +34,7 @@ pub struct World {
 }
 
 impl World {
-    fn new(
+    pub(crate) fn new(
         generation: u64,
         resources: Arc<Resources>,
         workloads: Arc<BTreeMap<String, Workload>>,

@@ -287,3 +287,75 @@ async fn a_burst_of_changes_is_coalesced() {
     }
     assert!(published < ws.len() / 4, "{published} translations for {} registrations", ws.len());
 }
+
+/// Every proxy's parts equal translating the world for that proxy alone.
+fn assert_as_alone(w: &World, pushes: &Pushes, mesh: &MeshConfig) {
+    for (id, proxy) in w.connected() {
+        let alone = translate_with(&w.resources, w.workload_list(), proxy, mesh);
+        let expect = [
+            serde_json::to_vec(&alone.routes).expect("json"),
+            serde_json::to_vec(&alone.clusters).expect("json"),
+            serde_json::to_vec(&alone.endpoints).expect("json"),
+            serde_json::to_vec(&alone.listeners).expect("json"),
+        ];
+        for (t, (part, want)) in ConfigType::ALL.iter().zip(pushes.by_proxy[id].parts.iter().zip(expect)) {
+            assert!(part.json == want, "{id}: {t} differs from translating the proxy alone");
+        }
+    }
+}
+
+/// A change to VirtualServices only keeps the endpoints and listeners made before (they never
+/// read VirtualServices) unless a key's clusters changed; any other change redoes them. Each
+/// step's output is what translating every proxy alone gives.
+#[test]
+fn routing_only_changes_keep_endpoints_and_listeners() {
+    let ws = fleet(6);
+    let mesh = MeshConfig::default();
+    let mut caches = Caches::default();
+    let base = generated(6);
+    // One set of workloads throughout, as meshd keeps it while only config changes.
+    let first_world = world(Resources::new(), &ws, 0);
+    let (workloads, discovered) = (first_world.workloads.clone(), first_world.discovered.clone());
+    let world = |res: Resources, _: &[Workload], generation: u64| {
+        World::new(generation, Arc::new(res), workloads.clone(), discovered.clone())
+    };
+    let w1 = world(resources(&base), &ws, 1);
+    let (first, _) = compute(&w1, &mut caches, &mesh);
+    let slot_of = |t| slot(t);
+    let same = |a: &Pushes, b: &Pushes, t: ConfigType| {
+        a.by_proxy.iter().all(|(id, p)| Arc::ptr_eq(&p.parts[slot_of(t)], &b.by_proxy[id].parts[slot_of(t)]))
+    };
+
+    // Weights only: new routes; the same clusters, so the same endpoints and listeners.
+    let reweighted = base.replace("weight: 90", "weight: 80").replace("weight: 10", "weight: 20");
+    let w2 = world(resources(&reweighted), &ws, 2);
+    let (second, _) = compute(&w2, &mut caches, &mesh);
+    assert_as_alone(&w2, &second, &mesh);
+    assert!(!same(&first, &second, ConfigType::Routes), "the routes changed");
+    assert!(same(&first, &second, ConfigType::Listeners), "listeners kept");
+    assert!(same(&first, &second, ConfigType::Endpoints), "endpoints kept");
+
+    // A VirtualService sending svc-0 to a host it did not use: new clusters, so new endpoints.
+    let rerouted = format!(
+        "{reweighted}---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: extra, namespace: ns-0}}\nspec:\n  hosts: [extra.example]\n  http: [{{route: [{{destination: {{host: svc-3.ns-0.svc.cluster.local, subset: v2}}}}]}}]\n---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: extra, namespace: ns-0}}\nspec:\n  hosts: [extra.example]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: DNS\n"
+    );
+    let w3 = world(resources(&rerouted), &ws, 3);
+    let (third, _) = compute(&w3, &mut caches, &mesh);
+    assert_as_alone(&w3, &third, &mesh);
+    assert!(!same(&second, &third, ConfigType::Endpoints), "a ServiceEntry is not routing only");
+
+    // A PeerAuthentication: listeners and endpoints (mTLS toward endpoints) are redone.
+    let strict = format!(
+        "{rerouted}---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: default, namespace: ns-0}}\nspec:\n  mtls: {{mode: STRICT}}\n"
+    );
+    let w4 = world(resources(&strict), &ws, 4);
+    let (fourth, _) = compute(&w4, &mut caches, &mesh);
+    assert_as_alone(&w4, &fourth, &mesh);
+    assert!(!same(&third, &fourth, ConfigType::Listeners));
+
+    // Back to weights only, from there: endpoints stay, the output still matches.
+    let w5 = world(resources(&strict.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")), &ws, 5);
+    let (fifth, _) = compute(&w5, &mut caches, &mesh);
+    assert_as_alone(&w5, &fifth, &mesh);
+    assert!(same(&fourth, &fifth, ConfigType::Endpoints) && same(&fourth, &fifth, ConfigType::Listeners));
+}
