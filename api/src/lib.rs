@@ -17,6 +17,7 @@ pub mod resource;
 pub mod security;
 pub mod support;
 pub mod telemetry;
+pub mod term;
 pub mod validate;
 
 pub use resource::{Key, Kind, Object, Parsed, Resource, ResourceError};

@@ -73,7 +73,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
     }
     match cli.command {
         Command::Proxy(ProxyCommand::Run(args)) => {
-            mesh_proxy::init_tracing();
+            mesh_proxy::init_tracing(mesh_api::term::stderr_color(ctx.global.no_color));
             let code = args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from)?;
             if code != 0 {
                 std::process::exit(code);
@@ -84,7 +84,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             return args.run().map_err(|e| CliError::unavailable(format!("{e:#}")));
         }
         Command::Meshd(args) => {
-            meshd::init_tracing();
+            meshd::init_tracing(mesh_api::term::stderr_color(ctx.global.no_color));
             let tracing =
                 meshd::translate::tracing_config(args.zipkin.as_deref(), args.otlp.as_deref(), args.trace_sampling)
                     .map_err(CliError::user)?;

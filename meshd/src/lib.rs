@@ -375,9 +375,10 @@ fn grace_for_rotation() -> std::time::Duration {
     std::time::Duration::from_secs(6)
 }
 
-/// Log to stderr, honouring `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// Log to stderr, honouring `RUST_LOG` (default `info`), in colour only when `color` (see
+/// `mesh_api::term::stderr_color`): never in `meshd.log`.
+pub fn init_tracing(color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color).try_init();
 }

@@ -1,7 +1,7 @@
 //! The standalone control plane. `mesh install` runs the same code from the `mesh` binary.
 
 fn main() -> anyhow::Result<()> {
-    meshd::init_tracing();
+    meshd::init_tracing(mesh_api::term::stderr_color(false));
     let mut listen = meshd::DEFAULT_LISTEN.to_string();
     let mut monitoring: Option<String> = None;
     let mut discovery_tls = meshd::DISCOVERY_TLS_LISTEN.to_string();

@@ -22,8 +22,8 @@ use tracing::debug;
 
 use crate::state::{State, World};
 use crate::store::Resources;
-use mesh_api::resource::Kind;
 use crate::translate::{self, Index, ListenerKey, MeshConfig, OutboundKey, Selection};
+use mesh_api::resource::Kind;
 
 /// A change waits this long for more changes before it is translated...
 const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);

@@ -286,22 +286,31 @@ impl ProxyArgs {
         let rt = crate::runtime(self.workers).context("cannot start the runtime")?;
         rt.block_on(async move {
             let (bound, serve) = crate::start(opts).await?;
+            // Where it listens: on stdout, unless it runs an app, whose stdout that is.
+            let with_app = !self.command.is_empty();
+            let say = |line: String| {
+                if with_app {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
+            };
             if let Some(o) = bound.outbound {
-                println!("outbound listening on {o} (use HTTP_PROXY=http://{o})");
+                say(format!("outbound listening on {o} (use HTTP_PROXY=http://{o})"));
             }
             for p in &bound.inbound {
-                println!("inbound port {} listening on {}", p.port, p.listen);
+                say(format!("inbound port {} listening on {}", p.port, p.listen));
             }
             for (host, port, addr) in &bound.outbound_tcp {
-                println!("outbound tcp {host}:{port} listening on {addr}");
+                say(format!("outbound tcp {host}:{port} listening on {addr}"));
             }
             for (port, addr) in &bound.gateway {
-                println!("gateway port {port} listening on {addr}");
+                say(format!("gateway port {port} listening on {addr}"));
             }
             if let Some(m) = bound.metrics {
-                println!("metrics listening on {m} (/stats/prometheus)");
+                say(format!("metrics listening on {m} (/stats/prometheus)"));
             }
-            println!("admin listening on {}", bound.admin);
+            say(format!("admin listening on {}", bound.admin));
             let app = async {
                 let (Some(program), Some(outbound)) = (self.command.first(), bound.outbound) else {
                     return std::future::pending::<anyhow::Result<i32>>().await;

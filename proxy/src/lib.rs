@@ -785,14 +785,15 @@ async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Log to stderr, honouring `RUST_LOG` (default `info`).
-pub fn init_tracing() {
+/// Log to stderr, honouring `RUST_LOG` (default `info`), in colour only when `color` (see
+/// `mesh_api::term::stderr_color`).
+pub fn init_tracing(color: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(color);
     if tracing_subscriber::registry().with(filter).with(fmt).try_init().is_ok() {
         let _ = LOG_FILTER.set(handle);
     }

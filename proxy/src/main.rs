@@ -19,7 +19,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    mesh_proxy::init_tracing();
+    mesh_proxy::init_tracing(mesh_api::term::stderr_color(false));
     mesh_proxy::tls::install_provider();
     let cli = Cli::parse();
     match (cli.command, cli.args) {

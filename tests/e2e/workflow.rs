@@ -222,6 +222,13 @@ cat <&3; exit 7"#;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "{stdout}");
     assert!(stdout.contains("200 OK") && stdout.contains("details-a"), "{stdout}");
+    // The app's standard output is the app's alone: where the proxy listens goes to stderr.
+    assert!(stdout.starts_with("HTTP/1.1 200"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("outbound listening on"), "{stderr}");
+    // Logs written to a file carry no terminal colour codes.
+    let log = std::fs::read_to_string(mesh.home.path().join("meshd.log")).expect("meshd.log");
+    assert!(log.contains("INFO") && !log.contains('\u{1b}'), "{log}");
 }
 
 #[test]
