@@ -73,6 +73,47 @@ struct EndpointsEntry {
     clusters_version: String,
 }
 
+/// The services whose routes a change from `old` to `new` may change (their FQDNs), or None
+/// when it may change any: a change of VirtualServices with exact hosts touches those hosts
+/// only; DestinationRules shape clusters (made anew each time), not routes; policies,
+/// telemetry and gateways are read by listeners and gateway routes (made anew), not by a
+/// service's routes. Anything else (Services, ServiceEntries, wildcard or delegate
+/// VirtualServices) may touch any service.
+fn routes_touched(old: &Resources, new: &Resources) -> Option<std::collections::HashSet<String>> {
+    let mut touched = std::collections::HashSet::new();
+    let changed =
+        old.iter().filter(|(k, v)| new.get(*k) != Some(*v)).chain(new.iter().filter(|(k, _)| !old.contains_key(*k)));
+    for (key, resource) in changed {
+        let versions = [Some(resource), old.get(key), new.get(key)];
+        match key.kind {
+            Kind::VirtualService => {
+                for r in versions.into_iter().flatten() {
+                    let mesh_api::Resource::VirtualService(vs) = r else { return None };
+                    if vs.spec.hosts.is_empty() {
+                        return None; // a delegate: the hosts are its parents'
+                    }
+                    for h in &vs.spec.hosts {
+                        let fqdn = mesh_api::host::resolve(h, &key.namespace);
+                        if fqdn.starts_with('*') {
+                            return None;
+                        }
+                        touched.insert(fqdn);
+                    }
+                }
+            }
+            Kind::DestinationRule
+            | Kind::Gateway
+            | Kind::PeerAuthentication
+            | Kind::AuthorizationPolicy
+            | Kind::RequestAuthentication
+            | Kind::LocalRateLimit
+            | Kind::Telemetry => {}
+            _ => return None,
+        }
+    }
+    Some(touched)
+}
+
 /// Whether two worlds' resources are the same apart from those of kind `except`.
 fn same_except(a: &Resources, b: &Resources, except: Kind) -> bool {
     let mut a = a.iter().filter(|(k, _)| k.kind != except);
@@ -128,6 +169,8 @@ struct Outbound {
     routes_value: Routes,
     clusters_value: mesh_api::proxy_config::Clusters,
     routes_delta: Option<Arc<Delta>>,
+    /// Each service's share of the routes, for the next change to reuse.
+    by_service: translate::ServiceRoutesByHost,
 }
 
 /// The change from the routes of `old` to `new`, serialized; None when virtual hosts were
@@ -169,6 +212,11 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
     // made for them stands (endpoints as long as their key's clusters are the same).
     let only_routing = !same_resources
         && caches.resources.as_ref().is_some_and(|old| same_except(old, &world.resources, Kind::VirtualService));
+    // Which services' routes the change may touch: the others' are reused as they were.
+    let touched = match &caches.resources {
+        Some(old) if !same_resources => routes_touched(old, &world.resources),
+        _ => None,
+    };
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);
         if !only_routing {
@@ -194,7 +242,12 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
             .entry(key.clone())
             .or_insert_with(|| {
                 fresh += 2;
-                let (routes_value, clusters_value) = translate::outbound(&index, w, mesh);
+                let previous = caches.previous_outbound.get(&key);
+                let reuse = |fqdn: &str| match (&touched, previous) {
+                    (Some(touched), Some(old)) if !touched.contains(fqdn) => old.by_service.get(fqdn).cloned(),
+                    _ => None,
+                };
+                let (routes_value, clusters_value, by_service) = translate::outbound_reusing(&index, w, mesh, reuse);
                 let routes = Part::of(&routes_value);
                 let routes_delta = match caches.previous_outbound.get(&key) {
                     Some(old) if old.routes.version == routes.version => old.routes_delta.clone(),
@@ -207,6 +260,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
                     routes_value,
                     clusters_value,
                     routes_delta,
+                    by_service,
                 })
             })
             .clone();

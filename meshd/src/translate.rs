@@ -1,6 +1,8 @@
 //! The translator: a pure function from (config, registry, proxy) to that proxy's config.
 //! No IO, no clocks: table-tested in `translate/tests.rs`.
 
+use std::sync::Arc;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mesh_api::core::{PortProtocol, ServiceSpec};
@@ -588,50 +590,90 @@ impl<'w> Selection<'w> {
     }
 }
 
+/// What one service contributes to a proxy's routes: its virtual hosts and TCP services, and
+/// the clusters they send to. It depends on the service, the VirtualServices naming its host
+/// (and their delegates), the Services their destinations name, and the proxy's
+/// `OutboundKey`; DestinationRules only shape the clusters, which are made afterwards.
+#[derive(Debug, Default)]
+pub struct ServiceRoutes {
+    virtual_hosts: Vec<VirtualHost>,
+    tcp: Vec<TcpService>,
+    /// (fqdn, port, subset)
+    wanted: Vec<(String, u16, Option<String>)>,
+}
+
+/// Each service's routes by FQDN, as made for one `OutboundKey`.
+pub type ServiceRoutesByHost = HashMap<String, Arc<ServiceRoutes>>;
+
+fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> ServiceRoutes {
+    let client_ns = proxy.namespace.as_str();
+    let mut out = ServiceRoutes::default();
+    let mut wanted = BTreeSet::new();
+    let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
+    let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
+    let tls_vs = index.virtual_service(svc, client_ns, RuleKind::Tls);
+    for sp in service_ports(&svc.spec) {
+        let Ok(port) = u16::try_from(sp.port) else { continue };
+        wanted.insert((svc.fqdn.clone(), port, None));
+        if sp.mesh_protocol() == PortProtocol::Tcp {
+            out.tcp.push(tcp::service(index, svc, port, tcp_vs, tls_vs, proxy, &mut wanted));
+            continue;
+        }
+        let mut routes = Vec::new();
+        if let Some((key, vs)) = vs {
+            routes = http_routes(index, key, vs, port, proxy, &http::Scope::Mesh, &mut wanted);
+        }
+        if routes.is_empty() {
+            routes.push(Route {
+                name: "default".into(),
+                clusters: vec![WeightedCluster {
+                    cluster: cluster_name(&svc.fqdn, port, None),
+                    weight: 100,
+                    request_headers: HeaderOps::default(),
+                    response_headers: HeaderOps::default(),
+                }],
+                retries: Some(http::default_retries()),
+                ..Default::default()
+            });
+        }
+        out.virtual_hosts.push(VirtualHost {
+            name: format!("{}:{port}", svc.fqdn),
+            domains: svc.domains(client_ns),
+            port,
+            routes,
+        });
+    }
+    out.wanted = wanted.into_iter().collect();
+    out
+}
+
 /// A proxy's routes and clusters: they depend on its namespace and the labels in its
 /// `OutboundKey` only.
 pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Routes, Clusters) {
+    let (routes, clusters, _) = outbound_reusing(index, proxy, mesh, |_| None);
+    (routes, clusters)
+}
+
+/// [`outbound`], taking each service's routes from `reuse` where it has them (made for the
+/// same `OutboundKey` from a world that differs only in what does not touch that service);
+/// also returns every service's routes, for the next change to reuse.
+pub fn outbound_reusing(
+    index: &Index<'_>,
+    proxy: &Workload,
+    mesh: &MeshConfig,
+    reuse: impl Fn(&str) -> Option<Arc<ServiceRoutes>>,
+) -> (Routes, Clusters, ServiceRoutesByHost) {
     let client_ns = proxy.namespace.as_str();
     let mut virtual_hosts = Vec::new();
-    // (fqdn, port, subset)
-    let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
-
     let mut tcp_services = Vec::new();
+    let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
+    let mut made = ServiceRoutesByHost::with_capacity(index.services.len());
     for svc in index.services.values() {
-        let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
-        let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
-        let tls_vs = index.virtual_service(svc, client_ns, RuleKind::Tls);
-        for sp in service_ports(&svc.spec) {
-            let Ok(port) = u16::try_from(sp.port) else { continue };
-            wanted.insert((svc.fqdn.clone(), port, None));
-            if sp.mesh_protocol() == PortProtocol::Tcp {
-                tcp_services.push(tcp::service(index, svc, port, tcp_vs, tls_vs, proxy, &mut wanted));
-                continue;
-            }
-            let mut routes = Vec::new();
-            if let Some((key, vs)) = vs {
-                routes = http_routes(index, key, vs, port, proxy, &http::Scope::Mesh, &mut wanted);
-            }
-            if routes.is_empty() {
-                routes.push(Route {
-                    name: "default".into(),
-                    clusters: vec![WeightedCluster {
-                        cluster: cluster_name(&svc.fqdn, port, None),
-                        weight: 100,
-                        request_headers: HeaderOps::default(),
-                        response_headers: HeaderOps::default(),
-                    }],
-                    retries: Some(http::default_retries()),
-                    ..Default::default()
-                });
-            }
-            virtual_hosts.push(VirtualHost {
-                name: format!("{}:{port}", svc.fqdn),
-                domains: svc.domains(client_ns),
-                port,
-                routes,
-            });
-        }
+        let part = reuse(&svc.fqdn).unwrap_or_else(|| Arc::new(service_routes(index, svc, proxy)));
+        virtual_hosts.extend(part.virtual_hosts.iter().cloned());
+        tcp_services.extend(part.tcp.iter().cloned());
+        wanted.extend(part.wanted.iter().cloned());
+        made.insert(svc.fqdn.clone(), part);
     }
 
     let (gateway_http, gateway_tcp) = gateway::routes(index, proxy, &mut wanted);
@@ -659,7 +701,7 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
     }
     let routes =
         Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any, gateway_http, gateway_tcp };
-    (routes, Clusters { clusters })
+    (routes, Clusters { clusters }, made)
 }
 
 /// The endpoints of a proxy's clusters, as seen from its namespace (whose DestinationRules

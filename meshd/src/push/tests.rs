@@ -329,7 +329,22 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
     // Weights only: new routes; the same clusters, so the same endpoints and listeners.
     let reweighted = base.replace("weight: 90", "weight: 80").replace("weight: 10", "weight: 20");
     let w2 = world(resources(&reweighted), &ws, 2);
+    let routes_of = |caches: &Caches, fqdn: &str| {
+        let mut keyed: Vec<_> = caches
+            .outbound
+            .iter()
+            .map(|(k, o)| (format!("{k:?}"), o.by_service.get(fqdn).cloned().expect("service routes")))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+    };
+    let (svc0, svc1) = ("svc-0.ns-0.svc.cluster.local", "svc-1.ns-1.svc.cluster.local");
+    let before = (routes_of(&caches, svc0), routes_of(&caches, svc1));
     let (second, _) = compute(&w2, &mut caches, &mesh);
+    // Only the reweighted services' routes were made anew (svc-0 is 90/10, svc-1 50/50).
+    let after = (routes_of(&caches, svc0), routes_of(&caches, svc1));
+    assert!(before.0.iter().zip(&after.0).all(|(a, b)| !Arc::ptr_eq(a, b)), "svc-0 remade");
+    assert!(before.1.iter().zip(&after.1).all(|(a, b)| Arc::ptr_eq(a, b)), "svc-1 reused");
     assert_as_alone(&w2, &second, &mesh);
     assert!(!same(&first, &second, ConfigType::Routes), "the routes changed");
     assert!(same(&first, &second, ConfigType::Listeners), "listeners kept");
@@ -352,6 +367,20 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
     let (fourth, _) = compute(&w4, &mut caches, &mesh);
     assert_as_alone(&w4, &fourth, &mesh);
     assert!(!same(&third, &fourth, ConfigType::Listeners));
+
+    // A DestinationRule, a wildcard VirtualService and a Gateway: each step still matches.
+    let strict = strict.replace("simple: LEAST_REQUEST", "simple: RANDOM");
+    let (w, _) = (world(resources(&strict), &ws, 10), ());
+    let (pushes, _) = compute(&w, &mut caches, &mesh);
+    assert_as_alone(&w, &pushes, &mesh);
+    let strict = strict.replace("host: svc-0.ns-0.svc.cluster.local}}]}]", "host: svc-3.ns-0.svc.cluster.local}}]}]");
+    let w = world(resources(&strict), &ws, 11);
+    let (pushes, _) = compute(&w, &mut caches, &mesh);
+    assert_as_alone(&w, &pushes, &mesh);
+    let strict = strict.replace("number: 8080, name: http", "number: 8081, name: http");
+    let w = world(resources(&strict), &ws, 12);
+    let (fourth, _) = compute(&w, &mut caches, &mesh);
+    assert_as_alone(&w, &fourth, &mesh);
 
     // Back to weights only, from there: endpoints stay, the output still matches.
     let w5 = world(resources(&strict.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")), &ws, 5);
