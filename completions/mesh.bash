@@ -16,12 +16,6 @@ _mesh() {
             ",$1")
                 cmd="mesh"
                 ;;
-            mesh,__demo-app)
-                cmd="mesh__subcmd____demo__subcmd__app"
-                ;;
-            mesh,__meshd)
-                cmd="mesh__subcmd____meshd"
-                ;;
             mesh,analyze)
                 cmd="mesh__subcmd__analyze"
                 ;;
@@ -52,8 +46,14 @@ _mesh() {
             mesh,install)
                 cmd="mesh__subcmd__install"
                 ;;
+            mesh,kube-inject)
+                cmd="mesh__subcmd__inject"
+                ;;
             mesh,manifest)
                 cmd="mesh__subcmd__manifest"
+                ;;
+            mesh,pc)
+                cmd="mesh__subcmd__proxy__subcmd__config"
                 ;;
             mesh,precheck)
                 cmd="mesh__subcmd__precheck"
@@ -65,6 +65,9 @@ _mesh() {
                 cmd="mesh__subcmd__proxy__subcmd__config"
                 ;;
             mesh,proxy-status)
+                cmd="mesh__subcmd__proxy__subcmd__status"
+                ;;
+            mesh,ps)
                 cmd="mesh__subcmd__proxy__subcmd__status"
                 ;;
             mesh,route)
@@ -105,12 +108,6 @@ _mesh() {
                 ;;
             mesh__subcmd__cert__subcmd__help,status)
                 cmd="mesh__subcmd__cert__subcmd__help__subcmd__status"
-                ;;
-            mesh__subcmd__help,__demo-app)
-                cmd="mesh__subcmd__help__subcmd____demo__subcmd__app"
-                ;;
-            mesh__subcmd__help,__meshd)
-                cmd="mesh__subcmd__help__subcmd____meshd"
                 ;;
             mesh__subcmd__help,analyze)
                 cmd="mesh__subcmd__help__subcmd__analyze"
@@ -269,7 +266,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,140 +299,8 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        mesh__subcmd____demo__subcmd__app)
-            opts="-n -q -h -V --name --listen --call --via --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --listen)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --call)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --via)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --namespace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --platform)
-                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
-                    return 0
-                    ;;
-                --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --context)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mesh__subcmd____meshd)
-            opts="-n -q -h -V --listen --monitoring --cert-ttl --outbound-traffic-policy --access-log --zipkin --otlp --trace-sampling --path-normalization --escaped-slashes --idle-timeout --h2-upgrade --discovery-tls --webhooks --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --listen)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --monitoring)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --cert-ttl)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --outbound-traffic-policy)
-                    COMPREPLY=($(compgen -W "ALLOW_ANY REGISTRY_ONLY" -- "${cur}"))
-                    return 0
-                    ;;
-                --zipkin)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --otlp)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --trace-sampling)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --path-normalization)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --escaped-slashes)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --idle-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --discovery-tls)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --webhooks)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --namespace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --platform)
-                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
-                    return 0
-                    ;;
-                --kubeconfig)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --context)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         mesh__subcmd__analyze)
-            opts="-f -R -A -o -S -n -q -h -V --filename --recursive --all-namespaces --mesh-config --mesh-networks --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -R -A -o -S -n -q -h --filename --recursive --all-namespaces --mesh-config --mesh-networks --offline --output --failure-threshold --output-threshold --suppress --list-analyzers --analyzer --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,7 +378,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__apply)
-            opts="-f -R -n -q -h -V --filename --recursive --dry-run --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -R -n -q -h --filename --recursive --dry-run --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -555,7 +420,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__cert)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version status rotate rotate-root help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help status rotate rotate-root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -659,7 +524,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__cert__subcmd__rotate)
-            opts="-n -q -h -V --workload --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --workload --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,7 +562,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__cert__subcmd__rotate__subcmd__root)
-            opts="-y -n -q -h -V --yes --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-y -n -q -h --yes --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -731,7 +596,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__cert__subcmd__status)
-            opts="-o -n -q -h -V --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-o -n -q -h --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -773,7 +638,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__completion)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version bash elvish fish powershell zsh"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -807,7 +672,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__delete)
-            opts="-f -n -q -h -V --filename --ignore-not-found --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -n -q -h --filename --ignore-not-found --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,7 +714,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__demo)
-            opts="-n -q -h -V --requests --keep --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --requests --keep --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -887,7 +752,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__get)
-            opts="-A -o -n -q -h -V --all-namespaces --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-A -o -n -q -h --all-namespaces --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -929,36 +794,8 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mesh__subcmd__help__subcmd____demo__subcmd__app)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mesh__subcmd__help__subcmd____meshd)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1377,7 +1214,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__inject)
-            opts="-f -n -q -h -V --filename --set --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -n -q -h --filename --set --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1423,7 +1260,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__install)
-            opts="-y -n -q -h -V --profile --set --dry-run --yes --wait-timeout --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-y -n -q -h --profile --set --dry-run --yes --wait-timeout --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1469,7 +1306,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__manifest)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version generate help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1503,7 +1340,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__manifest__subcmd__generate)
-            opts="-f -n -q -h -V --profile --set --filename --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-f -n -q -h --profile --set --filename --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1595,7 +1432,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__precheck)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1629,7 +1466,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version run init token help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help run init token help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1663,7 +1500,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__config)
-            opts="-o -n -q -h -V --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version routes clusters listeners endpoints secrets all"
+            opts="-o -n -q -h --output --namespace --platform --kubeconfig --context --quiet --no-color --help routes clusters listeners endpoints secrets all"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1705,7 +1542,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__status)
-            opts="-o -n -q -h -V --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-o -n -q -h --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1831,7 +1668,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__init)
-            opts="-n -q -h -V --proxy-uid --proxy-gid --outbound-port --inbound-port --include-inbound-ports --exclude-inbound-ports --exclude-outbound-ports --exclude-outbound-cidrs --dry-run --cleanup --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --proxy-uid --proxy-gid --outbound-port --inbound-port --include-inbound-ports --exclude-inbound-ports --exclude-outbound-ports --exclude-outbound-cidrs --dry-run --cleanup --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1897,7 +1734,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__run)
-            opts="-n -q -h -V --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --meshd-ca --meshd-server-name --peer-protocol --max-connections --max-requests --request-headers-timeout --tls-handshake-timeout --stream-idle-timeout --idle-timeout --workers --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --workload --namespace --service-account --labels --inbound --outbound --no-outbound --capture-outbound --capture-inbound --inbound-bind --outbound-tcp --gateway-port --admin --metrics --access-log --meshd --token-file --meshd-ca --meshd-server-name --peer-protocol --max-connections --max-requests --request-headers-timeout --tls-handshake-timeout --stream-idle-timeout --idle-timeout --workers --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2027,7 +1864,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__token)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version create help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help create help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2061,7 +1898,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__token__subcmd__create)
-            opts="-n -q -h -V --workload --service-account --valid-for --file --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --workload --service-account --valid-for --file --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2153,7 +1990,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__route)
-            opts="-n -q -h -V --namespace --platform --kubeconfig --context --quiet --no-color --help --version split help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help split help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2229,7 +2066,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__route__subcmd__split)
-            opts="-y -n -q -h -V --dry-run --yes --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-y -n -q -h --dry-run --yes --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2263,7 +2100,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__top)
-            opts="-A -o -n -q -h -V --all-namespaces --interval --once --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-A -o -n -q -h --all-namespaces --interval --once --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2309,7 +2146,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__uninstall)
-            opts="-y -n -q -h -V --purge --yes --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-y -n -q -h --purge --yes --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2343,7 +2180,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__verify__subcmd__install)
-            opts="-n -q -h -V --profile --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-n -q -h --profile --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2381,7 +2218,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__version)
-            opts="-o -n -q -h -V --short --output --namespace --platform --kubeconfig --context --quiet --no-color --help --version"
+            opts="-o -n -q -h --short --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

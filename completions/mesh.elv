@@ -28,8 +28,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
             cand uninstall 'Stop meshd. Running proxies keep routing with their last config'
             cand verify-install 'Check that the installation is complete and meshd is ready'
@@ -39,7 +37,9 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand delete 'Delete resources by kind and name, or those in files'
             cand proxy 'Run a sidecar proxy for a workload'
             cand proxy-status 'Show whether each proxy has the config meshd would send it now'
+            cand ps 'Show whether each proxy has the config meshd would send it now'
             cand proxy-config 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
+            cand pc 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
             cand route 'Change how traffic is split between a service''s subsets'
             cand cert 'Workload certificates and the mesh CA: status, renewal, root rotation'
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
@@ -48,9 +48,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
+            cand kube-inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-            cand __meshd '__meshd'
-            cand __demo-app '__demo-app'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;install'= {
@@ -70,8 +69,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;uninstall'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -87,8 +84,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;verify-install'= {
             cand --profile 'The profile that was installed (kube platform)'
@@ -102,8 +97,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;precheck'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -116,8 +109,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;apply'= {
             cand -f 'File, directory or `-` for stdin (repeatable)'
@@ -135,8 +126,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;get'= {
             cand -o 'o'
@@ -153,8 +142,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;delete'= {
             cand -f 'Delete the resources in these files'
@@ -170,8 +157,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;proxy'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -184,8 +169,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand run 'Run a sidecar proxy in the foreground'
             cand init 'Install the iptables rules that redirect this network namespace''s TCP through its proxy (istio-init''s job): outbound to 15001, inbound to 15006'
             cand token 'Proxy credentials (local platform): tokens that register one workload only'
@@ -228,8 +211,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;proxy;init'= {
             cand --proxy-uid 'The proxy''s user id: its own connections are never captured'
@@ -252,8 +233,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;proxy;token'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -266,8 +245,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -286,8 +263,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;proxy;token;help'= {
             cand create 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
@@ -327,8 +302,20 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
+        }
+        &'mesh;ps'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'mesh;proxy-config'= {
             cand -o 'o'
@@ -343,8 +330,20 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
+        }
+        &'mesh;pc'= {
+            cand -o 'o'
+            cand --output 'output'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'mesh;route'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -357,8 +356,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -376,8 +373,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;route;help'= {
             cand split 'Split a service''s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
@@ -398,8 +393,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand status 'Each proxy''s identity, certificate serial, expiry and issuing root; the CA''s roots'
             cand rotate 'Renew workload certificates now (all proxies, or one), without restarting anything'
             cand rotate-root 'Replace the mesh''s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
@@ -418,8 +411,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;cert;rotate'= {
             cand --workload 'Only this workload''s proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`)'
@@ -433,8 +424,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;cert;rotate-root'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -449,8 +438,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;cert;help'= {
             cand status 'Each proxy''s identity, certificate serial, expiry and issuing root; the CA''s roots'
@@ -494,8 +481,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;top'= {
             cand --interval 'How long each measurement lasts (and how often a live view refreshes)'
@@ -514,8 +499,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;version'= {
             cand -o 'o'
@@ -531,8 +514,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;completion'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -545,8 +526,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;manifest'= {
             cand -n 'Namespace for commands and for resources without one'
@@ -559,8 +538,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
             cand generate 'Print the manifests of a profile as one YAML stream'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -579,8 +556,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;manifest;help'= {
             cand generate 'Print the manifests of a profile as one YAML stream'
@@ -604,8 +579,21 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
+        }
+        &'mesh;kube-inject'= {
+            cand -f 'The YAML to inject (`-` for standard input)'
+            cand --filename 'The YAML to inject (`-` for standard input)'
+            cand --set 'Settings as for `mesh manifest generate` (hub, tag, namespace of meshd)'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'mesh;demo'= {
             cand --requests 'Requests sent at each step of the traffic shift'
@@ -620,54 +608,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --no-color 'Never colour output (also NO_COLOR)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'mesh;__meshd'= {
-            cand --listen 'listen'
-            cand --monitoring 'Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is on port 0)'
-            cand --cert-ttl 'Lifetime of workload certificates (Go duration)'
-            cand --outbound-traffic-policy 'What proxies do with requests for hosts the mesh does not know'
-            cand --zipkin 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)'
-            cand --otlp 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)'
-            cand --trace-sampling 'Percentage of new traces sampled'
-            cand --path-normalization 'How proxies normalize request paths before routing and policy'
-            cand --escaped-slashes 'What proxies do with `%2F` and `%5C` in paths'
-            cand --idle-timeout 'How long proxies keep an idle downstream connection (default: 1h)'
-            cand --discovery-tls 'Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a service-account token'
-            cand --webhooks 'Kubernetes (MESH_PLATFORM=kube): the admission webhooks over TLS'
-            cand -n 'Namespace for commands and for resources without one'
-            cand --namespace 'Namespace for commands and for resources without one'
-            cand --platform 'Where the mesh runs'
-            cand --kubeconfig 'Kubeconfig file (kube platform)'
-            cand --context 'Kubeconfig context (kube platform)'
-            cand --access-log 'Every proxy writes an access log line per request to its standard output'
-            cand --h2-upgrade 'HTTP/1.1 requests cross between proxies over HTTP/2 (`meshConfig.h2UpgradePolicy: UPGRADE`)'
-            cand -q 'Print only errors and requested data'
-            cand --quiet 'Print only errors and requested data'
-            cand --no-color 'Never colour output (also NO_COLOR)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'mesh;__demo-app'= {
-            cand --name 'The name this app answers with'
-            cand --listen 'listen'
-            cand --call 'Call this URL through HTTP proxy `--via` and include its answer'
-            cand --via 'via'
-            cand -n 'Namespace for commands and for resources without one'
-            cand --namespace 'Namespace for commands and for resources without one'
-            cand --platform 'Where the mesh runs'
-            cand --kubeconfig 'Kubeconfig file (kube platform)'
-            cand --context 'Kubeconfig context (kube platform)'
-            cand -q 'Print only errors and requested data'
-            cand --quiet 'Print only errors and requested data'
-            cand --no-color 'Never colour output (also NO_COLOR)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'mesh;help'= {
             cand install 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
@@ -689,8 +629,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
             cand demo 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-            cand __meshd '__meshd'
-            cand __demo-app '__demo-app'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mesh;help;install'= {
@@ -757,10 +695,6 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;inject'= {
         }
         &'mesh;help;demo'= {
-        }
-        &'mesh;help;__meshd'= {
-        }
-        &'mesh;help;__demo-app'= {
         }
         &'mesh;help;help'= {
         }

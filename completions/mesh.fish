@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_mesh_global_optspecs
-    string join \n n/namespace= platform= kubeconfig= context= q/quiet no-color h/help V/version
+    string join \n n/namespace= platform= kubeconfig= context= q/quiet no-color h/help
 end
 
 function __fish_mesh_needs_command
@@ -32,7 +32,6 @@ complete -c mesh -n "__fish_mesh_needs_command" -l context -d 'Kubeconfig contex
 complete -c mesh -n "__fish_mesh_needs_command" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_needs_command" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_needs_command" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "verify-install" -d 'Check that the installation is complete and meshd is ready'
@@ -42,7 +41,9 @@ complete -c mesh -n "__fish_mesh_needs_command" -f -a "get" -d 'List or show res
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "ps" -d 'Show whether each proxy has the config meshd would send it now'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "proxy-config" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "pc" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
@@ -51,9 +52,8 @@ complete -c mesh -n "__fish_mesh_needs_command" -f -a "version" -d 'Print the ve
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "manifest" -d 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "inject" -d 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
+complete -c mesh -n "__fish_mesh_needs_command" -f -a "kube-inject" -d 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-complete -c mesh -n "__fish_mesh_needs_command" -f -a "__meshd"
-complete -c mesh -n "__fish_mesh_needs_command" -f -a "__demo-app"
 complete -c mesh -n "__fish_mesh_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand install" -l profile -d 'Install profile (shapes the Kubernetes manifests; recorded on the local platform)' -r -f -a "default\t''
 demo\t''
@@ -71,7 +71,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand install" -s y -l yes -d 'Do no
 complete -c mesh -n "__fish_mesh_using_subcommand install" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand install" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand install" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -82,7 +81,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s y -l yes -d 'Do 
 complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand uninstall" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -l profile -d 'The profile that was installed (kube platform)' -r -f -a "default\t''
 demo\t''
 minimal\t''
@@ -95,7 +93,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -l context -d 
 complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand verify-install" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand precheck" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand precheck" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -104,7 +101,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand precheck" -l context -d 'Kubec
 complete -c mesh -n "__fish_mesh_using_subcommand precheck" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand precheck" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand precheck" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand precheck" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s f -l filename -d 'File, directory or `-` for stdin (repeatable)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
@@ -116,7 +112,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand apply" -l dry-run -d 'Validate
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand apply" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand get" -s o -l output -r -f -a "table\t''
 yaml\t''
 json\t''"
@@ -129,7 +124,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand get" -s A -l all-namespaces -d
 complete -c mesh -n "__fish_mesh_using_subcommand get" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand get" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand get" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand get" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s f -l filename -d 'Delete the resources in these files' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
@@ -140,7 +134,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand delete" -l ignore-not-found -d
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand delete" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -149,7 +142,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_sub
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and not __fish_seen_subcommand_from run init token help" -f -a "token" -d 'Proxy credentials (local platform): tokens that register one workload only'
@@ -189,7 +181,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l proxy-uid -d 'The proxy\'s user id: its own connections are never captured' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l proxy-gid -d 'The proxy\'s group id (default: the uid)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l outbound-port -d 'Where the app\'s outbound TCP is redirected (the proxy\'s `--capture-outbound` port)' -r
@@ -208,7 +199,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -217,7 +207,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -f -a "create" -d 'Mint a token that lets a proxy register WORKLOAD in the namespace (-n) as SERVICE_ACCOUNT, and nothing else; give it to `mesh proxy run --token-file`'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from token" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy; and __fish_seen_subcommand_from help" -f -a "run" -d 'Run a sidecar proxy in the foreground'
@@ -235,7 +224,17 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l context -d 'K
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy-status" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -s o -l output -r -f -a "table\t''
 yaml\t''
 json\t''"
@@ -247,7 +246,17 @@ complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -l context -d 'K
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand proxy-config" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -s o -l output -r -f -a "table\t''
+yaml\t''
+json\t''"
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand pc" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -256,7 +265,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_sub
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and not __fish_seen_subcommand_from split help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
@@ -269,7 +277,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcomm
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from split" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "split" -d 'Split a service\'s traffic between subsets: `mesh route split reviews v1=90 v2=10`'
 complete -c mesh -n "__fish_mesh_using_subcommand route; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
@@ -280,7 +287,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subc
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and not __fish_seen_subcommand_from status rotate rotate-root help" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
@@ -296,7 +302,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcomma
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l workload -d 'Only this workload\'s proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
@@ -306,7 +311,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcomma
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -316,7 +320,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcomma
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from rotate-root" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "status" -d 'Each proxy\'s identity, certificate serial, expiry and issuing root; the CA\'s roots'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
@@ -347,7 +350,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l list-analyzers -d 
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand top" -l interval -d 'How long each measurement lasts (and how often a live view refreshes)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand top" -s o -l output -d '`table` refreshes live on a terminal; `json` and `yaml` print one measurement' -r -f -a "table\t''
 yaml\t''
@@ -362,7 +364,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand top" -l once -d 'Print one mea
 complete -c mesh -n "__fish_mesh_using_subcommand top" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand top" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand top" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand version" -s o -l output -r -f -a "table\t''
 yaml\t''
 json\t''"
@@ -375,7 +376,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand version" -l short -d 'Only the
 complete -c mesh -n "__fish_mesh_using_subcommand version" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand version" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand version" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand completion" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand completion" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -384,7 +384,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand completion" -l context -d 'Kub
 complete -c mesh -n "__fish_mesh_using_subcommand completion" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand completion" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"
@@ -393,7 +392,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -f -a "generate" -d 'Print the manifests of a profile as one YAML stream'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and not __fish_seen_subcommand_from generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from generate" -l profile -d 'Install profile' -r -f -a "default\t''
@@ -410,7 +408,6 @@ complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subc
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from generate" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from generate" -s V -l version -d 'Print version'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from help" -f -a "generate" -d 'Print the manifests of a profile as one YAML stream'
 complete -c mesh -n "__fish_mesh_using_subcommand manifest; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand inject" -s f -l filename -d 'The YAML to inject (`-` for standard input)' -r -F
@@ -423,7 +420,16 @@ complete -c mesh -n "__fish_mesh_using_subcommand inject" -l context -d 'Kubecon
 complete -c mesh -n "__fish_mesh_using_subcommand inject" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand inject" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand inject" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand inject" -s V -l version -d 'Print version'
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -s f -l filename -d 'The YAML to inject (`-` for standard input)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -l set -d 'Settings as for `mesh manifest generate` (hub, tag, namespace of meshd)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
+kube\t'meshd in a Kubernetes cluster'"
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -l context -d 'Kubeconfig context (kube platform)' -r
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -s q -l quiet -d 'Print only errors and requested data'
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -l no-color -d 'Never colour output (also NO_COLOR)'
+complete -c mesh -n "__fish_mesh_using_subcommand kube-inject" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -l requests -d 'Requests sent at each step of the traffic shift' -r
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
@@ -434,66 +440,26 @@ complete -c mesh -n "__fish_mesh_using_subcommand demo" -l keep -d 'Keep the dem
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l listen -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l monitoring -d 'Metrics and `/debug/syncz` (default: the listen IP, port 15014; port 0 when --listen is on port 0)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l cert-ttl -d 'Lifetime of workload certificates (Go duration)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l outbound-traffic-policy -d 'What proxies do with requests for hosts the mesh does not know' -r -f -a "ALLOW_ANY\t''
-REGISTRY_ONLY\t''"
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l zipkin -d 'Send spans to this Zipkin collector (HOST:PORT; Zipkin v2 JSON)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l otlp -d 'Send spans to this OpenTelemetry collector (HOST:PORT; OTLP/HTTP JSON)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l trace-sampling -d 'Percentage of new traces sampled' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l path-normalization -d 'How proxies normalize request paths before routing and policy' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l escaped-slashes -d 'What proxies do with `%2F` and `%5C` in paths' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l idle-timeout -d 'How long proxies keep an idle downstream connection (default: 1h)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l discovery-tls -d 'Kubernetes (MESH_PLATFORM=kube): discovery over TLS for proxies with a service-account token' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l webhooks -d 'Kubernetes (MESH_PLATFORM=kube): the admission webhooks over TLS' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
-kube\t'meshd in a Kubernetes cluster'"
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l context -d 'Kubeconfig context (kube platform)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l access-log -d 'Every proxy writes an access log line per request to its standard output'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l h2-upgrade -d 'HTTP/1.1 requests cross between proxies over HTTP/2 (`meshConfig.h2UpgradePolicy: UPGRADE`)'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s q -l quiet -d 'Print only errors and requested data'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -l no-color -d 'Never colour output (also NO_COLOR)'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand __meshd" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l name -d 'The name this app answers with' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l listen -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l call -d 'Call this URL through HTTP proxy `--via` and include its answer' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l via -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
-kube\t'meshd in a Kubernetes cluster'"
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l kubeconfig -d 'Kubeconfig file (kube platform)' -r -F
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l context -d 'Kubeconfig context (kube platform)' -r
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s q -l quiet -d 'Print only errors and requested data'
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -l no-color -d 'Never colour output (also NO_COLOR)'
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mesh -n "__fish_mesh_using_subcommand __demo-app" -s V -l version -d 'Print version'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "verify-install" -d 'Check that the installation is complete and meshd is ready'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "precheck" -d 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd\'s port)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "get" -d 'List or show resources'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "proxy-config" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "top" -d 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "completion" -d 'Print a shell completion script'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "manifest" -d 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "inject" -d 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "__meshd"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "__demo-app"
-complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo __meshd __demo-app help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "install" -d 'Install the mesh: start meshd (local platform: in the background, state in MESH_HOME)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "uninstall" -d 'Stop meshd. Running proxies keep routing with their last config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "verify-install" -d 'Check that the installation is complete and meshd is ready'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "precheck" -d 'Check that the mesh can be installed here (Kubernetes version, permissions, an existing Istio or mesh installation; on the local platform MESH_HOME and meshd\'s port)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "apply" -d 'Create or update resources from files (Istio and Kubernetes YAML)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "get" -d 'List or show resources'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "delete" -d 'Delete resources by kind and name, or those in files'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "proxy" -d 'Run a sidecar proxy for a workload'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "proxy-status" -d 'Show whether each proxy has the config meshd would send it now'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "proxy-config" -d 'Show what a proxy actually holds (read from its admin API), like istioctl proxy-config'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "route" -d 'Change how traffic is split between a service\'s subsets'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "cert" -d 'Workload certificates and the mesh CA: status, renewal, root rotation'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "analyze" -d 'Find problems in configuration: files offline, the running mesh, or files over it'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "top" -d 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "version" -d 'Print the versions of the CLI and the running control plane'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "completion" -d 'Print a shell completion script'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "manifest" -d 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "inject" -d 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "demo" -d 'Run a small bookinfo-like mesh and shift traffic between versions, live'
+complete -c mesh -n "__fish_mesh_using_subcommand help; and not __fish_seen_subcommand_from install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "run" -d 'Run a sidecar proxy in the foreground'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "init" -d 'Install the iptables rules that redirect this network namespace\'s TCP through its proxy (istio-init\'s job): outbound to 15001, inbound to 15006'
 complete -c mesh -n "__fish_mesh_using_subcommand help; and __fish_seen_subcommand_from proxy" -f -a "token" -d 'Proxy credentials (local platform): tokens that register one workload only'

@@ -74,8 +74,10 @@ pub enum Command {
     #[command(subcommand)]
     Proxy(ProxyCommand),
     /// Show whether each proxy has the config meshd would send it now.
+    #[command(visible_alias = "ps")]
     ProxyStatus(ProxyStatusArgs),
     /// Show what a proxy actually holds (read from its admin API), like istioctl proxy-config.
+    #[command(visible_alias = "pc")]
     ProxyConfig(ProxyConfigArgs),
     /// Change how traffic is split between a service's subsets.
     #[command(subcommand)]
@@ -96,6 +98,7 @@ pub enum Command {
     Manifest(ManifestCommand),
     /// Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like
     /// `istioctl kube-inject`.
+    #[command(visible_alias = "kube-inject")]
     Inject(InjectArgs),
     /// Run a small bookinfo-like mesh and shift traffic between versions, live.
     Demo(DemoArgs),
@@ -228,10 +231,15 @@ pub struct ProxyStatusArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProxyConfigKind {
+    #[value(alias = "route")]
     Routes,
+    #[value(alias = "cluster")]
     Clusters,
+    #[value(alias = "listener")]
     Listeners,
+    #[value(alias = "endpoint")]
     Endpoints,
+    #[value(alias = "secret")]
     Secrets,
     All,
 }
@@ -402,8 +410,30 @@ pub struct TopArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Install it:
+  bash        mesh completion bash > ~/.local/share/bash-completion/completions/mesh
+  zsh         mesh completion zsh > \"${fpath[1]}/_mesh\"   (then: autoload -U compinit && compinit)
+  fish        mesh completion fish > ~/.config/fish/completions/mesh.fish
+  powershell  mesh completion powershell >> $PROFILE
+  elvish      mesh completion elvish >> ~/.config/elvish/rc.elv
+Generated copies are in the repository's completions/ folder.")]
 pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
+}
+
+/// The command line as completion scripts offer it: without the hidden internal commands
+/// (`__meshd`, `__demo-app`), which nobody types.
+pub fn for_completion() -> clap::Command {
+    use clap::CommandFactory;
+    let full = Cli::command();
+    let mut shown = clap::Command::new("mesh").about(full.get_about().cloned().unwrap_or_default());
+    for a in full.get_arguments() {
+        shown = shown.arg(a.clone());
+    }
+    for s in full.get_subcommands().filter(|s| !s.is_hide_set()) {
+        shown = shown.subcommand(s.clone());
+    }
+    shown
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use crate::cli::{
     CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand, RouteCommand,
@@ -124,7 +124,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         }
         Command::Inject(args) => return cmd::manifest::inject(&ctx, &args),
         Command::Completion(args) => {
-            clap_complete::generate(args.shell, &mut Cli::command(), "mesh", &mut std::io::stdout());
+            clap_complete::generate(args.shell, &mut cli::for_completion(), "mesh", &mut std::io::stdout());
             return Ok(());
         }
         _ => {}

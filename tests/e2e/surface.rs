@@ -23,6 +23,41 @@ fn checked_in_completions_match_the_cli() {
     }
 }
 
+/// The bash script, sourced into a real bash, completes the commands people type (istioctl's
+/// aliases too) and never the internal ones; the aliases and singular forms run.
+#[test]
+fn bash_completes_commands_and_istioctl_aliases_work() {
+    let script = format!("{}/../completions/mesh.bash", env!("CARGO_MANIFEST_DIR"));
+    let complete = |words: &str| {
+        let line = format!("mesh {words}");
+        let cmd = format!(
+            "source {script}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< \"$COMP_LINE\"; [[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _mesh mesh \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = std::process::Command::new("bash").args(["-c", &cmd]).output().expect("bash");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let top = complete("");
+    for want in ["install", "apply", "proxy-status", "ps", "proxy-config", "pc", "kube-inject", "analyze"] {
+        assert!(top.iter().any(|w| w == want), "{want} offered: {top:?}");
+    }
+    assert!(!top.iter().any(|w| w.starts_with("__")), "no internal command offered: {top:?}");
+    let pc = complete("proxy-config ");
+    assert!(pc.iter().any(|w| w == "clusters") && pc.iter().any(|w| w == "routes"), "{pc:?}");
+
+    // The aliases and istioctl's singular forms parse (here they stop at "meshd is not running").
+    let mesh = Mesh::new();
+    for args in [&["ps"][..], &["pc", "cluster", "x"], &["pc", "route", "x"], &["pc", "endpoint", "x"]] {
+        let r = mesh.run(args);
+        assert!(r.stderr.contains("meshd is not running"), "mesh {args:?}: {}", r.stderr);
+    }
+    let help = mesh.ok(&["completion", "--help"]);
+    assert!(
+        help.stdout.contains("bash-completion/completions/mesh") && help.stdout.contains("fish"),
+        "{}",
+        help.stdout
+    );
+}
+
 #[test]
 fn bad_input_names_the_problem_and_changes_nothing() {
     let mesh = Mesh::new();
