@@ -129,6 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Recurse into directories')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Recurse into directories')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Validate and report, store nothing')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Apply even when the analysis finds errors in what is applied (e.g. a route to a subset no DestinationRule defines), which would break traffic')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
             [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
@@ -497,8 +498,8 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             break
         }
         'mesh;analyze' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without -f the running mesh is analyzed')
-            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without -f the running mesh is analyzed')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without files the running mesh is analyzed')
+            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'File, directory or `-` (repeatable); without files the running mesh is analyzed')
             [CompletionResult]::new('--mesh-config', '--mesh-config', [CompletionResultType]::ParameterName, 'A MeshConfig fragment to analyze with (Istio''s `--meshConfigFile`)')
             [CompletionResult]::new('--mesh-networks', '--mesh-networks', [CompletionResultType]::ParameterName, 'A MeshNetworks file (Istio''s `meshNetworks`) to analyze')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'o')

@@ -378,7 +378,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__apply)
-            opts="-f -R -n -q -h --filename --recursive --dry-run --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            opts="-f -R -n -q -h --filename --recursive --dry-run --force --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -121,6 +121,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -R 'Recurse into directories'
             cand --recursive 'Recurse into directories'
             cand --dry-run 'Validate and report, store nothing'
+            cand --force 'Apply even when the analysis finds errors in what is applied (e.g. a route to a subset no DestinationRule defines), which would break traffic'
             cand -q 'Print only errors and requested data'
             cand --quiet 'Print only errors and requested data'
             cand --no-color 'Never colour output (also NO_COLOR)'
@@ -454,8 +455,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;cert;help;help'= {
         }
         &'mesh;analyze'= {
-            cand -f 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
-            cand --filename 'File, directory or `-` (repeatable); without -f the running mesh is analyzed'
+            cand -f 'File, directory or `-` (repeatable); without files the running mesh is analyzed'
+            cand --filename 'File, directory or `-` (repeatable); without files the running mesh is analyzed'
             cand --mesh-config 'A MeshConfig fragment to analyze with (Istio''s `--meshConfigFile`)'
             cand --mesh-networks 'A MeshNetworks file (Istio''s `meshNetworks`) to analyze'
             cand -o 'o'

@@ -109,6 +109,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand apply" -l kubeconfig -d 'Kubec
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l context -d 'Kubeconfig context (kube platform)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s R -l recursive -d 'Recurse into directories'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l dry-run -d 'Validate and report, store nothing'
+complete -c mesh -n "__fish_mesh_using_subcommand apply" -l force -d 'Apply even when the analysis finds errors in what is applied (e.g. a route to a subset no DestinationRule defines), which would break traffic'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -324,7 +325,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcomma
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate" -d 'Renew workload certificates now (all proxies, or one), without restarting anything'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "rotate-root" -d 'Replace the mesh\'s root CA with no downtime: the new root joins the trust bundle, every proxy is re-issued under it, then the old root is retired'
 complete -c mesh -n "__fish_mesh_using_subcommand cert; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s f -l filename -d 'File, directory or `-` (repeatable); without -f the running mesh is analyzed' -r -F
+complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s f -l filename -d 'File, directory or `-` (repeatable); without files the running mesh is analyzed' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l mesh-config -d 'A MeshConfig fragment to analyze with (Istio\'s `--meshConfigFile`)' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -l mesh-networks -d 'A MeshNetworks file (Istio\'s `meshNetworks`) to analyze' -r -F
 complete -c mesh -n "__fish_mesh_using_subcommand analyze" -s o -l output -r -f -a "text\t''

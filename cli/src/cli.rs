@@ -155,6 +155,10 @@ pub struct ApplyArgs {
     /// Validate and report, store nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply even when the analysis finds errors in what is applied (e.g. a route to a subset
+    /// no DestinationRule defines), which would break traffic.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -311,9 +315,12 @@ pub struct SplitArgs {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// File, directory or `-` (repeatable); without -f the running mesh is analyzed.
+    /// File, directory or `-` (repeatable); without files the running mesh is analyzed.
     #[arg(short = 'f', long = "filename")]
     pub files: Vec<PathBuf>,
+    /// Files to analyze, as istioctl takes them (`mesh analyze a.yaml b.yaml`).
+    #[arg(value_name = "FILE")]
+    pub paths: Vec<PathBuf>,
     /// Recurse into directories.
     #[arg(short = 'R', long)]
     pub recursive: bool,

@@ -46,7 +46,8 @@ fn collect(path: &Path, recursive: bool, top: bool, out: &mut Vec<PathBuf>) -> R
 
 /// Read every YAML document of the given paths as JSON values, unclassified (for analysis,
 /// which looks at any kind). Malformed YAML is an error naming the file.
-pub fn read_values(paths: &[PathBuf], recursive: bool) -> Result<Vec<Value>> {
+/// Every document of every file, as YAML values, each with the file it came from.
+pub fn read_values(paths: &[PathBuf], recursive: bool) -> Result<Vec<(String, Value)>> {
     let mut files = Vec::new();
     for p in paths {
         collect(p, recursive, true, &mut files)?;
@@ -57,7 +58,7 @@ pub fn read_values(paths: &[PathBuf], recursive: bool) -> Result<Vec<Value>> {
         let name = if f.as_os_str() == "-" { "<stdin>".to_string() } else { f.display().to_string() };
         let text = read_text(&f);
         match text.map_err(|e| e.to_string()).and_then(|t| mesh_api::resource::parse_yaml_stream(&t)) {
-            Ok(v) => out.extend(v),
+            Ok(v) => out.extend(v.into_iter().map(|v| (name.clone(), v))),
             Err(e) => problems.push(format!("{name}: {e}")),
         }
     }

@@ -186,6 +186,8 @@ fn fields_not_enforced_yet_are_announced() {
     }
     let mesh = Mesh::new();
     mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/destination-rule-all.yaml")]);
     let file = mesh.home.path().join("cors.yaml");
     std::fs::write(
         &file,
@@ -248,8 +250,10 @@ fn analyze_files_offline_and_the_live_mesh() {
     assert!(clean.stdout.contains("No validation issues found when analyzing namespace: default"), "{}", clean.stdout);
     let vs = mesh.home.path().join("vs.yaml");
     std::fs::write(&vs, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: typo}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reveiws}}]\n").expect("write");
-    // Apply stores it (analysis findings are warnings), and says what analysis found.
-    let applied = mesh.ok(&["apply", "-f", vs.to_str().expect("path")]);
+    // Apply refuses it (an Error about what is applied); with --force it stores it and says
+    // what the analysis found.
+    assert_eq!(mesh.run(&["apply", "-f", vs.to_str().expect("path")]).code, 1);
+    let applied = mesh.ok(&["apply", "-f", vs.to_str().expect("path"), "--force"]);
     assert!(
         applied
             .stderr
@@ -365,4 +369,45 @@ fn admission_webhooks_validate_and_inject_over_the_api_port() {
     let out = post_json(&addr, "/inject", &pod);
     assert_eq!(out["response"]["allowed"], true);
     assert_eq!(out["response"]["patchType"], "JSONPatch", "{out}");
+}
+
+/// An apply whose analysis finds an Error about what is applied (a route to a subset no
+/// DestinationRule defines) is refused, changing nothing, unless --force; Warnings do not stop
+/// it. `analyze` takes files as istioctl does and fails a document apply would refuse.
+#[test]
+fn apply_refuses_errors_the_analysis_finds_unless_forced() {
+    let mesh = Mesh::new();
+    mesh.install();
+    apply(
+        &mesh,
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}]\n",
+    );
+    let vs = mesh.home.path().join("v7.yaml");
+    std::fs::write(
+        &vs,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http: [{route: [{destination: {host: reviews, subset: v7}}]}]\n",
+    )
+    .expect("write");
+    let vs = vs.to_str().expect("path");
+    let refused = mesh.run(&["apply", "-f", vs]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("IST0101") && refused.stderr.contains("v7"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing was changed") && refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert!(!mesh.ok(&["get", "vs"]).stdout.contains("reviews"), "nothing stored");
+    let forced = mesh.ok(&["apply", "-f", vs, "--force"]);
+    assert!(forced.stdout.contains("configured") || forced.stdout.contains("created"), "{}", forced.stdout);
+    assert!(forced.stderr.contains("IST0101"), "still reported: {}", forced.stderr);
+    assert!(mesh.ok(&["get", "vs"]).stdout.contains("reviews"), "stored with --force");
+
+    // analyze: positional files; a document apply refuses fails the analysis.
+    let typo = mesh.home.path().join("typo.yaml");
+    std::fs::write(&typo, "apiVersion: networking.istio.io/v1\nkind: VirtualServis\nmetadata: {name: x}\nspec: {}\n")
+        .expect("write");
+    let r = mesh.run(&["analyze", "--offline", typo.to_str().expect("path")]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(!r.stdout.contains("No validation issues"), "{}", r.stdout);
+    assert!(r.stderr.contains("unknown kind VirtualServis") && r.stderr.contains("typo.yaml"), "{}", r.stderr);
+    let r = mesh.run(&["analyze", "--offline", vs]);
+    assert!(r.stdout.contains("IST0101"), "positional files are analyzed: {}", r.stdout);
 }

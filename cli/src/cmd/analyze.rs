@@ -58,7 +58,9 @@ pub fn layered(live: Vec<Value>, docs: Vec<Value>, ns: &str) -> Vec<Res> {
     out
 }
 
-pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
+pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
+    let positional = std::mem::take(&mut args.paths);
+    args.files.extend(positional);
     let mut analyzers = analyze::all();
     if args.list_analyzers {
         ctx.out.table(
@@ -98,9 +100,24 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
         sources.push(format!("the running mesh ({} resources, {} workloads)", live.len(), workloads.len()));
         live.extend(analyze::workload_pods(&workloads).into_iter().map(|r| r.value));
     }
+    // What `mesh apply` would refuse is reported too. A document of a kind nobody knows (a
+    // typo) was not analyzed at all: that fails the analysis. Invalid fields are warnings, as
+    // the analyzers still read the rest (Istio's own analyzer test data has such documents).
+    let (mut unknown, mut invalid) = (Vec::new(), Vec::new());
     if !args.files.is_empty() {
-        docs = crate::files::read_values(&args.files, args.recursive)?;
+        for (i, (source, value)) in crate::files::read_values(&args.files, args.recursive)?.into_iter().enumerate() {
+            if let Err(e) = mesh_api::resource::parse_document(value.clone(), &ns, i) {
+                for why in &e.errors {
+                    let line = format!("{source}: {}: {why}", e.resource);
+                    if why.path == "kind" { unknown.push(line) } else { invalid.push(line) }
+                }
+            }
+            docs.push(value);
+        }
         sources.push(format!("{} documents from files", docs.len()));
+    }
+    for line in &invalid {
+        ctx.out.warn(format!("`mesh apply` would refuse {line}"));
     }
     let mut resources = layered(live, docs, &ns);
     if let Some(f) = &args.mesh_networks {
@@ -141,11 +158,17 @@ pub async fn run(ctx: &Ctx, args: AnalyzeArgs) -> Result<()> {
             for m in &messages {
                 ctx.out.data(format!("{} [{}] ({}) {}", m.level.as_str(), m.code, m.text_resource(), m.message));
             }
-            if messages.is_empty() {
+            if messages.is_empty() && unknown.is_empty() && invalid.is_empty() {
                 ctx.out
                     .success(format!("No validation issues found when analyzing {scope} ({}).", sources.join(" and ")));
             }
         }
+    }
+    if !unknown.is_empty() {
+        return Err(CliError::user(format!(
+            "documents of unknown kinds were not analyzed (`mesh apply` refuses them too):\n  {}",
+            unknown.join("\n  ")
+        )));
     }
     if fail {
         return Err(CliError::user(format!(

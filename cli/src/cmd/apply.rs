@@ -54,6 +54,30 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         .collect();
     let analysis_input =
         crate::cmd::analyze::layered(live, docs.iter().map(|d| d.value.clone()).collect(), &ctx.global.namespace);
+    // The same analysis as `mesh analyze`, over the config as it would be: an Error about what
+    // is applied (it would break traffic) refuses the apply unless --force; Warnings are
+    // printed and the apply stands. Analyzers that judge running workloads are left to
+    // `mesh analyze`: at apply time the workloads may not have started.
+    let mut analyzers = crate::analyze::all();
+    analyzers.retain(|a| !a.judges_workloads() && a.default_enabled());
+    let findings: Vec<_> = crate::analyze::run(&analyzers, analysis_input, serde_json::Value::Null)
+        .into_iter()
+        .filter(|m| {
+            applied
+                .iter()
+                .any(|(k, ns, n)| *k == m.kind && Some(ns.as_str()) == m.namespace.as_deref() && *n == m.resource_name)
+        })
+        .collect();
+    let line = |m: &crate::analyze::Message| {
+        format!("{} [{}] ({}) {}", m.level.as_str(), m.code, m.text_resource(), m.message)
+    };
+    let errors: Vec<String> = findings.iter().filter(|m| m.level == crate::analyze::Level::Error).map(&line).collect();
+    if !errors.is_empty() && !args.force {
+        return Err(CliError::user(format!(
+            "the analysis finds errors in what would be applied:\n  {}\nnothing was changed; fix them, or apply anyway with --force",
+            errors.join("\n  ")
+        )));
+    }
     let resp: ApplyResponse = client
         .post(
             mesh_api::control::APPLY_PATH,
@@ -64,18 +88,8 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}{suffix}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
     }
-    // The same analysis as `mesh analyze`, over the config as it now is: findings about what was
-    // just applied are printed as warnings; the apply itself stands. Analyzers that judge running
-    // workloads are left to `mesh analyze`: at apply time the workloads may not have started.
-    let mut analyzers = crate::analyze::all();
-    analyzers.retain(|a| !a.judges_workloads() && a.default_enabled());
-    for m in crate::analyze::run(&analyzers, analysis_input, serde_json::Value::Null) {
-        let ours = applied
-            .iter()
-            .any(|(k, ns, n)| *k == m.kind && Some(ns.as_str()) == m.namespace.as_deref() && *n == m.resource_name);
-        if ours {
-            ctx.out.warn(format!("{} [{}] ({}) {}", m.level.as_str(), m.code, m.text_resource(), m.message));
-        }
+    for m in &findings {
+        ctx.out.warn(line(m));
     }
     Ok(())
 }
