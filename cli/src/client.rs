@@ -109,7 +109,10 @@ impl MeshdClient {
             }
             return Err(match status {
                 StatusCode::UNAUTHORIZED | StatusCode::INTERNAL_SERVER_ERROR => CliError::unavailable(msg),
-                _ => CliError::user(msg),
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+                    CliError::user(msg)
+                }
+                _ => CliError::failed(msg),
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| CliError::internal(format!("unexpected answer from meshd: {e}")))

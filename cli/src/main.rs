@@ -34,7 +34,14 @@ impl Ctx {
 
 fn main() -> ExitCode {
     mesh_proxy::tls::install_provider();
-    let cli = Cli::parse();
+    // Usage errors exit 64 (istioctl's habit, sysexits' EX_USAGE); --help and --version 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(error::USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
     let out = Printer::new(cli.global.quiet, cli.global.no_color);
     match dispatch(cli, out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,7 +97,7 @@ impl Printer {
             return Ok(());
         }
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-            return Err(CliError::user(format!(
+            return Err(CliError::failed(format!(
                 "{question}\nrefusing to continue without confirmation: there is no terminal to ask on; add -y to proceed"
             )));
         }
@@ -105,8 +105,8 @@ impl Printer {
             .with_prompt(question)
             .default(false)
             .interact()
-            .map_err(|e| CliError::user(format!("cannot ask for confirmation: {e}; add -y to proceed")))?;
-        if ok { Ok(()) } else { Err(CliError::user("cancelled; nothing was changed")) }
+            .map_err(|e| CliError::failed(format!("cannot ask for confirmation: {e}; add -y to proceed")))?;
+        if ok { Ok(()) } else { Err(CliError::failed("cancelled; nothing was changed")) }
     }
 }
 

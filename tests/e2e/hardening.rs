@@ -186,7 +186,7 @@ spec:
     assert_eq!(raw(e.inbound, &request("//public///x%2Fy", "reviews")).0, 200);
     assert_eq!(paths(&e.recorded), ["/public/x/y"]);
     let bad = mesh.run(&["install", "-y", "--set", "meshConfig.pathNormalization.normalization=SOMETIMES"]);
-    assert_eq!(bad.code, 1);
+    assert_eq!(bad.code, BAD_INPUT);
     assert!(bad.stderr.contains("NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES"), "{}", bad.stderr);
 }
 
@@ -627,10 +627,10 @@ fn foreign_metadata_headers_out_of_range_values_and_huge_annotations() {
         let path = dir.join(file);
         std::fs::write(&path, yaml).expect("write");
         let r = mesh.run(&["apply", "-f", path.to_str().expect("path")]);
-        assert_eq!(r.code, 1, "{file}: {}", r.stdout);
+        assert_eq!(r.code, BAD_INPUT, "{file}: {}", r.stdout);
         assert!(r.stderr.contains(field), "{file}: {}", r.stderr);
     }
-    assert_eq!(mesh.run(&["get", "destinationrule", "r"]).code, 1, "nothing was stored");
+    assert_eq!(mesh.run(&["get", "destinationrule", "r"]).code, FAILED, "nothing was stored");
 }
 
 #[test]
@@ -659,7 +659,7 @@ fn an_apply_whose_answer_is_lost_says_the_outcome_is_unknown() {
     let file = mesh.home.path().join("vs.yaml");
     std::fs::write(&file, "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: s}\n  ports: [{name: http, port: 80}]\n").expect("write");
     let r = mesh.run(&["apply", "-f", file.to_str().expect("path")]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.code, UNAVAILABLE, "{}", r.stderr);
     assert!(r.stderr.contains("may or may not have made the change") && r.stderr.contains("mesh get"), "{}", r.stderr);
     std::fs::remove_file(mesh.home.path().join("meshd.json")).expect("remove meshd.json");
 }

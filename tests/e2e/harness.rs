@@ -559,3 +559,10 @@ pub fn requests_counted(metrics: SocketAddr, labels: &[&str]) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+/// `mesh`'s exit codes (see cli/src/error.rs).
+pub const FAILED: i32 = 1;
+pub const USAGE: i32 = 64;
+pub const BAD_INPUT: i32 = 65;
+pub const UNAVAILABLE: i32 = 69;
+pub const ISSUES_FOUND: i32 = 79;

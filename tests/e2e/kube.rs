@@ -209,7 +209,7 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
 
     // Without a terminal and without -y, nothing is applied.
     let refused = kube(&["install", "--profile", "minimal"]);
-    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(refused.code, FAILED, "{}", refused.stderr);
     assert!(cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.is_empty());
 
     let r = kube(&["install", "-y", "--profile", "minimal", "--wait-timeout", "20"]);
@@ -250,13 +250,13 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
         );
     }
     let v = kube(&["verify-install", "--profile", "minimal"]);
-    assert_eq!(v.code, 1, "{}", v.stdout);
+    assert_eq!(v.code, FAILED, "{}", v.stdout);
     assert!(v.stdout.contains("MISSING") && v.stderr.contains("incomplete"), "{}{}", v.stdout, v.stderr);
 
     // A missing permission names the object and what to do; an unreachable cluster too.
     cluster.lock().unwrap_or_else(|e| e.into_inner()).deny_cluster_roles = true;
     let denied = kube(&["install", "-y", "--profile", "minimal"]);
-    assert_eq!(denied.code, 1);
+    assert_eq!(denied.code, FAILED);
     assert!(
         denied.stderr.contains("ClusterRole meshd-istio-system") && denied.stderr.contains("permission denied"),
         "{}",
@@ -267,7 +267,7 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
     drop(closed);
     let kc2 = kubeconfig(&mesh, &format!("http://127.0.0.1:{port}"));
     let down = mesh.run(&["--platform", "kube", "--kubeconfig", &kc2, "install", "-y"]);
-    assert_eq!(down.code, 2);
+    assert_eq!(down.code, UNAVAILABLE);
     assert!(down.stderr.contains("cannot reach the Kubernetes API"), "{}", down.stderr);
 }
 

@@ -250,7 +250,7 @@ fn plug_in_ca_is_checked_and_used() {
         "--set",
         &format!("ca.key={other_key}"),
     ]);
-    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert_eq!(bad.code, BAD_INPUT, "{}", bad.stderr);
     assert!(bad.stderr.contains("does not belong"), "{}", bad.stderr);
     assert!(mesh.meshd_pid().is_none(), "nothing started");
     assert!(!mesh.home.path().join("ca.json").exists(), "nothing written");

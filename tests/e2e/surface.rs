@@ -109,7 +109,7 @@ fn bad_input_names_the_problem_and_changes_nothing() {
         )
         .expect("write");
         let r = mesh.run(&["apply", "-f", path.to_str().expect("path")]);
-        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
+        assert_eq!(r.code, BAD_INPUT, "{name}: {}", r.stderr);
         for e in *expected {
             assert!(r.stderr.contains(e), "{name}: expected {e:?} in:\n{}", r.stderr);
         }
@@ -122,10 +122,10 @@ fn bad_input_names_the_problem_and_changes_nothing() {
     assert_eq!(names, ["web"]);
 
     let r = mesh.run(&["get", "gizmos"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("unknown kind \"gizmos\""), "{}", r.stderr);
     let r = mesh.run(&["delete", "svc", "nope"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, FAILED);
     assert!(r.stderr.contains("not found"), "{}", r.stderr);
     mesh.ok(&["delete", "svc", "web"]);
     assert!(mesh.ok(&["get", "svc"]).stdout.contains("No services found"));
@@ -157,7 +157,7 @@ fn store_survives_restart_and_tables_print() {
     // A wrong token is refused.
     std::fs::write(mesh.home.path().join("token"), "wrong").expect("write");
     let r = mesh.run(&["get", "svc"]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, UNAVAILABLE);
     assert!(r.stderr.contains("access token"), "{}", r.stderr);
 }
 
@@ -213,7 +213,7 @@ fn analyze_files_offline_and_the_live_mesh() {
     let mesh = Mesh::new();
     let testdata = shared("analyzers/testdata/virtualservice_destinationhosts.yaml");
     let r = mesh.run(&["analyze", "--offline", "-A", "-f", &testdata]);
-    assert_eq!(r.code, 1, "errors found: exit 1\n{}", r.stdout);
+    assert_eq!(r.code, ISSUES_FOUND, "errors found: exit 79\n{}", r.stdout);
     assert!(
         r.stdout.contains(r#"Error [IST0101] (VirtualService reviews-bogusport.default) Referenced host:port not found: "reviews:999""#),
         "{}",
@@ -252,7 +252,7 @@ fn analyze_files_offline_and_the_live_mesh() {
     std::fs::write(&vs, "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: typo}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reveiws}}]\n").expect("write");
     // Apply refuses it (an Error about what is applied); with --force it stores it and says
     // what the analysis found.
-    assert_eq!(mesh.run(&["apply", "-f", vs.to_str().expect("path")]).code, 1);
+    assert_eq!(mesh.run(&["apply", "-f", vs.to_str().expect("path")]).code, ISSUES_FOUND);
     let applied = mesh.ok(&["apply", "-f", vs.to_str().expect("path"), "--force"]);
     assert!(
         applied
@@ -262,7 +262,7 @@ fn analyze_files_offline_and_the_live_mesh() {
         applied.stderr
     );
     let r = mesh.run(&["analyze"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, ISSUES_FOUND);
     assert!(
         r.stdout.contains(r#"Error [IST0101] (VirtualService typo.default) Referenced host not found: "reveiws""#),
         "{}",
@@ -326,7 +326,7 @@ fn generated_manifests_and_injected_workloads_validate_against_kubernetes_schema
     assert_eq!(checked, 7);
     // Bad settings are named and nothing is printed.
     let r = mesh.run(&["manifest", "generate", "--set", "values.global.nope=1"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("values.global.nope: unknown setting") && r.stdout.is_empty(), "{}", r.stderr);
 }
 
@@ -391,7 +391,7 @@ fn apply_refuses_errors_the_analysis_finds_unless_forced() {
     .expect("write");
     let vs = vs.to_str().expect("path");
     let refused = mesh.run(&["apply", "-f", vs]);
-    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert_eq!(refused.code, ISSUES_FOUND, "{}", refused.stderr);
     assert!(refused.stderr.contains("IST0101") && refused.stderr.contains("v7"), "{}", refused.stderr);
     assert!(refused.stderr.contains("nothing was changed") && refused.stderr.contains("--force"), "{}", refused.stderr);
     assert!(!mesh.ok(&["get", "vs"]).stdout.contains("reviews"), "nothing stored");
@@ -410,4 +410,40 @@ fn apply_refuses_errors_the_analysis_finds_unless_forced() {
     assert!(r.stderr.contains("unknown kind VirtualServis") && r.stderr.contains("typo.yaml"), "{}", r.stderr);
     let r = mesh.run(&["analyze", "--offline", vs]);
     assert!(r.stdout.contains("IST0101"), "positional files are analyzed: {}", r.stdout);
+}
+
+/// Scripts can tell failures apart by exit code: usage 64, bad input 65, meshd unreachable
+/// 69, analysis issues 79, anything else that failed 1.
+#[test]
+fn exit_codes_tell_failures_apart() {
+    let mesh = Mesh::new();
+    for args in [
+        &["no-such-command"][..],
+        &["apply"],
+        &["delete"],
+        &["analyze", "--suppress", "nonsense"],
+        &["top", "--interval", "1ms"],
+    ] {
+        assert_eq!(mesh.run(args).code, USAGE, "mesh {args:?}");
+    }
+    assert_eq!(mesh.run(&["--help"]).code, 0);
+    assert_eq!(mesh.run(&["--version"]).code, 0);
+    assert_eq!(mesh.run(&["get", "vs"]).code, UNAVAILABLE, "no meshd");
+    let bad = mesh.home.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 7}\n",
+    )
+    .expect("write");
+    let bad = bad.to_str().expect("path");
+    assert_eq!(mesh.run(&["apply", "-f", bad]).code, BAD_INPUT);
+    let dangling = mesh.home.path().join("dangling.yaml");
+    std::fs::write(
+        &dangling,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec:\n  hosts: [x]\n  http: [{route: [{destination: {host: nowhere}}]}]\n",
+    )
+    .expect("write");
+    assert_eq!(mesh.run(&["analyze", "--offline", dangling.to_str().expect("path")]).code, ISSUES_FOUND);
+    mesh.install();
+    assert_eq!(mesh.run(&["get", "vs", "missing"]).code, FAILED, "not found");
 }

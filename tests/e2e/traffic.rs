@@ -588,7 +588,7 @@ fn local_rate_limit_answers_429_over_the_bucket() {
     )
     .expect("write");
     let r = mesh.run(&["apply", "-f", bad.to_str().expect("path")]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("spec.tokenBucket.maxTokens: must be at least 1"), "{}", r.stderr);
     assert!(!mesh.ok(&["get", "rl"]).stdout.contains("reviews"), "nothing stored");
 

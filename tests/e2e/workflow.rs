@@ -116,13 +116,13 @@ fn bookinfo_split_workflow() {
     // Bad input changes nothing.
     let before = mesh.ok(&["get", "virtualservice", "reviews", "-o", "yaml"]).stdout;
     let r = mesh.run(&["route", "split", "reviews", "v1=20", "v3=70", "-y"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("add up to 90, not 100"), "{}", r.stderr);
     let r = mesh.run(&["route", "split", "reviews", "v1=20", "v9=80", "-y"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("unknown subset v9"), "{}", r.stderr);
     let r = mesh.run(&["route", "split", "reviews", "v1=20", "v3=80"]);
-    assert_eq!(r.code, 1, "no TTY and no -y must refuse");
+    assert_eq!(r.code, FAILED, "no TTY and no -y must refuse");
     assert!(r.stderr.contains("add -y"), "{}", r.stderr);
     assert_eq!(mesh.ok(&["get", "virtualservice", "reviews", "-o", "yaml"]).stdout, before);
 
@@ -148,7 +148,7 @@ fn bookinfo_split_workflow() {
     let t = tally(outbound, "reviews:9080", 200, false);
     assert_eq!(count(&t, "reviews-v1") + count(&t, "reviews-v3"), 200, "{t:?}");
     let r = mesh.run(&["proxy-status"]);
-    assert_eq!(r.code, 2, "no meshd: could not run");
+    assert_eq!(r.code, UNAVAILABLE, "no meshd: could not run");
     assert!(r.stderr.contains("mesh install"), "{}", r.stderr);
 }
 
@@ -186,7 +186,7 @@ fn route_split_creates_virtual_service_and_subsets() {
         "{}",
         dry.stdout
     );
-    assert_eq!(mesh.run(&["get", "vs", "ratings"]).code, 1, "dry run stored nothing");
+    assert_eq!(mesh.run(&["get", "vs", "ratings"]).code, FAILED, "dry run stored nothing");
 
     mesh.ok(&["route", "split", "ratings", "v2=100", "-y"]);
     let dr = mesh.ok(&["get", "dr", "ratings", "-o", "json"]).stdout;

@@ -72,7 +72,7 @@ pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
     if !args.analyzers.is_empty() {
         let known: Vec<&str> = analyzers.iter().map(|a| a.name()).collect();
         if let Some(bad) = args.analyzers.iter().find(|n| !known.contains(&n.as_str())) {
-            return Err(CliError::user(format!("unknown analyzer {bad:?}; this build has: {}", known.join(", "))));
+            return Err(CliError::usage(format!("unknown analyzer {bad:?}; this build has: {}", known.join(", "))));
         }
         analyzers.retain(|a| args.analyzers.iter().any(|n| n == a.name()));
     } else {
@@ -81,7 +81,7 @@ pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
     let mut rules = Vec::new();
     for s in &args.suppress {
         let (code, res) = s.split_once('=').ok_or_else(|| {
-            CliError::user(format!("--suppress {s:?}: expected CODE=RESOURCE, like \"IST0102=Namespace *\""))
+            CliError::usage(format!("--suppress {s:?}: expected CODE=RESOURCE, like \"IST0102=Namespace *\""))
         })?;
         rules.push((code.trim().to_string(), res.trim().to_string()));
     }
@@ -171,7 +171,7 @@ pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
         )));
     }
     if fail {
-        return Err(CliError::user(format!(
+        return Err(CliError::issues(format!(
             "analyzers found issues when analyzing {scope}; see https://istio.io/latest/docs/reference/config/analysis for causes and fixes"
         )));
     }

@@ -73,7 +73,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     };
     let errors: Vec<String> = findings.iter().filter(|m| m.level == crate::analyze::Level::Error).map(&line).collect();
     if !errors.is_empty() && !args.force {
-        return Err(CliError::user(format!(
+        return Err(CliError::issues(format!(
             "the analysis finds errors in what would be applied:\n  {}\nnothing was changed; fix them, or apply anyway with --force",
             errors.join("\n  ")
         )));

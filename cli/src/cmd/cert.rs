@@ -85,7 +85,7 @@ pub async fn status(ctx: &Ctx, args: CertStatusArgs) -> Result<()> {
     if let Some(name) = &args.name {
         proxies.retain(|p| matches_name(p, name, &ctx.global.namespace));
         if proxies.is_empty() {
-            return Err(CliError::user(format!("no proxy {name:?} is connected; `mesh proxy-status` lists them")));
+            return Err(CliError::failed(format!("no proxy {name:?} is connected; `mesh proxy-status` lists them")));
         }
     }
     let roots: BTreeMap<&str, &str> =

@@ -12,7 +12,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
     let mut keys = Vec::new();
     if !args.files.is_empty() {
         if !args.args.is_empty() {
-            return Err(CliError::user("give either -f FILE or KIND NAME..., not both"));
+            return Err(CliError::usage("give either -f FILE or KIND NAME..., not both"));
         }
         for d in files::read_all(&args.files, false, &ctx.global.namespace)? {
             if let Parsed::Supported(r) = d.parsed {
@@ -21,13 +21,13 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
         }
     } else {
         let Some((kind, names)) = args.args.split_first() else {
-            return Err(CliError::user("usage: mesh delete KIND NAME... or mesh delete -f FILE"));
+            return Err(CliError::usage("usage: mesh delete KIND NAME... or mesh delete -f FILE"));
         };
         let kind = Kind::from_cli(kind).ok_or_else(|| {
             CliError::user(format!("unknown kind {kind:?}: use services, virtualservices or destinationrules"))
         })?;
         if names.is_empty() {
-            return Err(CliError::user(format!("name the {} to delete", kind.plural())));
+            return Err(CliError::usage(format!("name the {} to delete", kind.plural())));
         }
         keys.extend(names.iter().map(|n| Key { kind, namespace: ctx.global.namespace.clone(), name: n.clone() }));
     }

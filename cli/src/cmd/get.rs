@@ -176,7 +176,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     if let Some(name) = &args.name
         && items.is_empty()
     {
-        return Err(CliError::user(format!(
+        return Err(CliError::failed(format!(
             "{} {name:?} not found in namespace {}",
             kind.qualified(),
             ctx.global.namespace

@@ -386,7 +386,7 @@ async fn reinstall(
         return Ok(());
     }
     if stored.ca_cert != wanted.ca_cert || stored.ca_key != wanted.ca_key {
-        return Err(CliError::user(format!(
+        return Err(CliError::failed(format!(
             "meshd is running with another CA; a running mesh does not change its CA by install (nothing changed). \
              Rotate roots with `mesh cert rotate-root`, or `mesh uninstall` first. Changes asked for: {}",
             changes.join("; ")
@@ -482,7 +482,7 @@ pub async fn verify_install(ctx: &Ctx) -> Result<()> {
             ctx.out.success(format!("meshd is running at {} (MESH_HOME={})", c.address, home.root().display()));
             Ok(())
         }
-        None => Err(CliError::user(format!(
+        None => Err(CliError::unavailable(format!(
             "meshd is not running for MESH_HOME={}; run `mesh install`",
             home.root().display()
         ))),

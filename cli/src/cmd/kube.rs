@@ -46,7 +46,7 @@ pub async fn client(ctx: &Ctx) -> Result<kube::Client> {
 /// A kube error as a CLI error: unreachable clusters and missing permissions say what to do.
 fn explain(e: kube::Error, what: &str) -> CliError {
     match &e {
-        kube::Error::Api(s) if s.code == 403 => CliError::user(format!(
+        kube::Error::Api(s) if s.code == 403 => CliError::failed(format!(
             "{what}: permission denied ({}); ask for RBAC that allows it, or check you use the right --context",
             s.message
         )),
@@ -232,7 +232,7 @@ pub async fn verify_install(ctx: &Ctx, profile: &str) -> Result<()> {
     let present = rows.len() - missing - usize::from(s.meshd);
     ctx.out.table(&["OBJECT", "STATUS"], rows);
     if missing > 0 || (s.meshd && !ready) {
-        return Err(CliError::user(format!(
+        return Err(CliError::failed(format!(
             "the installation is incomplete: {missing} objects missing{}; run `mesh install --platform kube`",
             if s.meshd && !ready { ", meshd not ready" } else { "" }
         )));
@@ -285,6 +285,6 @@ pub async fn precheck(ctx: &Ctx) -> Result<()> {
         ctx.out.success("the cluster is ready for `mesh install --platform kube`");
         Ok(())
     } else {
-        Err(CliError::user(problems.join("\n")))
+        Err(CliError::failed(problems.join("\n")))
     }
 }

@@ -50,10 +50,9 @@ pub async fn run(ctx: &Ctx, args: ProxyConfigArgs) -> Result<()> {
         (None, Some((n, ns))) => (ns.to_string(), n.to_string()),
         (None, None) => (ctx.global.namespace.clone(), args.name.clone()),
     };
-    let proxy = statuses
-        .iter()
-        .find(|p| p.workload.name == name && p.workload.namespace == ns)
-        .ok_or_else(|| CliError::user(format!("no proxy {name}.{ns} is connected; `mesh proxy-status` lists them")))?;
+    let proxy = statuses.iter().find(|p| p.workload.name == name && p.workload.namespace == ns).ok_or_else(|| {
+        CliError::failed(format!("no proxy {name}.{ns} is connected; `mesh proxy-status` lists them"))
+    })?;
     let admin = proxy
         .workload
         .admin

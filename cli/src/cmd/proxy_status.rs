@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
         };
         statuses.retain(|p| p.workload.name == n && p.workload.namespace == ns);
         let Some(p) = statuses.first() else {
-            return Err(CliError::user(format!(
+            return Err(CliError::failed(format!(
                 "no proxy {n:?} is connected in namespace {ns}; `mesh proxy-status` lists them"
             )));
         };

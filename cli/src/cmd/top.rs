@@ -264,7 +264,7 @@ fn show(ctx: &Ctx, rows: &[Row], interval: Duration) {
 pub async fn run(ctx: &Ctx, args: TopArgs) -> Result<()> {
     let interval = args.interval;
     if interval < Duration::from_millis(100) {
-        return Err(CliError::user("--interval must be at least 100ms"));
+        return Err(CliError::usage("--interval must be at least 100ms"));
     }
     let namespace = if args.all_namespaces { None } else { Some(ctx.global.namespace.clone()) };
     let live = args.output == Output::Table && ctx.out.tty && !args.once;
