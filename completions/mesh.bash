@@ -49,6 +49,9 @@ _mesh() {
             mesh,kube-inject)
                 cmd="mesh__subcmd__inject"
                 ;;
+            mesh,logs)
+                cmd="mesh__subcmd__logs"
+                ;;
             mesh,manifest)
                 cmd="mesh__subcmd__manifest"
                 ;;
@@ -138,6 +141,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,install)
                 cmd="mesh__subcmd__help__subcmd__install"
+                ;;
+            mesh__subcmd__help,logs)
+                cmd="mesh__subcmd__help__subcmd__logs"
                 ;;
             mesh__subcmd__help,manifest)
                 cmd="mesh__subcmd__help__subcmd__manifest"
@@ -266,7 +272,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version completion manifest inject kube-inject demo help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -794,7 +800,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version completion manifest inject demo help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -976,6 +982,20 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__logs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,6 +1325,44 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__logs)
+            opts="-f -n -q -h --tail --follow --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__manifest)
             opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1500,7 +1558,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__proxy__subcmd__config)
-            opts="-o -n -q -h --output --namespace --platform --kubeconfig --context --quiet --no-color --help routes clusters listeners endpoints secrets all"
+            opts="-o -n -q -h --output --level --namespace --platform --kubeconfig --context --quiet --no-color --help routes clusters listeners endpoints secrets all log"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1512,6 +1570,10 @@ _mesh() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                --level)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)

@@ -45,6 +45,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
+            cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -321,6 +322,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;proxy-config'= {
             cand -o 'o'
             cand --output 'output'
+            cand --level 'With `log`: the level to set (trace, debug, info, warn, error, off, or a filter such as `mesh_proxy=debug,info`)'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -335,6 +337,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;pc'= {
             cand -o 'o'
             cand --output 'output'
+            cand --level 'With `log`: the level to set (trace, debug, info, warn, error, off, or a filter such as `mesh_proxy=debug,info`)'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -516,6 +519,21 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mesh;logs'= {
+            cand --tail 'Only the last N lines'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -f 'Keep printing what meshd writes, until interrupted'
+            cand --follow 'Keep printing what meshd writes, until interrupted'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mesh;completion'= {
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
@@ -626,6 +644,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand analyze 'Find problems in configuration: files offline, the running mesh, or files over it'
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
+            cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -685,6 +704,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;top'= {
         }
         &'mesh;help;version'= {
+        }
+        &'mesh;help;logs'= {
         }
         &'mesh;help;completion'= {
         }

@@ -33,6 +33,10 @@ pub struct Global {
     /// Never colour output (also NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Whether -n (or MESH_NAMESPACE) was given, rather than the default: listings across
+    /// namespaces (`proxy-status`) then show that namespace only.
+    #[arg(skip)]
+    pub namespace_given: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +95,8 @@ pub enum Command {
     Top(TopArgs),
     /// Print the versions of the CLI and the running control plane.
     Version(VersionArgs),
+    /// Print meshd's log (local platform: MESH_HOME/meshd.log).
+    Logs(LogsArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway).
@@ -246,6 +252,9 @@ pub enum ProxyConfigKind {
     #[value(alias = "secret")]
     Secrets,
     All,
+    /// The proxy's log level; with --level, change it.
+    #[value(alias = "logging")]
+    Log,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +266,10 @@ pub struct ProxyConfigArgs {
     pub name: String,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// With `log`: the level to set (trace, debug, info, warn, error, off, or a filter such as
+    /// `mesh_proxy=debug,info`).
+    #[arg(long)]
+    pub level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -441,6 +454,16 @@ pub fn for_completion() -> clap::Command {
         shown = shown.subcommand(s.clone());
     }
     shown
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Keep printing what meshd writes, until interrupted.
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod demo_app;
 pub mod get;
 pub mod install;
 pub mod kube;
+pub mod logs;
 pub mod manifest;
 pub mod proxy_config;
 pub mod proxy_status;

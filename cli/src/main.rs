@@ -11,7 +11,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{
     CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand, RouteCommand,
@@ -35,7 +35,15 @@ impl Ctx {
 fn main() -> ExitCode {
     mesh_proxy::tls::install_provider();
     // Usage errors exit 64 (istioctl's habit, sysexits' EX_USAGE); --help and --version 0.
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let mut cli = Cli::from_arg_matches(&m)?;
+        cli.global.namespace_given = matches!(
+            m.value_source("namespace"),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        );
+        Ok(cli)
+    });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -155,6 +163,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
             Command::Top(a) => cmd::top::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
+            Command::Logs(a) => cmd::logs::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {
                 cmd::proxy_token::create(&ctx, a).await

@@ -82,6 +82,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
             let level =
                 req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("level=")).map(str::to_string);
             match level {
+                None if req.method() == http::Method::GET => match crate::log_level() {
+                    Ok(l) => reply(StatusCode::OK, "text/plain", format!("log level: {l}\n").into_bytes()),
+                    Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{e}\n").into_bytes()),
+                },
                 None => reply(
                     StatusCode::BAD_REQUEST,
                     "text/plain",
@@ -103,7 +107,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            b"admin paths: /ready /live /config_dump /certs /server_info, POST /logging?level=L, POST /quitquitquit\n"
+            b"admin paths: /ready /live /config_dump /certs /server_info, GET /logging, POST /logging?level=L, POST /quitquitquit\n"
                 .to_vec(),
         ),
     })

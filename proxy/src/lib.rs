@@ -805,6 +805,12 @@ type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFi
 static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
 
 /// Set the log filter (`debug`, `info`, `mesh_proxy=trace,hyper=warn`, ...).
+/// The log filter in force (`info`, `debug`, `mesh_proxy=debug,info`...).
+pub fn log_level() -> Result<String, String> {
+    let handle = LOG_FILTER.get().ok_or("logging was not set up by this process")?;
+    handle.with_current(|f| f.to_string()).map_err(|e| e.to_string())
+}
+
 pub fn set_log_level(spec: &str) -> Result<(), String> {
     let handle = LOG_FILTER.get().ok_or("logging was not set up by this process")?;
     let filter =

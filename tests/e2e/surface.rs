@@ -444,6 +444,13 @@ fn exit_codes_tell_failures_apart() {
     )
     .expect("write");
     assert_eq!(mesh.run(&["analyze", "--offline", dangling.to_str().expect("path")]).code, ISSUES_FOUND);
+    assert_eq!(mesh.run(&["logs"]).code, FAILED, "no meshd.log before install");
     mesh.install();
     assert_eq!(mesh.run(&["get", "vs", "missing"]).code, FAILED, "not found");
+    // meshd's log, whole or its tail.
+    let all = mesh.ok(&["logs"]).stdout;
+    assert!(all.lines().count() >= 1 && all.contains("INFO"), "{all}");
+    let tail = mesh.ok(&["logs", "--tail", "1"]).stdout;
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(all.ends_with(&tail), "the last line: {tail}");
 }

@@ -815,6 +815,11 @@ fn bookinfo_gateway_routes_productpage() {
     assert_eq!(get(gateway, "bookinfo.example.com", "/productpage", false, &[]), (200, "productpage-v1\n".into()));
     assert_eq!(get(gateway, "anything", "/api/v1/products/1", false, &[]).0, 200);
     assert_eq!(get(gateway, "anything", "/admin", false, &[]).0, 404, "only the routes bookinfo-gateway lists");
+    // `ps` lists every namespace; -n one.
+    let all = mesh.ok(&["ps"]).stdout;
+    assert!(all.contains("productpage-v1.default") && all.contains("istio-ingressgateway.istio-system"), "{all}");
+    let one = mesh.ok(&["ps", "-n", "istio-system"]).stdout;
+    assert!(one.contains("istio-ingressgateway.istio-system") && !one.contains("productpage"), "{one}");
     // The gateway's no-route 404 is logged (NR) and counted by the gateway.
     let line = gw.json_line("the 404's log line", |v| v["response_code"] == 404);
     assert_eq!(line["response_flags"], "NR", "{line}");

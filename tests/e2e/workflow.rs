@@ -250,6 +250,12 @@ fn admin_api_changes_the_log_level_and_quits_on_request() {
     assert!(post("/logging?level=debug").starts_with("HTTP/1.1 200"));
     let bad = post("/logging?level=[[[");
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    // The same through the CLI, as istioctl's `proxy-config log`.
+    assert_eq!(mesh.ok(&["pc", "log", "job"]).stdout.trim(), "log level: debug");
+    mesh.ok(&["proxy-config", "log", "job", "--level", "mesh_proxy=trace,warn"]);
+    assert_eq!(mesh.ok(&["pc", "log", "job"]).stdout.trim(), "log level: mesh_proxy=trace,warn");
+    assert_eq!(mesh.run(&["pc", "log", "job", "--level", "a b"]).code, USAGE);
+    assert_eq!(mesh.run(&["pc", "routes", "job", "--level", "debug"]).code, USAGE);
     let info: serde_json::Value =
         serde_json::from_str(&get(p.admin, "admin", "/server_info", false, &[]).1).expect("server_info");
     let pid = u32::try_from(info["pid"].as_u64().expect("pid")).expect("pid");

@@ -22,15 +22,50 @@ struct Dump {
 }
 
 pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>> {
+    admin_call(addr, http::Method::GET, path).await.map(|(_, body)| body)
+}
+
+/// One request to a proxy's admin API: its status and body.
+async fn admin_call(
+    addr: std::net::SocketAddr,
+    method: http::Method,
+    path: &str,
+) -> Result<(http::StatusCode, Vec<u8>)> {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri =
-        format!("http://{addr}{path}").parse().map_err(|e: http::uri::InvalidUri| CliError::internal(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Empty::new())
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .map_err(|_| CliError::unavailable(format!("the proxy's admin API at {addr} did not answer within 10s")))?
         .map_err(|e| CliError::unavailable(format!("cannot reach the proxy's admin API at {addr}: {e}")))?;
+    let status = resp.status();
     let body = resp.into_body().collect().await.map_err(|e| CliError::unavailable(e.to_string()))?.to_bytes();
-    Ok(body.to_vec())
+    Ok((status, body.to_vec()))
+}
+
+/// `proxy-config log NAME [--level L]`: the proxy's log level, or set it.
+async fn log_level(ctx: &Ctx, admin: std::net::SocketAddr, level: Option<&str>) -> Result<()> {
+    let (status, body) = match level {
+        Some(l) => {
+            // A level or a filter of targets and levels; nothing a URI query would mangle.
+            if l.is_empty() || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b"_=,.:-".contains(&b)) {
+                return Err(CliError::usage(format!(
+                    "--level {l:?}: use trace, debug, info, warn, error, off, or a filter like mesh_proxy=debug,info"
+                )));
+            }
+            admin_call(admin, http::Method::POST, &format!("/logging?level={l}")).await?
+        }
+        None => admin_call(admin, http::Method::GET, "/logging").await?,
+    };
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    if !status.is_success() {
+        return Err(CliError::user(text));
+    }
+    ctx.out.data(text);
+    Ok(())
 }
 
 fn matcher(m: &mesh_api::proxy_config::StringMatcher) -> String {
@@ -57,6 +92,12 @@ pub async fn run(ctx: &Ctx, args: ProxyConfigArgs) -> Result<()> {
         .workload
         .admin
         .ok_or_else(|| CliError::unavailable(format!("proxy {name}.{ns} did not report an admin address")))?;
+    if args.kind == ProxyConfigKind::Log {
+        return log_level(ctx, admin, args.level.as_deref()).await;
+    }
+    if args.level.is_some() {
+        return Err(CliError::usage("--level goes with `proxy-config log NAME`"));
+    }
     let dump: Dump = serde_json::from_slice(&admin_get(admin, "/config_dump").await?)
         .map_err(|e| CliError::unavailable(format!("unexpected config dump from {admin}: {e}")))?;
     let certs: Value = serde_json::from_slice(&admin_get(admin, "/certs").await?).unwrap_or(Value::Null);

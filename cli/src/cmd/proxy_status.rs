@@ -90,6 +90,10 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
         diff(ctx, &client, p).await?;
         return Ok(());
     }
+    // Every namespace, as istioctl's; -n given: that namespace only.
+    if ctx.global.namespace_given {
+        statuses.retain(|p| p.workload.namespace == ctx.global.namespace);
+    }
     if args.output != Output::Table {
         return ctx.out.structured(args.output, &statuses);
     }
