@@ -188,7 +188,8 @@ fn route_split_creates_virtual_service_and_subsets() {
     );
     assert_eq!(mesh.run(&["get", "vs", "ratings"]).code, FAILED, "dry run stored nothing");
 
-    mesh.ok(&["route", "split", "ratings", "v2=100", "-y"]);
+    let split = mesh.ok(&["route", "split", "ratings", "v2=100", "-y"]);
+    assert!(!split.stderr.contains("no endpoints"), "v2 runs: {}", split.stderr);
     let dr = mesh.ok(&["get", "dr", "ratings", "-o", "json"]).stdout;
     let dr: serde_json::Value = serde_json::from_str(&dr).expect("json");
     assert_eq!(dr["spec"]["subsets"][0]["labels"]["version"], "v2");
@@ -196,6 +197,14 @@ fn route_split_creates_virtual_service_and_subsets() {
     assert_eq!(count(&t, "ratings-b"), 20, "{t:?}");
     let table = mesh.ok(&["get", "virtualservices"]).stdout;
     assert!(table.contains("ratings") && table.contains("ratings/v2"), "{table}");
+
+    // details has no workload: a split to its v1 says that subset has no endpoints.
+    let split = mesh.ok(&["route", "split", "details", "v1=100", "-y"]);
+    assert!(
+        split.stderr.contains("subset v1 (version=v1) of details.default.svc.cluster.local has no endpoints"),
+        "{}",
+        split.stderr
+    );
 }
 
 #[test]

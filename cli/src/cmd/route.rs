@@ -226,8 +226,68 @@ pub async fn split(ctx: &Ctx, args: SplitArgs) -> Result<()> {
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
     }
+    let statuses = crate::cmd::proxy_status::fetch(&client).await?;
+    for (subset, labels) in empty_subsets(&client, &fqdn, ns, &weights, &statuses).await? {
+        ctx.out.warn(format!(
+            "subset {subset} ({labels}) of {fqdn} has no endpoints: no running workload of the service has those labels, so its share of the traffic will fail (503 no healthy upstream)"
+        ));
+    }
+    let lagging: Vec<String> = statuses
+        .iter()
+        .filter(|p| !crate::cmd::proxy_status::all_synced(p))
+        .map(|p| format!("{}.{}", p.workload.name, p.workload.namespace))
+        .collect();
+    if !lagging.is_empty() {
+        ctx.out.warn(format!("not yet acknowledged by {} (`mesh proxy-status NAME` says why)", lagging.join(", ")));
+    }
     ctx.out.success(format!("{fqdn}: {} -> {} ({synced}/{total} proxies synced)", plan.before, plan.after));
     Ok(())
+}
+
+/// The subsets given weight that no connected workload of the service serves, with their
+/// labels (`version=v3`).
+async fn empty_subsets(
+    client: &MeshdClient,
+    fqdn: &str,
+    ns: &str,
+    weights: &[(String, u32)],
+    statuses: &[mesh_api::protocol::ProxyStatus],
+) -> Result<Vec<(String, String)>> {
+    let matches = |selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let Some((svc_name, svc_ns)) =
+        fqdn.strip_suffix(&format!(".{}", host::DOMAIN_SUFFIX)).and_then(|s| s.rsplit_once('.'))
+    else {
+        return Ok(Vec::new());
+    };
+    let selector = match crate::cmd::get::list(client, Kind::Service, Some(svc_ns), Some(svc_name)).await?.first() {
+        Some(Resource::Service(s)) if !s.spec.selector.is_empty() => s.spec.selector.clone(),
+        _ => return Ok(Vec::new()), // no selector: endpoints are not ours to judge
+    };
+    let rule =
+        crate::cmd::get::list(client, Kind::DestinationRule, Some(ns), None).await?.into_iter().find_map(|r| match r {
+            Resource::DestinationRule(dr) if host::resolve(&dr.spec.host, ns) == fqdn => Some(dr),
+            _ => None,
+        });
+    let Some(rule) = rule else { return Ok(Vec::new()) };
+    let serving = |labels: &BTreeMap<String, String>| {
+        statuses.iter().any(|p| {
+            p.workload.namespace == svc_ns
+                && matches(&selector, &p.workload.labels)
+                && matches(labels, &p.workload.labels)
+        })
+    };
+    Ok(weights
+        .iter()
+        .filter(|(_, w)| *w > 0)
+        .filter_map(|(name, _)| rule.spec.subsets.iter().find(|s| &s.name == name))
+        .filter(|s| !serving(&s.labels))
+        .map(|s| {
+            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (s.name.clone(), labels.join(","))
+        })
+        .collect())
 }
 
 #[cfg(test)]
