@@ -139,6 +139,8 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             break
         }
         'mesh;get' {
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label), comma-separated, all must hold')
+            [CompletionResult]::new('--selector', '--selector', [CompletionResultType]::ParameterName, 'Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label), comma-separated, all must hold')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'o')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'output')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')

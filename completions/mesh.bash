@@ -758,18 +758,26 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__get)
-            opts="-A -o -n -q -h --all-namespaces --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            opts="-A -l -o -n -q -h --all-namespaces --selector --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --selector)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide name yaml json" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table wide name yaml json" -- "${cur}"))
                     return 0
                     ;;
                 --namespace)

@@ -130,6 +130,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'mesh;get'= {
+            cand -l 'Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label), comma-separated, all must hold'
+            cand --selector 'Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label), comma-separated, all must hold'
             cand -o 'o'
             cand --output 'output'
             cand -n 'Namespace for commands and for resources without one'

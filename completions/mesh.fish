@@ -114,7 +114,10 @@ complete -c mesh -n "__fish_mesh_using_subcommand apply" -l force -d 'Apply even
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s q -l quiet -d 'Print only errors and requested data'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mesh -n "__fish_mesh_using_subcommand get" -s l -l selector -d 'Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label), comma-separated, all must hold' -r
 complete -c mesh -n "__fish_mesh_using_subcommand get" -s o -l output -r -f -a "table\t''
+wide\t'The table with the resources\' labels'
+name\t'`kind.group/name`, one a line'
 yaml\t''
 json\t''"
 complete -c mesh -n "__fish_mesh_using_subcommand get" -s n -l namespace -d 'Namespace for commands and for resources without one' -r

@@ -178,8 +178,25 @@ pub struct GetArgs {
     /// All namespaces.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Only resources whose labels match: `app=reviews`, `tier!=db`, `canary` (has the label),
+    /// comma-separated, all must hold.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = GetOutput::Table)]
+    pub output: GetOutput,
+}
+
+/// `mesh get`'s output formats, as kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum GetOutput {
+    #[default]
+    Table,
+    /// The table with the resources' labels.
+    Wide,
+    /// `kind.group/name`, one a line.
+    Name,
+    Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -326,6 +326,7 @@ impl State {
             };
             if change != Change::Unchanged {
                 bump_generation(&mut r, next.get(&key));
+                stamp_created(&mut r, next.get(&key));
                 next.insert(key.clone(), r);
             }
             changes.push((key, change));
@@ -463,6 +464,21 @@ impl State {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
+}
+
+/// `metadata.creationTimestamp`, as the API server sets it: kept from the stored version, else
+/// now (RFC 3339, UTC).
+fn stamp_created(r: &mut Resource, old: Option<&Resource>) {
+    let kept = old.and_then(|o| o.meta().creation_timestamp.clone());
+    let created = kept.or_else(|| {
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .ok()?
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(serde_json::Value::String)
+    });
+    r.meta_mut().creation_timestamp = created;
 }
 
 fn bump_generation(r: &mut Resource, old: Option<&Resource>) {

@@ -147,6 +147,17 @@ fn store_survives_restart_and_tables_print() {
     assert!(t.contains("reviews") && t.contains("v1,v2,v3"), "{t}");
     let svc = mesh.ok(&["get", "svc", "-A"]).stdout;
     assert!(svc.contains("NAMESPACE") && svc.contains("productpage") && svc.contains("9080/TCP"), "{svc}");
+    // kubectl's habits: an AGE column (meshd stamps creationTimestamp), -o wide with labels,
+    // -o name, and -l selectors.
+    let header = svc.lines().next().unwrap_or("");
+    assert!(header.trim_end().ends_with("AGE"), "{svc}");
+    assert!(svc.lines().skip(1).all(|l| l.trim_end().ends_with('s') || l.trim_end().ends_with('m')), "{svc}");
+    let wide = mesh.ok(&["get", "svc", "-o", "wide"]).stdout;
+    assert!(wide.lines().next().is_some_and(|h| h.contains("LABELS")) && wide.contains("app=reviews"), "{wide}");
+    assert_eq!(mesh.ok(&["get", "svc", "-l", "app=reviews", "-o", "name"]).stdout.trim(), "service/reviews");
+    let names = mesh.ok(&["get", "svc", "-l", "service,app!=reviews", "-o", "name"]).stdout;
+    assert!(names.contains("service/productpage") && !names.contains("reviews"), "{names}");
+    assert_eq!(mesh.run(&["get", "svc", "-l", "a b"]).code, USAGE);
     let v = mesh.ok(&["version", "-o", "json"]).stdout;
     let v: serde_json::Value = serde_json::from_str(&v).expect("json");
     assert_eq!(v["client"], v["meshd"]);

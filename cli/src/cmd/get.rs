@@ -6,7 +6,7 @@ use mesh_api::protocol::ProxyStatus;
 use mesh_api::{Kind, Resource};
 
 use crate::Ctx;
-use crate::cli::{GetArgs, Output};
+use crate::cli::{GetArgs, GetOutput, Output};
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
 
@@ -26,7 +26,7 @@ pub async fn list(
     client.get(&q).await
 }
 
-fn selector(m: &BTreeMap<String, String>) -> String {
+fn selector_text(m: &BTreeMap<String, String>) -> String {
     if m.is_empty() { "<none>".into() } else { m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }
 }
 
@@ -41,7 +41,7 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             let ports: Vec<String> =
                 o.spec.ports.iter().map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))).collect();
             row.push(ports.join(","));
-            row.push(selector(&o.spec.selector));
+            row.push(selector_text(&o.spec.selector));
         }
         Resource::VirtualService(o) => {
             row.push(o.spec.hosts.join(","));
@@ -78,7 +78,7 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 .map(|s| format!("{}/{} {}", s.port.number, s.port.protocol, s.hosts.join(",")))
                 .collect();
             row.push(servers.join("; "));
-            row.push(selector(&o.spec.selector));
+            row.push(selector_text(&o.spec.selector));
         }
         Resource::ServiceEntry(o) => {
             row.push(o.spec.hosts.join(","));
@@ -93,7 +93,8 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.resolution.clone().unwrap_or_else(|| "NONE".into()));
         }
         Resource::PeerAuthentication(o) => {
-            let sel = o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into());
+            let sel =
+                o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into());
             row.push(o.spec.mtls.as_ref().map_or("UNSET", |m| m.mode.as_str()).to_string());
             let ports = o.spec.port_level_mtls.iter().flatten().map(|(p, m)| format!("{p}={}", m.mode.as_str()));
             row.push(ports.collect::<Vec<_>>().join(","));
@@ -102,7 +103,9 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
         Resource::AuthorizationPolicy(o) => {
             row.push(o.spec.action.as_str().to_string());
             row.push(o.spec.rules.len().to_string());
-            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+            row.push(
+                o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
+            );
         }
         Resource::LocalRateLimit(o) => {
             let b = o.spec.token_bucket.as_ref();
@@ -111,7 +114,9 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                     .unwrap_or("-".into()),
             );
             row.push(o.spec.routes.len().to_string());
-            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+            row.push(
+                o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
+            );
         }
         Resource::Telemetry(o) => {
             let s = &o.spec;
@@ -130,11 +135,13 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 (false, Some(p)) => format!("{p}%"),
                 (false, None) => "-".to_string(),
             });
-            row.push(s.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+            row.push(s.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
         }
         Resource::RequestAuthentication(o) => {
             row.push(o.spec.jwt_rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>().join(","));
-            row.push(o.spec.selector.as_ref().map(|s| selector(&s.match_labels)).unwrap_or_else(|| "<none>".into()));
+            row.push(
+                o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
+            );
         }
     }
     row
@@ -172,7 +179,11 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
         ))
     })?;
     let ns = (!args.all_namespaces).then_some(ctx.global.namespace.as_str());
-    let items = list(&ctx.client()?, kind, ns, args.name.as_deref()).await?;
+    let selector = match &args.selector {
+        Some(s) => Some(LabelSelector::parse(s).map_err(CliError::usage)?),
+        None => None,
+    };
+    let mut items = list(&ctx.client()?, kind, ns, args.name.as_deref()).await?;
     if let Some(name) = &args.name
         && items.is_empty()
     {
@@ -182,8 +193,12 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
             ctx.global.namespace
         )));
     }
+    if let Some(sel) = &selector {
+        items.retain(|r| sel.matches(&r.meta().labels));
+    }
+    let now = std::time::SystemTime::now();
     match args.output {
-        Output::Table => {
+        GetOutput::Table | GetOutput::Wide => {
             if items.is_empty() {
                 ctx.out.info(format!(
                     "No {} found in {}.",
@@ -192,14 +207,36 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
                 ));
                 return Ok(());
             }
-            ctx.out
-                .table(&header(kind, args.all_namespaces), items.iter().map(|r| row(r, args.all_namespaces)).collect());
+            let wide = args.output == GetOutput::Wide;
+            let mut head = header(kind, args.all_namespaces);
+            head.push("AGE");
+            if wide {
+                head.push("LABELS");
+            }
+            let rows = items
+                .iter()
+                .map(|r| {
+                    let mut row = row(r, args.all_namespaces);
+                    row.push(age(r.meta().creation_timestamp.as_ref(), now));
+                    if wide {
+                        row.push(selector_text(&r.meta().labels));
+                    }
+                    row
+                })
+                .collect();
+            ctx.out.table(&head, rows);
         }
-        format if args.name.is_some() => ctx.out.structured(format, &items[0])?,
-        Output::Json => ctx
+        GetOutput::Name => {
+            for r in &items {
+                ctx.out.data(format!("{}/{}", kind.qualified(), r.name()));
+            }
+        }
+        GetOutput::Json if args.name.is_some() => ctx.out.structured(Output::Json, &items[0])?,
+        GetOutput::Yaml if args.name.is_some() => ctx.out.structured(Output::Yaml, &items[0])?,
+        GetOutput::Json => ctx
             .out
             .structured(Output::Json, &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))?,
-        Output::Yaml => {
+        GetOutput::Yaml => {
             let docs: Vec<String> = items.iter().map(|r| serde_saphyr::to_string(r).unwrap_or_default()).collect();
             ctx.out.data(docs.join("---\n").trim_end());
         }
@@ -207,16 +244,81 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     Ok(())
 }
 
+/// A resource's age as kubectl shows it (`45s`, `12m`, `3h`, `5d`), from its
+/// `creationTimestamp`; `<unknown>` without one.
+fn age(created: Option<&serde_json::Value>, now: std::time::SystemTime) -> String {
+    let Some(t) = created
+        .and_then(|v| v.as_str())
+        .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
+    else {
+        return "<unknown>".into();
+    };
+    let now = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = (now - t.unix_timestamp()).max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// kubectl's equality-based label selector: `k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated.
+struct LabelSelector(Vec<(String, Requirement)>);
+
+enum Requirement {
+    Equals(String),
+    NotEquals(String),
+    Exists,
+    Absent,
+}
+
+impl LabelSelector {
+    fn parse(s: &str) -> std::result::Result<LabelSelector, String> {
+        let mut reqs = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                (k.trim(), Requirement::NotEquals(v.trim().to_string()))
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (k.trim(), Requirement::Equals(v.trim().to_string()))
+            } else if let Some(k) = part.strip_prefix('!') {
+                (k.trim(), Requirement::Absent)
+            } else {
+                (part, Requirement::Exists)
+            };
+            if req.0.is_empty() || req.0.contains(char::is_whitespace) {
+                return Err(format!("-l {s:?}: expected key=value, key!=value, key or !key, comma-separated"));
+            }
+            reqs.push((req.0.to_string(), req.1));
+        }
+        Ok(LabelSelector(reqs))
+    }
+
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|(k, req)| match req {
+            Requirement::Equals(v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(v) => labels.get(k) != Some(v),
+            Requirement::Exists => labels.contains_key(k),
+            Requirement::Absent => !labels.contains_key(k),
+        })
+    }
+}
+
 async fn workloads(ctx: &Ctx, args: &GetArgs) -> Result<()> {
+    let selector = match &args.selector {
+        Some(s) => Some(LabelSelector::parse(s).map_err(CliError::usage)?),
+        None => None,
+    };
     let all: Vec<ProxyStatus> = ctx.client()?.get(mesh_api::control::PROXIES_PATH).await?;
     let items: Vec<_> = all
         .into_iter()
         .filter(|p| args.all_namespaces || p.workload.namespace == ctx.global.namespace)
+        .filter(|p| selector.as_ref().is_none_or(|s| s.matches(&p.workload.labels)))
         .filter(|p| args.name.as_ref().is_none_or(|n| &p.workload.name == n))
         .map(|p| p.workload)
         .collect();
     match args.output {
-        Output::Table => ctx.out.table(
+        GetOutput::Table | GetOutput::Wide => ctx.out.table(
             &["NAMESPACE", "NAME", "SERVICE ACCOUNT", "LABELS", "INBOUND", "OUTBOUND", "ADMIN"],
             items
                 .iter()
@@ -225,7 +327,7 @@ async fn workloads(ctx: &Ctx, args: &GetArgs) -> Result<()> {
                         w.namespace.clone(),
                         w.name.clone(),
                         w.service_account.clone(),
-                        selector(&w.labels),
+                        selector_text(&w.labels),
                         w.ports.iter().map(|p| format!("{}->{}", p.port, p.listen)).collect::<Vec<_>>().join(","),
                         w.outbound.map(|a| a.to_string()).unwrap_or("-".into()),
                         w.admin.map(|a| a.to_string()).unwrap_or("-".into()),
@@ -233,7 +335,13 @@ async fn workloads(ctx: &Ctx, args: &GetArgs) -> Result<()> {
                 })
                 .collect(),
         ),
-        format => ctx.out.structured(format, &items)?,
+        GetOutput::Name => {
+            for w in &items {
+                ctx.out.data(format!("workload/{}", w.name));
+            }
+        }
+        GetOutput::Json => ctx.out.structured(Output::Json, &items)?,
+        GetOutput::Yaml => ctx.out.structured(Output::Yaml, &items)?,
     }
     Ok(())
 }
