@@ -88,6 +88,9 @@ _mesh() {
             mesh,version)
                 cmd="mesh__subcmd__version"
                 ;;
+            mesh,wait)
+                cmd="mesh__subcmd__wait"
+                ;;
             mesh__subcmd__cert,help)
                 cmd="mesh__subcmd__cert__subcmd__help"
                 ;;
@@ -174,6 +177,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,version)
                 cmd="mesh__subcmd__help__subcmd__version"
+                ;;
+            mesh__subcmd__help,wait)
+                cmd="mesh__subcmd__help__subcmd__wait"
                 ;;
             mesh__subcmd__help__subcmd__cert,rotate)
                 cmd="mesh__subcmd__help__subcmd__cert__subcmd__rotate"
@@ -272,7 +278,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs completion manifest inject kube-inject demo help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,7 +390,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__apply)
-            opts="-f -R -n -q -h --filename --recursive --dry-run --force --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            opts="-f -R -n -q -h --filename --recursive --dry-run --force --wait --timeout --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,6 +401,10 @@ _mesh() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -808,7 +818,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs completion manifest inject demo help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1228,6 +1238,20 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd__version)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__wait)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2300,6 +2324,44 @@ _mesh() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table yaml json" -- "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__wait)
+            opts="-n -q -h --timeout --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --namespace)

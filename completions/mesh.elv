@@ -46,6 +46,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
+            cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -114,6 +115,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;apply'= {
             cand -f 'File, directory or `-` for stdin (repeatable)'
             cand --filename 'File, directory or `-` for stdin (repeatable)'
+            cand --timeout 'How long --wait waits'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'
@@ -123,6 +125,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand --recursive 'Recurse into directories'
             cand --dry-run 'Validate and report, store nothing'
             cand --force 'Apply even when the analysis finds errors in what is applied (e.g. a route to a subset no DestinationRule defines), which would break traffic'
+            cand --wait 'Then wait until every connected proxy has acknowledged the new config (see `mesh wait`)'
             cand -q 'Print only errors and requested data'
             cand --quiet 'Print only errors and requested data'
             cand --no-color 'Never colour output (also NO_COLOR)'
@@ -536,6 +539,19 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mesh;wait'= {
+            cand --timeout 'How long to wait'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mesh;completion'= {
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
@@ -647,6 +663,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand top 'Live traffic per service and workload: requests/s, success rate, latency, mTLS share'
             cand version 'Print the versions of the CLI and the running control plane'
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
+            cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -708,6 +725,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;version'= {
         }
         &'mesh;help;logs'= {
+        }
+        &'mesh;help;wait'= {
         }
         &'mesh;help;completion'= {
         }

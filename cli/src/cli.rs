@@ -97,6 +97,9 @@ pub enum Command {
     Version(VersionArgs),
     /// Print meshd's log (local platform: MESH_HOME/meshd.log).
     Logs(LogsArgs),
+    /// Wait until every connected proxy has acknowledged the config meshd holds now (exit 1,
+    /// naming the proxies behind, on timeout).
+    Wait(WaitArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway).
@@ -165,6 +168,19 @@ pub struct ApplyArgs {
     /// no DestinationRule defines), which would break traffic.
     #[arg(long)]
     pub force: bool,
+    /// Then wait until every connected proxy has acknowledged the new config (see `mesh wait`).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// How long to wait.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

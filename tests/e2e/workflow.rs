@@ -691,3 +691,33 @@ spec:
     });
     assert!(spans.iter().any(|s| s["kind"] == "CLIENT") && spans.iter().any(|s| s["kind"] == "SERVER"));
 }
+
+/// `apply --wait` returns once every proxy has the config; `mesh wait` fails, naming the
+/// proxy, when one cannot acknowledge (here: stopped with SIGSTOP), and passes once it can.
+#[test]
+fn wait_returns_when_proxies_acknowledge_and_names_those_that_do_not() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let a = mesh.proxy(&["--workload", "a"]);
+    mesh.proxy(&["--workload", "b"]);
+    mesh.wait_synced(2);
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80}]\n";
+    let file = mesh.home.path().join("web.yaml");
+    std::fs::write(&file, svc).expect("write");
+    let r = mesh.ok(&["apply", "-f", file.to_str().expect("path"), "--wait"]);
+    assert!(r.stdout.contains("2 proxies have the config meshd holds now"), "{}", r.stdout);
+
+    let stop = |signal: &str| {
+        let ok = std::process::Command::new("kill").args([signal, &a.pid.to_string()]).status().expect("kill");
+        assert!(ok.success());
+    };
+    stop("-STOP");
+    std::fs::write(&file, svc.replace("port: 80", "port: 8080")).expect("write");
+    mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    let r = mesh.run(&["wait", "--timeout", "1s"]);
+    stop("-CONT");
+    assert_eq!(r.code, FAILED, "{}", r.stderr);
+    assert!(r.stderr.contains("a.default (") && !r.stderr.contains("b.default"), "{}", r.stderr);
+    let r = mesh.ok(&["wait", "--timeout", "20s"]);
+    assert!(r.stdout.contains("2 proxies"), "{}", r.stdout);
+}

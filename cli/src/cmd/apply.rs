@@ -91,5 +91,8 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     for m in &findings {
         ctx.out.warn(line(m));
     }
+    if args.wait && !args.dry_run {
+        return crate::cmd::proxy_status::wait(ctx, args.timeout).await;
+    }
     Ok(())
 }

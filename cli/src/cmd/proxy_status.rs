@@ -34,6 +34,33 @@ pub async fn wait_synced(client: &MeshdClient, timeout: Duration) -> Result<Vec<
     }
 }
 
+/// `mesh wait` and `apply --wait`: until every connected proxy is SYNCED, or fail naming the
+/// proxies behind (and why, for a rejection) when `timeout` passes.
+pub async fn wait(ctx: &Ctx, timeout: Duration) -> Result<()> {
+    let client = ctx.client()?;
+    let statuses = wait_synced(&client, timeout).await?;
+    let behind: Vec<String> = statuses
+        .iter()
+        .filter(|p| !all_synced(p))
+        .map(|p| {
+            let states: Vec<String> = ConfigType::ALL
+                .into_iter()
+                .filter(|t| state(p, *t) != SyncState::Synced)
+                .map(|t| format!("{t} {}", state(p, t).as_str()))
+                .collect();
+            format!("{}.{} ({})", p.workload.name, p.workload.namespace, states.join(", "))
+        })
+        .collect();
+    if !behind.is_empty() {
+        return Err(CliError::failed(format!(
+            "not every proxy acknowledged the config within {timeout:?}: {}; `mesh proxy-status NAME` says why",
+            behind.join("; ")
+        )));
+    }
+    ctx.out.success(format!("{} proxies have the config meshd holds now", statuses.len()));
+    Ok(())
+}
+
 pub fn table(ctx: &Ctx, statuses: &[ProxyStatus]) {
     let rows = statuses
         .iter()
