@@ -25,6 +25,9 @@ _mesh() {
             mesh,cert)
                 cmd="mesh__subcmd__cert"
                 ;;
+            mesh,check)
+                cmd="mesh__subcmd__check"
+                ;;
             mesh,completion)
                 cmd="mesh__subcmd__completion"
                 ;;
@@ -123,6 +126,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,cert)
                 cmd="mesh__subcmd__help__subcmd__cert"
+                ;;
+            mesh__subcmd__help,check)
+                cmd="mesh__subcmd__help__subcmd__check"
                 ;;
             mesh__subcmd__help,completion)
                 cmd="mesh__subcmd__help__subcmd__completion"
@@ -278,7 +284,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait completion manifest inject kube-inject demo help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait check completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -653,6 +659,40 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__check)
+            opts="-n -q -h --pre --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__completion)
             opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -818,7 +858,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait completion manifest inject demo help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait check completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -904,6 +944,20 @@ _mesh() {
         mesh__subcmd__help__subcmd__cert__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -47,6 +47,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand version 'Print the versions of the CLI and the running control plane'
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
+            cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -552,6 +553,19 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mesh;check'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand --pre 'The checks to run before `mesh install` (as `mesh precheck`)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mesh;completion'= {
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
@@ -664,6 +678,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand version 'Print the versions of the CLI and the running control plane'
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
+            cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -727,6 +742,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;logs'= {
         }
         &'mesh;help;wait'= {
+        }
+        &'mesh;help;check'= {
         }
         &'mesh;help;completion'= {
         }

@@ -100,6 +100,9 @@ pub enum Command {
     /// Wait until every connected proxy has acknowledged the config meshd holds now (exit 1,
     /// naming the proxies behind, on timeout).
     Wait(WaitArgs),
+    /// Check the mesh's health, like `linkerd check`: meshd, certificates and their expiry,
+    /// proxies in sync; `--pre` checks this machine before an install.
+    Check(CheckArgs),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway).
@@ -174,6 +177,13 @@ pub struct ApplyArgs {
     /// How long --wait waits.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The checks to run before `mesh install` (as `mesh precheck`).
+    #[arg(long)]
+    pub pre: bool,
 }
 
 #[derive(Debug, Args)]

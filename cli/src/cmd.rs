@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod apply;
 pub mod cert;
+pub mod check;
 pub mod delete;
 pub mod demo;
 pub mod demo_app;

@@ -165,6 +165,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Logs(a) => cmd::logs::run(&ctx, a).await,
             Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout).await,
+            Command::Check(a) => cmd::check::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {
                 cmd::proxy_token::create(&ctx, a).await

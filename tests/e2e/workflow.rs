@@ -715,9 +715,27 @@ fn wait_returns_when_proxies_acknowledge_and_names_those_that_do_not() {
     std::fs::write(&file, svc.replace("port: 80", "port: 8080")).expect("write");
     mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
     let r = mesh.run(&["wait", "--timeout", "1s"]);
+    // `mesh check` sees the same: one proxy out of sync.
+    let check = mesh.run(&["check"]);
     stop("-CONT");
     assert_eq!(r.code, FAILED, "{}", r.stderr);
     assert!(r.stderr.contains("a.default (") && !r.stderr.contains("b.default"), "{}", r.stderr);
+    assert_eq!(check.code, FAILED, "{}", check.stdout);
+    assert!(check.stdout.contains("× not in sync: a.default") && check.stdout.contains("see: "), "{}", check.stdout);
     let r = mesh.ok(&["wait", "--timeout", "20s"]);
     assert!(r.stdout.contains("2 proxies"), "{}", r.stdout);
+    let check = mesh.ok(&["check"]);
+    for line in [
+        "√ meshd is running and answers",
+        "√ the signing root",
+        "√ every proxy (2) holds a valid workload certificate",
+        "√ every proxy (2) has the config",
+    ] {
+        assert!(check.stdout.contains(line), "{line}: {}", check.stdout);
+    }
+    assert!(!check.stdout.contains('×'), "{}", check.stdout);
+    mesh.ok(&["uninstall", "-y"]);
+    let down = mesh.run(&["check"]);
+    assert_eq!(down.code, FAILED);
+    assert!(down.stdout.contains("× meshd is running and answers"), "{}", down.stdout);
 }
