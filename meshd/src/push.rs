@@ -83,8 +83,8 @@ fn routes_touched(old: &Resources, new: &Resources) -> Option<std::collections::
     let mut touched = std::collections::HashSet::new();
     let changed =
         old.iter().filter(|(k, v)| new.get(*k) != Some(*v)).chain(new.iter().filter(|(k, _)| !old.contains_key(*k)));
-    for (key, resource) in changed {
-        let versions = [Some(resource), old.get(key), new.get(key)];
+    for (key, _) in changed {
+        let versions = [old.get(key), new.get(key)];
         match key.kind {
             Kind::VirtualService => {
                 for r in versions.into_iter().flatten() {
