@@ -203,18 +203,48 @@ impl Settings {
         let mut flat = BTreeMap::new();
         flatten("", spec, &mut flat);
         let mut problems = Vec::new();
+        let mut ingress_any = None;
         for (k, v) in flat {
-            // A list of gateways: enabled when any is.
-            let k = k.replace("components.ingressGateways[0].enabled", "components.ingressGateways.enabled");
-            if k == "profile" || k.starts_with("components.ingressGateways[") && k.ends_with(".name") {
+            // Gateways are lists in IstioOperator; their names are Istio's own.
+            if k == "profile" || k.starts_with("components.") && k.contains("Gateways[") && k.ends_with(".name") {
                 continue;
+            }
+            // The ingress gateway: enabled when one in the list is.
+            if gateway_index(&k, "components.ingressGateways[") == Some(".enabled") {
+                ingress_any = Some(ingress_any.unwrap_or(false) || v == "true");
+                continue;
+            }
+            // There is no egress gateway to install: turning one off is already so.
+            if let Some(rest) = gateway_index(&k, "components.egressGateways[") {
+                match (rest, v.as_str()) {
+                    (".enabled", "false") => continue,
+                    _ => {
+                        problems.push(format!(
+                            "spec.{k}: {v}: mesh installs no egress gateway yet (egress goes from each sidecar, with ServiceEntries and CONNECT); only `enabled: false` is accepted here"
+                        ));
+                        continue;
+                    }
+                }
             }
             if let Err(e) = self.set(&k, &v) {
                 problems.push(format!("spec.{e}"));
             }
         }
+        if let Some(any) = ingress_any
+            && let Err(e) = self.set("components.ingressGateways.enabled", if any { "true" } else { "false" })
+        {
+            problems.push(format!("spec.{e}"));
+        }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
+}
+
+/// What follows `prefix` and a list index (`components.egressGateways[0].enabled` ->
+/// `.enabled`), if `key` is such a key.
+fn gateway_index<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    let rest = key.strip_prefix(prefix)?;
+    let (index, rest) = rest.split_once(']')?;
+    index.bytes().all(|b| b.is_ascii_digit()).then_some(rest)
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
@@ -686,6 +716,28 @@ mod tests {
         assert!(s.access_log && s.meshd_replicas == 2 && !s.ingress_gateway);
         let bad = serde_json::json!({"spec": {"values": {"pilot": {"replicaCount": 0}}, "bogus": 1}});
         assert_eq!(s.overlay(&bad).expect_err("bad").len(), 2);
+    }
+
+    #[test]
+    fn istio_operator_gateway_lists_are_read_and_an_egress_gateway_is_refused_by_name() {
+        // Istio's samples/bookinfo/demo-profile-no-gateways.yaml, as Istio users pass it.
+        let no_gateways = serde_json::json!({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
+            "spec": {"profile": "demo", "components": {
+                "ingressGateways": [{"name": "istio-ingressgateway", "enabled": false}],
+                "egressGateways": [{"name": "istio-egressgateway", "enabled": false}]}}});
+        let mut s = Settings::profile("default").expect("default");
+        s.overlay(&no_gateways).expect("accepted");
+        assert!(!s.ingress_gateway);
+        let second = serde_json::json!({"spec": {"components": {"ingressGateways": [
+            {"name": "a", "enabled": true}, {"name": "b", "enabled": false}]}}});
+        s.overlay(&second).expect("accepted");
+        assert!(s.ingress_gateway, "enabled when one in the list is");
+        let egress = serde_json::json!({"spec": {"components": {"egressGateways": [{"name": "e", "enabled": true}]}}});
+        let errs = s.overlay(&egress).expect_err("refused");
+        assert!(
+            errs[0].contains("components.egressGateways[0].enabled") && errs[0].contains("no egress gateway"),
+            "{errs:?}"
+        );
     }
 
     #[test]

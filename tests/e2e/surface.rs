@@ -339,6 +339,10 @@ fn generated_manifests_and_injected_workloads_validate_against_kubernetes_schema
     let r = mesh.run(&["manifest", "generate", "--set", "values.global.nope=1"]);
     assert_eq!(r.code, BAD_INPUT);
     assert!(r.stderr.contains("values.global.nope: unknown setting") && r.stdout.is_empty(), "{}", r.stderr);
+    // Istio's own IstioOperator sample: demo without gateways.
+    let iop = shared("bookinfo/demo-profile-no-gateways.yaml");
+    let out = mesh.ok(&["manifest", "generate", "-f", &iop]).stdout;
+    assert!(out.contains("kind: Deployment") && !out.contains("name: istio-ingressgateway"), "no ingress gateway");
 }
 
 /// POST a JSON body to meshd's API port (no token: the admission webhooks need none).
