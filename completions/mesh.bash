@@ -2408,13 +2408,17 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__wait)
-            opts="-n -q -h --timeout --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            opts="-n -q -h --timeout --proxies --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxies)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

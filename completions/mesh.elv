@@ -542,6 +542,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
         }
         &'mesh;wait'= {
             cand --timeout 'How long to wait'
+            cand --proxies 'Also wait until at least N proxies are connected (proxies just started in a script)'
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
             cand --platform 'Where the mesh runs'

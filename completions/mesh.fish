@@ -398,6 +398,7 @@ complete -c mesh -n "__fish_mesh_using_subcommand logs" -s q -l quiet -d 'Print 
 complete -c mesh -n "__fish_mesh_using_subcommand logs" -l no-color -d 'Never colour output (also NO_COLOR)'
 complete -c mesh -n "__fish_mesh_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mesh -n "__fish_mesh_using_subcommand wait" -l timeout -d 'How long to wait' -r
+complete -c mesh -n "__fish_mesh_using_subcommand wait" -l proxies -d 'Also wait until at least N proxies are connected (proxies just started in a script)' -r
 complete -c mesh -n "__fish_mesh_using_subcommand wait" -s n -l namespace -d 'Namespace for commands and for resources without one' -r
 complete -c mesh -n "__fish_mesh_using_subcommand wait" -l platform -d 'Where the mesh runs' -r -f -a "local\t'meshd and proxies as processes on this machine, state in MESH_HOME'
 kube\t'meshd in a Kubernetes cluster'"

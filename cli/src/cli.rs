@@ -191,6 +191,9 @@ pub struct WaitArgs {
     /// How long to wait.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// Also wait until at least N proxies are connected (proxies just started in a script).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub proxies: usize,
 }
 
 #[derive(Debug, Args)]

@@ -164,7 +164,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Top(a) => cmd::top::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Logs(a) => cmd::logs::run(&ctx, a).await,
-            Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout).await,
+            Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout, a.proxies).await,
             Command::Check(a) => cmd::check::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {

@@ -739,3 +739,46 @@ fn wait_returns_when_proxies_acknowledge_and_names_those_that_do_not() {
     assert_eq!(down.code, FAILED);
     assert!(down.stdout.contains("× meshd is running and answers"), "{}", down.stdout);
 }
+
+/// The README's usage block, run as written from the repository's root with the real `mesh`,
+/// python's http.server and curl; only its fixed ports are swapped for free ones, so that
+/// parallel tests cannot collide. Everything it starts is stopped, even when it fails.
+#[test]
+fn the_readme_usage_block_runs_as_written() {
+    if !prerequisite("curl and python3", have("curl") && have("python3")) {
+        return;
+    }
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let usage = &readme[readme.find("## Usage").expect("a Usage section")..];
+    let start = usage.find("```sh\n").expect("a sh block") + 6;
+    let mut block = usage[start..start + usage[start..].find("```\n").expect("its end")].to_string();
+    for fixed in ["19081", "19082", "15010", "15001"] {
+        assert!(block.contains(fixed), "the block uses port {fixed}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        block = block.replace(fixed, &free.to_string());
+    }
+    let script = format!(
+        "set -e\ntrap 'mesh uninstall -y >/dev/null 2>&1 || true; kill $(jobs -p) 2>/dev/null || true' EXIT\n{block}"
+    );
+    let bin = std::path::Path::new(MESH).parent().expect("bin dir").display().to_string();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let out = std::process::Command::new("timeout")
+        .args(["120", "bash", "-c", &script])
+        .current_dir(&root)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .env_remove("MESH_HOME")
+        .env_remove("MESH_NAMESPACE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the block failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("3 proxies have the config meshd holds now"), "{stdout}");
+    let answers = stdout.lines().filter(|l| *l == "reviews v1" || *l == "reviews v2").count();
+    assert_eq!(answers, 2, "both curls answered through the mesh: {stdout}");
+    assert!(stdout.contains("v1=90 v2=10 -> v1=20 v2=80 (3/3 proxies synced)"), "{stdout}");
+    assert!(stdout.contains("reviews v2") && stdout.contains("meshd stopped"), "{stdout}");
+    assert!(!stdout.contains("upstream connect error") && !stderr.contains("warning:"), "{stdout}\n{stderr}");
+}

@@ -92,7 +92,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         ctx.out.warn(line(m));
     }
     if args.wait && !args.dry_run {
-        return crate::cmd::proxy_status::wait(ctx, args.timeout).await;
+        return crate::cmd::proxy_status::wait(ctx, args.timeout, 0).await;
     }
     Ok(())
 }

@@ -24,10 +24,15 @@ pub fn all_synced(p: &ProxyStatus) -> bool {
 
 /// Wait until every connected proxy has acknowledged what meshd would send now.
 pub async fn wait_synced(client: &MeshdClient, timeout: Duration) -> Result<Vec<ProxyStatus>> {
+    wait_for(client, timeout, 0).await
+}
+
+/// Wait until at least `at_least` proxies are connected and every one has acknowledged.
+async fn wait_for(client: &MeshdClient, timeout: Duration, at_least: usize) -> Result<Vec<ProxyStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         let ps = fetch(client).await?;
-        if ps.iter().all(all_synced) || Instant::now() > deadline {
+        if (ps.len() >= at_least && ps.iter().all(all_synced)) || Instant::now() > deadline {
             return Ok(ps);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -36,9 +41,15 @@ pub async fn wait_synced(client: &MeshdClient, timeout: Duration) -> Result<Vec<
 
 /// `mesh wait` and `apply --wait`: until every connected proxy is SYNCED, or fail naming the
 /// proxies behind (and why, for a rejection) when `timeout` passes.
-pub async fn wait(ctx: &Ctx, timeout: Duration) -> Result<()> {
+pub async fn wait(ctx: &Ctx, timeout: Duration, at_least: usize) -> Result<()> {
     let client = ctx.client()?;
-    let statuses = wait_synced(&client, timeout).await?;
+    let statuses = wait_for(&client, timeout, at_least).await?;
+    if statuses.len() < at_least {
+        return Err(CliError::failed(format!(
+            "{} of the {at_least} proxies asked for connected within {timeout:?}; `mesh proxy-status` lists them",
+            statuses.len()
+        )));
+    }
     let behind: Vec<String> = statuses
         .iter()
         .filter(|p| !all_synced(p))
