@@ -469,3 +469,65 @@ fn exit_codes_tell_failures_apart() {
     assert_eq!(tail.lines().count(), 1, "{tail}");
     assert!(all.ends_with(&tail), "the last line: {tail}");
 }
+
+/// `demo --keep` leaves its mesh running and says how to reach it: the MESH_HOME to export and
+/// where its traffic enters; the commands it suggests work; Ctrl-C stops everything.
+#[test]
+fn demo_keep_says_how_to_use_the_running_mesh() {
+    use std::io::BufRead;
+    let mut demo = std::process::Command::new(MESH)
+        .args(["demo", "--requests", "20", "--keep"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demo");
+    let pid = demo.id();
+    // Whatever happens below, the demo is interrupted and reaped.
+    struct Interrupt(std::process::Child);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = demo.stdout.take().expect("stdout");
+    let stderr = demo.stderr.take().expect("stderr");
+    let guard = Interrupt(demo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let (mut home, mut via) = (None, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while (home.is_none() || via.is_none()) && std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) else { continue };
+        if let Some(h) = line.trim().strip_prefix("export MESH_HOME=") {
+            home = Some(h.to_string());
+        }
+        if let Some(rest) = line.trim().strip_prefix("curl -x http://") {
+            via = rest.split_whitespace().next().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        }
+    }
+    let (home, via) = (home.expect("the MESH_HOME to export"), via.expect("where traffic enters"));
+    let ps = std::process::Command::new(MESH).arg("proxy-status").env("MESH_HOME", &home).output().expect("ps");
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("productpage") && ps.contains("reviews-v3"), "{ps}");
+    let (code, body) = get(via, "reviews:9080", "/", true, &[]);
+    assert_eq!(code, 200, "{body}");
+    drop(guard);
+    assert!(!alive(pid), "the demo exited on Ctrl-C");
+    assert!(
+        !std::path::Path::new(&home).join("meshd.json").exists() || {
+            let r = std::process::Command::new(MESH).arg("proxy-status").env("MESH_HOME", &home).output().expect("ps");
+            !r.status.success()
+        },
+        "its meshd stopped"
+    );
+}

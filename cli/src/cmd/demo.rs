@@ -54,6 +54,8 @@ struct Procs {
     home: PathBuf,
     children: Vec<Child>,
     meshd: Option<MeshdClient>,
+    /// productpage's sidecar, where the demo's traffic enters the mesh.
+    outbound: Option<std::net::SocketAddr>,
 }
 
 impl Procs {
@@ -112,10 +114,16 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let home = std::env::temp_dir().join(format!("mesh-demo-{}-{nanos}", std::process::id()));
-    let mut procs = Procs { home, children: Vec::new(), meshd: None };
+    let mut procs = Procs { home, children: Vec::new(), meshd: None, outbound: None };
     let result = demo(ctx, &args, &mut procs).await;
     if result.is_ok() && args.keep {
-        ctx.out.info("the demo mesh keeps running; press Ctrl-C to stop it");
+        let via = procs.outbound.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+        ctx.out.info(format!(
+            "the demo mesh keeps running; press Ctrl-C to stop it. From another shell:\n  \
+             export MESH_HOME={}\n  mesh proxy-status\n  mesh top\n  \
+             curl -x http://{via} http://reviews:9080/\n  mesh route split reviews v1=50 v3=50 -y",
+            procs.home.display()
+        ));
         let _ = tokio::signal::ctrl_c().await;
     }
     procs.stop().await;
@@ -187,6 +195,7 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
         &inbound,
     ])?;
     let outbound = read_addr(&mut plines, "outbound listening on ", "productpage's sidecar").await?;
+    procs.outbound = Some(outbound);
     let entry = read_addr(&mut plines, "inbound port 9080 listening on ", "productpage's sidecar").await?;
     if let Some(stdin) = procs.children[app_idx].stdin.as_mut() {
         stdin.write_all(format!("{outbound}\n").as_bytes()).await.map_err(|e| CliError::unavailable(e.to_string()))?;
