@@ -73,58 +73,71 @@ struct EndpointsEntry {
     clusters_version: String,
 }
 
-/// The services whose routes a change from `old` to `new` may change (their FQDNs), or None
-/// when it may change any: a change of VirtualServices with exact hosts touches those hosts
-/// only; DestinationRules shape clusters (made anew each time), not routes; policies,
-/// telemetry and gateways are read by listeners and gateway routes (made anew), not by a
-/// service's routes. Anything else (Services, ServiceEntries, wildcard or delegate
-/// VirtualServices) may touch any service.
-fn routes_touched(old: &Resources, new: &Resources) -> Option<std::collections::HashSet<String>> {
-    let mut touched = std::collections::HashSet::new();
-    let changed =
-        old.iter().filter(|(k, v)| new.get(*k) != Some(*v)).chain(new.iter().filter(|(k, _)| !old.contains_key(*k)));
-    for (key, _) in changed {
-        let versions = [old.get(key), new.get(key)];
-        match key.kind {
-            Kind::VirtualService => {
-                for r in versions.into_iter().flatten() {
-                    let mesh_api::Resource::VirtualService(vs) = r else { return None };
-                    if vs.spec.hosts.is_empty() {
-                        return None; // a delegate: the hosts are its parents'
-                    }
-                    for h in &vs.spec.hosts {
-                        let fqdn = mesh_api::host::resolve(h, &key.namespace);
-                        if fqdn.starts_with('*') {
-                            return None;
-                        }
-                        touched.insert(fqdn);
-                    }
-                }
-            }
-            Kind::DestinationRule
-            | Kind::Gateway
-            | Kind::PeerAuthentication
-            | Kind::AuthorizationPolicy
-            | Kind::RequestAuthentication
-            | Kind::LocalRateLimit
-            | Kind::Telemetry => {}
-            _ => return None,
-        }
-    }
-    Some(touched)
+/// What a change of resources touches, from one comparison of the old and new maps.
+struct Change {
+    /// Only VirtualServices changed: endpoints and listeners, which never read them, stand.
+    only_routing: bool,
+    /// The services whose routes the change may touch (their FQDNs), or None when it may
+    /// touch any: a change of VirtualServices with exact hosts touches those hosts only;
+    /// DestinationRules shape clusters (made anew each time), not routes; policies, telemetry
+    /// and gateways are read by listeners and gateway routes (made anew), not by a service's
+    /// routes. Anything else (Services, ServiceEntries, wildcard or delegate VirtualServices)
+    /// may touch any service.
+    touched: Option<std::collections::HashSet<String>>,
 }
 
-/// Whether two worlds' resources are the same apart from those of kind `except`.
-fn same_except(a: &Resources, b: &Resources, except: Kind) -> bool {
-    let mut a = a.iter().filter(|(k, _)| k.kind != except);
-    let mut b = b.iter().filter(|(k, _)| k.kind != except);
-    loop {
-        match (a.next(), b.next()) {
-            (None, None) => return true,
-            (Some(x), Some(y)) if x == y => {}
-            _ => return false,
+impl Change {
+    fn between(old: &Resources, new: &Resources) -> Change {
+        let changed = old
+            .iter()
+            .filter(|(k, v)| new.get(*k) != Some(*v))
+            .chain(new.iter().filter(|(k, _)| !old.contains_key(*k)))
+            .map(|(k, _)| k);
+        let mut change = Change { only_routing: true, touched: Some(std::collections::HashSet::new()) };
+        for key in changed {
+            change.only_routing &= key.kind == Kind::VirtualService;
+            let Some(touched) = &mut change.touched else { continue };
+            match key.kind {
+                Kind::VirtualService => {
+                    if !vs_hosts(key, [old.get(key), new.get(key)], touched) {
+                        change.touched = None;
+                    }
+                }
+                Kind::DestinationRule
+                | Kind::Gateway
+                | Kind::PeerAuthentication
+                | Kind::AuthorizationPolicy
+                | Kind::RequestAuthentication
+                | Kind::LocalRateLimit
+                | Kind::Telemetry => {}
+                _ => change.touched = None,
+            }
+        }
+        change
+    }
+}
+
+/// Add the exact hosts of a VirtualService's versions to `touched`; false when they are not
+/// all exact (a wildcard host, or a delegate whose hosts are its parents').
+fn vs_hosts(
+    key: &mesh_api::Key,
+    versions: [Option<&mesh_api::Resource>; 2],
+    touched: &mut std::collections::HashSet<String>,
+) -> bool {
+    for r in versions.into_iter().flatten() {
+        let mesh_api::Resource::VirtualService(vs) = r else { return false };
+        if vs.spec.hosts.is_empty() {
+            return false;
+        }
+        for h in &vs.spec.hosts {
+            let fqdn = mesh_api::host::resolve(h, &key.namespace);
+            if fqdn.starts_with('*') {
+                return false;
+            }
+            touched.insert(fqdn);
         }
     }
+    true
 }
 
 /// The change from `old` to `new`, serialized; None when it would not be much smaller than
@@ -208,14 +221,15 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         .workloads
         .as_ref()
         .is_some_and(|(w, d)| Arc::ptr_eq(w, &world.workloads) && Arc::ptr_eq(d, &world.discovered));
-    // Endpoints and listeners never read VirtualServices: when only those changed, what was
-    // made for them stands (endpoints as long as their key's clusters are the same).
-    let only_routing = !same_resources
-        && caches.resources.as_ref().is_some_and(|old| same_except(old, &world.resources, Kind::VirtualService));
-    // Which services' routes the change may touch: the others' are reused as they were.
-    let touched = match &caches.resources {
-        Some(old) if !same_resources => routes_touched(old, &world.resources),
-        _ => None,
+    // What the change touches: endpoints and listeners stand when only VirtualServices changed
+    // (endpoints as long as their key's clusters are the same), and the routes of services it
+    // cannot touch are reused as they were.
+    let (only_routing, touched) = match &caches.resources {
+        Some(old) if !same_resources => {
+            let c = Change::between(old, &world.resources);
+            (c.only_routing, c.touched)
+        }
+        _ => (false, None),
     };
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);

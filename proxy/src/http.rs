@@ -530,20 +530,8 @@ where
         },
         Err(_) => (0, 0),
     };
-    shared.metrics.tcp_closed(&up.labels, sent, received);
-    if shared.access_log_on(&shared.snapshot.load()) {
-        crate::metrics::tcp_access_log(&crate::metrics::TcpEntry {
-            direction: "outbound",
-            labels: &up.labels,
-            started: opened,
-            duration: clock.elapsed(),
-            bytes_received: received,
-            bytes_sent: sent,
-            upstream_host: &up.upstream_host,
-            upstream_cluster: &up.upstream_cluster,
-            flags: "-",
-        });
-    }
+    let target = (up.upstream_host.as_str(), up.upstream_cluster.as_str());
+    crate::tcp_closed(shared, &up.labels, "outbound", opened, clock.elapsed(), (received, sent), target);
 }
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.

@@ -755,17 +755,32 @@ async fn relay_tcp<D, U>(
             (0, 0)
         }
     };
+    tcp_closed(shared, labels, direction, started, clock.elapsed(), (received, sent), (&target.0, target.1));
+}
+
+/// A relayed TCP connection (or CONNECT tunnel) has closed: counted in `istio_tcp_*` and, when
+/// access logs are on, logged. `bytes` is (received from downstream, sent to it); `target`
+/// the upstream host and cluster.
+pub(crate) fn tcp_closed(
+    shared: &Shared,
+    labels: &metrics::TcpLabels,
+    direction: &'static str,
+    started: std::time::SystemTime,
+    duration: std::time::Duration,
+    (received, sent): (u64, u64),
+    (upstream_host, upstream_cluster): (&str, &str),
+) {
     shared.metrics.tcp_closed(labels, sent, received);
     if shared.access_log_on(&shared.snapshot.load()) {
         metrics::tcp_access_log(&metrics::TcpEntry {
             direction,
             labels,
             started,
-            duration: clock.elapsed(),
+            duration,
             bytes_received: received,
             bytes_sent: sent,
-            upstream_host: &target.0,
-            upstream_cluster: target.1,
+            upstream_host,
+            upstream_cluster,
             flags: "-",
         });
     }

@@ -11,14 +11,19 @@ fn apply_file(mesh: &Mesh, path: &str) {
 
 /// bookinfo's Services and DestinationRules, and a productpage client proxy.
 fn bookinfo(mesh: &mut Mesh) -> std::net::SocketAddr {
-    mesh.install();
+    bookinfo_with(mesh, &[])
+}
+
+/// [`bookinfo`] with mesh settings (`install --set`).
+fn bookinfo_with(mesh: &mut Mesh, settings: &[&str]) -> std::net::SocketAddr {
+    mesh.install_with(settings);
     apply_file(mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
     apply_file(mesh, &shared("bookinfo/networking/destination-rule-all.yaml"));
     let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
     pp.outbound.expect("outbound")
 }
 
-fn workload(mesh: &mut Mesh, name: &str, app: &str, version: &str, port: u16, addr: std::net::SocketAddr) {
+fn workload(mesh: &mut Mesh, name: &str, app: &str, version: &str, port: u16, addr: std::net::SocketAddr) -> Proxy {
     mesh.proxy(&[
         "--workload",
         name,
@@ -26,7 +31,7 @@ fn workload(mesh: &mut Mesh, name: &str, app: &str, version: &str, port: u16, ad
         &format!("app={app},version={version}"),
         "--inbound",
         &format!("{port}={addr}"),
-    ]);
+    ])
 }
 
 #[test]
@@ -565,21 +570,8 @@ fn local_rate_limit_answers_429_over_the_bucket() {
         return;
     }
     let mut mesh = Mesh::new();
-    mesh.install_with(&["meshConfig.accessLogFile=/dev/stdout"]);
-    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
-    apply_file(&mesh, &shared("bookinfo/networking/destination-rule-all.yaml"));
-    let out = mesh
-        .proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"])
-        .outbound
-        .expect("outbound");
-    let reviews = mesh.proxy(&[
-        "--workload",
-        "reviews-v1",
-        "--labels",
-        "app=reviews,version=v1",
-        "--inbound",
-        &format!("9080={}", app("reviews-v1")),
-    ]);
+    let out = bookinfo_with(&mut mesh, &["meshConfig.accessLogFile=/dev/stdout"]);
+    let reviews = workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
     // Bad input is refused with the field at fault, and nothing is stored.
     let bad = mesh.home.path().join("bad.yaml");
     std::fs::write(

@@ -13,7 +13,7 @@ use crate::Ctx;
 use crate::cli::{CertRotateArgs, CertRotateRootArgs, CertStatusArgs, Output};
 use crate::error::{CliError, Result};
 
-fn now_unix() -> i64 {
+pub fn now_unix() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

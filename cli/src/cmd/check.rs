@@ -1,8 +1,6 @@
 //! `mesh check`: Linkerd-style health checks over a running local mesh, each a ✔ or × line
 //! with a hint; `--pre` runs the pre-install checks (`mesh precheck`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use mesh_api::control::{CA_PATH, CaStatus};
 
 use crate::Ctx;
@@ -53,7 +51,7 @@ pub async fn run(ctx: &Ctx, args: CheckArgs) -> Result<()> {
     }
 
     ctx.out.data("\ncertificates\n------------");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = crate::cmd::cert::now_unix();
     let ca: CaStatus = client.get(CA_PATH).await?;
     match ca.roots.iter().find(|r| r.signing) {
         Some(r) if r.cert.not_after_unix <= now => {

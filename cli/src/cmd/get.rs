@@ -196,7 +196,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     if let Some(sel) = &selector {
         items.retain(|r| sel.matches(&r.meta().labels));
     }
-    let now = std::time::SystemTime::now();
+    let now = crate::cmd::cert::now_unix();
     match args.output {
         GetOutput::Table | GetOutput::Wide => {
             if items.is_empty() {
@@ -246,14 +246,13 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
 
 /// A resource's age as kubectl shows it (`45s`, `12m`, `3h`, `5d`), from its
 /// `creationTimestamp`; `<unknown>` without one.
-fn age(created: Option<&serde_json::Value>, now: std::time::SystemTime) -> String {
+fn age(created: Option<&serde_json::Value>, now: i64) -> String {
     let Some(t) = created
         .and_then(|v| v.as_str())
         .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
     else {
         return "<unknown>".into();
     };
-    let now = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let secs = (now - t.unix_timestamp()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),

@@ -253,9 +253,6 @@ async fn empty_subsets(
     weights: &[(String, u32)],
     statuses: &[mesh_api::protocol::ProxyStatus],
 ) -> Result<Vec<(String, String)>> {
-    let matches = |selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>| {
-        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-    };
     let Some((svc_name, svc_ns)) =
         fqdn.strip_suffix(&format!(".{}", host::DOMAIN_SUFFIX)).and_then(|s| s.rsplit_once('.'))
     else {
@@ -274,8 +271,8 @@ async fn empty_subsets(
     let serving = |labels: &BTreeMap<String, String>| {
         statuses.iter().any(|p| {
             p.workload.namespace == svc_ns
-                && matches(&selector, &p.workload.labels)
-                && matches(labels, &p.workload.labels)
+                && crate::analyze::selects(&selector, &p.workload.labels)
+                && crate::analyze::selects(labels, &p.workload.labels)
         })
     };
     Ok(weights

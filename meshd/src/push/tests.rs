@@ -321,9 +321,8 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
     };
     let w1 = world(resources(&base), &ws, 1);
     let (first, _) = compute(&w1, &mut caches, &mesh);
-    let slot_of = |t| slot(t);
     let same = |a: &Pushes, b: &Pushes, t: ConfigType| {
-        a.by_proxy.iter().all(|(id, p)| Arc::ptr_eq(&p.parts[slot_of(t)], &b.by_proxy[id].parts[slot_of(t)]))
+        a.by_proxy.iter().all(|(id, p)| Arc::ptr_eq(&p.parts[slot(t)], &b.by_proxy[id].parts[slot(t)]))
     };
 
     // Weights only: new routes; the same clusters, so the same endpoints and listeners.
@@ -369,18 +368,23 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
     assert!(!same(&third, &fourth, ConfigType::Listeners));
 
     // A DestinationRule, a wildcard VirtualService and a Gateway: each step still matches.
-    let strict = strict.replace("simple: LEAST_REQUEST", "simple: RANDOM");
-    let (w, _) = (world(resources(&strict), &ws, 10), ());
-    let (pushes, _) = compute(&w, &mut caches, &mesh);
-    assert_as_alone(&w, &pushes, &mesh);
-    let strict = strict.replace("host: svc-0.ns-0.svc.cluster.local}}]}]", "host: svc-3.ns-0.svc.cluster.local}}]}]");
-    let w = world(resources(&strict), &ws, 11);
-    let (pushes, _) = compute(&w, &mut caches, &mesh);
-    assert_as_alone(&w, &pushes, &mesh);
-    let strict = strict.replace("number: 8080, name: http", "number: 8081, name: http");
-    let w = world(resources(&strict), &ws, 12);
-    let (fourth, _) = compute(&w, &mut caches, &mesh);
-    assert_as_alone(&w, &fourth, &mesh);
+    let mut yaml = strict;
+    let mut last = fourth;
+    for (generation, (from, to)) in [
+        ("simple: LEAST_REQUEST", "simple: RANDOM"),
+        ("host: svc-0.ns-0.svc.cluster.local}}]}]", "host: svc-3.ns-0.svc.cluster.local}}]}]"),
+        ("number: 8080, name: http", "number: 8081, name: http"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert!(yaml.contains(from), "{from}");
+        yaml = yaml.replace(from, to);
+        let w = world(resources(&yaml), &ws, 10 + generation as u64);
+        last = compute(&w, &mut caches, &mesh).0;
+        assert_as_alone(&w, &last, &mesh);
+    }
+    let (strict, fourth) = (yaml, last);
 
     // Back to weights only, from there: endpoints stay, the output still matches.
     let w5 = world(resources(&strict.replace("weight: 80", "weight: 70").replace("weight: 20", "weight: 30")), &ws, 5);
