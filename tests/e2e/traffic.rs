@@ -1133,13 +1133,26 @@ spec:
     });
     assert_eq!(line["upstream_host"], format!("127.0.0.1:{canary}"), "{line}");
     assert!(line["bytes_received"].as_u64().is_some_and(|n| n > 0), "the ClientHello counted: {line}");
-    // Not TLS inside the tunnel: no SNI route takes it, and REGISTRY_ONLY closes it.
+    // Not TLS inside the tunnel: no SNI, so the service's plain TCP route takes it (Envoy's
+    // default filter chain): the bytes reach the stable server, which closes on them.
     let (status, mut s, mut r) = connect_through(out, "api.example.test:443");
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     use std::io::{Read, Write};
     s.write_all(b"GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n").expect("send");
     assert_eq!(r.read(&mut [0u8; 64]).expect("closed, not timed out"), 0, "the tunnel is closed");
     assert_eq!(fetch("api.example.test"), "stable", "and the proxy still serves");
+    // Slow clients: tunnels that send the start of a TLS record, then nothing, do not hold up
+    // anyone else's tunnel while the proxy waits for their ClientHello.
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            let (status, mut s, r) = connect_through(out, "api.example.test:443");
+            assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+            s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).expect("send");
+            (s, r)
+        })
+        .collect();
+    assert_eq!(fetch("canary.api.example.test"), "canary", "served while 20 slow tunnels wait");
+    drop(slow);
 }
 
 /// The circuit breaker's overflow (UO) and an injected delay (DI) are logged with their flags.
