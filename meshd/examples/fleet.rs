@@ -1,7 +1,8 @@
 //! A fleet simulator for meshd: N simulated proxies in one process that speak meshd's real
 //! discovery protocol step for step (upgrade with a minted proxy token, hello, CSR, ACK of every
 //! push), against a running meshd on the local platform. It builds a world of S services (each
-//! with a DestinationRule of two subsets and a VirtualService 90/10, in 10 namespaces), connects
+//! with a DestinationRule of two subsets and a VirtualService 90/10, in M namespaces: 10 unless
+//! `--namespaces M`), connects
 //! the N proxies at once (a meshd restart), then makes three changes and reports, for each, the
 //! time from the change until every proxy had the new config (p50/p99/max over proxies), what
 //! was pushed, and meshd's CPU seconds (utime+stime from /proc) and RSS.
@@ -30,7 +31,14 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long any phase may take before the simulator gives up on it.
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
+/// Services are spread over this many namespaces unless `--namespaces` says otherwise.
 const NAMESPACES: usize = 10;
+static NAMESPACE_COUNT: AtomicUsize = AtomicUsize::new(NAMESPACES);
+
+/// The namespace of service `j`.
+fn namespace(j: usize) -> String {
+    format!("ns-{}", j % NAMESPACE_COUNT.load(Ordering::Relaxed).max(1))
+}
 
 struct Args {
     home: std::path::PathBuf,
@@ -48,7 +56,13 @@ fn args() -> Result<Args, Error> {
             "--home" => home = Some(value()?.into()),
             "--services" => services = value()?.parse()?,
             "--proxies" => proxies = value()?.parse()?,
-            other => return Err(format!("unknown argument {other}; use --home DIR --services S --proxies N").into()),
+            "--namespaces" => NAMESPACE_COUNT.store(value()?.parse::<usize>()?.max(1), Ordering::Relaxed),
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; use --home DIR --services S --proxies N [--namespaces M]"
+                )
+                .into());
+            }
         }
     }
     let home = home.ok_or("set MESH_HOME or --home")?;
@@ -91,7 +105,7 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 fn service_yaml(j: usize, weights: (u32, u32)) -> Vec<serde_json::Value> {
-    let ns = format!("ns-{}", j % NAMESPACES);
+    let ns = namespace(j);
     let name = format!("svc-{j}");
     vec![
         serde_json::json!({"apiVersion": "v1", "kind": "Service",
@@ -108,7 +122,7 @@ fn service_yaml(j: usize, weights: (u32, u32)) -> Vec<serde_json::Value> {
 fn virtual_service(j: usize, (a, b): (u32, u32)) -> serde_json::Value {
     let name = format!("svc-{j}");
     serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-        "metadata": {"name": name, "namespace": format!("ns-{}", j % NAMESPACES)},
+        "metadata": {"name": name, "namespace": namespace(j)},
         "spec": {"hosts": [name], "http": [{"route": [
             {"destination": {"host": name, "subset": "v1"}, "weight": a},
             {"destination": {"host": name, "subset": "v2"}, "weight": b}]}]}})
@@ -130,7 +144,7 @@ fn workload(i: usize, services: usize) -> Workload {
     let j = i % services;
     Workload {
         name: format!("w-{i}"),
-        namespace: format!("ns-{}", j % NAMESPACES),
+        namespace: namespace(j),
         service_account: format!("svc-{j}"),
         labels: [
             ("app".to_string(), format!("svc-{j}")),
@@ -398,7 +412,8 @@ async fn main() -> Result<(), Error> {
         bytes: AtomicU64::new(0),
     });
     println!(
-        "fleet: S={s} services, N={n} proxies; meshd pid {pid}, RSS with the world and no proxies {rss_empty:.0} MiB"
+        "fleet: S={s} services in {} namespaces, N={n} proxies; meshd pid {pid}, RSS with the world and no proxies {rss_empty:.0} MiB",
+        NAMESPACE_COUNT.load(Ordering::Relaxed).min(s)
     );
 
     // The connect storm: every proxy at once, as after a meshd restart.

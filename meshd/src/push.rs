@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mesh_api::protocol::Workload;
-use mesh_api::proxy_config::{ConfigType, Endpoints, Routes};
+use mesh_api::proxy_config::ConfigType;
 use tracing::debug;
 
 use crate::state::{State, World};
 use crate::store::Resources;
+use crate::translate::shared::{self, ClustersParts, EndpointsParts, PieceCache, RoutesParts};
 use crate::translate::{self, Index, ListenerKey, MeshConfig, OutboundKey, Selection};
 use mesh_api::resource::Kind;
 
@@ -30,17 +31,64 @@ const DEBOUNCE_QUIET: Duration = Duration::from_millis(20);
 /// ...but never longer than this, however long a burst lasts (istiod: 100 ms / 10 s).
 const DEBOUNCE_MAX: Duration = Duration::from_millis(500);
 
-/// One config type of one proxy: its JSON and its version (the FNV hash of that JSON).
+/// One config type of one proxy: its version and its JSON, either serialized whole or
+/// assembled from shared pieces when a session sends it (`translate::shared`).
 #[derive(Debug)]
 pub struct Part {
     pub version: String,
-    pub json: Bytes,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Json(Bytes),
+    Routes(Arc<RoutesParts>),
+    Clusters(Arc<ClustersParts>),
+    Endpoints(Arc<EndpointsParts>),
 }
 
 impl Part {
+    /// A part serialized whole; its version is the hash of its JSON.
     pub fn of<T: serde::Serialize>(value: &T) -> Arc<Part> {
         let json = serde_json::to_vec(value).unwrap_or_default();
-        Arc::new(Part { version: translate::version_of_bytes(&json), json: Bytes::from(json) })
+        Arc::new(Part { version: translate::version_of_bytes(&json), body: Body::Json(Bytes::from(json)) })
+    }
+
+    fn routes(parts: Arc<RoutesParts>) -> Arc<Part> {
+        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Routes(parts) })
+    }
+
+    fn clusters(parts: Arc<ClustersParts>) -> Arc<Part> {
+        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Clusters(parts) })
+    }
+
+    fn endpoints(parts: Arc<EndpointsParts>) -> Arc<Part> {
+        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Endpoints(parts) })
+    }
+
+    pub fn json_len(&self) -> usize {
+        match &self.body {
+            Body::Json(b) => b.len(),
+            Body::Routes(p) => p.json_len(),
+            Body::Clusters(p) => p.json_len(),
+            Body::Endpoints(p) => p.json_len(),
+        }
+    }
+
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.body {
+            Body::Json(b) => out.extend_from_slice(b),
+            Body::Routes(p) => p.write_json(out),
+            Body::Clusters(p) => p.write_json(out),
+            Body::Endpoints(p) => p.write_json(out),
+        }
+    }
+
+    /// The whole JSON.
+    pub fn json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.json_len());
+        self.write_json(&mut out);
+        out
     }
 }
 
@@ -64,11 +112,11 @@ pub struct Delta {
     pub json: Bytes,
 }
 
-/// Endpoints as sent, as values (to compute the next delta from), the delta that led here,
-/// and the version of the clusters they were made for.
+/// Endpoints as sent, the delta that led here, and the version of the clusters they were
+/// made for.
 struct EndpointsEntry {
     part: Arc<Part>,
-    value: Endpoints,
+    parts: Arc<EndpointsParts>,
     delta: Option<Arc<Delta>>,
     clusters_version: String,
 }
@@ -140,29 +188,6 @@ fn vs_hosts(
     true
 }
 
-/// The change from `old` to `new`, serialized; None when it would not be much smaller than
-/// sending `new` whole.
-fn delta(old: &EndpointsEntry, new: &Endpoints, version: &str) -> Option<Arc<Delta>> {
-    let updated: std::collections::BTreeMap<String, Vec<mesh_api::proxy_config::Endpoint>> = new
-        .clusters
-        .iter()
-        .filter(|(k, v)| old.value.clusters.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let removed: Vec<String> = old.value.clusters.keys().filter(|k| !new.clusters.contains_key(*k)).cloned().collect();
-    if (updated.len() + removed.len()) * 2 > new.clusters.len().max(1) {
-        return None;
-    }
-    let d = mesh_api::protocol::EndpointsDelta {
-        base: old.part.version.clone(),
-        version: version.to_string(),
-        updated,
-        removed,
-    };
-    let json = serde_json::to_vec(&d).ok()?;
-    Some(Arc::new(Delta { base: d.base, json: Bytes::from(json) }))
-}
-
 /// Every connected proxy's config for one world generation.
 #[derive(Debug, Default)]
 pub struct Pushes {
@@ -174,36 +199,26 @@ pub struct Pushes {
 
 type Workloads = std::collections::BTreeMap<String, Workload>;
 
-/// Routes and clusters as sent and as values (the endpoints are made from the clusters, the
-/// next routes delta from the routes), and the routes delta that led here.
+/// Routes and clusters as sent and as pieces (the endpoints are made from the clusters, the
+/// next routes from the routes), and the routes delta that led here.
 struct Outbound {
     routes: Arc<Part>,
     clusters: Arc<Part>,
-    routes_value: Routes,
-    clusters_value: mesh_api::proxy_config::Clusters,
+    routes_parts: Arc<RoutesParts>,
+    clusters_parts: Arc<ClustersParts>,
     routes_delta: Option<Arc<Delta>>,
-    /// Each service's share of the routes, for the next change to reuse.
-    by_service: translate::ServiceRoutesByHost,
-}
-
-/// The change from the routes of `old` to `new`, serialized; None when virtual hosts were
-/// added or removed, or most of them changed.
-fn routes_delta(old: &Outbound, new: &Routes, version: &str) -> Option<Arc<Delta>> {
-    let d = mesh_api::protocol::RoutesDelta::between(&old.routes_value, new, &old.routes.version, version)?;
-    if d.virtual_hosts.len() * 2 > new.virtual_hosts.len().max(1) {
-        return None;
-    }
-    let json = serde_json::to_vec(&d).ok()?;
-    Some(Arc::new(Delta { base: d.base, json: Bytes::from(json) }))
 }
 
 /// What earlier computations made, reused while its inputs are unchanged.
 #[derive(Default)]
 struct Caches {
     resources: Option<Arc<Resources>>,
-    /// The connected and the discovered workloads they were made from.
+    /// The connected and the discovered workloads they were made from, and both merged.
     workloads: Option<(Arc<Workloads>, Arc<Workloads>)>,
-    /// Routes, clusters (also as values, for the endpoints) per outbound key.
+    workload_list: Vec<Workload>,
+    /// The pieces every proxy's parts are assembled from.
+    pieces: PieceCache,
+    /// Routes, clusters per outbound key.
     outbound: HashMap<OutboundKey, Arc<Outbound>>,
     previous_outbound: HashMap<OutboundKey, Arc<Outbound>>,
     endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
@@ -213,8 +228,28 @@ struct Caches {
     listeners: HashMap<ListenerKey, Arc<Part>>,
 }
 
+/// The workloads in `new` that are not in `old` as they are, and those of `old` gone or
+/// changed in `new`.
+fn changed_workloads<'a>(old: &'a [Workload], new: &'a [Workload]) -> Vec<&'a Workload> {
+    let by_id = |ws: &'a [Workload]| -> HashMap<(&'a str, &'a str), &'a Workload> {
+        ws.iter().map(|w| ((w.namespace.as_str(), w.name.as_str()), w)).collect()
+    };
+    let (old_by, new_by) = (by_id(old), by_id(new));
+    let mut out: Vec<&Workload> =
+        new.iter().filter(|w| old_by.get(&(w.namespace.as_str(), w.name.as_str())) != Some(w)).collect();
+    out.extend(old.iter().filter(|w| new_by.get(&(w.namespace.as_str(), w.name.as_str())) != Some(w)));
+    out
+}
+
+/// A serialized routes delta.
+fn routes_delta(new: &RoutesParts, old: &Outbound, version: &str) -> Option<Arc<Delta>> {
+    let d = new.delta(&old.routes_parts, &old.routes.version, version)?;
+    let json = serde_json::to_vec(&d).ok()?;
+    Some(Arc::new(Delta { base: d.base, json: Bytes::from(json) }))
+}
+
 /// Translate `world` for every connected proxy, reusing what `caches` holds for unchanged
-/// inputs. Returns the pushes and how many parts were translated anew.
+/// inputs. Returns the pushes and how many parts were assembled anew.
 fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, usize) {
     let same_resources = caches.resources.as_ref().is_some_and(|r| Arc::ptr_eq(r, &world.resources));
     let same_workloads = caches
@@ -224,6 +259,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
     // What the change touches: endpoints and listeners stand when only VirtualServices changed
     // (endpoints as long as their key's clusters are the same), and the routes of services it
     // cannot touch are reused as they were.
+    let first = caches.resources.is_none();
     let (only_routing, touched) = match &caches.resources {
         Some(old) if !same_resources => {
             let c = Change::between(old, &world.resources);
@@ -231,11 +267,25 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         }
         _ => (false, None),
     };
+    let index = Index::new(&world.resources);
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);
+        caches.pieces.forget_routes();
         if !only_routing {
             caches.listeners.clear();
+            caches.pieces.forget_all();
         }
+    }
+    // Which services' endpoints a change of workloads touches: those selecting a workload
+    // that came, went or changed (when the resources stand, or only routing changed).
+    let mut endpoints_touched: Option<std::collections::HashSet<String>> = None;
+    if !same_workloads {
+        if !first && (same_resources || only_routing) {
+            let changed = changed_workloads(&caches.workload_list, world.workload_list());
+            endpoints_touched = Some(index.services_selecting(changed.into_iter()));
+        }
+        caches.pieces.forget_endpoints(endpoints_touched.as_ref());
+        caches.workload_list = world.workload_list().to_vec();
     }
     if (!same_resources && !only_routing) || !same_workloads {
         caches.previous_endpoints = std::mem::take(&mut caches.endpoints);
@@ -243,56 +293,67 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
     caches.resources = Some(world.resources.clone());
     caches.workloads = Some((world.workloads.clone(), world.discovered.clone()));
 
-    let index = Index::new(&world.resources);
     let mut selection: Option<Selection<'_>> = None;
     let mut fresh = 0;
     let mut by_proxy = HashMap::with_capacity(world.workloads.len());
     let mut used_out = std::collections::HashSet::new();
     let mut used_lis = std::collections::HashSet::new();
+    let pieces = &mut caches.pieces;
+    let touched_at = touched.as_ref().map(|t| index.positions_of(t));
     for (id, w) in world.connected() {
         let key = index.outbound_key(w);
-        let out = caches
-            .outbound
-            .entry(key.clone())
-            .or_insert_with(|| {
+        let out = match caches.outbound.get(&key) {
+            Some(out) => out.clone(),
+            None => {
                 fresh += 2;
                 let previous = caches.previous_outbound.get(&key);
-                let reuse = |fqdn: &str| match (&touched, previous) {
-                    (Some(touched), Some(old)) if !touched.contains(fqdn) => old.by_service.get(fqdn).cloned(),
-                    _ => None,
+                let reuse = previous.zip(touched_at.as_deref()).map(|(o, t)| (&*o.routes_parts, t));
+                let routes_parts = Arc::new(index.routes_parts(pieces, w, &key, mesh, reuse));
+                let routes = Part::routes(routes_parts.clone());
+                let (clusters, clusters_parts) = match previous {
+                    Some(old) if only_routing && routes_parts.same_wanted(&old.routes_parts) => {
+                        (old.clusters.clone(), old.clusters_parts.clone())
+                    }
+                    _ => {
+                        let parts = Arc::new(index.clusters_parts(pieces, &routes_parts, &w.namespace, mesh));
+                        (Part::clusters(parts.clone()), parts)
+                    }
                 };
-                let (routes_value, clusters_value, by_service) = translate::outbound_reusing(&index, w, mesh, reuse);
-                let routes = Part::of(&routes_value);
-                let routes_delta = match caches.previous_outbound.get(&key) {
+                let routes_delta = match previous {
                     Some(old) if old.routes.version == routes.version => old.routes_delta.clone(),
-                    Some(old) => routes_delta(old, &routes_value, &routes.version),
+                    Some(old) => routes_delta(&routes_parts, old, &routes.version),
                     None => None,
                 };
-                Arc::new(Outbound {
-                    routes,
-                    clusters: Part::of(&clusters_value),
-                    routes_value,
-                    clusters_value,
-                    routes_delta,
-                    by_service,
-                })
-            })
-            .clone();
+                let out = Arc::new(Outbound { routes, clusters, routes_parts, clusters_parts, routes_delta });
+                caches.outbound.insert(key.clone(), out.clone());
+                out
+            }
+        };
         let endpoints = match caches.endpoints.get(&key) {
             Some(e) if e.clusters_version == out.clusters.version => e.clone(),
             stale => {
                 fresh += 1;
                 let base = stale.or_else(|| caches.previous_endpoints.get(&key)).cloned();
                 let selection = selection.get_or_insert_with(|| Selection::new(&index, world.workload_list()));
-                let value = translate::endpoints(&index, selection, &out.clusters_value, &w.namespace);
-                let part = Part::of(&value);
+                // The same clusters and a known set of changed services: patch those.
+                let patch = match &base {
+                    Some(b) if endpoints_touched.is_some() && b.clusters_version == out.clusters.version => {
+                        Some(&*b.parts)
+                    }
+                    _ => None,
+                };
+                let parts =
+                    Arc::new(index.endpoints_parts(pieces, selection, &out.clusters_parts, &w.namespace, patch));
+                let part = Part::endpoints(parts.clone());
                 let delta = match base {
                     Some(old) if old.part.version == part.version => old.delta.clone(),
-                    Some(old) => delta(&old, &value, &part.version),
+                    Some(old) => parts
+                        .delta(&old.parts, &old.part.version, &part.version)
+                        .map(|json| Arc::new(Delta { base: old.part.version.clone(), json: Bytes::from(json) })),
                     None => None,
                 };
                 let entry =
-                    Arc::new(EndpointsEntry { part, value, delta, clusters_version: out.clusters.version.clone() });
+                    Arc::new(EndpointsEntry { part, parts, delta, clusters_version: out.clusters.version.clone() });
                 caches.endpoints.insert(key.clone(), entry.clone());
                 entry
             }
@@ -395,7 +456,7 @@ pub fn frame(nonce: u64, entries: &[Entry<'_>]) -> Bytes {
     let len = entries
         .iter()
         .map(|e| match e {
-            Entry::Whole(_, p) => p.json.len() + p.version.len() + 40,
+            Entry::Whole(_, p) => p.json_len() + p.version.len() + 40,
             Entry::Delta(_, d) => d.json.len() + 24,
         })
         .sum::<usize>()
@@ -412,7 +473,7 @@ pub fn frame(nonce: u64, entries: &[Entry<'_>]) -> Bytes {
                 out.extend_from_slice(br#"":{"version":""#);
                 out.extend_from_slice(p.version.as_bytes());
                 out.extend_from_slice(br#"","body":"#);
-                out.extend_from_slice(&p.json);
+                p.write_json(&mut out);
                 out.push(b'}');
             }
             Entry::Delta(t, d) => {

@@ -1,8 +1,6 @@
 //! The translator: a pure function from (config, registry, proxy) to that proxy's config.
 //! No IO, no clocks: table-tested in `translate/tests.rs`.
 
-use std::sync::Arc;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mesh_api::core::{PortProtocol, ServiceSpec};
@@ -98,6 +96,10 @@ pub struct Index<'a> {
 
 struct VsFacts {
     hosts: Vec<String>,
+    /// Some match reads the client (`sourceLabels`, `sourceNamespace`), or a rule delegates
+    /// (and the delegate's matches may): routes from it depend on more than the client's
+    /// namespace.
+    reads_source: bool,
     mesh: bool,
     http: bool,
     tcp: bool,
@@ -173,19 +175,23 @@ impl<'a> Index<'a> {
             for h in exact {
                 vs_by_host.entry(h.clone()).or_default().push(i);
             }
+            let mut reads_source = false;
             for r in &spec.http {
+                reads_source |= r.delegate.is_some();
                 for m in &r.matches {
                     route_label_keys.extend(m.source_labels.keys().map(String::as_str));
+                    reads_source |= !m.source_labels.is_empty() || m.source_namespace.is_some();
                 }
             }
-            for m in spec.tcp.iter().flat_map(|r| &r.matches) {
-                route_label_keys.extend(m.source_labels.keys().map(String::as_str));
-            }
-            for m in spec.tls.iter().flat_map(|r| &r.matches) {
-                route_label_keys.extend(m.source_labels.keys().map(String::as_str));
+            let l4 = spec.tcp.iter().flat_map(|r| &r.matches).map(|m| (&m.source_labels, &m.source_namespace));
+            let tls = spec.tls.iter().flat_map(|r| &r.matches).map(|m| (&m.source_labels, &m.source_namespace));
+            for (labels, namespace) in l4.chain(tls) {
+                route_label_keys.extend(labels.keys().map(String::as_str));
+                reads_source |= !labels.is_empty() || namespace.is_some();
             }
             vs_facts.push(VsFacts {
                 hosts,
+                reads_source,
                 mesh: spec.gateways.is_empty() || spec.gateways.iter().any(|g| g == "mesh"),
                 http: spec.http.iter().any(|r| {
                     !r.route.is_empty() || r.redirect.is_some() || r.direct_response.is_some() || r.delegate.is_some()
@@ -231,6 +237,11 @@ impl<'a> Index<'a> {
     /// The DestinationRule for a service as seen from `client_ns`: the client's namespace
     /// first, then the service's, then the root namespace (Istio's lookup order).
     fn destination_rule(&self, svc: &Svc<'_>, client_ns: &str) -> Option<&'a Object<DestinationRuleSpec>> {
+        self.destination_rule_at(svc, client_ns).map(|i| self.destination_rules[i].1)
+    }
+
+    /// [`Index::destination_rule`], by its position in this index.
+    fn destination_rule_at(&self, svc: &Svc<'_>, client_ns: &str) -> Option<usize> {
         for ns in [client_ns, svc.namespace, ROOT_NAMESPACE] {
             // The first in order that matches: the exact host's first rule or an earlier
             // wildcard one.
@@ -245,7 +256,7 @@ impl<'a> Index<'a> {
                 })
                 .map(|(i, _)| *i);
             if let Some(i) = wildcard.or(exact) {
-                return Some(self.destination_rules[i].1);
+                return Some(i);
             }
         }
         None
@@ -259,6 +270,11 @@ impl<'a> Index<'a> {
         client_ns: &str,
         kind: RuleKind,
     ) -> Option<(&'a Key, &'a Object<VirtualServiceSpec>)> {
+        self.virtual_service_at(svc, client_ns, kind).map(|i| self.virtual_services[i])
+    }
+
+    /// [`Index::virtual_service`], by its position in this index.
+    fn virtual_service_at(&self, svc: &Svc<'_>, client_ns: &str, kind: RuleKind) -> Option<usize> {
         let host_rank = |i: usize| {
             self.vs_facts[i]
                 .hosts
@@ -285,12 +301,20 @@ impl<'a> Index<'a> {
         };
         // Only the VirtualServices naming this host or a wildcard can apply; visited in
         // their original order so ties resolve as a scan of all of them would.
+        // Both lists are in ascending order: merge them without duplicates (and without
+        // allocating: this runs for every service and client namespace).
         let exact = self.vs_by_host.get(&svc.fqdn).map(Vec::as_slice).unwrap_or_default();
-        let mut candidates: Vec<usize> = exact.iter().chain(&self.vs_wildcard).copied().collect();
-        candidates.sort_unstable();
-        candidates.dedup();
+        let (mut a, mut b) = (exact.iter().copied().peekable(), self.vs_wildcard.iter().copied().peekable());
+        let candidates = std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
+            (Some(x), Some(y)) if x == y => {
+                b.next();
+                a.next()
+            }
+            (Some(x), Some(y)) if y < x => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        });
         candidates
-            .into_iter()
             .filter(|&i| {
                 let f = &self.vs_facts[i];
                 f.mesh
@@ -300,10 +324,7 @@ impl<'a> Index<'a> {
                         RuleKind::Http => f.http,
                     }
             })
-            .filter_map(|i| {
-                let (k, vs) = self.virtual_services[i];
-                host_rank(i).map(|h| ((h, ns_rank(k)), (k, vs)))
-            })
+            .filter_map(|i| host_rank(i).map(|h| ((h, ns_rank(self.virtual_services[i].0)), i)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, found)| found)
     }
@@ -596,18 +617,21 @@ impl<'w> Selection<'w> {
 /// `OutboundKey`; DestinationRules only shape the clusters, which are made afterwards.
 #[derive(Debug, Default)]
 pub struct ServiceRoutes {
-    virtual_hosts: Vec<VirtualHost>,
-    tcp: Vec<TcpService>,
+    pub fqdn: String,
+    pub virtual_hosts: Vec<VirtualHost>,
+    pub tcp: Vec<TcpService>,
     /// (fqdn, port, subset)
-    wanted: Vec<(String, u16, Option<String>)>,
+    pub wanted: Vec<(String, u16, Option<String>)>,
+    /// The virtual hosts' and the TCP services' JSON, each list joined with commas, and a
+    /// hash of both: made once, spliced into every proxy's routes that contain them.
+    vh_json: Vec<u8>,
+    tcp_json: Vec<u8>,
+    hash: u64,
 }
-
-/// Each service's routes by FQDN, as made for one `OutboundKey`.
-pub type ServiceRoutesByHost = HashMap<String, Arc<ServiceRoutes>>;
 
 fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> ServiceRoutes {
     let client_ns = proxy.namespace.as_str();
-    let mut out = ServiceRoutes::default();
+    let mut out = ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() };
     let mut wanted = BTreeSet::new();
     let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
     let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
@@ -644,71 +668,77 @@ fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> Service
         });
     }
     out.wanted = wanted.into_iter().collect();
+    out.vh_json = shared::json_list(&out.virtual_hosts);
+    out.tcp_json = shared::json_list(&out.tcp);
+    out.hash = shared::Fnv::NEW.bytes(&out.vh_json).u64(0).bytes(&out.tcp_json).finish();
     out
 }
 
 /// A proxy's routes and clusters: they depend on its namespace and the labels in its
-/// `OutboundKey` only.
+/// `OutboundKey` only. (The push pipeline makes the same from shared pieces: `shared`.)
 pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Routes, Clusters) {
-    let (routes, clusters, _) = outbound_reusing(index, proxy, mesh, |_| None);
-    (routes, clusters)
-}
-
-/// [`outbound`], taking each service's routes from `reuse` where it has them (made for the
-/// same `OutboundKey` from a world that differs only in what does not touch that service);
-/// also returns every service's routes, for the next change to reuse.
-pub fn outbound_reusing(
-    index: &Index<'_>,
-    proxy: &Workload,
-    mesh: &MeshConfig,
-    reuse: impl Fn(&str) -> Option<Arc<ServiceRoutes>>,
-) -> (Routes, Clusters, ServiceRoutesByHost) {
-    let client_ns = proxy.namespace.as_str();
     let mut virtual_hosts = Vec::new();
     let mut tcp_services = Vec::new();
     let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
-    let mut made = ServiceRoutesByHost::with_capacity(index.services.len());
     for svc in index.services.values() {
-        let part = reuse(&svc.fqdn).unwrap_or_else(|| Arc::new(service_routes(index, svc, proxy)));
-        virtual_hosts.extend(part.virtual_hosts.iter().cloned());
-        tcp_services.extend(part.tcp.iter().cloned());
-        wanted.extend(part.wanted.iter().cloned());
-        made.insert(svc.fqdn.clone(), part);
+        let part = service_routes(index, svc, proxy);
+        virtual_hosts.extend(part.virtual_hosts);
+        tcp_services.extend(part.tcp);
+        wanted.extend(part.wanted);
     }
-
     let (gateway_http, gateway_tcp) = gateway::routes(index, proxy, &mut wanted);
-    let mut clusters = Vec::new();
-    for (fqdn, port, subset) in wanted {
-        let name = cluster_name(&fqdn, port, subset.as_deref());
-        let svc = index.services.get(&fqdn);
-        let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
-        let subset_def = subset.as_ref().and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| &d.name == s)));
-        let policy = policy::resolve(dr, subset_def, port);
-        let passthrough = svc.and_then(|s| s.entry).is_some_and(|se| entry::endpoints(se, port, &mut Vec::new()));
-        clusters.push(Cluster {
-            name,
-            service: fqdn,
-            port,
-            subset,
-            lb_policy: policy.lb,
-            hash: policy.hash,
-            limits: policy.limits,
-            outlier: policy.outlier,
-            passthrough,
-            h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
-            app_http: svc.and_then(|s| service_ports(&s.spec).find(|p| p.port == i64::from(port))?.app_http()),
-        });
-    }
+    let clusters = wanted
+        .iter()
+        .map(|(fqdn, port, subset)| cluster(index, fqdn, *port, subset.as_deref(), &proxy.namespace, mesh).0)
+        .collect();
     let routes =
         Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any, gateway_http, gateway_tcp };
-    (routes, Clusters { clusters }, made)
+    (routes, Clusters { clusters })
+}
+
+/// The cluster of (service, port, subset) as seen from `client_ns`, and the position of the
+/// DestinationRule that shaped it (the other input of its endpoints).
+fn cluster(
+    index: &Index<'_>,
+    fqdn: &str,
+    port: u16,
+    subset: Option<&str>,
+    client_ns: &str,
+    mesh: &MeshConfig,
+) -> (Cluster, Option<usize>) {
+    let svc = index.services.get(fqdn);
+    let dr_at = svc.and_then(|s| index.destination_rule_at(s, client_ns));
+    let dr = dr_at.map(|i| index.destination_rules[i].1);
+    let subset_def = subset.and_then(|s| dr.and_then(|dr| dr.spec.subsets.iter().find(|d| d.name == s)));
+    let policy = policy::resolve(dr, subset_def, port);
+    let passthrough = svc.and_then(|s| s.entry).is_some_and(|se| entry::endpoints(se, port, &mut Vec::new()));
+    let c = Cluster {
+        name: cluster_name(fqdn, port, subset),
+        service: fqdn.to_string(),
+        port,
+        subset: subset.map(str::to_string),
+        lb_policy: policy.lb,
+        hash: policy.hash,
+        limits: policy.limits,
+        outlier: policy.outlier,
+        passthrough,
+        h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
+        app_http: svc.and_then(|s| service_ports(&s.spec).find(|p| p.port == i64::from(port))?.app_http()),
+    };
+    (c, dr_at)
 }
 
 /// The endpoints of a proxy's clusters, as seen from its namespace (whose DestinationRules
 /// decide mTLS toward each endpoint).
 pub fn endpoints(index: &Index<'_>, selection: &Selection<'_>, clusters: &Clusters, client_ns: &str) -> Endpoints {
-    let mut endpoints = BTreeMap::new();
-    for c in &clusters.clusters {
+    let endpoints =
+        clusters.clusters.iter().map(|c| (c.name.clone(), cluster_endpoints(index, selection, c, client_ns)));
+    Endpoints { clusters: endpoints.collect() }
+}
+
+/// The endpoints of one cluster as seen from `client_ns`.
+fn cluster_endpoints(index: &Index<'_>, selection: &Selection<'_>, c: &Cluster, client_ns: &str) -> Vec<Endpoint> {
+    {
         let (port, subset) = (c.port, c.subset.as_ref());
         let svc = index.services.get(&c.service);
         let dr = svc.and_then(|s| index.destination_rule(s, client_ns));
@@ -750,9 +780,8 @@ pub fn endpoints(index: &Index<'_>, selection: &Selection<'_>, clusters: &Cluste
             }
         }
         eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));
-        endpoints.insert(c.name.clone(), eps);
+        eps
     }
-    Endpoints { clusters: endpoints }
 }
 
 /// A proxy's inbound listeners and the policies, rate limits and telemetry that apply to it.
@@ -829,13 +858,7 @@ pub fn version_of<T: serde::Serialize>(value: &T) -> String {
 
 /// The version of already-serialized JSON: equal to `version_of` of the value it encodes.
 pub fn version_of_bytes(bytes: &[u8]) -> String {
-    // FNV-1a, 64 bit: stable across runs and platforms.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", shared::Fnv::NEW.bytes(bytes).finish())
 }
 
 mod entry;
@@ -843,6 +866,7 @@ mod gateway;
 mod http;
 mod policy;
 mod security;
+pub mod shared;
 mod tcp;
 mod telemetry;
 

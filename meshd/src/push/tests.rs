@@ -127,9 +127,14 @@ fn shared_translation_equals_translating_each_proxy_alone() {
                 serde_json::to_vec(&alone.listeners).expect("json"),
             ];
             for (t, (part, want)) in ConfigType::ALL.iter().zip(parts.iter().zip(expect)) {
-                assert!(part.json == want, "{id}: {t} differs from translating the proxy alone");
-                assert_eq!(part.version, crate::translate::version_of_bytes(&want));
+                assert!(part.json() == want, "{id}: {t} differs from translating the proxy alone");
             }
+        }
+        // Versions are a function of the world: another pipeline computes the same.
+        let (again, _) = compute(&w, &mut Caches::default(), &mesh);
+        for (id, p) in &pushes.by_proxy {
+            let versions = |p: &ProxyParts| p.parts.iter().map(|x| x.version.clone()).collect::<Vec<_>>();
+            assert_eq!(versions(p), versions(&again.by_proxy[id]), "{id}");
         }
     }
 }
@@ -188,14 +193,14 @@ fn proxies_with_the_same_input_share_one_translation_and_workload_changes_redo_e
     let Ok(MeshdMessage::Push(push)) = serde_json::from_slice::<MeshdMessage>(&bytes) else { panic!("not a push") };
     let delta = push.endpoints_delta.expect("endpoints_delta");
     assert_eq!(delta.version, a2[2].version);
-    let mut held: mesh_api::proxy_config::Endpoints = serde_json::from_slice(&a[2].json).expect("first endpoints");
+    let mut held: mesh_api::proxy_config::Endpoints = serde_json::from_slice(&a[2].json()).expect("first endpoints");
     for gone in &delta.removed {
         held.clusters.remove(gone);
     }
     let names: Vec<&String> = delta.updated.keys().collect();
     assert!(names.iter().all(|n| n.ends_with("svc-0.ns-0.svc.cluster.local")), "{names:?}");
     held.clusters.extend(delta.updated);
-    assert_eq!(serde_json::to_vec(&held).expect("json"), a2[2].json.to_vec());
+    assert_eq!(serde_json::to_vec(&held).expect("json"), a2[2].json());
 }
 
 /// A change of one VirtualService's weights reaches each proxy as a routes delta that names
@@ -232,9 +237,9 @@ fn one_changed_virtual_service_is_a_routes_delta_of_its_virtual_host() {
     assert_eq!(delta.base, old.version);
     let names: Vec<&str> = delta.virtual_hosts.iter().map(|(_, vh)| vh.name.as_str()).collect();
     assert_eq!(names, ["svc-0.ns-0.svc.cluster.local:9080"]);
-    let mut held: mesh_api::proxy_config::Routes = serde_json::from_slice(&old.json).expect("routes");
+    let mut held: mesh_api::proxy_config::Routes = serde_json::from_slice(&old.json()).expect("routes");
     delta.apply(&mut held).expect("applies");
-    assert_eq!(serde_json::to_vec(&held).expect("json"), new.parts[slot(ConfigType::Routes)].json.to_vec());
+    assert_eq!(serde_json::to_vec(&held).expect("json"), new.parts[slot(ConfigType::Routes)].json());
 }
 
 #[test]
@@ -299,7 +304,7 @@ fn assert_as_alone(w: &World, pushes: &Pushes, mesh: &MeshConfig) {
             serde_json::to_vec(&alone.listeners).expect("json"),
         ];
         for (t, (part, want)) in ConfigType::ALL.iter().zip(pushes.by_proxy[id].parts.iter().zip(expect)) {
-            assert!(part.json == want, "{id}: {t} differs from translating the proxy alone");
+            assert!(part.json() == want, "{id}: {t} differs from translating the proxy alone");
         }
     }
 }
@@ -332,7 +337,7 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
         let mut keyed: Vec<_> = caches
             .outbound
             .iter()
-            .map(|(k, o)| (format!("{k:?}"), o.by_service.get(fqdn).cloned().expect("service routes")))
+            .map(|(k, o)| (format!("{k:?}"), o.routes_parts.service(fqdn).cloned().expect("service routes")))
             .collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         keyed.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
@@ -391,4 +396,134 @@ fn routing_only_changes_keep_endpoints_and_listeners() {
     let (fifth, _) = compute(&w5, &mut caches, &mesh);
     assert_as_alone(&w5, &fifth, &mesh);
     assert!(same(&fourth, &fifth, ConfigType::Endpoints) && same(&fourth, &fifth, ConfigType::Listeners));
+}
+
+/// A namespace per service (as many teams lay out a cluster), a rule matching on the
+/// client's namespace, and a workload that is not a proxy's.
+fn namespace_per_service(services: usize) -> String {
+    let mut y = String::new();
+    for j in 0..services {
+        y += &format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{j}, namespace: team-{j}}}\nspec:\n  selector: {{app: svc-{j}}}\n  ports: [{{name: http, port: 9080}}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: svc-{j}, namespace: team-{j}}}\nspec:\n  host: svc-{j}\n  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc-{j}, namespace: team-{j}}}\nspec:\n  hosts: [svc-{j}]\n  http:\n  - route:\n    - {{destination: {{host: svc-{j}, subset: v1}}, weight: 90}}\n    - {{destination: {{host: svc-{j}, subset: v2}}, weight: 10}}\n"
+        );
+    }
+    // svc-0: clients in team-1 go to v2 only.
+    y += "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: svc-0, namespace: team-0}\nspec:\n  hosts: [svc-0]\n  http:\n  - match: [{sourceNamespace: team-1}]\n    route: [{destination: {host: svc-0, subset: v2}}]\n  - route: [{destination: {host: svc-0, subset: v1}}]\n";
+    // A client namespace's own rule for svc-2 wins there.
+    y += "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: svc-2, namespace: team-3}\nspec:\n  host: svc-2.team-2.svc.cluster.local\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets: [{name: v1, labels: {version: v2}}, {name: v2, labels: {version: v1}}]\n";
+    y
+}
+
+fn team_fleet(services: usize) -> Vec<Workload> {
+    (0..services * 2)
+        .map(|i| {
+            let j = i % services;
+            let version = if i < services { "v1" } else { "v2" };
+            workload(i, &format!("team-{j}"), &[("app", &format!("svc-{j}")), ("version", version)])
+        })
+        .collect()
+}
+
+/// Proxies in different namespaces share the pieces their configs have in common (a
+/// service's routes as every other namespace sees them, a cluster and its endpoints under
+/// the same DestinationRule), and every step of a sequence of changes (weights, workloads
+/// coming and going, both at once, a rule matching on the client's namespace, a client
+/// namespace's own DestinationRule) gives each proxy what translating the world for it alone
+/// gives, with deltas that rebuild it.
+#[test]
+fn shared_pieces_across_namespaces_stay_exact_through_changes() {
+    let mesh = MeshConfig::default();
+    let mut caches = Caches::default();
+    let mut ws = team_fleet(8);
+    let mut yaml = namespace_per_service(8);
+    let (mut last, _) = compute(&world(resources(&yaml), &ws, 1), &mut caches, &mesh);
+    assert_as_alone(&world(resources(&yaml), &ws, 1), &last, &mesh);
+    // Pieces: svc-5's routes as team-6 and team-7 see them are one; as team-5 sees them
+    // (short name) another.
+    let piece = |caches: &Caches, ns: &str, fqdn: &str| {
+        let key = caches.outbound.keys().find(|k| k.namespace == ns).expect("key").clone();
+        caches.outbound[&key].routes_parts.service(fqdn).cloned().expect("piece")
+    };
+    let svc5 = "svc-5.team-5.svc.cluster.local";
+    assert!(Arc::ptr_eq(&piece(&caches, "team-6", svc5), &piece(&caches, "team-7", svc5)));
+    assert!(!Arc::ptr_eq(&piece(&caches, "team-5", svc5), &piece(&caches, "team-7", svc5)));
+    // svc-0 reads the client's namespace: team-1's differs from team-2's.
+    let svc0 = "svc-0.team-0.svc.cluster.local";
+    assert!(!Arc::ptr_eq(&piece(&caches, "team-1", svc0), &piece(&caches, "team-2", svc0)));
+    // 8 services seen from 8 namespaces: each service's routes twice (svc-0's once per
+    // namespace), its 3 clusters and their endpoints once (svc-2's twice), not 8 times.
+    assert_eq!(caches.pieces.counts(), [7 * 2 + 8, 8 * 3 + 3, 8 * 3 + 3]);
+
+    let mut generation = 1;
+    let mut step = |yaml: &str, ws: &[Workload], caches: &mut Caches, last: &mut Pushes, what: &str| {
+        generation += 1;
+        let w = world(resources(yaml), ws, generation);
+        let (next, _) = compute(&w, caches, &mesh);
+        assert_as_alone(&w, &next, &mesh);
+        // Every delta applied to what the proxy held gives what it should hold now.
+        for (id, now) in &next.by_proxy {
+            let Some(before) = last.by_proxy.get(id) else { continue };
+            for t in [ConfigType::Routes, ConfigType::Endpoints] {
+                let (old, new) = (&before.parts[slot(t)], &now.parts[slot(t)]);
+                let Some(d) = now.deltas[slot(t)].as_ref().filter(|d| d.base == old.version) else { continue };
+                let Ok(MeshdMessage::Push(push)) =
+                    serde_json::from_slice::<MeshdMessage>(&frame(1, &[Entry::Delta(t, d)]))
+                else {
+                    panic!("{what}: not a push")
+                };
+                let rebuilt = match t {
+                    ConfigType::Routes => {
+                        let mut held: mesh_api::proxy_config::Routes =
+                            serde_json::from_slice(&old.json()).expect("routes");
+                        let d = push.routes_delta.expect("routes delta");
+                        assert_eq!(d.version, new.version);
+                        d.apply(&mut held).expect("applies");
+                        serde_json::to_vec(&held).expect("json")
+                    }
+                    _ => {
+                        let mut held: mesh_api::proxy_config::Endpoints =
+                            serde_json::from_slice(&old.json()).expect("endpoints");
+                        let d = push.endpoints_delta.expect("endpoints delta");
+                        assert_eq!(d.version, new.version);
+                        for gone in &d.removed {
+                            held.clusters.remove(gone);
+                        }
+                        held.clusters.extend(d.updated);
+                        serde_json::to_vec(&held).expect("json")
+                    }
+                };
+                assert!(rebuilt == new.json(), "{what}: {id}: {t} delta does not rebuild the new part");
+            }
+        }
+        *last = next;
+    };
+
+    // Weights of one service.
+    yaml = yaml.replacen("weight: 90}", "weight: 75}", 1).replacen("weight: 10}", "weight: 25}", 1);
+    step(&yaml, &ws, &mut caches, &mut last, "weights");
+    // A replica of svc-3 comes: only svc-3's endpoint pieces are new.
+    let before: Vec<_> = caches.endpoints.iter().map(|(k, e)| (k.clone(), e.parts.clone())).collect();
+    ws.push(workload(100, "team-3", &[("app", "svc-3"), ("version", "v2")]));
+    step(&yaml, &ws, &mut caches, &mut last, "a new replica");
+    for (key, old) in before {
+        let now = &caches.endpoints[&key];
+        for (a, b) in old.clusters.iter().zip(&now.parts.clusters) {
+            assert_eq!(Arc::ptr_eq(a, b), !a.name.ends_with("svc-3.team-3.svc.cluster.local"), "{}", a.name);
+        }
+    }
+    // A replica goes and weights change in the same batch.
+    ws.retain(|w| w.name != "w-1");
+    yaml = yaml.replace("weight: 75}", "weight: 60}").replace("weight: 25}", "weight: 40}");
+    step(&yaml, &ws, &mut caches, &mut last, "a replica gone and weights");
+    // A proxy in a namespace no one was in.
+    ws.push(workload(200, "team-new", &[("app", "client")]));
+    step(&yaml, &ws, &mut caches, &mut last, "a new namespace");
+    // The client namespace's DestinationRule changes: clusters and endpoints are made again.
+    yaml = yaml.replace("simple: RANDOM", "simple: LEAST_REQUEST");
+    step(&yaml, &ws, &mut caches, &mut last, "a DestinationRule");
+    // A label change of a workload (v1 -> v2) moves it between subsets.
+    for w in ws.iter_mut().filter(|w| w.name == "w-4") {
+        w.labels.insert("version".into(), "v2".into());
+    }
+    step(&yaml, &ws, &mut caches, &mut last, "a relabelled workload");
 }
