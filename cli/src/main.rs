@@ -8,6 +8,7 @@ mod cmd;
 mod error;
 mod files;
 mod output;
+mod store;
 
 use std::process::ExitCode;
 
@@ -81,8 +82,14 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                 Ok(())
             }
             Command::Inject(args) => cmd::manifest::inject(&ctx, &args),
+            // Config through the API server.
+            Command::Apply(a) => rt.block_on(cmd::apply::run(&ctx, a)),
+            Command::Get(a) => rt.block_on(cmd::get::run(&ctx, a)),
+            Command::Delete(a) => rt.block_on(cmd::delete::run(&ctx, a)),
+            Command::Analyze(a) => rt.block_on(cmd::analyze::run(&ctx, a)),
+            Command::Route(RouteCommand::Split(a)) => rt.block_on(cmd::route::split(&ctx, a)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest and inject are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze and route split are); run with --platform local",
             )),
         };
     }

@@ -1,6 +1,7 @@
-//! The kube platform's install commands against a mock Kubernetes API server in the test: it
-//! stores what is server-side applied, answers gets and deletes, the version, and access
-//! reviews, and reports a Deployment ready once applied.
+//! The kube platform's commands against a mock Kubernetes API server in the test (no real API
+//! server can run on this machine): it stores what is server-side applied (a dry run stores
+//! nothing), lists what it stores, answers gets and deletes, the version, and access reviews,
+//! and reports a Deployment ready once applied.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -110,8 +111,32 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, path: &str, query: &str, ctype
                 );
             }
             let mut obj: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            // The resource version moves only when the object changes, as on a real server.
+            let previous = c.objects.get(p).cloned();
+            let same = previous.as_ref().is_some_and(|old| {
+                let strip = |o: &Value| {
+                    let mut o = o.clone();
+                    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("uid");
+                        m.remove("resourceVersion");
+                    }
+                    o.as_object_mut().map(|o| o.remove("status"));
+                    o
+                };
+                strip(old) == strip(&obj)
+            });
+            if !same {
+                c.resource_version += 1;
+            }
+            let rv = match &previous {
+                Some(old) if same => old["metadata"]["resourceVersion"].clone(),
+                _ => json!(c.resource_version.to_string()),
+            };
             obj["metadata"]["uid"] = json!(format!("uid-{}", c.objects.len()));
-            obj["metadata"]["resourceVersion"] = json!("1");
+            obj["metadata"]["resourceVersion"] = rv;
+            if query.contains("dryRun=All") {
+                return (200, obj);
+            }
             if obj["kind"] == "Deployment" {
                 let replicas = obj["spec"]["replicas"].as_u64().unwrap_or(1);
                 obj["status"] = json!({"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
@@ -121,7 +146,43 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, path: &str, query: &str, ctype
         }
         ("GET", p) => match c.objects.get(p) {
             Some(o) => (200, o.clone()),
-            None => status(404, "NotFound", "not found"),
+            // A collection: the stored objects of one namespace (`.../namespaces/NS/PLURAL`)
+            // or of all (`.../PLURAL`).
+            None => {
+                let split = |path: &str| -> (Vec<String>, Vec<String>) {
+                    let seg: Vec<String> = path.trim_start_matches('/').split('/').map(str::to_string).collect();
+                    let base = if seg.first().is_some_and(|s| s == "api") { 2 } else { 3 };
+                    let at = base.min(seg.len());
+                    (seg[..at].to_vec(), seg[at..].to_vec())
+                };
+                let (prefix, rest) = split(p);
+                let wanted: Option<(Option<String>, String)> = match rest.as_slice() {
+                    [plural] => Some((None, plural.clone())),
+                    [n, ns, plural] if n == "namespaces" => Some((Some(ns.clone()), plural.clone())),
+                    _ => None,
+                };
+                let Some((ns, plural)) = wanted else { return status(404, "NotFound", "not found") };
+                let items: Vec<Value> = c
+                    .objects
+                    .iter()
+                    .filter(|(path, _)| {
+                        let (pre, r) = split(path);
+                        pre == prefix
+                            && match r.as_slice() {
+                                [n, o_ns, o_plural, _] if n == "namespaces" => {
+                                    *o_plural == plural && ns.as_ref().is_none_or(|ns| ns == o_ns)
+                                }
+                                [o_plural, _] => ns.is_none() && *o_plural == plural,
+                                _ => false,
+                            }
+                    })
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": c.resource_version.to_string()}, "items": items}),
+                )
+            }
         },
         ("DELETE", p) => match c.objects.remove(p) {
             Some(_) => (200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200})),
@@ -462,4 +523,130 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         let (code, body) = get(outbound, "ratings:9080", "/", false, &[]);
         (code == 200 && body.trim() == "ratings").then_some(())
     });
+}
+
+/// On a cluster, `apply`, `get`, `delete`, `analyze` and `route split` read and write the
+/// objects through the API server as `kubectl` would (server-side apply, field manager `mesh`),
+/// every object of an apply dry-run first so a refusal changes nothing; `version` reads the
+/// cluster, meshd's Deployment and the proxies' images; commands that need
+/// meshd's proxy status say they are not available there yet.
+#[test]
+fn config_commands_go_through_the_api_server() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let cluster = Arc::new(Mutex::new(Cluster::default()));
+    let addr = mock_cluster(&rt, cluster.clone());
+    let mesh = Mesh::new();
+    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
+    let kube = |args: &[&str]| {
+        let mut all = vec!["--platform", "kube", "--kubeconfig", kc.as_str(), "--context", "mock"];
+        all.extend_from_slice(args);
+        mesh.run(&all)
+    };
+    let objects = || cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.clone();
+    let vs_path = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews";
+    let config = mesh.home.path().join("reviews.yaml");
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n---\napiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http: [{route: [{destination: {host: reviews, subset: v1}}]}]\n";
+    std::fs::write(&config, yaml).expect("write");
+    let file = config.to_str().expect("path");
+
+    let r = kube(&["apply", "-f", file]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("virtualservice.networking.istio.io/reviews created"), "{}", r.stdout);
+    {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        let patches: Vec<_> = c.log.iter().filter(|(m, ..)| m == "PATCH").collect();
+        assert_eq!(patches.len(), 6, "a dry run of each of the 3 objects, then each for real: {patches:?}");
+        assert!(patches[..3].iter().all(|(_, _, q, _)| q.contains("dryRun=All")), "{patches:?}");
+        assert!(patches.iter().all(|(_, _, q, _)| q.contains("fieldManager=mesh")), "{patches:?}");
+        let dr = &c.objects["/apis/networking.istio.io/v1/namespaces/default/destinationrules/reviews"];
+        assert_eq!(dr["apiVersion"], "networking.istio.io/v1", "stored at the version mesh writes");
+        assert!(c.objects.contains_key("/api/v1/namespaces/default/services/reviews"));
+    }
+    let again = kube(&["apply", "-f", file]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("virtualservice.networking.istio.io/reviews unchanged"), "{}", again.stdout);
+
+    let got = kube(&["get", "vs"]);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert!(got.stdout.contains("reviews") && got.stdout.contains("AGE"), "{}", got.stdout);
+    let all = kube(&["get", "dr", "-A", "-o", "name"]);
+    assert_eq!(all.stdout.trim(), "destinationrule.networking.istio.io/reviews", "{}", all.stderr);
+    let missing = kube(&["get", "vs", "ratings"]);
+    assert_eq!(missing.code, FAILED, "{}", missing.stdout);
+
+    // An Error finding about what is applied is refused before anything is written.
+    let bad = mesh.home.path().join("bad.yaml");
+    std::fs::write(&bad, yaml.replace("subset: v1}}]}]", "subset: v7}}]}]")).expect("write");
+    let before = objects();
+    let refused = kube(&["apply", "-f", bad.to_str().expect("path")]);
+    assert_eq!(refused.code, ISSUES_FOUND, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("IST0101") && refused.stderr.contains("nothing was changed"), "{}", refused.stderr);
+    assert_eq!(objects(), before, "nothing was written");
+    // Live analysis over the cluster's objects and pods: with no pod, the subsets select
+    // nothing (IST0173); with a pod of each version, all is well.
+    let empty = kube(&["analyze"]);
+    assert_eq!(empty.code, ISSUES_FOUND, "{}{}", empty.stdout, empty.stderr);
+    assert!(empty.stdout.contains("IST0173"), "{}", empty.stdout);
+    let pod_path = |v: &str| format!("/api/v1/namespaces/default/pods/reviews-{v}");
+    for v in ["v1", "v2"] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("reviews-{v}"), "namespace": "default", "labels": {"app": "reviews", "version": v}},
+            "spec": {"containers": [{"name": "reviews", "image": "reviews"}, {"name": "istio-proxy", "image": "example.org/mesh/proxy:9.8.7"}]},
+            "status": {"phase": "Running"}});
+        cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(pod_path(v), pod);
+    }
+    let analyzed = kube(&["analyze"]);
+    assert_eq!(analyzed.code, 0, "{}{}", analyzed.stdout, analyzed.stderr);
+    assert!(analyzed.stdout.contains("the cluster (3 resources, 2 workloads)"), "{}", analyzed.stdout);
+    // version: the cluster's, meshd's Deployment's, the proxies' image tags.
+    let none = kube(&["version"]);
+    assert!(
+        none.stdout.contains("Kubernetes version: v1.30.2")
+            && none.stdout.contains("control plane version: none")
+            && none.stdout.contains("data plane version: 9.8.7"),
+        "{}{}",
+        none.stdout,
+        none.stderr
+    );
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(
+        "/apis/apps/v1/namespaces/istio-system/deployments/meshd".into(),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "meshd", "namespace": "istio-system", "labels": {"app.kubernetes.io/version": "9.8.6"}}}),
+    );
+    let version = kube(&["version", "-o", "json"]);
+    let v: Value = serde_json::from_str(&version.stdout).expect("json");
+    assert_eq!(v["meshd"], "9.8.6", "{v}");
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.remove(&pod_path("v2"));
+    let with_file = kube(&["analyze", bad.to_str().expect("path")]);
+    assert_eq!(with_file.code, ISSUES_FOUND, "{}", with_file.stdout);
+    assert!(with_file.stdout.contains("IST0101"), "{}", with_file.stdout);
+
+    // route split edits the VirtualService on the cluster and names subsets nothing serves.
+    let split = kube(&["route", "split", "reviews", "v1=50", "v2=50", "-y"]);
+    assert_eq!(split.code, 0, "{}{}", split.stdout, split.stderr);
+    let vs = objects()[vs_path].clone();
+    let weights: Vec<i64> = vs["spec"]["http"][0]["route"]
+        .as_array()
+        .expect("route")
+        .iter()
+        .map(|d| d["weight"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(weights, [50, 50], "{vs}");
+    assert!(split.stderr.contains("subset v2") && split.stderr.contains("has no endpoints"), "{}", split.stderr);
+    assert!(!split.stderr.contains("subset v1"), "{}", split.stderr);
+    assert!(split.stdout.contains("stored on the cluster"), "{}", split.stdout);
+
+    // delete: all or nothing.
+    let none = kube(&["delete", "vs", "reviews", "ratings"]);
+    assert_eq!(none.code, FAILED, "{}", none.stderr);
+    assert!(none.stderr.contains("nothing was deleted"), "{}", none.stderr);
+    assert!(objects().contains_key(vs_path));
+    let deleted = kube(&["delete", "vs", "reviews"]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert!(!objects().contains_key(vs_path));
+
+    // What still needs meshd's status says so, with what does work.
+    let ps = kube(&["proxy-status"]);
+    assert_eq!(ps.code, UNAVAILABLE, "{}", ps.stderr);
+    assert!(ps.stderr.contains("apply, get, delete, analyze and route split are"), "{}", ps.stderr);
 }

@@ -90,15 +90,17 @@ pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
     let mut live = Vec::new();
     let mut docs = Vec::new();
     let mut sources = Vec::new();
+    let on_cluster = ctx.global.platform == crate::cli::Platform::Kube;
     if !args.offline
-        && (args.files.is_empty() || crate::cmd::install::running(&meshd::Home::from_env()).await.is_some())
+        && (on_cluster
+            || args.files.is_empty()
+            || crate::cmd::install::running(&meshd::Home::from_env()).await.is_some())
     {
-        let client = ctx.client()?;
-        live = client.get(mesh_api::control::RESOURCES_PATH).await?;
-        let proxies: Vec<mesh_api::protocol::ProxyStatus> = client.get(mesh_api::control::PROXIES_PATH).await?;
-        let workloads: Vec<_> = proxies.into_iter().map(|p| p.workload).collect();
-        sources.push(format!("the running mesh ({} resources, {} workloads)", live.len(), workloads.len()));
-        live.extend(analyze::workload_pods(&workloads).into_iter().map(|r| r.value));
+        let (config, workloads) = ctx.config_store().await?.snapshot().await?;
+        let whose = if on_cluster { "the cluster" } else { "the running mesh" };
+        sources.push(format!("{whose} ({} resources, {} workloads)", config.len(), workloads.len()));
+        live = config;
+        live.extend(workloads);
     }
     // What `mesh apply` would refuse is reported too. A document of a kind nobody knows (a
     // typo) was not analyzed at all: that fails the analysis. Invalid fields are warnings, as

@@ -1,8 +1,7 @@
 //! `mesh apply -f`: validate everything locally, then send the batch to meshd, which
-//! validates again and stores it atomically.
+//! validates again and stores it atomically (on a cluster, to the API server: `store`).
 
 use mesh_api::Parsed;
-use mesh_api::control::{ApplyRequest, ApplyResponse};
 
 use crate::Ctx;
 use crate::cli::ApplyArgs;
@@ -41,8 +40,8 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let client = ctx.client()?;
-    let live: Vec<serde_json::Value> = client.get(mesh_api::control::RESOURCES_PATH).await?;
+    let store = ctx.config_store().await?;
+    let (live, _) = store.snapshot().await?;
     let applied: Vec<(String, String, String)> = docs
         .iter()
         .filter_map(|d| match &d.parsed {
@@ -78,12 +77,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
             errors.join("\n  ")
         )));
     }
-    let resp: ApplyResponse = client
-        .post(
-            mesh_api::control::APPLY_PATH,
-            &ApplyRequest { resources: values, namespace: ctx.global.namespace.clone(), dry_run: args.dry_run },
-        )
-        .await?;
+    let resp = store.apply(values, &ctx.global.namespace, args.dry_run).await?;
     let suffix = if args.dry_run { " (dry run)" } else { "" };
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}{suffix}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
@@ -92,6 +86,11 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         ctx.out.warn(line(m));
     }
     if args.wait && !args.dry_run {
+        if store.meshd().is_none() {
+            return Err(CliError::unavailable(
+                "applied; --wait is not available on the kube platform yet (it needs meshd's proxy status)",
+            ));
+        }
         return crate::cmd::proxy_status::wait(ctx, args.timeout, 0).await;
     }
     Ok(())

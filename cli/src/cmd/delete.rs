@@ -1,6 +1,5 @@
 //! `mesh delete KIND NAME...` or `mesh delete -f FILE`.
 
-use mesh_api::control::{ApplyResponse, DELETE_PATH, DeleteRequest};
 use mesh_api::{Key, Kind, Parsed};
 
 use crate::Ctx;
@@ -31,8 +30,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
         }
         keys.extend(names.iter().map(|n| Key { kind, namespace: ctx.global.namespace.clone(), name: n.clone() }));
     }
-    let resp: ApplyResponse =
-        ctx.client()?.post(DELETE_PATH, &DeleteRequest { keys, ignore_missing: args.ignore_not_found }).await?;
+    let resp = ctx.config_store().await?.delete(keys, args.ignore_not_found).await?;
     for r in resp.results {
         ctx.out.info(format!("{}/{} deleted", r.key.kind.qualified(), r.key.name));
     }

@@ -145,8 +145,9 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
     let _: ApplyResponse = client
         .post(APPLY_PATH, &ApplyRequest { resources: values, namespace: "default".into(), dry_run: false })
         .await?;
-    let plan = crate::cmd::route::plan_live(&client, "reviews", "default", &[("v1".into(), 100)]).await?;
-    crate::cmd::route::apply_plan(&client, &plan, "default").await?;
+    let store = crate::store::ConfigStore::Meshd(Box::new(MeshdClient::from_home(&home)?));
+    let plan = crate::cmd::route::plan_live(&store, "reviews", "default", &[("v1".into(), 100)]).await?;
+    crate::cmd::route::apply_plan(&store, &plan, "default").await?;
 
     // reviews v1..v3: app, then its sidecar.
     for v in ["v1", "v2", "v3"] {
@@ -229,8 +230,8 @@ async fn demo(ctx: &Ctx, args: &DemoArgs, procs: &mut Procs) -> Result<()> {
         if v3 > 0 {
             weights.push(("v3".to_string(), v3));
         }
-        let plan = crate::cmd::route::plan_live(&client, "reviews", "default", &weights).await?;
-        let (_, synced, total) = crate::cmd::route::apply_plan(&client, &plan, "default").await?;
+        let plan = crate::cmd::route::plan_live(&store, "reviews", "default", &weights).await?;
+        let (_, synced, total) = crate::cmd::route::apply_plan(&store, &plan, "default").await?;
         let mut counts = [0u32; 3];
         let mut errors = 0u32;
         for _ in 0..args.requests {

@@ -170,6 +170,11 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
 
 pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
     if matches!(args.kind.to_ascii_lowercase().as_str(), "workload" | "workloads" | "proxies") {
+        if ctx.global.platform == crate::cli::Platform::Kube {
+            return Err(CliError::unavailable(
+                "`mesh get workloads` is not available on the kube platform yet: use `kubectl get pods`",
+            ));
+        }
         return workloads(ctx, &args).await;
     }
     let kind = Kind::from_cli(&args.kind).ok_or_else(|| {
@@ -183,7 +188,11 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
         Some(s) => Some(LabelSelector::parse(s).map_err(CliError::usage)?),
         None => None,
     };
-    let mut items = list(&ctx.client()?, kind, ns, args.name.as_deref()).await?;
+    let mut skipped = Vec::new();
+    let mut items = ctx.config_store().await?.list(kind, ns, args.name.as_deref(), &mut skipped).await?;
+    for s in &skipped {
+        ctx.out.warn(format!("left out, as it does not validate: {s}"));
+    }
     if let Some(name) = &args.name
         && items.is_empty()
     {

@@ -44,7 +44,7 @@ pub async fn client(ctx: &Ctx) -> Result<kube::Client> {
 }
 
 /// A kube error as a CLI error: unreachable clusters and missing permissions say what to do.
-fn explain(e: kube::Error, what: &str) -> CliError {
+pub fn explain(e: kube::Error, what: &str) -> CliError {
     match &e {
         kube::Error::Api(s) if s.code == 403 => CliError::failed(format!(
             "{what}: permission denied ({}); ask for RBAC that allows it, or check you use the right --context",

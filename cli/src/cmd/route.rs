@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mesh_api::control::{APPLY_PATH, ApplyRequest, ApplyResponse};
+use mesh_api::control::ApplyResponse;
 use mesh_api::networking::{
     Destination, DestinationRuleSpec, HttpRoute, HttpRouteDestination, Subset, VirtualServiceSpec,
 };
@@ -12,8 +12,8 @@ use mesh_api::{Kind, Object, Resource, host};
 
 use crate::Ctx;
 use crate::cli::SplitArgs;
-use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
+use crate::store::ConfigStore;
 
 /// Parse and check `SUBSET=WEIGHT` pairs: valid names, no repeats, weights adding to 100.
 pub fn parse_weights(items: &[String]) -> std::result::Result<Vec<(String, u32)>, String> {
@@ -175,23 +175,26 @@ pub fn plan(
     Ok(Plan { resources: out, before, after })
 }
 
-/// Compute the plan against what meshd holds now.
-pub async fn plan_live(client: &MeshdClient, host_arg: &str, ns: &str, weights: &[(String, u32)]) -> Result<Plan> {
+/// Compute the plan against the config as it is now.
+pub async fn plan_live(store: &ConfigStore, host_arg: &str, ns: &str, weights: &[(String, u32)]) -> Result<Plan> {
+    let mut skipped = Vec::new();
     let fqdn = host::resolve(host_arg, ns);
     let svc_ns = fqdn
         .strip_suffix(&format!(".{}", host::DOMAIN_SUFFIX))
         .and_then(|s| s.rsplit_once('.'))
         .map(|(n, ns)| (n.to_string(), ns.to_string()));
     let service_exists = match &svc_ns {
-        Some((name, sns)) => !crate::cmd::get::list(client, Kind::Service, Some(sns), Some(name)).await?.is_empty(),
+        Some((name, sns)) => !store.list(Kind::Service, Some(sns), Some(name), &mut skipped).await?.is_empty(),
         None => false,
     };
-    let vss: Vec<_> = crate::cmd::get::list(client, Kind::VirtualService, Some(ns), None)
+    let vss: Vec<_> = store
+        .list(Kind::VirtualService, Some(ns), None, &mut skipped)
         .await?
         .into_iter()
         .filter_map(|r| if let Resource::VirtualService(o) = r { Some(o) } else { None })
         .collect();
-    let drs: Vec<_> = crate::cmd::get::list(client, Kind::DestinationRule, Some(ns), None)
+    let drs: Vec<_> = store
+        .list(Kind::DestinationRule, Some(ns), None, &mut skipped)
         .await?
         .into_iter()
         .filter_map(|r| if let Resource::DestinationRule(o) = r { Some(o) } else { None })
@@ -200,11 +203,12 @@ pub async fn plan_live(client: &MeshdClient, host_arg: &str, ns: &str, weights: 
         .map_err(|e| CliError::user(format!("{e}; nothing was changed")))
 }
 
-/// Apply a plan in one atomic batch and wait (up to 5 s) for every proxy to acknowledge it.
-pub async fn apply_plan(client: &MeshdClient, plan: &Plan, ns: &str) -> Result<(ApplyResponse, usize, usize)> {
+/// Apply a plan in one batch and wait (up to 5 s) for every proxy to acknowledge it (when
+/// meshd's proxy status can be read: not on a cluster yet).
+pub async fn apply_plan(store: &ConfigStore, plan: &Plan, ns: &str) -> Result<(ApplyResponse, usize, usize)> {
     let values = plan.resources.iter().map(Resource::to_value).collect();
-    let resp: ApplyResponse =
-        client.post(APPLY_PATH, &ApplyRequest { resources: values, namespace: ns.to_string(), dry_run: false }).await?;
+    let resp = store.apply(values, ns, false).await?;
+    let Some(client) = store.meshd() else { return Ok((resp, 0, 0)) };
     let statuses = crate::cmd::proxy_status::wait_synced(client, Duration::from_secs(5)).await?;
     let synced = statuses.iter().filter(|p| crate::cmd::proxy_status::all_synced(p)).count();
     Ok((resp, synced, statuses.len()))
@@ -214,20 +218,23 @@ pub async fn split(ctx: &Ctx, args: SplitArgs) -> Result<()> {
     let weights = parse_weights(&args.weights).map_err(|e| CliError::user(format!("{e}; nothing was changed")))?;
     let ns = ctx.global.namespace.as_str();
     let fqdn = host::resolve(&args.host, ns);
-    let client = ctx.client()?;
-    let plan = plan_live(&client, &args.host, ns, &weights).await?;
+    let store = ctx.config_store().await?;
+    let plan = plan_live(&store, &args.host, ns, &weights).await?;
     if args.dry_run {
         let docs: Vec<String> = plan.resources.iter().map(|r| serde_saphyr::to_string(r).unwrap_or_default()).collect();
         ctx.out.data(docs.join("---\n").trim_end());
         return Ok(());
     }
     ctx.out.confirm(&format!("Shift traffic for {fqdn}: {} -> {}?", plan.before, plan.after), args.yes)?;
-    let (resp, synced, total) = apply_plan(&client, &plan, ns).await?;
+    let (resp, synced, total) = apply_plan(&store, &plan, ns).await?;
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
     }
-    let statuses = crate::cmd::proxy_status::fetch(&client).await?;
-    for (subset, labels) in empty_subsets(&client, &fqdn, ns, &weights, &statuses).await? {
+    let statuses = match store.meshd() {
+        Some(client) => crate::cmd::proxy_status::fetch(client).await?,
+        None => Vec::new(),
+    };
+    for (subset, labels) in empty_subsets(&store, &fqdn, ns, &weights).await? {
         ctx.out.warn(format!(
             "subset {subset} ({labels}) of {fqdn} has no endpoints: no running workload of the service has those labels, so its share of the traffic will fail (503 no healthy upstream)"
         ));
@@ -240,40 +247,44 @@ pub async fn split(ctx: &Ctx, args: SplitArgs) -> Result<()> {
     if !lagging.is_empty() {
         ctx.out.warn(format!("not yet acknowledged by {} (`mesh proxy-status NAME` says why)", lagging.join(", ")));
     }
-    ctx.out.success(format!("{fqdn}: {} -> {} ({synced}/{total} proxies synced)", plan.before, plan.after));
+    if store.meshd().is_some() {
+        ctx.out.success(format!("{fqdn}: {} -> {} ({synced}/{total} proxies synced)", plan.before, plan.after));
+    } else {
+        ctx.out.success(format!(
+            "{fqdn}: {} -> {} (stored on the cluster; meshd pushes it to the proxies)",
+            plan.before, plan.after
+        ));
+    }
     Ok(())
 }
 
-/// The subsets given weight that no connected workload of the service serves, with their
+/// The subsets given weight that no running workload of the service serves, with their
 /// labels (`version=v3`).
 async fn empty_subsets(
-    client: &MeshdClient,
+    store: &ConfigStore,
     fqdn: &str,
     ns: &str,
     weights: &[(String, u32)],
-    statuses: &[mesh_api::protocol::ProxyStatus],
 ) -> Result<Vec<(String, String)>> {
+    let mut skipped = Vec::new();
     let Some((svc_name, svc_ns)) =
         fqdn.strip_suffix(&format!(".{}", host::DOMAIN_SUFFIX)).and_then(|s| s.rsplit_once('.'))
     else {
         return Ok(Vec::new());
     };
-    let selector = match crate::cmd::get::list(client, Kind::Service, Some(svc_ns), Some(svc_name)).await?.first() {
+    let selector = match store.list(Kind::Service, Some(svc_ns), Some(svc_name), &mut skipped).await?.first() {
         Some(Resource::Service(s)) if !s.spec.selector.is_empty() => s.spec.selector.clone(),
         _ => return Ok(Vec::new()), // no selector: endpoints are not ours to judge
     };
     let rule =
-        crate::cmd::get::list(client, Kind::DestinationRule, Some(ns), None).await?.into_iter().find_map(|r| match r {
+        store.list(Kind::DestinationRule, Some(ns), None, &mut skipped).await?.into_iter().find_map(|r| match r {
             Resource::DestinationRule(dr) if host::resolve(&dr.spec.host, ns) == fqdn => Some(dr),
             _ => None,
         });
     let Some(rule) = rule else { return Ok(Vec::new()) };
+    let running = store.workload_labels(svc_ns).await?;
     let serving = |labels: &BTreeMap<String, String>| {
-        statuses.iter().any(|p| {
-            p.workload.namespace == svc_ns
-                && crate::analyze::selects(&selector, &p.workload.labels)
-                && crate::analyze::selects(labels, &p.workload.labels)
-        })
+        running.iter().any(|w| crate::analyze::selects(&selector, w) && crate::analyze::selects(labels, w))
     };
     Ok(weights
         .iter()

@@ -10,6 +10,9 @@ use crate::error::Result;
 #[derive(Serialize)]
 struct Versions {
     client: String,
+    /// On the kube platform: the cluster's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meshd: Option<String>,
     proxies: Vec<String>,
@@ -21,8 +24,10 @@ pub async fn run(ctx: &Ctx, args: VersionArgs) -> Result<()> {
         return Ok(());
     }
     let home = meshd::Home::from_env();
-    let mut v = Versions { client: mesh_api::VERSION.to_string(), meshd: None, proxies: Vec::new() };
-    if let Some(client) = crate::cmd::install::running(&home).await {
+    let mut v = Versions { client: mesh_api::VERSION.to_string(), kubernetes: None, meshd: None, proxies: Vec::new() };
+    if ctx.global.platform == crate::cli::Platform::Kube {
+        on_cluster(ctx, &mut v).await?;
+    } else if let Some(client) = crate::cmd::install::running(&home).await {
         v.meshd = home.read_info().ok().map(|i| i.version);
         let ps: Vec<ProxyStatus> = client.get(mesh_api::control::PROXIES_PATH).await.unwrap_or_default();
         let mut pv: Vec<String> = ps.into_iter().map(|p| p.workload.proxy_version).collect();
@@ -34,9 +39,45 @@ pub async fn run(ctx: &Ctx, args: VersionArgs) -> Result<()> {
         return ctx.out.structured(args.output, &v);
     }
     ctx.out.data(format!("client version: {}", v.client));
+    if let Some(k) = &v.kubernetes {
+        ctx.out.data(format!("Kubernetes version: {k}"));
+    }
     ctx.out.data(format!("control plane version: {}", v.meshd.as_deref().unwrap_or("none (meshd is not running)")));
     if !v.proxies.is_empty() {
         ctx.out.data(format!("data plane version: {}", v.proxies.join(", ")));
     }
+    Ok(())
+}
+
+/// On a cluster: the API server's version, meshd's (its Deployment's version label) and the
+/// proxies' (the image tags of the pods' `istio-proxy` containers).
+async fn on_cluster(ctx: &Ctx, v: &mut Versions) -> Result<()> {
+    use kube::api::{Api, DynamicObject, ListParams};
+    use meshd::kubernetes::api_resource;
+    let client = crate::cmd::kube::client(ctx).await?;
+    let explain = crate::cmd::kube::explain;
+    let k = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
+    v.kubernetes = Some(k.git_version);
+    let deployments = api_resource("apps", "v1", "Deployment", "deployments");
+    let meshd = Api::<DynamicObject>::namespaced_with(client.clone(), "istio-system", &deployments)
+        .get_opt("meshd")
+        .await
+        .map_err(|e| explain(e, "reading the meshd Deployment"))?;
+    v.meshd = meshd.and_then(|d| d.metadata.labels?.get("app.kubernetes.io/version").cloned());
+    let pods = Api::<DynamicObject>::all_with(client, &api_resource("", "v1", "Pod", "pods"))
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| explain(e, "listing pods"))?;
+    let mut tags: Vec<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.data.pointer("/spec/containers")?.as_array().cloned())
+        .flatten()
+        .filter(|c| c["name"] == "istio-proxy")
+        .filter_map(|c| c["image"].as_str().and_then(|i| i.rsplit_once(':')).map(|(_, t)| t.to_string()))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    v.proxies = tags;
     Ok(())
 }
