@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{CliError, Result};
 
+#[derive(Clone)]
 pub struct MeshdClient {
     pub address: SocketAddr,
     token: String,

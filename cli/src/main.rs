@@ -8,6 +8,7 @@ mod cmd;
 mod error;
 mod files;
 mod output;
+mod reach;
 mod store;
 
 use std::process::ExitCode;
@@ -88,8 +89,14 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Delete(a) => rt.block_on(cmd::delete::run(&ctx, a)),
             Command::Analyze(a) => rt.block_on(cmd::analyze::run(&ctx, a)),
             Command::Route(RouteCommand::Split(a)) => rt.block_on(cmd::route::split(&ctx, a)),
+            // meshd and the proxies through port-forwards.
+            Command::ProxyStatus(a) => rt.block_on(cmd::proxy_status::run(&ctx, a)),
+            Command::ProxyConfig(a) => rt.block_on(cmd::proxy_config::run(&ctx, a)),
+            Command::Top(a) => rt.block_on(cmd::top::run(&ctx, a)),
+            Command::Cert(CertCommand::Status(a)) => rt.block_on(cmd::cert::status(&ctx, a)),
+            Command::Wait(a) => rt.block_on(cmd::proxy_status::wait(&ctx, a.timeout, a.proxies)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze and route split are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status and wait are); run with --platform local",
             )),
         };
     }

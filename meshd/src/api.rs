@@ -236,7 +236,7 @@ impl Api {
     }
 
     /// What meshd would send one proxy now (for `mesh proxy-status NAME`'s diff).
-    fn proxy_config(&self, query: &str) -> Resp {
+    pub(crate) fn proxy_config(&self, query: &str) -> Resp {
         let id = query.split('&').find_map(|kv| kv.strip_prefix("id=")).unwrap_or("").replace("%2F", "/");
         let world = self.state.world();
         let Some(w) = world.workload(&id) else {
@@ -246,7 +246,7 @@ impl Api {
         json(StatusCode::OK, &cfg)
     }
 
-    fn ca_status(&self) -> CaStatus {
+    pub(crate) fn ca_status(&self) -> CaStatus {
         let view = self.ca.view();
         CaStatus {
             trust_domain: view.trust_domain.clone(),

@@ -181,8 +181,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(l) = monitoring {
-        let (state, ca) = (state.clone(), api.ca.clone());
-        tokio::spawn(serve_monitoring(l, state, ca));
+        tokio::spawn(serve_monitoring(l, api.clone()));
     }
     let info = home::MeshdInfo {
         address,
@@ -243,7 +242,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 /// The monitoring port: Prometheus metrics at `/metrics`, and at `/debug/syncz` every
 /// connected proxy with each config type's sent and acknowledged versions and sync state.
 /// Read-only and unauthenticated, like istiod's; it listens on loopback unless told otherwise.
-async fn serve_monitoring(listener: TcpListener, state: Arc<state::State>, ca: Arc<ca::Ca>) {
+async fn serve_monitoring(listener: TcpListener, api: Arc<api::Api>) {
     let mut backoff = AcceptBackoff::default();
     loop {
         let stream = match listener.accept().await {
@@ -256,10 +255,10 @@ async fn serve_monitoring(listener: TcpListener, state: Arc<state::State>, ca: A
                 continue;
             }
         };
-        let (state, ca) = (state.clone(), ca.clone());
+        let api = api.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let resp = monitoring_response(&state, &ca, req.uri().path());
+                let resp = monitoring_response(&api, req.uri().path(), req.uri().query().unwrap_or(""));
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             let _ = api_http1().serve_connection(TokioIo::new(stream), svc).await;
@@ -315,12 +314,17 @@ pub fn raise_fd_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-fn monitoring_response(
-    state: &state::State,
-    ca: &ca::Ca,
-    path: &str,
-) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+fn monitoring_response(api: &api::Api, path: &str, query: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (state, ca) = (&api.state, &api.ca);
     let (status, content_type, body) = match path {
+        // Read-only views for `mesh` on a cluster (reached by a port-forward, as istioctl
+        // reaches istiod's debug endpoints): the proxies' sync state, what meshd would send
+        // one proxy, and the CA's public state.
+        "/debug/proxies" => {
+            (200, "application/json", serde_json::to_string(&state.proxy_statuses()).unwrap_or_default())
+        }
+        "/debug/config" => return api.proxy_config(query),
+        "/debug/ca" => (200, "application/json", serde_json::to_string(&api.ca_status()).unwrap_or_default()),
         "/metrics" | "/stats/prometheus" => {
             if let Some(expiry) = ca.view().roots.iter().map(|r| r.not_after_unix).max() {
                 state.metrics.root_expiry.set(expiry);
@@ -360,7 +364,7 @@ fn monitoring_response(
         }
         "/ready" if state.ready() => (200, "text/plain", "ready\n".to_string()),
         "/ready" => (503, "text/plain", "waiting for the first full list from the Kubernetes API\n".to_string()),
-        _ => (404, "text/plain", "not found: try /metrics or /debug/syncz\n".to_string()),
+        _ => (404, "text/plain", "not found: try /metrics, /debug/syncz or /debug/proxies\n".to_string()),
     };
     let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -31,6 +31,8 @@ struct Cluster {
     watches: Vec<(String, tokio::sync::mpsc::UnboundedSender<Bytes>)>,
     /// Service-account tokens the TokenReview API accepts: token -> (username, pod name).
     tokens: BTreeMap<String, (String, String)>,
+    /// Port-forward targets: (namespace, pod, port) -> where that port of the pod really is.
+    forwards: BTreeMap<(String, String, u16), std::net::SocketAddr>,
     resource_version: u64,
 }
 
@@ -192,6 +194,107 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, path: &str, query: &str, ctype
     }
 }
 
+type MockResponse = hyper::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>;
+
+/// `pods/NAME/portforward` as the API server serves it to kube clients: a WebSocket with the
+/// `v4.channel.k8s.io` protocol, one data and one error channel per port (each opened with a
+/// frame of the channel and the port), data frames prefixed with their channel, bridged here
+/// to the real listener the test registered for that pod and port.
+fn port_forward(cluster: &Mutex<Cluster>, req: hyper::Request<hyper::body::Incoming>) -> MockResponse {
+    let fail = |code: u16, message: &str| {
+        let (code, v) = status(code, "NotFound", message);
+        let mut r = hyper::Response::new(Full::new(Bytes::from(v.to_string())).boxed());
+        *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::NOT_FOUND);
+        r
+    };
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").replace("%2C", ",");
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (ns, pod) = match seg.as_slice() {
+        ["api", "v1", "namespaces", ns, "pods", pod, "portforward"] => (ns.to_string(), pod.to_string()),
+        _ => return fail(404, "not a pod"),
+    };
+    let ports: Vec<u16> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("ports="))
+        .flat_map(|p| p.split(','))
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+    c.log.push(("GET".into(), path.clone(), query.clone(), String::new()));
+    let Some(&port) = ports.first() else { return fail(400, "no ports") };
+    let Some(&target) = c.forwards.get(&(ns, pod, port)) else { return fail(404, "no such pod port in the mock") };
+    drop(c);
+    let Some(key) = req.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec()) else {
+        return fail(400, "not a WebSocket upgrade");
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+    tokio::spawn(async move {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (mut tx, mut rx) = ws.split();
+        let Ok(tcp) = tokio::net::TcpStream::connect(target).await else { return };
+        let (mut tcp_rx, mut tcp_tx) = tcp.into_split();
+        let [lo, hi] = port.to_le_bytes();
+        for channel in [0u8, 1] {
+            if tx.send(Message::binary(vec![channel, lo, hi])).await.is_err() {
+                return;
+            }
+        }
+        let to_pod = async move {
+            while let Some(Ok(msg)) = rx.next().await {
+                let sent = match msg {
+                    Message::Binary(b) if b.first() == Some(&0) => tcp_tx.write_all(&b[1..]).await.is_ok(),
+                    Message::Close(_) => false,
+                    _ => true,
+                };
+                if !sent {
+                    return;
+                }
+            }
+        };
+        let from_pod = async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match tcp_rx.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut frame = Vec::with_capacity(n + 1);
+                        frame.push(0);
+                        frame.extend_from_slice(&buf[..n]);
+                        if tx.send(Message::binary(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Message::Close(None)).await;
+        };
+        tokio::select! {
+            _ = to_pod => {}
+            _ = from_pod => {}
+        }
+    });
+    let mut r = hyper::Response::new(Empty::<Bytes>::new().boxed());
+    *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(http::header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+    if let Ok(v) = http::HeaderValue::from_str(&accept) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    h.insert(http::header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static("v4.channel.k8s.io"));
+    r
+}
+
 /// Start the mock on a runtime of its own; returns its address.
 fn mock_cluster(rt: &tokio::runtime::Runtime, cluster: Arc<Mutex<Cluster>>) -> std::net::SocketAddr {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
@@ -213,6 +316,9 @@ fn mock_cluster(rt: &tokio::runtime::Runtime, cluster: Arc<Mutex<Cluster>>) -> s
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_string();
+                        if path.ends_with("/portforward") {
+                            return Ok::<_, Infallible>(port_forward(&cluster, req));
+                        }
                         if query.contains("watch=true") {
                             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                             cluster.lock().unwrap_or_else(|e| e.into_inner()).watches.push((path, tx));
@@ -227,7 +333,10 @@ fn mock_cluster(rt: &tokio::runtime::Runtime, cluster: Arc<Mutex<Cluster>>) -> s
                         Ok::<_, Infallible>(resp)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades()
+                    .await;
             });
         }
     });
@@ -499,6 +608,62 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     assert!(status.contains("default/productpage-1"), "{status}");
     assert!(status.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{status}");
 
+    // The daily commands on the cluster: meshd's view through a port-forward to its pod's
+    // monitoring port, the proxy's admin API through a port-forward to its pod.
+    {
+        let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.insert(
+            "/api/v1/namespaces/istio-system/pods/meshd-0".into(),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "meshd-0", "namespace": "istio-system", "labels": {"app": "meshd"}},
+                "status": {"phase": "Running"}}),
+        );
+        c.forwards.insert(("istio-system".into(), "meshd-0".into(), 15014), monitoring);
+        c.forwards.insert(("default".into(), "productpage-1".into(), good.admin.port()), good.admin);
+    }
+    let kube = |args: &[&str]| {
+        let mut all = vec!["--platform", "kube", "--kubeconfig", kc.as_str()];
+        all.extend_from_slice(args);
+        mesh.run(&all)
+    };
+    let ps = kube(&["proxy-status"]);
+    assert_eq!(ps.code, 0, "{}{}", ps.stdout, ps.stderr);
+    assert!(ps.stdout.contains("productpage-1.default") && ps.stdout.contains("SYNCED"), "{}", ps.stdout);
+    let one = kube(&["ps", "productpage-1"]);
+    assert_eq!(one.code, 0, "{}{}", one.stdout, one.stderr);
+    assert!(one.stdout.contains("routes: meshd and the proxy agree"), "{}", one.stdout);
+    let pc = kube(&["pc", "cluster", "productpage-1"]);
+    assert_eq!(pc.code, 0, "{}{}", pc.stdout, pc.stderr);
+    assert!(pc.stdout.contains("ratings.default.svc.cluster.local"), "{}", pc.stdout);
+    let level = kube(&["pc", "log", "productpage-1", "--level", "debug"]);
+    assert_eq!(level.code, 0, "{}{}", level.stdout, level.stderr);
+    let cert = kube(&["cert", "status"]);
+    assert_eq!(cert.code, 0, "{}{}", cert.stdout, cert.stderr);
+    assert!(cert.stdout.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{}", cert.stdout);
+    let waited = kube(&["wait", "--proxies", "1", "--timeout", "20s"]);
+    assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
+    assert!(waited.stdout.contains("1 proxies have the config"), "{}", waited.stdout);
+    let top = kube(&["top", "--once", "--interval", "100ms", "-o", "json"]);
+    assert_eq!(top.code, 0, "{}{}", top.stdout, top.stderr);
+    let forwards = {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.log
+            .iter()
+            .filter(|(_, p, ..)| p.ends_with("/portforward"))
+            .map(|(_, p, q, _)| format!("{p}?{q}"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        forwards.iter().any(|f| f.contains("pods/meshd-0/portforward") && f.contains("ports=15014")),
+        "{forwards:?}"
+    );
+    assert!(forwards.iter().any(|f| f.contains("pods/productpage-1/portforward")), "{forwards:?}");
+    // A pod the API server cannot forward to: the error names it.
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).forwards.clear();
+    let gone = kube(&["proxy-status"]);
+    assert_eq!(gone.code, UNAVAILABLE, "{}{}", gone.stdout, gone.stderr);
+    assert!(gone.stderr.contains("istio-system/meshd-0"), "{}", gone.stderr);
+
     // The endpoint comes from the Pod and its EndpointSlice: a pod without a proxy, reached
     // in plain text.
     let outbound = good.outbound.expect("outbound listener");
@@ -528,8 +693,9 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
 /// On a cluster, `apply`, `get`, `delete`, `analyze` and `route split` read and write the
 /// objects through the API server as `kubectl` would (server-side apply, field manager `mesh`),
 /// every object of an apply dry-run first so a refusal changes nothing; `version` reads the
-/// cluster, meshd's Deployment and the proxies' images; commands that need
-/// meshd's proxy status say they are not available there yet.
+/// cluster, meshd's Deployment and the proxies' images. (proxy-status, proxy-config, top and
+/// cert through port-forwards are in `meshd_on_kube_serves_pods_and_authenticates_proxies_by_token`,
+/// where a real meshd and proxy run.)
 #[test]
 fn config_commands_go_through_the_api_server() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
@@ -645,8 +811,12 @@ fn config_commands_go_through_the_api_server() {
     assert_eq!(deleted.code, 0, "{}", deleted.stderr);
     assert!(!objects().contains_key(vs_path));
 
-    // What still needs meshd's status says so, with what does work.
+    // Without a meshd pod, what needs meshd says where it looked; what is not on the cluster
+    // yet says so, with what is.
     let ps = kube(&["proxy-status"]);
     assert_eq!(ps.code, UNAVAILABLE, "{}", ps.stderr);
-    assert!(ps.stderr.contains("apply, get, delete, analyze and route split are"), "{}", ps.stderr);
+    assert!(ps.stderr.contains("no running meshd pod in istio-system"), "{}", ps.stderr);
+    let logs = kube(&["logs"]);
+    assert_eq!(logs.code, UNAVAILABLE, "{}", logs.stderr);
+    assert!(logs.stderr.contains("proxy-config, top, cert status and wait are"), "{}", logs.stderr);
 }

@@ -86,11 +86,6 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
         ctx.out.warn(line(m));
     }
     if args.wait && !args.dry_run {
-        if store.meshd().is_none() {
-            return Err(CliError::unavailable(
-                "applied; --wait is not available on the kube platform yet (it needs meshd's proxy status)",
-            ));
-        }
         return crate::cmd::proxy_status::wait(ctx, args.timeout, 0).await;
     }
     Ok(())

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mesh_api::control::{
-    CA_PATH, CA_RENEW_PATH, CA_ROTATE_ROOT_PATH, CaStatus, RenewRequest, RenewResponse, RotateRootResponse,
+    CA_RENEW_PATH, CA_ROTATE_ROOT_PATH, CaStatus, RenewRequest, RenewResponse, RotateRootResponse,
 };
 use mesh_api::protocol::ProxyStatus;
 use serde::Serialize;
@@ -79,9 +79,9 @@ fn proxy_id(name: &str, default_ns: &str) -> String {
 }
 
 pub async fn status(ctx: &Ctx, args: CertStatusArgs) -> Result<()> {
-    let client = ctx.client()?;
-    let ca: CaStatus = client.get(CA_PATH).await?;
-    let mut proxies = crate::cmd::proxy_status::fetch(&client).await?;
+    let reach = ctx.reach().await?;
+    let ca: CaStatus = reach.ca().await?;
+    let mut proxies = reach.proxies().await?;
     if let Some(name) = &args.name {
         proxies.retain(|p| matches_name(p, name, &ctx.global.namespace));
         if proxies.is_empty() {

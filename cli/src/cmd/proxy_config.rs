@@ -21,12 +21,8 @@ struct Dump {
     config: ProxyConfig,
 }
 
-pub async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Result<Vec<u8>> {
-    admin_call(addr, http::Method::GET, path).await.map(|(_, body)| body)
-}
-
 /// One request to a proxy's admin API: its status and body.
-async fn admin_call(
+pub async fn admin_call(
     addr: std::net::SocketAddr,
     method: http::Method,
     path: &str,
@@ -47,7 +43,12 @@ async fn admin_call(
 }
 
 /// `proxy-config log NAME [--level L]`: the proxy's log level, or set it.
-async fn log_level(ctx: &Ctx, admin: std::net::SocketAddr, level: Option<&str>) -> Result<()> {
+async fn log_level(
+    ctx: &Ctx,
+    reach: &crate::reach::Reach,
+    proxy: &mesh_api::protocol::ProxyStatus,
+    level: Option<&str>,
+) -> Result<()> {
     let (status, body) = match level {
         Some(l) => {
             // A level or a filter of targets and levels; nothing a URI query would mangle.
@@ -56,9 +57,9 @@ async fn log_level(ctx: &Ctx, admin: std::net::SocketAddr, level: Option<&str>) 
                     "--level {l:?}: use trace, debug, info, warn, error, off, or a filter like mesh_proxy=debug,info"
                 )));
             }
-            admin_call(admin, http::Method::POST, &format!("/logging?level={l}")).await?
+            reach.admin_call(proxy, http::Method::POST, &format!("/logging?level={l}")).await?
         }
-        None => admin_call(admin, http::Method::GET, "/logging").await?,
+        None => reach.admin_call(proxy, http::Method::GET, "/logging").await?,
     };
     let text = String::from_utf8_lossy(&body).trim().to_string();
     if !status.is_success() {
@@ -78,8 +79,8 @@ fn matcher(m: &mesh_api::proxy_config::StringMatcher) -> String {
 }
 
 pub async fn run(ctx: &Ctx, args: ProxyConfigArgs) -> Result<()> {
-    let client = ctx.client()?;
-    let statuses = crate::cmd::proxy_status::fetch(&client).await?;
+    let reach = ctx.reach().await?;
+    let statuses = reach.proxies().await?;
     let (ns, name) = match (args.name.split_once('/'), args.name.split_once('.')) {
         (Some((ns, n)), _) => (ns.to_string(), n.to_string()),
         (None, Some((n, ns))) => (ns.to_string(), n.to_string()),
@@ -88,19 +89,15 @@ pub async fn run(ctx: &Ctx, args: ProxyConfigArgs) -> Result<()> {
     let proxy = statuses.iter().find(|p| p.workload.name == name && p.workload.namespace == ns).ok_or_else(|| {
         CliError::failed(format!("no proxy {name}.{ns} is connected; `mesh proxy-status` lists them"))
     })?;
-    let admin = proxy
-        .workload
-        .admin
-        .ok_or_else(|| CliError::unavailable(format!("proxy {name}.{ns} did not report an admin address")))?;
     if args.kind == ProxyConfigKind::Log {
-        return log_level(ctx, admin, args.level.as_deref()).await;
+        return log_level(ctx, &reach, proxy, args.level.as_deref()).await;
     }
     if args.level.is_some() {
         return Err(CliError::usage("--level goes with `proxy-config log NAME`"));
     }
-    let dump: Dump = serde_json::from_slice(&admin_get(admin, "/config_dump").await?)
-        .map_err(|e| CliError::unavailable(format!("unexpected config dump from {admin}: {e}")))?;
-    let certs: Value = serde_json::from_slice(&admin_get(admin, "/certs").await?).unwrap_or(Value::Null);
+    let dump: Dump = serde_json::from_slice(&reach.admin_get(proxy, "/config_dump").await?)
+        .map_err(|e| CliError::unavailable(format!("unexpected config dump from {name}.{ns}: {e}")))?;
+    let certs: Value = serde_json::from_slice(&reach.admin_get(proxy, "/certs").await?).unwrap_or(Value::Null);
     let cfg = &dump.config;
     let want = |k: ProxyConfigKind| args.kind == k || args.kind == ProxyConfigKind::All;
 

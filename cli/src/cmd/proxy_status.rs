@@ -9,6 +9,7 @@ use crate::Ctx;
 use crate::cli::{Output, ProxyStatusArgs};
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
+use crate::reach::Reach;
 
 pub async fn fetch(client: &MeshdClient) -> Result<Vec<ProxyStatus>> {
     client.get(mesh_api::control::PROXIES_PATH).await
@@ -24,26 +25,30 @@ pub fn all_synced(p: &ProxyStatus) -> bool {
 
 /// Wait until every connected proxy has acknowledged what meshd would send now.
 pub async fn wait_synced(client: &MeshdClient, timeout: Duration) -> Result<Vec<ProxyStatus>> {
-    wait_for(client, timeout, 0).await
+    wait_for(&Reach::Local(Box::new(client.clone())), timeout, 0).await
 }
 
 /// Wait until at least `at_least` proxies are connected and every one has acknowledged.
-async fn wait_for(client: &MeshdClient, timeout: Duration, at_least: usize) -> Result<Vec<ProxyStatus>> {
+async fn wait_for(reach: &Reach, timeout: Duration, at_least: usize) -> Result<Vec<ProxyStatus>> {
     let deadline = Instant::now() + timeout;
+    // A port-forward per look on a cluster: look less often there.
+    let every = match reach {
+        Reach::Local(_) => Duration::from_millis(20),
+        Reach::Kube { .. } => Duration::from_millis(500),
+    };
     loop {
-        let ps = fetch(client).await?;
+        let ps = reach.proxies().await?;
         if (ps.len() >= at_least && ps.iter().all(all_synced)) || Instant::now() > deadline {
             return Ok(ps);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
 /// `mesh wait` and `apply --wait`: until every connected proxy is SYNCED, or fail naming the
 /// proxies behind (and why, for a rejection) when `timeout` passes.
 pub async fn wait(ctx: &Ctx, timeout: Duration, at_least: usize) -> Result<()> {
-    let client = ctx.client()?;
-    let statuses = wait_for(&client, timeout, at_least).await?;
+    let statuses = wait_for(&ctx.reach().await?, timeout, at_least).await?;
     if statuses.len() < at_least {
         return Err(CliError::failed(format!(
             "{} of the {at_least} proxies asked for connected within {timeout:?}; `mesh proxy-status` lists them",
@@ -89,8 +94,8 @@ pub fn table(ctx: &Ctx, statuses: &[ProxyStatus]) {
 }
 
 pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
-    let client = ctx.client()?;
-    let mut statuses = fetch(&client).await?;
+    let reach = ctx.reach().await?;
+    let mut statuses = reach.proxies().await?;
     if let Some(name) = &args.name {
         let (ns, n) = name.split_once('/').unwrap_or((ctx.global.namespace.as_str(), name.as_str()));
         let (n, ns) = match n.split_once('.') {
@@ -125,7 +130,7 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
             })
             .collect();
         ctx.out.table(&["TYPE", "STATUS", "MESHD WOULD SEND", "SENT", "ACKNOWLEDGED", "REJECTED"], rows);
-        diff(ctx, &client, p).await?;
+        diff(ctx, &reach, p).await?;
         return Ok(());
     }
     // Every namespace, as istioctl's; -n given: that namespace only.
@@ -145,14 +150,14 @@ pub async fn run(ctx: &Ctx, args: ProxyStatusArgs) -> Result<()> {
 
 /// What meshd would send now against what the proxy holds (its config dump), per type:
 /// "in sync", or the lines that differ (like `istioctl proxy-status NAME`).
-async fn diff(ctx: &Ctx, client: &MeshdClient, p: &ProxyStatus) -> Result<()> {
+async fn diff(ctx: &Ctx, reach: &crate::reach::Reach, p: &ProxyStatus) -> Result<()> {
     let id = format!("{}/{}", p.workload.namespace, p.workload.name);
-    let want: serde_json::Value = client.get(&format!("{}?id={id}", mesh_api::control::PROXY_CONFIG_PATH)).await?;
-    let Some(admin) = p.workload.admin else {
+    let want = reach.proxy_config(&id).await?;
+    if p.workload.admin.is_none() {
         ctx.out.info("the proxy reported no admin address; cannot compare with what it holds");
         return Ok(());
-    };
-    let held = match crate::cmd::proxy_config::admin_get(admin, "/config_dump").await {
+    }
+    let held = match reach.admin_get(p, "/config_dump").await {
         Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
         Err(e) => {
             ctx.out.warn(format!("cannot read what the proxy holds: {e}"));

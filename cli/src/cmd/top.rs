@@ -212,20 +212,16 @@ fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64
 
 /// Every connected proxy's samples, read now.
 async fn scrape(ctx: &Ctx, namespace: Option<&str>) -> Result<Vec<Sample>> {
-    let client = ctx.client()?;
-    let statuses = crate::cmd::proxy_status::fetch(&client).await?;
-    let mut reads = tokio::task::JoinSet::new();
-    for admin in
-        statuses.iter().filter(|p| namespace.is_none_or(|n| p.workload.namespace == n)).filter_map(|p| p.workload.admin)
-    {
-        reads.spawn(async move { crate::cmd::proxy_config::admin_get(admin, "/stats/prometheus").await });
-    }
+    let reach = ctx.reach().await?;
+    let statuses = reach.proxies().await?;
+    let reads = statuses
+        .iter()
+        .filter(|p| namespace.is_none_or(|n| p.workload.namespace == n) && p.workload.admin.is_some())
+        .map(|p| reach.admin_get(p, "/stats/prometheus"));
     // A proxy that does not answer (stopping, say) is left out of this round.
     let mut all = Vec::new();
-    while let Some(read) = reads.join_next().await {
-        if let Ok(Ok(body)) = read {
-            all.extend(parse(&String::from_utf8_lossy(&body)));
-        }
+    for body in futures_util::future::join_all(reads).await.into_iter().flatten() {
+        all.extend(parse(&String::from_utf8_lossy(&body)));
     }
     Ok(all)
 }
