@@ -37,6 +37,9 @@ _mesh() {
             mesh,demo)
                 cmd="mesh__subcmd__demo"
                 ;;
+            mesh,experimental)
+                cmd="mesh__subcmd__experimental"
+                ;;
             mesh,get)
                 cmd="mesh__subcmd__get"
                 ;;
@@ -94,6 +97,9 @@ _mesh() {
             mesh,wait)
                 cmd="mesh__subcmd__wait"
                 ;;
+            mesh,x)
+                cmd="mesh__subcmd__experimental"
+                ;;
             mesh__subcmd__cert,help)
                 cmd="mesh__subcmd__cert__subcmd__help"
                 ;;
@@ -118,6 +124,18 @@ _mesh() {
             mesh__subcmd__cert__subcmd__help,status)
                 cmd="mesh__subcmd__cert__subcmd__help__subcmd__status"
                 ;;
+            mesh__subcmd__experimental,describe)
+                cmd="mesh__subcmd__experimental__subcmd__describe"
+                ;;
+            mesh__subcmd__experimental,help)
+                cmd="mesh__subcmd__experimental__subcmd__help"
+                ;;
+            mesh__subcmd__experimental__subcmd__help,describe)
+                cmd="mesh__subcmd__experimental__subcmd__help__subcmd__describe"
+                ;;
+            mesh__subcmd__experimental__subcmd__help,help)
+                cmd="mesh__subcmd__experimental__subcmd__help__subcmd__help"
+                ;;
             mesh__subcmd__help,analyze)
                 cmd="mesh__subcmd__help__subcmd__analyze"
                 ;;
@@ -138,6 +156,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,demo)
                 cmd="mesh__subcmd__help__subcmd__demo"
+                ;;
+            mesh__subcmd__help,experimental)
+                cmd="mesh__subcmd__help__subcmd__experimental"
                 ;;
             mesh__subcmd__help,get)
                 cmd="mesh__subcmd__help__subcmd__get"
@@ -195,6 +216,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help__subcmd__cert,status)
                 cmd="mesh__subcmd__help__subcmd__cert__subcmd__status"
+                ;;
+            mesh__subcmd__help__subcmd__experimental,describe)
+                cmd="mesh__subcmd__help__subcmd__experimental__subcmd__describe"
                 ;;
             mesh__subcmd__help__subcmd__manifest,generate)
                 cmd="mesh__subcmd__help__subcmd__manifest__subcmd__generate"
@@ -284,7 +308,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait check completion manifest inject kube-inject demo help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait check experimental x completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -807,6 +831,116 @@ _mesh() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mesh__subcmd__experimental)
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help describe help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__experimental__subcmd__describe)
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help pod po service svc"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__experimental__subcmd__help)
+            opts="describe help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__experimental__subcmd__help__subcmd__describe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__experimental__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mesh__subcmd__get)
             opts="-A -l -o -n -q -h --all-namespaces --selector --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -858,7 +992,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait check completion manifest inject demo help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait check experimental completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1000,6 +1134,34 @@ _mesh() {
         mesh__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__experimental)
+            opts="describe"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__experimental__subcmd__describe)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -48,6 +48,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
+            cand experimental 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
+            cand x 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -567,6 +569,74 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mesh;experimental'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;x'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;experimental;describe'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'mesh;x;describe'= {
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'mesh;experimental;help'= {
+            cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;experimental;help;describe'= {
+        }
+        &'mesh;experimental;help;help'= {
+        }
+        &'mesh;x;help'= {
+            cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mesh;x;help;describe'= {
+        }
+        &'mesh;x;help;help'= {
+        }
         &'mesh;completion'= {
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
@@ -680,6 +750,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
+            cand experimental 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
             cand inject 'Add the sidecar (and its capture init container) to Kubernetes workloads in YAML, like `istioctl kube-inject`'
@@ -745,6 +816,11 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;wait'= {
         }
         &'mesh;help;check'= {
+        }
+        &'mesh;help;experimental'= {
+            cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'
+        }
+        &'mesh;help;experimental;describe'= {
         }
         &'mesh;help;completion'= {
         }

@@ -103,6 +103,9 @@ pub enum Command {
     /// Check the mesh's health, like `linkerd check`: meshd, certificates and their expiry,
     /// proxies in sync; `--pre` checks this machine before an install.
     Check(CheckArgs),
+    /// Experimental commands, as istioctl's `x`: `describe pod|service NAME`.
+    #[command(subcommand, visible_alias = "x")]
+    Experimental(ExperimentalCommand),
     /// Print a shell completion script.
     Completion(CompletionArgs),
     /// Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway).
@@ -595,4 +598,21 @@ pub struct DemoAppArgs {
     pub call: Option<String>,
     #[arg(long)]
     pub via: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentalCommand {
+    /// What applies to a pod (a connected proxy) or a service: its Services and ports with
+    /// their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService
+    /// routes and their weights, authorization and JWT policies, as `istioctl x describe`.
+    Describe(DescribeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// `pod` (`po`) or `service` (`svc`).
+    #[arg(value_parser = ["pod", "po", "service", "svc"])]
+    pub kind: String,
+    /// NAME, NAME.NAMESPACE or NAMESPACE/NAME.
+    pub name: String,
 }

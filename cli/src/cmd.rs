@@ -7,6 +7,7 @@ pub mod check;
 pub mod delete;
 pub mod demo;
 pub mod demo_app;
+pub mod describe;
 pub mod get;
 pub mod install;
 pub mod kube;

@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{
-    CertCommand, Cli, Command, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand, RouteCommand,
+    CertCommand, Cli, Command, ExperimentalCommand, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand,
+    RouteCommand,
 };
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
@@ -95,8 +96,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Top(a) => rt.block_on(cmd::top::run(&ctx, a)),
             Command::Cert(CertCommand::Status(a)) => rt.block_on(cmd::cert::status(&ctx, a)),
             Command::Wait(a) => rt.block_on(cmd::proxy_status::wait(&ctx, a.timeout, a.proxies)),
+            Command::Experimental(ExperimentalCommand::Describe(a)) => rt.block_on(cmd::describe::run(&ctx, a)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status and wait are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait and x describe are); run with --platform local",
             )),
         };
     }
@@ -179,6 +181,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Logs(a) => cmd::logs::run(&ctx, a).await,
             Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout, a.proxies).await,
+            Command::Experimental(ExperimentalCommand::Describe(a)) => cmd::describe::run(&ctx, a).await,
             Command::Check(a) => cmd::check::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {

@@ -674,6 +674,14 @@ fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> Service
     out
 }
 
+/// The DestinationRule that applies to the service `fqdn` for clients in `client_ns`, in
+/// Istio's lookup order (for `mesh x describe`).
+pub fn destination_rule_for(resources: &Resources, fqdn: &str, client_ns: &str) -> Option<Key> {
+    let index = Index::new(resources);
+    let svc = index.services.get(fqdn)?;
+    index.destination_rule_at(svc, client_ns).map(|i| index.destination_rules[i].0.clone())
+}
+
 /// A proxy's routes and clusters: they depend on its namespace and the labels in its
 /// `OutboundKey` only. (The push pipeline makes the same from shared pieces: `shared`.)
 pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Routes, Clusters) {

@@ -640,6 +640,14 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     let cert = kube(&["cert", "status"]);
     assert_eq!(cert.code, 0, "{}{}", cert.stdout, cert.stderr);
     assert!(cert.stdout.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{}", cert.stdout);
+    let described = kube(&["x", "describe", "pod", "productpage-1"]);
+    assert_eq!(described.code, 0, "{}{}", described.stdout, described.stderr);
+    assert!(
+        described.stdout.contains("Pod: productpage-1.default")
+            && described.stdout.contains("Identity: spiffe://cluster.local/ns/default/sa/bookinfo-productpage"),
+        "{}",
+        described.stdout
+    );
     let waited = kube(&["wait", "--proxies", "1", "--timeout", "20s"]);
     assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
     assert!(waited.stdout.contains("1 proxies have the config"), "{}", waited.stdout);
@@ -818,5 +826,5 @@ fn config_commands_go_through_the_api_server() {
     assert!(ps.stderr.contains("no running meshd pod in istio-system"), "{}", ps.stderr);
     let logs = kube(&["logs"]);
     assert_eq!(logs.code, UNAVAILABLE, "{}", logs.stderr);
-    assert!(logs.stderr.contains("proxy-config, top, cert status and wait are"), "{}", logs.stderr);
+    assert!(logs.stderr.contains("proxy-config, top, cert status, wait and x describe are"), "{}", logs.stderr);
 }

@@ -782,3 +782,62 @@ fn the_readme_usage_block_runs_as_written() {
     assert!(stdout.contains("reviews v2") && stdout.contains("meshd stopped"), "{stdout}");
     assert!(!stdout.contains("upstream connect error") && !stderr.contains("warning:"), "{stdout}\n{stderr}");
 }
+
+/// `mesh x describe` names what applies to a pod and to a service: the Service and its port's
+/// mTLS mode, the DestinationRule and the subsets the pod matches, the VirtualService's weights,
+/// and the authorization policy, from the running mesh.
+#[test]
+fn x_describe_names_what_applies_to_a_pod_and_a_service() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/reviews.yaml");
+    mesh.ok(&["apply", "-f", example]);
+    let policy = mesh.home.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default}\nspec: {mtls: {mode: STRICT}}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: reviews-viewer}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  action: ALLOW\n  rules: [{to: [{operation: {methods: [GET]}}]}]\n",
+    )
+    .expect("write");
+    mesh.ok(&["apply", "-f", policy.to_str().expect("path")]);
+    for v in ["v1", "v2"] {
+        let labels = format!("app=reviews,version={v}");
+        mesh.proxy(&["--workload", &format!("reviews-{v}"), "--labels", &labels, "--inbound", "9080=127.0.0.1:9"]);
+    }
+    mesh.wait_synced(2);
+
+    let pod = mesh.ok(&["x", "describe", "pod", "reviews-v1"]);
+    for line in [
+        "Pod: reviews-v1.default",
+        "Labels: app=reviews, version=v1",
+        "Proxy: SYNCED",
+        "Service: reviews.default.svc.cluster.local",
+        "Port 9080 (HTTP): mTLS STRICT",
+        "DestinationRule: default/reviews for \"reviews.default.svc.cluster.local\"",
+        "Matching subsets: v1",
+        "(Non-matching subsets v2)",
+        "VirtualService: default/reviews (port 9080)",
+        "90% to subset v1 (this pod), 10% to subset v2",
+        "AuthorizationPolicy: default/reviews-viewer (ALLOW, 1 rules)",
+    ] {
+        assert!(pod.stdout.contains(line), "{line:?} in:\n{}", pod.stdout);
+    }
+    let svc = mesh.ok(&["experimental", "describe", "svc", "reviews.default"]);
+    for line in [
+        "Service: reviews.default.svc.cluster.local",
+        "Selector: app=reviews",
+        "Subset v2: version=v2",
+        "90% to subset v1, 10% to subset v2",
+        "Pod: reviews-v1.default (app=reviews, version=v1): port 9080 mTLS STRICT",
+        "Pod: reviews-v2.default",
+    ] {
+        assert!(svc.stdout.contains(line), "{line:?} in:\n{}", svc.stdout);
+    }
+    let productpage = mesh.ok(&["x", "describe", "service", "productpage"]);
+    assert!(productpage.stdout.contains("DestinationRule: none"), "{}", productpage.stdout);
+    assert!(productpage.stdout.contains("Pods: none with a connected proxy"), "{}", productpage.stdout);
+    let missing = mesh.run(&["x", "describe", "pod", "ratings-v1"]);
+    assert_eq!(missing.code, FAILED, "{}", missing.stderr);
+    assert!(missing.stderr.contains("no proxy ratings-v1.default is connected"), "{}", missing.stderr);
+    let missing = mesh.run(&["x", "describe", "svc", "ratings"]);
+    assert_eq!(missing.code, FAILED, "{}", missing.stderr);
+}
