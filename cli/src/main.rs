@@ -97,8 +97,10 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Cert(CertCommand::Status(a)) => rt.block_on(cmd::cert::status(&ctx, a)),
             Command::Wait(a) => rt.block_on(cmd::proxy_status::wait(&ctx, a.timeout, a.proxies)),
             Command::Experimental(ExperimentalCommand::Describe(a)) => rt.block_on(cmd::describe::run(&ctx, a)),
+            Command::Logs(a) => rt.block_on(cmd::logs::run(&ctx, a)),
+            Command::Check(a) => rt.block_on(cmd::check::run(&ctx, a)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait and x describe are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait, x describe, logs and check are); run with --platform local",
             )),
         };
     }

@@ -21,7 +21,7 @@ use crate::cmd::kube::explain;
 use crate::error::{CliError, Result};
 
 /// Where meshd runs on a cluster, and its monitoring port.
-const MESHD_NAMESPACE: &str = "istio-system";
+pub const MESHD_NAMESPACE: &str = "istio-system";
 const MESHD_MONITORING: u16 = 15014;
 /// How long one request through a port-forward may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,7 +46,7 @@ impl Ctx {
 }
 
 /// A running meshd pod.
-async fn meshd_pod(client: &kube::Client) -> Result<String> {
+pub async fn meshd_pod(client: &kube::Client) -> Result<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), MESHD_NAMESPACE);
     let list =
         pods.list(&ListParams::default().labels("app=meshd")).await.map_err(|e| explain(e, "finding meshd's pod"))?;

@@ -31,6 +31,8 @@ struct Cluster {
     watches: Vec<(String, tokio::sync::mpsc::UnboundedSender<Bytes>)>,
     /// Service-account tokens the TokenReview API accepts: token -> (username, pod name).
     tokens: BTreeMap<String, (String, String)>,
+    /// Pods' logs: pod path -> text.
+    logs: BTreeMap<String, String>,
     /// Port-forward targets: (namespace, pod, port) -> where that port of the pod really is.
     forwards: BTreeMap<(String, String, u16), std::net::SocketAddr>,
     resource_version: u64,
@@ -316,6 +318,18 @@ fn mock_cluster(rt: &tokio::runtime::Runtime, cluster: Arc<Mutex<Cluster>>) -> s
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_string();
+                        if let Some(pod) = path.strip_suffix("/log") {
+                            let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+                            let text = c.logs.get(pod).cloned().unwrap_or_default();
+                            let tail = query
+                                .split('&')
+                                .find_map(|kv| kv.strip_prefix("tailLines="))
+                                .and_then(|n| n.parse::<usize>().ok());
+                            let lines: Vec<&str> = text.lines().collect();
+                            let from = tail.map_or(0, |n| lines.len().saturating_sub(n));
+                            let body: String = lines[from..].iter().map(|l| format!("{l}\n")).collect();
+                            return Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body)).boxed()));
+                        }
                         if path.ends_with("/portforward") {
                             return Ok::<_, Infallible>(port_forward(&cluster, req));
                         }
@@ -640,6 +654,14 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     let cert = kube(&["cert", "status"]);
     assert_eq!(cert.code, 0, "{}{}", cert.stdout, cert.stderr);
     assert!(cert.stdout.contains("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"), "{}", cert.stdout);
+    cluster
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .logs
+        .insert("/api/v1/namespaces/istio-system/pods/meshd-0".into(), "first line\nsecond line\nthird line\n".into());
+    let logs = kube(&["logs", "--tail", "2"]);
+    assert_eq!(logs.code, 0, "{}{}", logs.stdout, logs.stderr);
+    assert_eq!(logs.stdout, "second line\nthird line\n");
     let described = kube(&["x", "describe", "pod", "productpage-1"]);
     assert_eq!(described.code, 0, "{}{}", described.stdout, described.stderr);
     assert!(
@@ -648,6 +670,11 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         "{}",
         described.stdout
     );
+    let check = kube(&["check"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    for line in ["√ meshd is running and answers", "√ every proxy (1) has the config meshd holds now"] {
+        assert!(check.stdout.contains(line), "{line}: {}", check.stdout);
+    }
     let waited = kube(&["wait", "--proxies", "1", "--timeout", "20s"]);
     assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
     assert!(waited.stdout.contains("1 proxies have the config"), "{}", waited.stdout);
@@ -824,7 +851,10 @@ fn config_commands_go_through_the_api_server() {
     let ps = kube(&["proxy-status"]);
     assert_eq!(ps.code, UNAVAILABLE, "{}", ps.stderr);
     assert!(ps.stderr.contains("no running meshd pod in istio-system"), "{}", ps.stderr);
-    let logs = kube(&["logs"]);
-    assert_eq!(logs.code, UNAVAILABLE, "{}", logs.stderr);
-    assert!(logs.stderr.contains("proxy-config, top, cert status, wait and x describe are"), "{}", logs.stderr);
+    let check = kube(&["check"]);
+    assert_eq!(check.code, FAILED, "{}", check.stdout);
+    assert!(check.stdout.contains("× meshd is running and answers"), "{}", check.stdout);
+    let rotate = kube(&["cert", "rotate", "--workload", "productpage-1"]);
+    assert_eq!(rotate.code, UNAVAILABLE, "{}", rotate.stderr);
+    assert!(rotate.stderr.contains("x describe, logs and check are"), "{}", rotate.stderr);
 }

@@ -1,7 +1,8 @@
-//! `mesh check`: Linkerd-style health checks over a running local mesh, each a ✔ or × line
-//! with a hint; `--pre` runs the pre-install checks (`mesh precheck`).
+//! `mesh check`: Linkerd-style health checks over a running mesh (local, or on a cluster
+//! through `reach`), each a ✔ or × line with a hint; `--pre` runs the pre-install checks
+//! (`mesh precheck`).
 
-use mesh_api::control::{CA_PATH, CaStatus};
+use mesh_api::control::CaStatus;
 
 use crate::Ctx;
 use crate::cli::CheckArgs;
@@ -31,17 +32,50 @@ impl Outcome {
 
 pub async fn run(ctx: &Ctx, args: CheckArgs) -> Result<()> {
     if args.pre {
-        return crate::cmd::install::precheck(ctx).await;
+        return match ctx.global.platform {
+            crate::cli::Platform::Local => crate::cmd::install::precheck(ctx).await,
+            crate::cli::Platform::Kube => crate::cmd::kube::precheck(ctx).await,
+        };
     }
     let mut o = Outcome { failed: 0, warned: 0 };
     ctx.out.data("meshd\n-----");
-    let home = meshd::Home::from_env();
-    let Some(client) = crate::cmd::install::running(&home).await else {
-        o.fail(ctx, "meshd is running and answers", "`mesh install` starts it; `mesh logs` shows why it stopped");
-        return Err(CliError::failed("1 check failed"));
+    let (reach, ca, version) = match ctx.global.platform {
+        crate::cli::Platform::Local => {
+            let home = meshd::Home::from_env();
+            let Some(client) = crate::cmd::install::running(&home).await else {
+                o.fail(
+                    ctx,
+                    "meshd is running and answers",
+                    "`mesh install` starts it; `mesh logs` shows why it stopped",
+                );
+                return Err(CliError::failed("1 check failed"));
+            };
+            let reach = crate::reach::Reach::Local(Box::new(client));
+            let ca = reach.ca().await?;
+            (reach, ca, home.read_info().ok().map(|i| i.version))
+        }
+        crate::cli::Platform::Kube => {
+            let found = async {
+                let reach = ctx.reach().await?;
+                let ca = reach.ca().await?;
+                Ok::<_, CliError>((reach, ca))
+            };
+            let (reach, ca) = match found.await {
+                Ok(found) => found,
+                Err(e) => {
+                    o.fail(
+                        ctx,
+                        "meshd is running and answers",
+                        &format!("{e}; `mesh verify-install --platform kube`, `mesh logs --platform kube`"),
+                    );
+                    return Err(CliError::failed("1 check failed"));
+                }
+            };
+            (reach, ca, crate::cmd::version::meshd_on_cluster(ctx).await?)
+        }
     };
     o.pass(ctx, "meshd is running and answers");
-    match home.read_info().ok().map(|i| i.version) {
+    match version {
         Some(v) if v == mesh_api::VERSION => o.pass(ctx, "meshd runs this CLI's version"),
         v => o.warn(
             ctx,
@@ -52,7 +86,7 @@ pub async fn run(ctx: &Ctx, args: CheckArgs) -> Result<()> {
 
     ctx.out.data("\ncertificates\n------------");
     let now = crate::cmd::cert::now_unix();
-    let ca: CaStatus = client.get(CA_PATH).await?;
+    let ca: CaStatus = ca;
     match ca.roots.iter().find(|r| r.signing) {
         Some(r) if r.cert.not_after_unix <= now => {
             o.fail(ctx, &format!("the signing root {} has expired", r.cert.subject), "`mesh cert rotate-root`")
@@ -65,7 +99,7 @@ pub async fn run(ctx: &Ctx, args: CheckArgs) -> Result<()> {
         Some(r) => o.pass(ctx, &format!("the signing root ({}) is valid for more than 7 days", r.cert.subject)),
         None => o.fail(ctx, "meshd has a signing root", "`mesh logs`; `mesh install` sets up the CA"),
     }
-    let proxies = crate::cmd::proxy_status::fetch(&client).await?;
+    let proxies = reach.proxies().await?;
     let name = |p: &mesh_api::protocol::ProxyStatus| format!("{}.{}", p.workload.name, p.workload.namespace);
     let mut bad_certs = Vec::new();
     for p in &proxies {

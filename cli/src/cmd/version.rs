@@ -63,7 +63,7 @@ async fn on_cluster(ctx: &Ctx, v: &mut Versions) -> Result<()> {
         .get_opt("meshd")
         .await
         .map_err(|e| explain(e, "reading the meshd Deployment"))?;
-    v.meshd = meshd.and_then(|d| d.metadata.labels?.get("app.kubernetes.io/version").cloned());
+    v.meshd = meshd.and_then(version_label);
     let pods = Api::<DynamicObject>::all_with(client, &api_resource("", "v1", "Pod", "pods"))
         .list(&ListParams::default())
         .await
@@ -80,4 +80,20 @@ async fn on_cluster(ctx: &Ctx, v: &mut Versions) -> Result<()> {
     tags.dedup();
     v.proxies = tags;
     Ok(())
+}
+
+fn version_label(d: kube::api::DynamicObject) -> Option<String> {
+    d.metadata.labels?.get("app.kubernetes.io/version").cloned()
+}
+
+/// The version meshd's Deployment runs on the cluster (None without one).
+pub async fn meshd_on_cluster(ctx: &Ctx) -> Result<Option<String>> {
+    use kube::api::{Api, DynamicObject};
+    let client = crate::cmd::kube::client(ctx).await?;
+    let deployments = meshd::kubernetes::api_resource("apps", "v1", "Deployment", "deployments");
+    let d = Api::<DynamicObject>::namespaced_with(client, crate::reach::MESHD_NAMESPACE, &deployments)
+        .get_opt("meshd")
+        .await
+        .map_err(|e| crate::cmd::kube::explain(e, "reading the meshd Deployment"))?;
+    Ok(d.and_then(version_label))
 }
