@@ -51,6 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print meshd''s log (local platform: MESH_HOME/meshd.log)')
             [CompletionResult]::new('wait', 'wait', [CompletionResultType]::ParameterValue, 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install')
+            [CompletionResult]::new('bug-report', 'bug-report', [CompletionResultType]::ParameterValue, 'Collect what a bug report needs into one archive: meshd''s log, the config, every proxy''s sync state, config dump and certificates, the analysis; secrets redacted')
             [CompletionResult]::new('experimental', 'experimental', [CompletionResultType]::ParameterValue, 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`')
             [CompletionResult]::new('x', 'x', [CompletionResultType]::ParameterValue, 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -618,6 +619,21 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'mesh;bug-report' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write the archive (a .tar.gz); default `mesh-bug-report-<time>.tar.gz` here')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write the archive (a .tar.gz); default `mesh-bug-report-<time>.tar.gz` here')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Where the mesh runs')
+            [CompletionResult]::new('--kubeconfig', '--kubeconfig', [CompletionResultType]::ParameterName, 'Kubeconfig file (kube platform)')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Kubeconfig context (kube platform)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors and requested data')
+            [CompletionResult]::new('--no-color', '--no-color', [CompletionResultType]::ParameterName, 'Never colour output (also NO_COLOR)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'mesh;experimental' {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace for commands and for resources without one')
@@ -818,6 +834,7 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Print meshd''s log (local platform: MESH_HOME/meshd.log)')
             [CompletionResult]::new('wait', 'wait', [CompletionResultType]::ParameterValue, 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install')
+            [CompletionResult]::new('bug-report', 'bug-report', [CompletionResultType]::ParameterValue, 'Collect what a bug report needs into one archive: meshd''s log, the config, every proxy''s sync state, config dump and certificates, the analysis; secrets redacted')
             [CompletionResult]::new('experimental', 'experimental', [CompletionResultType]::ParameterValue, 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('manifest', 'manifest', [CompletionResultType]::ParameterValue, 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)')
@@ -910,6 +927,9 @@ Register-ArgumentCompleter -Native -CommandName 'mesh' -ScriptBlock {
             break
         }
         'mesh;help;check' {
+            break
+        }
+        'mesh;help;bug-report' {
             break
         }
         'mesh;help;experimental' {

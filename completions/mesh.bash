@@ -22,6 +22,9 @@ _mesh() {
             mesh,apply)
                 cmd="mesh__subcmd__apply"
                 ;;
+            mesh,bug-report)
+                cmd="mesh__subcmd__bug__subcmd__report"
+                ;;
             mesh,cert)
                 cmd="mesh__subcmd__cert"
                 ;;
@@ -141,6 +144,9 @@ _mesh() {
                 ;;
             mesh__subcmd__help,apply)
                 cmd="mesh__subcmd__help__subcmd__apply"
+                ;;
+            mesh__subcmd__help,bug-report)
+                cmd="mesh__subcmd__help__subcmd__bug__subcmd__report"
                 ;;
             mesh__subcmd__help,cert)
                 cmd="mesh__subcmd__help__subcmd__cert"
@@ -308,7 +314,7 @@ _mesh() {
 
     case "${cmd}" in
         mesh)
-            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait check experimental x completion manifest inject kube-inject demo help"
+            opts="-n -q -h --namespace --platform --kubeconfig --context --quiet --no-color --help install uninstall verify-install precheck apply get delete proxy proxy-status ps proxy-config pc route cert analyze top version logs wait check bug-report experimental x completion manifest inject kube-inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -435,6 +441,48 @@ _mesh() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -W "local kube" -- "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__bug__subcmd__report)
+            opts="-o -n -q -h --output --namespace --platform --kubeconfig --context --quiet --no-color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -992,7 +1040,7 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help)
-            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait check experimental completion manifest inject demo help"
+            opts="install uninstall verify-install precheck apply get delete proxy proxy-status proxy-config route cert analyze top version logs wait check bug-report experimental completion manifest inject demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1020,6 +1068,20 @@ _mesh() {
             return 0
             ;;
         mesh__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mesh__subcmd__help__subcmd__bug__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -48,6 +48,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
+            cand bug-report 'Collect what a bug report needs into one archive: meshd''s log, the config, every proxy''s sync state, config dump and certificates, the analysis; secrets redacted'
             cand experimental 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
             cand x 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
             cand completion 'Print a shell completion script'
@@ -569,6 +570,20 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mesh;bug-report'= {
+            cand -o 'Where to write the archive (a .tar.gz); default `mesh-bug-report-<time>.tar.gz` here'
+            cand --output 'Where to write the archive (a .tar.gz); default `mesh-bug-report-<time>.tar.gz` here'
+            cand -n 'Namespace for commands and for resources without one'
+            cand --namespace 'Namespace for commands and for resources without one'
+            cand --platform 'Where the mesh runs'
+            cand --kubeconfig 'Kubeconfig file (kube platform)'
+            cand --context 'Kubeconfig context (kube platform)'
+            cand -q 'Print only errors and requested data'
+            cand --quiet 'Print only errors and requested data'
+            cand --no-color 'Never colour output (also NO_COLOR)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mesh;experimental'= {
             cand -n 'Namespace for commands and for resources without one'
             cand --namespace 'Namespace for commands and for resources without one'
@@ -750,6 +765,7 @@ set edit:completion:arg-completer[mesh] = {|@words|
             cand logs 'Print meshd''s log (local platform: MESH_HOME/meshd.log)'
             cand wait 'Wait until every connected proxy has acknowledged the config meshd holds now (exit 1, naming the proxies behind, on timeout)'
             cand check 'Check the mesh''s health, like `linkerd check`: meshd, certificates and their expiry, proxies in sync; `--pre` checks this machine before an install'
+            cand bug-report 'Collect what a bug report needs into one archive: meshd''s log, the config, every proxy''s sync state, config dump and certificates, the analysis; secrets redacted'
             cand experimental 'Experimental commands, as istioctl''s `x`: `describe pod|service NAME`'
             cand completion 'Print a shell completion script'
             cand manifest 'Kubernetes manifests for the mesh (CRDs, meshd, webhooks, ingress gateway)'
@@ -816,6 +832,8 @@ set edit:completion:arg-completer[mesh] = {|@words|
         &'mesh;help;wait'= {
         }
         &'mesh;help;check'= {
+        }
+        &'mesh;help;bug-report'= {
         }
         &'mesh;help;experimental'= {
             cand describe 'What applies to a pod (a connected proxy) or a service: its Services and ports with their mTLS mode, the DestinationRule and the subsets it matches, the VirtualService routes and their weights, authorization and JWT policies, as `istioctl x describe`'

@@ -103,6 +103,9 @@ pub enum Command {
     /// Check the mesh's health, like `linkerd check`: meshd, certificates and their expiry,
     /// proxies in sync; `--pre` checks this machine before an install.
     Check(CheckArgs),
+    /// Collect what a bug report needs into one archive: meshd's log, the config, every
+    /// proxy's sync state, config dump and certificates, the analysis; secrets redacted.
+    BugReport(BugReportArgs),
     /// Experimental commands, as istioctl's `x`: `describe pod|service NAME`.
     #[command(subcommand, visible_alias = "x")]
     Experimental(ExperimentalCommand),
@@ -615,4 +618,11 @@ pub struct DescribeArgs {
     pub kind: String,
     /// NAME, NAME.NAMESPACE or NAMESPACE/NAME.
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BugReportArgs {
+    /// Where to write the archive (a .tar.gz); default `mesh-bug-report-<time>.tar.gz` here.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }

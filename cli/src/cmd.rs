@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod bug_report;
 pub mod cert;
 pub mod check;
 pub mod delete;

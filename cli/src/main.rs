@@ -99,8 +99,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Experimental(ExperimentalCommand::Describe(a)) => rt.block_on(cmd::describe::run(&ctx, a)),
             Command::Logs(a) => rt.block_on(cmd::logs::run(&ctx, a)),
             Command::Check(a) => rt.block_on(cmd::check::run(&ctx, a)),
+            Command::BugReport(a) => rt.block_on(cmd::bug_report::run(&ctx, a)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait, x describe, logs and check are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait, x describe, logs, check and bug-report are); run with --platform local",
             )),
         };
     }
@@ -184,6 +185,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Logs(a) => cmd::logs::run(&ctx, a).await,
             Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout, a.proxies).await,
             Command::Experimental(ExperimentalCommand::Describe(a)) => cmd::describe::run(&ctx, a).await,
+            Command::BugReport(a) => cmd::bug_report::run(&ctx, a).await,
             Command::Check(a) => cmd::check::run(&ctx, a).await,
             Command::Demo(a) => cmd::demo::run(&ctx, a).await,
             Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {

@@ -675,6 +675,13 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     for line in ["√ meshd is running and answers", "√ every proxy (1) has the config meshd holds now"] {
         assert!(check.stdout.contains(line), "{line}: {}", check.stdout);
     }
+    let archive = mesh.home.path().join("report.tar.gz");
+    let report = kube(&["bug-report", "-o", archive.to_str().expect("path")]);
+    assert_eq!(report.code, 0, "{}{}", report.stdout, report.stderr);
+    assert!(!report.stderr.contains("not collected"), "{}", report.stderr);
+    let listing = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("mesh-bug-report/proxies/default/productpage-1/config_dump.json"), "{listing}");
     let waited = kube(&["wait", "--proxies", "1", "--timeout", "20s"]);
     assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
     assert!(waited.stdout.contains("1 proxies have the config"), "{}", waited.stdout);
@@ -856,5 +863,5 @@ fn config_commands_go_through_the_api_server() {
     assert!(check.stdout.contains("× meshd is running and answers"), "{}", check.stdout);
     let rotate = kube(&["cert", "rotate", "--workload", "productpage-1"]);
     assert_eq!(rotate.code, UNAVAILABLE, "{}", rotate.stderr);
-    assert!(rotate.stderr.contains("x describe, logs and check are"), "{}", rotate.stderr);
+    assert!(rotate.stderr.contains("logs, check and bug-report are"), "{}", rotate.stderr);
 }

@@ -841,3 +841,55 @@ fn x_describe_names_what_applies_to_a_pod_and_a_service() {
     let missing = mesh.run(&["x", "describe", "svc", "ratings"]);
     assert_eq!(missing.code, FAILED, "{}", missing.stderr);
 }
+
+/// `mesh bug-report` writes one archive that the real `tar` reads: meshd's log, the config,
+/// the analysis, every proxy's sync state, config dump, certificates and metrics, and no
+/// private key or token.
+#[test]
+fn bug_report_collects_everything_and_leaks_no_secret() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/reviews.yaml")]);
+    mesh.proxy(&["--workload", "reviews-v1", "--labels", "app=reviews,version=v1", "--inbound", "9080=127.0.0.1:9"]);
+    mesh.wait_synced(1);
+    let archive = mesh.home.path().join("report.tar.gz");
+    let r = mesh.ok(&["bug-report", "-o", archive.to_str().expect("path")]);
+    assert!(r.stdout.contains("wrote"), "{}", r.stdout);
+    let listing = std::process::Command::new("tar").arg("-tzf").arg(&archive).output().expect("tar");
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for f in [
+        "mesh-bug-report/README.txt",
+        "mesh-bug-report/version.txt",
+        "mesh-bug-report/meshd.log",
+        "mesh-bug-report/config/resources.yaml",
+        "mesh-bug-report/analyze.txt",
+        "mesh-bug-report/proxies/status.json",
+        "mesh-bug-report/proxies/default/reviews-v1/config_dump.json",
+        "mesh-bug-report/proxies/default/reviews-v1/certs.json",
+        "mesh-bug-report/proxies/default/reviews-v1/stats.txt",
+    ] {
+        assert!(listing.lines().any(|l| l == f), "{f} in:\n{listing}");
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let x =
+        std::process::Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(out.path()).status().expect("tar");
+    assert!(x.success());
+    let read = |f: &str| std::fs::read_to_string(out.path().join("mesh-bug-report").join(f)).expect(f);
+    assert!(read("README.txt").contains("Everything was collected."), "{}", read("README.txt"));
+    assert!(read("config/resources.yaml").contains("kind: VirtualService"), "{}", read("config/resources.yaml"));
+    let dump: serde_json::Value =
+        serde_json::from_str(&read("proxies/default/reviews-v1/config_dump.json")).expect("json");
+    assert!(dump["config"]["routes"].is_object(), "{dump}");
+    // No secret in any file: not the admin token, not a private key.
+    let token = std::fs::read_to_string(mesh.home.path().join("token")).expect("token");
+    for l in listing.lines().filter(|l| !l.ends_with('/')) {
+        let text = std::fs::read_to_string(out.path().join(l)).unwrap_or_default();
+        assert!(!text.contains(token.trim()), "the admin token is in {l}");
+        assert!(!text.contains("PRIVATE KEY-----\n"), "a private key is in {l}");
+    }
+    // Without meshd: the report still comes, and says what is missing.
+    mesh.ok(&["uninstall", "-y"]);
+    let partial = mesh.ok(&["bug-report", "-o", archive.to_str().expect("path")]);
+    assert!(partial.stderr.contains("not collected: config"), "{}", partial.stderr);
+}
