@@ -207,8 +207,10 @@ pub struct GetArgs {
     /// services (svc), virtualservices (vs), destinationrules (dr), serviceentries (se), gateways (gw),
     /// peerauthentications (pa), authorizationpolicies (ap), requestauthentications (ra),
     /// localratelimits (rl), telemetries, or workloads.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::kinds))]
     pub kind: String,
     /// One resource by name.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::get_name))]
     pub name: Option<String>,
     /// All namespaces.
     #[arg(short = 'A', long)]
@@ -237,6 +239,7 @@ pub enum GetOutput {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Kind, then names (omit when using -f).
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::delete_args))]
     pub args: Vec<String>,
     /// Delete the resources in these files.
     #[arg(short = 'f', long = "filename")]
@@ -286,6 +289,7 @@ pub struct ProxyTokenCreateArgs {
 #[derive(Debug, Args)]
 pub struct ProxyStatusArgs {
     /// One proxy (workload name, or namespace/name) for details.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::proxy_names))]
     pub name: Option<String>,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -315,6 +319,7 @@ pub struct ProxyConfigArgs {
     #[arg(value_enum)]
     pub kind: ProxyConfigKind,
     /// The proxy: workload name in the current namespace, `namespace/name` or `name.namespace`.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::proxy_names))]
     pub name: String,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -344,6 +349,7 @@ pub enum CertCommand {
 #[derive(Debug, Args)]
 pub struct CertStatusArgs {
     /// Only this proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`).
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::proxy_names))]
     pub name: Option<String>,
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -352,7 +358,7 @@ pub struct CertStatusArgs {
 #[derive(Debug, Args)]
 pub struct CertRotateArgs {
     /// Only this workload's proxy (`NAME` in the current namespace, or `NAMESPACE/NAME`).
-    #[arg(long)]
+    #[arg(long, add = clap_complete::ArgValueCompleter::new(crate::complete::proxy_names))]
     pub workload: Option<String>,
 }
 
@@ -484,11 +490,12 @@ pub struct TopArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Install it:
   bash        mesh completion bash > ~/.local/share/bash-completion/completions/mesh
-  zsh         mesh completion zsh > \"${fpath[1]}/_mesh\"   (then: autoload -U compinit && compinit)
+  zsh         echo 'source <(mesh completion zsh)' >> ~/.zshrc
   fish        mesh completion fish > ~/.config/fish/completions/mesh.fish
   powershell  mesh completion powershell >> $PROFILE
   elvish      mesh completion elvish >> ~/.config/elvish/rc.elv
-Generated copies are in the repository's completions/ folder.")]
+The script asks `mesh` (on PATH) for each completion, so kinds, resource names and proxy
+names come from the running mesh. Copies are in the repository's completions/ folder.")]
 pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
@@ -617,6 +624,7 @@ pub struct DescribeArgs {
     #[arg(value_parser = ["pod", "po", "service", "svc"])]
     pub kind: String,
     /// NAME, NAME.NAMESPACE or NAMESPACE/NAME.
+    #[arg(add = clap_complete::ArgValueCompleter::new(crate::complete::describe_name))]
     pub name: String,
 }
 

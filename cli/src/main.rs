@@ -5,6 +5,7 @@ mod analyze;
 mod cli;
 mod client;
 mod cmd;
+mod complete;
 mod error;
 mod files;
 mod output;
@@ -36,6 +37,9 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    // A completion request from the script `mesh completion SHELL` prints (COMPLETE=SHELL):
+    // answer it and exit.
+    clap_complete::CompleteEnv::with_factory(cli::for_completion).bin("mesh").completer("mesh").complete();
     mesh_proxy::tls::install_provider();
     // Usage errors exit 64 (istioctl's habit, sysexits' EX_USAGE); --help and --version 0.
     let parsed = Cli::command().try_get_matches().and_then(|m| {
@@ -158,7 +162,18 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         }
         Command::Inject(args) => return cmd::manifest::inject(&ctx, &args),
         Command::Completion(args) => {
-            clap_complete::generate(args.shell, &mut cli::for_completion(), "mesh", &mut std::io::stdout());
+            use clap_complete::env::EnvCompleter;
+            let registration: &dyn EnvCompleter = match args.shell {
+                clap_complete::Shell::Bash => &clap_complete::env::Bash,
+                clap_complete::Shell::Zsh => &clap_complete::env::Zsh,
+                clap_complete::Shell::Fish => &clap_complete::env::Fish,
+                clap_complete::Shell::PowerShell => &clap_complete::env::Powershell,
+                clap_complete::Shell::Elvish => &clap_complete::env::Elvish,
+                other => return Err(CliError::usage(format!("no completion for {other}"))),
+            };
+            registration
+                .write_registration("COMPLETE", "mesh", "mesh", "mesh", &mut std::io::stdout())
+                .map_err(|e| CliError::failed(format!("writing the completion script: {e}")))?;
             return Ok(());
         }
         _ => {}

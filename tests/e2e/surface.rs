@@ -24,33 +24,71 @@ fn checked_in_completions_match_the_cli() {
 }
 
 /// The bash script, sourced into a real bash, completes the commands people type (istioctl's
-/// aliases too) and never the internal ones; the aliases and singular forms run.
+/// aliases too) and never the internal ones, and, asking `mesh` (on PATH) for each completion,
+/// the kinds, resource names and proxy names of the running mesh and directories with their
+/// `/`; the aliases and singular forms run.
 #[test]
 fn bash_completes_commands_and_istioctl_aliases_work() {
     let script = format!("{}/../completions/mesh.bash", env!("CARGO_MANIFEST_DIR"));
+    let mut mesh = Mesh::new();
+    let bin_dir = std::path::Path::new(MESH).parent().expect("bin dir").to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let home = mesh.home.path().to_path_buf();
     let complete = |words: &str| {
         let line = format!("mesh {words}");
         let cmd = format!(
-            "source {script}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< \"$COMP_LINE\"; [[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _mesh mesh \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            "source {script}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< \"$COMP_LINE\"; [[ \"$COMP_LINE\" == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_TYPE=9; _clap_complete_mesh mesh \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
         );
-        let out = std::process::Command::new("bash").args(["-c", &cmd]).output().expect("bash");
+        let out = std::process::Command::new("bash")
+            .args(["-c", &cmd])
+            .env("PATH", &path)
+            .env("MESH_HOME", &home)
+            .env_remove("MESH_NAMESPACE")
+            .output()
+            .expect("bash");
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
     };
+    let has = |got: &[String], want: &str| got.iter().any(|w| w == want);
     let top = complete("");
-    for want in ["install", "apply", "proxy-status", "ps", "proxy-config", "pc", "kube-inject", "analyze"] {
-        assert!(top.iter().any(|w| w == want), "{want} offered: {top:?}");
+    for want in ["install", "apply", "proxy-status", "pc", "analyze", "bug-report", "experimental"] {
+        assert!(has(&top, want), "{want} offered: {top:?}");
     }
     assert!(!top.iter().any(|w| w.starts_with("__")), "no internal command offered: {top:?}");
+    assert!(complete("__").iter().all(|w| w.is_empty()), "{:?}", complete("__"));
+    assert_eq!(complete("k"), ["kube-inject"]);
+    let p = complete("p");
+    assert!(has(&p, "ps") || has(&p, "proxy-status"), "{p:?}");
     let pc = complete("proxy-config ");
-    assert!(pc.iter().any(|w| w == "clusters") && pc.iter().any(|w| w == "routes"), "{pc:?}");
+    assert!(has(&pc, "clusters") && has(&pc, "routes"), "{pc:?}");
+    let kinds = complete("get ");
+    assert!(has(&kinds, "virtualservices") && has(&kinds, "vs") && has(&kinds, "workloads"), "{kinds:?}");
+    assert!(has(&complete("delete "), "destinationrules"));
 
-    // The aliases and istioctl's singular forms parse (here they stop at "meshd is not running").
-    let mesh = Mesh::new();
+    // From the running mesh: resource names of the kind typed, proxy names; paths.
+    mesh.install();
+    mesh.ok(&["apply", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/reviews.yaml")]);
+    mesh.proxy(&["--workload", "reviews-v1", "--labels", "app=reviews,version=v1"]);
+    mesh.wait_synced(1);
+    assert!(has(&complete("get vs "), "reviews"), "{:?}", complete("get vs "));
+    assert!(has(&complete("get svc prod"), "productpage"), "{:?}", complete("get svc prod"));
+    assert!(has(&complete("delete dr "), "reviews"), "{:?}", complete("delete dr "));
+    assert!(!has(&complete("get vs -n other "), "reviews"), "another namespace has none");
+    for line in ["ps ", "pc routes ", "x describe pod ", "cert status "] {
+        let got = complete(line);
+        assert!(has(&got, "reviews-v1") && has(&got, "reviews-v1.default"), "{line}: {got:?}");
+    }
+    assert!(has(&complete("x describe svc "), "productpage"));
+    let dir = format!("{}/../exa", env!("CARGO_MANIFEST_DIR"));
+    let files = complete(&format!("apply -f {dir}"));
+    assert!(files.iter().any(|f| f.ends_with("examples/")), "a directory, with its /: {files:?}");
+
+    // The aliases and istioctl's singular forms parse.
+    let other = Mesh::new();
     for args in [&["ps"][..], &["pc", "cluster", "x"], &["pc", "route", "x"], &["pc", "endpoint", "x"]] {
-        let r = mesh.run(args);
+        let r = other.run(args);
         assert!(r.stderr.contains("meshd is not running"), "mesh {args:?}: {}", r.stderr);
     }
-    let help = mesh.ok(&["completion", "--help"]);
+    let help = other.ok(&["completion", "--help"]);
     assert!(
         help.stdout.contains("bash-completion/completions/mesh") && help.stdout.contains("fish"),
         "{}",
