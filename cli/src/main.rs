@@ -34,6 +34,14 @@ impl Ctx {
     pub fn client(&self) -> Result<MeshdClient> {
         MeshdClient::from_home(&meshd::Home::from_env())
     }
+
+    /// meshd's admin API on the platform the flags name (on a cluster through a port-forward).
+    pub async fn admin_client(&self) -> Result<MeshdClient> {
+        match self.global.platform {
+            Platform::Local => self.client(),
+            Platform::Kube => reach::meshd_admin(self).await,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -99,13 +107,19 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::ProxyConfig(a) => rt.block_on(cmd::proxy_config::run(&ctx, a)),
             Command::Top(a) => rt.block_on(cmd::top::run(&ctx, a)),
             Command::Cert(CertCommand::Status(a)) => rt.block_on(cmd::cert::status(&ctx, a)),
+            // meshd's admin API through a port-forward, with the token meshd published.
+            Command::Cert(CertCommand::Rotate(a)) => rt.block_on(cmd::cert::rotate(&ctx, a)),
+            Command::Cert(CertCommand::RotateRoot(a)) => rt.block_on(cmd::cert::rotate_root(&ctx, a)),
+            Command::Proxy(ProxyCommand::Token(ProxyTokenCommand::Create(a))) => {
+                rt.block_on(cmd::proxy_token::create(&ctx, a))
+            }
             Command::Wait(a) => rt.block_on(cmd::proxy_status::wait(&ctx, a.timeout, a.proxies)),
             Command::Experimental(ExperimentalCommand::Describe(a)) => rt.block_on(cmd::describe::run(&ctx, a)),
             Command::Logs(a) => rt.block_on(cmd::logs::run(&ctx, a)),
             Command::Check(a) => rt.block_on(cmd::check::run(&ctx, a)),
             Command::BugReport(a) => rt.block_on(cmd::bug_report::run(&ctx, a)),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert status, wait, x describe, logs, check and bug-report are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert, proxy token, wait, x describe, logs, check and bug-report are); run with --platform local",
             )),
         };
     }

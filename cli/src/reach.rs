@@ -23,6 +23,8 @@ use crate::error::{CliError, Result};
 /// Where meshd runs on a cluster, and its monitoring port.
 pub const MESHD_NAMESPACE: &str = "istio-system";
 const MESHD_MONITORING: u16 = 15014;
+/// meshd's API port on a cluster (`--listen 0.0.0.0:15010`).
+const MESHD_API: u16 = 15010;
 /// How long one request through a port-forward may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -162,4 +164,46 @@ impl Reach {
     pub async fn admin_get(&self, p: &ProxyStatus, path: &str) -> Result<Vec<u8>> {
         self.admin_call(p, http::Method::GET, path).await.map(|(_, body)| body)
     }
+}
+
+/// meshd's admin API from a cluster, as a `MeshdClient`: a listener on loopback whose every
+/// connection is a port-forward to meshd's API port (as `kubectl port-forward` does), and the
+/// admin token that meshd pod published in its Secret. The listener lives as long as the
+/// command.
+pub async fn meshd_admin(ctx: &Ctx) -> Result<MeshdClient> {
+    let client = crate::cmd::kube::client(ctx).await?;
+    let pod = meshd_pod(&client).await?;
+    let secret = meshd::kubernetes::ADMIN_TOKENS_SECRET;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), MESHD_NAMESPACE);
+    let what = format!("reading the Secret {MESHD_NAMESPACE}/{secret}");
+    let data = secrets.get(secret).await.map_err(|e| explain(e, &what))?.data.unwrap_or_default();
+    let token = data.get(&pod).map(|b| String::from_utf8_lossy(&b.0).trim().to_string()).ok_or_else(|| {
+        CliError::unavailable(format!(
+            "meshd pod {MESHD_NAMESPACE}/{pod} has not published its admin token in the Secret {secret} (is it running this version?)"
+        ))
+    })?;
+    let pods: Api<Pod> = Api::namespaced(client, MESHD_NAMESPACE);
+    // One port-forward now, so an unreachable pod is reported as such rather than as a local
+    // connection failure later.
+    let probe = pods.portforward(&pod, &[MESHD_API]).await.map_err(|e| {
+        CliError::unavailable(format!("cannot port-forward to port {MESHD_API} of pod {MESHD_NAMESPACE}/{pod}: {e}"))
+    })?;
+    probe.abort();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| CliError::failed(format!("cannot listen on loopback for the port-forward: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| CliError::failed(e.to_string()))?;
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (pods, pod) = (pods.clone(), pod.clone());
+            tokio::spawn(async move {
+                let Ok(mut pf) = pods.portforward(&pod, &[MESHD_API]).await else { return };
+                if let Some(mut stream) = pf.take_stream(MESHD_API) {
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut stream).await;
+                }
+                pf.abort();
+            });
+        }
+    });
+    Ok(MeshdClient::new(addr, token))
 }

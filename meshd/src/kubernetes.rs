@@ -172,6 +172,40 @@ fn tcp_ports<'a>(ports: Option<&'a Value>, number: &'a str) -> impl Iterator<Ite
         })
 }
 
+/// The Secret in meshd's namespace where each meshd pod publishes its admin token, under its
+/// pod name, so that `mesh` on a cluster can call meshd's admin API (root rotation, renewals,
+/// proxy tokens) through a port-forward. Reading it takes RBAC on Secrets in meshd's
+/// namespace, like reading istiod's CA Secret.
+pub const ADMIN_TOKENS_SECRET: &str = "meshd-admin-tokens";
+
+/// Publish this pod's admin token (server-side apply, a field manager per pod so each owns
+/// its key), retrying until the API server takes it.
+pub async fn publish_admin_token(client: kube::Client, namespace: String, pod: String, token: String) {
+    use base64::Engine;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, &namespace, &api_resource("", "v1", "Secret", "secrets"));
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": ADMIN_TOKENS_SECRET, "namespace": namespace},
+        "data": {pod.as_str(): base64::engine::general_purpose::STANDARD.encode(token.trim())},
+    });
+    let params = PatchParams::apply(&format!("meshd-{pod}")).force();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match api.patch(ADMIN_TOKENS_SECRET, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {
+                info!(secret = ADMIN_TOKENS_SECRET, pod, "published the admin token for `mesh` on the cluster");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, secret = ADMIN_TOKENS_SECRET, retry_in = ?delay, "cannot publish the admin token");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 /// Sleep `after` when a step failed (then the caller retries), else never wake.
 pub async fn retry_if(failed: bool, after: Duration) {
     if failed { tokio::time::sleep(after).await } else { std::future::pending().await }

@@ -122,6 +122,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let (namespaces, namespaces_rx) = tokio::sync::watch::channel(Default::default());
         tokio::spawn(kubernetes::watch_cluster(client.clone(), state.clone(), kubernetes::default_kinds(), namespaces));
         tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx));
+        match std::env::var("POD_NAME") {
+            Ok(pod) => {
+                let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
+                tokio::spawn(kubernetes::publish_admin_token(client.clone(), ns, pod, token.clone()));
+            }
+            Err(_) => warn!("POD_NAME is not set: `mesh` on the cluster cannot reach meshd's admin API"),
+        }
         Some(client)
     } else {
         None

@@ -479,7 +479,8 @@ fn meshd(s: &Settings) -> Vec<Value> {
                                 {"name": "MESH_PLATFORM", "value": "kube"},
                                 {"name": "MESH_HUB", "value": s.hub},
                                 {"name": "MESH_TAG", "value": s.tag},
-                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+                                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
                             ],
                             "ports": [
                                 {"name": "grpc-xds", "containerPort": 15010, "protocol": "TCP"},

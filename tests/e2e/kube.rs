@@ -540,16 +540,17 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         .env("MESH_PLATFORM", "kube")
         .env("KUBECONFIG", &kc)
         .env("POD_NAMESPACE", "istio-system")
+        .env("POD_NAME", "meshd-0")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn meshd");
     mesh.keep(meshd);
     let info_file = mesh.home.path().join("meshd.json");
-    let (discovery, monitoring) = eventually("meshd.json with its addresses", Duration::from_secs(20), || {
+    let (discovery, monitoring, api) = eventually("meshd.json with its addresses", Duration::from_secs(20), || {
         let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
         let addr = |k: &str| v[k].as_str()?.parse::<std::net::SocketAddr>().ok();
-        Some((addr("discovery_tls")?, addr("monitoring")?))
+        Some((addr("discovery_tls")?, addr("monitoring")?, addr("address")?))
     });
 
     // The mesh root lands in every namespace; the proxy trusts meshd through it.
@@ -633,6 +634,7 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
                 "status": {"phase": "Running"}}),
         );
         c.forwards.insert(("istio-system".into(), "meshd-0".into(), 15014), monitoring);
+        c.forwards.insert(("istio-system".into(), "meshd-0".into(), 15010), api);
         c.forwards.insert(("default".into(), "productpage-1".into(), good.admin.port()), good.admin);
     }
     let kube = |args: &[&str]| {
@@ -675,6 +677,19 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     for line in ["√ meshd is running and answers", "√ every proxy (1) has the config meshd holds now"] {
         assert!(check.stdout.contains(line), "{line}: {}", check.stdout);
     }
+    // meshd's admin API (renewals, root rotation, proxy tokens) through a port-forward to its
+    // API port, with the token meshd published in its Secret.
+    let secret = eventually("meshd's admin token in its Secret", Duration::from_secs(20), || {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.get("/api/v1/namespaces/istio-system/secrets/meshd-admin-tokens").cloned()
+    });
+    assert!(secret["data"]["meshd-0"].is_string(), "{secret}");
+    let renewed = kube(&["cert", "rotate", "--workload", "productpage-1"]);
+    assert_eq!(renewed.code, 0, "{}{}", renewed.stdout, renewed.stderr);
+    assert!(renewed.stdout.contains("productpage-1"), "{}", renewed.stdout);
+    let minted = kube(&["proxy", "token", "create", "--workload", "vm-1", "--service-account", "vm"]);
+    assert_eq!(minted.code, 0, "{}{}", minted.stdout, minted.stderr);
+    assert!(minted.stdout.trim().starts_with("mpt1."), "{}", minted.stdout);
     let archive = mesh.home.path().join("report.tar.gz");
     let report = kube(&["bug-report", "-o", archive.to_str().expect("path")]);
     assert_eq!(report.code, 0, "{}{}", report.stdout, report.stderr);
@@ -861,7 +876,7 @@ fn config_commands_go_through_the_api_server() {
     let check = kube(&["check"]);
     assert_eq!(check.code, FAILED, "{}", check.stdout);
     assert!(check.stdout.contains("× meshd is running and answers"), "{}", check.stdout);
-    let rotate = kube(&["cert", "rotate", "--workload", "productpage-1"]);
-    assert_eq!(rotate.code, UNAVAILABLE, "{}", rotate.stderr);
-    assert!(rotate.stderr.contains("logs, check and bug-report are"), "{}", rotate.stderr);
+    let demo = kube(&["demo"]);
+    assert_eq!(demo.code, UNAVAILABLE, "{}", demo.stderr);
+    assert!(demo.stderr.contains("logs, check and bug-report are"), "{}", demo.stderr);
 }

@@ -159,7 +159,7 @@ pub async fn status(ctx: &Ctx, args: CertStatusArgs) -> Result<()> {
 }
 
 pub async fn rotate(ctx: &Ctx, args: CertRotateArgs) -> Result<()> {
-    let client = ctx.client()?;
+    let client = ctx.admin_client().await?;
     let before = crate::cmd::proxy_status::fetch(&client).await?;
     let workload = args.workload.as_deref().map(|w| proxy_id(w, &ctx.global.namespace));
     let resp: RenewResponse = client.post(CA_RENEW_PATH, &RenewRequest { workload }).await?;
@@ -204,7 +204,7 @@ pub async fn rotate(ctx: &Ctx, args: CertRotateArgs) -> Result<()> {
 }
 
 pub async fn rotate_root(ctx: &Ctx, args: CertRotateRootArgs) -> Result<()> {
-    let client = ctx.client()?;
+    let client = ctx.admin_client().await?;
     ctx.out.confirm(
         "Rotate the mesh root CA? Every proxy gets a new certificate; traffic keeps flowing throughout.",
         args.yes,

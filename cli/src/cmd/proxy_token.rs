@@ -17,7 +17,7 @@ pub async fn create(ctx: &Ctx, a: ProxyTokenCreateArgs) -> Result<()> {
         service_account: a.service_account.clone(),
         valid_for_secs: a.valid_for.map(|d| d.as_secs().max(1)),
     };
-    let answer: ProxyTokenResponse = ctx.client()?.post(PROXY_TOKENS_PATH, &request).await?;
+    let answer: ProxyTokenResponse = ctx.admin_client().await?.post(PROXY_TOKENS_PATH, &request).await?;
     let what = format!(
         "proxy token for workload {}/{} as service account {}{}",
         request.namespace,
