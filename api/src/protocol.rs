@@ -65,6 +65,24 @@ pub struct Workload {
     pub without_proxy: bool,
 }
 
+impl Workload {
+    /// A workload with no labels, ports or proxy details yet.
+    pub fn named(namespace: &str, name: &str, service_account: &str) -> Workload {
+        Workload {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            service_account: service_account.to_string(),
+            labels: BTreeMap::new(),
+            ports: Vec::new(),
+            admin: None,
+            outbound: None,
+            pid: 0,
+            proxy_version: String::new(),
+            without_proxy: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundPort {
     /// The workload (container) port, matched against a Service's targetPort.

@@ -654,18 +654,7 @@ mod tests {
     fn a_token_is_good_only_for_its_own_pod() {
         let caller =
             Caller { namespace: "default".into(), service_account: "reviews".into(), pod: Some("reviews-1".into()) };
-        let mut w = Workload {
-            name: "reviews-1".into(),
-            namespace: "default".into(),
-            service_account: "reviews".into(),
-            labels: Default::default(),
-            ports: Vec::new(),
-            admin: None,
-            outbound: None,
-            pid: 0,
-            proxy_version: String::new(),
-            without_proxy: false,
-        };
+        let mut w = Workload::named("default", "reviews-1", "reviews");
         assert!(caller.check(&w).is_ok());
         w.name = "ratings-1".into();
         let e = caller.check(&w).expect_err("another pod");

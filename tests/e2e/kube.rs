@@ -369,18 +369,36 @@ fn kubeconfig(mesh: &Mesh, server: &str) -> String {
     file.to_str().expect("path").to_string()
 }
 
+/// A mock cluster and a mesh whose `--platform kube` commands go to it.
+struct OnMock {
+    _rt: tokio::runtime::Runtime,
+    cluster: Arc<Mutex<Cluster>>,
+    mesh: Mesh,
+    kubeconfig: String,
+}
+
+impl OnMock {
+    fn new() -> OnMock {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let cluster = Arc::new(Mutex::new(Cluster::default()));
+        let addr = mock_cluster(&rt, cluster.clone());
+        let mesh = Mesh::new();
+        let kubeconfig = kubeconfig(&mesh, &format!("http://{addr}"));
+        OnMock { _rt: rt, cluster, mesh, kubeconfig }
+    }
+
+    fn kube(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--platform", "kube", "--kubeconfig", self.kubeconfig.as_str(), "--context", "mock"];
+        all.extend_from_slice(args);
+        self.mesh.run(&all)
+    }
+}
+
 #[test]
 fn kube_install_applies_waits_verifies_and_uninstalls() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let cluster = Arc::new(Mutex::new(Cluster::default()));
-    let addr = mock_cluster(&rt, cluster.clone());
-    let mesh = Mesh::new();
-    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
-    let kube = |args: &[&str]| {
-        let mut all = vec!["--platform", "kube", "--kubeconfig", kc.as_str(), "--context", "mock"];
-        all.extend_from_slice(args);
-        mesh.run(&all)
-    };
+    let on = OnMock::new();
+    let (cluster, mesh) = (&on.cluster, &on.mesh);
+    let kube = |args: &[&str]| on.kube(args);
 
     let pre = kube(&["precheck"]);
     assert_eq!(pre.code, 0, "{}{}", pre.stdout, pre.stderr);
@@ -399,7 +417,7 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
     let r = kube(&["install", "-y", "--profile", "minimal", "--wait-timeout", "20"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("meshd is ready in istio-system"), "{}", r.stdout);
-    let expected = mesh_manifest_count(&mesh, "minimal");
+    let expected = mesh_manifest_count(mesh, "minimal");
     {
         let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
         let patches: Vec<_> = c.log.iter().filter(|(m, ..)| m == "PATCH").collect();
@@ -449,7 +467,7 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
-    let kc2 = kubeconfig(&mesh, &format!("http://127.0.0.1:{port}"));
+    let kc2 = kubeconfig(mesh, &format!("http://127.0.0.1:{port}"));
     let down = mesh.run(&["--platform", "kube", "--kubeconfig", &kc2, "install", "-y"]);
     assert_eq!(down.code, UNAVAILABLE);
     assert!(down.stderr.contains("cannot reach the Kubernetes API"), "{}", down.stderr);
@@ -755,16 +773,9 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
 /// where a real meshd and proxy run.)
 #[test]
 fn config_commands_go_through_the_api_server() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let cluster = Arc::new(Mutex::new(Cluster::default()));
-    let addr = mock_cluster(&rt, cluster.clone());
-    let mesh = Mesh::new();
-    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
-    let kube = |args: &[&str]| {
-        let mut all = vec!["--platform", "kube", "--kubeconfig", kc.as_str(), "--context", "mock"];
-        all.extend_from_slice(args);
-        mesh.run(&all)
-    };
+    let on = OnMock::new();
+    let (cluster, mesh) = (&on.cluster, &on.mesh);
+    let kube = |args: &[&str]| on.kube(args);
     let objects = || cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.clone();
     let vs_path = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews";
     let config = mesh.home.path().join("reviews.yaml");

@@ -274,18 +274,7 @@ async fn describe_service(
     ctx.out.data(format!("Service: {fqdn}"));
     ctx.out.data(format!("   Selector: {}", labels_text(&selector)));
     // The routes as a client in the service's namespace gets them.
-    let client = Workload {
-        name: "mesh-describe".into(),
-        namespace: ns.to_string(),
-        service_account: "default".into(),
-        labels: BTreeMap::new(),
-        ports: Vec::new(),
-        admin: None,
-        outbound: None,
-        pid: 0,
-        proxy_version: String::new(),
-        without_proxy: false,
-    };
+    let client = Workload::named(ns, "mesh-describe", "default");
     let workloads: Vec<Workload> = statuses.iter().map(|p| p.workload.clone()).collect();
     let cfg = meshd::translate::translate_with(&world.resources, &workloads, &client, &Default::default());
     service_lines(ctx, world, &fqdn, ns, &cfg.routes.virtual_hosts, None);
