@@ -143,6 +143,10 @@ pub struct InstallArgs {
     /// Kube platform: how long to wait for meshd to be ready, in seconds.
     #[arg(long, default_value_t = 300)]
     pub wait_timeout: u64,
+    /// Kube platform: replace CRDs that mesh did not create (Istio's). Without it they are
+    /// kept as they are and used, or the install is refused if they lack a version mesh needs.
+    #[arg(long)]
+    pub replace_crds: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,7 +158,8 @@ pub struct VerifyInstallArgs {
 
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
-    /// Also delete MESH_HOME's stored config, token and logs.
+    /// Also delete MESH_HOME's stored config, token and logs (kube platform: the CRDs mesh
+    /// created and the namespace; CRDs it did not create stay).
     #[arg(long)]
     pub purge: bool,
     /// Do not ask for confirmation.

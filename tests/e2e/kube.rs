@@ -891,3 +891,75 @@ fn config_commands_go_through_the_api_server() {
     assert_eq!(demo.code, UNAVAILABLE, "{}", demo.stderr);
     assert!(demo.stderr.contains("logs, check and bug-report are"), "{}", demo.stderr);
 }
+
+/// With Istio's CRDs on the cluster, precheck names them; install keeps and uses them as they
+/// are (never patching them), refuses with nothing changed when one lacks the version mesh
+/// writes, and replaces them only with `--replace-crds`; uninstall never deletes them.
+#[test]
+fn istio_crds_are_kept_used_and_never_deleted() {
+    let on = OnMock::new();
+    let crd_path = |name: &str| format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
+    let istio_crd = |name: &str, versions: &[&str]| {
+        let versions: Vec<Value> =
+            versions.iter().map(|v| json!({"name": v, "served": true, "storage": *v == "v1"})).collect();
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name, "labels": {"app": "istio-pilot", "release": "istio"}},
+            "spec": {"group": "networking.istio.io", "versions": versions}})
+    };
+    let vs = "virtualservices.networking.istio.io";
+    let gw = "gateways.networking.istio.io";
+    {
+        let mut c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.insert(crd_path(vs), istio_crd(vs, &["v1", "v1beta1", "v1alpha3"]));
+        // An old Istio: gateways served at v1alpha3 only.
+        c.objects.insert(crd_path(gw), istio_crd(gw, &["v1alpha3"]));
+    }
+    let pre = on.kube(&["precheck"]);
+    assert_eq!(pre.code, FAILED, "{}{}", pre.stdout, pre.stderr);
+    assert!(pre.stderr.contains(&format!("CRD {vs} exists and was not created by mesh")), "{}", pre.stderr);
+    assert!(
+        pre.stderr.contains(&format!("CRD {gw} exists, was not created by mesh and does not serve v1")),
+        "{}",
+        pre.stderr
+    );
+
+    let patches = || {
+        let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.log.iter().filter(|(m, ..)| m == "PATCH").map(|(_, p, ..)| p.clone()).collect::<Vec<_>>()
+    };
+    let refused = on.kube(&["install", "-y", "--profile", "minimal", "--wait-timeout", "20"]);
+    assert_eq!(refused.code, FAILED, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains(gw) && refused.stderr.contains("nothing was changed"), "{}", refused.stderr);
+    assert!(patches().is_empty(), "nothing applied: {:?}", patches());
+
+    // Istio's gateways CRD upgraded: install keeps both and uses them.
+    on.cluster
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .objects
+        .insert(crd_path(gw), istio_crd(gw, &["v1", "v1alpha3"]));
+    let before = on.cluster.lock().unwrap_or_else(|e| e.into_inner()).objects[&crd_path(vs)].clone();
+    let installed = on.kube(&["install", "-y", "--profile", "minimal", "--wait-timeout", "20"]);
+    assert_eq!(installed.code, 0, "{}{}", installed.stdout, installed.stderr);
+    assert!(installed.stdout.contains(&format!("keeping CRD {vs} as it is")), "{}", installed.stdout);
+    assert!(!patches().iter().any(|p| p == &crd_path(vs) || p == &crd_path(gw)), "{:?}", patches());
+    assert!(patches().iter().any(|p| p == &crd_path("destinationrules.networking.istio.io")), "ours are applied");
+    assert_eq!(on.cluster.lock().unwrap_or_else(|e| e.into_inner()).objects[&crd_path(vs)], before);
+
+    // uninstall --purge deletes the CRDs mesh created, never Istio's.
+    let gone = on.kube(&["uninstall", "--purge", "-y"]);
+    assert_eq!(gone.code, 0, "{}{}", gone.stdout, gone.stderr);
+    assert!(gone.stdout.contains(&format!("kept CustomResourceDefinition {vs}")), "{}", gone.stdout);
+    {
+        let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(c.objects.contains_key(&crd_path(vs)) && c.objects.contains_key(&crd_path(gw)));
+        assert!(!c.objects.contains_key(&crd_path("destinationrules.networking.istio.io")));
+    }
+
+    // Asked to, install replaces them.
+    let replaced = on.kube(&["install", "-y", "--profile", "minimal", "--replace-crds", "--wait-timeout", "20"]);
+    assert_eq!(replaced.code, 0, "{}{}", replaced.stdout, replaced.stderr);
+    assert!(replaced.stderr.contains(&format!("replacing CRD {vs}")), "{}", replaced.stderr);
+    let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(c.objects[&crd_path(vs)]["metadata"]["labels"]["app.kubernetes.io/name"], "mesh");
+}

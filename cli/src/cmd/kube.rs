@@ -83,6 +83,48 @@ fn api_for(client: &kube::Client, obj: &Value) -> Result<(Api<DynamicObject>, St
     Ok((api, name, label))
 }
 
+/// Whether an object on the cluster was put there by mesh: every object mesh generates
+/// carries the label `app.kubernetes.io/name: mesh`.
+fn created_by_mesh(o: &DynamicObject) -> bool {
+    o.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/name")).is_some_and(|v| v == "mesh")
+}
+
+/// A CRD of the manifest that exists on the cluster without being mesh's (Istio's, say).
+struct ForeignCrd {
+    name: String,
+    /// The version mesh writes (the manifest's storage version), when the CRD does not serve it.
+    missing_version: Option<String>,
+}
+
+/// The manifest's CRDs that exist on the cluster and were not created by mesh.
+async fn foreign_crds(client: &kube::Client, objects: &[Value]) -> Result<Vec<ForeignCrd>> {
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| o["kind"] == "CustomResourceDefinition") {
+        let (api, name, label) = api_for(client, o)?;
+        let Some(existing) = api.get_opt(&name).await.map_err(|e| explain(e, &format!("reading {label}")))? else {
+            continue;
+        };
+        if created_by_mesh(&existing) {
+            continue;
+        }
+        let ours = o.pointer("/spec/versions").and_then(Value::as_array).and_then(|vs| {
+            vs.iter().find(|v| v["storage"] == true).and_then(|v| v["name"].as_str()).map(str::to_string)
+        });
+        let served: Vec<&str> = existing
+            .data
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| v["served"] == true)
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        let missing_version = ours.filter(|v| !served.contains(&v.as_str()));
+        out.push(ForeignCrd { name, missing_version });
+    }
+    Ok(out)
+}
+
 fn settings(args: &InstallArgs) -> Result<Settings> {
     crate::cmd::manifest::settings(&args.profile, &args.set, &[])
 }
@@ -105,6 +147,38 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
     let objects = meshd::manifest::objects(&s);
     let client = client(ctx).await?;
     let version = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
+    // CRDs someone else installed (Istio's) are kept and used as they are, unless asked to
+    // replace them; one that lacks the version mesh writes stops the install before anything
+    // is changed.
+    let foreign = foreign_crds(&client, &objects).await?;
+    if !args.replace_crds {
+        let lacking: Vec<String> = foreign
+            .iter()
+            .filter_map(|c| c.missing_version.as_ref().map(|v| format!("{} (does not serve {v})", c.name)))
+            .collect();
+        if !lacking.is_empty() {
+            return Err(CliError::failed(format!(
+                "CRDs not created by mesh lack a version mesh writes: {}; nothing was changed. Update them (a newer Istio's CRDs serve it), or replace them with --replace-crds",
+                lacking.join(", ")
+            )));
+        }
+    }
+    let kept: Vec<&str> =
+        if args.replace_crds { Vec::new() } else { foreign.iter().map(|c| c.name.as_str()).collect() };
+    let objects: Vec<Value> = objects
+        .into_iter()
+        .filter(|o| !(o["kind"] == "CustomResourceDefinition" && kept.iter().any(|k| o["metadata"]["name"] == *k)))
+        .collect();
+    for c in &foreign {
+        if args.replace_crds {
+            ctx.out.warn(format!("replacing CRD {}, which mesh did not create (--replace-crds)", c.name));
+        } else {
+            ctx.out.info(format!(
+                "keeping CRD {} as it is: it was not created by mesh (Istio's?) and serves what mesh needs",
+                c.name
+            ));
+        }
+    }
     if args.dry_run {
         ctx.out.info(format!(
             "would apply {} objects (profile {}) to the cluster at Kubernetes {}.{}:",
@@ -198,6 +272,17 @@ pub async fn uninstall(ctx: &Ctx, args: UninstallArgs) -> Result<()> {
             continue;
         }
         let (api, name, label) = api_for(&client, o)?;
+        // Never delete what mesh did not create (Istio's CRDs, an istio-system made by Istio).
+        if kind == "CustomResourceDefinition" || kind == "Namespace" {
+            match api.get_opt(&name).await.map_err(|e| explain(e, &format!("reading {label}")))? {
+                Some(existing) if !created_by_mesh(&existing) => {
+                    ctx.out.info(format!("kept {label}: it was not created by mesh"));
+                    continue;
+                }
+                None => continue,
+                Some(_) => {}
+            }
+        }
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {
                 removed += 1;
@@ -272,6 +357,19 @@ pub async fn precheck(ctx: &Ctx) -> Result<()> {
             ctx.out.success(format!("can {verb} {what}"));
         } else {
             problems.push(format!("missing permission to {verb} {what}"));
+        }
+    }
+    let default = Settings::profile("default").ok_or_else(|| CliError::internal("no default profile"))?;
+    for c in foreign_crds(&client, &meshd::manifest::objects(&default)).await? {
+        match &c.missing_version {
+            None => ctx.out.warn(format!(
+                "CRD {} exists and was not created by mesh (Istio's?): install keeps it and uses it as it is",
+                c.name
+            )),
+            Some(v) => problems.push(format!(
+                "CRD {} exists, was not created by mesh and does not serve {v}: install needs it updated, or --replace-crds",
+                c.name
+            )),
         }
     }
     let deployments = api_resource("apps", "v1", "Deployment", "deployments");
