@@ -42,14 +42,14 @@ fn invalid(msg: impl Into<String>) -> CaError {
     CaError::Invalid(msg.into())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StoredRoot {
     cert_pem: String,
     key_pem: String,
 }
 
 /// `ca.json`: every trusted root with its key, and which one signs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct CaFile {
     roots: Vec<StoredRoot>,
     signer: usize,
@@ -93,6 +93,9 @@ pub struct Ca {
     view: watch::Sender<Arc<CaView>>,
     /// One root rotation at a time.
     pub rotation: tokio::sync::Mutex<()>,
+    /// Bumped whenever this meshd changes the roots itself (a rotation step), so that on a
+    /// cluster the new state goes to the shared Secret.
+    changed: watch::Sender<u64>,
 }
 
 fn now_unix() -> i64 {
@@ -185,6 +188,7 @@ impl Ca {
             inner: Mutex::new(Inner { file, signer, renew_counter: 0 }),
             view: watch::channel(Arc::new(CaView::default())).0,
             rotation: tokio::sync::Mutex::new(()),
+            changed: watch::channel(0).0,
         };
         {
             let inner = ca.lock();
@@ -332,7 +336,54 @@ impl Ca {
         inner.file = next;
         inner.signer = signer;
         let renew = self.view().renew.clone();
-        self.publish(&inner, renew)
+        self.publish(&inner, renew)?;
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// The roots and keys as stored (`ca.json`), to share with other replicas.
+    pub fn state(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(&self.lock().file).unwrap_or_default()
+    }
+
+    /// A new CA state with one fresh root, before any `Ca` is opened (the first replica on a
+    /// cluster proposes it).
+    pub fn new_state(trust_domain: &str) -> Result<Vec<u8>, CaError> {
+        let file = CaFile { roots: vec![new_root(trust_domain)?], signer: 0 };
+        serde_json::to_vec_pretty(&file).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Check a stored state (as `state` gives it) and write it to `path`.
+    pub fn write_state(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+        let file: CaFile = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a CA state: {e}")))?;
+        let signer = file.roots.get(file.signer).ok_or_else(|| invalid("the CA state has no signing root"))?;
+        load_signer(signer)?;
+        write(path, &file)
+    }
+
+    /// Take the state another replica wrote (after a rotation step there); false when it is
+    /// what this one holds already.
+    pub fn replace_state(&self, bytes: &[u8]) -> Result<bool, CaError> {
+        let next: CaFile = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not a CA state: {e}")))?;
+        let mut inner = self.lock();
+        if inner.file == next {
+            return Ok(false);
+        }
+        let signer = match next.roots.get(next.signer) {
+            Some(r) => Arc::new(load_signer(r)?),
+            None => return Err(invalid("the CA state has no signing root")),
+        };
+        write(&self.path, &next)?;
+        inner.file = next;
+        inner.signer = signer;
+        let renew = self.view().renew.clone();
+        self.publish(&inner, renew)?;
+        Ok(true)
+    }
+
+    /// Changes this meshd made to the roots itself.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Rotation step 1: a new root joins the trust bundle (it does not sign yet).

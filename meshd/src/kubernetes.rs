@@ -206,6 +206,121 @@ pub async fn publish_admin_token(client: kube::Client, namespace: String, pod: S
     }
 }
 
+/// The Secret holding the mesh CA's roots and keys on a cluster (`ca.json`), shared by every
+/// meshd replica, as istiod's `istio-ca-secret`.
+pub const CA_SECRET: &str = "mesh-ca";
+/// A user's own CA in Istio's plug-in format (`ca-cert.pem`, `ca-key.pem`).
+pub const PLUGIN_CA_SECRET: &str = "cacerts";
+/// How often a replica looks at the CA Secret for another replica's rotation step.
+const CA_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the CA came from on a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaSource {
+    /// `cacerts`: the user's CA; meshd never writes it.
+    PlugIn,
+    /// `mesh-ca`: made by the first replica, shared by all.
+    Shared,
+}
+
+fn secret_data<'a>(s: &'a k8s_openapi::api::core::v1::Secret, key: &str) -> Option<&'a [u8]> {
+    s.data.as_ref()?.get(key).map(|b| b.0.as_slice())
+}
+
+/// Before the CA opens on a cluster: make `path` hold the CA every replica uses. The plug-in
+/// `cacerts` Secret when there is one; else the shared `mesh-ca` Secret; else this replica
+/// proposes a new root by creating `mesh-ca`, and when another replica created it first
+/// (409), takes theirs. Nothing is kept only in the pod.
+pub async fn bootstrap_ca(
+    client: &kube::Client,
+    namespace: &str,
+    path: &std::path::Path,
+    trust_domain: &str,
+) -> anyhow::Result<CaSource> {
+    use anyhow::Context;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |name: &'static str| {
+        let api = api.clone();
+        async move { api.get_opt(name).await.with_context(|| format!("cannot read the Secret {namespace}/{name}")) }
+    };
+    if let Some(plugin) = read(PLUGIN_CA_SECRET).await? {
+        let (Some(cert), Some(key)) = (secret_data(&plugin, "ca-cert.pem"), secret_data(&plugin, "ca-key.pem")) else {
+            anyhow::bail!(
+                "the Secret {namespace}/{PLUGIN_CA_SECRET} needs ca-cert.pem and ca-key.pem (Istio's plug-in CA format)"
+            );
+        };
+        let info = Ca::import(path, &String::from_utf8_lossy(cert), &String::from_utf8_lossy(key))
+            .with_context(|| format!("the plug-in CA in the Secret {namespace}/{PLUGIN_CA_SECRET}"))?;
+        info!(subject = %info.subject, "using the plug-in CA from the cacerts Secret");
+        return Ok(CaSource::PlugIn);
+    }
+    let shared = match read(CA_SECRET).await? {
+        Some(s) => s,
+        None => {
+            let proposed = Ca::new_state(trust_domain)?;
+            let secret: Secret = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": CA_SECRET, "namespace": namespace, "labels": {"app.kubernetes.io/name": "mesh"}},
+                "data": {"ca.json": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &proposed)},
+            }))?;
+            match api.create(&PostParams::default(), &secret).await {
+                Ok(s) => {
+                    info!("made the mesh root and stored it in the Secret {namespace}/{CA_SECRET}");
+                    s
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    info!("another meshd made the mesh root first; using it");
+                    read(CA_SECRET).await?.context("the CA Secret vanished after a conflict")?
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot create the Secret {namespace}/{CA_SECRET}")),
+            }
+        }
+    };
+    let state = secret_data(&shared, "ca.json")
+        .with_context(|| format!("the Secret {namespace}/{CA_SECRET} has no ca.json"))?;
+    Ca::write_state(path, state).with_context(|| format!("the CA in the Secret {namespace}/{CA_SECRET}"))?;
+    Ok(CaSource::Shared)
+}
+
+/// Keep this replica's CA and the shared Secret in step: a rotation step made here is written
+/// to the Secret (replace, with the resourceVersion read, so a concurrent write is noticed);
+/// one made by another replica is read from it.
+pub async fn follow_ca_state(client: kube::Client, namespace: String, ca: Arc<Ca>) {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let mut changes = ca.subscribe_changes();
+    loop {
+        tokio::select! {
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let state = ca.state();
+                let written = async {
+                    let mut s = api.get(CA_SECRET).await?;
+                    s.data.get_or_insert_with(Default::default).insert("ca.json".into(), k8s_openapi::ByteString(state));
+                    api.replace(CA_SECRET, &PostParams::default(), &s).await
+                };
+                match written.await {
+                    Ok(_) => info!("wrote the CA's new state to the Secret {CA_SECRET}"),
+                    Err(e) => warn!(error = %e, "cannot write the CA state to its Secret; the next look reconciles"),
+                }
+            }
+            _ = tokio::time::sleep(CA_SYNC_INTERVAL) => {
+                let Ok(Some(s)) = api.get_opt(CA_SECRET).await else { continue };
+                if let Some(state) = secret_data(&s, "ca.json") {
+                    match ca.replace_state(state) {
+                        Ok(true) => info!("took another meshd's CA state from the Secret {CA_SECRET}"),
+                        Ok(false) => {}
+                        Err(e) => warn!(error = %e, "the CA Secret holds an unusable state; keeping ours"),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Sleep `after` when a step failed (then the caller retries), else never wake.
 pub async fn retry_if(failed: bool, after: Duration) {
     if failed { tokio::time::sleep(after).await } else { std::future::pending().await }

@@ -81,6 +81,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     home.create().with_context(|| format!("cannot create MESH_HOME {}", home.root().display()))?;
     let token =
         home.ensure_token().with_context(|| format!("cannot create the access token in {}", home.root().display()))?;
+    // On a cluster the CA lives in the API server (a Secret every replica shares), not in the
+    // pod: take it from there before opening it.
+    let kube_client = if opts.kube {
+        let client = ::kube::Client::try_default()
+            .await
+            .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
+        let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
+        let source =
+            kubernetes::bootstrap_ca(&client, &ns, &home.ca_path(), mesh_api::identity::DEFAULT_TRUST_DOMAIN).await?;
+        Some((client, source))
+    } else {
+        None
+    };
     let ca = Arc::new(
         ca::Ca::open(&home.ca_path(), mesh_api::identity::DEFAULT_TRUST_DOMAIN, opts.cert_ttl)
             .with_context(|| format!("cannot open the mesh CA in {}", home.ca_path().display()))?,
@@ -113,11 +126,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
     tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
     tokio::spawn(state.clone().persist_registry_loop());
-    let kube_client = if opts.kube {
-        let client = ::kube::Client::try_default()
-            .await
-            .context("cannot reach the Kubernetes API: meshd needs its in-cluster service account or a KUBECONFIG")?;
+    let kube_client = if let Some((client, ca_source)) = kube_client {
         info!("reading config and workloads from the Kubernetes API");
+        if ca_source == kubernetes::CaSource::Shared {
+            let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
+            tokio::spawn(kubernetes::follow_ca_state(client.clone(), ns, ca.clone()));
+        }
         state.await_platform();
         let (namespaces, namespaces_rx) = tokio::sync::watch::channel(Default::default());
         tokio::spawn(kubernetes::watch_cluster(client.clone(), state.clone(), kubernetes::default_kinds(), namespaces));

@@ -106,6 +106,38 @@ fn answer(cluster: &Mutex<Cluster>, method: &str, path: &str, query: &str, ctype
             review["status"] = json!({"allowed": true});
             (201, review)
         }
+        // Create in a collection: 409 when the name is taken (a second meshd racing the first).
+        ("POST", p) if p.contains("/namespaces/") => {
+            let mut obj: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(name) = obj["metadata"]["name"].as_str().map(String::from) else {
+                return status(422, "Invalid", "metadata.name is required");
+            };
+            let path = format!("{p}/{name}");
+            if c.objects.contains_key(&path) {
+                return status(409, "AlreadyExists", &format!("{name} already exists"));
+            }
+            c.resource_version += 1;
+            obj["metadata"]["resourceVersion"] = json!(c.resource_version.to_string());
+            obj["metadata"]["uid"] = json!(format!("uid-{}", c.objects.len()));
+            c.objects.insert(path, obj.clone());
+            (201, obj)
+        }
+        // Replace: 409 when the object changed since the resourceVersion the writer read.
+        ("PUT", p) => {
+            let mut obj: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(old) = c.objects.get(p) else { return status(404, "NotFound", "not found") };
+            if old["metadata"]["resourceVersion"] != obj["metadata"]["resourceVersion"] {
+                return status(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version",
+                );
+            }
+            c.resource_version += 1;
+            obj["metadata"]["resourceVersion"] = json!(c.resource_version.to_string());
+            c.objects.insert(p.to_string(), obj.clone());
+            (200, obj)
+        }
         ("PATCH", p) => {
             if c.deny_cluster_roles && p.contains("/clusterroles/") {
                 return status(
@@ -962,4 +994,82 @@ fn istio_crds_are_kept_used_and_never_deleted() {
     assert!(replaced.stderr.contains(&format!("replacing CRD {vs}")), "{}", replaced.stderr);
     let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
     assert_eq!(c.objects[&crd_path(vs)]["metadata"]["labels"]["app.kubernetes.io/name"], "mesh");
+}
+
+/// meshd on the mock cluster with its own MESH_HOME (as one replica); returns its monitoring
+/// and API addresses once it serves.
+fn kube_meshd(mesh: &mut Mesh, kubeconfig: &str, pod: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let child = mesh
+        .cmd()
+        .args(["__meshd", "--listen", "127.0.0.1:0", "--discovery-tls", "127.0.0.1:0", "--webhooks", "127.0.0.1:0"])
+        .env("MESH_PLATFORM", "kube")
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAMESPACE", "istio-system")
+        .env("POD_NAME", pod)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn meshd");
+    mesh.keep(child);
+    let info_file = mesh.home.path().join("meshd.json");
+    eventually("meshd.json with its addresses", Duration::from_secs(20), || {
+        let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
+        let addr = |k: &str| v[k].as_str()?.parse::<std::net::SocketAddr>().ok();
+        Some((addr("monitoring")?, addr("address")?))
+    })
+}
+
+/// The key ids of the roots a meshd trusts, from its monitoring port.
+fn root_ids(monitoring: std::net::SocketAddr) -> Vec<String> {
+    let (code, body) = get(monitoring, "meshd", "/debug/ca", false, &[]);
+    assert_eq!(code, 200, "{body}");
+    let ca: Value = serde_json::from_str(&body).expect("json");
+    ca["roots"].as_array().expect("roots").iter().map(|r| r["key_id"].as_str().unwrap_or("").to_string()).collect()
+}
+
+/// On a cluster the CA lives in a Secret: two meshd replicas starting at once end with one
+/// root (one creates `mesh-ca`, the other takes it), a root rotation on one reaches the other
+/// through the Secret, and a plug-in `cacerts` Secret (Istio's format) is used as it is.
+#[test]
+fn meshd_replicas_share_the_ca_through_a_secret() {
+    let on = OnMock::new();
+    let kc = on.kubeconfig.clone();
+    let (mut a, mut b) = (Mesh::new(), Mesh::new());
+    let (mon_a, _) = kube_meshd(&mut a, &kc, "meshd-a");
+    let (mon_b, _) = kube_meshd(&mut b, &kc, "meshd-b");
+    let (ids_a, ids_b) = (root_ids(mon_a), root_ids(mon_b));
+    assert_eq!(ids_a.len(), 1, "{ids_a:?}");
+    assert_eq!(ids_a, ids_b, "both replicas sign with one root");
+    {
+        let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(c.objects.contains_key("/api/v1/namespaces/istio-system/secrets/mesh-ca"));
+        let creates =
+            c.log.iter().filter(|(m, p, ..)| m == "POST" && p == "/api/v1/namespaces/istio-system/secrets").count();
+        assert!((1..=2).contains(&creates), "{creates} creates");
+    }
+    // A root rotation on replica a (through its own admin API) reaches replica b.
+    let rotated = a.run(&["cert", "rotate-root", "-y"]);
+    assert_eq!(rotated.code, 0, "{}{}", rotated.stdout, rotated.stderr);
+    let now = root_ids(mon_a);
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, ids_a, "a new root");
+    eventually("replica b on the new root", Duration::from_secs(30), || (root_ids(mon_b) == now).then_some(()));
+
+    // A plug-in CA in Istio's cacerts format.
+    use base64::Engine;
+    let plug = OnMock::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = crate::security::openssl_ca(dir.path(), "corp-root");
+    let b64 = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(f).expect("read"));
+    plug.cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(
+        "/api/v1/namespaces/istio-system/secrets/cacerts".into(),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cacerts", "namespace": "istio-system"},
+            "data": {"ca-cert.pem": b64(&cert), "ca-key.pem": b64(&key)}}),
+    );
+    let mut c = Mesh::new();
+    let (mon_c, _) = kube_meshd(&mut c, &plug.kubeconfig, "meshd-c");
+    let (_, body) = get(mon_c, "meshd", "/debug/ca", false, &[]);
+    assert!(body.contains("corp-root"), "{body}");
+    let c = plug.cluster.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(!c.objects.contains_key("/api/v1/namespaces/istio-system/secrets/mesh-ca"), "the plug-in CA is not copied");
 }

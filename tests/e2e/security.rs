@@ -215,7 +215,7 @@ fn root_rotation_under_load_fails_no_request() {
 }
 
 /// A CA made with openssl, as a user would bring their own.
-fn openssl_ca(dir: &std::path::Path, name: &str) -> (String, String) {
+pub fn openssl_ca(dir: &std::path::Path, name: &str) -> (String, String) {
     let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}-key.pem")));
     let status = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
