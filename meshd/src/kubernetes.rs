@@ -478,11 +478,23 @@ pub async fn watch_cluster(
 
 /// Write the mesh root into `mesh-ca-root-cert` in every namespace (server-side apply, field
 /// manager `meshd`), again whenever the trust bundle changes; failures are retried.
-pub async fn publish_root_cert(client: kube::Client, ca: Arc<Ca>, mut namespaces: watch::Receiver<BTreeSet<String>>) {
+pub async fn publish_root_cert(
+    client: kube::Client,
+    ca: Arc<Ca>,
+    mut namespaces: watch::Receiver<BTreeSet<String>>,
+    mut leader: watch::Receiver<bool>,
+) {
     let mut ca_rx = ca.subscribe();
     // namespace -> bundle version written there.
     let mut written: HashMap<String, String> = HashMap::new();
     loop {
+        // Only the leader writes; a new leader writes everything once.
+        if !*leader.borrow_and_update() {
+            written.clear();
+            if !crate::leader::until_leading(&mut leader).await {
+                return;
+            }
+        }
         let view = ca_rx.borrow_and_update().clone();
         let wanted = namespaces.borrow_and_update().clone();
         written.retain(|ns, _| wanted.contains(ns));
@@ -512,6 +524,7 @@ pub async fn publish_root_cert(client: kube::Client, ca: Arc<Ca>, mut namespaces
         tokio::select! {
             r = namespaces.changed() => if r.is_err() { return },
             r = ca_rx.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
             _ = retry_if(failed, Duration::from_secs(5)) => {}
         }
     }

@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod home;
 pub mod inject;
 pub mod kubernetes;
+pub mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod proxy_token;
@@ -126,6 +127,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
     tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
     tokio::spawn(state.clone().persist_registry_loop());
+    let mut leader: Option<tokio::sync::watch::Receiver<bool>> = None;
     let kube_client = if let Some((client, ca_source)) = kube_client {
         info!("reading config and workloads from the Kubernetes API");
         if ca_source == kubernetes::CaSource::Shared {
@@ -135,7 +137,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         state.await_platform();
         let (namespaces, namespaces_rx) = tokio::sync::watch::channel(Default::default());
         tokio::spawn(kubernetes::watch_cluster(client.clone(), state.clone(), kubernetes::default_kinds(), namespaces));
-        tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx));
+        // One replica (the Lease holder) writes what is written once.
+        let (leader_tx, leader_rx) = tokio::sync::watch::channel(false);
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("meshd-{}", std::process::id()));
+        let lease_ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
+        tokio::spawn(leader::run(client.clone(), lease_ns, identity, leader_tx));
+        tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx, leader_rx.clone()));
+        leader = Some(leader_rx);
         match std::env::var("POD_NAME") {
             Ok(pod) => {
                 let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
@@ -198,7 +206,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tls_addresses = (discovery.local_addr().ok(), webhooks.local_addr().ok());
         tokio::spawn(webhook::serve_tls(discovery, tls.clone(), api.clone()));
         tokio::spawn(webhook::serve_tls(webhooks, tls, api.clone()));
-        tokio::spawn(webhook::follow_ca(client, ns, api.ca.clone(), serving));
+        if let Some(leader) = leader.clone() {
+            tokio::spawn(webhook::follow_ca(client, ns, api.ca.clone(), serving, leader));
+        }
     }
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     if let Some(l) = monitoring {

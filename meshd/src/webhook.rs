@@ -87,10 +87,21 @@ pub fn tls_config(cert: Arc<ServingCert>) -> Arc<rustls::ServerConfig> {
 
 /// Keep meshd's serving certificate and the webhooks' `caBundle` in step with the CA (at start,
 /// and after every root rotation step); failed patches are retried.
-pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cert: Arc<ServingCert>) {
+pub async fn follow_ca(
+    client: kube::Client,
+    namespace: String,
+    ca: Arc<Ca>,
+    cert: Arc<ServingCert>,
+    mut leader: tokio::sync::watch::Receiver<bool>,
+) {
     let mut rx = ca.subscribe();
     let mut patched = String::new();
     loop {
+        // Every replica serves with its own certificate; only the leader patches the caBundle.
+        let leads = *leader.borrow_and_update();
+        if !leads {
+            patched.clear();
+        }
         let view = rx.borrow_and_update().clone();
         match cert.refresh() {
             Ok(true) => info!("issued meshd's serving certificate from the new signing root"),
@@ -98,7 +109,7 @@ pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cer
             Err(e) => warn!(error = %e, "cannot issue meshd's serving certificate; keeping the old one"),
         }
         let mut failed = false;
-        if patched != view.bundle_version {
+        if leads && patched != view.bundle_version {
             match patch_ca_bundle(client.clone(), &namespace, &view.bundle_pem).await {
                 Ok(()) => patched = view.bundle_version.clone(),
                 Err(e) => {
@@ -109,6 +120,7 @@ pub async fn follow_ca(client: kube::Client, namespace: String, ca: Arc<Ca>, cer
         }
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
+            r = leader.changed() => if r.is_err() { return },
             _ = crate::kubernetes::retry_if(failed, std::time::Duration::from_secs(10)) => {}
         }
     }

@@ -543,14 +543,9 @@ fn ratings_slice(port: u16, ready: bool) -> Value {
                           "targetRef": {"kind": "Pod", "name": "ratings-1", "namespace": "default"}}]})
 }
 
-/// meshd with `MESH_PLATFORM=kube` against the mock API: it takes Services, Pods and
-/// EndpointSlices as the registry, writes the mesh root into every namespace, serves discovery
-/// over TLS to a proxy holding its pod's service-account token (checked by TokenReview, and
-/// only for that pod), refuses other tokens, and follows EndpointSlice watch events.
-#[test]
-fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let ratings = app("ratings");
+/// A cluster with bookinfo's ratings (a pod without a proxy, ready in its EndpointSlice) and a
+/// productpage pod with a proxy, the namespaces, and the service-account tokens of both pods.
+fn bookinfo_cluster(ratings_port: u16) -> Arc<Mutex<Cluster>> {
     let cluster = Arc::new(Mutex::new(Cluster::default()));
     {
         let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
@@ -562,8 +557,8 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
         }
         c.event("/api/v1/services", "ADDED", json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "ratings", "namespace": "default"},
-            "spec": {"selector": {"app": "ratings"}, "ports": [{"name": "http", "port": 9080, "targetPort": ratings.port()}]}}));
-        let plain = json!([{"name": "ratings", "image": "ratings:1", "ports": [{"containerPort": ratings.port()}]}]);
+            "spec": {"selector": {"app": "ratings"}, "ports": [{"name": "http", "port": 9080, "targetPort": ratings_port}]}}));
+        let plain = json!([{"name": "ratings", "image": "ratings:1", "ports": [{"containerPort": ratings_port}]}]);
         c.event("/api/v1/pods", "ADDED", pod("ratings-1", "127.0.0.1", "bookinfo-ratings", "ratings", plain));
         let meshed = json!([{"name": "productpage"}, {"name": "istio-proxy"}]);
         c.event(
@@ -571,7 +566,7 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
             "ADDED",
             pod("productpage-1", "127.0.0.2", "bookinfo-productpage", "productpage", meshed),
         );
-        c.event("/apis/discovery.k8s.io/v1/endpointslices", "ADDED", ratings_slice(ratings.port(), true));
+        c.event("/apis/discovery.k8s.io/v1/endpointslices", "ADDED", ratings_slice(ratings_port, true));
         c.tokens.insert(
             "token-productpage".into(),
             ("system:serviceaccount:default:bookinfo-productpage".into(), "productpage-1".into()),
@@ -581,6 +576,18 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
             ("system:serviceaccount:default:bookinfo-ratings".into(), "ratings-1".into()),
         );
     }
+    cluster
+}
+
+/// meshd with `MESH_PLATFORM=kube` against the mock API: it takes Services, Pods and
+/// EndpointSlices as the registry, writes the mesh root into every namespace, serves discovery
+/// over TLS to a proxy holding its pod's service-account token (checked by TokenReview, and
+/// only for that pod), refuses other tokens, and follows EndpointSlice watch events.
+#[test]
+fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let ratings = app("ratings");
+    let cluster = bookinfo_cluster(ratings.port());
     let addr = mock_cluster(&rt, cluster.clone());
     let mut mesh = Mesh::new();
     let kc = kubeconfig(&mesh, &format!("http://{addr}"));
@@ -999,6 +1006,16 @@ fn istio_crds_are_kept_used_and_never_deleted() {
 /// meshd on the mock cluster with its own MESH_HOME (as one replica); returns its monitoring
 /// and API addresses once it serves.
 fn kube_meshd(mesh: &mut Mesh, kubeconfig: &str, pod: &str) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let (monitoring, api, _) = kube_meshd_at(mesh, kubeconfig, pod);
+    (monitoring, api)
+}
+
+/// [`kube_meshd`], with its discovery-over-TLS address too.
+fn kube_meshd_at(
+    mesh: &mut Mesh,
+    kubeconfig: &str,
+    pod: &str,
+) -> (std::net::SocketAddr, std::net::SocketAddr, std::net::SocketAddr) {
     let child = mesh
         .cmd()
         .args(["__meshd", "--listen", "127.0.0.1:0", "--discovery-tls", "127.0.0.1:0", "--webhooks", "127.0.0.1:0"])
@@ -1015,7 +1032,7 @@ fn kube_meshd(mesh: &mut Mesh, kubeconfig: &str, pod: &str) -> (std::net::Socket
     eventually("meshd.json with its addresses", Duration::from_secs(20), || {
         let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
         let addr = |k: &str| v[k].as_str()?.parse::<std::net::SocketAddr>().ok();
-        Some((addr("monitoring")?, addr("address")?))
+        Some((addr("monitoring")?, addr("address")?, addr("discovery_tls")?))
     })
 }
 
@@ -1029,7 +1046,8 @@ fn root_ids(monitoring: std::net::SocketAddr) -> Vec<String> {
 
 /// On a cluster the CA lives in a Secret: two meshd replicas starting at once end with one
 /// root (one creates `mesh-ca`, the other takes it), a root rotation on one reaches the other
-/// through the Secret, and a plug-in `cacerts` Secret (Istio's format) is used as it is.
+/// through the Secret; one of them leads through a Lease, and when it dies the other takes the
+/// lease over; a plug-in `cacerts` Secret (Istio's format) is used as it is.
 #[test]
 fn meshd_replicas_share_the_ca_through_a_secret() {
     let on = OnMock::new();
@@ -1055,6 +1073,21 @@ fn meshd_replicas_share_the_ca_through_a_secret() {
     assert_ne!(now, ids_a, "a new root");
     eventually("replica b on the new root", Duration::from_secs(30), || (root_ids(mon_b) == now).then_some(()));
 
+    // One leader through a Lease; when it dies, the other takes over once the lease expires.
+    let lease = || {
+        let c = on.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.get("/apis/coordination.k8s.io/v1/namespaces/istio-system/leases/meshd-leader").cloned()
+    };
+    let holder = eventually("a leader", Duration::from_secs(20), || {
+        lease()?["spec"]["holderIdentity"].as_str().map(String::from)
+    });
+    let (dead, next) = if holder == "meshd-a" { (a, "meshd-b") } else { (b, "meshd-a") };
+    drop(dead); // kills that replica
+    eventually("the other replica leading", Duration::from_secs(45), || {
+        let l = lease()?;
+        (l["spec"]["holderIdentity"] == next && l["spec"]["leaseTransitions"] == 1).then_some(())
+    });
+
     // A plug-in CA in Istio's cacerts format.
     use base64::Engine;
     let plug = OnMock::new();
@@ -1072,4 +1105,128 @@ fn meshd_replicas_share_the_ca_through_a_secret() {
     assert!(body.contains("corp-root"), "{body}");
     let c = plug.cluster.lock().unwrap_or_else(|e| e.into_inner());
     assert!(!c.objects.contains_key("/api/v1/namespaces/istio-system/secrets/mesh-ca"), "the plug-in CA is not copied");
+}
+
+/// meshd's Service as the proxies see it: one address, forwarding each new connection to the
+/// replica it points at now (a replica that dies resets the connections it had).
+struct ServiceStandIn {
+    addr: std::net::SocketAddr,
+    target: Arc<Mutex<std::net::SocketAddr>>,
+}
+
+impl ServiceStandIn {
+    fn new(target: std::net::SocketAddr) -> ServiceStandIn {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let target = Arc::new(Mutex::new(target));
+        let to = target.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(down) = conn else { continue };
+                let t = *to.lock().unwrap_or_else(|e| e.into_inner());
+                let Ok(up) = std::net::TcpStream::connect(t) else { continue };
+                for (mut from, mut to) in
+                    [(down.try_clone().expect("clone"), up.try_clone().expect("clone")), (up, down)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        ServiceStandIn { addr, target }
+    }
+
+    fn point_at(&self, target: std::net::SocketAddr) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+}
+
+/// Two meshd replicas behind one Service address: when the one a proxy is connected to dies,
+/// the proxy reconnects to the other (same root, so it trusts it and is trusted) and keeps
+/// serving with its last config meanwhile: requests during the switch all succeed, and the
+/// other replica then reports the proxy in sync.
+#[test]
+fn a_proxy_moves_to_another_meshd_replica_without_failed_requests() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let ratings = app("ratings");
+    let cluster = bookinfo_cluster(ratings.port());
+    let addr = mock_cluster(&rt, cluster.clone());
+    let (mut a, mut b, mut workload) = (Mesh::new(), Mesh::new(), Mesh::new());
+    let kc = kubeconfig(&workload, &format!("http://{addr}"));
+    let (_, _, discovery_a) = kube_meshd_at(&mut a, &kc, "meshd-a");
+    let (monitoring_b, _, discovery_b) = kube_meshd_at(&mut b, &kc, "meshd-b");
+    let service = ServiceStandIn::new(discovery_a);
+    let root = eventually("the root ConfigMap", Duration::from_secs(20), || {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.get("/api/v1/namespaces/default/configmaps/mesh-ca-root-cert")?["data"]["root-cert.pem"]
+            .as_str()
+            .map(String::from)
+    });
+    let dir = workload.home.path().to_path_buf();
+    std::fs::write(dir.join("root-cert.pem"), &root).expect("write root");
+    std::fs::write(dir.join("token"), "token-productpage").expect("write token");
+    let (meshd, ca, token) = (service.addr.to_string(), dir.join("root-cert.pem"), dir.join("token"));
+    let proxy = workload.proxy(&[
+        "--workload",
+        "productpage-1",
+        "--namespace",
+        "default",
+        "--service-account",
+        "bookinfo-productpage",
+        "--meshd",
+        &meshd,
+        "--meshd-ca",
+        ca.to_str().expect("path"),
+        "--meshd-server-name",
+        "meshd.istio-system.svc",
+        "--token-file",
+        token.to_str().expect("path"),
+    ]);
+    let outbound = proxy.outbound.expect("outbound listener");
+    eventually("the first request through the proxy", Duration::from_secs(20), || {
+        (get(outbound, "ratings:9080", "/", false, &[]).0 == 200).then_some(())
+    });
+
+    // Load through the proxy while replica a goes away.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let load = {
+        let (done, sent) = (done.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let (mut failed, started) = (Vec::new(), std::time::Instant::now());
+            // Bounded in count and time.
+            for i in 0..20_000 {
+                if done.load(std::sync::atomic::Ordering::Relaxed) || started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+                let (code, body) = get(outbound, "ratings:9080", "/", false, &[]);
+                if code != 200 {
+                    failed.push(format!("request {i}: {code} {body}"));
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            failed
+        })
+    };
+    eventually("some load before the switch", Duration::from_secs(20), || {
+        (sent.load(std::sync::atomic::Ordering::Relaxed) >= 50).then_some(())
+    });
+    service.point_at(discovery_b);
+    drop(a); // replica a dies; its streams are reset
+    eventually("the proxy in sync on replica b", Duration::from_secs(30), || {
+        let (code, body) = get(monitoring_b, "meshd", "/debug/proxies", false, &[]);
+        let statuses: Vec<Value> = serde_json::from_str(&body).ok()?;
+        let p = statuses.iter().find(|p| p["workload"]["name"] == "productpage-1")?;
+        (code == 200 && p["types"].as_object()?.values().all(|t| t["acked"] == t["current"])).then_some(())
+    });
+    let before = sent.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("more load after the switch", Duration::from_secs(20), || {
+        (sent.load(std::sync::atomic::Ordering::Relaxed) >= before + 50).then_some(())
+    });
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed = load.join().expect("load");
+    let total = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(failed.is_empty(), "{} of {total} requests failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
 }
