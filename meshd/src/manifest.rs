@@ -528,7 +528,8 @@ fn webhooks(s: &Settings) -> Vec<Value> {
     let hook = |name: &str, ns_sel: Value, obj_sel: Value| {
         json!({
             "name": name, "clientConfig": client("/inject"), "rules": pods,
-            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Ignore",
+            // As Istio's injector: a pod that should get a proxy is not created without one.
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail",
             "reinvocationPolicy": "Never", "timeoutSeconds": 10,
             "namespaceSelector": ns_sel, "objectSelector": obj_sel
         })

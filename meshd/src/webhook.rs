@@ -181,9 +181,15 @@ pub async fn patch_ca_bundle(client: kube::Client, namespace: &str, bundle_pem: 
         let mut webhooks = obj.data.get("webhooks").cloned().unwrap_or(Value::Array(Vec::new()));
         for w in webhooks.as_array_mut().into_iter().flatten() {
             w["clientConfig"]["caBundle"] = Value::String(bundle.clone());
+            // The validator starts failing open (the manifest says Ignore, so an install is not
+            // blocked before meshd serves); once meshd serves it with a certificate the API
+            // server trusts, it fails closed, as istiod does with its validator.
+            if kind == "ValidatingWebhookConfiguration" {
+                w["failurePolicy"] = Value::String("Fail".into());
+            }
         }
         api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"webhooks": webhooks}))).await?;
-        info!(%kind, %name, "webhook caBundle set to the mesh root");
+        info!(%kind, %name, "webhook caBundle set to the mesh root (the validator now fails closed)");
     }
     Ok(())
 }
@@ -252,6 +258,9 @@ mod tests {
             );
             assert_eq!(hooks[0]["clientConfig"]["service"]["name"], "meshd", "the rest of each webhook is kept");
         }
+        // The validator now fails closed; the injector keeps its own policy.
+        assert!(got[1].1["webhooks"].as_array().expect("hooks").iter().all(|h| h["failurePolicy"] == "Fail"));
+        assert!(got[0].1["webhooks"].as_array().expect("hooks").iter().all(|h| h.get("failurePolicy").is_none()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
