@@ -79,12 +79,16 @@ impl ConfigStore {
                         .map_err(|e| explain(e, &format!("getting {} {n}", kind.plural())))?
                         .into_iter()
                         .collect(),
-                    None => {
-                        api.list(&ListParams::default())
-                            .await
-                            .map_err(|e| explain(e, &format!("listing {}", kind.plural())))?
-                            .items
-                    }
+                    None => match api.list(&ListParams::default()).await {
+                        Ok(list) => list.items,
+                        Err(kube::Error::Api(s)) if s.code == 404 => {
+                            return Err(CliError::failed(format!(
+                                "the cluster does not serve {} (its CRD is not installed); `mesh install --platform kube` installs it",
+                                kind.qualified()
+                            )));
+                        }
+                        Err(e) => return Err(explain(e, &format!("listing {}", kind.plural()))),
+                    },
                 };
                 let mut out = Vec::new();
                 for (i, o) in objects.into_iter().enumerate() {
@@ -112,11 +116,12 @@ impl ConfigStore {
             ConfigStore::Kube(client) => {
                 let mut live = Vec::new();
                 for kind in Kind::ALL {
-                    let items = api_of(client, kind, None)
-                        .list(&ListParams::default())
-                        .await
-                        .map_err(|e| explain(e, &format!("listing {}", kind.plural())))?
-                        .items;
+                    let items = match api_of(client, kind, None).list(&ListParams::default()).await {
+                        Ok(list) => list.items,
+                        // The kind's CRD is not installed (Istio without mesh's own kinds): none.
+                        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+                        Err(e) => return Err(explain(e, &format!("listing {}", kind.plural()))),
+                    };
                     live.extend(items.into_iter().map(|o| object_json(kind, o)));
                 }
                 let ar = meshd::kubernetes::api_resource("", "v1", "Pod", "pods");
