@@ -40,14 +40,16 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut rest = text;
     // PEM private keys (PKCS#8, RSA, EC), also inside JSON strings.
     while let Some(start) = rest.find("-----BEGIN ") {
-        let header_end = rest[start..].find("-----\n").or_else(|| rest[start..].find("-----\\n"));
-        let is_key = rest[start..].lines().next().is_some_and(|l| l.contains("PRIVATE KEY"));
-        let end = rest[start..].find("PRIVATE KEY-----").and_then(|i| {
-            let after_begin = start + i + "PRIVATE KEY-----".len();
-            rest[after_begin..].find("PRIVATE KEY-----").map(|j| after_begin + j + "PRIVATE KEY-----".len())
+        // The block's label: between `-----BEGIN ` and the next `-----`.
+        let label_start = start + "-----BEGIN ".len();
+        let label = rest[label_start..].find("-----").map(|i| &rest[label_start..label_start + i]);
+        let is_key = label.is_some_and(|l| l.ends_with("PRIVATE KEY"));
+        let end = label.and_then(|l| {
+            let footer = format!("-----END {l}-----");
+            rest[label_start..].find(&footer).map(|i| label_start + i + footer.len())
         });
-        match (is_key, header_end, end) {
-            (true, Some(_), Some(end)) => {
+        match (is_key, end) {
+            (true, Some(end)) => {
                 out.push_str(&rest[..start]);
                 out.push_str("[REDACTED PRIVATE KEY]");
                 rest = &rest[end..];
@@ -227,6 +229,10 @@ mod tests {
         let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n";
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         let text = format!("a {key}b {cert}c Authorization: Bearer abc.def-123 d mpt1.eyJx.yz e s3cr3t-admin-token f");
+        // A certificate before a key on one line (a config dump's JSON) stays.
+        let json = r#"{"cert":"-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n","key":"-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n"}"#;
+        let out = redact(json, &[]);
+        assert!(out.contains("MIIC") && !out.contains("MIGH"), "{out}");
         let out = redact(&text, &["s3cr3t-admin-token".into()]);
         assert!(!out.contains("MIIEvQIBADANBg") && out.contains("[REDACTED PRIVATE KEY]"), "{out}");
         assert!(out.contains("BEGIN CERTIFICATE-----\nMIIB"), "certificates stay: {out}");
