@@ -22,11 +22,23 @@ const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews, and others look.
 const RENEW_EVERY: Duration = Duration::from_secs(3);
 
+/// Now as a Kubernetes MicroTime: RFC 3339 in UTC with exactly six fractional digits (the API
+/// server parses that layout strictly).
 fn now() -> String {
-    // MicroTime: RFC 3339 with microseconds.
-    let t = OffsetDateTime::now_utc();
-    let t = t.replace_nanosecond(t.microsecond() * 1000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_default()
+    micro_time(OffsetDateTime::now_utc())
+}
+
+fn micro_time(t: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 /// Whether the lease in `spec` has gone unrenewed for its duration.
@@ -111,4 +123,20 @@ pub async fn run(client: kube::Client, namespace: String, me: String, leader: wa
 /// Wait until this replica leads.
 pub async fn until_leading(leader: &mut watch::Receiver<bool>) -> bool {
     leader.wait_for(|l| *l).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_time_has_six_fractional_digits_and_parses_back() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_790_000_000_120_000_000).expect("time");
+        let s = micro_time(t);
+        assert_eq!(s, "2026-09-21T14:13:20.120000Z");
+        assert_eq!(OffsetDateTime::parse(&s, &Rfc3339).expect("parse"), t);
+        assert!(!expired(&json!({"leaseDurationSeconds": 15, "renewTime": now()})));
+        assert!(expired(&json!({"leaseDurationSeconds": 15, "renewTime": micro_time(t)})));
+        assert!(expired(&json!({"leaseDurationSeconds": 15})), "never renewed");
+    }
 }
