@@ -201,30 +201,6 @@ pub struct RoutesDelta {
 }
 
 impl RoutesDelta {
-    /// The change from `old` to `new`; None when the virtual hosts were added or removed.
-    pub fn between(old: &Routes, new: &Routes, base: &str, version: &str) -> Option<RoutesDelta> {
-        if old.virtual_hosts.len() != new.virtual_hosts.len() {
-            return None;
-        }
-        let changed = |a: &[crate::proxy_config::TcpService], b: &[crate::proxy_config::TcpService]| a != b;
-        Some(RoutesDelta {
-            base: base.to_string(),
-            version: version.to_string(),
-            virtual_hosts: old
-                .virtual_hosts
-                .iter()
-                .zip(&new.virtual_hosts)
-                .enumerate()
-                .filter(|(_, (a, b))| a != b)
-                .map(|(i, (_, b))| (i, b.clone()))
-                .collect(),
-            tcp: changed(&old.tcp, &new.tcp).then(|| new.tcp.clone()),
-            passthrough: new.passthrough,
-            gateway_http: (old.gateway_http != new.gateway_http).then(|| new.gateway_http.clone()),
-            gateway_tcp: changed(&old.gateway_tcp, &new.gateway_tcp).then(|| new.gateway_tcp.clone()),
-        })
-    }
-
     /// Apply to `routes` (which must be the routes of `base`); an error names what does not fit.
     pub fn apply(self, routes: &mut Routes) -> Result<(), String> {
         let len = routes.virtual_hosts.len();

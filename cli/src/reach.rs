@@ -48,7 +48,7 @@ impl Ctx {
 }
 
 /// A running meshd pod.
-pub async fn meshd_pod(client: &kube::Client) -> Result<String> {
+async fn meshd_pod(client: &kube::Client) -> Result<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), MESHD_NAMESPACE);
     let list =
         pods.list(&ListParams::default().labels("app=meshd")).await.map_err(|e| explain(e, "finding meshd's pod"))?;
@@ -61,6 +61,27 @@ pub async fn meshd_pod(client: &kube::Client) -> Result<String> {
                 "no running meshd pod in {MESHD_NAMESPACE} (label app=meshd); is the mesh installed? `mesh verify-install --platform kube` says"
             ))
         })
+}
+
+/// meshd's log through the API server (`kubectl logs`): what it is (for messages) and the
+/// stream of it, the last `tail` lines, and what follows while `follow`.
+pub async fn meshd_log(
+    ctx: &Ctx,
+    tail: Option<usize>,
+    follow: bool,
+) -> Result<(String, impl futures_util::AsyncBufRead + use<>)> {
+    let client = crate::cmd::kube::client(ctx).await?;
+    let pod = meshd_pod(&client).await?;
+    let pods: Api<Pod> = Api::namespaced(client, MESHD_NAMESPACE);
+    let lp = kube::api::LogParams {
+        container: Some("meshd".into()),
+        follow,
+        tail_lines: tail.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    let what = format!("the log of {MESHD_NAMESPACE}/{pod}");
+    let log = pods.log_stream(&pod, &lp).await.map_err(|e| explain(e, &what))?;
+    Ok((what, log))
 }
 
 /// One HTTP request to `port` of a pod, through a port-forward.

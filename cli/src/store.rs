@@ -37,24 +37,24 @@ impl Ctx {
     }
 }
 
+/// A kind's API resource at the version `mesh` writes.
+fn resource_of(kind: Kind) -> kube::api::ApiResource {
+    let (group, version) = kind.default_api_version().rsplit_once('/').unwrap_or(("", kind.default_api_version()));
+    meshd::kubernetes::api_resource(group, version, kind.as_str(), kind.plural())
+}
+
 /// The API of a kind at the version `mesh` writes.
 fn api_of(client: &kube::Client, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
-    let (group, version) = kind.default_api_version().rsplit_once('/').unwrap_or(("", kind.default_api_version()));
-    let ar = meshd::kubernetes::api_resource(group, version, kind.as_str(), kind.plural());
     match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource_of(kind)),
+        None => Api::all_with(client.clone(), &resource_of(kind)),
     }
 }
 
 /// An object as the validator reads it: with its apiVersion and kind, without the server's
-/// bookkeeping.
-fn object_json(kind: Kind, mut o: DynamicObject) -> Value {
-    o.metadata.managed_fields = None;
-    let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
-    v["apiVersion"] = Value::String(kind.default_api_version().to_string());
-    v["kind"] = Value::String(kind.as_str().to_string());
-    v
+/// bookkeeping (as meshd reads it).
+fn object_json(kind: Kind, o: DynamicObject) -> Value {
+    meshd::kubernetes::to_json(&resource_of(kind), o)
 }
 
 impl ConfigStore {
@@ -130,17 +130,7 @@ impl ConfigStore {
                     .await
                     .map_err(|e| explain(e, "listing pods"))?
                     .items;
-                let pods = pods
-                    .into_iter()
-                    .map(|mut o| {
-                        o.metadata.managed_fields = None;
-                        let mut v = serde_json::to_value(&o).unwrap_or(Value::Null);
-                        v["apiVersion"] = "v1".into();
-                        v["kind"] = "Pod".into();
-                        v
-                    })
-                    .collect();
-                Ok((live, pods))
+                Ok((live, pods.into_iter().map(|o| meshd::kubernetes::to_json(&ar, o)).collect()))
             }
         }
     }

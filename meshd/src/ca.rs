@@ -328,6 +328,13 @@ impl Ca {
         let mut inner = self.lock();
         let mut next = inner.file.clone();
         f(&mut next)?;
+        self.install(&mut inner, next)?;
+        self.changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Make `next` the state in force: its signing root checked, written, published.
+    fn install(&self, inner: &mut Inner, next: CaFile) -> Result<(), CaError> {
         let signer = match next.roots.get(next.signer) {
             Some(r) => Arc::new(load_signer(r)?),
             None => return Err(invalid("no signing root")),
@@ -336,9 +343,7 @@ impl Ca {
         inner.file = next;
         inner.signer = signer;
         let renew = self.view().renew.clone();
-        self.publish(&inner, renew)?;
-        self.changed.send_modify(|n| *n += 1);
-        Ok(())
+        self.publish(inner, renew)
     }
 
     /// The roots and keys as stored (`ca.json`), to share with other replicas.
@@ -369,15 +374,7 @@ impl Ca {
         if inner.file == next {
             return Ok(false);
         }
-        let signer = match next.roots.get(next.signer) {
-            Some(r) => Arc::new(load_signer(r)?),
-            None => return Err(invalid("the CA state has no signing root")),
-        };
-        write(&self.path, &next)?;
-        inner.file = next;
-        inner.signer = signer;
-        let renew = self.view().renew.clone();
-        self.publish(&inner, renew)?;
+        self.install(&mut inner, next)?;
         Ok(true)
     }
 

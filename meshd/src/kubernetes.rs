@@ -99,7 +99,8 @@ fn key(o: &DynamicObject) -> String {
     format!("{}/{}", o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or(""))
 }
 
-fn to_json(ar: &ApiResource, mut o: DynamicObject) -> Value {
+/// An object as the validator and the analyzers read it (also `mesh` on a cluster).
+pub fn to_json(ar: &ApiResource, mut o: DynamicObject) -> Value {
     // List items carry no apiVersion/kind; the validator needs them. Field-manager records are
     // most of a Pod's size and nothing here reads them.
     o.types = Some(TypeMeta { api_version: ar.api_version.clone(), kind: ar.kind.clone() });

@@ -22,7 +22,7 @@ use tracing::debug;
 
 use crate::state::{State, World};
 use crate::store::Resources;
-use crate::translate::shared::{self, ClustersParts, EndpointsParts, PieceCache, RoutesParts};
+use crate::translate::shared::{self, Assembled, ClustersParts, EndpointsParts, PieceCache, RoutesParts};
 use crate::translate::{self, Index, ListenerKey, MeshConfig, OutboundKey, Selection};
 use mesh_api::resource::Kind;
 
@@ -42,9 +42,7 @@ pub struct Part {
 #[derive(Debug)]
 enum Body {
     Json(Bytes),
-    Routes(Arc<RoutesParts>),
-    Clusters(Arc<ClustersParts>),
-    Endpoints(Arc<EndpointsParts>),
+    Pieces(Arc<dyn Assembled>),
 }
 
 impl Part {
@@ -54,33 +52,22 @@ impl Part {
         Arc::new(Part { version: translate::version_of_bytes(&json), body: Body::Json(Bytes::from(json)) })
     }
 
-    fn routes(parts: Arc<RoutesParts>) -> Arc<Part> {
-        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Routes(parts) })
-    }
-
-    fn clusters(parts: Arc<ClustersParts>) -> Arc<Part> {
-        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Clusters(parts) })
-    }
-
-    fn endpoints(parts: Arc<EndpointsParts>) -> Arc<Part> {
-        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Endpoints(parts) })
+    /// A part assembled from shared pieces.
+    fn assembled(parts: Arc<dyn Assembled>) -> Arc<Part> {
+        Arc::new(Part { version: shared::version(parts.hash()), body: Body::Pieces(parts) })
     }
 
     pub fn json_len(&self) -> usize {
         match &self.body {
             Body::Json(b) => b.len(),
-            Body::Routes(p) => p.json_len(),
-            Body::Clusters(p) => p.json_len(),
-            Body::Endpoints(p) => p.json_len(),
+            Body::Pieces(p) => p.json_len(),
         }
     }
 
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match &self.body {
             Body::Json(b) => out.extend_from_slice(b),
-            Body::Routes(p) => p.write_json(out),
-            Body::Clusters(p) => p.write_json(out),
-            Body::Endpoints(p) => p.write_json(out),
+            Body::Pieces(p) => p.write_json(out),
         }
     }
 
@@ -309,14 +296,14 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
                 let previous = caches.previous_outbound.get(&key);
                 let reuse = previous.zip(touched_at.as_deref()).map(|(o, t)| (&*o.routes_parts, t));
                 let routes_parts = Arc::new(index.routes_parts(pieces, w, &key, mesh, reuse));
-                let routes = Part::routes(routes_parts.clone());
+                let routes = Part::assembled(routes_parts.clone());
                 let (clusters, clusters_parts) = match previous {
                     Some(old) if only_routing && routes_parts.same_wanted(&old.routes_parts) => {
                         (old.clusters.clone(), old.clusters_parts.clone())
                     }
                     _ => {
                         let parts = Arc::new(index.clusters_parts(pieces, &routes_parts, &w.namespace, mesh));
-                        (Part::clusters(parts.clone()), parts)
+                        (Part::assembled(parts.clone()), parts)
                     }
                 };
                 let routes_delta = match previous {
@@ -344,7 +331,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
                 };
                 let parts =
                     Arc::new(index.endpoints_parts(pieces, selection, &out.clusters_parts, &w.namespace, patch));
-                let part = Part::endpoints(parts.clone());
+                let part = Part::assembled(parts.clone());
                 let delta = match base {
                     Some(old) if old.part.version == part.version => old.delta.clone(),
                     Some(old) => parts

@@ -623,7 +623,8 @@ pub struct ServiceRoutes {
     /// (fqdn, port, subset)
     pub wanted: Vec<(String, u16, Option<String>)>,
     /// The virtual hosts' and the TCP services' JSON, each list joined with commas, and a
-    /// hash of both: made once, spliced into every proxy's routes that contain them.
+    /// hash of both: made once for a shared piece (`shared::ServiceRoutes::sealed`), spliced
+    /// into every proxy's routes that contain it.
     vh_json: Vec<u8>,
     tcp_json: Vec<u8>,
     hash: u64,
@@ -668,9 +669,6 @@ fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> Service
         });
     }
     out.wanted = wanted.into_iter().collect();
-    out.vh_json = shared::json_list(&out.virtual_hosts);
-    out.tcp_json = shared::json_list(&out.tcp);
-    out.hash = shared::Fnv::NEW.bytes(&out.vh_json).u64(0).bytes(&out.tcp_json).finish();
     out
 }
 

@@ -788,3 +788,56 @@ fn crafted_connect_targets_are_refused_and_a_tunnel_flood_leaves_the_proxy_servi
     assert_eq!(get(out, "reviews:9080", "/", false, &[]).0, 503, "still routing (reviews has no endpoint)");
     eventually("tunnels closed", Duration::from_secs(10), || (open_fds(client.pid) < 64).then_some(()));
 }
+
+/// meshd's monitoring port, which now also serves `/debug/proxies`, `/debug/config` and
+/// `/debug/ca` to `mesh` on a cluster, read as an attacker would: garbage gets 400, crafted
+/// and oversized proxy ids 404 (never a file, never a crash), half-sent heads are closed by the
+/// header timeout while others are served, and a burst of requests leaves it answering.
+#[test]
+fn meshd_monitoring_port_takes_garbage_crafted_ids_and_slow_clients() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.proxy(&["--workload", "reviews-v1"]);
+    mesh.wait_synced(1);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("info")).expect("json");
+    let monitoring: std::net::SocketAddr =
+        info["monitoring"].as_str().and_then(|a| a.parse().ok()).expect("monitoring address");
+
+    let mut garbage = TcpStream::connect(monitoring).expect("connect");
+    let noise: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let _ = garbage.write_all(&noise);
+    garbage.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut answer = [0u8; 64];
+    let n = garbage.read(&mut answer).unwrap_or(0);
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 400"), "{:?}", &answer[..n]);
+
+    let long = "a".repeat(6000);
+    for id in ["../../etc/passwd", "%00%ff", "", long.as_str(), "default/reviews-v1%2F..%2F..", "a&id=b"] {
+        let (code, _) = get(monitoring, "meshd", &format!("/debug/config?id={id}"), false, &[]);
+        assert_eq!(code, 404, "id {:?}", &id[..id.len().min(40)]);
+    }
+    let (code, body) = get(monitoring, "meshd", "/debug/config?id=default/reviews-v1", false, &[]);
+    assert!(code == 200 && body.contains("\"routes\""), "{code} {body}");
+
+    let mut slow: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(monitoring).expect("connect");
+            s.write_all(b"GET /debug/prox").expect("write");
+            s
+        })
+        .collect();
+    assert_eq!(get(monitoring, "meshd", "/debug/proxies", false, &[]).0, 200, "served beside 50 slow clients");
+    assert!(closed_within(&mut slow[0], Duration::from_secs(20)).is_some(), "a half-sent head is closed");
+
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..100).filter(|_| get(monitoring, "meshd", "/debug/proxies", false, &[]).0 == 200).count()
+            })
+        })
+        .collect();
+    let ok: usize = burst.into_iter().map(|t| t.join().expect("thread")).sum();
+    assert_eq!(ok, 800, "every request of the burst answered");
+    assert_eq!(get(monitoring, "meshd", "/debug/ca", false, &[]).0, 200);
+}

@@ -596,24 +596,7 @@ fn meshd_on_kube_serves_pods_and_authenticates_proxies_by_token() {
     let addr = mock_cluster(&rt, cluster.clone());
     let mut mesh = Mesh::new();
     let kc = kubeconfig(&mesh, &format!("http://{addr}"));
-    let meshd = mesh
-        .cmd()
-        .args(["__meshd", "--listen", "127.0.0.1:0", "--discovery-tls", "127.0.0.1:0", "--webhooks", "127.0.0.1:0"])
-        .env("MESH_PLATFORM", "kube")
-        .env("KUBECONFIG", &kc)
-        .env("POD_NAMESPACE", "istio-system")
-        .env("POD_NAME", "meshd-0")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn meshd");
-    mesh.keep(meshd);
-    let info_file = mesh.home.path().join("meshd.json");
-    let (discovery, monitoring, api) = eventually("meshd.json with its addresses", Duration::from_secs(20), || {
-        let v: Value = serde_json::from_slice(&std::fs::read(&info_file).ok()?).ok()?;
-        let addr = |k: &str| v[k].as_str()?.parse::<std::net::SocketAddr>().ok();
-        Some((addr("discovery_tls")?, addr("monitoring")?, addr("address")?))
-    });
+    let (monitoring, api, discovery) = kube_meshd_at(&mut mesh, &kc, "meshd-0");
 
     // The mesh root lands in every namespace; the proxy trusts meshd through it.
     let root = eventually("the root ConfigMap in default", Duration::from_secs(20), || {

@@ -95,14 +95,12 @@ async fn meshd_log(ctx: &Ctx, r: &mut Report) {
             }
         }
         Platform::Kube => {
-            use k8s_openapi::api::core::v1::Pod;
-            use kube::api::{Api, LogParams};
+            use futures_util::AsyncReadExt;
             let log = async {
-                let client = crate::cmd::kube::client(ctx).await?;
-                let pod = crate::reach::meshd_pod(&client).await?;
-                let pods: Api<Pod> = Api::namespaced(client, crate::reach::MESHD_NAMESPACE);
-                let lp = LogParams { tail_lines: Some(LOG_LINES as i64), ..Default::default() };
-                pods.logs(&pod, &lp).await.map_err(|e| crate::cmd::kube::explain(e, "reading meshd's log"))
+                let (what, mut log) = crate::reach::meshd_log(ctx, Some(LOG_LINES), false).await?;
+                let mut text = String::new();
+                log.read_to_string(&mut text).await.map_err(|e| CliError::unavailable(format!("{what}: {e}")))?;
+                Ok::<_, CliError>(text)
             };
             match log.await {
                 Ok(text) => r.add("meshd.log", text),

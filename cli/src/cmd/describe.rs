@@ -13,6 +13,7 @@ use mesh_api::proxy_config::{ProxyConfig, Route, VirtualHost};
 use mesh_api::{Key, Parsed, Resource, host};
 
 use crate::Ctx;
+use crate::analyze::selects;
 use crate::cli::DescribeArgs;
 use crate::error::{CliError, Result};
 
@@ -36,10 +37,6 @@ fn labels_text(m: &BTreeMap<String, String>) -> String {
     } else {
         m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
     }
-}
-
-fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// `outbound|9080|v1|reviews.default.svc.cluster.local` -> `v1`.

@@ -56,19 +56,8 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
 /// On a cluster: the meshd pod's log through the API server, as `kubectl logs`.
 async fn on_cluster(ctx: &Ctx, args: LogsArgs) -> Result<()> {
     use futures_util::AsyncBufReadExt;
-    use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, LogParams};
-    let client = crate::cmd::kube::client(ctx).await?;
-    let pod = crate::reach::meshd_pod(&client).await?;
-    let pods: Api<Pod> = Api::namespaced(client, crate::reach::MESHD_NAMESPACE);
-    let lp = LogParams {
-        container: Some("meshd".into()),
-        follow: args.follow,
-        tail_lines: args.tail.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-        ..Default::default()
-    };
-    let what = format!("the log of {}/{pod}", crate::reach::MESHD_NAMESPACE);
-    let mut lines = pods.log_stream(&pod, &lp).await.map_err(|e| crate::cmd::kube::explain(e, &what))?.lines();
+    let (what, log) = crate::reach::meshd_log(ctx, args.tail, args.follow).await?;
+    let mut lines = log.lines();
     let mut out = std::io::stdout().lock();
     while let Some(line) = futures_util::StreamExt::next(&mut lines).await {
         let line = line.map_err(|e| CliError::unavailable(format!("{what}: {e}")))?;

@@ -58,12 +58,7 @@ async fn on_cluster(ctx: &Ctx, v: &mut Versions) -> Result<()> {
     let explain = crate::cmd::kube::explain;
     let k = client.apiserver_version().await.map_err(|e| explain(e, "reading the cluster's version"))?;
     v.kubernetes = Some(k.git_version);
-    let deployments = api_resource("apps", "v1", "Deployment", "deployments");
-    let meshd = Api::<DynamicObject>::namespaced_with(client.clone(), "istio-system", &deployments)
-        .get_opt("meshd")
-        .await
-        .map_err(|e| explain(e, "reading the meshd Deployment"))?;
-    v.meshd = meshd.and_then(version_label);
+    v.meshd = meshd_version(&client).await?;
     let pods = Api::<DynamicObject>::all_with(client, &api_resource("", "v1", "Pod", "pods"))
         .list(&ListParams::default())
         .await
@@ -82,18 +77,18 @@ async fn on_cluster(ctx: &Ctx, v: &mut Versions) -> Result<()> {
     Ok(())
 }
 
-fn version_label(d: kube::api::DynamicObject) -> Option<String> {
-    d.metadata.labels?.get("app.kubernetes.io/version").cloned()
-}
-
-/// The version meshd's Deployment runs on the cluster (None without one).
-pub async fn meshd_on_cluster(ctx: &Ctx) -> Result<Option<String>> {
+/// The version meshd's Deployment runs on the cluster (its version label; None without one).
+async fn meshd_version(client: &kube::Client) -> Result<Option<String>> {
     use kube::api::{Api, DynamicObject};
-    let client = crate::cmd::kube::client(ctx).await?;
     let deployments = meshd::kubernetes::api_resource("apps", "v1", "Deployment", "deployments");
-    let d = Api::<DynamicObject>::namespaced_with(client, crate::reach::MESHD_NAMESPACE, &deployments)
+    let d = Api::<DynamicObject>::namespaced_with(client.clone(), crate::reach::MESHD_NAMESPACE, &deployments)
         .get_opt("meshd")
         .await
         .map_err(|e| crate::cmd::kube::explain(e, "reading the meshd Deployment"))?;
-    Ok(d.and_then(version_label))
+    Ok(d.and_then(|d| d.metadata.labels?.get("app.kubernetes.io/version").cloned()))
+}
+
+/// [`meshd_version`] on the cluster the global flags name.
+pub async fn meshd_on_cluster(ctx: &Ctx) -> Result<Option<String>> {
+    meshd_version(&crate::cmd::kube::client(ctx).await?).await
 }

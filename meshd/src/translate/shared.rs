@@ -89,6 +89,16 @@ fn joined_len<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> usize {
     len + n.saturating_sub(1)
 }
 
+impl ServiceRoutes {
+    /// With its JSON and hash, as a shared piece.
+    fn sealed(mut self) -> ServiceRoutes {
+        self.vh_json = json_list(&self.virtual_hosts);
+        self.tcp_json = json_list(&self.tcp);
+        self.hash = Fnv::NEW.bytes(&self.vh_json).u64(0).bytes(&self.tcp_json).finish();
+        self
+    }
+}
+
 /// What a service's routes were made from: equal keys, equal routes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RoutesKey {
@@ -169,6 +179,14 @@ impl PieceCache {
     }
 }
 
+/// A config part assembled from shared pieces: written out as JSON when a session sends it
+/// whole; its version is `hash`, a hash of the pieces' hashes.
+pub trait Assembled: std::fmt::Debug + Send + Sync {
+    fn json_len(&self) -> usize;
+    fn write_json(&self, out: &mut Vec<u8>);
+    fn hash(&self) -> u64;
+}
+
 /// A proxy's routes: each service's routes in FQDN order, then its gateways'.
 #[derive(Debug)]
 pub struct RoutesParts {
@@ -229,28 +247,6 @@ impl RoutesParts {
             n => n + br#","tcp":[]"#.len(),
         };
         br#"{"virtual_hosts":[]}"#.len() + vh + tcp + self.tail.len()
-    }
-
-    pub fn json_len(&self) -> usize {
-        self.len
-    }
-
-    pub fn hash(&self) -> u64 {
-        self.hash
-    }
-
-    /// The JSON of `proxy_config::Routes`, byte for byte as serde writes it.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(br#"{"virtual_hosts":["#);
-        join(out, self.services.iter().map(|s| s.vh_json.as_slice()));
-        out.push(b']');
-        if self.tcp_pieces().any(|p| !p.is_empty()) {
-            out.extend_from_slice(br#","tcp":["#);
-            join(out, self.tcp_pieces());
-            out.push(b']');
-        }
-        out.extend_from_slice(&self.tail);
-        out.push(b'}');
     }
 
     /// The change from `old`, as a proxy holding `old` (version `base`) applies it; None when
@@ -323,17 +319,41 @@ pub struct ClustersParts {
     hash: u64,
 }
 
-impl ClustersParts {
-    pub fn json_len(&self) -> usize {
+impl Assembled for RoutesParts {
+    fn json_len(&self) -> usize {
         self.len
     }
 
-    pub fn hash(&self) -> u64 {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The JSON of `proxy_config::Routes`, byte for byte as serde writes it.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"virtual_hosts":["#);
+        join(out, self.services.iter().map(|s| s.vh_json.as_slice()));
+        out.push(b']');
+        if self.tcp_pieces().any(|p| !p.is_empty()) {
+            out.extend_from_slice(br#","tcp":["#);
+            join(out, self.tcp_pieces());
+            out.push(b']');
+        }
+        out.extend_from_slice(&self.tail);
+        out.push(b'}');
+    }
+}
+
+impl Assembled for ClustersParts {
+    fn json_len(&self) -> usize {
+        self.len
+    }
+
+    fn hash(&self) -> u64 {
         self.hash
     }
 
     /// The JSON of `proxy_config::Clusters`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"clusters":["#);
         join(out, self.clusters.iter().map(|c| c.json.as_slice()));
         out.extend_from_slice(b"]}");
@@ -353,21 +373,6 @@ impl EndpointsParts {
         let len = br#"{"clusters":{}}"#.len() + joined_len(clusters.iter().map(|c| c.json.as_slice()));
         let hash = clusters.iter().fold(Fnv::NEW, |h, c| h.u64(c.hash)).finish();
         EndpointsParts { clusters, len, hash }
-    }
-
-    pub fn json_len(&self) -> usize {
-        self.len
-    }
-
-    pub fn hash(&self) -> u64 {
-        self.hash
-    }
-
-    /// The JSON of `proxy_config::Endpoints`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(br#"{"clusters":{"#);
-        join(out, self.clusters.iter().map(|c| c.json.as_slice()));
-        out.extend_from_slice(b"}}");
     }
 
     /// The serialized `EndpointsDelta` from `old` (version `base`); None when it would not
@@ -419,6 +424,23 @@ impl EndpointsParts {
     }
 }
 
+impl Assembled for EndpointsParts {
+    fn json_len(&self) -> usize {
+        self.len
+    }
+
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The JSON of `proxy_config::Endpoints`.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"clusters":{"#);
+        join(out, self.clusters.iter().map(|c| c.json.as_slice()));
+        out.extend_from_slice(b"}}");
+    }
+}
+
 impl Index<'_> {
     /// One service's routes for `proxy` (whose key is `key`), from `cache` when made before.
     fn routes_piece(
@@ -433,7 +455,7 @@ impl Index<'_> {
         let rules = [RuleKind::Http, RuleKind::Tcp, RuleKind::Tls].map(|k| self.virtual_service_at(svc, ns, k));
         let reads = rules.iter().flatten().any(|&i| self.vs_facts[i].reads_source);
         let k = RoutesKey { service: position, own: svc.namespace == ns, rules, reader: reads.then(|| key.clone()) };
-        cache.routes.entry(k).or_insert_with(|| Arc::new(super::service_routes(self, svc, proxy))).clone()
+        cache.routes.entry(k).or_insert_with(|| Arc::new(super::service_routes(self, svc, proxy).sealed())).clone()
     }
 
     /// Which services (by position) are in `touched`.
@@ -615,17 +637,7 @@ mod tests {
             sni: vec![],
         };
         let piece = |fqdn: &str, vhs: Vec<VirtualHost>, tcps: Vec<TcpService>| {
-            let vh_json = json_list(&vhs);
-            let tcp_json = json_list(&tcps);
-            Arc::new(ServiceRoutes {
-                fqdn: fqdn.into(),
-                virtual_hosts: vhs,
-                tcp: tcps,
-                wanted: vec![],
-                hash: Fnv::NEW.bytes(&vh_json).bytes(&tcp_json).finish(),
-                vh_json,
-                tcp_json,
-            })
+            Arc::new(ServiceRoutes { fqdn: fqdn.into(), virtual_hosts: vhs, tcp: tcps, ..Default::default() }.sealed())
         };
         let cases = [
             (vec![], false, vec![], vec![]),
