@@ -14,6 +14,8 @@ pub mod networking;
 pub mod protocol;
 pub mod proxy_config;
 pub mod resource;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod security;
 pub mod support;
 pub mod telemetry;

@@ -9,19 +9,31 @@ use crate::networking::WorkloadSelector;
 
 /// A Gateway API style reference to the resource a policy attaches to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(extend("required" = ["kind", "name"])))]
 pub struct PolicyTargetReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = 253)))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))
+    )]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 63)))]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")))]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("x-kubernetes-validations" = [{"rule": "self.size() == 0", "message": "cross namespace referencing is not currently supported"}])))]
     pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MtlsMode {
     /// Inherit from the parent policy (namespace, then mesh); PERMISSIVE when none sets it.
@@ -44,6 +56,7 @@ impl MtlsMode {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PeerAuthenticationMtls {
     #[serde(default)]
@@ -51,7 +64,9 @@ pub struct PeerAuthenticationMtls {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::peer_authentication))]
 pub struct PeerAuthenticationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
@@ -59,10 +74,12 @@ pub struct PeerAuthenticationSpec {
     pub mtls: Option<PeerAuthenticationMtls>,
     /// Keyed by the workload port number (as a string, as in the CRD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::port_level_mtls))]
     pub port_level_mtls: Option<BTreeMap<String, PeerAuthenticationMtls>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AuthorizationAction {
     #[default]
@@ -84,16 +101,20 @@ impl AuthorizationAction {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::one_attachment))]
 pub struct AuthorizationPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<PolicyTargetReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 16)))]
     pub target_refs: Vec<PolicyTargetReference>,
     /// None (absent) and `[]` both mean "no rules": an ALLOW policy then matches nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 512)))]
     pub rules: Vec<Rule>,
     #[serde(default)]
     pub action: AuthorizationAction,
@@ -102,6 +123,7 @@ pub struct AuthorizationPolicySpec {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtensionProvider {
     #[serde(default)]
@@ -109,9 +131,11 @@ pub struct ExtensionProvider {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Rule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 512)))]
     pub from: Vec<RuleFrom>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<RuleTo>,
@@ -120,6 +144,7 @@ pub struct Rule {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleFrom {
     #[serde(default)]
@@ -127,6 +152,7 @@ pub struct RuleFrom {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleTo {
     #[serde(default)]
@@ -134,7 +160,9 @@ pub struct RuleTo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::authorization_source))]
 pub struct Source {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
@@ -149,8 +177,10 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_namespaces: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 16, "items" = {"type": "string", "maxLength": 320})))]
     pub service_accounts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 16, "items" = {"type": "string", "maxLength": 320})))]
     pub not_service_accounts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trust_domains: Vec<String>,
@@ -167,6 +197,7 @@ pub struct Source {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,7 +219,9 @@ pub struct Operation {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(extend("required" = ["key"])))]
 pub struct Condition {
     #[serde(default)]
     pub key: String,
@@ -199,37 +232,49 @@ pub struct Condition {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::one_attachment))]
 pub struct RequestAuthenticationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<PolicyTargetReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 16)))]
     pub target_refs: Vec<PolicyTargetReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 4096)))]
     pub jwt_rules: Vec<JwtRule>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::jwt_rule))]
 pub struct JwtRule {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub issuer: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::non_empty_strings"))]
     pub audiences: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::jwks_uri"))]
     pub jwks_uri: Option<String>,
     /// The deprecated snake_case spelling the CRD still accepts.
     #[serde(default, rename = "jwks_uri", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::jwks_uri"))]
     pub jwks_uri_legacy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub from_headers: Vec<JwtHeader>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::non_empty_strings"))]
     pub from_params: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::non_empty_strings"))]
     pub from_cookies: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_payload_to_header: Option<String>,
@@ -238,14 +283,18 @@ pub struct JwtRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_claim_to_headers: Vec<ClaimToHeader>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::non_empty_strings"))]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 64)))]
     pub space_delimited_claims: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<JwtPresence>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JwtPresence {
     Optional,
@@ -253,20 +302,28 @@ pub enum JwtPresence {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(extend("required" = ["name"])))]
 pub struct JwtHeader {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(extend("required" = ["header", "claim"])))]
 pub struct ClaimToHeader {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[-_A-Za-z0-9]+$")))]
     pub header: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub claim: String,
 }
 
@@ -279,6 +336,7 @@ pub struct ClaimToHeader {
 pub const MESH_POLICY_GROUP: &str = "policy.mesh.io";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LocalRateLimitSpec {
     /// The workloads whose inbound traffic is limited (none: every workload in the namespace;
@@ -296,17 +354,23 @@ pub struct LocalRateLimitSpec {
 
 /// Envoy's token bucket: up to `maxTokens`; `tokensPerFill` added every `fillInterval`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(extend("required" = ["maxTokens", "fillInterval"])))]
 pub struct TokenBucket {
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub max_tokens: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub tokens_per_fill: Option<i64>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub fill_interval: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitRoute {
     #[serde(default, rename = "match")]
@@ -315,6 +379,7 @@ pub struct RateLimitRoute {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimitMatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,5 +388,6 @@ pub struct RateLimitMatch {
     pub method: Option<String>,
     /// The workload port (all ports when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::port"))]
     pub port: Option<u32>,
 }

@@ -11,13 +11,16 @@ use crate::networking::WorkloadSelector;
 use crate::security::PolicyTargetReference;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::one_attachment))]
 pub struct TelemetrySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<WorkloadSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ref: Option<PolicyTargetReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 16)))]
     pub target_refs: Vec<PolicyTargetReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracing: Vec<Tracing>,
@@ -28,13 +31,16 @@ pub struct TelemetrySpec {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProviderRef {
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub name: String,
 }
 
 /// Which side of a hop a setting concerns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkloadMode {
     #[default]
@@ -44,6 +50,7 @@ pub enum WorkloadMode {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModeMatch {
     #[serde(default)]
@@ -51,6 +58,7 @@ pub struct ModeMatch {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tracing {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "match")]
@@ -74,6 +82,7 @@ pub struct Tracing {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metrics {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -81,10 +90,12 @@ pub struct Metrics {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<MetricsOverride>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
     pub reporting_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsOverride {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "match")]
@@ -111,17 +122,22 @@ pub const ISTIO_METRICS: &[&str] = &[
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::one_of::metric_selector))]
 pub struct MetricSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(transform = crate::schema::istio_metric))]
     pub metric: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub custom_metric: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<WorkloadMode>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagOperation {
     #[default]
@@ -130,7 +146,9 @@ pub enum TagOperation {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::tag_override))]
 pub struct TagOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<TagOperation>,
@@ -140,6 +158,7 @@ pub struct TagOverride {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLogging {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "match")]
@@ -153,6 +172,7 @@ pub struct AccessLogging {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessLogFilter {
     pub expression: String,

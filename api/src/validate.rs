@@ -216,8 +216,9 @@ fn regex(r: &str, path: &str, e: &mut Errs) {
 fn dur(d: &Option<String>, path: &str, e: &mut Errs) {
     if let Some(d) = d {
         match duration::parse(d) {
-            Ok(v) if v < std::time::Duration::from_millis(1) && !v.is_zero() => {
-                e.push(path, "duration must be at least 1ms")
+            // As Istio's CRDs have it: `0s` does not mean "none" either.
+            Ok(v) if v < std::time::Duration::from_millis(1) => {
+                e.push(path, "must be a valid duration greater than 1ms")
             }
             Ok(_) => {}
             Err(msg) => e.push(path, msg),
@@ -711,7 +712,19 @@ fn service_entry(s: &ServiceEntrySpec, e: &mut Errs) {
             {
                 e.push(format!("{path}.address"), format!("{a:?}: STATIC resolution needs an IP address"))
             }
-            Some(_) => {}
+            Some(a) => {
+                if let Some(socket) = a.strip_prefix("unix://") {
+                    if !socket.starts_with('/') && !socket.starts_with('@') {
+                        e.push(format!("{path}.address"), "UDS must be an absolute path or abstract socket");
+                    }
+                    if socket.ends_with('/') {
+                        e.push(format!("{path}.address"), "UDS may not be a dir");
+                    }
+                    if !ep.ports.is_empty() {
+                        e.push(format!("{path}.ports"), "UDS may not include ports");
+                    }
+                }
+            }
         }
         for (name, port) in &ep.ports {
             if !(1..=65535).contains(port) {

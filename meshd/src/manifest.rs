@@ -3,8 +3,11 @@
 //! gateway; chosen by profile (`default`, `demo`, `minimal`, `empty`), adjusted with `--set` and
 //! IstioOperator-style overlay files. Pure functions: the same settings give the same bytes.
 
+pub mod schema;
+
 use std::collections::BTreeMap;
 
+use mesh_api::Kind;
 use serde_json::{Value, json};
 
 /// What goes into the manifests.
@@ -273,7 +276,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
 /// One CRD row: group, kind, plural, short names, (version, storage) pairs.
 struct Crd {
     group: &'static str,
-    kind: &'static str,
+    kind: Kind,
     plural: &'static str,
     short: &'static [&'static str],
     versions: &'static [(&'static str, bool)],
@@ -284,63 +287,63 @@ struct Crd {
 const CRDS: &[Crd] = &[
     Crd {
         group: "networking.istio.io",
-        kind: "DestinationRule",
+        kind: Kind::DestinationRule,
         plural: "destinationrules",
         short: &["dr"],
         versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
     },
     Crd {
         group: "networking.istio.io",
-        kind: "Gateway",
+        kind: Kind::Gateway,
         plural: "gateways",
         short: &["gw"],
         versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
     },
     Crd {
         group: "networking.istio.io",
-        kind: "ServiceEntry",
+        kind: Kind::ServiceEntry,
         plural: "serviceentries",
         short: &["se"],
         versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
     },
     Crd {
         group: "networking.istio.io",
-        kind: "VirtualService",
+        kind: Kind::VirtualService,
         plural: "virtualservices",
         short: &["vs"],
         versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
     },
     Crd {
         group: "security.istio.io",
-        kind: "AuthorizationPolicy",
+        kind: Kind::AuthorizationPolicy,
         plural: "authorizationpolicies",
         short: &["ap"],
         versions: &[("v1", true), ("v1beta1", false)],
     },
     Crd {
         group: "security.istio.io",
-        kind: "PeerAuthentication",
+        kind: Kind::PeerAuthentication,
         plural: "peerauthentications",
         short: &["pa"],
         versions: &[("v1", true), ("v1beta1", false)],
     },
     Crd {
         group: "security.istio.io",
-        kind: "RequestAuthentication",
+        kind: Kind::RequestAuthentication,
         plural: "requestauthentications",
         short: &["ra"],
         versions: &[("v1", true), ("v1beta1", false)],
     },
     Crd {
         group: "telemetry.istio.io",
-        kind: "Telemetry",
+        kind: Kind::Telemetry,
         plural: "telemetries",
         short: &["telemetry"],
         versions: &[("v1", false), ("v1alpha1", true)],
     },
     Crd {
         group: "policy.mesh.io",
-        kind: "LocalRateLimit",
+        kind: Kind::LocalRateLimit,
         plural: "localratelimits",
         short: &["rl"],
         versions: &[("v1alpha1", true)],
@@ -359,21 +362,16 @@ fn labels(s: &Settings, component: &str) -> Value {
 }
 
 fn crd(s: &Settings, c: &Crd) -> Value {
-    let singular = c.kind.to_ascii_lowercase();
+    let singular = c.kind.as_str().to_ascii_lowercase();
     let category = c.group.replace('.', "-");
-    // The spec is validated by meshd's validating webhook (the same checks as `mesh apply`), so
-    // the schema keeps every field Istio accepts.
-    let schema = json!({"openAPIV3Schema": {"type": "object", "properties": {
-        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-    }}});
+    let schema = json!({"openAPIV3Schema": schema::crd_schema(c.kind)});
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": format!("{}.{}", c.plural, c.group), "labels": labels(s, "base")},
         "spec": {
             "group": c.group,
-            "names": {"kind": c.kind, "listKind": format!("{}List", c.kind), "plural": c.plural, "singular": singular,
+            "names": {"kind": c.kind.as_str(), "listKind": format!("{}List", c.kind), "plural": c.plural, "singular": singular,
                       "shortNames": c.short, "categories": ["istio-io", category]},
             "scope": "Namespaced",
             "versions": c.versions.iter().map(|(v, storage)| json!({

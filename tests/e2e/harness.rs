@@ -28,6 +28,14 @@ pub fn have(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
 }
 
+/// Whether python3 can import `module`.
+pub fn python_has(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Whether a test that needs something of the machine (root, iptables, a PyPI tool) can run.
 /// Under `.ci/run` (`MESH_TEST_STRICT=1`, which installs everything) a missing prerequisite
 /// fails the test; elsewhere, so `cargo test` works on a fresh machine, the test says what it

@@ -109,14 +109,6 @@ fn grpc_trailers_cross_two_proxies_with_mtls() {
     assert_eq!(trailers.get("grpc-message").map(|v| v.as_bytes()), Some(&b"ok"[..]));
 }
 
-/// Whether python3 can import `module`.
-fn python_has(module: &str) -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Start tests/e2e/DIR/server.py (kept by `mesh`); its port.
 fn python_server(mesh: &mut Mesh, dir: &str) -> u16 {
     let script = format!("{}/../tests/e2e/{dir}/server.py", env!("CARGO_MANIFEST_DIR"));
