@@ -253,7 +253,7 @@ impl Api {
             roots: view
                 .roots
                 .iter()
-                .map(|r| RootStatus { signing: r.key_id == view.signer_key_id, cert: r.clone() })
+                .map(|r| RootStatus { signing: r.key_id == view.signing_root_key_id, cert: r.clone() })
                 .collect(),
             bundle_version: view.bundle_version.clone(),
             issued: self.state.issued(),

@@ -44,8 +44,57 @@ fn invalid(msg: impl Into<String>) -> CaError {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct StoredRoot {
+    /// The signing CA's certificate: a self-signed root, or a plug-in intermediate.
     cert_pem: String,
     key_pem: String,
+    /// For an intermediate: the CAs between it and the root, served after every certificate
+    /// it signs (Istio's `cert-chain.pem` without the intermediate itself and the root).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    chain_pem: String,
+    /// For an intermediate: the root it chains to, which proxies trust (Istio's
+    /// `root-cert.pem`). Empty when `cert_pem` is the root.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    root_pem: String,
+}
+
+impl StoredRoot {
+    fn own(cert_pem: String, key_pem: String) -> StoredRoot {
+        StoredRoot { cert_pem, key_pem, chain_pem: String::new(), root_pem: String::new() }
+    }
+
+    /// What proxies trust for this entry: the root.
+    fn anchor_pem(&self) -> &str {
+        if self.root_pem.is_empty() { &self.cert_pem } else { &self.root_pem }
+    }
+
+    /// What follows a certificate this entry signs: nothing for a root; the intermediate and
+    /// the CAs above it, up to (not including) the root.
+    fn served_chain(&self) -> String {
+        if self.root_pem.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        for pem in [&self.cert_pem, &self.chain_pem] {
+            if !pem.trim().is_empty() {
+                out.push_str(pem.trim_end());
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A user's own CA in Istio's plug-in format.
+pub struct PlugIn<'a> {
+    /// `ca-cert.pem`: the CA that signs (a root, or an intermediate under `root`).
+    pub cert_pem: &'a str,
+    /// `ca-key.pem`.
+    pub key_pem: &'a str,
+    /// `cert-chain.pem`: the chain from `ca-cert.pem` up to the root (either end may be
+    /// included or left out).
+    pub chain_pem: Option<&'a str>,
+    /// `root-cert.pem`: the root proxies trust; needed when `ca-cert.pem` is an intermediate.
+    pub root_pem: Option<&'a str>,
 }
 
 /// `ca.json`: every trusted root with its key, and which one signs.
@@ -61,8 +110,12 @@ pub struct CaView {
     pub trust_domain: String,
     pub bundle_pem: String,
     pub bundle_version: String,
+    /// The trust bundle's roots.
     pub roots: Vec<CertInfo>,
+    /// The key that signs workload certificates (a root's, or a plug-in intermediate's).
     pub signer_key_id: String,
+    /// The key of the root that the signer chains to (the signer's own when it is the root).
+    pub signing_root_key_id: String,
     /// Renewal requests: `*` for every proxy, else a proxy id; the value only grows.
     pub renew: BTreeMap<String, u64>,
 }
@@ -77,6 +130,8 @@ impl CaView {
 struct Signer {
     issuer: Issuer<'static, KeyPair>,
     info: CertInfo,
+    /// PEM after each certificate signed: the intermediates, when the signer is one.
+    chain: String,
 }
 
 struct Inner {
@@ -145,7 +200,7 @@ fn new_root(trust_domain: &str) -> Result<StoredRoot, CaError> {
     params.not_after = offset(now + ROOT_TTL);
     params.serial_number = Some(random_serial()?);
     let cert = params.self_signed(&key).map_err(|e| CaError::Sign(e.to_string()))?;
-    Ok(StoredRoot { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(StoredRoot::own(cert.pem(), key.serialize_pem()))
 }
 
 fn random_serial() -> Result<SerialNumber, CaError> {
@@ -160,7 +215,87 @@ fn load_signer(root: &StoredRoot) -> Result<Signer, CaError> {
     let (info, key) = check_root(&root.cert_pem, &root.key_pem, "signing root")?;
     let issuer =
         Issuer::from_ca_cert_pem(&root.cert_pem, key).map_err(|e| invalid(format!("signing root certificate: {e}")))?;
-    Ok(Signer { issuer, info })
+    Ok(Signer { issuer, info, chain: root.served_chain() })
+}
+
+/// Check that `ders[0]` chains, through the rest of `ders` in order, to one of `roots`, by
+/// signature; every certificate on the way must be a CA valid now.
+fn check_chain(ders: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<(), CaError> {
+    fn parse(der: &[u8]) -> Result<x509_parser::certificate::X509Certificate<'_>, CaError> {
+        x509_parser::parse_x509_certificate(der).map(|(_, c)| c).map_err(|e| invalid(format!("cert-chain.pem: {e}")))
+    }
+    for (i, der) in ders.iter().enumerate() {
+        let cert = parse(der)?;
+        let issuers: Vec<&Vec<u8>> = match ders.get(i + 1) {
+            Some(next) => vec![next],
+            None => roots.iter().collect(),
+        };
+        let signed = issuers.iter().any(|issuer| {
+            parse(issuer).is_ok_and(|issuer| {
+                issuer.subject() == cert.issuer() && cert.verify_signature(Some(issuer.public_key())).is_ok()
+            })
+        });
+        if !signed {
+            let by = if i + 1 < ders.len() { "the next certificate of cert-chain.pem" } else { "root-cert.pem" };
+            return Err(invalid(format!("{} (issued by {}) is not signed by {by}", cert.subject(), cert.issuer())));
+        }
+    }
+    Ok(())
+}
+
+/// Check a plug-in CA (Istio's `cacerts` files) and turn it into what `ca.json` stores.
+fn plug_in_entry(p: &PlugIn<'_>) -> Result<(CertInfo, StoredRoot), CaError> {
+    let (info, _) = check_root(p.cert_pem, p.key_pem, "CA")?;
+    let cert_ders = mesh_api::cert::pem_certs(p.cert_pem).map_err(|e| invalid(format!("ca-cert.pem: {e}")))?;
+    let own = StoredRoot::own(p.cert_pem.to_string(), p.key_pem.to_string());
+    let Some(root_pem) = p.root_pem.filter(|r| !r.trim().is_empty()) else {
+        if info.subject != info.issuer {
+            return Err(invalid(format!(
+                "ca-cert.pem ({}) is an intermediate issued by {}: root-cert.pem (and cert-chain.pem when there are CAs between them) is needed",
+                info.subject, info.issuer
+            )));
+        }
+        return Ok((info, own));
+    };
+    let roots = mesh_api::cert::pem_certs(root_pem).map_err(|e| invalid(format!("root-cert.pem: {e}")))?;
+    for der in &roots {
+        let root = CertInfo::from_der(der).map_err(|e| invalid(format!("root-cert.pem: {e}")))?;
+        if !root.is_ca {
+            return Err(invalid(format!("root-cert.pem ({}) is not a CA certificate", root.subject)));
+        }
+        if let Some(e) = root.validity_error(now_unix()) {
+            return Err(invalid(format!("root-cert.pem ({}): {e}", root.subject)));
+        }
+    }
+    if roots.contains(&cert_ders[0]) {
+        // ca-cert.pem is the root itself.
+        return Ok((info, own));
+    }
+    // The CAs between ca-cert.pem and the root, in order, as cert-chain.pem lists them.
+    let chain = match p.chain_pem.filter(|c| !c.trim().is_empty()) {
+        Some(c) => mesh_api::cert::pem_certs(c).map_err(|e| invalid(format!("cert-chain.pem: {e}")))?,
+        None => Vec::new(),
+    };
+    let between: Vec<Vec<u8>> = chain.into_iter().filter(|d| *d != cert_ders[0] && !roots.contains(d)).collect();
+    let mut path = vec![cert_ders[0].clone()];
+    path.extend(between.iter().cloned());
+    check_chain(&path, &roots)?;
+    for der in &between {
+        let ca = CertInfo::from_der(der).map_err(|e| invalid(format!("cert-chain.pem: {e}")))?;
+        if !ca.is_ca {
+            return Err(invalid(format!("cert-chain.pem: {} is not a CA certificate", ca.subject)));
+        }
+        if let Some(e) = ca.validity_error(now_unix()) {
+            return Err(invalid(format!("cert-chain.pem ({}): {e}", ca.subject)));
+        }
+    }
+    let chain_pem = between.iter().map(|d| der_to_pem(d)).collect();
+    Ok((info, StoredRoot { chain_pem, root_pem: root_pem.to_string(), ..own }))
+}
+
+/// A certificate's DER as PEM.
+fn der_to_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der))
 }
 
 impl Ca {
@@ -197,15 +332,12 @@ impl Ca {
         Ok(ca)
     }
 
-    /// Install the user's own CA (`mesh install --set ca.cert=... --set ca.key=...`): both are
-    /// checked (parses, is a CA, valid now, key matches) before anything is written.
-    pub fn import(path: &Path, cert_pem: &str, key_pem: &str) -> Result<CertInfo, CaError> {
-        let (info, _) = check_root(cert_pem, key_pem, "CA")?;
-        let file = CaFile {
-            roots: vec![StoredRoot { cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string() }],
-            signer: 0,
-        };
-        write(path, &file)?;
+    /// Install the user's own CA (`mesh install --set ca.cert=... --set ca.key=...`, or the
+    /// `cacerts` Secret): everything is checked (parses, CAs valid now, key matches, an
+    /// intermediate chains to the root by signature) before anything is written.
+    pub fn import(path: &Path, plug_in: &PlugIn<'_>) -> Result<CertInfo, CaError> {
+        let (info, entry) = plug_in_entry(plug_in)?;
+        write(path, &CaFile { roots: vec![entry], signer: 0 })?;
         Ok(info)
     }
 
@@ -216,10 +348,16 @@ impl Ca {
     fn publish(&self, inner: &Inner, renew: BTreeMap<String, u64>) -> Result<(), CaError> {
         let mut roots = Vec::new();
         let mut bundle = String::new();
-        for r in &inner.file.roots {
-            let der = mesh_api::cert::pem_certs(&r.cert_pem).map_err(invalid)?;
-            roots.push(CertInfo::from_der(&der[0]).map_err(invalid)?);
-            bundle.push_str(r.cert_pem.trim_end());
+        let mut signing_root_key_id = String::new();
+        for (i, r) in inner.file.roots.iter().enumerate() {
+            for der in mesh_api::cert::pem_certs(r.anchor_pem()).map_err(invalid)? {
+                let root = CertInfo::from_der(&der).map_err(invalid)?;
+                if i == inner.file.signer && signing_root_key_id.is_empty() {
+                    signing_root_key_id = root.key_id.clone();
+                }
+                roots.push(root);
+            }
+            bundle.push_str(r.anchor_pem().trim_end());
             bundle.push('\n');
         }
         let view = CaView {
@@ -228,6 +366,7 @@ impl Ca {
             bundle_pem: bundle,
             roots,
             signer_key_id: inner.signer.info.key_id.clone(),
+            signing_root_key_id,
             renew,
         };
         self.view.send_replace(Arc::new(view));
@@ -289,7 +428,7 @@ impl Ca {
         params.not_after = offset((now + self.workload_ttl).min(root_end));
         params.serial_number = Some(random_serial()?);
         let cert = params.signed_by(&csr.public_key, &signer.issuer).map_err(|e| CaError::Sign(e.to_string()))?;
-        Ok(cert.pem())
+        Ok(cert.pem() + &signer.chain)
     }
 
     /// A TLS server certificate for meshd itself (its webhooks), for these DNS names, signed by
@@ -310,7 +449,7 @@ impl Ca {
         params.not_after = offset((now + Duration::from_secs(365 * 24 * 3600)).min(root_end));
         params.serial_number = Some(random_serial()?);
         let cert = params.signed_by(&key, &signer.issuer).map_err(|e| CaError::Sign(e.to_string()))?;
-        Ok((cert.pem(), key.serialize_pem()))
+        Ok((cert.pem() + &signer.chain, key.serialize_pem()))
     }
 
     /// Ask proxies to renew now: all of them, or the one with this id.
@@ -433,6 +572,69 @@ fn write(path: &Path, file: &CaFile) -> Result<(), CaError> {
 mod tests {
     use super::*;
 
+    fn plug<'a>(cert_pem: &'a str, key_pem: &'a str) -> PlugIn<'a> {
+        PlugIn { cert_pem, key_pem, chain_pem: None, root_pem: None }
+    }
+
+    /// A CA certificate signed by `issuer` (self-signed when None): (PEM, key, issuer).
+    fn ca_cert(name: &str, issuer: Option<&Issuer<'static, KeyPair>>) -> (String, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.use_authority_key_identifier_extension = issuer.is_some();
+        let cert = match issuer {
+            Some(i) => p.signed_by(&key, i).expect("signed"),
+            None => p.self_signed(&key).expect("self-signed"),
+        };
+        let pem = cert.pem();
+        let key_pem = key.serialize_pem();
+        let reloaded = Issuer::from_ca_cert_pem(&pem, KeyPair::from_pem(&key_pem).expect("key")).expect("issuer");
+        (pem + "\u{0}" + &key_pem, reloaded)
+    }
+
+    #[test]
+    fn a_plug_in_intermediate_signs_with_its_chain_and_the_root_is_trusted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ca.json");
+        let split = |both: &str| both.split_once('\u{0}').map(|(c, k)| (c.to_string(), k.to_string())).expect("pair");
+        let (root, root_issuer) = ca_cert("corp root", None);
+        let (mid, mid_issuer) = ca_cert("corp mid", Some(&root_issuer));
+        let (ca, _) = ca_cert("cluster1 ca", Some(&mid_issuer));
+        let ((root_pem, _), (mid_pem, _), (ca_pem, ca_key)) = (split(&root), split(&mid), split(&ca));
+        // Istio's cert-chain.pem: the CA, then up to the root.
+        let chain = format!("{ca_pem}{mid_pem}{root_pem}");
+        let import = |chain: Option<&str>, root: Option<&str>| {
+            Ca::import(&path, &PlugIn { cert_pem: &ca_pem, key_pem: &ca_key, chain_pem: chain, root_pem: root })
+        };
+        let err = import(None, None).expect_err("no root");
+        assert!(err.to_string().contains("is an intermediate") && err.to_string().contains("root-cert.pem"), "{err}");
+        let err = import(None, Some(&root_pem)).expect_err("a CA missing between");
+        assert!(err.to_string().contains("not signed by root-cert.pem"), "{err}");
+        let (other, _) = ca_cert("other root", None);
+        let err = import(Some(&chain), Some(&split(&other).0)).expect_err("wrong root");
+        assert!(err.to_string().contains("not signed by root-cert.pem"), "{err}");
+        assert!(!path.exists(), "nothing written on error");
+
+        import(Some(&chain), Some(&root_pem)).expect("import");
+        let ca = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("open");
+        let view = ca.view();
+        assert_eq!(view.bundle_pem.trim(), root_pem.trim(), "proxies trust the root alone");
+        assert_eq!(view.roots.len(), 1);
+        assert_eq!(view.signing_root_key_id, view.roots[0].key_id);
+        assert_ne!(view.signer_key_id, view.roots[0].key_id, "the intermediate signs");
+        // A signed certificate comes with the intermediates, not the root, and chains to it.
+        let id = SpiffeId::new("cluster.local", "default", "web");
+        let pem = ca.sign(&csr_for("spiffe://cluster.local/ns/default/sa/web"), &id).expect("signed");
+        let ders = mesh_api::cert::pem_certs(&pem).expect("pem");
+        assert_eq!(ders.len(), 3, "leaf, cluster1 ca, corp mid");
+        let roots = mesh_api::cert::pem_certs(&root_pem).expect("root");
+        check_chain(&ders, &roots).expect("the leaf chains to the root");
+        let (server_pem, _) = ca.issue_server(&["meshd.istio-system.svc".into()]).expect("server");
+        check_chain(&mesh_api::cert::pem_certs(&server_pem).expect("pem"), &roots).expect("webhook cert chains");
+    }
+
     fn csr_for(uri: &str) -> String {
         let key = KeyPair::generate().expect("key");
         let mut p = CertificateParams::default();
@@ -495,10 +697,10 @@ mod tests {
         let path = dir.path().join("ca.json");
         let root = new_root("cluster.local").expect("root");
         let other = new_root("cluster.local").expect("root");
-        let err = Ca::import(&path, &root.cert_pem, &other.key_pem).expect_err("mismatch");
+        let err = Ca::import(&path, &plug(&root.cert_pem, &other.key_pem)).expect_err("mismatch");
         assert!(err.to_string().contains("does not belong"), "{err}");
         assert!(!path.exists(), "nothing written on error");
-        assert!(Ca::import(&path, "not pem", &root.key_pem).is_err());
+        assert!(Ca::import(&path, &plug("not pem", &root.key_pem)).is_err());
         // An expired CA and one not valid yet are refused with the reason.
         for (from, to, word) in [(-7200i64, -3600i64, "expired"), (3600, 7200, "not valid yet")] {
             let key = KeyPair::generate().expect("key");
@@ -507,11 +709,11 @@ mod tests {
             let at = |s: i64| offset(UNIX_EPOCH + Duration::from_secs((now_unix() + s) as u64));
             (p.not_before, p.not_after) = (at(from), at(to));
             let cert = p.self_signed(&key).expect("cert");
-            let err = Ca::import(&path, &cert.pem(), &key.serialize_pem()).expect_err("refused");
+            let err = Ca::import(&path, &plug(&cert.pem(), &key.serialize_pem())).expect_err("refused");
             assert!(err.to_string().contains(word), "{err}");
         }
         assert!(!path.exists(), "nothing written on error");
-        Ca::import(&path, &root.cert_pem, &root.key_pem).expect("import");
+        Ca::import(&path, &plug(&root.cert_pem, &root.key_pem)).expect("import");
         let ca = Ca::open(&path, "cluster.local", DEFAULT_WORKLOAD_TTL).expect("open");
         assert_eq!(ca.view().bundle_pem.trim(), root.cert_pem.trim());
     }

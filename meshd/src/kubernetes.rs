@@ -210,7 +210,8 @@ pub async fn publish_admin_token(client: kube::Client, namespace: String, pod: S
 /// The Secret holding the mesh CA's roots and keys on a cluster (`ca.json`), shared by every
 /// meshd replica, as istiod's `istio-ca-secret`.
 pub const CA_SECRET: &str = "mesh-ca";
-/// A user's own CA in Istio's plug-in format (`ca-cert.pem`, `ca-key.pem`).
+/// A user's own CA in Istio's plug-in format (`ca-cert.pem`, `ca-key.pem`, and for an
+/// intermediate `root-cert.pem` and `cert-chain.pem`).
 pub const PLUGIN_CA_SECRET: &str = "cacerts";
 /// How often a replica looks at the CA Secret for another replica's rotation step.
 const CA_SYNC_INTERVAL: Duration = Duration::from_secs(5);
@@ -246,12 +247,20 @@ pub async fn bootstrap_ca(
         async move { api.get_opt(name).await.with_context(|| format!("cannot read the Secret {namespace}/{name}")) }
     };
     if let Some(plugin) = read(PLUGIN_CA_SECRET).await? {
-        let (Some(cert), Some(key)) = (secret_data(&plugin, "ca-cert.pem"), secret_data(&plugin, "ca-key.pem")) else {
+        let text = |key: &str| secret_data(&plugin, key).map(|b| String::from_utf8_lossy(b).into_owned());
+        let (Some(cert), Some(key)) = (text("ca-cert.pem"), text("ca-key.pem")) else {
             anyhow::bail!(
                 "the Secret {namespace}/{PLUGIN_CA_SECRET} needs ca-cert.pem and ca-key.pem (Istio's plug-in CA format)"
             );
         };
-        let info = Ca::import(path, &String::from_utf8_lossy(cert), &String::from_utf8_lossy(key))
+        let (chain, root) = (text("cert-chain.pem"), text("root-cert.pem"));
+        let plug_in = crate::ca::PlugIn {
+            cert_pem: &cert,
+            key_pem: &key,
+            chain_pem: chain.as_deref(),
+            root_pem: root.as_deref(),
+        };
+        let info = Ca::import(path, &plug_in)
             .with_context(|| format!("the plug-in CA in the Secret {namespace}/{PLUGIN_CA_SECRET}"))?;
         info!(subject = %info.subject, "using the plug-in CA from the cacerts Secret");
         return Ok(CaSource::PlugIn);

@@ -1082,21 +1082,26 @@ fn meshd_replicas_share_the_ca_through_a_secret() {
         (l["spec"]["holderIdentity"] == next && l["spec"]["leaseTransitions"] == 1).then_some(())
     });
 
-    // A plug-in CA in Istio's cacerts format.
+    // A plug-in CA in Istio's cacerts format: an intermediate, with its chain and root.
     use base64::Engine;
     let plug = OnMock::new();
     let dir = tempfile::tempdir().expect("tmp");
-    let (cert, key) = crate::security::openssl_ca(dir.path(), "corp-root");
+    let root = crate::security::openssl_ca(dir.path(), "corp-root");
+    let (cert, key, chain) = crate::security::openssl_intermediate(dir.path(), &root, "cluster1-ca");
     let b64 = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(f).expect("read"));
     plug.cluster.lock().unwrap_or_else(|e| e.into_inner()).objects.insert(
         "/api/v1/namespaces/istio-system/secrets/cacerts".into(),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cacerts", "namespace": "istio-system"},
-            "data": {"ca-cert.pem": b64(&cert), "ca-key.pem": b64(&key)}}),
+            "data": {"ca-cert.pem": b64(&cert), "ca-key.pem": b64(&key), "cert-chain.pem": b64(&chain), "root-cert.pem": b64(&root.0)}}),
     );
     let mut c = Mesh::new();
     let (mon_c, _) = kube_meshd(&mut c, &plug.kubeconfig, "meshd-c");
     let (_, body) = get(mon_c, "meshd", "/debug/ca", false, &[]);
-    assert!(body.contains("corp-root"), "{body}");
+    // The root is what proxies trust; the intermediate signs.
+    let ca: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let roots = ca["roots"].as_array().expect("roots");
+    assert!(roots.len() == 1 && roots[0]["subject"].as_str().is_some_and(|s| s.contains("corp-root")), "{body}");
+    assert_eq!(roots[0]["signing"], true, "{body}");
     let c = plug.cluster.lock().unwrap_or_else(|e| e.into_inner());
     assert!(!c.objects.contains_key("/api/v1/namespaces/istio-system/secrets/mesh-ca"), "the plug-in CA is not copied");
 }

@@ -233,6 +233,106 @@ pub fn openssl_ca(dir: &std::path::Path, name: &str) -> (String, String) {
     (cert.to_str().expect("path").to_string(), key.to_str().expect("path").to_string())
 }
 
+/// An intermediate CA signed by `root` with openssl, in Istio's plug-in layout (as its
+/// `tools/certs` makes them): `ca-cert.pem`, `ca-key.pem`, `cert-chain.pem` (the intermediate,
+/// then the root) beside the root's `root-cert.pem`; returns (ca-cert, ca-key, cert-chain).
+pub fn openssl_intermediate(dir: &std::path::Path, root: &(String, String), name: &str) -> (String, String, String) {
+    let path = |f: &str| dir.join(format!("{name}-{f}")).to_str().expect("path").to_string();
+    let (cert, key, csr, ext, chain) =
+        (path("ca-cert.pem"), path("ca-key.pem"), path("ca.csr"), path("ext.cnf"), path("cert-chain.pem"));
+    std::fs::write(&ext, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n")
+        .expect("ext");
+    let run = |args: &[&str]| {
+        let st =
+            Command::new("openssl").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/O=Example Corp/CN={name}"),
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &root.0,
+        "-CAkey",
+        &root.1,
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    let text = std::fs::read_to_string(&cert).expect("cert") + &std::fs::read_to_string(&root.0).expect("root");
+    std::fs::write(&chain, text).expect("chain");
+    (cert, key, chain)
+}
+
+/// Istio's usual plug-in CA: an intermediate under the user's root. Its chain is checked
+/// (refused without the root, or with a root that did not sign it); proxies trust the root
+/// and present the intermediate with their certificate, and mTLS works through it.
+#[test]
+fn plug_in_intermediate_ca_signs_and_proxies_trust_its_root() {
+    let mut mesh = Mesh::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = openssl_ca(dir.path(), "corp-root");
+    let other = openssl_ca(dir.path(), "other-root");
+    let (cert, key, chain) = openssl_intermediate(dir.path(), &root, "cluster1-ca");
+    let install = |extra: &[String]| {
+        let mut args: Vec<String> = ["install", "-y", "--set", "meshd.listen=127.0.0.1:0"].map(String::from).to_vec();
+        for kv in [format!("ca.cert={cert}"), format!("ca.key={key}")].iter().chain(extra) {
+            args.extend(["--set".to_string(), kv.clone()]);
+        }
+        mesh.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let no_root = install(&[]);
+    assert_eq!(no_root.code, BAD_INPUT, "{}", no_root.stderr);
+    assert!(
+        no_root.stderr.contains("is an intermediate") && no_root.stderr.contains("root-cert.pem"),
+        "{}",
+        no_root.stderr
+    );
+    let wrong_root = install(&[format!("ca.root={}", other.0)]);
+    assert_eq!(wrong_root.code, BAD_INPUT, "{}", wrong_root.stderr);
+    assert!(wrong_root.stderr.contains("is not signed by root-cert.pem"), "{}", wrong_root.stderr);
+    assert!(mesh.meshd_pid().is_none() && !mesh.home.path().join("ca.json").exists(), "nothing started or written");
+
+    let ok = install(&[format!("ca.root={}", root.0), format!("ca.chain={chain}")]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    apply(&mesh, "reviews.yaml", REVIEWS);
+    let app = app("reviews-v1");
+    mesh.proxy(&["--workload", "reviews-v1", "--labels", "app=reviews", "--inbound", &format!("9080={app}")]);
+    let client = mesh.proxy(&["--workload", "productpage-v1"]);
+    mesh.wait_synced(2);
+    let status = cert_status(&mesh);
+    let roots = status["roots"].as_array().expect("roots");
+    assert_eq!(roots.len(), 1, "the bundle is the root alone: {status}");
+    assert!(roots[0]["subject"].as_str().is_some_and(|s| s.contains("corp-root")), "{status}");
+    assert_eq!(roots[0]["signing"], true, "{status}");
+    // mTLS between the two proxies: each verifies the other's certificate through the
+    // intermediate it presents, trusting only corp-root.
+    assert_eq!(
+        tally(client.outbound.expect("outbound"), "reviews:9080", 10, false),
+        [("reviews-v1".to_string(), 10)].into()
+    );
+}
+
 #[test]
 fn plug_in_ca_is_checked_and_used() {
     let mut mesh = Mesh::new();

@@ -29,6 +29,12 @@ pub struct Settings {
     pub ca_cert: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_key: Option<std::path::PathBuf>,
+    /// For an intermediate plug-in CA: the root proxies trust (Istio's `root-cert.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_root: Option<std::path::PathBuf>,
+    /// For an intermediate plug-in CA: its chain up to the root (Istio's `cert-chain.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_chain: Option<std::path::PathBuf>,
     /// Istio's `meshConfig.outboundTrafficPolicy.mode`.
     #[serde(default = "default_outbound")]
     pub outbound_traffic_policy: String,
@@ -73,6 +79,8 @@ const KEYS: &[&str] = &[
     "meshd.monitoring",
     "ca.cert",
     "ca.key",
+    "ca.root",
+    "ca.chain",
     "ca.workloadCertTtl",
     "meshConfig.outboundTrafficPolicy.mode",
     "meshConfig.accessLogFile",
@@ -94,6 +102,8 @@ impl Default for Settings {
             cert_ttl: default_ttl(),
             ca_cert: None,
             ca_key: None,
+            ca_root: None,
+            ca_chain: None,
             outbound_traffic_policy: default_outbound(),
             access_log: false,
             zipkin: None,
@@ -114,6 +124,8 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
         cert_ttl: default_ttl(),
         ca_cert: None,
         ca_key: None,
+        ca_root: None,
+        ca_chain: None,
         outbound_traffic_policy: default_outbound(),
         access_log: false,
         zipkin: None,
@@ -168,6 +180,8 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
             },
             "ca.cert" => s.ca_cert = Some(v.into()),
             "ca.key" => s.ca_key = Some(v.into()),
+            "ca.root" => s.ca_root = Some(v.into()),
+            "ca.chain" => s.ca_chain = Some(v.into()),
             "ca.workloadCertTtl" => match mesh_api::duration::parse(v) {
                 Ok(d) if d >= Duration::from_secs(60) => s.cert_ttl = v.to_string(),
                 Ok(_) => problems.push(format!("--set ca.workloadCertTtl={v}: must be at least 1m")),
@@ -178,6 +192,9 @@ fn settings(args: &InstallArgs) -> Result<Settings> {
     }
     if s.ca_cert.is_some() != s.ca_key.is_some() {
         problems.push("a plug-in CA needs both --set ca.cert=FILE and --set ca.key=FILE".into());
+    }
+    if s.ca_cert.is_none() && (s.ca_root.is_some() || s.ca_chain.is_some()) {
+        problems.push("--set ca.root and ca.chain describe a plug-in CA: set ca.cert and ca.key too".into());
     }
     if let Err(e) = meshd::translate::tracing_config(s.zipkin.as_deref(), s.otlp.as_deref(), s.trace_sampling) {
         problems.push(format!("--set meshConfig.defaultConfig.tracing...: {e}"));
@@ -297,9 +314,17 @@ pub async fn install(ctx: &Ctx, args: InstallArgs) -> Result<()> {
             std::fs::read_to_string(p).map_err(|e| CliError::user(format!("cannot read {}: {e}", p.display())))
         };
         let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+        let root_pem = s.ca_root.as_deref().map(read).transpose()?;
+        let chain_pem = s.ca_chain.as_deref().map(read).transpose()?;
         home.create()
             .map_err(|e| CliError::unavailable(format!("cannot create MESH_HOME {}: {e}", home.root().display())))?;
-        let info = meshd::ca::Ca::import(&home.ca_path(), &cert_pem, &key_pem)
+        let plug_in = meshd::ca::PlugIn {
+            cert_pem: &cert_pem,
+            key_pem: &key_pem,
+            chain_pem: chain_pem.as_deref(),
+            root_pem: root_pem.as_deref(),
+        };
+        let info = meshd::ca::Ca::import(&home.ca_path(), &plug_in)
             .map_err(|e| CliError::user(format!("plug-in CA refused, nothing changed: {e}")))?;
         ctx.out
             .success(format!("using the plug-in CA {} (valid until unix time {})", info.subject, info.not_after_unix));
@@ -327,6 +352,8 @@ fn setting_name(field: &str) -> &str {
         "cert_ttl" => "ca.workloadCertTtl",
         "ca_cert" => "ca.cert",
         "ca_key" => "ca.key",
+        "ca_root" => "ca.root",
+        "ca_chain" => "ca.chain",
         "outbound_traffic_policy" => "meshConfig.outboundTrafficPolicy.mode",
         "access_log" => "meshConfig.accessLogFile",
         "zipkin" => "meshConfig.defaultConfig.tracing.zipkin.address",
@@ -385,7 +412,9 @@ async fn reinstall(
         ));
         return Ok(());
     }
-    if stored.ca_cert != wanted.ca_cert || stored.ca_key != wanted.ca_key {
+    if (&stored.ca_cert, &stored.ca_key, &stored.ca_root, &stored.ca_chain)
+        != (&wanted.ca_cert, &wanted.ca_key, &wanted.ca_root, &wanted.ca_chain)
+    {
         return Err(CliError::failed(format!(
             "meshd is running with another CA; a running mesh does not change its CA by install (nothing changed). \
              Rotate roots with `mesh cert rotate-root`, or `mesh uninstall` first. Changes asked for: {}",
