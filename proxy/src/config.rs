@@ -252,6 +252,8 @@ pub struct EndpointState {
     pub addr: SocketAddr,
     /// A DNS name to connect to instead of `addr`'s IP (ServiceEntry DNS endpoints).
     pub hostname: Option<Arc<str>>,
+    /// Where to connect, written once: `IP:port`, or `name:port` for a DNS endpoint.
+    authority: String,
     /// Requests in flight (LEAST_REQUEST).
     pub active: AtomicUsize,
     consecutive_5xx: AtomicU32,
@@ -262,9 +264,14 @@ pub struct EndpointState {
 
 impl EndpointState {
     fn new(addr: SocketAddr, hostname: Option<Arc<str>>) -> EndpointState {
+        let authority = match &hostname {
+            Some(h) => format!("{h}:{}", addr.port()),
+            None => addr.to_string(),
+        };
         EndpointState {
             addr,
             hostname,
+            authority,
             active: AtomicUsize::new(0),
             consecutive_5xx: AtomicU32::new(0),
             consecutive_gateway: AtomicU32::new(0),
@@ -274,11 +281,8 @@ impl EndpointState {
     }
 
     /// Where to connect: `IP:port`, or `name:port` for a DNS endpoint.
-    pub fn authority(&self) -> String {
-        match &self.hostname {
-            Some(h) => format!("{h}:{}", self.addr.port()),
-            None => self.addr.to_string(),
-        }
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 
     pub fn ejected(&self, now: u64) -> bool {

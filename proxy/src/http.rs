@@ -107,9 +107,12 @@ pub fn local_reply(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
+static GRPC_STATUS: header::HeaderName = header::HeaderName::from_static("grpc-status");
+static XFCC: header::HeaderName = header::HeaderName::from_static("x-forwarded-client-cert");
+
 /// The header that marks a request with each proxy's outbound side it went through, since the
 /// last app. A proxy that finds its own mark is forwarding in a loop.
-pub const VIA_HEADER: &str = "x-mesh-via";
+pub static VIA_HEADER: header::HeaderName = header::HeaderName::from_static("x-mesh-via");
 /// More outbound hops than this without an app in between is a loop too.
 const MAX_VIA_HOPS: usize = 8;
 
@@ -118,7 +121,7 @@ const MAX_VIA_HOPS: usize = 8;
 fn is_loop(shared: &Shared, headers: &mut HeaderMap) -> bool {
     let mut hops = 0;
     let mut seen_self = false;
-    for v in headers.get_all(VIA_HEADER) {
+    for v in headers.get_all(&VIA_HEADER) {
         for mark in v.as_bytes().split(|&b| b == b',') {
             hops += 1;
             seen_self |= mark.trim_ascii() == shared.via.as_bytes();
@@ -130,11 +133,11 @@ fn is_loop(shared: &Shared, headers: &mut HeaderMap) -> bool {
     }
     if hops == 0 {
         // The common case: a shared value, no allocation.
-        headers.insert(VIA_HEADER, shared.via_header.clone());
-    } else if let Some(v) = headers.get(VIA_HEADER).and_then(|v| v.to_str().ok())
+        headers.insert(&VIA_HEADER, shared.via_header.clone());
+    } else if let Some(v) = headers.get(&VIA_HEADER).and_then(|v| v.to_str().ok())
         && let Ok(marks) = HeaderValue::from_str(&format!("{v},{}", shared.via))
     {
-        headers.insert(VIA_HEADER, marks);
+        headers.insert(&VIA_HEADER, marks);
     }
     false
 }
@@ -163,8 +166,28 @@ pub fn local_reply_owned(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
+/// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, and the legacy ones).
+fn is_hop_by_hop(name: &header::HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ]
+    .contains(name)
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one look at each name, instead of a lookup per hop-by-hop
+    // header (each hashing its name).
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
         for name in conn.split(',') {
             let name = name.trim();
@@ -216,15 +239,13 @@ where
     C: Connect + Clone + Send + Sync + 'static,
 {
     // HTTP/2 carries the authority in the URI; keep the caller's Host header for the app.
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let scheme = if tls { "https" } else { "http" };
-    let uri = Uri::builder()
-        .scheme(scheme)
-        .authority(target)
-        .path_and_query(path)
-        .build()
-        .map_err(|_| UpstreamError::BadRequest)?;
-    *req.uri_mut() = uri;
+    // The path is moved over as it is (parsed once, when the request came in).
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(if tls { http::uri::Scheme::HTTPS } else { http::uri::Scheme::HTTP });
+    uri.authority = Some(target.parse().map_err(|_| UpstreamError::BadRequest)?);
+    uri.path_and_query =
+        Some(req.uri().path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")));
+    *req.uri_mut() = Uri::from_parts(uri).map_err(|_| UpstreamError::BadRequest)?;
     *req.version_mut() = version;
     let upgrade_to = if upgrade { req.headers().get(header::UPGRADE).cloned() } else { None };
     // `te: trailers` is end to end in effect (gRPC requires it); other TE values are not.
@@ -643,7 +664,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         return local_answer(&shared, &snapshot, &Head::of(&req), resp, "UH", "", "", started);
     };
     target.request_headers.apply(req.headers_mut());
-    let request_authority = request_authority(&req);
+    // Where a passthrough cluster sends it (no other cluster needs it).
+    let request_authority = if target.cluster.passthrough { request_authority(&req) } else { String::new() };
     if is_upgrade(&req) {
         // The session is logged and counted when it is set up (Envoy logs it when it ends).
         let head = Head::of(&req);
@@ -701,21 +723,33 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         }
         _ => (None, Some(Either::Left(body))),
     };
-    let rebuild = |body: Body| {
-        let mut r = Request::from_parts(parts.clone(), body);
-        *r.extensions_mut() = http::Extensions::new();
-        r
+    let log = shared.access_log_on(&snapshot);
+    let trace = span.sampled && tracing_on.is_some();
+    // What only the access log and the span read, taken before the request goes.
+    let details = (log || trace).then(|| RequestDetails::of_head(&parts));
+    let policy = route.retries.as_ref().filter(|_| buffered.is_some());
+    let attempts = 1 + policy.map_or(0, |p| p.attempts);
+    // One try and no copy (the common case): the request's head moves on as it is, without
+    // a copy of its headers.
+    let single = attempts == 1 && route.mirrors.is_empty();
+    let mut parts = Some(parts);
+    let mut rebuild = |body: Body| {
+        let head = if single { parts.take() } else { parts.clone() };
+        head.map(|head| {
+            let mut r = Request::from_parts(head, body);
+            *r.extensions_mut() = http::Extensions::new();
+            r
+        })
     };
     for (cluster, percent) in &route.mirrors {
         if let Some(b) = &buffered
             && hit(*percent)
+            && let Some(copy) = rebuild(Either::Right(Full::new(b.clone())))
         {
-            mirror(&shared, &snapshot, cluster, rebuild(Either::Right(Full::new(b.clone()))), h2);
+            mirror(&shared, &snapshot, cluster, copy, h2);
         }
     }
 
-    let policy = route.retries.as_ref().filter(|_| buffered.is_some());
-    let attempts = 1 + policy.map_or(0, |p| p.attempts);
     let mut used: Option<(SocketAddr, bool)> = None;
     let attempt_all = async {
         let mut last = None;
@@ -732,7 +766,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=exp))).await;
             }
             let (index, authority, mtls) = if target.cluster.passthrough {
-                (None, request_authority.clone(), false)
+                (None, request_authority.as_str(), false)
             } else {
                 let Some(index) = target.cluster.pick_index(hash) else {
                     return Err(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"));
@@ -751,7 +785,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 (None, Some(s)) => s,
                 (None, None) => break,
             };
-            let req = rebuild(body);
+            let Some(req) = rebuild(body) else { break };
             let client = shared.client_for(target.cluster.pool, h2);
             let version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
             // HTTP/2 in plain text goes straight to the app: its `:authority` is the
@@ -759,12 +793,12 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
             let own_authority = (h2 && !mtls)
                 .then(|| req.headers().get(header::HOST)?.to_str().ok().map(str::to_owned))
                 .flatten()
-                .filter(|host| *host != authority)
-                .and_then(|host| Some((shared.app_h2(&authority)?, host)));
+                .filter(|host| host != authority)
+                .and_then(|host| Some((shared.app_h2(authority)?, host)));
             let sent = async {
                 match own_authority {
                     Some((direct, host)) => send(&direct, req, &host, false, version).await,
-                    None => send(&client, req, &authority, mtls, version).await,
+                    None => send(&client, req, authority, mtls, version).await,
                 }
             };
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
@@ -818,7 +852,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     let destination = resp
         .headers_mut()
         .remove(crate::metrics::PEER_HEADER)
-        .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
+        .and_then(|v| shared.peers.get(&v))
         .unwrap_or_else(crate::metrics::unknown_peer);
     let (dest_principal, mtls) = match used {
         Some((addr, mtls)) => (snapshot.peer(addr).map(|p| p.identity.to_string()).unwrap_or_default(), mtls),
@@ -826,7 +860,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     };
     let response_bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
-    let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let grpc_status = resp.headers().get(&GRPC_STATUS).and_then(|v| v.to_str().ok()).map(str::to_string);
     let record = crate::metrics::RequestRecord {
         reporter: "source",
         source: &shared.me,
@@ -844,51 +878,49 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         response_bytes,
     };
     shared.metrics.record(&record);
-    let log = shared.access_log_on(&snapshot);
-    let trace = span.sampled && tracing_on.is_some();
-    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let protocol = if parts.version == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" };
-    let upstream_host = if log || trace { used.map(|(a, _)| a.to_string()).unwrap_or_default() } else { String::new() };
-    if log {
-        crate::metrics::access_log(
-            &record,
-            &crate::metrics::AccessEntry {
-                direction: "outbound",
-                method: parts.method.as_str(),
-                path,
-                authority: header("host"),
-                protocol,
-                request_id: &request_id,
-                upstream_host: &upstream_host,
-                upstream_cluster: &target.cluster.name,
-            },
-        );
-    }
-    if trace {
-        // Istio's operation name: the destination host and port.
-        let name = match target.cluster.name.split('|').collect::<Vec<_>>()[..] {
-            [_, port, _, host] => format!("{host}:{port}/*"),
-            _ => format!("{}/*", target.cluster.name),
-        };
-        shared.tracer.record(crate::trace::Span {
-            ctx: span,
-            name,
-            client: true,
-            start: start_time,
-            duration: started.elapsed(),
-            tags: span_tags(
-                &shared,
+    if let Some(d) = &details {
+        let upstream_host = used.map(|(a, _)| a.to_string()).unwrap_or_default();
+        let request_id = request_id.to_str().unwrap_or("");
+        if log {
+            crate::metrics::access_log(
                 &record,
-                parts.method.as_str(),
-                header("host"),
-                path,
-                protocol,
-                &request_id,
-                &target.cluster.name,
-                &upstream_host,
-            ),
-        });
+                &crate::metrics::AccessEntry {
+                    direction: "outbound",
+                    method: &d.method,
+                    path: &d.path,
+                    authority: &d.authority,
+                    protocol: d.protocol,
+                    request_id,
+                    upstream_host: &upstream_host,
+                    upstream_cluster: &target.cluster.name,
+                },
+            );
+        }
+        if trace {
+            // Istio's operation name: the destination host and port.
+            let name = match target.cluster.name.split('|').collect::<Vec<_>>()[..] {
+                [_, port, _, host] => format!("{host}:{port}/*"),
+                _ => format!("{}/*", target.cluster.name),
+            };
+            shared.tracer.record(crate::trace::Span {
+                ctx: span,
+                name,
+                client: true,
+                start: start_time,
+                duration: started.elapsed(),
+                tags: span_tags(
+                    &shared,
+                    &record,
+                    &d.method,
+                    &d.authority,
+                    &d.path,
+                    d.protocol,
+                    request_id,
+                    &target.cluster.name,
+                    &upstream_host,
+                ),
+            });
+        }
     }
     target.response_headers.apply(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
@@ -959,7 +991,7 @@ fn retriable(p: &RetryPolicy, result: &Result<Response<Incoming>, UpstreamError>
         Ok(resp) => {
             let code = resp.status().as_u16();
             let grpc =
-                resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+                resp.headers().get(&GRPC_STATUS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
             (on("5xx") && code >= 500)
                 || (on("gateway-error") && matches!(code, 502..=504))
                 || (on("retriable-4xx") && code == 409)
@@ -1068,7 +1100,7 @@ fn mirror(
 ) {
     let Some(index) = cluster.pick_index(None) else { return };
     let e = &cluster.endpoints[index];
-    let endpoint = e.authority();
+    let endpoint = e.authority().to_string();
     let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
     let h2 = if mtls { h2 } else { to_app_h2(cluster, h2) };
     if let Some(h) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
@@ -1214,7 +1246,7 @@ pub async fn inbound(
     }
     // The loop mark is between proxies only: an app never sees it (so an app calling its own
     // service through its sidecar is no loop).
-    req.headers_mut().remove(VIA_HEADER);
+    req.headers_mut().remove(&VIA_HEADER);
     let request_id = crate::trace::ensure_request_id(req.headers_mut());
     let sampling = snapshot.raw.listeners.tracing.as_ref().map_or(0.0, |t| t.sampling);
     let span = crate::trace::child(crate::trace::extract(req.headers()), sampling);
@@ -1225,7 +1257,7 @@ pub async fn inbound(
     let peer_ns = peer.identity.as_deref().and_then(spiffe_namespace);
     let source = caller
         .as_ref()
-        .and_then(|v| crate::metrics::Peer::parse(v.to_str().ok()?))
+        .and_then(|v| shared.peers.get(v))
         .filter(|p| peer_ns == Some(p.namespace.as_str()))
         .unwrap_or_else(crate::metrics::unknown_peer);
     let request_bytes =
@@ -1242,11 +1274,9 @@ pub async fn inbound(
         Err((resp, flags)) => (resp, flags),
         Ok(()) => {
             // Tell the app who called, as Istio does (never trust one the caller sent).
-            req.headers_mut().remove("x-forwarded-client-cert");
-            if let Some(id) = &peer.identity
-                && let Ok(v) = HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri))
-            {
-                req.headers_mut().insert("x-forwarded-client-cert", v);
+            req.headers_mut().remove(&XFCC);
+            if let Some(v) = &peer.xfcc {
+                req.headers_mut().insert(&XFCC, v.clone());
             }
             let app_http = snapshot.raw.listeners.inbound.iter().find(|l| l.port == port).and_then(|l| l.app_http);
             (forward_to_app(&shared, req, app, app_http).await, "-")
@@ -1259,7 +1289,7 @@ pub async fn inbound(
     }
     let response_bytes =
         resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()).unwrap_or(0);
-    let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let grpc_status = resp.headers().get(&GRPC_STATUS).and_then(|v| v.to_str().ok()).map(str::to_string);
     let record = crate::metrics::RequestRecord {
         reporter: "destination",
         source: &source,
@@ -1288,7 +1318,7 @@ pub async fn inbound(
                     path: &d.path,
                     authority: &d.authority,
                     protocol: d.protocol,
-                    request_id: &request_id,
+                    request_id: request_id.to_str().unwrap_or(""),
                     upstream_host: &app.to_string(),
                     upstream_cluster: &cluster,
                 },
@@ -1308,7 +1338,7 @@ pub async fn inbound(
                     &d.authority,
                     &d.path,
                     d.protocol,
-                    &request_id,
+                    request_id.to_str().unwrap_or(""),
                     &cluster,
                     &peer.remote.to_string(),
                 ),
@@ -1336,11 +1366,19 @@ struct RequestDetails {
 
 impl RequestDetails {
     fn of<B>(req: &Request<B>) -> RequestDetails {
+        RequestDetails::from(req.method(), req.uri(), req.headers(), req.version())
+    }
+
+    fn of_head(head: &http::request::Parts) -> RequestDetails {
+        RequestDetails::from(&head.method, &head.uri, &head.headers, head.version)
+    }
+
+    fn from(method: &http::Method, uri: &Uri, headers: &HeaderMap, version: http::Version) -> RequestDetails {
         RequestDetails {
-            method: req.method().as_str().to_string(),
-            path: req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
-            authority: req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
-            protocol: if req.version() == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" },
+            method: method.as_str().to_string(),
+            path: uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
+            authority: headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            protocol: if version == http::Version::HTTP_2 { "HTTP/2" } else { "HTTP/1.1" },
         }
     }
 }
@@ -1429,4 +1467,47 @@ async fn admit(
         return Err((r, "RL"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stop_at_this_hop_and_the_rest_go_on() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic eA=="),
+            ("x-request-id", "abc"),
+            ("content-type", "text/plain"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["x-request-id", "content-type"]);
+        // Nothing hop-by-hop: nothing changes.
+        let mut h = headers(&[("host", "reviews"), ("x-b3-sampled", "1")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        // Only a header the Connection header names.
+        let mut h = headers(&[("connection", "close"), ("close", "x")]);
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
 }

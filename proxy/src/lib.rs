@@ -70,6 +70,8 @@ pub struct Shared {
     pub me: metrics::Peer,
     /// `me` as the metadata-exchange header value, made once.
     pub me_header: Option<::http::HeaderValue>,
+    /// Peers named by their metadata-exchange headers, parsed once.
+    pub peers: metrics::PeerCache,
     /// `--access-log`: log every request whatever the mesh config says.
     pub access_log: bool,
     /// Finished spans on their way to the collector the config names.
@@ -152,6 +154,17 @@ pub struct PeerInfo {
     pub identity: Option<String>,
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// The `x-forwarded-client-cert` the app is told for this peer (made once per connection).
+    pub xfcc: Option<::http::HeaderValue>,
+}
+
+impl PeerInfo {
+    fn new(shared: &Shared, identity: Option<String>, remote: SocketAddr, local: SocketAddr) -> PeerInfo {
+        let xfcc = identity
+            .as_ref()
+            .and_then(|id| ::http::HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri)).ok());
+        PeerInfo { identity, remote, local, xfcc }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -420,6 +433,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         via,
         listening,
         me_header: ::http::HeaderValue::from_str(&me.header()).ok(),
+        peers: Default::default(),
         me,
         access_log: opts.access_log,
         tracer,
@@ -550,7 +564,7 @@ async fn handle_inbound(
             debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
         }
         (false, _) => {
-            let peer = PeerInfo { identity: None, remote, local };
+            let peer = PeerInfo::new(&shared, None, remote, local);
             serve_inbound_stream(shared, stream, port, app, peer, permit).await;
         }
         (true, _) => {
@@ -571,7 +585,7 @@ async fn handle_inbound(
                 }
             };
             let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
-            let peer = PeerInfo { identity, remote, local };
+            let peer = PeerInfo::new(&shared, identity, remote, local);
             serve_inbound_stream(shared, tls, port, app, peer, permit).await;
         }
     }

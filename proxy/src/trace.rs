@@ -9,7 +9,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -53,16 +53,29 @@ fn hex_u64(s: &str) -> Option<u64> {
     }
 }
 
-fn get<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+// Header names parsed once: a `&str` name is parsed again on every lookup.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static B3: HeaderName = HeaderName::from_static("b3");
+static B3_TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
+static B3_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-spanid");
+static B3_PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parentspanid");
+static B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
+static B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
+/// Envoy's request id.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn get<'h>(h: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// The caller's span context: `traceparent` first, then `b3`, then `x-b3-*`. Malformed
 /// headers count as absent (a new trace starts), as the W3C specification says.
 pub fn extract(h: &HeaderMap) -> Option<Incoming> {
-    if let Some(tp) = get(h, "traceparent") {
-        let parts: Vec<&str> = tp.split('-').collect();
-        if parts.len() >= 4 && parts[0].len() == 2 && parts[0] != "ff" && parts[3].len() == 2 {
+    if let Some(tp) = get(h, &TRACEPARENT) {
+        // version-trace-span-flags[-future]: the first four fields, without collecting.
+        let mut fields = tp.splitn(5, '-');
+        let parts: [&str; 4] = std::array::from_fn(|_| fields.next().unwrap_or(""));
+        if parts[3].len() == 2 && parts[0].len() == 2 && parts[0] != "ff" && parts[3].len() == 2 {
             let flags = u8::from_str_radix(parts[3], 16).ok();
             if let (Some(t), Some(s), Some(f)) =
                 (hex_u128(parts[1]).filter(|_| parts[1].len() == 32), hex_u64(parts[2]), flags)
@@ -71,12 +84,11 @@ pub fn extract(h: &HeaderMap) -> Option<Incoming> {
             }
         }
     }
-    if let Some(b3) = get(h, "b3") {
-        let parts: Vec<&str> = b3.split('-').collect();
-        if parts.len() >= 2
-            && let (Some(t), Some(s)) = (hex_u128(parts[0]), hex_u64(parts[1]))
-        {
-            let sampled = parts.get(2).and_then(|f| match *f {
+    if let Some(b3) = get(h, &B3) {
+        let mut fields = b3.split('-');
+        let (trace, span, flag) = (fields.next(), fields.next(), fields.next());
+        if let (Some(t), Some(s)) = (trace.and_then(hex_u128), span.and_then(hex_u64)) {
+            let sampled = flag.and_then(|f| match f {
                 "1" | "d" => Some(true),
                 "0" => Some(false),
                 _ => None,
@@ -84,12 +96,12 @@ pub fn extract(h: &HeaderMap) -> Option<Incoming> {
             return Some(Incoming { trace_id: t, span_id: s, sampled });
         }
     }
-    let t = get(h, "x-b3-traceid").and_then(hex_u128)?;
-    let s = get(h, "x-b3-spanid").and_then(hex_u64)?;
-    let sampled = if get(h, "x-b3-flags") == Some("1") {
+    let t = get(h, &B3_TRACE_ID).and_then(hex_u128)?;
+    let s = get(h, &B3_SPAN_ID).and_then(hex_u64)?;
+    let sampled = if get(h, &B3_FLAGS) == Some("1") {
         Some(true)
     } else {
-        match get(h, "x-b3-sampled") {
+        match get(h, &B3_SAMPLED) {
             Some("1") | Some("true") => Some(true),
             Some("0") | Some("false") => Some(false),
             _ => None,
@@ -159,27 +171,27 @@ pub fn inject(h: &mut HeaderMap, ctx: &Context) {
     tp[35] = b'-';
     tp[36..52].copy_from_slice(&span);
     tp[52..].copy_from_slice(if ctx.sampled { b"-01" } else { b"-00" });
-    let mut put = |name: &'static str, bytes: &[u8]| {
+    let mut put = |name: &'static HeaderName, bytes: &[u8]| {
         if let Some(v) = value(bytes) {
             h.insert(name, v);
         }
     };
-    put("traceparent", &tp);
-    put("x-b3-traceid", &trace);
-    put("x-b3-spanid", &span);
+    put(&TRACEPARENT, &tp);
+    put(&B3_TRACE_ID, &trace);
+    put(&B3_SPAN_ID, &span);
     match ctx.parent {
         Some(p) => {
             let mut parent = [0u8; 16];
             hex_into(&mut parent, u128::from(p));
-            put("x-b3-parentspanid", &parent);
+            put(&B3_PARENT_SPAN_ID, &parent);
         }
         None => {
-            h.remove("x-b3-parentspanid");
+            h.remove(&B3_PARENT_SPAN_ID);
         }
     }
-    h.insert("x-b3-sampled", HeaderValue::from_static(if ctx.sampled { "1" } else { "0" }));
-    h.remove("x-b3-flags");
-    if h.contains_key("b3") {
+    h.insert(&B3_SAMPLED, HeaderValue::from_static(if ctx.sampled { "1" } else { "0" }));
+    h.remove(&B3_FLAGS);
+    if h.contains_key(&B3) {
         // TRACE-SPAN-SAMPLED
         let mut b3 = [0u8; 51];
         b3[..32].copy_from_slice(&trace);
@@ -187,15 +199,16 @@ pub fn inject(h: &mut HeaderMap, ctx: &Context) {
         b3[33..49].copy_from_slice(&span);
         b3[49..].copy_from_slice(if ctx.sampled { b"-1" } else { b"-0" });
         if let Some(v) = value(&b3) {
-            h.insert("b3", v);
+            h.insert(&B3, v);
         }
     }
 }
 
-/// Make `x-request-id` when the request has none (a random UUID v4); returns the id.
-pub fn ensure_request_id(h: &mut HeaderMap) -> String {
-    if let Some(v) = get(h, "x-request-id").filter(|v| !v.is_empty()) {
-        return v.to_string();
+/// Make `x-request-id` when the request has none (a random UUID v4); returns the id (a
+/// header value: cloning it copies no bytes).
+pub fn ensure_request_id(h: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = h.get(&REQUEST_ID).filter(|v| !v.is_empty()) {
+        return v.clone();
     }
     let r = fastrand::u128(..);
     // Version 4, variant 1 (RFC 9562).
@@ -209,10 +222,9 @@ pub fn ensure_request_id(h: &mut HeaderMap) -> String {
     id[14..18].copy_from_slice(&hex[12..16]);
     id[19..23].copy_from_slice(&hex[16..20]);
     id[24..].copy_from_slice(&hex[20..]);
-    if let Some(v) = value(&id) {
-        h.insert("x-request-id", v);
-    }
-    String::from_utf8_lossy(&id).into_owned()
+    let v = value(&id).unwrap_or_else(|| HeaderValue::from_static(""));
+    h.insert(&REQUEST_ID, v.clone());
+    v
 }
 
 /// One finished span.
@@ -416,7 +428,7 @@ mod tests {
         let mut h = headers(&[("x-request-id", "abc")]);
         assert_eq!(ensure_request_id(&mut h), "abc");
         let mut h = HeaderMap::new();
-        let id = ensure_request_id(&mut h);
+        let id = ensure_request_id(&mut h).to_str().expect("ascii").to_string();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
         assert_eq!(h["x-request-id"], id.as_str());
@@ -444,7 +456,7 @@ mod tests {
             );
         }
         let mut h = HeaderMap::new();
-        let id = ensure_request_id(&mut h);
+        let id = ensure_request_id(&mut h).to_str().expect("ascii").to_string();
         let parts: Vec<usize> = id.split('-').map(str::len).collect();
         assert_eq!(parts, [8, 4, 4, 4, 12], "{id}");
         assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
