@@ -882,19 +882,8 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
         let upstream_host = used.map(|(a, _)| a.to_string()).unwrap_or_default();
         let request_id = request_id.to_str().unwrap_or("");
         if log {
-            crate::metrics::access_log(
-                &record,
-                &crate::metrics::AccessEntry {
-                    direction: "outbound",
-                    method: &d.method,
-                    path: &d.path,
-                    authority: &d.authority,
-                    protocol: d.protocol,
-                    request_id,
-                    upstream_host: &upstream_host,
-                    upstream_cluster: &target.cluster.name,
-                },
-            );
+            let entry = d.entry("outbound", request_id, &upstream_host, &target.cluster.name);
+            crate::metrics::access_log(&record, &entry);
         }
         if trace {
             // Istio's operation name: the destination host and port.
@@ -908,17 +897,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 client: true,
                 start: start_time,
                 duration: started.elapsed(),
-                tags: span_tags(
-                    &shared,
-                    &record,
-                    &d.method,
-                    &d.authority,
-                    &d.path,
-                    d.protocol,
-                    request_id,
-                    &target.cluster.name,
-                    &upstream_host,
-                ),
+                tags: span_tags(&shared, &record, d, request_id, &target.cluster.name, &upstream_host),
             });
         }
     }
@@ -1309,20 +1288,10 @@ pub async fn inbound(
     shared.metrics.record(&record);
     if let Some(d) = &details {
         let cluster = format!("inbound|{port}||");
+        let app_host = app.to_string();
         if log {
-            crate::metrics::access_log(
-                &record,
-                &crate::metrics::AccessEntry {
-                    direction: "inbound",
-                    method: &d.method,
-                    path: &d.path,
-                    authority: &d.authority,
-                    protocol: d.protocol,
-                    request_id: request_id.to_str().unwrap_or(""),
-                    upstream_host: &app.to_string(),
-                    upstream_cluster: &cluster,
-                },
-            );
+            let entry = d.entry("inbound", request_id.to_str().unwrap_or(""), &app_host, &cluster);
+            crate::metrics::access_log(&record, &entry);
         }
         if trace {
             shared.tracer.record(crate::trace::Span {
@@ -1334,10 +1303,7 @@ pub async fn inbound(
                 tags: span_tags(
                     &shared,
                     &record,
-                    &d.method,
-                    &d.authority,
-                    &d.path,
-                    d.protocol,
+                    d,
                     request_id.to_str().unwrap_or(""),
                     &cluster,
                     &peer.remote.to_string(),
@@ -1365,6 +1331,26 @@ struct RequestDetails {
 }
 
 impl RequestDetails {
+    /// The access log's entry for this request.
+    fn entry<'a>(
+        &'a self,
+        direction: &'static str,
+        request_id: &'a str,
+        upstream_host: &'a str,
+        upstream_cluster: &'a str,
+    ) -> crate::metrics::AccessEntry<'a> {
+        crate::metrics::AccessEntry {
+            direction,
+            method: &self.method,
+            path: &self.path,
+            authority: &self.authority,
+            protocol: self.protocol,
+            request_id,
+            upstream_host,
+            upstream_cluster,
+        }
+    }
+
     fn of<B>(req: &Request<B>) -> RequestDetails {
         RequestDetails::from(req.method(), req.uri(), req.headers(), req.version())
     }
@@ -1384,18 +1370,15 @@ impl RequestDetails {
 }
 
 /// The tags Istio's spans carry (Envoy's names), from what the metrics saw.
-#[allow(clippy::too_many_arguments)]
 fn span_tags(
     shared: &Shared,
     r: &crate::metrics::RequestRecord<'_>,
-    method: &str,
-    authority: &str,
-    path: &str,
-    protocol: &str,
+    d: &RequestDetails,
     request_id: &str,
     cluster: &str,
     peer_address: &str,
 ) -> Vec<(&'static str, String)> {
+    let (method, authority, path, protocol) = (d.method.as_str(), d.authority.as_str(), d.path.as_str(), d.protocol);
     vec![
         ("component", "proxy".into()),
         ("node_id", format!("{}.{}", shared.workload.name, shared.workload.namespace)),
