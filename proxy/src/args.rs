@@ -89,7 +89,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_connections: usize,
     /// Requests in flight per listener; beyond it requests get 503 (Envoy's overload answer).
-    #[arg(long, value_name = "N", default_value_t = crate::guard::DEFAULT_MAX_REQUESTS)]
+    #[arg(long, value_name = "N", default_value_t = crate::listeners::guard::DEFAULT_MAX_REQUESTS)]
     pub max_requests: usize,
     /// How long a request's head may take to arrive once it has begun (and a new connection
     /// to bring its first request).
@@ -259,16 +259,16 @@ impl ProxyArgs {
             access_log: self.access_log,
             meshd,
             peer_http2: self.peer_protocol == "h2",
-            limits: crate::guard::Limits {
+            limits: crate::listeners::guard::Limits {
                 max_connections: match self.max_connections {
-                    0 => crate::guard::connection_budget(crate::guard::fd_limit()),
+                    0 => crate::listeners::guard::connection_budget(crate::listeners::guard::fd_limit()),
                     n => n,
                 },
                 max_requests: self.max_requests.max(1),
                 tls_handshake: self.tls_handshake_timeout,
                 request_headers: self.request_headers_timeout,
                 stream_idle: self.stream_idle_timeout,
-                idle: self.idle_timeout.unwrap_or(crate::guard::DEFAULT_IDLE),
+                idle: self.idle_timeout.unwrap_or(crate::listeners::guard::DEFAULT_IDLE),
                 idle_from_flag: self.idle_timeout.is_some(),
             },
         })
@@ -277,7 +277,7 @@ impl ProxyArgs {
     /// Start the proxy, print where it listens, and serve until killed (or, with a command,
     /// until the command exits). Returns the exit code to end the process with.
     pub fn run(&self, home: PathBuf) -> anyhow::Result<i32> {
-        let nofile = crate::guard::raise_fd_limit();
+        let nofile = crate::listeners::guard::raise_fd_limit();
         let opts = self.to_options(home)?;
         tracing::debug!(nofile, max_connections = opts.limits.max_connections, "downstream limits");
         if !self.command.is_empty() && opts.outbound.is_none() {

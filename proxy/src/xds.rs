@@ -62,7 +62,7 @@ pub struct MeshdTls {
 }
 
 /// The connection to meshd: plain TCP, or TLS to its discovery port.
-type MeshdStream = crate::connect::Stream;
+type MeshdStream = crate::upstream::connect::Stream;
 
 async fn connect_meshd(address: &str, tls: Option<&MeshdTls>) -> Result<MeshdStream, String> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))

@@ -8,85 +8,11 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
+
+use crate::matching::{Pattern, joined_header};
 use ipnet::IpNet;
 use mesh_api::proxy_config::{AuthzAction, AuthzPolicy};
 use mesh_api::security::{Condition, Operation, Rule, Source};
-
-#[derive(Debug, Clone)]
-enum Pattern {
-    Any,
-    Exact(String),
-    Prefix(String),
-    Suffix(String),
-    Template(regex::Regex),
-}
-
-impl Pattern {
-    fn new(v: &str) -> Pattern {
-        if v == "*" {
-            Pattern::Any
-        } else if let Some(p) = v.strip_suffix('*') {
-            Pattern::Prefix(p.to_string())
-        } else if let Some(s) = v.strip_prefix('*') {
-            Pattern::Suffix(s.to_string())
-        } else {
-            Pattern::Exact(v.to_string())
-        }
-    }
-
-    /// A path value: templates become anchored regexes.
-    fn path(v: &str) -> Result<Pattern, String> {
-        if !v.contains('{') {
-            return Ok(Pattern::new(v));
-        }
-        let mut re = String::from("^");
-        for (i, seg) in v.split('/').enumerate() {
-            if i > 0 {
-                re.push('/');
-            }
-            match seg {
-                "{*}" => re.push_str("[^/]+"),
-                "{**}" => re.push_str(".*"),
-                s => re.push_str(&regex::escape(s)),
-            }
-        }
-        re.push('$');
-        regex::Regex::new(&re).map(Pattern::Template).map_err(|e| format!("path template {v:?}: {e}"))
-    }
-
-    fn matches(&self, v: &str) -> bool {
-        match self {
-            Pattern::Any => true,
-            Pattern::Exact(e) => v == e,
-            Pattern::Prefix(p) => v.starts_with(p.as_str()),
-            Pattern::Suffix(s) => v.ends_with(s.as_str()),
-            Pattern::Template(r) => r.is_match(v),
-        }
-    }
-
-    /// A header value as received: bytes, which need not be ASCII or UTF-8.
-    fn matches_bytes(&self, v: &[u8]) -> bool {
-        match self {
-            Pattern::Any => true,
-            Pattern::Exact(e) => v == e.as_bytes(),
-            Pattern::Prefix(p) => v.starts_with(p.as_bytes()),
-            Pattern::Suffix(s) => v.ends_with(s.as_bytes()),
-            Pattern::Template(r) => r.is_match(&String::from_utf8_lossy(v)),
-        }
-    }
-
-    fn matches_ignore_case(&self, v: &str) -> bool {
-        match self {
-            Pattern::Any => true,
-            Pattern::Exact(e) => v.eq_ignore_ascii_case(e),
-            Pattern::Prefix(p) => v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()),
-            Pattern::Suffix(s) => {
-                v.len() >= s.len() && v.as_bytes()[v.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-            }
-            Pattern::Template(r) => r.is_match(v),
-        }
-    }
-}
 
 /// A `values` / `notValues` pair: empty lists do not constrain.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +94,7 @@ pub struct Request<'a> {
     pub source_ip: IpAddr,
     pub destination_ip: IpAddr,
     /// The verified JWT, if the request carried one.
-    pub jwt: Option<&'a crate::jwt::Verified>,
+    pub jwt: Option<&'a crate::policy::jwt::Verified>,
 }
 
 /// A peer principal split Istio's way: `td/ns/N/sa/SA`.
@@ -493,19 +419,6 @@ impl CCondition {
             CCondition::Absent(f) => f.check_exact(None),
         }
     }
-}
-
-/// Every value of header `name`, joined with `,` as Envoy joins them; None when absent.
-pub fn joined_header<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<std::borrow::Cow<'h, [u8]>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    let Some(second) = values.next() else { return Some(std::borrow::Cow::Borrowed(first.as_bytes())) };
-    let mut out = first.as_bytes().to_vec();
-    for v in std::iter::once(second).chain(values) {
-        out.push(b',');
-        out.extend_from_slice(v.as_bytes());
-    }
-    Some(std::borrow::Cow::Owned(out))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::{ClientAddr, Shared, http};
+use crate::{ClientAddr, Shared};
 
 /// Where a redirected connection was going, as the app addressed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub fn looks_like_http(first: &[u8]) -> bool {
 pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
     let state = shared.listener("captured_outbound");
     loop {
-        let (stream, peer, permit) = crate::guard::accept(&listener, &state).await;
+        let (stream, peer, permit) = crate::listeners::guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -68,14 +68,14 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
                 Err(_) => 0, // the server speaks first
             };
             if looks_like_http(&first[..n]) {
-                crate::guard::serve_http(
+                crate::listeners::guard::serve_http(
                     stream,
                     &permit,
                     peer,
                     move |mut req: hyper::Request<hyper::body::Incoming>| {
                         req.extensions_mut().insert(ClientAddr(peer));
                         req.extensions_mut().insert(OriginalDst(dst));
-                        http::outbound(shared.clone(), req)
+                        crate::http::outbound::outbound(shared.clone(), req)
                     },
                 )
                 .await;
@@ -89,8 +89,13 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
 /// Opaque TCP to where the app was connecting: a Service's cluster IP is routed like its name
 /// (TCP routes, endpoints, mTLS), a mesh endpoint is reached over mTLS, anything else passes
 /// through (REGISTRY_ONLY closes it). Counted in the `istio_tcp_*` metrics like every TCP path.
-async fn forward_tcp(shared: &Shared, stream: TcpStream, dst: SocketAddr, permit: &crate::guard::ConnPermit) {
-    crate::outbound_tcp(shared, stream, &dst.ip().to_string(), dst.port(), Some(dst), permit).await;
+async fn forward_tcp(
+    shared: &Shared,
+    stream: TcpStream,
+    dst: SocketAddr,
+    permit: &crate::listeners::guard::ConnPermit,
+) {
+    crate::listeners::tcp::outbound_tcp(shared, stream, &dst.ip().to_string(), dst.port(), Some(dst), permit).await;
 }
 
 #[cfg(test)]

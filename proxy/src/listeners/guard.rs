@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::http::Body;
+use crate::Body;
 
 /// The limits in force for downstream connections (`mesh proxy run` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +109,7 @@ pub struct Listener {
     pub limits: Limits,
     /// The config in force, for its connection idle timeout.
     snapshot: Arc<arc_swap::ArcSwap<crate::config::Snapshot>>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
     refusals: LogThrottle,
     /// Connections that have not sent a whole request yet, oldest first: the ones a full
     /// listener closes to make room.
@@ -129,7 +129,7 @@ impl Listener {
         limits: Limits,
         max_connections: usize,
         snapshot: Arc<arc_swap::ArcSwap<crate::config::Snapshot>>,
-        metrics: Arc<crate::metrics::Metrics>,
+        metrics: Arc<crate::telemetry::metrics::Metrics>,
     ) -> Arc<Listener> {
         Arc::new(Listener {
             name,
@@ -205,7 +205,7 @@ impl Listener {
         }
     }
 
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
+    pub fn metrics(&self) -> &crate::telemetry::metrics::Metrics {
         &self.metrics
     }
 }
@@ -213,7 +213,7 @@ impl Listener {
 /// One open connection on a listener; dropping it frees the slot.
 pub struct ConnPermit {
     listener: Arc<Listener>,
-    _open: crate::metrics::OpenConnection,
+    _open: crate::telemetry::metrics::OpenConnection,
     slot: Arc<Slot>,
 }
 

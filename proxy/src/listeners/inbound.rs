@@ -1,0 +1,178 @@
+//! Inbound listeners: mTLS, plaintext or both (PeerAuthentication), per workload port or on
+//! the captured port, then HTTP or raw TCP to the app.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tracing::debug;
+
+use crate::listeners::capture;
+use crate::listeners::guard;
+use crate::listeners::tcp::relay_tcp;
+use crate::policy::authz;
+use crate::telemetry::metrics;
+use crate::{PeerInfo, Shared, tls};
+
+/// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
+pub(crate) const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A TLS record starts with content type 22 (handshake).
+pub(crate) const TLS_HANDSHAKE: u8 = 0x16;
+
+/// An inbound listener: mTLS, plaintext or both (PeerAuthentication), then the app.
+pub(crate) async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared: Arc<Shared>) {
+    let state = shared.listener("inbound");
+    loop {
+        let (stream, remote, permit) = guard::accept(&listener, &state).await;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
+    }
+}
+
+/// One inbound connection for workload `port`: mTLS, plaintext or both (PeerAuthentication),
+/// then the app.
+pub(crate) async fn handle_inbound(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    port: u16,
+    app: SocketAddr,
+    permit: guard::ConnPermit,
+) {
+    let local = stream.local_addr().unwrap_or(remote);
+    let mut first = [0u8; 1];
+    let is_tls = match permit.unless_evicted(tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))).await {
+        Some(Ok(Ok(1))) => first[0] == TLS_HANDSHAKE,
+        _ => return, // closed, failed, silent, or evicted by a full listener
+    };
+    let mode = shared.snapshot.load().peer_mode(port);
+    match (is_tls, mode) {
+        (false, mesh_api::proxy_config::PeerMode::Strict) => {
+            debug!(port, %remote, "plaintext connection refused: mTLS is STRICT on this port");
+        }
+        (true, mesh_api::proxy_config::PeerMode::Disable) => {
+            debug!(port, %remote, "TLS connection refused: mTLS is DISABLEd on this port");
+        }
+        (false, _) => {
+            let peer = PeerInfo::new(&shared, None, remote, local);
+            serve_inbound_stream(shared, stream, port, app, peer, permit).await;
+        }
+        (true, _) => {
+            let Some(config) = shared.identity.state().server.clone() else {
+                debug!(%remote, "TLS connection refused: no certificate yet");
+                return;
+            };
+            let accepted = guard::handshake(permit.listener(), tokio_rustls::TlsAcceptor::from(config).accept(stream));
+            let tls = match permit.unless_evicted(accepted).await.flatten() {
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    debug!(%remote, error = %e, "mTLS handshake failed");
+                    return;
+                }
+                None => {
+                    debug!(%remote, "mTLS handshake timed out");
+                    return;
+                }
+            };
+            let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
+            let peer = PeerInfo::new(&shared, identity, remote, local);
+            serve_inbound_stream(shared, tls, port, app, peer, permit).await;
+        }
+    }
+}
+
+/// Inbound connections the kernel redirected (`proxy init`, Istio's 15006): the original
+/// destination's port picks the workload port; its app is the `--inbound` one for that port,
+/// else the same port on loopback.
+pub(crate) async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16, SocketAddr)>, shared: Arc<Shared>) {
+    let state = shared.listener("captured_inbound");
+    loop {
+        let (stream, remote, permit) = guard::accept(&listener, &state).await;
+        let _ = stream.set_nodelay(true);
+        let dst = match capture::original_dst(&stream) {
+            Ok(d) if stream.local_addr().is_ok_and(|l| l != d) => d,
+            _ => {
+                debug!(%remote, "inbound connection was not redirected; closing");
+                continue;
+            }
+        };
+        let port = dst.port();
+        let app = apps
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
+    }
+}
+
+/// One accepted inbound connection (TLS already terminated): raw TCP to the app for a TCP
+/// port (after authorization), else HTTP.
+pub(crate) async fn serve_inbound_stream<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    port: u16,
+    app: SocketAddr,
+    peer: PeerInfo,
+    permit: guard::ConnPermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let snapshot = shared.snapshot.load_full();
+    if snapshot.inbound_is_tcp(port) {
+        let decision = snapshot.authz.check_tcp(&authz::Request {
+            method: "",
+            path: "",
+            host: "",
+            headers: &::http::HeaderMap::new(),
+            port,
+            peer: peer.identity.as_deref(),
+            source_ip: peer.remote.ip(),
+            destination_ip: peer.local.ip(),
+            jwt: None,
+        });
+        drop(snapshot);
+        if let authz::Decision::Deny(why) = decision {
+            debug!(peer = ?peer.identity, %why, "TCP connection denied; closing it");
+            return; // dropping the stream closes the connection
+        }
+        let mut upstream = match TcpStream::connect(app).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(%app, error = %e, "cannot reach the app");
+                return;
+            }
+        };
+        let _ = upstream.set_nodelay(true);
+        let me = &shared.me;
+        let labels = metrics::TcpLabels {
+            reporter: "destination".into(),
+            source_workload: "unknown".into(),
+            source_workload_namespace: peer
+                .identity
+                .as_deref()
+                .and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok())
+                .map(|i| i.namespace)
+                .unwrap_or_else(|| "unknown".into()),
+            source_principal: peer.identity.clone().unwrap_or_else(|| "unknown".into()),
+            destination_workload: me.workload.clone(),
+            destination_workload_namespace: me.namespace.clone(),
+            destination_principal: shared.identity.uri.clone(),
+            destination_service: "unknown".into(),
+            connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
+        };
+        let upstream_cluster = format!("inbound|{port}||");
+        let target = (app.to_string(), upstream_cluster.as_str());
+        let started = std::time::SystemTime::now();
+        relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", started, target, &permit, None).await;
+        return;
+    }
+    drop(snapshot);
+    let remote = peer.remote;
+    let peer = Arc::new(peer);
+    guard::serve_http(stream, &permit, remote, move |req| {
+        crate::http::inbound::inbound(shared.clone(), app, port, peer.clone(), req)
+    })
+    .await;
+}

@@ -1,0 +1,145 @@
+//! The listeners: where connections come in (outbound, inbound, captured, gateway, TCP,
+//! admin, metrics), each behind the caps of `guard`.
+
+pub mod capture;
+pub mod guard;
+pub mod inbound;
+pub mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use crate::Shared;
+use crate::upstream::connect;
+
+/// The Gateway server port a request came in on (gateway listeners only).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayPort(pub u16);
+
+/// A gateway listener: the Gateway server on `port`, TCP or HTTP as the config says.
+pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
+    let state = shared.listener("gateway");
+    loop {
+        let (mut stream, peer, permit) = guard::accept(&listener, &state).await;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let snapshot = shared.snapshot.load_full();
+            if let Some(t) = snapshot.gateway_tcp(port) {
+                let Some((endpoint, idle)) = t.pick_cluster().and_then(|c| Some((c.pick()?, c.tcp_idle()))) else {
+                    debug!(port, "gateway TCP server has no endpoint; closing the connection");
+                    return;
+                };
+                let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+                drop(snapshot);
+                match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
+                    Ok(mut upstream) => {
+                        let _ = guard::relay(&mut stream, &mut upstream, &permit, idle).await;
+                    }
+                    Err(e) => debug!(%endpoint, error = %e, "gateway TCP upstream failed"),
+                }
+                return;
+            }
+            drop(snapshot);
+            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                req.extensions_mut().insert(GatewayPort(port));
+                crate::http::outbound::outbound(shared.clone(), req)
+            })
+            .await;
+        });
+    }
+}
+
+/// The address of the app connection a request came on (outbound listener), for
+/// consistent hashing by source IP.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Who is on the other end of an inbound connection.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer proxy's SPIFFE ID (mTLS connections only).
+    pub identity: Option<String>,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// The `x-forwarded-client-cert` the app is told for this peer (made once per connection).
+    pub xfcc: Option<::http::HeaderValue>,
+}
+
+impl PeerInfo {
+    fn new(shared: &Shared, identity: Option<String>, remote: SocketAddr, local: SocketAddr) -> PeerInfo {
+        let xfcc = identity
+            .as_ref()
+            .and_then(|id| ::http::HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri)).ok());
+        PeerInfo { identity, remote, local, xfcc }
+    }
+}
+
+pub(crate) async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the {what} listener (port taken? use port 0 for any free port)")
+    })
+}
+
+/// The outbound listener: the app's requests, routed by the mesh's rules.
+pub(crate) async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("outbound");
+    loop {
+        let (stream, peer, permit) = guard::accept(&listener, &state).await;
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                crate::http::outbound::outbound(shared.clone(), req)
+            })
+            .await;
+        });
+    }
+}
+
+/// An HTTP/1.1 server for the local admin and metrics listeners, with a header timeout.
+pub(crate) fn local_http1(limits: &guard::Limits) -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.request_headers);
+    b
+}
+
+pub(crate) async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("admin");
+    loop {
+        let (stream, _, permit) = guard::accept(&listener, &state).await;
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let builder = local_http1(&s.limits);
+            let svc = service_fn(move |req| crate::admin::handle(s.clone(), req));
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// The Prometheus listener (`/stats/prometheus`).
+pub async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    let state = shared.listener("metrics");
+    loop {
+        let (stream, _, permit) = guard::accept(&listener, &state).await;
+        let s = shared.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let builder = local_http1(&s.limits);
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let s = s.clone();
+                async move { Ok::<_, std::convert::Infallible>(crate::admin::metrics(&s, &req)) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! Choosing and connecting the upstream of an outbound TCP connection or CONNECT tunnel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::Shared;
+use crate::telemetry::metrics;
+use crate::upstream::connect;
+
+/// Why an outbound TCP connection (or CONNECT tunnel) has no upstream.
+#[derive(Debug)]
+pub(crate) enum TcpRefusal {
+    /// The service has no endpoint.
+    NoEndpoint,
+    /// An unknown host under REGISTRY_ONLY.
+    RegistryOnly,
+    /// Addressed to this proxy's own listener.
+    Loop,
+    /// Connecting failed.
+    Connect(String),
+}
+
+/// An outbound TCP upstream, connected, with what its metrics and log lines say.
+pub(crate) struct TcpUpstream {
+    pub stream: connect::Stream,
+    pub labels: metrics::TcpLabels,
+    pub upstream_host: String,
+    pub upstream_cluster: String,
+    pub idle: Option<std::time::Duration>,
+}
+
+/// Connect an outbound TCP connection for `host:port` (`cluster`: the service's TCP route's
+/// pick, if it has one): to an endpoint (over mTLS when it takes it), a mesh endpoint
+/// addressed directly (`original`), or, for a passthrough ServiceEntry or an unknown host
+/// under ALLOW_ANY, the host and port themselves.
+pub(crate) async fn tcp_upstream(
+    shared: &Shared,
+    snapshot: &crate::config::Snapshot,
+    host: &str,
+    port: u16,
+    original: Option<SocketAddr>,
+    cluster: Option<Arc<crate::upstream::cluster::ClusterState>>,
+) -> Result<TcpUpstream, TcpRefusal> {
+    // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
+    // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
+    let target = match &cluster {
+        Some(c) if c.passthrough => None,
+        Some(c) => match c.pick_index(None) {
+            Some(i) => Some((c.endpoints[i].addr, c.endpoints[i].hostname.clone())),
+            None => return Err(TcpRefusal::NoEndpoint),
+        },
+        None => match original {
+            Some(addr) if snapshot.peer(addr).is_some() => Some((addr, None)),
+            _ if snapshot.passthrough() => None,
+            _ => return Err(TcpRefusal::RegistryOnly),
+        },
+    };
+    if target.is_none() && shared.is_own_listener(&format!("{host}:{port}")) {
+        return Err(TcpRefusal::Loop);
+    }
+    // The mesh endpoint connected to, if it is one: its identity and whether it takes mTLS.
+    let peer = target.as_ref().and_then(|(a, _)| snapshot.peer(*a));
+    let destination_principal = peer.map(|p| p.identity.to_string());
+    let mtls = peer.is_some_and(|p| p.mtls);
+    let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
+    let upstream_cluster = cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
+    let upstream_host = match &target {
+        Some((addr, _)) => addr.to_string(),
+        None => format!("{host}:{port}"),
+    };
+    let connected = match target {
+        Some((addr, None)) => connect::connect_tcp(&shared.identity, &shared.snapshot, addr, mtls).await,
+        Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
+        None => connect::connect_named(host, port).await,
+    };
+    let stream = connected.map_err(|e| TcpRefusal::Connect(e.to_string()))?;
+    let labels = metrics::TcpLabels {
+        reporter: "source".into(),
+        source_workload: shared.me.workload.clone(),
+        source_workload_namespace: shared.me.namespace.clone(),
+        source_principal: shared.identity.uri.clone(),
+        destination_workload: "unknown".into(),
+        destination_workload_namespace: "unknown".into(),
+        destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),
+        destination_service,
+        connection_security_policy: "unknown".into(),
+    };
+    let idle = cluster.as_ref().and_then(|c| c.tcp_idle());
+    Ok(TcpUpstream { stream, labels, upstream_host, upstream_cluster, idle })
+}
