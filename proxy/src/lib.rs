@@ -31,6 +31,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -40,7 +41,7 @@ use tracing::info;
 
 use crate::listeners::guard;
 use crate::policy::jwt;
-use crate::upstream::{client, connect};
+use crate::upstream::pool::{self, Pool};
 
 pub use listeners::{ClientAddr, GatewayPort, PeerInfo};
 pub use telemetry::log::{init_tracing, log_level, set_log_level};
@@ -56,22 +57,20 @@ pub struct Shared {
     pub snapshot: Arc<ArcSwap<config::Snapshot>>,
     pub identity: Arc<tls::Identity>,
     pub ready: AtomicBool,
-    /// To apps: HTTP/1.1, and h2c for HTTP/2 requests (gRPC).
-    pub client: client::HttpClient,
-    pub client_h2: client::HttpClient,
-    /// h2c to each app address, with the request's own authority (see `client::FixedConnector`).
-    pub app_h2: std::sync::Mutex<HashMap<String, client::AppH2Client>>,
+    /// To apps: HTTP/1.1, and h2c for HTTP/2 requests (gRPC); an HTTP/2 request names its
+    /// own authority while the connection goes to the app's address.
+    pub app_h1: Pool,
+    pub app_h2: Pool,
     /// To other proxies over HTTP/1.1 (mTLS or plaintext).
-    pub mesh_h1: client::MeshClient,
+    pub mesh_h1: Pool,
     /// To other proxies over HTTP/2 (ALPN h2 on mTLS, h2c on plaintext).
-    pub mesh_h2: client::MeshClient,
+    pub mesh_h2: Pool,
     /// Carry every request over HTTP/2 between proxies (Istio's h2UpgradePolicy UPGRADE);
     /// otherwise each request keeps the protocol the app used.
     pub upgrade_h2: bool,
     pub jwks: jwt::JwksCache,
     /// Clients for clusters with their own connection settings, made on first use.
-    pool_clients:
-        std::sync::Mutex<std::collections::HashMap<(upstream::cluster::PoolSettings, bool), Arc<client::MeshClient>>>,
+    pools: std::sync::Mutex<HashMap<(upstream::cluster::PoolSettings, bool), Pool>>,
     /// Told through the admin API (`/quitquitquit`) to stop.
     pub quit: tokio::sync::Notify,
     pub metrics: Arc<metrics::Metrics>,
@@ -96,28 +95,6 @@ pub struct Shared {
     /// Why the last attempt to reach meshd failed (cleared once meshd welcomes this proxy);
     /// shown by the admin API's `/ready` while the proxy is not ready.
     pub discovery_error: std::sync::Mutex<Option<String>>,
-}
-
-/// A client to other proxies: the shared one (no allocation per request) or a cluster's own.
-pub enum ClientRef<'a> {
-    Shared(&'a client::MeshClient),
-    Own(Arc<client::MeshClient>),
-}
-
-impl From<Arc<client::MeshClient>> for ClientRef<'_> {
-    fn from(c: Arc<client::MeshClient>) -> Self {
-        ClientRef::Own(c)
-    }
-}
-
-impl std::ops::Deref for ClientRef<'_> {
-    type Target = client::MeshClient;
-    fn deref(&self) -> &client::MeshClient {
-        match self {
-            ClientRef::Shared(c) => c,
-            ClientRef::Own(c) => c,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -171,44 +148,29 @@ pub struct Bound {
 }
 
 impl Shared {
-    /// The h2c client to `app` (`host:port`), made on first use: one per app the proxy
-    /// serves, and per endpoint without a sidecar it sends HTTP/2 to. Endpoints come and go
-    /// with config, so past a bound the cache starts over (requests in flight keep theirs).
-    pub fn app_h2(&self, app: &str) -> Option<client::AppH2Client> {
-        const MOST: usize = 4096;
-        let mut clients = self.app_h2.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(app) {
-            return Some(c.clone());
-        }
-        if clients.len() >= MOST {
-            clients.clear();
-        }
-        let c = client::app_h2_client(app)?;
-        clients.insert(app.to_string(), c.clone());
-        Some(c)
-    }
-
-    /// The client to other proxies for a cluster: the shared one, or one with the cluster's
-    /// connect timeout, idle timeout and reuse settings (cached by those settings).
-    pub fn client_for(&self, pool: Option<upstream::cluster::PoolSettings>, h2: bool) -> ClientRef<'_> {
-        let Some(p) = pool else {
-            return ClientRef::Shared(if h2 { &self.mesh_h2 } else { &self.mesh_h1 });
+    /// The pool to other proxies for a cluster: the shared one, or one with the cluster's
+    /// connect timeout, idle timeout and reuse settings (kept by those settings).
+    pub fn pool_for(&self, settings: Option<upstream::cluster::PoolSettings>, h2: bool) -> Pool {
+        let Some(p) = settings else {
+            return if h2 { self.mesh_h2.clone() } else { self.mesh_h1.clone() };
         };
-        let mut clients = self.pool_clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
             .entry((p, h2))
             .or_insert_with(|| {
-                let connector = connect::MeshConnector::with_connect_timeout(
-                    self.identity.clone(),
-                    self.snapshot.clone(),
+                let settings = pool::Settings {
                     h2,
-                    std::time::Duration::from_millis(p.connect_timeout_ms.unwrap_or(5000)),
-                );
-                let idle = std::time::Duration::from_millis(p.idle_timeout_ms.unwrap_or(60_000));
-                Arc::new(client::mesh_client_with(connector, h2, idle, p.no_reuse))
+                    connect_timeout: p.connect_timeout_ms.map_or(pool::DEFAULT_CONNECT_TIMEOUT, Duration::from_millis),
+                    idle_timeout: p.idle_timeout_ms.map_or(pool::DEFAULT_IDLE_TIMEOUT, Duration::from_millis),
+                    reuse: !p.no_reuse,
+                };
+                Pool::new(settings, self.mesh_dial())
             })
             .clone()
-            .into()
+    }
+
+    fn mesh_dial(&self) -> pool::Dial {
+        pool::Dial::Mesh { identity: self.identity.clone(), snapshot: self.snapshot.clone() }
     }
 
     /// Whether `authority` (`host:port` as a request names it) is one of this proxy's own
@@ -342,8 +304,11 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     );
     let identity = Arc::new(tls::Identity::new(id));
     let snapshot = Arc::new(ArcSwap::from_pointee(config::Snapshot::default()));
-    let mesh_h1 = client::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), false), false);
-    let mesh_h2 = client::mesh_client(connect::MeshConnector::new(identity.clone(), snapshot.clone(), true), true);
+    let mesh = |h2| {
+        let dial = pool::Dial::Mesh { identity: identity.clone(), snapshot: snapshot.clone() };
+        Pool::new(pool::Settings::new(h2), dial)
+    };
+    let (mesh_h1, mesh_h2) = (mesh(false), mesh(true));
     let (tracer, export_spans) = {
         let snapshot = snapshot.clone();
         let ip = opts.inbound_bind.to_string();
@@ -365,14 +330,13 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         snapshot,
         identity,
         ready: AtomicBool::new(false),
-        client: client::client(false),
-        client_h2: client::client(true),
-        app_h2: Default::default(),
+        app_h1: Pool::new(pool::Settings::new(false), pool::Dial::Plain),
+        app_h2: Pool::new(pool::Settings::new(true), pool::Dial::Plain),
         mesh_h1,
         mesh_h2,
         upgrade_h2: opts.peer_http2,
         jwks: jwt::JwksCache::default(),
-        pool_clients: Default::default(),
+        pools: Default::default(),
         quit: tokio::sync::Notify::new(),
         metrics: Arc::new(metrics::Metrics::new()),
         limits: opts.limits,

@@ -494,3 +494,65 @@ async fn max_requests_per_connection_one_opens_a_connection_per_request() {
     }
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5, "no connection was reused");
 }
+
+/// An HTTP/1.1 upstream that counts its connections; `close_after_response` drops each
+/// connection right after its answer, without saying so (no `Connection: close`), as a server
+/// that times out idle connections does.
+async fn counting_upstream(close_after_response: bool) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if close_after_response {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                    return; // dropped: closed with no warning
+                }
+                let svc = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    (backend, accepted)
+}
+
+#[tokio::test]
+async fn pooled_connections_are_reused_and_ones_the_upstream_closed_are_not() {
+    for close_after_response in [false, true] {
+        let (meshd, to_proxy, _from_proxy) = fake_meshd("t0ken").await;
+        let (backend, accepted) = counting_upstream(close_after_response).await;
+        let mut opts = client_options(meshd, "t0ken");
+        opts.peer_http2 = false;
+        let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+        let serving = tokio::spawn(serve);
+        let (routes, clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+        to_proxy.send(first_push(routes, clusters, endpoints)).expect("push");
+        assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
+        let outbound = bound.outbound.expect("outbound");
+        for i in 0..20 {
+            let (code, body) = get(outbound, "web", "/").await;
+            assert_eq!((code, body.as_str()), (200, "ok"), "request {i}, close_after_response {close_after_response}");
+        }
+        let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        if close_after_response {
+            assert_eq!(opened, 20, "a connection the upstream closed is never used again");
+        } else {
+            assert_eq!(opened, 1, "one keep-alive connection serves every request in turn");
+        }
+        serving.abort();
+    }
+}

@@ -1,7 +1,6 @@
 //! The inbound side: a peer's request, checked by the workload's policies (request
 //! authentication, authorization, rate limit) and forwarded to the app.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -23,7 +22,7 @@ use crate::{Body, PeerInfo, Shared};
 /// An inbound listener's handler: authorization, then the app.
 pub async fn inbound(
     shared: Arc<Shared>,
-    app: SocketAddr,
+    app: Arc<str>,
     port: u16,
     peer: Arc<PeerInfo>,
     mut req: Request<Incoming>,
@@ -77,7 +76,7 @@ pub async fn inbound(
                 req.headers_mut().insert(&XFCC, v.clone());
             }
             let app_http = snapshot.raw.listeners.inbound.iter().find(|l| l.port == port).and_then(|l| l.app_http);
-            (forward_to_app(&shared, req, app, app_http).await, "-")
+            (forward_to_app(&shared, req, &app, app_http).await, "-")
         }
     };
     if caller.is_some()
@@ -107,9 +106,8 @@ pub async fn inbound(
     shared.metrics.record(&record);
     if let Some(d) = &details {
         let cluster = format!("inbound|{port}||");
-        let app_host = app.to_string();
         if log {
-            let entry = d.entry("inbound", request_id.to_str().unwrap_or(""), &app_host, &cluster);
+            let entry = d.entry("inbound", request_id.to_str().unwrap_or(""), &app, &cluster);
             crate::telemetry::metrics::access_log(&record, &entry);
         }
         if trace {
@@ -193,12 +191,11 @@ pub(crate) async fn admit(
 pub(crate) async fn forward_to_app(
     shared: &Shared,
     req: Request<Incoming>,
-    app_addr: SocketAddr,
+    app: &str,
     app_http: Option<mesh_api::core::AppHttp>,
 ) -> Response<Body> {
-    let app = app_addr.to_string();
     if is_upgrade(&req) {
-        return tunnel(&shared.client, req, &app, false).await;
+        return tunnel(&shared.app_h1, req, app, false).await;
     }
     let h2 = match app_http {
         Some(mesh_api::core::AppHttp::Http2) => true,
@@ -208,15 +205,11 @@ pub(crate) async fn forward_to_app(
     let sent = if h2 {
         // The request's authority goes to the app as `:authority`, alone (gRPC C-core refuses
         // a stream with a second one); the connection goes to the app's address.
-        let authority = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-        match (shared.app_h2(&app), authority) {
-            (Some(client), Some(authority)) => {
-                send(&client, req.map(Either::Left), &authority, false, http::Version::HTTP_2).await
-            }
-            _ => send(&shared.client_h2, req.map(Either::Left), &app, false, http::Version::HTTP_2).await,
-        }
+        let authority = req.headers().get(header::HOST).cloned();
+        let authority = authority.as_ref().and_then(|h| h.to_str().ok());
+        send(&shared.app_h2, req.map(Either::Left), app, authority, false).await
     } else {
-        send(&shared.client, req.map(Either::Left), &app, false, http::Version::HTTP_11).await
+        send(&shared.app_h1, req.map(Either::Left), app, None, false).await
     };
     match sent {
         Ok(resp) => resp.map(Either::Left),

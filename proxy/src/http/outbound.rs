@@ -262,21 +262,11 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
                 (None, None) => break,
             };
             let Some(req) = rebuild(body) else { break };
-            let client = shared.client_for(target.cluster.pool, h2);
-            let version = if h2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
+            let pool = shared.pool_for(target.cluster.pool, h2);
             // HTTP/2 in plain text goes straight to the app: its `:authority` is the
             // request's, alone, while the connection goes to the endpoint.
-            let own_authority = (h2 && !mtls)
-                .then(|| req.headers().get(header::HOST)?.to_str().ok().map(str::to_owned))
-                .flatten()
-                .filter(|host| host != authority)
-                .and_then(|host| Some((shared.app_h2(authority)?, host)));
-            let sent = async {
-                match own_authority {
-                    Some((direct, host)) => send(&direct, req, &host, false, version).await,
-                    None => send(&client, req, authority, mtls, version).await,
-                }
-            };
+            let own_authority = if h2 && !mtls { req.headers().get(header::HOST).cloned() } else { None };
+            let sent = send(&pool, req, authority, own_authority.as_ref().and_then(|h| h.to_str().ok()), mtls);
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
             let result = match per_try {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
@@ -476,9 +466,9 @@ pub(crate) async fn passthrough(shared: &Shared, req: Request<Incoming>, authori
         return tunnel(&shared.mesh_h1, req, authority, false).await;
     }
     let sent = if req.version() == http::Version::HTTP_2 {
-        send(&shared.mesh_h2, req.map(Either::Left), authority, false, http::Version::HTTP_2).await
+        send(&shared.mesh_h2, req.map(Either::Left), authority, None, false).await
     } else {
-        send(&shared.mesh_h1, req.map(Either::Left), authority, false, http::Version::HTTP_11).await
+        send(&shared.mesh_h1, req.map(Either::Left), authority, None, false).await
     };
     match sent {
         Ok(resp) => resp.map(Either::Left),
@@ -524,9 +514,9 @@ pub(crate) fn mirror(
     let shared = shared.clone();
     tokio::spawn(async move {
         let sent = if h2 {
-            send(&shared.mesh_h2, req, &endpoint, mtls, http::Version::HTTP_2).await
+            send(&shared.mesh_h2, req, &endpoint, None, mtls).await
         } else {
-            send(&shared.mesh_h1, req, &endpoint, mtls, http::Version::HTTP_11).await
+            send(&shared.mesh_h1, req, &endpoint, None, mtls).await
         };
         if let Ok(resp) = sent {
             let _ = resp.into_body().collect().await;

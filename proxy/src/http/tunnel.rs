@@ -6,29 +6,20 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::Connect;
 use tracing::debug;
 
 use crate::config::Snapshot;
 
 use crate::http::{Head, local_answer, local_reply, upstream_failure};
 use crate::upstream::client::send_inner;
+use crate::upstream::pool::Pool;
 use crate::{Body, Shared};
 
 /// Pass an Upgrade through to `target`; once it answers 101, copy bytes both ways between
 /// the two upgraded connections until either side closes.
-pub(crate) async fn tunnel<C>(
-    client: &Client<C, Body>,
-    mut req: Request<Incoming>,
-    target: &str,
-    tls: bool,
-) -> Response<Body>
-where
-    C: Connect + Clone + Send + Sync + 'static,
-{
+pub(crate) async fn tunnel(pool: &Pool, mut req: Request<Incoming>, target: &str, tls: bool) -> Response<Body> {
     let downstream = hyper::upgrade::on(&mut req);
-    let mut resp = match send_inner(client, req.map(Either::Left), target, tls, http::Version::HTTP_11, true).await {
+    let mut resp = match send_inner(pool, req.map(Either::Left), target, None, tls, true).await {
         Ok(r) => r,
         Err(e) => return upstream_failure(e),
     };

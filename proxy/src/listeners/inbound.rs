@@ -171,8 +171,9 @@ pub(crate) async fn serve_inbound_stream<S>(
     drop(snapshot);
     let remote = peer.remote;
     let peer = Arc::new(peer);
+    let app_address: Arc<str> = Arc::from(app.to_string());
     guard::serve_http(stream, &permit, remote, move |req| {
-        crate::http::inbound::inbound(shared.clone(), app, port, peer.clone(), req)
+        crate::http::inbound::inbound(shared.clone(), app_address.clone(), port, peer.clone(), req)
     })
     .await;
 }

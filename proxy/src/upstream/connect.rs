@@ -1,23 +1,18 @@
-//! The connector behind the pooled client to other proxies: plain TCP for `http://` targets,
-//! mutual TLS for `https://` ones. A TLS peer must present the SPIFFE ID meshd says that
-//! endpoint runs as; the check runs after the handshake and before any request is written.
+//! Connecting to other proxies: plain TCP, or mutual TLS where the peer must present the
+//! SPIFFE ID meshd says that endpoint runs as; the check runs after the handshake and before
+//! any byte of a request or connection is written.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::Snapshot;
-use crate::tls::{ALPN_H2, Identity, peer_identity};
+use crate::tls::{Identity, peer_identity};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -72,19 +67,6 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-}
-
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        match self {
-            Stream::Plain(s) => s.connected(),
-            Stream::Tls(s) => {
-                let (tcp, conn) = s.get_ref();
-                let c = tcp.connected();
-                if conn.alpn_protocol() == Some(ALPN_H2) { c.negotiated_h2() } else { c }
-            }
         }
     }
 }
@@ -157,87 +139,4 @@ pub async fn connect_named(host: &str, port: u16) -> Result<Stream, BoxError> {
         .map_err(|_| format!("connect to {host}:{port} timed out"))??;
     let _ = tcp.set_nodelay(true);
     Ok(Stream::Plain(tcp))
-}
-
-#[derive(Clone)]
-pub struct MeshConnector {
-    http: HttpConnector,
-    identity: Arc<Identity>,
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    /// Negotiate HTTP/2 by ALPN (else HTTP/1.1).
-    h2: bool,
-}
-
-impl MeshConnector {
-    pub fn new(identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>>, h2: bool) -> MeshConnector {
-        Self::with_connect_timeout(identity, snapshot, h2, std::time::Duration::from_secs(5))
-    }
-
-    pub fn with_connect_timeout(
-        identity: Arc<Identity>,
-        snapshot: Arc<ArcSwap<Snapshot>>,
-        h2: bool,
-        connect_timeout: std::time::Duration,
-    ) -> MeshConnector {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        MeshConnector { http, identity, snapshot, h2 }
-    }
-}
-
-impl tower_service::Service<Uri> for MeshConnector {
-    type Response = TokioIo<Stream>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.http.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let tls = uri.scheme_str() == Some("https");
-        let plain_uri = if tls {
-            let mut parts = uri.clone().into_parts();
-            parts.scheme = Some(http::uri::Scheme::HTTP);
-            Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
-        } else {
-            uri.clone()
-        };
-        let connecting = self.http.call(plain_uri);
-        let identity = self.identity.clone();
-        let snapshot = self.snapshot.clone();
-        let h2 = self.h2;
-        Box::pin(async move {
-            let tcp = connecting.await?.into_inner();
-            if !tls {
-                return Ok(TokioIo::new(Stream::Plain(tcp)));
-            }
-            let addr: SocketAddr = tcp.peer_addr()?;
-            let expected = snapshot
-                .load()
-                .peer(addr)
-                .map(|p| p.identity.clone())
-                .ok_or_else(|| format!("no identity is known for endpoint {addr}"))?;
-            let state = identity.state();
-            let config = if h2 { state.client_h2.clone() } else { state.client.clone() };
-            drop(state);
-            let config = config.ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
-            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("mTLS handshake with {addr} failed: {e}"))?;
-            let got = peer_identity(stream.get_ref().1.peer_certificates());
-            if got.as_deref() != Some(expected.as_ref()) {
-                return Err(format!(
-                    "endpoint {addr} presented identity {}, but meshd says it runs as {expected}",
-                    got.as_deref().unwrap_or("(none)")
-                )
-                .into());
-            }
-            Ok(TokioIo::new(Stream::Tls(Box::new(stream))))
-        })
-    }
 }

@@ -4,4 +4,5 @@
 pub mod client;
 pub mod cluster;
 pub mod connect;
+pub mod pool;
 pub mod tcp;
