@@ -19,6 +19,7 @@ pub mod http;
 pub mod init;
 pub mod listeners;
 pub mod matching;
+pub mod memory;
 pub mod policy;
 pub mod routing;
 pub mod telemetry;
@@ -43,7 +44,7 @@ use crate::listeners::guard;
 use crate::policy::jwt;
 use crate::upstream::pool::{self, Pool};
 
-pub use listeners::{ClientAddr, GatewayPort, PeerInfo};
+pub use listeners::{Downstream, PeerInfo};
 pub use telemetry::log::{init_tracing, log_level, set_log_level};
 use telemetry::{metrics, trace};
 pub use xds::MeshdSource;
@@ -363,6 +364,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     let serve = async move {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(export_spans);
+        tasks.spawn(memory::release_when_quiet(memory::TICK));
         if let Some(l) = outbound {
             tasks.spawn(listeners::serve_outbound(l, shared.clone()));
         }

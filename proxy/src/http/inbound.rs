@@ -41,6 +41,8 @@ pub async fn inbound(
     if let Err(r) = prepared {
         return refusal(r);
     }
+    // Room for what this hop adds (request id, trace context, XFCC) at once.
+    req.headers_mut().reserve(8);
     // The loop mark is between proxies only: an app never sees it (so an app calling its own
     // service through its sidecar is no loop).
     req.headers_mut().remove(&VIA_HEADER);

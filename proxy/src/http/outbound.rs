@@ -21,6 +21,7 @@ use crate::http::{
     GRPC_STATUS, Head, MAX_BUFFERED_BODY, is_loop, is_upgrade, local_answer, local_reply, loop_detected, normalize,
     refusal, upstream_failure,
 };
+use crate::listeners::Downstream;
 use crate::routing::CompiledRoute;
 use crate::routing::matches::RequestView;
 use crate::telemetry::access::{RequestDetails, span_tags};
@@ -29,7 +30,7 @@ use crate::upstream::cluster::ClusterState;
 use crate::{Body, Shared};
 
 /// The outbound listener's handler: origin-form (Host header) and absolute-form requests.
-pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let start_time = std::time::SystemTime::now();
     // The snapshot stays alive for this request (an Arc), so a swap never changes a route
@@ -43,10 +44,13 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     if let Err(r) = normalize::prepare(&mut req, snapshot.raw.listeners.path_normalization) {
         return refusal(r);
     }
+    // Room for what this hop adds (loop mark, request id, trace context, peer metadata) at
+    // once, rather than growing the map as each is added.
+    req.headers_mut().reserve(12);
     if is_loop(&shared, req.headers_mut()) {
         return loop_detected();
     }
-    let (route, prefix) = match select_route(&snapshot, &req) {
+    let (route, prefix) = match select_route(&snapshot, &req, &from) {
         Ok(Selected::Route(r, prefix)) => (r, prefix),
         Ok(Selected::Passthrough(authority)) if shared.is_own_listener(&authority) => {
             shared.metrics.downstream_rejected("outbound", "loop");
@@ -155,8 +159,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     }
 
     let h2 = shared.upgrade_h2 || target.cluster.h2_upgrade || req.version() == http::Version::HTTP_2;
-    let client_addr = req.extensions().get::<crate::ClientAddr>().map(|c| c.0);
-    let hash = target.cluster.hash_key(req.headers(), req.uri().query(), client_addr);
+    let hash = target.cluster.hash_key(req.headers(), req.uri().query(), Some(from.client));
     // Circuit breaking: wait for a permit, or fail fast when too many already wait.
     let _permit = match target.cluster.admit().await {
         Ok(p) => p,
@@ -208,14 +211,12 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
     // One try and no copy (the common case): the request's head moves on as it is, without
     // a copy of its headers.
     let single = attempts == 1 && route.mirrors.is_empty();
+    // Nothing in the extensions goes upstream: emptied once, so a copy of the head copies none.
+    parts.extensions = http::Extensions::new();
     let mut parts = Some(parts);
     let mut rebuild = |body: Body| {
         let head = if single { parts.take() } else { parts.clone() };
-        head.map(|head| {
-            let mut r = Request::from_parts(head, body);
-            *r.extensions_mut() = http::Extensions::new();
-            r
-        })
+        head.map(|head| Request::from_parts(head, body))
     };
     for (cluster, percent) in &route.mirrors {
         if let Some(b) = &buffered
@@ -383,6 +384,7 @@ pub async fn outbound(shared: Arc<Shared>, mut req: Request<Incoming>) -> Respon
 pub(crate) fn select_route<'s>(
     snapshot: &'s Snapshot,
     req: &Request<Incoming>,
+    from: &Downstream,
 ) -> Result<Selected<'s>, (StatusCode, &'static str)> {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str(),
@@ -395,10 +397,10 @@ pub(crate) fn select_route<'s>(
     let (host, port) = split_host_port(authority);
     // A captured connection's original destination knows the port when the Host header
     // does not carry one.
-    let original = req.extensions().get::<crate::listeners::capture::OriginalDst>().map(|o| o.0);
+    let original = from.original_dst;
     let port =
         port.or(original.map(|o| o.port())).unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
-    let gateway = req.extensions().get::<crate::GatewayPort>().map(|g| g.0);
+    let gateway = from.gateway_port;
     let found = match gateway {
         Some(gp) => snapshot.gateway_vhost(host, gp),
         None => snapshot.vhost(host, port),

@@ -14,11 +14,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
-use crate::{ClientAddr, Shared};
-
-/// Where a redirected connection was going, as the app addressed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OriginalDst(pub SocketAddr);
+use crate::Shared;
+use crate::listeners::Downstream;
 
 /// The destination before the kernel's REDIRECT, or an error when the connection was not
 /// redirected (or the socket has no such record).
@@ -68,16 +65,10 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
                 Err(_) => 0, // the server speaks first
             };
             if looks_like_http(&first[..n]) {
-                crate::listeners::guard::serve_http(
-                    stream,
-                    &permit,
-                    peer,
-                    move |mut req: hyper::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(ClientAddr(peer));
-                        req.extensions_mut().insert(OriginalDst(dst));
-                        crate::http::outbound::outbound(shared.clone(), req)
-                    },
-                )
+                let from = Downstream { client: peer, gateway_port: None, original_dst: Some(dst) };
+                crate::listeners::guard::serve_http(stream, &permit, peer, move |req| {
+                    crate::http::outbound::outbound(shared.clone(), from, req)
+                })
                 .await;
             } else {
                 forward_tcp(&shared, stream, dst, &permit).await;

@@ -240,6 +240,7 @@ impl ConnPermit {
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         self.listener.open.fetch_sub(1, Ordering::Relaxed);
+        crate::memory::note_activity();
     }
 }
 
@@ -457,6 +458,7 @@ impl Drop for InFlight {
         self.listener.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.activity.last_io_ms.store(now_ms(), Ordering::Relaxed);
+        crate::memory::note_activity();
     }
 }
 

@@ -18,10 +18,6 @@ use tracing::debug;
 use crate::Shared;
 use crate::upstream::connect;
 
-/// The Gateway server port a request came in on (gateway listeners only).
-#[derive(Debug, Clone, Copy)]
-pub struct GatewayPort(pub u16);
-
 /// A gateway listener: the Gateway server on `port`, TCP or HTTP as the config says.
 pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
     let state = shared.listener("gateway");
@@ -47,20 +43,26 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
                 return;
             }
             drop(snapshot);
-            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                req.extensions_mut().insert(GatewayPort(port));
-                crate::http::outbound::outbound(shared.clone(), req)
+            let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None };
+            guard::serve_http(stream, &permit, peer, move |req| {
+                crate::http::outbound::outbound(shared.clone(), from, req)
             })
             .await;
         });
     }
 }
 
-/// The address of the app connection a request came on (outbound listener), for
-/// consistent hashing by source IP.
+/// Where an outbound request came from, known once per connection and handed to the request
+/// path with each request (a request's extension map would cost allocations per request).
 #[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+pub struct Downstream {
+    /// The app connection's address, for consistent hashing by source IP.
+    pub client: SocketAddr,
+    /// The Gateway server port the request came in on (gateway listeners only).
+    pub gateway_port: Option<u16>,
+    /// A captured connection's original destination (`proxy init`).
+    pub original_dst: Option<SocketAddr>,
+}
 
 /// Who is on the other end of an inbound connection.
 #[derive(Debug, Clone)]
@@ -96,9 +98,9 @@ pub(crate) async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            guard::serve_http(stream, &permit, peer, move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                crate::http::outbound::outbound(shared.clone(), req)
+            let from = Downstream { client: peer, gateway_port: None, original_dst: None };
+            guard::serve_http(stream, &permit, peer, move |req| {
+                crate::http::outbound::outbound(shared.clone(), from, req)
             })
             .await;
         });
