@@ -313,7 +313,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
     let (tracer, export_spans) = {
         let snapshot = snapshot.clone();
         let ip = opts.inbound_bind.to_string();
-        trace::Tracer::new(format!("{}.{}", me.workload, me.namespace), ip, move || {
+        trace::Tracer::new(format!("{}.{}", me.canonical_service, me.namespace), ip, move || {
             snapshot.load().raw.listeners.tracing.clone()
         })
     };

@@ -483,9 +483,19 @@ fn traces_continue_across_two_hops_and_reach_the_collector() {
     assert_eq!(client["parentId"], caller_span);
     assert_eq!(server["parentId"], client["id"]);
     assert_eq!(server["id"], parts[2]);
-    assert_eq!(client["localEndpoint"]["serviceName"], "productpage-v1.default");
-    assert_eq!(server["localEndpoint"]["serviceName"], "reviews-v1.default");
+    // Named by canonical service (the `app` label), as Istio's spans are.
+    assert_eq!(client["localEndpoint"]["serviceName"], "productpage.default");
+    assert_eq!(server["localEndpoint"]["serviceName"], "reviews.default");
     assert_eq!(client["name"], "reviews.default.svc.cluster.local:9080/*");
+    // The server span takes the client's operation name (Envoy's decorator header), which the
+    // app sees too.
+    assert_eq!(server["name"], "reviews.default.svc.cluster.local:9080/*");
+    assert_eq!(
+        header_of(&head, "x-envoy-decorator-operation").as_deref(),
+        Some("reviews.default.svc.cluster.local:9080/*")
+    );
+    assert_eq!(server["tags"]["istio.canonical_service"], "reviews");
+    assert_eq!(server["tags"]["istio.canonical_revision"], "v1");
     assert_eq!(server["tags"]["http.status_code"], "200");
     assert_eq!(client["tags"]["guid:x-request-id"], request_id.as_str());
 
@@ -531,10 +541,15 @@ fn meshd_metrics_syncz_and_proxy_health() {
     let m = metrics();
     assert_eq!(plain(&m, "pilot_xds"), 2.0, "{m}");
     for t in ["cds", "eds", "lds", "rds"] {
-        assert!(sample(&m, "pilot_xds_pushes_total", &[("type", t)]).is_some_and(|v| v >= 2.0), "{t}: {m}");
+        assert!(sample(&m, "pilot_xds_pushes", &[("type", t)]).is_some_and(|v| v >= 2.0), "{t}: {m}");
     }
-    assert!(plain(&m, "citadel_server_success_cert_issuance_total") >= 2.0, "{m}");
-    assert!(plain(&m, "galley_validation_passed_total") >= 1.0, "{m}");
+    assert!(plain(&m, "citadel_server_success_cert_issuance_count") >= 2.0, "{m}");
+    assert!(plain(&m, "galley_validation_passed") >= 1.0, "{m}");
+    // istiod's names and types exactly: counters without `_total`, and the build info.
+    assert!(m.contains("# TYPE pilot_xds_pushes counter\n"), "{m}");
+    assert!(!m.contains("pilot_xds_pushes_total"), "{m}");
+    let tag = env!("CARGO_PKG_VERSION");
+    assert_eq!(sample(&m, "istio_build", &[("component", "pilot"), ("tag", tag)]), Some(1.0), "{m}");
     let converged = eventually("both proxies' convergence samples", Duration::from_secs(10), || {
         let c = plain(&metrics(), "pilot_proxy_convergence_time_count");
         (c >= 2.0).then_some(c)
@@ -583,11 +598,10 @@ fn meshd_metrics_syncz_and_proxy_health() {
     mesh.wait_synced(3);
     let m = metrics();
     assert!(
-        sample(&m, "pilot_xds_pushes_total", &[("type", "rds")])
-            > sample(&before, "pilot_xds_pushes_total", &[("type", "rds")])
+        sample(&m, "pilot_xds_pushes", &[("type", "rds")]) > sample(&before, "pilot_xds_pushes", &[("type", "rds")])
     );
     for t in ["cds", "eds", "lds"] {
-        let pushes = |m: &str| sample(m, "pilot_xds_pushes_total", &[("type", t)]);
+        let pushes = |m: &str| sample(m, "pilot_xds_pushes", &[("type", t)]);
         assert_eq!(pushes(&m), pushes(&before), "{t} pushed for a routes-only change");
     }
     // meshd's fresh translation for each proxy and what it holds after the deltas agree.

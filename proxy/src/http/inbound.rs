@@ -52,6 +52,13 @@ pub async fn inbound(
     crate::telemetry::trace::inject(req.headers_mut(), &span);
     // Who called (metadata exchange), trusted only from a mesh peer over mTLS.
     let caller = req.headers_mut().remove(crate::telemetry::metrics::PEER_HEADER);
+    // The caller's proxy names the operation (Envoy's decorator); only a mesh peer is believed,
+    // and the name stays out of the metrics (spans only).
+    let operation = req
+        .headers()
+        .get(&crate::http::outbound::DECORATOR_OPERATION)
+        .filter(|_| peer.identity.is_some())
+        .and_then(|v| v.to_str().ok().map(str::to_string));
     // Its namespace must be the one the peer's certificate says.
     let peer_ns = peer.identity.as_deref().and_then(spiffe_namespace);
     let source = caller
@@ -115,7 +122,7 @@ pub async fn inbound(
         if trace {
             shared.tracer.record(crate::telemetry::trace::Span {
                 ctx: span,
-                name: format!("{service}:{port}/*"),
+                name: operation.unwrap_or_else(|| format!("{service}:{port}/*")),
                 client: false,
                 start: start_time,
                 duration: started.elapsed(),

@@ -186,6 +186,12 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
         tracing_on.map_or(0.0, |t| t.sampling),
     );
     crate::telemetry::trace::inject(&mut parts.headers, &span);
+    // Envoy's decorator: the operation this hop names, so the next hop's span takes the same
+    // name (made only where tracing is configured).
+    let operation = tracing_on.map(|_| operation_name(&target.cluster.name));
+    if let Some(v) = operation.as_deref().and_then(|o| HeaderValue::from_str(o).ok()) {
+        parts.headers.insert(&DECORATOR_OPERATION, v);
+    }
     // Metadata exchange: tell the peer proxy who is calling (it removes this before the app).
     if let Some(v) = &shared.me_header {
         parts.headers.insert(crate::telemetry::metrics::PEER_HEADER, v.clone());
@@ -353,14 +359,9 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
             crate::telemetry::metrics::access_log(&record, &entry);
         }
         if trace {
-            // Istio's operation name: the destination host and port.
-            let name = match target.cluster.name.split('|').collect::<Vec<_>>()[..] {
-                [_, port, _, host] => format!("{host}:{port}/*"),
-                _ => format!("{}/*", target.cluster.name),
-            };
             shared.tracer.record(crate::telemetry::trace::Span {
                 ctx: span,
-                name,
+                name: operation.clone().unwrap_or_else(|| operation_name(&target.cluster.name)),
                 client: true,
                 start: start_time,
                 duration: started.elapsed(),
@@ -524,4 +525,16 @@ pub(crate) fn mirror(
             let _ = resp.into_body().collect().await;
         }
     });
+}
+
+/// Envoy's header naming a request's operation for the next hop's span.
+pub(crate) static DECORATOR_OPERATION: http::HeaderName = http::HeaderName::from_static("x-envoy-decorator-operation");
+
+/// Istio's operation name for an outbound cluster: the destination host and port
+/// (`reviews.default.svc.cluster.local:9080/*`).
+pub(crate) fn operation_name(cluster: &str) -> String {
+    match cluster.split('|').collect::<Vec<_>>()[..] {
+        [_, port, _, host] => format!("{host}:{port}/*"),
+        _ => format!("{cluster}/*"),
+    }
 }

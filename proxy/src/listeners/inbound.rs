@@ -145,23 +145,19 @@ pub(crate) async fn serve_inbound_stream<S>(
             }
         };
         let _ = upstream.set_nodelay(true);
-        let me = &shared.me;
-        let labels = metrics::TcpLabels {
-            reporter: "destination".into(),
-            source_workload: "unknown".into(),
-            source_workload_namespace: peer
-                .identity
-                .as_deref()
-                .and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok())
-                .map(|i| i.namespace)
-                .unwrap_or_else(|| "unknown".into()),
-            source_principal: peer.identity.clone().unwrap_or_else(|| "unknown".into()),
-            destination_workload: me.workload.clone(),
-            destination_workload_namespace: me.namespace.clone(),
-            destination_principal: shared.identity.uri.clone(),
-            destination_service: "unknown".into(),
-            connection_security_policy: if peer.identity.is_some() { "mutual_tls" } else { "none" }.into(),
-        };
+        // Who called is known by its certificate only: its namespace, not its workload.
+        let mut source = (*metrics::unknown_peer()).clone();
+        if let Some(ns) = peer.identity.as_deref().and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok()) {
+            source.namespace = ns.namespace;
+        }
+        let policy = if peer.identity.is_some() { "mutual_tls" } else { "none" };
+        let labels = metrics::TcpLabels::new(
+            "destination",
+            (&source, peer.identity.as_deref().unwrap_or("")),
+            (&shared.me, &shared.identity.uri),
+            "unknown",
+            policy,
+        );
         let upstream_cluster = format!("inbound|{port}||");
         let target = (app.to_string(), upstream_cluster.as_str());
         let started = std::time::SystemTime::now();

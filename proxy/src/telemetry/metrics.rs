@@ -19,6 +19,9 @@ use prometheus_client::registry::Registry;
 /// The header carrying a proxy's workload to its peer.
 pub const PEER_HEADER: &str = "x-mesh-peer";
 
+/// The cluster every workload is in until the mesh spans several (Istio's default cluster ID).
+pub const DEFAULT_CLUSTER: &str = "Kubernetes";
+
 /// A workload as metrics name it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
@@ -26,39 +29,80 @@ pub struct Peer {
     pub namespace: String,
     pub app: String,
     pub version: String,
+    /// Istio's canonical service: `service.istio.io/canonical-name`, else
+    /// `app.kubernetes.io/name`, else `app`, else the workload's name.
+    pub canonical_service: String,
+    /// `service.istio.io/canonical-revision`, else `app.kubernetes.io/version`, else `version`,
+    /// else `latest`.
+    pub canonical_revision: String,
+    pub cluster: String,
 }
 
 impl Peer {
     pub fn of(name: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Peer {
+        let first = |keys: &[&str]| keys.iter().find_map(|k| labels.get(*k).filter(|v| !v.is_empty())).cloned();
         Peer {
             workload: name.to_string(),
             namespace: namespace.to_string(),
             app: labels.get("app").cloned().unwrap_or_else(|| "unknown".into()),
             version: labels.get("version").cloned().unwrap_or_else(|| "unknown".into()),
+            canonical_service: first(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
+                .unwrap_or_else(|| name.to_string()),
+            canonical_revision: first(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
+                .unwrap_or_else(|| "latest".into()),
+            cluster: DEFAULT_CLUSTER.into(),
         }
     }
 
+    /// The metadata-exchange value: `namespace/name;app;version;canonical service;canonical
+    /// revision;cluster`.
     pub fn header(&self) -> String {
-        format!("{}/{};{};{}", self.namespace, self.workload, self.app, self.version)
+        format!(
+            "{}/{};{};{};{};{};{}",
+            self.namespace,
+            self.workload,
+            self.app,
+            self.version,
+            self.canonical_service,
+            self.canonical_revision,
+            self.cluster
+        )
     }
 
+    /// A peer's metadata-exchange value; the canonical fields of an older peer's shorter value
+    /// follow from its app and version as they would from its labels.
     pub fn parse(v: &str) -> Option<Peer> {
         let mut parts = v.split(';');
         let (namespace, workload) = parts.next()?.split_once('/')?;
+        let mut field = || parts.next().filter(|p| !p.is_empty()).map(str::to_string);
+        let app = field().unwrap_or_else(|| "unknown".into());
+        let version = field().unwrap_or_else(|| "unknown".into());
+        let canonical_service =
+            field().or_else(|| (app != "unknown").then(|| app.clone())).unwrap_or_else(|| workload.to_string());
+        let canonical_revision =
+            field().or_else(|| (version != "unknown").then(|| version.clone())).unwrap_or_else(|| "latest".into());
+        let cluster = field().unwrap_or_else(|| DEFAULT_CLUSTER.into());
         Some(Peer {
             workload: workload.to_string(),
             namespace: namespace.to_string(),
-            app: parts.next().unwrap_or("unknown").to_string(),
-            version: parts.next().unwrap_or("unknown").to_string(),
+            app,
+            version,
+            canonical_service,
+            canonical_revision,
+            cluster,
         })
     }
 
     fn unknown() -> Peer {
+        let u = || "unknown".to_string();
         Peer {
-            workload: "unknown".into(),
-            namespace: "unknown".into(),
-            app: "unknown".into(),
-            version: "unknown".into(),
+            workload: u(),
+            namespace: u(),
+            app: u(),
+            version: u(),
+            canonical_service: u(),
+            canonical_revision: u(),
+            cluster: u(),
         }
     }
 }
@@ -71,11 +115,17 @@ pub struct RequestLabels {
     pub source_principal: String,
     pub source_app: String,
     pub source_version: String,
+    pub source_canonical_service: String,
+    pub source_canonical_revision: String,
+    pub source_cluster: String,
     pub destination_workload: String,
     pub destination_workload_namespace: String,
     pub destination_principal: String,
     pub destination_app: String,
     pub destination_version: String,
+    pub destination_canonical_service: String,
+    pub destination_canonical_revision: String,
+    pub destination_cluster: String,
     pub destination_service: String,
     pub destination_service_name: String,
     pub destination_service_namespace: String,
@@ -92,11 +142,66 @@ pub struct TcpLabels {
     pub source_workload: String,
     pub source_workload_namespace: String,
     pub source_principal: String,
+    pub source_app: String,
+    pub source_version: String,
+    pub source_canonical_service: String,
+    pub source_canonical_revision: String,
+    pub source_cluster: String,
     pub destination_workload: String,
     pub destination_workload_namespace: String,
     pub destination_principal: String,
+    pub destination_app: String,
+    pub destination_version: String,
+    pub destination_canonical_service: String,
+    pub destination_canonical_revision: String,
+    pub destination_cluster: String,
     pub destination_service: String,
+    pub destination_service_name: String,
+    pub destination_service_namespace: String,
     pub connection_security_policy: String,
+}
+
+impl TcpLabels {
+    /// The labels of a TCP connection between `source` and `destination` (either may be
+    /// unknown), as `reporter` saw it.
+    pub fn new(
+        reporter: &str,
+        (source, source_principal): (&Peer, &str),
+        (destination, destination_principal): (&Peer, &str),
+        destination_service: &str,
+        connection_security_policy: &str,
+    ) -> TcpLabels {
+        let (svc_name, svc_ns) = service_parts(destination_service);
+        TcpLabels {
+            reporter: reporter.into(),
+            source_workload: source.workload.clone(),
+            source_workload_namespace: source.namespace.clone(),
+            source_principal: principal_of(source_principal).into(),
+            source_app: source.app.clone(),
+            source_version: source.version.clone(),
+            source_canonical_service: source.canonical_service.clone(),
+            source_canonical_revision: source.canonical_revision.clone(),
+            source_cluster: source.cluster.clone(),
+            destination_workload: destination.workload.clone(),
+            destination_workload_namespace: destination.namespace.clone(),
+            destination_principal: principal_of(destination_principal).into(),
+            destination_app: destination.app.clone(),
+            destination_version: destination.version.clone(),
+            destination_canonical_service: destination.canonical_service.clone(),
+            destination_canonical_revision: destination.canonical_revision.clone(),
+            destination_cluster: destination.cluster.clone(),
+            destination_service: destination_service.into(),
+            destination_service_name: svc_name.into(),
+            destination_service_namespace: svc_ns.into(),
+            connection_security_policy: connection_security_policy.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub component: &'static str,
+    pub tag: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -231,7 +336,7 @@ impl RequestRecord<'_> {
 
     /// Everything the labels are made of (the service name and namespace follow from the
     /// service).
-    fn key_fields(&self) -> ([&str; 14], u16, Option<&str>) {
+    fn key_fields(&self) -> ([&str; 20], u16, Option<&str>) {
         let (s, d) = (self.source, self.destination);
         let strings = [
             self.reporter,
@@ -239,11 +344,17 @@ impl RequestRecord<'_> {
             &s.namespace,
             &s.app,
             &s.version,
+            &s.canonical_service,
+            &s.canonical_revision,
+            &s.cluster,
             principal_of(self.source_principal),
             &d.workload,
             &d.namespace,
             &d.app,
             &d.version,
+            &d.canonical_service,
+            &d.canonical_revision,
+            &d.cluster,
             principal_of(self.destination_principal),
             self.destination_service,
             self.protocol,
@@ -261,11 +372,17 @@ impl RequestRecord<'_> {
             && l.source_principal == principal_of(self.source_principal)
             && l.source_app == s.app
             && l.source_version == s.version
+            && l.source_canonical_service == s.canonical_service
+            && l.source_canonical_revision == s.canonical_revision
+            && l.source_cluster == s.cluster
             && l.destination_workload == d.workload
             && l.destination_workload_namespace == d.namespace
             && l.destination_principal == principal_of(self.destination_principal)
             && l.destination_app == d.app
             && l.destination_version == d.version
+            && l.destination_canonical_service == d.canonical_service
+            && l.destination_canonical_revision == d.canonical_revision
+            && l.destination_cluster == d.cluster
             && l.destination_service == self.destination_service
             && l.request_protocol == self.protocol
             && l.response_flags == self.flags
@@ -282,11 +399,17 @@ impl RequestRecord<'_> {
             source_principal: principal_of(self.source_principal).into(),
             source_app: self.source.app.clone(),
             source_version: self.source.version.clone(),
+            source_canonical_service: self.source.canonical_service.clone(),
+            source_canonical_revision: self.source.canonical_revision.clone(),
+            source_cluster: self.source.cluster.clone(),
             destination_workload: self.destination.workload.clone(),
             destination_workload_namespace: self.destination.namespace.clone(),
             destination_principal: principal_of(self.destination_principal).into(),
             destination_app: self.destination.app.clone(),
             destination_version: self.destination.version.clone(),
+            destination_canonical_service: self.destination.canonical_service.clone(),
+            destination_canonical_revision: self.destination.canonical_revision.clone(),
+            destination_cluster: self.destination.cluster.clone(),
             destination_service: self.destination_service.into(),
             destination_service_name: svc_name.into(),
             destination_service_namespace: svc_ns.into(),
@@ -354,6 +477,9 @@ impl Metrics {
             config_version.clone(),
         );
         registry.register("mesh_proxy_meshd_connected", "1 while the discovery stream is up", meshd_connected.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { component: "proxy", tag: mesh_api::VERSION }).set(1);
+        registry.register("istio_build", "Build information of this proxy (Istio's istio_build)", build);
         Metrics {
             connections_active,
             connections,
@@ -647,5 +773,56 @@ mod tests {
         assert!(text.contains("connection_security_policy=\"mutual_tls\""));
         let durations = text.lines().filter(|l| l.starts_with("istio_request_duration_milliseconds_count{")).count();
         assert_eq!(durations, 4, "one histogram per label set: {text}");
+    }
+
+    #[test]
+    fn canonical_service_and_revision_follow_istios_label_order() {
+        let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let p = Peer::of(
+            "reviews-v2",
+            "default",
+            &labels(&[
+                ("service.istio.io/canonical-name", "reviews-canonical"),
+                ("app.kubernetes.io/name", "reviews-k8s"),
+                ("app", "reviews"),
+                ("service.istio.io/canonical-revision", "r2"),
+                ("version", "v2"),
+            ]),
+        );
+        assert_eq!((p.canonical_service.as_str(), p.canonical_revision.as_str()), ("reviews-canonical", "r2"));
+        let p = Peer::of("reviews-v2", "default", &labels(&[("app.kubernetes.io/name", "rev"), ("app", "reviews")]));
+        assert_eq!((p.canonical_service.as_str(), p.canonical_revision.as_str()), ("rev", "latest"));
+        let p = Peer::of("reviews-v2", "default", &labels(&[("app", "reviews"), ("app.kubernetes.io/version", "1.2")]));
+        assert_eq!((p.canonical_service.as_str(), p.canonical_revision.as_str()), ("reviews", "1.2"));
+        let p = Peer::of("worker-7d9f", "jobs", &labels(&[]));
+        assert_eq!((p.canonical_service.as_str(), p.canonical_revision.as_str()), ("worker-7d9f", "latest"));
+        assert_eq!(p.cluster, DEFAULT_CLUSTER);
+
+        // The metadata exchange carries them; an older, shorter value derives them the same way.
+        let q = Peer::of("productpage-v1", "default", &labels(&[("app", "productpage"), ("version", "v1")]));
+        assert_eq!(Peer::parse(&q.header()), Some(q.clone()));
+        let old = Peer::parse("default/productpage-v1;productpage;v1").expect("peer");
+        assert_eq!((old.canonical_service.as_str(), old.canonical_revision.as_str()), ("productpage", "v1"));
+        let bare = Peer::parse("default/productpage-v1").expect("peer");
+        assert_eq!((bare.canonical_service.as_str(), bare.canonical_revision.as_str()), ("productpage-v1", "latest"));
+
+        // And the request metrics carry them on both sides.
+        let m = Metrics::new();
+        m.record(&record(&q, &p, "spiffe://cluster.local/ns/default/sa/productpage", 200));
+        let text = m.encode();
+        for label in [
+            "source_canonical_service=\"productpage\"",
+            "source_canonical_revision=\"v1\"",
+            "destination_canonical_service=\"worker-7d9f\"",
+            "destination_canonical_revision=\"latest\"",
+            "source_cluster=\"Kubernetes\"",
+            "destination_cluster=\"Kubernetes\"",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with("istio_requests_total{") && l.contains(label)),
+                "{label}: {text}"
+            );
+        }
+        assert!(text.contains("istio_build{component=\"proxy\",tag=\""), "{text}");
     }
 }

@@ -74,17 +74,13 @@ pub(crate) async fn tcp_upstream(
         None => connect::connect_named(host, port).await,
     };
     let stream = connected.map_err(|e| TcpRefusal::Connect(e.to_string()))?;
-    let labels = metrics::TcpLabels {
-        reporter: "source".into(),
-        source_workload: shared.me.workload.clone(),
-        source_workload_namespace: shared.me.namespace.clone(),
-        source_principal: shared.identity.uri.clone(),
-        destination_workload: "unknown".into(),
-        destination_workload_namespace: "unknown".into(),
-        destination_principal: destination_principal.unwrap_or_else(|| "unknown".into()),
-        destination_service,
-        connection_security_policy: "unknown".into(),
-    };
+    let labels = metrics::TcpLabels::new(
+        "source",
+        (&shared.me, &shared.identity.uri),
+        (&metrics::unknown_peer(), destination_principal.as_deref().unwrap_or("")),
+        &destination_service,
+        "unknown",
+    );
     let idle = cluster.as_ref().and_then(|c| c.tcp_idle());
     Ok(TcpUpstream { stream, labels, upstream_host, upstream_cluster, idle })
 }
