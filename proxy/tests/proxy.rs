@@ -463,23 +463,7 @@ async fn each_request_keeps_its_http_version_to_the_next_hop() {
 #[tokio::test]
 async fn max_requests_per_connection_one_opens_a_connection_per_request() {
     let (meshd, to_proxy, _from_proxy) = fake_meshd("t0ken").await;
-    // A backend that counts the connections it accepts.
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let backend = listener.local_addr().expect("addr");
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let svc = service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-            });
-        }
-    });
+    let (backend, accepted) = counting_upstream(false).await;
     let mut opts = client_options(meshd, "t0ken");
     opts.peer_http2 = false; // the backend speaks HTTP/1.1 only
     let (bound, serve) = mesh_proxy::start(opts).await.expect("start");

@@ -114,33 +114,36 @@ pub(crate) fn local_http1(limits: &guard::Limits) -> hyper::server::conn::http1:
     b
 }
 
+/// The admin API listener.
 pub(crate) async fn serve_admin(listener: TcpListener, shared: Arc<Shared>) {
-    let state = shared.listener("admin");
-    loop {
-        let (stream, _, permit) = guard::accept(&listener, &state).await;
-        let s = shared.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let builder = local_http1(&s.limits);
-            let svc = service_fn(move |req| crate::admin::handle(s.clone(), req));
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
+    serve_local(listener, shared, "admin", crate::admin::handle).await;
 }
 
 /// The Prometheus listener (`/stats/prometheus`).
 pub async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
-    let state = shared.listener("metrics");
+    serve_local(listener, shared, "metrics", |s: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>| async move {
+        Ok(crate::admin::metrics(&s, &req))
+    })
+    .await;
+}
+
+/// A local HTTP/1.1 listener with its own small connection cap: `handle` answers each request.
+async fn serve_local<F, Fut>(listener: TcpListener, shared: Arc<Shared>, name: &'static str, handle: F)
+where
+    F: Fn(Arc<Shared>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<
+            Output = Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>,
+        > + Send
+        + 'static,
+{
+    let state = shared.listener(name);
     loop {
         let (stream, _, permit) = guard::accept(&listener, &state).await;
-        let s = shared.clone();
+        let (s, handle) = (shared.clone(), handle.clone());
         tokio::spawn(async move {
             let _permit = permit;
             let builder = local_http1(&s.limits);
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let s = s.clone();
-                async move { Ok::<_, std::convert::Infallible>(crate::admin::metrics(&s, &req)) }
-            });
+            let svc = service_fn(move |req| handle(s.clone(), req));
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }

@@ -107,9 +107,9 @@ impl Peer {
     }
 }
 
+/// Who talked to whom: the workload labels request and TCP metrics both carry, for each side.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub reporter: String,
+pub struct PeerLabels {
     pub source_workload: String,
     pub source_workload_namespace: String,
     pub source_principal: String,
@@ -126,6 +126,56 @@ pub struct RequestLabels {
     pub destination_canonical_service: String,
     pub destination_canonical_revision: String,
     pub destination_cluster: String,
+}
+
+impl PeerLabels {
+    fn new((s, source_principal): (&Peer, &str), (d, destination_principal): (&Peer, &str)) -> PeerLabels {
+        PeerLabels {
+            source_workload: s.workload.clone(),
+            source_workload_namespace: s.namespace.clone(),
+            source_principal: principal_of(source_principal).into(),
+            source_app: s.app.clone(),
+            source_version: s.version.clone(),
+            source_canonical_service: s.canonical_service.clone(),
+            source_canonical_revision: s.canonical_revision.clone(),
+            source_cluster: s.cluster.clone(),
+            destination_workload: d.workload.clone(),
+            destination_workload_namespace: d.namespace.clone(),
+            destination_principal: principal_of(destination_principal).into(),
+            destination_app: d.app.clone(),
+            destination_version: d.version.clone(),
+            destination_canonical_service: d.canonical_service.clone(),
+            destination_canonical_revision: d.canonical_revision.clone(),
+            destination_cluster: d.cluster.clone(),
+        }
+    }
+
+    /// Whether these are the labels `new` would make of the same peers.
+    fn matches(&self, (s, source_principal): (&Peer, &str), (d, destination_principal): (&Peer, &str)) -> bool {
+        self.source_workload == s.workload
+            && self.source_workload_namespace == s.namespace
+            && self.source_principal == principal_of(source_principal)
+            && self.source_app == s.app
+            && self.source_version == s.version
+            && self.source_canonical_service == s.canonical_service
+            && self.source_canonical_revision == s.canonical_revision
+            && self.source_cluster == s.cluster
+            && self.destination_workload == d.workload
+            && self.destination_workload_namespace == d.namespace
+            && self.destination_principal == principal_of(destination_principal)
+            && self.destination_app == d.app
+            && self.destination_version == d.version
+            && self.destination_canonical_service == d.canonical_service
+            && self.destination_canonical_revision == d.canonical_revision
+            && self.destination_cluster == d.cluster
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub reporter: String,
+    #[prometheus(flatten)]
+    pub peers: PeerLabels,
     pub destination_service: String,
     pub destination_service_name: String,
     pub destination_service_namespace: String,
@@ -139,22 +189,8 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TcpLabels {
     pub reporter: String,
-    pub source_workload: String,
-    pub source_workload_namespace: String,
-    pub source_principal: String,
-    pub source_app: String,
-    pub source_version: String,
-    pub source_canonical_service: String,
-    pub source_canonical_revision: String,
-    pub source_cluster: String,
-    pub destination_workload: String,
-    pub destination_workload_namespace: String,
-    pub destination_principal: String,
-    pub destination_app: String,
-    pub destination_version: String,
-    pub destination_canonical_service: String,
-    pub destination_canonical_revision: String,
-    pub destination_cluster: String,
+    #[prometheus(flatten)]
+    pub peers: PeerLabels,
     pub destination_service: String,
     pub destination_service_name: String,
     pub destination_service_namespace: String,
@@ -166,30 +202,15 @@ impl TcpLabels {
     /// unknown), as `reporter` saw it.
     pub fn new(
         reporter: &str,
-        (source, source_principal): (&Peer, &str),
-        (destination, destination_principal): (&Peer, &str),
+        source: (&Peer, &str),
+        destination: (&Peer, &str),
         destination_service: &str,
         connection_security_policy: &str,
     ) -> TcpLabels {
         let (svc_name, svc_ns) = service_parts(destination_service);
         TcpLabels {
             reporter: reporter.into(),
-            source_workload: source.workload.clone(),
-            source_workload_namespace: source.namespace.clone(),
-            source_principal: principal_of(source_principal).into(),
-            source_app: source.app.clone(),
-            source_version: source.version.clone(),
-            source_canonical_service: source.canonical_service.clone(),
-            source_canonical_revision: source.canonical_revision.clone(),
-            source_cluster: source.cluster.clone(),
-            destination_workload: destination.workload.clone(),
-            destination_workload_namespace: destination.namespace.clone(),
-            destination_principal: principal_of(destination_principal).into(),
-            destination_app: destination.app.clone(),
-            destination_version: destination.version.clone(),
-            destination_canonical_service: destination.canonical_service.clone(),
-            destination_canonical_revision: destination.canonical_revision.clone(),
-            destination_cluster: destination.cluster.clone(),
+            peers: PeerLabels::new(source, destination),
             destination_service: destination_service.into(),
             destination_service_name: svc_name.into(),
             destination_service_namespace: svc_ns.into(),
@@ -365,24 +386,8 @@ impl RequestRecord<'_> {
 
     /// Whether `l` (without its response code) is this record's label set.
     fn matches(&self, l: &RequestLabels) -> bool {
-        let (s, d) = (self.source, self.destination);
         l.reporter == self.reporter
-            && l.source_workload == s.workload
-            && l.source_workload_namespace == s.namespace
-            && l.source_principal == principal_of(self.source_principal)
-            && l.source_app == s.app
-            && l.source_version == s.version
-            && l.source_canonical_service == s.canonical_service
-            && l.source_canonical_revision == s.canonical_revision
-            && l.source_cluster == s.cluster
-            && l.destination_workload == d.workload
-            && l.destination_workload_namespace == d.namespace
-            && l.destination_principal == principal_of(self.destination_principal)
-            && l.destination_app == d.app
-            && l.destination_version == d.version
-            && l.destination_canonical_service == d.canonical_service
-            && l.destination_canonical_revision == d.canonical_revision
-            && l.destination_cluster == d.cluster
+            && l.peers.matches((self.source, self.source_principal), (self.destination, self.destination_principal))
             && l.destination_service == self.destination_service
             && l.request_protocol == self.protocol
             && l.response_flags == self.flags
@@ -394,22 +399,10 @@ impl RequestRecord<'_> {
         let (svc_name, svc_ns) = service_parts(self.destination_service);
         RequestLabels {
             reporter: self.reporter.into(),
-            source_workload: self.source.workload.clone(),
-            source_workload_namespace: self.source.namespace.clone(),
-            source_principal: principal_of(self.source_principal).into(),
-            source_app: self.source.app.clone(),
-            source_version: self.source.version.clone(),
-            source_canonical_service: self.source.canonical_service.clone(),
-            source_canonical_revision: self.source.canonical_revision.clone(),
-            source_cluster: self.source.cluster.clone(),
-            destination_workload: self.destination.workload.clone(),
-            destination_workload_namespace: self.destination.namespace.clone(),
-            destination_principal: principal_of(self.destination_principal).into(),
-            destination_app: self.destination.app.clone(),
-            destination_version: self.destination.version.clone(),
-            destination_canonical_service: self.destination.canonical_service.clone(),
-            destination_canonical_revision: self.destination.canonical_revision.clone(),
-            destination_cluster: self.destination.cluster.clone(),
+            peers: PeerLabels::new(
+                (self.source, self.source_principal),
+                (self.destination, self.destination_principal),
+            ),
             destination_service: self.destination_service.into(),
             destination_service_name: svc_name.into(),
             destination_service_namespace: svc_ns.into(),
@@ -693,10 +686,10 @@ pub fn tcp_access_log(e: &TcpEntry<'_>) {
         "duration": (e.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         "upstream_host": e.upstream_host,
         "upstream_cluster": e.upstream_cluster,
-        "downstream_peer": if l.reporter == "destination" && l.source_principal != "unknown" { l.source_principal.as_str() } else { "" },
-        "upstream_peer": if l.reporter == "source" && l.destination_principal != "unknown" { l.destination_principal.as_str() } else { "" },
-        "source_workload": format!("{}/{}", l.source_workload_namespace, l.source_workload),
-        "destination_workload": format!("{}/{}", l.destination_workload_namespace, l.destination_workload),
+        "downstream_peer": if l.reporter == "destination" && l.peers.source_principal != "unknown" { l.peers.source_principal.as_str() } else { "" },
+        "upstream_peer": if l.reporter == "source" && l.peers.destination_principal != "unknown" { l.peers.destination_principal.as_str() } else { "" },
+        "source_workload": format!("{}/{}", l.peers.source_workload_namespace, l.peers.source_workload),
+        "destination_workload": format!("{}/{}", l.peers.destination_workload_namespace, l.peers.destination_workload),
         "destination_service": l.destination_service,
     });
     use std::io::Write;

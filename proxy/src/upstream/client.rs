@@ -8,19 +8,21 @@ use tracing::debug;
 use crate::Body;
 use crate::upstream::pool::{Pool, SendError};
 
+/// The hop-by-hop headers hyper knows by name (RFC 9110 §7.6.1); `keep-alive` and
+/// `proxy-connection` are the legacy ones beside them.
+const HOP_BY_HOP: [header::HeaderName; 7] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
 /// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, and the legacy ones).
 pub(crate) fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ]
-    .contains(name)
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+    HOP_BY_HOP.contains(name) || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only.
@@ -38,15 +40,7 @@ pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
             }
         }
     }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
+    for name in HOP_BY_HOP {
         h.remove(name);
     }
     h.remove("keep-alive");
