@@ -6,6 +6,7 @@ pub mod control;
 pub mod core;
 pub mod corpus;
 pub mod duration;
+pub mod exposition;
 pub mod home;
 pub mod host;
 pub mod identity;

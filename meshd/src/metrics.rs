@@ -162,9 +162,10 @@ impl Metrics {
         Metrics { registry: r, ..m }
     }
 
+    /// Prometheus text format 0.0.4, as istiod serves it.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        mesh_api::exposition::prometheus_text(&out)
     }
 }

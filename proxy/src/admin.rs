@@ -19,13 +19,14 @@ fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Respo
     r
 }
 
-/// The metrics listener: Prometheus text at `/stats/prometheus` (Istio's path), also `/metrics`.
+/// The metrics listener: Prometheus text at `/stats/prometheus` (Istio's path), also `/metrics`,
+/// in the text format Envoy serves (0.0.4).
 pub fn metrics<B>(shared: &Shared, req: &Request<B>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/stats/prometheus" | "/metrics" => reply(
             StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode().into_bytes(),
+            "text/plain; version=0.0.4; charset=utf-8",
+            mesh_api::exposition::prometheus_text(&shared.metrics.encode()).into_bytes(),
         ),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", b"metrics are at /stats/prometheus\n".to_vec()),
     }

@@ -9,5 +9,6 @@ mod protocols;
 mod resilience;
 mod security;
 mod surface;
+mod telemetry;
 mod traffic;
 mod workflow;

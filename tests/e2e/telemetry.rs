@@ -1,0 +1,265 @@
+//! The mesh's metrics as Istio's dashboards and Kiali read them: a real Prometheus (Debian's
+//! `prometheus`, installed by `.ci/run`) scrapes every proxy and meshd of a running mesh under
+//! load, then runs the dashboards' PromQL; `promtool check metrics` reads every scrape.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// `s` for a URL's query string.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An instant query's result vector: each series' labels and value.
+fn query(prometheus: SocketAddr, promql: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
+    let (code, body) =
+        get(prometheus, "prometheus", &format!("/api/v1/query?query={}", url_encode(promql)), false, &[]);
+    assert_eq!(code, 200, "{promql}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("prometheus answers JSON");
+    assert_eq!(v["status"], "success", "{promql}: {body}");
+    v["data"]["result"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| {
+                    let labels = r["metric"].as_object()?.clone();
+                    let value = r["value"][1].as_str()?.parse::<f64>().ok()?;
+                    Some((labels, value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether some series carries every `name=value` of `want`.
+fn has_series(result: &[(serde_json::Map<String, serde_json::Value>, f64)], want: &[(&str, &str)]) -> bool {
+    result.iter().any(|(labels, _)| want.iter().all(|(k, v)| labels.get(*k).and_then(|x| x.as_str()) == Some(*v)))
+}
+
+/// `promtool check metrics` on one scrape. Istio's own names break three of promtool's style
+/// rules (`istio_request_duration_milliseconds` is not in seconds; istiod's counters have no
+/// `_total`, and citadel's end in `_count`), as Istio's own scrapes do; any other finding, and
+/// any parse error, fails.
+fn promtool_check(what: &str, text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(text.as_bytes()).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool output");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // istiod's counters, named as istiod names them.
+    let istiod = [
+        "pilot_xds_pushes",
+        "pilot_total_xds_rejects",
+        "galley_validation_passed",
+        "galley_validation_failed",
+        "citadel_server_csr_count",
+        "citadel_server_success_cert_issuance_count",
+        "citadel_server_csr_sign_err_count",
+    ];
+    let istio_names_only = report.lines().filter(|l| !l.trim().is_empty()).all(|l| {
+        let (name, finding) = l.split_once(' ').unwrap_or((l, ""));
+        (name == "istio_request_duration_milliseconds" && finding.starts_with("use base unit \"seconds\""))
+            || (istiod.contains(&name)
+                && (finding == "counter metrics should have \"_total\" suffix"
+                    || finding == "non-histogram and non-summary metrics should not have \"_count\" suffix"))
+    });
+    assert!(out.status.success() || istio_names_only, "promtool on {what}:\n{report}\n--- scrape:\n{text}");
+}
+
+/// A loopback port that was free a moment ago (Prometheus cannot report a port it chose).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+#[test]
+fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
+    if !corpus("istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus")
+        || !prerequisite("prometheus and promtool (apt install prometheus)", have("prometheus") && have("promtool"))
+    {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    let reviews = mesh.proxy(&[
+        "--workload",
+        "reviews-v1",
+        "--labels",
+        "app=reviews,version=v1",
+        "--inbound",
+        &format!("9080={}", app("reviews")),
+    ]);
+    let details = mesh.proxy(&[
+        "--workload",
+        "details-v1",
+        "--labels",
+        "app=details,version=v1",
+        "--inbound",
+        &format!("9080={}", app("details")),
+    ]);
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    mesh.wait_synced(3);
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("meshd.json")).expect("json");
+    let monitoring: SocketAddr = info["monitoring"].as_str().and_then(|a| a.parse().ok()).expect("monitoring address");
+
+    // Prometheus scraping every proxy and meshd each second, as Istio's addon config scrapes
+    // sidecars (`/stats/prometheus`) and istiod (`/metrics`).
+    let proxies: Vec<SocketAddr> = [&reviews, &details, &pp].iter().map(|p| p.metrics.expect("metrics")).collect();
+    let targets = |addrs: &[SocketAddr]| addrs.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+         scrape_configs:\n\
+         - job_name: envoy-stats\n  metrics_path: /stats/prometheus\n  static_configs: [{{targets: [{}]}}]\n\
+         - job_name: pilot\n  metrics_path: /metrics\n  static_configs: [{{targets: ['{monitoring}']}}]\n",
+        targets(&proxies)
+    );
+    let dir = mesh.home.path().join("prometheus");
+    std::fs::create_dir_all(&dir).expect("prometheus dir");
+    std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus.yml");
+    let port = free_port();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    mesh.keep(child);
+    let prometheus: SocketAddr = ([127, 0, 0, 1], port).into();
+    eventually("prometheus ready", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(prometheus).ok()?;
+        (get(prometheus, "prometheus", "/-/ready", false, &[]).0 == 200).then_some(())
+    });
+
+    // Traffic from productpage to reviews and details, through both sidecars (mTLS).
+    let out = pp.outbound.expect("outbound");
+    for (host, want) in [("reviews:9080", "reviews"), ("details:9080", "details")] {
+        let (code, body) = get(out, host, "/", false, &[]);
+        assert_eq!((code, body.trim_end()), (200, want), "{host}");
+    }
+    let to_reviews = Load::start(out, "reviews:9080", |code, body| code == 200 && body.trim_end() == "reviews");
+    let to_details = Load::start(out, "details:9080", |code, body| code == 200 && body.trim_end() == "details");
+    to_reviews.wait_more("requests to reviews", 20);
+    to_details.wait_more("requests to details", 20);
+
+    // Every scrape passes promtool.
+    for (what, addr, path) in [
+        ("reviews' proxy", proxies[0], "/stats/prometheus"),
+        ("productpage's proxy", proxies[2], "/stats/prometheus"),
+        ("meshd", monitoring, "/metrics"),
+    ] {
+        promtool_check(what, &get(addr, "m", path, false, &[]).1);
+    }
+
+    // Istio's service and workload dashboards, Kiali's graph, the mesh dashboard.
+    let kiali = "sum(rate(istio_requests_total{reporter=\"destination\",source_workload_namespace=\"default\"}[1m])) \
+        by (source_cluster,source_workload_namespace,source_workload,source_canonical_service,\
+        source_canonical_revision,destination_cluster,destination_service_namespace,destination_service,\
+        destination_service_name,destination_workload_namespace,destination_workload,\
+        destination_canonical_service,destination_canonical_revision,request_protocol,response_code,\
+        grpc_response_status,response_flags) > 0";
+    let edges = eventually("Kiali's graph edges", Duration::from_secs(30), || {
+        let r = query(prometheus, kiali);
+        let edge = |to: &str| {
+            has_series(
+                &r,
+                &[
+                    ("source_canonical_service", "productpage"),
+                    ("source_canonical_revision", "v1"),
+                    ("source_workload", "productpage-v1"),
+                    ("source_cluster", "Kubernetes"),
+                    ("destination_canonical_service", to),
+                    ("destination_canonical_revision", "v1"),
+                    ("destination_cluster", "Kubernetes"),
+                    ("destination_service_name", to),
+                    ("response_code", "200"),
+                ],
+            )
+        };
+        (edge("reviews") && edge("details")).then_some(r)
+    });
+    assert!(edges.iter().all(|(_, v)| *v > 0.0), "{edges:?}");
+
+    // Each query, until Prometheus has scraped enough of the series it reads (a rate needs two
+    // samples of every target it sums).
+    type Series = Vec<(serde_json::Map<String, serde_json::Value>, f64)>;
+    let until = |what: &str, promql: &str, ok: &dyn Fn(&Series) -> bool| -> Series {
+        eventually(what, Duration::from_secs(30), || Some(query(prometheus, promql)).filter(|r| ok(r)))
+    };
+    until(
+        "the service dashboard's requests by canonical service",
+        "sum(rate(istio_requests_total{reporter=\"destination\"}[1m])) by (destination_canonical_service, response_code)",
+        &|r| has_series(r, &[("destination_canonical_service", "reviews"), ("response_code", "200")]),
+    );
+    until(
+        "p99 by destination workload",
+        "histogram_quantile(0.99, sum(rate(istio_request_duration_milliseconds_bucket{reporter=\"source\"}[1m])) \
+         by (le, destination_workload, destination_workload_namespace))",
+        &|r| {
+            r.iter().any(|(l, v)| {
+                l.get("destination_workload").and_then(|w| w.as_str()) == Some("reviews-v1")
+                    && v.is_finite()
+                    && *v > 0.0
+            })
+        },
+    );
+    until(
+        "the service dashboard's callers",
+        "sum(irate(istio_requests_total{reporter=\"destination\",destination_service=~\"reviews.default.svc.cluster.local\"}[1m])) \
+         by (source_workload, source_workload_namespace)",
+        &|r| has_series(r, &[("source_workload", "productpage-v1"), ("source_workload_namespace", "default")]),
+    );
+    until(
+        "the mTLS share by service",
+        "sum(rate(istio_requests_total{reporter=\"destination\",connection_security_policy=\"mutual_tls\"}[1m])) \
+         by (destination_canonical_service)",
+        &|r| has_series(r, &[("destination_canonical_service", "details")]),
+    );
+    until(
+        "the mesh dashboard's request rate",
+        "round(sum(irate(istio_requests_total{reporter=\"source\"}[1m])), 0.001)",
+        &|r| r.first().is_some_and(|(_, v)| *v > 0.0),
+    );
+    until("every proxy's build", "count(istio_build{component=\"proxy\"})", &|r| {
+        r.first().is_some_and(|(_, v)| *v == 3.0)
+    });
+
+    // Istio's control-plane dashboard.
+    let tag = env!("CARGO_PKG_VERSION");
+    until("meshd's version", "sum by (tag) (istio_build{component=\"pilot\"})", &|r| has_series(r, &[("tag", tag)]));
+    until("connected proxies", "sum (pilot_xds)", &|r| r.first().is_some_and(|(_, v)| *v == 3.0));
+    until("pushes by type", "sum by (type) (irate(pilot_xds_pushes[1m]))", &|r| {
+        ["cds", "eds", "lds", "rds"].iter().all(|t| has_series(r, &[("type", t)]))
+    });
+    until("push time", "sum(rate(pilot_xds_push_time_bucket{}[1m])) by (le)", &|r| !r.is_empty());
+    until("validation", "sum (rate(galley_validation_passed[1m]))", &|r| !r.is_empty());
+    until(
+        "convergence",
+        "histogram_quantile(0.99, sum(rate(pilot_proxy_convergence_time_bucket[1m])) by (le))",
+        &|r| !r.is_empty(),
+    );
+
+    let (ok, failed) = to_reviews.finish();
+    let (ok2, failed2) = to_details.finish();
+    assert_eq!((failed, failed2), (0, 0), "{ok} and {ok2} succeeded");
+}
