@@ -174,6 +174,14 @@ impl Shared {
         pool::Dial::Mesh { identity: self.identity.clone(), snapshot: self.snapshot.clone() }
     }
 
+    /// The peer a metadata-exchange value names, believed only when that namespace is the one in
+    /// the peer's certificate (`identity`).
+    pub fn peer_named(&self, value: &[u8], identity: &str) -> Option<Arc<metrics::Peer>> {
+        let peer = self.peers.get(&::http::HeaderValue::from_bytes(value).ok()?)?;
+        let namespace = mesh_api::identity::SpiffeId::parse(identity).ok()?.namespace;
+        (peer.namespace == namespace).then_some(peer)
+    }
+
     /// Whether `authority` (`host:port` as a request names it) is one of this proxy's own
     /// listeners: sending a request there would come straight back.
     pub fn is_own_listener(&self, authority: &str) -> bool {

@@ -20,6 +20,9 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 /// ALPN ids: HTTP/2 and HTTP/1.1 between proxies.
 pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// Offered on mTLS TCP connections between proxies: each side first sends who it is (Istio's
+/// `istio-peer-exchange` does this for TCP), so TCP metrics name the peer workload.
+pub const ALPN_PEER_EXCHANGE: &[u8] = b"mesh-peer-exchange/1";
 
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -334,7 +337,8 @@ impl Identity {
                     .with_client_cert_verifier(verifier)
                     .with_single_cert(chain.clone(), key.clone_key())
                     .map_err(|e| format!("certificate and key: {e}"))?;
-                server.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
+                // The server's order decides: the exchange first (only TCP clients offer it).
+                server.alpn_protocols = vec![ALPN_PEER_EXCHANGE.to_vec(), ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
                 let mut client = ClientConfig::builder_with_provider(provider.clone())
                     .with_protocol_versions(&[&rustls::version::TLS13])
                     .map_err(|e| e.to_string())?
@@ -342,7 +346,10 @@ impl Identity {
                     .with_custom_certificate_verifier(Arc::new(MeshServerVerifier { roots, provider }))
                     .with_client_auth_cert(chain.clone(), key.clone_key())
                     .map_err(|e| format!("certificate and key: {e}"))?;
-                let client_tcp = client.clone();
+                let mut client_tcp = client.clone();
+                // `http/1.1` beside it so a proxy that predates the exchange (and refuses an
+                // unknown ALPN) still accepts the connection, without one.
+                client_tcp.alpn_protocols = vec![ALPN_PEER_EXCHANGE.to_vec(), ALPN_HTTP11.to_vec()];
                 let mut client_h2 = client.clone();
                 client.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
                 client_h2.alpn_protocols = vec![ALPN_H2.to_vec()];

@@ -114,15 +114,24 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
         "--inbound",
         &format!("9080={}", app("details")),
     ]);
-    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
-    mesh.wait_synced(3);
+    let pp = mesh.proxy(&[
+        "--workload",
+        "productpage-v1",
+        "--labels",
+        "app=productpage,version=v1",
+        "--inbound",
+        &format!("9080={}", app("productpage")),
+    ]);
+    let gw = mesh.ingress_gateway_proxy(8080);
+    mesh.ok(&["apply", "-f", &shared("bookinfo/networking/bookinfo-gateway.yaml")]);
+    mesh.wait_synced(4);
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("meshd.json")).expect("json");
     let monitoring: SocketAddr = info["monitoring"].as_str().and_then(|a| a.parse().ok()).expect("monitoring address");
 
     // Prometheus scraping every proxy and meshd each second, as Istio's addon config scrapes
     // sidecars (`/stats/prometheus`) and istiod (`/metrics`).
-    let proxies: Vec<SocketAddr> = [&reviews, &details, &pp].iter().map(|p| p.metrics.expect("metrics")).collect();
+    let proxies: Vec<SocketAddr> = [&reviews, &details, &pp, &gw].iter().map(|p| p.metrics.expect("metrics")).collect();
     let targets = |addrs: &[SocketAddr]| addrs.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
@@ -241,13 +250,52 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
         &|r| r.first().is_some_and(|(_, v)| *v > 0.0),
     );
     until("every proxy's build", "count(istio_build{component=\"proxy\"})", &|r| {
-        r.first().is_some_and(|(_, v)| *v == 3.0)
+        r.first().is_some_and(|(_, v)| *v == 4.0)
     });
+
+    // Traffic through the bookinfo gateway is reported as the Service it was routed to, on
+    // both sides, whatever the Host (labels never come from a request's bytes).
+    let gateway = gw.gateway[0];
+    let through_gateway = |r: &Series, reporter_side: &[(&str, &str)]| {
+        let _ = get(gateway, "shop.example.com", "/productpage", false, &[]);
+        has_series(r, reporter_side)
+    };
+    until(
+        "the gateway's requests by routed service",
+        "sum(rate(istio_requests_total{reporter=\"source\",source_workload=\"istio-ingressgateway\"}[1m])) \
+         by (destination_service, destination_canonical_service, response_code)",
+        &|r| {
+            through_gateway(
+                r,
+                &[
+                    ("destination_service", "productpage.default.svc.cluster.local"),
+                    ("destination_canonical_service", "productpage"),
+                    ("response_code", "200"),
+                ],
+            )
+        },
+    );
+    until(
+        "productpage's requests from the gateway",
+        "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload=\"productpage-v1\"}[1m])) \
+         by (source_workload, source_canonical_service, destination_service)",
+        &|r| {
+            through_gateway(
+                r,
+                &[
+                    ("source_workload", "istio-ingressgateway"),
+                    ("source_canonical_service", "istio-ingressgateway"),
+                    ("destination_service", "productpage.default.svc.cluster.local"),
+                ],
+            )
+        },
+    );
+    assert!(query(prometheus, "istio_requests_total{destination_service=~\".*example.com.*\"}").is_empty());
 
     // Istio's control-plane dashboard.
     let tag = env!("CARGO_PKG_VERSION");
     until("meshd's version", "sum by (tag) (istio_build{component=\"pilot\"})", &|r| has_series(r, &[("tag", tag)]));
-    until("connected proxies", "sum (pilot_xds)", &|r| r.first().is_some_and(|(_, v)| *v == 3.0));
+    until("connected proxies", "sum (pilot_xds)", &|r| r.first().is_some_and(|(_, v)| *v == 4.0));
     until("pushes by type", "sum by (type) (irate(pilot_xds_pushes[1m]))", &|r| {
         ["cds", "eds", "lds", "rds"].iter().all(|t| has_series(r, &[("type", t)]))
     });

@@ -265,9 +265,10 @@ fn tcp_routes_split_connections_by_weight_and_policy_closes_denied_ones() {
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    let mut servers = Vec::new();
     for (name, version, prefix) in [("tcp-echo-v1", "v1", "one"), ("tcp-echo-v2", "v2", "two")] {
         let addr = tcp_echo(prefix);
-        mesh.proxy(&[
+        servers.push(mesh.proxy(&[
             "--workload",
             name,
             "--labels",
@@ -276,7 +277,7 @@ fn tcp_routes_split_connections_by_weight_and_policy_closes_denied_ones() {
             "tcp-echo",
             "--inbound",
             &format!("9000={addr}"),
-        ]);
+        ]));
     }
     let client = mesh.proxy(&[
         "--workload",
@@ -342,6 +343,31 @@ spec:
         (value("istio_tcp_connections_closed_total") == 200.0).then_some(())
     });
     assert!(value("istio_tcp_sent_bytes_total") >= 200.0 * 8.0, "each connection sent `hello N\\n`");
+    // Both sides name the peer workload, as the metadata exchange told them over mTLS.
+    let text = get(metrics, "m", "/stats/prometheus", false, &[]).1;
+    let opened = |text: &str, labels: &[&str]| {
+        text.lines()
+            .any(|l| l.starts_with("istio_tcp_connections_opened_total{") && labels.iter().all(|x| l.contains(x)))
+    };
+    for v in ["v1", "v2"] {
+        let want = [
+            format!("destination_workload=\"tcp-echo-{v}\""),
+            "destination_canonical_service=\"tcp-echo\"".to_string(),
+            format!("destination_canonical_revision=\"{v}\""),
+            "source_canonical_service=\"sleep\"".to_string(),
+        ];
+        assert!(opened(&text, &want.iter().map(String::as_str).collect::<Vec<_>>()), "{v}: {text}");
+    }
+    let server = get(servers[0].metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+    let from_sleep = [
+        "reporter=\"destination\"",
+        "source_workload=\"sleep\"",
+        "source_workload_namespace=\"default\"",
+        "source_canonical_service=\"sleep\"",
+        "destination_canonical_service=\"tcp-echo\"",
+        "connection_security_policy=\"mutual_tls\"",
+    ];
+    assert!(opened(&server, &from_sleep), "{server}");
 
     // Only the `other` service account may connect: this client's connections are closed.
     apply(
@@ -764,18 +790,20 @@ fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
     let mut mesh = Mesh::new();
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    let mut servers = Vec::new();
     for (name, version, prefix) in [("tcp-echo-v1", "v1", "one"), ("tcp-echo-v2", "v2", "two")] {
         let addr = tcp_echo(prefix);
-        mesh.proxy(&[
+        servers.push(mesh.proxy(&[
             "--workload",
             name,
             "--labels",
             &format!("app=tcp-echo,version={version}"),
             "--inbound",
             &format!("9000={addr}"),
-        ]);
+        ]));
     }
-    let gateway = mesh.ingress_gateway(31400);
+    let gw = mesh.ingress_gateway_proxy(31400);
+    let gateway = gw.gateway[0];
     mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-all-v1.yaml")]);
     mesh.wait_synced(3);
     for i in 0..20 {
@@ -792,6 +820,28 @@ fn tcp_echo_through_the_ingress_gateway_with_istios_files() {
         }
     }
     assert!((20..=65).contains(&two) && one + two == 200, "about 80/20: v1 {one}, v2 {two}");
+    // The gateway counts its TCP connections, naming the peer workload on both sides.
+    let counted = |metrics: std::net::SocketAddr, labels: &[&str]| {
+        let text = get(metrics, "m", "/stats/prometheus", false, &[]).1;
+        text.lines()
+            .filter(|l| l.starts_with("istio_tcp_connections_opened_total{") && labels.iter().all(|x| l.contains(x)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let at_gateway = [
+        "reporter=\"source\"",
+        "source_workload=\"istio-ingressgateway\"",
+        "destination_canonical_service=\"tcp-echo\"",
+        "destination_service=\"tcp-echo.default.svc.cluster.local\"",
+    ];
+    assert_eq!(counted(gw.metrics.expect("metrics"), &at_gateway), 220.0);
+    let from_gateway = [
+        "reporter=\"destination\"",
+        "source_workload=\"istio-ingressgateway\"",
+        "source_workload_namespace=\"istio-system\"",
+    ];
+    let at_servers: f64 = servers.iter().map(|s| counted(s.metrics.expect("metrics"), &from_gateway)).sum();
+    assert_eq!(at_servers, 220.0);
 }
 
 #[test]

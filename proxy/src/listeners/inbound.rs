@@ -12,6 +12,7 @@ use crate::listeners::guard;
 use crate::listeners::tcp::relay_tcp;
 use crate::policy::authz;
 use crate::telemetry::metrics;
+use crate::upstream::connect;
 use crate::{PeerInfo, Shared, tls};
 
 /// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
@@ -64,7 +65,7 @@ pub(crate) async fn handle_inbound(
                 return;
             };
             let accepted = guard::handshake(permit.listener(), tokio_rustls::TlsAcceptor::from(config).accept(stream));
-            let tls = match permit.unless_evicted(accepted).await.flatten() {
+            let mut tls = match permit.unless_evicted(accepted).await.flatten() {
                 Some(Ok(t)) => t,
                 Some(Err(e)) => {
                     debug!(%remote, error = %e, "mTLS handshake failed");
@@ -76,7 +77,21 @@ pub(crate) async fn handle_inbound(
                 }
             };
             let identity = tls::peer_identity(tls.get_ref().1.peer_certificates());
-            let peer = PeerInfo::new(&shared, identity, remote, local);
+            let mut peer = PeerInfo::new(&shared, identity, remote, local);
+            // A TCP connection from another proxy says first who it comes from.
+            if tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_PEER_EXCHANGE) {
+                let me = shared.me_header.as_ref().map_or(&[][..], |h| h.as_bytes());
+                match permit.unless_evicted(connect::exchange_as_server(&mut tls, me)).await {
+                    Some(Ok(value)) => {
+                        peer.metadata = peer.identity.as_deref().and_then(|id| shared.peer_named(&value, id))
+                    }
+                    Some(Err(e)) => {
+                        debug!(%remote, error = %e, "peer metadata exchange failed; closing");
+                        return;
+                    }
+                    None => return,
+                }
+            }
             serve_inbound_stream(shared, tls, port, app, peer, permit).await;
         }
     }
@@ -145,11 +160,18 @@ pub(crate) async fn serve_inbound_stream<S>(
             }
         };
         let _ = upstream.set_nodelay(true);
-        // Who called is known by its certificate only: its namespace, not its workload.
-        let mut source = (*metrics::unknown_peer()).clone();
-        if let Some(ns) = peer.identity.as_deref().and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok()) {
-            source.namespace = ns.namespace;
-        }
+        // Who called: as it said in the metadata exchange, else what its certificate says (its
+        // namespace, not its workload).
+        let source = match &peer.metadata {
+            Some(p) => p.clone(),
+            None => {
+                let mut source = (*metrics::unknown_peer()).clone();
+                if let Some(id) = peer.identity.as_deref().and_then(|i| mesh_api::identity::SpiffeId::parse(i).ok()) {
+                    source.namespace = id.namespace;
+                }
+                Arc::new(source)
+            }
+        };
         let policy = if peer.identity.is_some() { "mutual_tls" } else { "none" };
         let labels = metrics::TcpLabels::new(
             "destination",

@@ -16,7 +16,6 @@ use tokio::net::TcpListener;
 use tracing::debug;
 
 use crate::Shared;
-use crate::upstream::connect;
 
 /// A gateway listener: the Gateway server on `port`, TCP or HTTP as the config says.
 pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
@@ -28,17 +27,34 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
         tokio::spawn(async move {
             let snapshot = shared.snapshot.load_full();
             if let Some(t) = snapshot.gateway_tcp(port) {
-                let Some((endpoint, idle)) = t.pick_cluster().and_then(|c| Some((c.pick()?, c.tcp_idle()))) else {
-                    debug!(port, "gateway TCP server has no endpoint; closing the connection");
+                // As any outbound TCP connection: the route's cluster, mTLS and the peer
+                // exchange to a mesh endpoint, counted in `istio_tcp_*` by the gateway.
+                let Some(cluster) = t.pick_cluster().cloned() else {
+                    debug!(port, "gateway TCP server has no cluster; closing the connection");
                     return;
                 };
-                let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
+                let cluster = Some(cluster);
+                let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, cluster).await;
                 drop(snapshot);
-                match connect::connect_tcp(&shared.identity, &shared.snapshot, endpoint, mtls).await {
-                    Ok(mut upstream) => {
-                        let _ = guard::relay(&mut stream, &mut upstream, &permit, idle).await;
+                match up {
+                    Ok(up) => {
+                        let mut upstream = up.stream;
+                        let target = (up.upstream_host, up.upstream_cluster.as_str());
+                        let started = std::time::SystemTime::now();
+                        tcp::relay_tcp(
+                            &shared,
+                            &mut stream,
+                            &mut upstream,
+                            &up.labels,
+                            "outbound",
+                            started,
+                            target,
+                            &permit,
+                            up.idle,
+                        )
+                        .await;
                     }
-                    Err(e) => debug!(%endpoint, error = %e, "gateway TCP upstream failed"),
+                    Err(why) => debug!(port, ?why, "gateway TCP server has no upstream; closing the connection"),
                 }
                 return;
             }
@@ -73,6 +89,9 @@ pub struct PeerInfo {
     pub local: SocketAddr,
     /// The `x-forwarded-client-cert` the app is told for this peer (made once per connection).
     pub xfcc: Option<::http::HeaderValue>,
+    /// The peer workload, as it said in the TCP metadata exchange (mTLS only, its namespace
+    /// checked against its certificate).
+    pub metadata: Option<Arc<crate::telemetry::metrics::Peer>>,
 }
 
 impl PeerInfo {
@@ -80,7 +99,7 @@ impl PeerInfo {
         let xfcc = identity
             .as_ref()
             .and_then(|id| ::http::HeaderValue::from_str(&format!("By={};URI={id}", shared.identity.uri)).ok());
-        PeerInfo { identity, remote, local, xfcc }
+        PeerInfo { identity, remote, local, xfcc, metadata: None }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::Snapshot;
-use crate::tls::{Identity, peer_identity};
+use crate::tls::{ALPN_PEER_EXCHANGE, Identity, peer_identity};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -139,4 +139,60 @@ pub async fn connect_named(host: &str, port: u16) -> Result<Stream, BoxError> {
         .map_err(|_| format!("connect to {host}:{port} timed out"))??;
     let _ = tcp.set_nodelay(true);
     Ok(Stream::Plain(tcp))
+}
+
+/// The most a peer-exchange frame may carry (a workload's metadata is well under it).
+const MAX_PEER_FRAME: usize = 1024;
+/// How long the other side has to send its frame.
+const PEER_FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the peer agreed to exchange metadata on this connection (ALPN).
+pub fn exchanges_peers(stream: &Stream) -> bool {
+    matches!(stream, Stream::Tls(t) if t.get_ref().1.alpn_protocol() == Some(ALPN_PEER_EXCHANGE))
+}
+
+/// The client side of the exchange, on a connection where it was agreed: send `me`, read the
+/// server's. Err: the server broke the exchange (the connection is unusable).
+pub async fn exchange_as_client(stream: &mut Stream, me: &[u8]) -> io::Result<Vec<u8>> {
+    write_frame(stream, me).await?;
+    read_frame(stream).await
+}
+
+/// The server side: read the client's frame, send `me`.
+pub async fn exchange_as_server<S>(stream: &mut S, me: &[u8]) -> io::Result<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let peer = read_frame(stream).await?;
+    write_frame(stream, me).await?;
+    Ok(peer)
+}
+
+async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let bytes = &bytes[..bytes.len().min(MAX_PEER_FRAME)];
+    let len = u16::try_from(bytes.len()).unwrap_or(0).to_be_bytes();
+    let mut frame = Vec::with_capacity(2 + bytes.len());
+    frame.extend_from_slice(&len);
+    frame.extend_from_slice(bytes);
+    stream.write_all(&frame).await?;
+    stream.flush().await
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await?;
+        let len = usize::from(u16::from_be_bytes(len));
+        if len > MAX_PEER_FRAME {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("peer metadata of {len} bytes")));
+        }
+        let mut bytes = vec![0u8; len];
+        stream.read_exact(&mut bytes).await?;
+        Ok(bytes)
+    };
+    tokio::time::timeout(PEER_FRAME_WAIT, read)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no peer metadata in time"))?
 }

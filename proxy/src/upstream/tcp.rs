@@ -73,11 +73,22 @@ pub(crate) async fn tcp_upstream(
         Some((addr, Some(name))) => connect::connect_named(&name, addr.port()).await,
         None => connect::connect_named(host, port).await,
     };
-    let stream = connected.map_err(|e| TcpRefusal::Connect(e.to_string()))?;
+    let mut stream = connected.map_err(|e| TcpRefusal::Connect(e.to_string()))?;
+    // A peer proxy that agreed to it says who it is before any byte of the connection.
+    let mut destination = metrics::unknown_peer();
+    if connect::exchanges_peers(&stream) {
+        let me = shared.me_header.as_ref().map_or(&[][..], |h| h.as_bytes());
+        let value = connect::exchange_as_client(&mut stream, me)
+            .await
+            .map_err(|e| TcpRefusal::Connect(format!("peer metadata exchange: {e}")))?;
+        if let Some(p) = destination_principal.as_deref().and_then(|id| shared.peer_named(&value, id)) {
+            destination = p;
+        }
+    }
     let labels = metrics::TcpLabels::new(
         "source",
         (&shared.me, &shared.identity.uri),
-        (&metrics::unknown_peer(), destination_principal.as_deref().unwrap_or("")),
+        (&destination, destination_principal.as_deref().unwrap_or("")),
         &destination_service,
         "unknown",
     );
