@@ -93,6 +93,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Live traffic per service and workload: requests/s, success rate, latency, mTLS share.
     Top(TopArgs),
+    /// The service graph and per-service figures in a browser, live (a page on loopback).
+    Dashboard(DashboardArgs),
     /// Print the versions of the CLI and the running control plane.
     Version(VersionArgs),
     /// Print meshd's log (local platform: MESH_HOME/meshd.log).
@@ -474,6 +476,19 @@ pub struct InjectArgs {
     /// Settings as for `mesh manifest generate` (hub, tag, namespace of meshd).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where the page is served (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:20001", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Proxies in every namespace, not just -n.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How often the figures are measured (each covers the last interval).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod bug_report;
 pub mod cert;
 pub mod check;
+pub mod dashboard;
 pub mod delete;
 pub mod demo;
 pub mod demo_app;

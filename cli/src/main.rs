@@ -106,6 +106,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::ProxyStatus(a) => rt.block_on(cmd::proxy_status::run(&ctx, a)),
             Command::ProxyConfig(a) => rt.block_on(cmd::proxy_config::run(&ctx, a)),
             Command::Top(a) => rt.block_on(cmd::top::run(&ctx, a)),
+            Command::Dashboard(a) => rt.block_on(cmd::dashboard::run(&ctx, a)),
             Command::Cert(CertCommand::Status(a)) => rt.block_on(cmd::cert::status(&ctx, a)),
             // meshd's admin API through a port-forward, with the token meshd published.
             Command::Cert(CertCommand::Rotate(a)) => rt.block_on(cmd::cert::rotate(&ctx, a)),
@@ -210,6 +211,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Cert(CertCommand::RotateRoot(a)) => cmd::cert::rotate_root(&ctx, a).await,
             Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
             Command::Top(a) => cmd::top::run(&ctx, a).await,
+            Command::Dashboard(a) => cmd::dashboard::run(&ctx, a).await,
             Command::Version(a) => cmd::version::run(&ctx, a).await,
             Command::Logs(a) => cmd::logs::run(&ctx, a).await,
             Command::Wait(a) => cmd::proxy_status::wait(&ctx, a.timeout, a.proxies).await,

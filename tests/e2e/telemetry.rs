@@ -311,3 +311,116 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
     let (ok2, failed2) = to_details.finish();
     assert_eq!((failed, failed2), (0, 0), "{ok} and {ok2} succeeded");
 }
+
+/// The first of `names` on PATH.
+fn first_on_path(names: &[&'static str]) -> Option<&'static str> {
+    names.iter().copied().find(|n| have(n))
+}
+
+#[test]
+fn the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser() {
+    let chromium = first_on_path(&["chromium", "chromium-browser", "google-chrome"]);
+    if !corpus("the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser")
+        || !prerequisite("a headless Chromium (apt install chromium)", chromium.is_some())
+    {
+        return;
+    }
+    let chromium = chromium.unwrap_or("chromium");
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("bookinfo/platform/kube/bookinfo.yaml")]);
+    for (workload, app_label) in [("reviews-v1", "reviews"), ("details-v1", "details")] {
+        mesh.proxy(&[
+            "--workload",
+            workload,
+            "--labels",
+            &format!("app={app_label},version=v1"),
+            "--inbound",
+            &format!("9080={}", app(if app_label == "reviews" { "reviews" } else { "details" })),
+        ]);
+    }
+    let pp = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage,version=v1"]);
+    mesh.wait_synced(3);
+    let out = pp.outbound.expect("outbound");
+    let to_reviews = Load::start(out, "reviews:9080", |code, _| code == 200);
+    let to_details = Load::start(out, "details:9080", |code, _| code == 200);
+
+    // `mesh dashboard` on a free port, as a user runs it.
+    let mut child = mesh
+        .cmd()
+        .args(["dashboard", "--listen", "127.0.0.1:0", "--interval", "500ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mesh dashboard");
+    let stdout = child.stdout.take().expect("stdout");
+    mesh.keep(child);
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first).expect("dashboard's first line");
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect("the dashboard's URL").to_string();
+    let addr: SocketAddr =
+        url.trim_start_matches("http://").trim_end_matches('/').parse().expect("the dashboard's address");
+    eventually("both edges in the dashboard's figures", Duration::from_secs(20), || {
+        let g: serde_json::Value = serde_json::from_str(&get(addr, "dashboard", "/api/graph", false, &[]).1).ok()?;
+        (g["edges"].as_array()?.len() >= 2).then_some(())
+    });
+    assert_eq!(get(addr, "dashboard", "/nothing-here", false, &[]).0, 404);
+
+    // A real browser loads the page, runs its script against the live figures, and draws.
+    let shot = mesh.home.path().join("dashboard.png");
+    let profile = mesh.home.path().join("chromium");
+    let browser = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr", "--v=0"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--window-size=1280,720", "--virtual-time-budget=4000", "--dump-dom"])
+        .arg(&url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&browser.stdout);
+    let log = String::from_utf8_lossy(&browser.stderr);
+    for node in ["productpage.default", "reviews.default", "details.default"] {
+        assert!(dom.contains(&format!("data-id=\"{node}\"")), "node {node} drawn:\n{dom}\n{log}");
+    }
+    for target in ["reviews.default", "details.default"] {
+        let edge = format!("data-source=\"productpage.default\" data-target=\"{target}\"");
+        assert!(dom.contains(&edge), "edge to {target} drawn:\n{dom}");
+    }
+    assert!(dom.contains("rps ·") && dom.contains("mTLS 100.0%"), "edge figures:\n{dom}");
+    assert!(dom.contains("3 services, 2 edges"), "status line:\n{dom}");
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE(")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+
+    // The per-service view of a service named in the URL: its callers and workloads.
+    let view = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--window-size=1280,720", "--virtual-time-budget=4000", "--dump-dom"])
+        .arg(format!("{url}#reviews.default"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&view.stdout);
+    assert!(dom.contains("<h2>reviews.default</h2>") && dom.contains("Callers"), "{dom}");
+    assert!(dom.contains("<td>productpage.default</td>"), "productpage among reviews' callers:\n{dom}");
+    assert!(dom.contains("<td>reviews-v1</td>"), "reviews' workload:\n{dom}");
+
+    // And renders it to pixels.
+    let shot_run = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--window-size=1280,720", "--virtual-time-budget=4000"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("{url}#reviews.default"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chromium for a screenshot");
+    let png = std::fs::read(&shot).unwrap_or_default();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", String::from_utf8_lossy(&shot_run.stderr));
+    if let Some(keep) = std::env::var_os("MESH_DASHBOARD_SCREENSHOT") {
+        std::fs::write(keep, &png).expect("write the screenshot");
+    }
+    let (_, failed) = to_reviews.finish();
+    let (_, failed2) = to_details.finish();
+    assert_eq!((failed, failed2), (0, 0));
+}

@@ -16,14 +16,14 @@ use crate::error::{CliError, Result};
 
 /// One sample line of the Prometheus text format.
 #[derive(Debug, Clone, PartialEq)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
 }
 
 /// Parse the Prometheus text exposition (comments skipped; label values unescaped).
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(parse_line).collect()
 }
 
@@ -84,7 +84,7 @@ fn value(s: &str) -> Option<f64> {
 
 /// What one row adds up, as counters (subtract two of these for a rate).
 #[derive(Debug, Clone, Default)]
-struct Totals {
+pub(crate) struct Totals {
     requests: f64,
     errors: f64,
     mtls: f64,
@@ -102,11 +102,17 @@ impl Ord for OrdF64 {
     }
 }
 
-type Key = (String, String, String); // (service, workload namespace, workload)
+pub(crate) type Key = (String, String, String); // (service, workload namespace, workload)
 
 /// Fold every proxy's samples into rows. A service's requests come from the destination's
 /// reports when any destination proxy reported them, else from the callers'.
-fn totals(all: &[Sample]) -> BTreeMap<Key, Totals> {
+pub(crate) fn totals(all: &[Sample]) -> BTreeMap<Key, Totals> {
+    totals_by(all, |l| (l("destination_service"), l("destination_workload_namespace"), l("destination_workload")))
+}
+
+/// The same fold, keyed by `key` of each sample's labels (`mesh dashboard` keys by the edge
+/// between two canonical services).
+pub(crate) fn totals_by(all: &[Sample], key: impl Fn(&dyn Fn(&str) -> String) -> Key) -> BTreeMap<Key, Totals> {
     let reported_by_destination: std::collections::HashSet<String> = all
         .iter()
         .filter(|s| s.name == "istio_requests_total" && s.labels.get("reporter").is_some_and(|r| r == "destination"))
@@ -120,7 +126,7 @@ fn totals(all: &[Sample]) -> BTreeMap<Key, Totals> {
         if l("reporter") != wanted {
             continue;
         }
-        let key = (svc, l("destination_workload_namespace"), l("destination_workload"));
+        let key = key(&l);
         match s.name.as_str() {
             "istio_requests_total" => {
                 let t = out.entry(key).or_default();
@@ -181,7 +187,7 @@ pub struct Row {
     pub mtls_share: Option<f64>,
 }
 
-fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64) -> Vec<Row> {
+pub(crate) fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64) -> Vec<Row> {
     let mut rows = Vec::new();
     for (key, a) in after {
         let b = before.get(key).cloned().unwrap_or_default();
@@ -211,7 +217,7 @@ fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64
 }
 
 /// Every connected proxy's samples, read now.
-async fn scrape(ctx: &Ctx, namespace: Option<&str>) -> Result<Vec<Sample>> {
+pub(crate) async fn scrape(ctx: &Ctx, namespace: Option<&str>) -> Result<Vec<Sample>> {
     let reach = ctx.reach().await?;
     let statuses = reach.proxies().await?;
     let reads = statuses
