@@ -61,6 +61,14 @@ impl EncodeMetric for IstiodCounter {
     }
 }
 
+/// istiod's config and registry events: what changed (`VirtualService`, `Pods`) and how.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub r#type: &'static str,
+    /// add, update or delete
+    pub event: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub component: &'static str,
@@ -82,8 +90,12 @@ pub struct Metrics {
     pub deltas: Family<TypeLabel, Counter>,
     /// Pushes a proxy rejected (NACK).
     pub rejects: Family<TypeLabel, IstiodCounter>,
-    /// Config changes (applies and deletes) and registry changes that caused pushes.
-    pub config_events: Counter,
+    /// Config changes by kind and event (istiod's `pilot_k8s_cfg_events`).
+    pub cfg_events: Family<EventLabels, IstiodCounter>,
+    /// Workloads joining and leaving (istiod's `pilot_k8s_reg_events`, type `Pods`).
+    pub reg_events: Family<EventLabels, IstiodCounter>,
+    /// What caused pushes: `config` or `endpoint` (istiod's `pilot_push_triggers`).
+    pub push_triggers: Family<TypeLabel, IstiodCounter>,
     pub validation_passed: IstiodCounter,
     pub validation_failed: IstiodCounter,
     pub csr: IstiodCounter,
@@ -117,7 +129,9 @@ impl Metrics {
             translate_time: Histogram::new(seconds_buckets()),
             deltas: Family::default(),
             rejects: Family::default(),
-            config_events: Counter::default(),
+            cfg_events: Family::default(),
+            reg_events: Family::default(),
+            push_triggers: Family::default(),
             validation_passed: IstiodCounter::default(),
             validation_failed: IstiodCounter::default(),
             csr: IstiodCounter::default(),
@@ -144,7 +158,9 @@ impl Metrics {
             m.deltas.clone(),
         );
         r.register("pilot_total_xds_rejects", "Pushes proxies rejected, by type", m.rejects.clone());
-        r.register("pilot_config_events", "Config and registry changes", m.config_events.clone());
+        r.register("pilot_k8s_cfg_events", "Config changes, by kind and event", m.cfg_events.clone());
+        r.register("pilot_k8s_reg_events", "Workloads joining and leaving, by event", m.reg_events.clone());
+        r.register("pilot_push_triggers", "What caused config pushes", m.push_triggers.clone());
         r.register("galley_validation_passed", "Applied resources that passed validation", m.validation_passed.clone());
         r.register("galley_validation_failed", "Resources refused by validation", m.validation_failed.clone());
         r.register("citadel_server_csr_count", "Certificate signing requests received", m.csr.clone());
@@ -167,5 +183,34 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         mesh_api::exposition::prometheus_text(&out)
+    }
+}
+
+impl Metrics {
+    /// Count the config events between two sets of resources, and one push trigger for them.
+    pub fn config_changed(&self, before: &crate::store::Resources, after: &crate::store::Resources) {
+        let mut any = false;
+        for (key, r) in after {
+            let event = match before.get(key) {
+                None => "add",
+                Some(old) if old.same_content(r) => continue,
+                Some(_) => "update",
+            };
+            self.cfg_events.get_or_create(&EventLabels { r#type: key.kind.as_str(), event }).inc();
+            any = true;
+        }
+        for key in before.keys().filter(|k| !after.contains_key(*k)) {
+            self.cfg_events.get_or_create(&EventLabels { r#type: key.kind.as_str(), event: "delete" }).inc();
+            any = true;
+        }
+        if any {
+            self.push_triggers.get_or_create(&TypeLabel { r#type: "config" }).inc();
+        }
+    }
+
+    /// A workload joined (`add`) or left (`delete`) the registry.
+    pub fn workload_event(&self, event: &'static str) {
+        self.reg_events.get_or_create(&EventLabels { r#type: "Pods", event }).inc();
+        self.push_triggers.get_or_create(&TypeLabel { r#type: "endpoint" }).inc();
     }
 }

@@ -333,8 +333,8 @@ impl State {
         }
         if !dry_run && changes.iter().any(|(_, c)| *c != Change::Unchanged) {
             self.store.save(&next)?;
+            self.metrics.config_changed(&self.world().resources, &next);
             self.publish(Some(next), None);
-            self.metrics.config_events.inc();
         }
         Ok(changes)
     }
@@ -349,10 +349,13 @@ impl State {
         if !first && !config_changed && *world.discovered == discovered {
             return;
         }
-        self.publish_all(config_changed.then_some(resources), None, Some(discovered));
         if config_changed {
-            self.metrics.config_events.inc();
+            self.metrics.config_changed(&world.resources, &resources);
         }
+        if *world.discovered != discovered {
+            self.metrics.push_triggers.get_or_create(&crate::metrics::TypeLabel { r#type: "endpoint" }).inc();
+        }
+        self.publish_all(config_changed.then_some(resources), None, Some(discovered));
     }
 
     /// Delete resources; all must exist unless `ignore_missing`. On error nothing changed.
@@ -369,8 +372,8 @@ impl State {
         }
         if !changes.is_empty() {
             self.store.save(&next)?;
+            self.metrics.config_changed(&self.world().resources, &next);
             self.publish(Some(next), None);
-            self.metrics.config_events.inc();
         }
         Ok(changes)
     }
@@ -403,6 +406,7 @@ impl State {
         );
         self.publish(None, Some(next));
         self.metrics.connected.inc();
+        self.metrics.workload_event("add");
         Ok(id)
     }
 
@@ -412,7 +416,9 @@ impl State {
         if self.frozen.load(Ordering::SeqCst) {
             return; // shutting down: keep the registry for the next meshd
         }
-        next.remove(id);
+        if next.remove(id).is_some() {
+            self.metrics.workload_event("delete");
+        }
         if self.lock_status().remove(id).is_some() {
             self.metrics.connected.dec();
         }

@@ -72,6 +72,9 @@ fn promtool_check(what: &str, text: &str) {
         "citadel_server_csr_count",
         "citadel_server_success_cert_issuance_count",
         "citadel_server_csr_sign_err_count",
+        "pilot_k8s_cfg_events",
+        "pilot_k8s_reg_events",
+        "pilot_push_triggers",
     ];
     let istio_names_only = report.lines().filter(|l| !l.trim().is_empty()).all(|l| {
         let (name, finding) = l.split_once(' ').unwrap_or((l, ""));
@@ -124,14 +127,27 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
     ]);
     let gw = mesh.ingress_gateway_proxy(8080);
     mesh.ok(&["apply", "-f", &shared("bookinfo/networking/bookinfo-gateway.yaml")]);
-    mesh.wait_synced(4);
+    // And a TCP service: Istio's tcp-echo, called by `sleep`.
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    let echo = mesh.proxy(&[
+        "--workload",
+        "tcp-echo-v1",
+        "--labels",
+        "app=tcp-echo,version=v1",
+        "--inbound",
+        &format!("9000={}", crate::traffic::tcp_echo("one")),
+    ]);
+    let sleep =
+        mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep", "--outbound-tcp", "tcp-echo:9000=127.0.0.1:0"]);
+    mesh.wait_synced(6);
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mesh.home.path().join("meshd.json")).expect("meshd.json")).expect("json");
     let monitoring: SocketAddr = info["monitoring"].as_str().and_then(|a| a.parse().ok()).expect("monitoring address");
 
     // Prometheus scraping every proxy and meshd each second, as Istio's addon config scrapes
     // sidecars (`/stats/prometheus`) and istiod (`/metrics`).
-    let proxies: Vec<SocketAddr> = [&reviews, &details, &pp, &gw].iter().map(|p| p.metrics.expect("metrics")).collect();
+    let proxies: Vec<SocketAddr> =
+        [&reviews, &details, &pp, &gw, &echo, &sleep].iter().map(|p| p.metrics.expect("metrics")).collect();
     let targets = |addrs: &[SocketAddr]| addrs.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ");
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
@@ -250,8 +266,27 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
         &|r| r.first().is_some_and(|(_, v)| *v > 0.0),
     );
     until("every proxy's build", "count(istio_build{component=\"proxy\"})", &|r| {
-        r.first().is_some_and(|(_, v)| *v == 4.0)
+        r.first().is_some_and(|(_, v)| *v == 6.0)
     });
+
+    // TCP bytes by canonical service on both sides (Istio's TCP panels, Kiali's TCP edges).
+    let tcp = sleep.tcp[0];
+    until(
+        "TCP bytes between canonical services",
+        "sum(rate(istio_tcp_sent_bytes_total{reporter=\"destination\"}[1m])) \
+         by (source_canonical_service, destination_canonical_service)",
+        &|r| {
+            for i in 0..5 {
+                assert_eq!(crate::traffic::tcp_say(tcp, &format!("hello {i}")), format!("one hello {i}"));
+            }
+            has_series(r, &[("source_canonical_service", "sleep"), ("destination_canonical_service", "tcp-echo")])
+        },
+    );
+    until(
+        "TCP connections from the caller's side",
+        "sum(rate(istio_tcp_connections_opened_total{reporter=\"source\"}[1m])) by (source_workload, destination_workload)",
+        &|r| has_series(r, &[("source_workload", "sleep"), ("destination_workload", "tcp-echo-v1")]),
+    );
 
     // Traffic through the bookinfo gateway is reported as the Service it was routed to, on
     // both sides, whatever the Host (labels never come from a request's bytes).
@@ -295,11 +330,20 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
     // Istio's control-plane dashboard.
     let tag = env!("CARGO_PKG_VERSION");
     until("meshd's version", "sum by (tag) (istio_build{component=\"pilot\"})", &|r| has_series(r, &[("tag", tag)]));
-    until("connected proxies", "sum (pilot_xds)", &|r| r.first().is_some_and(|(_, v)| *v == 4.0));
+    until("connected proxies", "sum (pilot_xds)", &|r| r.first().is_some_and(|(_, v)| *v == 6.0));
     until("pushes by type", "sum by (type) (irate(pilot_xds_pushes[1m]))", &|r| {
         ["cds", "eds", "lds", "rds"].iter().all(|t| has_series(r, &[("type", t)]))
     });
     until("push time", "sum(rate(pilot_xds_push_time_bucket{}[1m])) by (le)", &|r| !r.is_empty());
+    until("registry events", "sum by (type,event) (rate(pilot_k8s_reg_events[1m]))", &|r| {
+        has_series(r, &[("type", "Pods"), ("event", "add")])
+    });
+    until("config events", "sum by (type,event) (rate(pilot_k8s_cfg_events[1m]))", &|r| {
+        ["Service", "Gateway", "VirtualService"].iter().all(|t| has_series(r, &[("type", t), ("event", "add")]))
+    });
+    until("push triggers", "sum by (type) (rate(pilot_push_triggers[1m]))", &|r| {
+        has_series(r, &[("type", "config")]) && has_series(r, &[("type", "endpoint")])
+    });
     until("validation", "sum (rate(galley_validation_passed[1m]))", &|r| !r.is_empty());
     until(
         "convergence",

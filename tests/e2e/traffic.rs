@@ -247,7 +247,7 @@ pub(crate) fn tcp_echo(prefix: &'static str) -> std::net::SocketAddr {
 }
 
 /// One TCP connection: send a line, read the answer ("" when the connection is closed).
-fn tcp_say(addr: std::net::SocketAddr, line: &str) -> String {
+pub(crate) fn tcp_say(addr: std::net::SocketAddr, line: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
