@@ -255,6 +255,12 @@ fn istio_dashboards_and_kiali_queries_return_series_from_a_real_prometheus() {
         &|r| has_series(r, &[("source_workload", "productpage-v1"), ("source_workload_namespace", "default")]),
     );
     until(
+        "the workload dashboard's inbound workloads",
+        "sum(irate(istio_requests_total{reporter=\"destination\",destination_workload_namespace=\"default\",\
+         destination_workload=\"reviews-v1\"}[1m])) by (source_workload, source_workload_namespace)",
+        &|r| has_series(r, &[("source_workload", "productpage-v1"), ("source_workload_namespace", "default")]),
+    );
+    until(
         "the mTLS share by service",
         "sum(rate(istio_requests_total{reporter=\"destination\",connection_security_policy=\"mutual_tls\"}[1m])) \
          by (destination_canonical_service)",
@@ -414,7 +420,15 @@ fn the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser() {
     let shot = mesh.home.path().join("dashboard.png");
     let profile = mesh.home.path().join("chromium");
     let browser = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--enable-logging=stderr", "--v=0"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--window-size=1280,720", "--virtual-time-budget=4000", "--dump-dom"])
         .arg(&url)
@@ -437,7 +451,7 @@ fn the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser() {
 
     // The per-service view of a service named in the URL: its callers and workloads.
     let view = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--window-size=1280,720", "--virtual-time-budget=4000", "--dump-dom"])
         .arg(format!("{url}#reviews.default"))
@@ -451,7 +465,14 @@ fn the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser() {
 
     // And renders it to pixels.
     let shot_run = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--window-size=1280,720", "--virtual-time-budget=4000"])
         .arg(format!("--screenshot={}", shot.display()))
