@@ -415,6 +415,15 @@ fn the_dashboard_draws_the_bookinfo_graph_in_a_real_headless_browser() {
         (g["edges"].as_array()?.len() >= 2).then_some(())
     });
     assert_eq!(get(addr, "dashboard", "/nothing-here", false, &[]).0, 404);
+    // What an attacker sends gets an answer, or a closed connection, and changes nothing.
+    assert_eq!(
+        raw(addr, b"POST /api/graph HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").0,
+        405
+    );
+    assert!(matches!(raw(addr, b"\x16\x03\x01\x00\x05garbage\r\n\r\n").0, 0 | 400), "not HTTP: refused");
+    let path = format!("/{}", "a".repeat(70_000));
+    assert!(matches!(raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).0, 0 | 400 | 414 | 431));
+    assert_eq!(get(addr, "dashboard", "/", false, &[]).0, 200, "still serving");
 
     // A real browser loads the page, runs its script against the live figures, and draws.
     let shot = mesh.home.path().join("dashboard.png");
