@@ -180,6 +180,10 @@ async fn write_frame<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> io:
 }
 
 async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
+    read_frame_within(stream, PEER_FRAME_WAIT).await
+}
+
+async fn read_frame_within<S: AsyncRead + Unpin>(stream: &mut S, wait: std::time::Duration) -> io::Result<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let read = async {
         let mut len = [0u8; 2];
@@ -192,7 +196,36 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>>
         stream.read_exact(&mut bytes).await?;
         Ok(bytes)
     };
-    tokio::time::timeout(PEER_FRAME_WAIT, read)
+    tokio::time::timeout(wait, read)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no peer metadata in time"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_peer_exchange_takes_one_bounded_frame_each_way_and_refuses_the_rest() {
+        // Both sides, over a pipe: each gets the other's value.
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let server = tokio::spawn(async move { exchange_as_server(&mut b, b"default/server").await });
+        write_frame(&mut a, b"default/client").await.expect("client frame");
+        assert_eq!(read_frame(&mut a).await.expect("server frame"), b"default/server");
+        assert_eq!(server.await.expect("join").expect("exchange"), b"default/client");
+
+        // A length over the bound, a frame cut short, and silence are each an error.
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        a.write_all(&u16::MAX.to_be_bytes()).await.expect("write");
+        assert_eq!(read_frame(&mut b).await.expect_err("too long").kind(), io::ErrorKind::InvalidData);
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        a.write_all(&[0, 10, b'x']).await.expect("write");
+        drop(a);
+        assert_eq!(read_frame(&mut b).await.expect_err("cut short").kind(), io::ErrorKind::UnexpectedEof);
+        let (_a, mut b) = tokio::io::duplex(4096);
+        let silent = read_frame_within(&mut b, std::time::Duration::from_millis(50)).await;
+        assert_eq!(silent.expect_err("silent").kind(), io::ErrorKind::TimedOut);
+    }
 }
