@@ -117,7 +117,7 @@ pub async fn inbound(
         let cluster = format!("inbound|{port}||");
         if log {
             let entry = d.entry("inbound", request_id.to_str().unwrap_or(""), &app, &cluster);
-            crate::telemetry::metrics::access_log(&record, &entry);
+            crate::telemetry::access::access_log(&record, &entry);
         }
         if trace {
             shared.tracer.record(crate::telemetry::trace::Span {

@@ -175,9 +175,9 @@ pub(crate) fn local_answer(
     };
     shared.metrics.record(&record);
     if shared.access_log_on(snapshot) {
-        crate::telemetry::metrics::access_log(
+        crate::telemetry::access::access_log(
             &record,
-            &crate::telemetry::metrics::AccessEntry {
+            &crate::telemetry::access::AccessEntry {
                 direction: "outbound",
                 method: head.method.as_str(),
                 path: &head.path,

@@ -356,7 +356,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
         let request_id = request_id.to_str().unwrap_or("");
         if log {
             let entry = d.entry("outbound", request_id, &upstream_host, &target.cluster.name);
-            crate::telemetry::metrics::access_log(&record, &entry);
+            crate::telemetry::access::access_log(&record, &entry);
         }
         if trace {
             shared.tracer.record(crate::telemetry::trace::Span {

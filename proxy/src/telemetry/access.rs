@@ -4,7 +4,7 @@ use http::header::{self, HeaderMap};
 use http::{Request, Uri};
 
 use crate::Shared;
-use crate::telemetry::metrics;
+use crate::telemetry::metrics::{self, RequestRecord, TcpLabels};
 
 /// The parts of an inbound request that its access log line and span need.
 pub(crate) struct RequestDetails {
@@ -22,8 +22,8 @@ impl RequestDetails {
         request_id: &'a str,
         upstream_host: &'a str,
         upstream_cluster: &'a str,
-    ) -> crate::telemetry::metrics::AccessEntry<'a> {
-        crate::telemetry::metrics::AccessEntry {
+    ) -> AccessEntry<'a> {
+        AccessEntry {
             direction,
             method: &self.method,
             path: &self.path,
@@ -97,7 +97,7 @@ pub(crate) fn tcp_closed(
 ) {
     shared.metrics.tcp_closed(labels, sent, received);
     if shared.access_log_on(&shared.snapshot.load()) {
-        metrics::tcp_access_log(&metrics::TcpEntry {
+        tcp_access_log(&TcpEntry {
             direction,
             labels,
             started,
@@ -109,4 +109,88 @@ pub(crate) fn tcp_closed(
             flags: "-",
         });
     }
+}
+
+/// What an access log line says besides the metric labels.
+pub struct AccessEntry<'a> {
+    pub direction: &'static str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authority: &'a str,
+    pub protocol: &'a str,
+    pub request_id: &'a str,
+    pub upstream_host: &'a str,
+    pub upstream_cluster: &'a str,
+}
+
+/// One JSON line per request on standard output, with Envoy's access log field names where
+/// they exist.
+pub fn access_log(r: &RequestRecord<'_>, e: &AccessEntry<'_>) {
+    let start_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0)
+            - r.millis;
+    let line = serde_json::json!({
+        "start_time_unix_ms": start_ms.round() as u64,
+        "direction": e.direction,
+        "method": e.method,
+        "path": e.path,
+        "protocol": e.protocol,
+        "response_code": r.code,
+        "response_flags": r.flags,
+        "bytes_received": r.request_bytes,
+        "bytes_sent": r.response_bytes,
+        "duration": (r.millis * 1000.0).round() / 1000.0,
+        "upstream_host": e.upstream_host,
+        "upstream_cluster": e.upstream_cluster,
+        "x_request_id": e.request_id,
+        "authority": e.authority,
+        "downstream_peer": if r.reporter == "destination" { r.source_principal } else { "" },
+        "upstream_peer": if r.reporter == "source" { r.destination_principal } else { "" },
+        "source_workload": format!("{}/{}", r.source.namespace, r.source.workload),
+        "destination_workload": format!("{}/{}", r.destination.namespace, r.destination.workload),
+        "destination_service": r.destination_service,
+    });
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// What an access log line for a TCP connection says.
+pub struct TcpEntry<'a> {
+    pub direction: &'static str,
+    pub labels: &'a TcpLabels,
+    pub started: std::time::SystemTime,
+    pub duration: std::time::Duration,
+    /// Bytes from the downstream (the app or the calling proxy) and to it.
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub upstream_host: &'a str,
+    pub upstream_cluster: &'a str,
+    /// Envoy's response flags: `-`, or `UF` when the upstream could not be reached.
+    pub flags: &'static str,
+}
+
+/// One JSON line per TCP connection, when it closes; the same field names as for requests.
+pub fn tcp_access_log(e: &TcpEntry<'_>) {
+    let start_ms = e.started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let l = e.labels;
+    let line = serde_json::json!({
+        "start_time_unix_ms": start_ms,
+        "direction": e.direction,
+        "protocol": "TCP",
+        "response_flags": e.flags,
+        "bytes_received": e.bytes_received,
+        "bytes_sent": e.bytes_sent,
+        "duration": (e.duration.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        "upstream_host": e.upstream_host,
+        "upstream_cluster": e.upstream_cluster,
+        "downstream_peer": if l.reporter == "destination" && l.peers.source_principal != "unknown" { l.peers.source_principal.as_str() } else { "" },
+        "upstream_peer": if l.reporter == "source" && l.peers.destination_principal != "unknown" { l.peers.destination_principal.as_str() } else { "" },
+        "source_workload": format!("{}/{}", l.peers.source_workload_namespace, l.peers.source_workload),
+        "destination_workload": format!("{}/{}", l.peers.destination_workload_namespace, l.peers.destination_workload),
+        "destination_service": l.destination_service,
+    });
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
 }
