@@ -479,18 +479,29 @@ async fn max_requests_per_connection_one_opens_a_connection_per_request() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5, "no connection was reused");
 }
 
+type Count = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
 /// An HTTP/1.1 upstream that counts its connections; `close_after_response` drops each
 /// connection right after its answer, without saying so (no `Connection: close`), as a server
 /// that times out idle connections does.
-async fn counting_upstream(close_after_response: bool) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+async fn counting_upstream(close_after_response: bool) -> (SocketAddr, Count) {
+    let (backend, accepted, _) = counting_upstream_with_closes(close_after_response).await;
+    (backend, accepted)
+}
+
+/// Like `counting_upstream`, also counting the connections that ended.
+async fn counting_upstream_with_closes(close_after_response: bool) -> (SocketAddr, Count, Count) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let backend = listener.local_addr().expect("addr");
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = accepted.clone();
+    let ended = closed.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else { return };
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ended = ended.clone();
             tokio::spawn(async move {
                 if close_after_response {
                     let mut head = Vec::new();
@@ -508,10 +519,11 @@ async fn counting_upstream(close_after_response: bool) -> (SocketAddr, std::sync
                     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
     });
-    (backend, accepted)
+    (backend, accepted, closed)
 }
 
 #[tokio::test]
@@ -539,4 +551,30 @@ async fn pooled_connections_are_reused_and_ones_the_upstream_closed_are_not() {
         }
         serving.abort();
     }
+}
+
+#[tokio::test]
+async fn a_destination_rules_http_idle_timeout_closes_pooled_connections() {
+    let (meshd, to_proxy, _from_proxy) = fake_meshd("t0ken").await;
+    let (backend, accepted, closed) = counting_upstream_with_closes(false).await;
+    let mut opts = client_options(meshd, "t0ken");
+    opts.peer_http2 = false;
+    let (bound, serve) = mesh_proxy::start(opts).await.expect("start");
+    let serving = tokio::spawn(serve);
+    let (routes, mut clusters, endpoints) = config(StringMatcher::Prefix("/".into()), backend);
+    clusters.clusters[0].limits = Some(Limits { idle_timeout_ms: Some(200), ..Default::default() });
+    to_proxy.send(first_push(routes, clusters, endpoints)).expect("push");
+    assert!(bound.shared.wait_ready(Duration::from_secs(10)).await);
+    let outbound = bound.outbound.expect("outbound");
+    assert_eq!(get(outbound, "web", "/").await.0, 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The pool closes the connection once it has been idle past the timeout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while closed.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the idle pooled connection was never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(outbound, "web", "/").await.0, 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "a new connection after the idle one closed");
+    serving.abort();
 }
