@@ -197,7 +197,7 @@ pub(crate) async fn admit(
 /// The app's own forward to a local address (inbound side): no retries, no routing. The HTTP
 /// version is the port's (`app_http`, from the Service port's protocol, as Istio chooses it),
 /// else the caller's: HTTP/2 goes to the app as h2c; an Upgrade (WebSocket) is tunnelled.
-pub(crate) async fn forward_to_app(
+async fn forward_to_app(
     shared: &Shared,
     req: Request<Incoming>,
     app: &str,
@@ -227,7 +227,7 @@ pub(crate) async fn forward_to_app(
 }
 
 /// The namespace of a SPIFFE ID (`spiffe://TD/ns/NS/sa/SA`), borrowed.
-pub(crate) fn spiffe_namespace(id: &str) -> Option<&str> {
+fn spiffe_namespace(id: &str) -> Option<&str> {
     let mut parts = id.strip_prefix("spiffe://")?.split('/');
     parts.next()?;
     (parts.next()? == "ns").then_some(())?;

@@ -36,7 +36,7 @@ pub(crate) static XFCC: header::HeaderName = header::HeaderName::from_static("x-
 pub static VIA_HEADER: header::HeaderName = header::HeaderName::from_static("x-mesh-via");
 
 /// More outbound hops than this without an app in between is a loop too.
-pub(crate) const MAX_VIA_HOPS: usize = 8;
+const MAX_VIA_HOPS: usize = 8;
 
 /// Whether a request has already passed this proxy's outbound side (or too many proxies): a
 /// loop. Otherwise this proxy's mark is added.

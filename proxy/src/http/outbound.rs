@@ -382,7 +382,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
     resp
 }
 
-pub(crate) fn select_route<'s>(
+fn select_route<'s>(
     snapshot: &'s Snapshot,
     req: &Request<Incoming>,
     from: &Downstream,
@@ -444,14 +444,14 @@ pub(crate) fn select_route<'s>(
 
 /// The route for a request by the snapshot in force, with the prefix a `rewrite.uri` replaces,
 /// or the local reply to send.
-pub(crate) enum Selected<'s> {
+enum Selected<'s> {
     Route(&'s CompiledRoute, Option<String>),
     /// A host the mesh does not know, under ALLOW_ANY: send it where it was addressed.
     Passthrough(String),
 }
 
 /// `host:port` the request is addressed to (the port defaults by scheme).
-pub(crate) fn request_authority<B>(req: &Request<B>) -> String {
+fn request_authority<B>(req: &Request<B>) -> String {
     let authority = req
         .uri()
         .authority()
@@ -482,7 +482,7 @@ pub(crate) async fn passthrough(shared: &Shared, req: Request<Incoming>, authori
 /// Whether to speak HTTP/2 to an endpoint of `cluster` reached without mTLS, most often an
 /// app without a sidecar (the caller's choice: `h2`): what the service port names, as
 /// Istio's outbound clusters do; an unnamed port keeps the caller's version.
-pub(crate) fn to_app_h2(cluster: &ClusterState, h2: bool) -> bool {
+fn to_app_h2(cluster: &ClusterState, h2: bool) -> bool {
     match cluster.app_http {
         Some(mesh_api::core::AppHttp::Http2) => true,
         Some(mesh_api::core::AppHttp::Http1) => cluster.h2_upgrade,
@@ -492,7 +492,7 @@ pub(crate) fn to_app_h2(cluster: &ClusterState, h2: bool) -> bool {
 
 /// Send a copy to `cluster`, fire and forget: its answer is dropped and it never delays the
 /// real request. The Host gets Envoy's `-shadow` suffix.
-pub(crate) fn mirror(
+fn mirror(
     shared: &Arc<Shared>,
     snapshot: &Arc<Snapshot>,
     cluster: &Arc<ClusterState>,
@@ -532,7 +532,7 @@ pub(crate) static DECORATOR_OPERATION: http::HeaderName = http::HeaderName::from
 
 /// Istio's operation name for an outbound cluster: the destination host and port
 /// (`reviews.default.svc.cluster.local:9080/*`).
-pub(crate) fn operation_name(cluster: &str) -> String {
+fn operation_name(cluster: &str) -> String {
     match cluster.split('|').collect::<Vec<_>>()[..] {
         [_, port, _, host] => format!("{host}:{port}/*"),
         _ => format!("{cluster}/*"),

@@ -122,12 +122,8 @@ pub(crate) async fn connect_tunnel(
 /// Carry an open CONNECT tunnel's bytes both ways until either side closes, starting with
 /// `read` (what was already read from the client); counted in `istio_tcp_*` and logged as a
 /// TCP connection.
-pub(crate) async fn relay_tunnel<D>(
-    shared: &Shared,
-    downstream: &mut D,
-    mut up: crate::upstream::tcp::TcpUpstream,
-    read: &[u8],
-) where
+async fn relay_tunnel<D>(shared: &Shared, downstream: &mut D, mut up: crate::upstream::tcp::TcpUpstream, read: &[u8])
+where
     D: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::AsyncWriteExt;

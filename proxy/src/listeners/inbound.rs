@@ -16,10 +16,10 @@ use crate::upstream::connect;
 use crate::{PeerInfo, Shared, tls};
 
 /// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
-pub(crate) const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const FIRST_BYTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A TLS record starts with content type 22 (handshake).
-pub(crate) const TLS_HANDSHAKE: u8 = 0x16;
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// An inbound listener: mTLS, plaintext or both (PeerAuthentication), then the app.
 pub(crate) async fn serve_inbound(listener: TcpListener, port: u16, app: SocketAddr, shared: Arc<Shared>) {
@@ -33,7 +33,7 @@ pub(crate) async fn serve_inbound(listener: TcpListener, port: u16, app: SocketA
 
 /// One inbound connection for workload `port`: mTLS, plaintext or both (PeerAuthentication),
 /// then the app.
-pub(crate) async fn handle_inbound(
+async fn handle_inbound(
     shared: Arc<Shared>,
     stream: TcpStream,
     remote: SocketAddr,
@@ -124,7 +124,7 @@ pub(crate) async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16,
 
 /// One accepted inbound connection (TLS already terminated): raw TCP to the app for a TCP
 /// port (after authorization), else HTTP.
-pub(crate) async fn serve_inbound_stream<S>(
+async fn serve_inbound_stream<S>(
     shared: Arc<Shared>,
     mut stream: S,
     port: u16,

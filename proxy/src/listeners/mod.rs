@@ -127,7 +127,7 @@ pub(crate) async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// An HTTP/1.1 server for the local admin and metrics listeners, with a header timeout.
-pub(crate) fn local_http1(limits: &guard::Limits) -> hyper::server::conn::http1::Builder {
+fn local_http1(limits: &guard::Limits) -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.request_headers);
     b

@@ -28,7 +28,7 @@ pub struct CompiledMatch {
     pub query_params: Vec<(String, Option<Matcher>)>,
 }
 
-pub(crate) fn header_matchers(ms: &[HeaderMatcher]) -> Result<Vec<(HeaderName, Option<Matcher>)>, String> {
+fn header_matchers(ms: &[HeaderMatcher]) -> Result<Vec<(HeaderName, Option<Matcher>)>, String> {
     ms.iter()
         .map(|HeaderMatcher { name, value }| {
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
@@ -39,7 +39,7 @@ pub(crate) fn header_matchers(ms: &[HeaderMatcher]) -> Result<Vec<(HeaderName, O
 
 /// Envoy's route header match: the values of a repeated header joined with `,`; a value that
 /// is not UTF-8 is matched with its invalid bytes replaced (it can still match a prefix).
-pub(crate) fn header_hit(headers: &http::HeaderMap, name: &HeaderName, m: &Option<Matcher>) -> bool {
+fn header_hit(headers: &http::HeaderMap, name: &HeaderName, m: &Option<Matcher>) -> bool {
     match (crate::matching::joined_header(headers, name), m) {
         (None, _) => false,
         (Some(_), None) => true,

@@ -54,7 +54,7 @@ pub struct CompiledVhost {
 
 /// One of `items` at random by weight (`total` is the sum of the weights); with a single item,
 /// that one whatever its weight.
-pub(crate) fn pick_by_weight<T>(items: &[T], total: u32, weight: impl Fn(&T) -> u32) -> Option<&T> {
+fn pick_by_weight<T>(items: &[T], total: u32, weight: impl Fn(&T) -> u32) -> Option<&T> {
     if items.len() == 1 {
         return items.first();
     }

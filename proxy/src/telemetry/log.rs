@@ -14,11 +14,10 @@ pub fn init_tracing(color: bool) {
     }
 }
 
-pub(crate) type FilterHandle =
-    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
 
 /// The log filter in force, changeable at run time through the admin API (`/logging`).
-pub(crate) static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
 
 /// Set the log filter (`debug`, `info`, `mesh_proxy=trace,hyper=warn`, ...).
 /// The log filter in force (`info`, `debug`, `mesh_proxy=debug,info`...).

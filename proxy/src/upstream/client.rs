@@ -21,12 +21,12 @@ const HOP_BY_HOP: [header::HeaderName; 7] = [
 ];
 
 /// Whether `name` is a hop-by-hop header (RFC 9110 §7.6.1, and the legacy ones).
-pub(crate) fn is_hop_by_hop(name: &header::HeaderName) -> bool {
+fn is_hop_by_hop(name: &header::HeaderName) -> bool {
     HOP_BY_HOP.contains(name) || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only.
-pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
+fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Most messages carry none: one look at each name, instead of a lookup per hop-by-hop
     // header (each hashing its name).
     if !h.keys().any(is_hop_by_hop) {

@@ -292,7 +292,7 @@ impl Drop for RetrySlot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
-pub(crate) fn hash_of<T: std::hash::Hash>(v: T) -> u64 {
+fn hash_of<T: std::hash::Hash>(v: T) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     BuildHasherDefault::<DefaultHasher>::default().hash_one(v)
 }
