@@ -15,6 +15,9 @@ pub struct CertInfo {
     /// URI subject alternative names (the SPIFFE ID of a workload certificate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<String>,
+    /// DNS subject alternative names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
     pub not_before_unix: i64,
     pub not_after_unix: i64,
     pub is_ca: bool,
@@ -53,14 +56,17 @@ impl CertInfo {
             return Err("trailing bytes after the certificate".into());
         }
         let mut uris = Vec::new();
+        let mut dns_names = Vec::new();
         let mut key_id = String::new();
         let mut authority_key_id = String::new();
         for ext in cert.extensions() {
             match ext.parsed_extension() {
                 ParsedExtension::SubjectAlternativeName(san) => {
                     for name in &san.general_names {
-                        if let GeneralName::URI(u) = name {
-                            uris.push((*u).to_string());
+                        match name {
+                            GeneralName::URI(u) => uris.push((*u).to_string()),
+                            GeneralName::DNSName(d) => dns_names.push((*d).to_string()),
+                            _ => {}
                         }
                     }
                 }
@@ -78,6 +84,7 @@ impl CertInfo {
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
             uris,
+            dns_names,
             not_before_unix: cert.validity().not_before.timestamp(),
             not_after_unix: cert.validity().not_after.timestamp(),
             is_ca: cert.is_ca(),

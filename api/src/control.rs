@@ -149,3 +149,29 @@ pub struct ProxyTokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_unix: Option<u64>,
 }
+
+/// `GET`: what may be shown of every TLS credential (`Vec<CredentialInfo>`); `POST` a
+/// `CredentialRequest` to add or replace one (local platform).
+pub const CREDENTIALS_PATH: &str = "/v1/credentials";
+/// `POST` a `CredentialDeleteRequest`.
+pub const CREDENTIALS_DELETE_PATH: &str = "/v1/credentials/delete";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialRequest {
+    pub credential: crate::credential::Credential,
+    /// Replace a credential of the same name (a rotation); without it that is an error.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialResponse {
+    pub change: Change,
+    pub info: crate::credential::CredentialInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialDeleteRequest {
+    pub namespace: String,
+    pub name: String,
+}

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod control;
 pub mod core;
 pub mod corpus;
+pub mod credential;
 pub mod duration;
 pub mod exposition;
 pub mod home;

@@ -75,6 +75,115 @@ pub struct Listeners {
     /// milliseconds (Istio's `ISTIO_META_IDLE_TIMEOUT`); None: the proxy's default (1 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
+    /// For a gateway proxy: its Gateways' servers that take TLS, by port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_tls: Vec<GatewayTls>,
+}
+
+/// A Gateway server that takes TLS: which certificate it shows for which SNI names, and what it
+/// asks of clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayTls {
+    pub port: u16,
+    /// `namespace/gateway servers[i]`, for logs and errors.
+    pub name: String,
+    /// The server's hosts without namespace: the SNI names it serves (`*.example.com`; `*`: any).
+    pub hosts: Vec<String>,
+    pub mode: GatewayTlsMode,
+    /// The certificate, key and client CA (SIMPLE, MUTUAL, OPTIONAL_MUTUAL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<TlsCredential>,
+    /// `TLSV1_2` / `TLSV1_3` (Istio's names); None: rustls' defaults (1.2 and 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_version: Option<String>,
+    /// TLS 1.2 cipher suites (OpenSSL names); empty: the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
+    /// MUTUAL: a client certificate must carry one of these SANs (empty: any the CA signed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+    /// Why this server cannot serve (its credential is missing or broken): its handshakes fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GatewayTlsMode {
+    /// Not terminated: routed by SNI (VirtualService `tls` rules) and relayed as it is.
+    Passthrough,
+    /// Not terminated: the SNI names the cluster (`outbound_.PORT_.SUBSET_.HOST`).
+    AutoPassthrough,
+    Simple,
+    Mutual,
+    OptionalMutual,
+    /// The mesh's mTLS: the gateway's own workload certificate, clients from the mesh.
+    IstioMutual,
+}
+
+impl GatewayTlsMode {
+    pub fn parse(s: &str) -> Option<GatewayTlsMode> {
+        Some(match s {
+            "PASSTHROUGH" => GatewayTlsMode::Passthrough,
+            "AUTO_PASSTHROUGH" => GatewayTlsMode::AutoPassthrough,
+            "SIMPLE" => GatewayTlsMode::Simple,
+            "MUTUAL" => GatewayTlsMode::Mutual,
+            "OPTIONAL_MUTUAL" => GatewayTlsMode::OptionalMutual,
+            "ISTIO_MUTUAL" => GatewayTlsMode::IstioMutual,
+            _ => return None,
+        })
+    }
+
+    /// Whether the gateway terminates TLS in this mode.
+    pub fn terminates(self) -> bool {
+        !matches!(self, GatewayTlsMode::Passthrough | GatewayTlsMode::AutoPassthrough)
+    }
+}
+
+/// PEM text given inline (a credential meshd holds), or a file on the proxy's machine (Istio's
+/// `serverCertificate`, `caCertificates`, ... paths).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pem {
+    Inline(String),
+    File(String),
+}
+
+/// A certificate chain and key to present, and the CA to check the other side against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsCredential {
+    /// Where it came from (`credential istio-system/httpbin-credential`, or `files`).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_chain: Option<Pem>,
+    /// Never shown: the proxy's config dump redacts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Pem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<Pem>,
+}
+
+/// DestinationRule `tls` SIMPLE or MUTUAL: the proxy opens TLS to an endpoint outside the mesh
+/// (the app speaks plain text to the proxy).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginateTls {
+    /// MUTUAL: present `credential`'s certificate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mutual: bool,
+    /// The SNI sent and the name the server's certificate must carry (unless `subject_alt_names`).
+    pub sni: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// The CA to verify the server with (None: the Mozilla roots), and the client certificate.
+    #[serde(default)]
+    pub credential: TlsCredential,
+    /// Why it cannot be used (a credential that is missing): connections to the cluster fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Istio's `meshConfig.pathNormalization` and Envoy's `path_with_escaped_slashes_action`.
@@ -593,6 +702,9 @@ pub struct Cluster {
     /// for endpoints without a sidecar, which get what the port says; None keeps the caller's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_http: Option<crate::core::AppHttp>,
+    /// DestinationRule `tls` SIMPLE/MUTUAL: TLS to the endpoints, which are outside the mesh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<OriginateTls>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

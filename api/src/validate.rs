@@ -762,6 +762,109 @@ fn gateway(s: &GatewaySpec, e: &mut Errs) {
         {
             e.push(format!("{path}.name"), format!("duplicate server name {n:?}"));
         }
+        let is_tls = matches!(proto.as_str(), "HTTPS" | "TLS");
+        match &sv.tls {
+            None if is_tls => e.push(format!("{path}.tls"), "server must have TLS settings for HTTPS/TLS protocols"),
+            None => {}
+            Some(t) => {
+                if !is_tls && t.https_redirect != Some(true) && t.mode.is_some() {
+                    e.push(format!("{path}.tls"), "server cannot have TLS settings for plain text HTTP ports");
+                }
+                server_tls(t, &format!("{path}.tls"), e);
+            }
+        }
+    }
+}
+
+/// Istio's checks of a Gateway server's TLS settings.
+fn server_tls(t: &crate::networking::ServerTlsSettings, path: &str, e: &mut Errs) {
+    use crate::networking::{CIPHER_SUITES, TLS_VERSIONS};
+    let mode = t.mode();
+    if !matches!(
+        mode.as_str(),
+        "PASSTHROUGH" | "SIMPLE" | "MUTUAL" | "AUTO_PASSTHROUGH" | "ISTIO_MUTUAL" | "OPTIONAL_MUTUAL"
+    ) {
+        e.push(
+            format!("{path}.mode"),
+            format!(
+                "{mode:?} is not one of PASSTHROUGH, SIMPLE, MUTUAL, AUTO_PASSTHROUGH, ISTIO_MUTUAL, OPTIONAL_MUTUAL"
+            ),
+        );
+        return;
+    }
+    let version = |v: &Option<String>, field: &str, e: &mut Errs| -> Option<usize> {
+        let v = v.as_deref()?;
+        let at = TLS_VERSIONS.iter().position(|x| *x == v);
+        if at.is_none() {
+            e.push(format!("{path}.{field}"), format!("{v:?} is not one of {}", TLS_VERSIONS.join(", ")));
+        }
+        at
+    };
+    let min = version(&t.min_protocol_version, "minProtocolVersion", e);
+    let max = version(&t.max_protocol_version, "maxProtocolVersion", e);
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > 0
+        && hi > 0
+        && hi < lo
+    {
+        e.push(format!("{path}.maxProtocolVersion"), "maximum TLS protocol version is less than the minimum");
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in t.cipher_suites.iter().enumerate() {
+        if !seen.insert(c.as_str()) {
+            e.push(format!("{path}.cipherSuites[{i}]"), format!("duplicate cipher suite {c:?}"));
+        } else if !CIPHER_SUITES.contains(&c.as_str()) {
+            e.push(
+                format!("{path}.cipherSuites[{i}]"),
+                format!("{c:?} is not a supported cipher suite (one of {})", CIPHER_SUITES.join(", ")),
+            );
+        }
+    }
+    let credential = t.credential_name.is_some() || !t.credential_names.is_empty();
+    if t.credential_name.is_some() && !t.credential_names.is_empty() {
+        e.push(format!("{path}.credentialNames"), "only one of credentialName or credentialNames can be set");
+    }
+    if !t.tls_certificates.is_empty() && (credential || t.server_certificate.is_some()) {
+        e.push(
+            format!("{path}.tlsCertificates"),
+            "only one of serverCertificate, credentialName, credentialNames or tlsCertificates can be set",
+        );
+    }
+    match mode.as_str() {
+        "ISTIO_MUTUAL" => {
+            let set = [
+                (t.server_certificate.is_some(), "serverCertificate", "server certificate"),
+                (t.private_key.is_some(), "privateKey", "private key"),
+                (t.ca_certificates.is_some(), "caCertificates", "CA bundle"),
+                (credential, "credentialName", "credentialName"),
+            ];
+            for (_, field, what) in set.iter().filter(|(on, _, _)| *on) {
+                e.push(format!("{path}.{field}"), format!("ISTIO_MUTUAL TLS cannot have associated {what}"));
+            }
+        }
+        "SIMPLE" | "MUTUAL" | "OPTIONAL_MUTUAL" if !credential => {
+            let shown = if mode == "SIMPLE" { "SIMPLE" } else { "MUTUAL" };
+            if t.tls_certificates.is_empty() {
+                if t.server_certificate.is_none() {
+                    e.push(format!("{path}.serverCertificate"), format!("{shown} TLS requires a server certificate"));
+                }
+                if t.private_key.is_none() {
+                    e.push(format!("{path}.privateKey"), format!("{shown} TLS requires a private key"));
+                }
+            }
+            for (i, c) in t.tls_certificates.iter().enumerate() {
+                if c.server_certificate.is_none() || c.private_key.is_none() {
+                    e.push(
+                        format!("{path}.tlsCertificates[{i}]"),
+                        format!("{shown} TLS requires a server certificate and a private key"),
+                    );
+                }
+            }
+            if mode != "SIMPLE" && t.ca_certificates.is_none() && t.ca_cert_credential_name.is_none() {
+                e.push(format!("{path}.caCertificates"), "MUTUAL TLS requires a client CA bundle");
+            }
+        }
+        _ => {}
     }
 }
 

@@ -89,6 +89,9 @@ pub enum Command {
     /// Workload certificates and the mesh CA: status, renewal, root rotation.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// TLS credentials for gateways and TLS origination (`credentialName`), kept by meshd.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Find problems in configuration: files offline, the running mesh, or files over it.
     Analyze(AnalyzeArgs),
     /// Live traffic per service and workload: requests/s, success rate, latency, mTLS share.
@@ -340,6 +343,57 @@ pub struct ProxyConfigArgs {
 pub enum RouteCommand {
     /// Split a service's traffic between subsets: `mesh route split reviews v1=90 v2=10`.
     Split(SplitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a credential (`--overwrite` replaces one: proxies pick it up without a restart).
+    #[command(subcommand)]
+    Create(SecretCreateCommand),
+    /// List credentials: names, DNS names, expiry (never keys).
+    #[command(visible_alias = "ls")]
+    List(SecretListArgs),
+    /// Delete a credential.
+    Delete(SecretDeleteArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCreateCommand {
+    /// A certificate chain and its key, and optionally a CA bundle for client certificates
+    /// (like `kubectl create secret tls`; the CA as Istio's `ca.crt`).
+    Tls(SecretCreateTlsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretCreateTlsArgs {
+    /// The name a Gateway's or DestinationRule's `credentialName` uses.
+    pub name: String,
+    /// The certificate chain (PEM), leaf first.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The CA bundle (PEM) clients' certificates are checked against (MUTUAL).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Replace a credential of the same name.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretListArgs {
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretDeleteArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]

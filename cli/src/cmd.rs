@@ -19,5 +19,6 @@ pub mod proxy_config;
 pub mod proxy_status;
 pub mod proxy_token;
 pub mod route;
+pub mod secret;
 pub mod top;
 pub mod version;

@@ -18,7 +18,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{
     CertCommand, Cli, Command, ExperimentalCommand, Global, ManifestCommand, Platform, ProxyCommand, ProxyTokenCommand,
-    RouteCommand,
+    RouteCommand, SecretCommand, SecretCreateCommand,
 };
 use crate::client::MeshdClient;
 use crate::error::{CliError, Result};
@@ -119,6 +119,9 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Logs(a) => rt.block_on(cmd::logs::run(&ctx, a)),
             Command::Check(a) => rt.block_on(cmd::check::run(&ctx, a)),
             Command::BugReport(a) => rt.block_on(cmd::bug_report::run(&ctx, a)),
+            Command::Secret(_) => Err(CliError::usage(
+                "on Kubernetes, TLS credentials are Secrets: kubectl create -n NAMESPACE secret tls NAME --cert=F --key=F (meshd reads them by credentialName)",
+            )),
             _ => Err(CliError::unavailable(
                 "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert, proxy token, wait, x describe, logs, check and bug-report are); run with --platform local",
             )),
@@ -209,6 +212,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Cert(CertCommand::Status(a)) => cmd::cert::status(&ctx, a).await,
             Command::Cert(CertCommand::Rotate(a)) => cmd::cert::rotate(&ctx, a).await,
             Command::Cert(CertCommand::RotateRoot(a)) => cmd::cert::rotate_root(&ctx, a).await,
+            Command::Secret(SecretCommand::Create(SecretCreateCommand::Tls(a))) => {
+                cmd::secret::create_tls(&ctx, a).await
+            }
+            Command::Secret(SecretCommand::List(a)) => cmd::secret::list(&ctx, a).await,
+            Command::Secret(SecretCommand::Delete(a)) => cmd::secret::delete(&ctx, a).await,
             Command::Analyze(a) => cmd::analyze::run(&ctx, a).await,
             Command::Top(a) => cmd::top::run(&ctx, a).await,
             Command::Dashboard(a) => cmd::dashboard::run(&ctx, a).await,

@@ -108,6 +108,20 @@ impl Api {
                 Ok(r) => self.delete(r),
                 Err(e) => e,
             },
+            (Method::GET, CREDENTIALS_PATH) => json(StatusCode::OK, &self.state.credential_infos()),
+            (Method::POST, CREDENTIALS_PATH) => match read_json::<CredentialRequest>(req).await {
+                Ok(r) => self.put_credential(r),
+                Err(e) => e,
+            },
+            (Method::POST, CREDENTIALS_DELETE_PATH) => match read_json::<CredentialDeleteRequest>(req).await {
+                Ok(r) => match self.state.delete_credential(&r.namespace, &r.name) {
+                    Ok(()) => json(StatusCode::OK, &Change::Deleted),
+                    Err(e @ StateError::NoCredential(..)) => error(StatusCode::NOT_FOUND, e.to_string(), vec![]),
+                    Err(e @ StateError::NoCredentialStore) => error(StatusCode::CONFLICT, e.to_string(), vec![]),
+                    Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
+                },
+                Err(e) => e,
+            },
             (Method::GET, RESOURCES_PATH) => self.list(req.uri().query().unwrap_or("")),
             (Method::GET, PROXIES_PATH) => json(StatusCode::OK, &self.state.proxy_statuses()),
             (Method::GET, PROXY_CONFIG_PATH) => self.proxy_config(req.uri().query().unwrap_or("")),
@@ -309,6 +323,34 @@ impl Api {
         }
     }
 
+    /// Check a credential (PEM that parses, key with certificate, valid now), then keep it.
+    fn put_credential(&self, req: CredentialRequest) -> Resp {
+        let c = req.credential;
+        if !mesh_api::validate::is_dns_subdomain(&c.name) || !mesh_api::validate::is_dns_label(&c.namespace) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "credential {:?} in namespace {:?}: not a valid name (lowercase letters, digits, '-' and '.')",
+                    c.name, c.namespace
+                ),
+                vec![],
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let info = match c.check(now).and_then(|info| keys_match(&c).map(|()| info)) {
+            Ok(info) => info,
+            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("{e}; nothing was stored"), vec![]),
+        };
+        match self.state.put_credential(c, req.overwrite) {
+            Ok(change) => json(StatusCode::OK, &CredentialResponse { change, info }),
+            Err(e @ StateError::CredentialExists(..)) => error(StatusCode::CONFLICT, e.to_string(), vec![]),
+            Err(e @ StateError::NoCredentialStore) => error(StatusCode::CONFLICT, e.to_string(), vec![]),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), vec![]),
+        }
+    }
+
     fn delete(&self, req: DeleteRequest) -> Resp {
         match self.state.delete(&req.keys, req.ignore_missing) {
             Ok(changes) => json(
@@ -371,4 +413,22 @@ fn injection_settings() -> crate::manifest::Settings {
         }
     }
     s
+}
+
+/// Whether a credential's private key is the key of its certificate (rustls checks the public
+/// keys match).
+fn keys_match(c: &mesh_api::credential::Credential) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let (Some(chain), Some(key)) = (&c.cert_chain, &c.private_key) else { return Ok(()) };
+    let who = format!("credential {}/{}", c.namespace, c.name);
+    let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{who}: the certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+        .map_err(|e| format!("{who}: the private key: {e}"))?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(certs, key, &provider)
+        .map(|_| ())
+        .map_err(|e| format!("{who}: the private key does not belong to the certificate ({e})"))
 }

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod api;
 pub mod ca;
+pub mod credentials;
 pub mod discovery;
 pub mod home;
 pub mod inject;
@@ -124,7 +125,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if !restored.is_empty() {
         info!(count = restored.len(), grace = ?opts.registry_grace, "restored workloads, waiting for their proxies");
     }
-    let state = Arc::new(state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored));
+    let mut state = state::State::new(meshd_id, store, resources, Some(home.registry_path()), restored);
+    if kube_client.is_none() {
+        let credentials = credentials::CredentialStore::new(home.root().join("credentials.json"));
+        let held = credentials.load()?;
+        state = state.with_credentials(credentials, held);
+    }
+    let state = Arc::new(state);
     tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
     tokio::spawn(state.clone().persist_registry_loop());
     let mut leader: Option<tokio::sync::watch::Receiver<bool>> = None;

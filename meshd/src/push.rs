@@ -213,6 +213,7 @@ struct Caches {
     /// the deltas.
     previous_endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
     listeners: HashMap<ListenerKey, Arc<Part>>,
+    credentials: Option<Arc<mesh_api::credential::Credentials>>,
 }
 
 /// The workloads in `new` that are not in `old` as they are, and those of `old` gone or
@@ -238,6 +239,12 @@ fn routes_delta(new: &RoutesParts, old: &Outbound, version: &str) -> Option<Arc<
 /// Translate `world` for every connected proxy, reusing what `caches` holds for unchanged
 /// inputs. Returns the pushes and how many parts were assembled anew.
 fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, usize) {
+    // Credentials reach routes (gateways), clusters (TLS origination) and listeners: a change
+    // of them translates everything anew, as a first translation does.
+    if !caches.credentials.as_ref().is_some_and(|c| Arc::ptr_eq(c, &world.credentials)) {
+        caches.resources = None;
+        caches.credentials = Some(world.credentials.clone());
+    }
     let same_resources = caches.resources.as_ref().is_some_and(|r| Arc::ptr_eq(r, &world.resources));
     let same_workloads = caches
         .workloads
@@ -254,7 +261,7 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         }
         _ => (false, None),
     };
-    let index = Index::new(&world.resources);
+    let index = Index::new(&world.resources).with_credentials(&world.credentials);
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);
         caches.pieces.forget_routes();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use mesh_api::control::Change;
+use mesh_api::credential::{Credential, CredentialInfo, Credentials};
 use mesh_api::protocol::{ProxyStatus, TypeStatus, Workload};
 use mesh_api::proxy_config::ConfigType;
 use mesh_api::{Key, Resource};
@@ -28,6 +29,9 @@ pub struct World {
     pub discovered: Arc<BTreeMap<String, Workload>>,
     /// When this generation was published (for the convergence-time metric).
     pub changed_at: Option<std::time::Instant>,
+    /// TLS credentials (gateway certificates, TLS origination): Secrets on Kubernetes,
+    /// `mesh secret` locally.
+    pub credentials: Arc<Credentials>,
     /// `workloads` and `discovered` merged (see `merge`), made on first use: once per
     /// generation that is translated, not once per registration.
     merged: std::sync::OnceLock<Vec<Workload>>,
@@ -46,6 +50,7 @@ impl World {
             workloads,
             discovered,
             changed_at: Some(std::time::Instant::now()),
+            credentials: Arc::default(),
             merged: Default::default(),
         }
     }
@@ -102,6 +107,14 @@ pub enum StateError {
     NotFound(Key),
     #[error("a proxy for workload {0} is already connected; give each proxy its own --workload name")]
     Duplicate(String),
+    #[error("the credential {0}/{1} exists; delete it first, or pass --overwrite to replace it")]
+    CredentialExists(String, String),
+    #[error("no credential {0}/{1}")]
+    NoCredential(String, String),
+    #[error("cannot store the credentials: {0}; nothing was changed")]
+    CredentialWrite(std::io::Error),
+    #[error("credentials are Kubernetes Secrets on this platform: use kubectl create secret tls")]
+    NoCredentialStore,
 }
 
 pub struct State {
@@ -124,6 +137,8 @@ pub struct State {
     /// False while meshd waits for its first full view of the platform (Kubernetes).
     synced: AtomicBool,
     pub metrics: crate::metrics::Metrics,
+    /// Where `mesh secret` credentials are kept (local platform only).
+    credential_store: Option<crate::credentials::CredentialStore>,
 }
 
 /// Connected proxies' workloads by proxy id.
@@ -182,7 +197,77 @@ impl State {
             frozen: AtomicBool::new(false),
             synced: AtomicBool::new(true),
             metrics: crate::metrics::Metrics::new(),
+            credential_store: None,
         }
+    }
+
+    /// Keep `mesh secret` credentials in `store`, starting with `held`.
+    pub fn with_credentials(mut self, store: crate::credentials::CredentialStore, held: Credentials) -> State {
+        self.credential_store = Some(store);
+        self.publish_credentials(held);
+        self
+    }
+
+    fn publish_credentials(&self, credentials: Credentials) {
+        self.world.send_modify(|w| {
+            let next = World::new(w.generation + 1, w.resources.clone(), w.workloads.clone(), w.discovered.clone());
+            *w = Arc::new(World { credentials: Arc::new(credentials), ..next });
+        });
+    }
+
+    /// What may be shown of every credential (never a key).
+    pub fn credential_infos(&self) -> Vec<CredentialInfo> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.world()
+            .credentials
+            .values()
+            .map(|c| {
+                c.check(now).unwrap_or(CredentialInfo {
+                    namespace: c.namespace.clone(),
+                    name: c.name.clone(),
+                    subject: None,
+                    dns_names: Vec::new(),
+                    not_after_unix: None,
+                    has_key: c.private_key.is_some(),
+                    has_ca: c.ca.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Add a credential (checked by the caller), or replace one when `replace`: stored, then
+    /// published. Err: it exists and `replace` is off, or it could not be stored (nothing
+    /// changed then).
+    pub fn put_credential(&self, c: Credential, replace: bool) -> Result<Change, StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = &self.credential_store else { return Err(StateError::NoCredentialStore) };
+        let mut next = (*self.world().credentials).clone();
+        let key = (c.namespace.clone(), c.name.clone());
+        let change = match next.get(&key) {
+            None => Change::Created,
+            Some(old) if *old == c => return Ok(Change::Unchanged),
+            Some(_) if !replace => return Err(StateError::CredentialExists(key.0, key.1)),
+            Some(_) => Change::Configured,
+        };
+        next.insert(key, c);
+        store.save(&next).map_err(StateError::CredentialWrite)?;
+        self.publish_credentials(next);
+        Ok(change)
+    }
+
+    /// Remove a credential. Err: there is none of that name, or the file could not be written.
+    pub fn delete_credential(&self, namespace: &str, name: &str) -> Result<(), StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = &self.credential_store else { return Err(StateError::NoCredentialStore) };
+        let mut next = (*self.world().credentials).clone();
+        if next.remove(&(namespace.to_string(), name.to_string())).is_none() {
+            return Err(StateError::NoCredential(namespace.to_string(), name.to_string()));
+        }
+        store.save(&next).map_err(StateError::CredentialWrite)?;
+        self.publish_credentials(next);
+        Ok(())
     }
 
     fn lock_restored(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
@@ -308,6 +393,7 @@ impl State {
                 workloads.unwrap_or_else(|| w.workloads.clone()),
                 discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
             );
+            let next = World { credentials: w.credentials.clone(), ..next };
             *w = Arc::new(next);
         });
     }

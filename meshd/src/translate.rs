@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mesh_api::core::{PortProtocol, ServiceSpec};
+use mesh_api::credential::Credentials;
 use mesh_api::host;
 use mesh_api::identity::{DEFAULT_TRUST_DOMAIN, SpiffeId};
 use mesh_api::networking::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, StringMatch, VirtualServiceSpec};
@@ -92,7 +93,12 @@ pub struct Index<'a> {
     rate_limits: security::Policies<'a, LocalRateLimitSpec>,
     telemetries: security::Policies<'a, mesh_api::telemetry::TelemetrySpec>,
     gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
+    /// TLS credentials by (namespace, name): gateway certificates and TLS origination.
+    credentials: &'a Credentials,
 }
+
+/// No credentials (translations that are given none).
+static NO_CREDENTIALS: Credentials = Credentials::new();
 
 struct VsFacts {
     hosts: Vec<String>,
@@ -231,7 +237,14 @@ impl<'a> Index<'a> {
             rate_limits,
             telemetries,
             gateways,
+            credentials: &NO_CREDENTIALS,
         }
+    }
+
+    /// The same index, resolving `credentialName`s in `credentials`.
+    pub fn with_credentials(mut self, credentials: &'a Credentials) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// The DestinationRule for a service as seen from `client_ns`: the client's namespace
@@ -730,6 +743,7 @@ fn cluster(
         passthrough,
         h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
         app_http: svc.and_then(|s| service_ports(&s.spec).find(|p| p.port == i64::from(port))?.app_http()),
+        tls: credentials::originate(dr, subset_def, port, fqdn, client_ns, index.credentials),
     };
     (c, dr_at)
 }
@@ -808,6 +822,7 @@ pub fn listeners(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> List
     l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
     l.access_log = telemetry::access_log(&index.telemetries, proxy, mesh.access_log);
     l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());
+    l.gateway_tls = gateway::tls_servers(index, proxy);
     l
 }
 
@@ -867,6 +882,7 @@ pub fn version_of_bytes(bytes: &[u8]) -> String {
     format!("{:016x}", shared::Fnv::NEW.bytes(bytes).finish())
 }
 
+mod credentials;
 mod entry;
 mod gateway;
 mod http;

@@ -44,6 +44,8 @@ pub struct Snapshot {
     tcp: HashMap<(String, u16), Arc<CompiledTcp>>,
     /// Gateway TCP servers by port.
     gw_tcp: HashMap<u16, Arc<CompiledTcp>>,
+    /// Gateway servers that take TLS, by port.
+    gw_tls: HashMap<u16, Arc<Vec<crate::tls_config::GatewayServer>>>,
     /// Gateway HTTP servers: host -> [(port, vhost)], `*` for any host.
     gw_hosts: HashMap<String, Vec<(u16, usize)>>,
     pub authz: crate::policy::authz::Authz,
@@ -128,6 +130,11 @@ impl Snapshot {
         self.gw_tcp.get(&port)
     }
 
+    /// The gateway servers that take TLS on a port.
+    pub fn gateway_tls(&self, port: u16) -> Option<&Arc<Vec<crate::tls_config::GatewayServer>>> {
+        self.gw_tls.get(&port)
+    }
+
     pub fn vhost(&self, host: &str, port: u16) -> Option<&CompiledVhost> {
         let entries = match self.hosts.get(host) {
             Some(e) => e,
@@ -162,6 +169,7 @@ impl Snapshot {
             state.h2_upgrade = c.h2_upgrade;
             state.app_http = c.app_http;
             state.service = c.service.clone();
+            state.origin = c.tls.as_ref().map(|o| crate::tls_config::Origin::compile(o).map(Arc::new));
             let state = Arc::new(state);
             if clusters.insert(c.name.as_str(), state).is_some() {
                 return Err(err(ConfigType::Clusters, format!("duplicate cluster {}", c.name)));
@@ -200,7 +208,33 @@ impl Snapshot {
                 Ok((t.port, Arc::new(CompiledTcp::compile(t, &clusters).map_err(|m| err(ConfigType::Routes, m))?)))
             })
             .collect::<Result<HashMap<_, _>, ConfigError>>()?;
-        Ok(Snapshot { peers, inbound, tcp, gw_tcp, authz, jwt, rate_limit, hosts, gw_hosts, vhosts, raw, versions })
+        let mut gw_tls: HashMap<u16, Vec<crate::tls_config::GatewayServer>> = HashMap::new();
+        for g in &raw.listeners.gateway_tls {
+            let server = crate::tls_config::GatewayServer::compile(g, !gw_tcp.contains_key(&g.port));
+            if let Err(why) = &server.config
+                && g.mode.terminates()
+                && g.mode != GatewayTlsMode::IstioMutual
+            {
+                tracing::warn!(server = %g.name, error = %why, "gateway TLS server cannot serve; its handshakes will fail");
+            }
+            gw_tls.entry(g.port).or_default().push(server);
+        }
+        let gw_tls = gw_tls.into_iter().map(|(p, v)| (p, Arc::new(v))).collect();
+        Ok(Snapshot {
+            peers,
+            inbound,
+            tcp,
+            gw_tcp,
+            gw_tls,
+            authz,
+            jwt,
+            rate_limit,
+            hosts,
+            gw_hosts,
+            vhosts,
+            raw,
+            versions,
+        })
     }
 }
 

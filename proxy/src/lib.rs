@@ -24,6 +24,7 @@ pub mod policy;
 pub mod routing;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_config;
 pub mod upstream;
 pub mod xds;
 

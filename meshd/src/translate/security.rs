@@ -218,6 +218,7 @@ pub fn listeners(
         tracing: None,
         path_normalization: Default::default(),
         idle_timeout_ms: None,
+        gateway_tls: Vec::new(),
     }
 }
 

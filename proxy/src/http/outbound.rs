@@ -269,11 +269,19 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
                 (None, None) => break,
             };
             let Some(req) = rebuild(body) else { break };
-            let pool = shared.pool_for(target.cluster.pool, h2);
+            // DestinationRule TLS origination has pools of its own; the mesh's otherwise.
+            let (pool, tls) = match target.cluster.origin_pool(h2) {
+                Ok(Some(pool)) => (pool, true),
+                Ok(None) => (shared.pool_for(target.cluster.pool, h2), mtls),
+                Err(why) => {
+                    debug!(cluster = %target.cluster.name, %why, "TLS origination is not possible");
+                    return Ok(Err(UpstreamError::Connect));
+                }
+            };
             // HTTP/2 in plain text goes straight to the app: its `:authority` is the
             // request's, alone, while the connection goes to the endpoint.
             let own_authority = if h2 && !mtls { req.headers().get(header::HOST).cloned() } else { None };
-            let sent = send(&pool, req, authority, own_authority.as_ref().and_then(|h| h.to_str().ok()), mtls);
+            let sent = send(&pool, req, authority, own_authority.as_ref().and_then(|h| h.to_str().ok()), tls);
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
             let result = match per_try {
                 Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),

@@ -102,6 +102,11 @@ pub struct ClusterState {
     pub h2_upgrade: bool,
     /// The HTTP version the service port names, for endpoints without a sidecar.
     pub app_http: Option<mesh_api::core::AppHttp>,
+    /// DestinationRule TLS origination: how to reach the endpoints over TLS, or why it cannot.
+    pub origin: Option<Result<Arc<crate::tls_config::Origin>, String>>,
+    /// The pools of TLS-originated connections (HTTP/1.1, HTTP/2), made on first use; a new
+    /// config (a rotated credential) makes new ones.
+    pub origin_pools: std::sync::OnceLock<[crate::upstream::pool::Pool; 2]>,
 }
 
 /// Per-cluster connection settings; clusters with the same settings share a client.
@@ -113,6 +118,31 @@ pub struct PoolSettings {
 }
 
 impl ClusterState {
+    /// The pool of TLS-originated connections for this cluster (None: it does not originate
+    /// TLS). Err: origination is configured but cannot work (a missing credential, a bad CA).
+    pub fn origin_pool(&self, h2: bool) -> Result<Option<crate::upstream::pool::Pool>, String> {
+        use crate::upstream::pool::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, Dial, Pool, Settings};
+        let origin = match &self.origin {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok(o)) => o,
+        };
+        let p = self.pool.unwrap_or(PoolSettings { connect_timeout_ms: None, idle_timeout_ms: None, no_reuse: false });
+        let settings = |h2| Settings {
+            h2,
+            connect_timeout: p.connect_timeout_ms.map_or(DEFAULT_CONNECT_TIMEOUT, std::time::Duration::from_millis),
+            idle_timeout: p.idle_timeout_ms.map_or(DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_millis),
+            reuse: !p.no_reuse,
+        };
+        let pools = self.origin_pools.get_or_init(|| {
+            [
+                Pool::new(settings(false), Dial::Originate(origin.clone())),
+                Pool::new(settings(true), Dial::Originate(origin.clone())),
+            ]
+        });
+        Ok(Some(pools[usize::from(h2)].clone()))
+    }
+
     /// The DestinationRule's `tcp.idleTimeout` for TCP connections to this cluster: None
     /// leaves the listener's; zero means never.
     pub fn tcp_idle(&self) -> Option<std::time::Duration> {
@@ -155,6 +185,8 @@ impl ClusterState {
             tcp_idle_ms: limits.and_then(|l| l.tcp_idle_timeout_ms),
             h2_upgrade: false,
             app_http: None,
+            origin: None,
+            origin_pools: std::sync::OnceLock::new(),
         }
     }
 

@@ -118,6 +118,22 @@ pub async fn handshake(
     Ok(Stream::Tls(Box::new(stream)))
 }
 
+/// TLS to a server outside the mesh (DestinationRule TLS origination): its certificate is
+/// checked as the origination's config says.
+pub async fn originate(
+    config: std::sync::Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+    tcp: TcpStream,
+) -> Result<Stream, BoxError> {
+    let addr = tcp.peer_addr()?;
+    let shown = format!("{name:?}");
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS origination to {addr} (SNI {shown}) failed: {e}"))?;
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
 /// Open a raw TCP connection to another proxy: mTLS when `mtls`, else plain.
 pub async fn connect_tcp(
     identity: &Identity,

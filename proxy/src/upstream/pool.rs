@@ -58,7 +58,12 @@ impl std::fmt::Display for SendError {
 /// gives the endpoint).
 pub enum Dial {
     Plain,
-    Mesh { identity: Arc<Identity>, snapshot: Arc<ArcSwap<Snapshot>> },
+    Mesh {
+        identity: Arc<Identity>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+    },
+    /// TLS origination: every connection is TLS with this config, whatever `tls` says.
+    Originate(Arc<crate::tls_config::Origin>),
 }
 
 /// What a pool keeps its connections by.
@@ -113,6 +118,12 @@ struct Inner {
 /// A pool of connections to upstreams with one protocol and one set of settings.
 #[derive(Clone)]
 pub struct Pool(Arc<Inner>);
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("settings", &self.0.settings).finish()
+    }
+}
 
 impl Pool {
     /// A pool; a task closes its idle connections after `settings.idle_timeout` (it ends with
@@ -271,6 +282,14 @@ impl Pool {
             .map_err(|e| SendError::Connect(format!("connect to {address}: {e}").into()))?;
         let _ = tcp.set_nodelay(true);
         match (&self.0.dial, tls) {
+            (Dial::Originate(o), _) => {
+                let config = match alpn {
+                    Alpn::H2 => o.h2.clone(),
+                    Alpn::Http11 => o.http1.clone(),
+                    Alpn::None => o.tcp.clone(),
+                };
+                connect::originate(config, o.server_name.clone(), tcp).await.map_err(SendError::Connect)
+            }
             (_, false) => Ok(Stream::Plain(tcp)),
             (Dial::Mesh { identity, snapshot }, true) => {
                 connect::handshake(identity, snapshot, tcp, alpn).await.map_err(SendError::Connect)

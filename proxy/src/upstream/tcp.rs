@@ -74,6 +74,16 @@ pub(crate) async fn tcp_upstream(
         None => connect::connect_named(host, port).await,
     };
     let mut stream = connected.map_err(|e| TcpRefusal::Connect(e.to_string()))?;
+    // DestinationRule TLS origination: the app's bytes go inside TLS to the endpoint.
+    if let Some(origin) = cluster.as_ref().and_then(|c| c.origin.as_ref()) {
+        let origin = origin.as_ref().map_err(|e| TcpRefusal::Connect(e.clone()))?;
+        stream = match stream {
+            connect::Stream::Plain(tcp) => connect::originate(origin.tcp.clone(), origin.server_name.clone(), tcp)
+                .await
+                .map_err(|e| TcpRefusal::Connect(e.to_string()))?,
+            tls => tls,
+        };
+    }
     // A peer proxy that agreed to it says who it is before any byte of the connection.
     let mut destination = metrics::unknown_peer();
     if connect::exchanges_peers(&stream) {
