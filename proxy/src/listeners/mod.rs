@@ -26,6 +26,11 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
         let shared = shared.clone();
         tokio::spawn(async move {
             let snapshot = shared.snapshot.load_full();
+            if let Some(servers) = snapshot.gateway_tls(port).cloned() {
+                drop(snapshot);
+                serve_gateway_tls(shared, stream, peer, port, permit, servers).await;
+                return;
+            }
             if let Some(t) = snapshot.gateway_tcp(port) {
                 // As any outbound TCP connection: the route's cluster, mTLS and the peer
                 // exchange to a mesh endpoint, counted in `istio_tcp_*` by the gateway.
@@ -66,6 +71,82 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
             .await;
         });
     }
+}
+
+/// A gateway port whose servers take TLS: the ClientHello's SNI picks the server; PASSTHROUGH
+/// relays the bytes by the `tls` routes, the other modes terminate and then serve HTTP (or the
+/// port's TCP route).
+async fn serve_gateway_tls(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    permit: guard::ConnPermit,
+    servers: Arc<Vec<crate::tls_config::GatewayServer>>,
+) {
+    use mesh_api::proxy_config::GatewayTlsMode;
+    let sni = crate::tls::peek_sni(&stream).await;
+    let Some(server) = crate::tls_config::pick(&servers, sni.as_deref()) else {
+        debug!(port, ?sni, "no gateway TLS server takes this SNI; closing the connection");
+        return;
+    };
+    let snapshot = shared.snapshot.load_full();
+    let tcp_route = snapshot.gateway_tcp(port).cloned();
+    let config = match server.mode {
+        GatewayTlsMode::Passthrough | GatewayTlsMode::AutoPassthrough => {
+            let Some(cluster) = tcp_route.as_ref().and_then(|t| t.pick_by_sni(sni.as_deref())).cloned() else {
+                debug!(port, ?sni, "no tls route for this SNI; closing the connection");
+                return;
+            };
+            let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, Some(cluster)).await;
+            drop(snapshot);
+            let Ok(up) = up else { return };
+            let (mut stream, mut upstream) = (stream, up.stream);
+            let target = (up.upstream_host, up.upstream_cluster.as_str());
+            let started = std::time::SystemTime::now();
+            tcp::relay_tcp(
+                &shared,
+                &mut stream,
+                &mut upstream,
+                &up.labels,
+                "outbound",
+                started,
+                target,
+                &permit,
+                up.idle,
+            )
+            .await;
+            return;
+        }
+        GatewayTlsMode::IstioMutual => shared.identity.state().server.clone(),
+        _ => server.config.as_ref().ok().cloned(),
+    };
+    drop(snapshot);
+    let Some(config) = config else {
+        debug!(server = %server.name, "gateway TLS server has no usable certificate; closing the connection");
+        return;
+    };
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let Some(Ok(tls)) = guard::handshake(permit.listener(), accept).await else { return };
+    if !server.admits_client(tls.get_ref().1.peer_certificates()) {
+        debug!(server = %server.name, "client certificate has none of the server's subjectAltNames");
+        return;
+    }
+    if let Some(t) = tcp_route {
+        let Some(cluster) = t.pick_cluster().cloned() else { return };
+        let snapshot = shared.snapshot.load_full();
+        let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, Some(cluster)).await;
+        drop(snapshot);
+        let Ok(up) = up else { return };
+        let (mut stream, mut upstream) = (tls, up.stream);
+        let target = (up.upstream_host, up.upstream_cluster.as_str());
+        let started = std::time::SystemTime::now();
+        tcp::relay_tcp(&shared, &mut stream, &mut upstream, &up.labels, "outbound", started, target, &permit, up.idle)
+            .await;
+        return;
+    }
+    let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None };
+    guard::serve_http(tls, &permit, peer, move |req| crate::http::outbound::outbound(shared.clone(), from, req)).await;
 }
 
 /// Where an outbound request came from, known once per connection and handed to the request
