@@ -241,7 +241,7 @@ fn routes_delta(new: &RoutesParts, old: &Outbound, version: &str) -> Option<Arc<
 fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, usize) {
     // Credentials reach routes (gateways), clusters (TLS origination) and listeners: a change
     // of them translates everything anew, as a first translation does.
-    if !caches.credentials.as_ref().is_some_and(|c| Arc::ptr_eq(c, &world.credentials)) {
+    if !caches.credentials.as_ref().is_some_and(|c| Arc::ptr_eq(c, &world.credentials) || **c == *world.credentials) {
         caches.resources = None;
         caches.credentials = Some(world.credentials.clone());
     }

@@ -282,6 +282,7 @@ mod tests {
                         passthrough: false,
                         h2_upgrade: false,
                         app_http: None,
+                        tls: None,
                     })
                     .collect(),
             },

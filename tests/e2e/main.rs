@@ -2,6 +2,7 @@
 //! loopback sockets. Each test has its own MESH_HOME and ports picked by the OS.
 
 mod capture;
+mod edge;
 mod hardening;
 mod harness;
 mod kube;

@@ -106,6 +106,16 @@ pub(crate) fn redirect(req: &Request<Incoming>, r: &mesh_api::proxy_config::Redi
     let (host, port) = split_host_port(host_header);
     let scheme = r.scheme.as_deref().or(req.uri().scheme_str()).unwrap_or("http");
     let host = r.authority.as_deref().unwrap_or(host);
+    // As Envoy: when the scheme changes, the request's port is dropped if it is the default
+    // of the scheme the request came with (http://h:80 -> https://h), else kept.
+    let from = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .or(req.uri().scheme_str())
+        .unwrap_or("http");
+    let default_of_from = |p: &u16| (from == "http" && *p == 80) || (from == "https" && *p == 443);
+    let port = port.filter(|p| !(scheme != from && default_of_from(p)));
     let port = r.port.or(port.filter(|_| r.authority.is_none()));
     let path = r.uri.clone().unwrap_or_else(|| req.uri().path_and_query().map(|p| p.to_string()).unwrap_or("/".into()));
     let location = match port {
