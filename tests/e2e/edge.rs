@@ -31,8 +31,20 @@ impl Pki {
     /// A root CA `NAME.crt`/`NAME.key`.
     fn ca(&self, name: &str) {
         self.openssl(&[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", &format!("/O={name} Inc./CN={name}"), "-keyout", &format!("{name}.key"), "-out",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/O={name} Inc./CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
             &format!("{name}.crt"),
         ]);
     }
@@ -41,13 +53,37 @@ impl Pki {
     /// (-1: expired a day ago); made as Istio's task makes it (a request, then `x509 -req`).
     fn signed(&self, ca: &str, name: &str, dns: &str, days: &str) {
         self.openssl(&[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
-            &format!("/O={name} organization/CN={dns}"), "-addext", &format!("subjectAltName=DNS:{dns}"), "-keyout",
-            &format!("{name}.key"), "-out", &format!("{name}.csr"),
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/O={name} organization/CN={dns}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{dns}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
         ]);
         self.openssl(&[
-            "x509", "-req", "-sha256", "-copy_extensions", "copy", "-in", &format!("{name}.csr"), "-CA",
-            &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"), "-days", days, "-out", &format!("{name}.crt"),
+            "x509",
+            "-req",
+            "-sha256",
+            "-copy_extensions",
+            "copy",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-days",
+            days,
+            "-out",
+            &format!("{name}.crt"),
         ]);
     }
 
@@ -105,11 +141,8 @@ fn s_client(gateway: SocketAddr, sni: &str, extra: &[&str]) -> (bool, String) {
         .expect("openssl s_client");
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     let ok = all.contains("CONNECTION ESTABLISHED");
-    let subject = all
-        .lines()
-        .find_map(|l| l.strip_prefix("Peer certificate: "))
-        .map(str::to_string)
-        .unwrap_or(all.clone());
+    let subject =
+        all.lines().find_map(|l| l.strip_prefix("Peer certificate: ")).map(str::to_string).unwrap_or(all.clone());
     (ok, subject)
 }
 
@@ -131,7 +164,14 @@ fn secret(mesh: &Mesh, pki: &Pki, name: &str, files: &str, ca: Option<&str>, ove
 fn httpbin_behind_a_gateway(mesh: &mut Mesh) -> Proxy {
     mesh.install();
     mesh.ok(&["apply", "-f", &shared("samples/httpbin/httpbin.yaml")]);
-    mesh.proxy(&["--workload", "httpbin", "--labels", "app=httpbin,version=v1", "--inbound", &format!("8080={}", app("httpbin"))]);
+    mesh.proxy(&[
+        "--workload",
+        "httpbin",
+        "--labels",
+        "app=httpbin,version=v1",
+        "--inbound",
+        &format!("8080={}", app("httpbin")),
+    ]);
     mesh.proxy(&[
         "--workload",
         "istio-ingressgateway",
@@ -358,7 +398,8 @@ fn bad_credentials_are_refused_and_change_nothing() {
     let r = create("old.crt", "old.key");
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("expired"), "{}", r.stderr);
-    let missing = mesh.run(&["secret", "create", "tls", "cred", "--cert", "/nonexistent.crt", "--key", &pki.path("one.key")]);
+    let missing =
+        mesh.run(&["secret", "create", "tls", "cred", "--cert", "/nonexistent.crt", "--key", &pki.path("one.key")]);
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("/nonexistent.crt"), "{}", missing.stderr);
     let list = mesh.ok(&["secret", "list"]).stdout;
@@ -372,4 +413,252 @@ fn bad_credentials_are_refused_and_change_nothing() {
     let meta = std::fs::metadata(mesh.home.path().join("credentials.json")).expect("credentials.json");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+/// A real HTTPS server (Python's `ssl` over OpenSSL) with certificate `name`, answering
+/// "NAME over TLS, client CN" (the client certificate's CN, or "-"); when `client_ca` is given it
+/// requires a client certificate from that CA. Killed with the mesh.
+fn tls_server(mesh: &mut Mesh, pki: &Pki, name: &str, client_ca: Option<&str>) -> SocketAddr {
+    const SERVER: &str = r#"
+import http.server, ssl, sys
+cert, key, name, ca = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        peer = self.connection.getpeercert()
+        cn = "-"
+        if peer:
+            cn = [v for f in peer["subject"] for (k, v) in f if k == "commonName"][0]
+        body = f"{name} over TLS, client {cn}, sni {getattr(self.connection, 'sni', None)}\n".encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+def remember(sock, sni, c):
+    sock.sni = sni
+ctx.sni_callback = remember
+if ca != "-":
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(ca)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let ca = client_ca.map(|c| pki.path(&format!("{c}.crt"))).unwrap_or("-".into());
+    let mut child = Command::new("python3")
+        .args(["-c", SERVER, &pki.path(&format!("{name}.crt")), &pki.path(&format!("{name}.key")), name, &ca])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 TLS server");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    mesh.keep(child);
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("port");
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("TLS server said {line:?}"));
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Istio's ingress SNI passthrough task: the gateway routes a TLS connection by SNI to a
+/// workload whose own server terminates it; the client sees that server's certificate.
+#[test]
+fn passthrough_gateway_routes_tls_by_sni_to_the_workloads_own_server() {
+    if !prerequisite("curl, openssl and python3", have("curl") && have("openssl") && have("python3")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "nginx", "nginx.example.com");
+    let server = tls_server(&mut mesh, &pki, "nginx", None);
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: my-nginx, labels: {run: my-nginx}}
+spec:
+  ports: [{port: 443, protocol: TCP, name: https}]
+  selector: {run: my-nginx}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mygateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    tls: {mode: PASSTHROUGH}
+    hosts: [nginx.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: nginx}
+spec:
+  hosts: [nginx.example.com]
+  gateways: [mygateway]
+  tls:
+  - match:
+    - port: 443
+      sniHosts: [nginx.example.com]
+    route:
+    - destination: {host: my-nginx, port: {number: 443}}
+"#;
+    apply(&mesh, "nginx.yaml", yaml);
+    mesh.proxy(&["--workload", "my-nginx", "--labels", "run=my-nginx", "--inbound", &format!("443={server}")]);
+    let gw = mesh.ingress_gateway_proxy(443);
+    let https = gw.gateway[0];
+    mesh.wait_synced(2);
+    let ca = pki.path("example.com.crt");
+    wait_for(
+        "the workload's own server reached through the gateway",
+        || curl(https, "nginx.example.com", "/", &["--cacert", &ca]),
+        |r| {
+            r.as_ref().is_ok_and(|(c, b)| *c == 200 && b.starts_with("nginx over TLS, client -, sni nginx.example.com"))
+        },
+    );
+    let (ok, subject) = s_client(https, "nginx.example.com", &["-CAfile", &ca]);
+    assert!(ok && subject.contains("CN = nginx.example.com"), "the workload's certificate, end to end: {subject}");
+    // Another SNI has no route: the connection is closed, nothing is served.
+    let other = curl(https, "other.example.com", "/", &["-k"]);
+    assert!(other.is_err(), "{other:?}");
+    // Garbage and a ClientHello that never finishes are dropped without harm.
+    let junk = crate::harness::raw(https, b"\x16\x03\x01\x00\x05hello GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(junk.0, 0);
+    let slow = std::net::TcpStream::connect(https).expect("connect");
+    std::io::Write::write_all(&mut &slow, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").expect("partial hello");
+    assert_eq!(
+        curl(https, "nginx.example.com", "/", &["--cacert", &ca]).map(|r| r.0),
+        Ok(200),
+        "others served meanwhile"
+    );
+    drop(slow);
+}
+
+/// DestinationRule TLS origination, as Istio's egress TLS origination task: the app speaks
+/// plain HTTP, its proxy speaks TLS to the external host (a real Python/OpenSSL server),
+/// verifying the certificate against `caCertificates`; a wrong `subjectAltNames` is refused;
+/// MUTUAL presents a client certificate from a `mesh secret` credential.
+#[test]
+fn destination_rules_originate_tls_and_verify_the_external_host() {
+    if !prerequisite("openssl and python3", have("openssl") && have("python3")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "external", "external.example.com");
+    pki.leaf("example.com", "mutual", "mutual.example.com");
+    pki.leaf("example.com", "sleep", "sleep.default");
+    let simple = tls_server(&mut mesh, &pki, "external", None);
+    let mutual = tls_server(&mut mesh, &pki, "mutual", Some("example.com"));
+    let entries = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: external}}
+spec:
+  hosts: [external.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 80, name: http-port, protocol: HTTP, targetPort: 443}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http-port: {}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: mutual}}
+spec:
+  hosts: [mutual.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{{number: 80, name: http-port, protocol: HTTP}}]
+  endpoints: [{{address: 127.0.0.1, ports: {{http-port: {}}}}}]
+"#,
+        simple.port(),
+        mutual.port()
+    );
+    apply(&mesh, "entries.yaml", &entries);
+    let sleep = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]);
+    let out = sleep.outbound.expect("outbound");
+    let ca = pki.path("example.com.crt");
+    // Without a DestinationRule the proxy speaks plain HTTP, which the TLS server cannot read.
+    let plain = crate::harness::get(out, "external.example.com", "/", false, &[]);
+    assert_ne!(plain.0, 200, "{plain:?}");
+
+    let rule = |name: &str, host: &str, tls: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {host}\n  trafficPolicy:\n    portLevelSettings:\n    - port: {{number: 80}}\n      tls: {tls}\n"
+        )
+    };
+    apply(
+        &mesh,
+        "dr.yaml",
+        &rule("external", "external.example.com", &format!("{{mode: SIMPLE, caCertificates: {ca}}}")),
+    );
+    wait_for(
+        "TLS originated and verified",
+        || crate::harness::get(out, "external.example.com", "/", false, &[]),
+        |r| r.0 == 200 && r.1.starts_with("external over TLS, client -, sni external.example.com"),
+    );
+    // A subjectAltNames the host's certificate lacks: the handshake is refused, a 503.
+    let wrong = format!("{{mode: SIMPLE, caCertificates: {ca}, subjectAltNames: [other.example.com]}}");
+    apply(&mesh, "dr.yaml", &rule("external", "external.example.com", &wrong));
+    wait_for(
+        "a wrong SAN refused",
+        || crate::harness::get(out, "external.example.com", "/", false, &[]),
+        |r| r.0 == 503,
+    );
+    // A CA that did not sign the host's certificate: refused too.
+    pki.ca("stranger");
+    let stranger = format!("{{mode: SIMPLE, caCertificates: {}}}", pki.path("stranger.crt"));
+    apply(&mesh, "dr.yaml", &rule("external", "external.example.com", &stranger));
+    wait_for(
+        "an unknown CA refused",
+        || crate::harness::get(out, "external.example.com", "/", false, &[]),
+        |r| r.0 == 503,
+    );
+    // insecureSkipVerify takes any certificate; sni is what the server is told.
+    let skip = "{mode: SIMPLE, insecureSkipVerify: true, sni: named.example.com}";
+    apply(&mesh, "dr.yaml", &rule("external", "external.example.com", skip));
+    wait_for(
+        "insecureSkipVerify with an explicit SNI",
+        || crate::harness::get(out, "external.example.com", "/", false, &[]),
+        |r| r.0 == 200 && r.1.contains("sni named.example.com"),
+    );
+
+    // MUTUAL with a credential in the client's namespace: the server sees the client's CN.
+    mesh.ok(&[
+        "secret",
+        "create",
+        "tls",
+        "client-credential",
+        "--cert",
+        &pki.path("sleep.crt"),
+        "--key",
+        &pki.path("sleep.key"),
+        "--ca",
+        &ca,
+    ]);
+    let no_cert = rule("mutual", "mutual.example.com", &format!("{{mode: SIMPLE, caCertificates: {ca}}}"));
+    apply(&mesh, "mutual.yaml", &no_cert);
+    wait_for(
+        "a server that wants a client certificate refuses SIMPLE",
+        || crate::harness::get(out, "mutual.example.com", "/", false, &[]),
+        |r| r.0 == 503,
+    );
+    apply(
+        &mesh,
+        "mutual.yaml",
+        &rule("mutual", "mutual.example.com", "{mode: MUTUAL, credentialName: client-credential}"),
+    );
+    wait_for(
+        "MUTUAL origination with the credential",
+        || crate::harness::get(out, "mutual.example.com", "/", false, &[]),
+        |r| r.0 == 200 && r.1.starts_with("mutual over TLS, client sleep.default"),
+    );
 }
