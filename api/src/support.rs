@@ -51,11 +51,23 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
         }
         Resource::Gateway(o) => {
             for (i, sv) in o.spec.servers.iter().enumerate() {
-                if sv.tls.is_some() {
-                    out.push(format!("spec.servers[{i}].tls (TLS at the gateway)"));
+                if let Some(t) = &sv.tls {
+                    let set = [
+                        (
+                            "mode AUTO_PASSTHROUGH (routes only what a VirtualService's tls rules name)",
+                            t.mode.as_deref() == Some("AUTO_PASSTHROUGH"),
+                        ),
+                        ("caCrl", t.ca_crl.is_some()),
+                        ("verifyCertificateSpki", !t.verify_certificate_spki.is_empty()),
+                        ("verifyCertificateHash", !t.verify_certificate_hash.is_empty()),
+                        ("ecdhCurves", !t.ecdh_curves.is_empty()),
+                        ("credentialNames beyond the first", t.credential_names.len() > 1),
+                        ("tlsCertificates beyond the first", t.tls_certificates.len() > 1),
+                    ];
+                    out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.servers[{i}].tls.{f}")));
                 }
                 let p = sv.port.protocol.to_ascii_uppercase();
-                if matches!(p.as_str(), "HTTPS" | "TLS" | "MONGO") {
+                if p == "MONGO" {
                     out.push(format!("spec.servers[{i}].port.protocol {p} (served as plain TCP)"));
                 }
             }
@@ -181,13 +193,7 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                         }),
                     ),
                     ("outlierDetection.minHealthPercent", od.is_some_and(|o| o.min_health_percent.is_some())),
-                    (
-                        "tls (SIMPLE/MUTUAL origination; ISTIO_MUTUAL and DISABLE are enforced)",
-                        tp.tls
-                            .as_ref()
-                            .and_then(|t| t.mode.as_deref())
-                            .is_some_and(|m| matches!(m, "SIMPLE" | "MUTUAL")),
-                    ),
+                    ("tls.caCrl", tp.tls.as_ref().is_some_and(|t| t.ca_crl.is_some())),
                 ];
                 out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("{p}.{f}")));
             }

@@ -242,6 +242,34 @@ pub fn workload_pods(workloads: &[mesh_api::protocol::Workload]) -> Vec<Res> {
         .collect()
 }
 
+/// Secrets standing for the local platform's `mesh secret` credentials, so the gateway
+/// analyzers see them; which parts are present, never their contents.
+pub fn credential_secrets(credentials: &[mesh_api::credential::CredentialInfo]) -> Vec<serde_json::Value> {
+    credentials
+        .iter()
+        .map(|c| {
+            let mut data = serde_json::Map::new();
+            let present = || serde_json::Value::String("(held by meshd)".into());
+            if c.subject.is_some() {
+                data.insert("tls.crt".into(), present());
+            }
+            if c.has_key {
+                data.insert("tls.key".into(), present());
+            }
+            if c.has_ca {
+                data.insert("ca.crt".into(), present());
+            }
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/tls",
+                "metadata": {"name": c.name, "namespace": c.namespace},
+                "data": data,
+            })
+        })
+        .collect()
+}
+
 /// Every analyzer this build has.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
     let mut all: Vec<Box<dyn Analyzer>> = vec![

@@ -111,7 +111,12 @@ impl ConfigStore {
                 let live: Vec<Value> = client.get(mesh_api::control::RESOURCES_PATH).await?;
                 let proxies: Vec<mesh_api::protocol::ProxyStatus> = client.get(mesh_api::control::PROXIES_PATH).await?;
                 let workloads: Vec<_> = proxies.into_iter().map(|p| p.workload).collect();
-                Ok((live, crate::analyze::workload_pods(&workloads).into_iter().map(|r| r.value).collect()))
+                let credentials: Vec<mesh_api::credential::CredentialInfo> =
+                    client.get(mesh_api::control::CREDENTIALS_PATH).await?;
+                let mut found: Vec<Value> =
+                    crate::analyze::workload_pods(&workloads).into_iter().map(|r| r.value).collect();
+                found.extend(crate::analyze::credential_secrets(&credentials));
+                Ok((live, found))
             }
             ConfigStore::Kube(client) => {
                 let mut live = Vec::new();

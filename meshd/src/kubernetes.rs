@@ -18,6 +18,7 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams, TypeMeta};
 use kube::runtime::{WatchStreamExt, watcher};
+use mesh_api::credential::{Credential, Credentials};
 use mesh_api::protocol::{InboundPort, Workload};
 use mesh_api::resource::{Parsed, parse_document};
 use serde_json::Value;
@@ -51,17 +52,25 @@ pub enum Role {
     EndpointSlices,
     /// Where the root-certificate ConfigMap goes.
     Namespaces,
+    /// TLS credentials for Gateway servers and DestinationRules (`credentialName`).
+    Secrets,
 }
 
 #[derive(Debug, Clone)]
 pub struct Watched {
     pub api: ApiResource,
     pub role: Role,
+    /// A field selector narrowing what is listed and watched.
+    pub fields: Option<&'static str>,
 }
 
 fn config_kind(group: &str, version: &str, kind: &str, plural: &str) -> Watched {
-    Watched { api: api_resource(group, version, kind, plural), role: Role::Config }
+    Watched { api: api_resource(group, version, kind, plural), role: Role::Config, fields: None }
 }
+
+/// Secrets that can hold a credential: not service-account tokens nor Helm's release records
+/// (Istio's secret controller leaves out the same).
+const CREDENTIAL_SECRETS: &str = "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
 
 /// Every kind meshd watches on a cluster, config at the storage versions.
 pub fn default_kinds() -> Vec<Watched> {
@@ -76,12 +85,18 @@ pub fn default_kinds() -> Vec<Watched> {
         config_kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
         config_kind("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
         config_kind("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
-        Watched { api: api_resource("", "v1", "Pod", "pods"), role: Role::Pods },
+        Watched { api: api_resource("", "v1", "Pod", "pods"), role: Role::Pods, fields: None },
         Watched {
             api: api_resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
             role: Role::EndpointSlices,
+            fields: None,
         },
-        Watched { api: api_resource("", "v1", "Namespace", "namespaces"), role: Role::Namespaces },
+        Watched { api: api_resource("", "v1", "Namespace", "namespaces"), role: Role::Namespaces, fields: None },
+        Watched {
+            api: api_resource("", "v1", "Secret", "secrets"),
+            role: Role::Secrets,
+            fields: Some(CREDENTIAL_SECRETS),
+        },
     ]
 }
 
@@ -109,9 +124,14 @@ pub fn to_json(ar: &ApiResource, mut o: DynamicObject) -> Value {
 }
 
 /// Watch one kind forever, reporting full relists and single changes.
-async fn watch_kind(client: kube::Client, index: usize, ar: ApiResource, tx: mpsc::Sender<Change>) {
+async fn watch_kind(client: kube::Client, index: usize, w: Watched, tx: mpsc::Sender<Change>) {
+    let ar = w.api;
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut config = watcher::Config::default();
+    if let Some(fields) = w.fields {
+        config = config.fields(fields);
+    }
+    let mut stream = watcher(api, config).default_backoff().boxed();
     let mut buffer: Option<Objects> = None;
     while let Some(event) = stream.next().await {
         let change = match event {
@@ -137,6 +157,38 @@ async fn watch_kind(client: kube::Client, index: usize, ar: ApiResource, tx: mps
             return;
         }
     }
+}
+
+/// The credentials in Secrets, as Istio reads them (`tls.crt`/`tls.key`/`ca.crt`, or
+/// `cert`/`key`/`cacert`); a Secret with none of those keys is not a credential, one whose
+/// contents do not check out (not PEM, expired, a key without its certificate) is left out
+/// with a warning naming it, and the server or rule that names it reports it missing.
+fn credentials_of<'a>(secrets: impl Iterator<Item = &'a Value>) -> Credentials {
+    use base64::Engine as _;
+    const KEYS: [&str; 6] = ["tls.crt", "tls.key", "ca.crt", "cert", "key", "cacert"];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut out = Credentials::new();
+    for s in secrets {
+        let (Some(ns), Some(name)) = (str_at(s, "/metadata/namespace"), str_at(s, "/metadata/name")) else { continue };
+        let Some(data) = s.get("data").and_then(Value::as_object) else { continue };
+        let data: BTreeMap<String, Vec<u8>> = data
+            .iter()
+            .filter(|(k, _)| KEYS.contains(&k.as_str()))
+            .filter_map(|(k, v)| Some((k.clone(), base64::engine::general_purpose::STANDARD.decode(v.as_str()?).ok()?)))
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        match Credential::from_secret(ns, name, &data).and_then(|c| c.check(now).map(|_| c)) {
+            Ok(c) => {
+                out.insert((ns.to_string(), name.to_string()), c);
+            }
+            Err(e) => warn!(secret = %format!("{ns}/{name}"), error = %e, "Secret left out as a TLS credential"),
+        }
+    }
+    out
 }
 
 /// The resources meshd serves from the config kinds; invalid objects are skipped with a
@@ -441,7 +493,7 @@ pub async fn watch_cluster(
     let synced_needed = kinds.len();
     let roles: Vec<Role> = kinds.iter().map(|w| w.role).collect();
     for (i, w) in kinds.into_iter().enumerate() {
-        tokio::spawn(watch_kind(client.clone(), i, w.api, tx.clone()));
+        tokio::spawn(watch_kind(client.clone(), i, w, tx.clone()));
     }
     drop(tx);
     let mut objects = Objects::new();
@@ -476,6 +528,7 @@ pub async fn watch_cluster(
         let resources = resources_of(of(Role::Config).map(|((_, k), v)| (k, v)));
         let workloads = workloads_of(of(Role::Pods).map(|(_, v)| v), of(Role::EndpointSlices).map(|(_, v)| v));
         info!(resources = resources.len(), workloads = workloads.len(), "world from the Kubernetes API");
+        state.replace_credentials(credentials_of(of(Role::Secrets).map(|(_, v)| v)));
         state.replace_platform(resources, workloads);
         let seen = namespaces_of(of(Role::Namespaces).map(|(_, v)| v));
         namespaces.send_if_modified(|n| {
@@ -803,5 +856,32 @@ mod tests {
         w.name = "reviews-1".into();
         w.service_account = "admin".into();
         assert!(caller.check(&w).is_err());
+    }
+
+    #[test]
+    fn secrets_become_credentials_as_istio_reads_them() {
+        use base64::Engine as _;
+        let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["httpbin.example.com".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert")
+            .pem();
+        let secret = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "istio-system"}, "data": data});
+        let secrets = [
+            secret("tls", json!({"tls.crt": b64(&cert), "tls.key": b64(&key.serialize_pem())})),
+            secret("generic", json!({"cert": b64(&cert), "key": b64(&key.serialize_pem()), "cacert": b64(&cert)})),
+            secret("tls-cacert", json!({"ca.crt": b64(&cert)})),
+            // Not credentials: other keys, a key without its certificate, text that is not PEM.
+            secret("token", json!({"token": b64("abc")})),
+            secret("half", json!({"tls.key": b64(&key.serialize_pem())})),
+            secret("garbage", json!({"tls.crt": b64("not pem"), "tls.key": b64("nope")})),
+        ];
+        let found = credentials_of(secrets.iter());
+        let names: Vec<&str> = found.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["generic", "tls", "tls-cacert"]);
+        let generic = &found[&("istio-system".to_string(), "generic".to_string())];
+        assert!(generic.ca.is_some() && generic.private_key.is_some(), "{generic:?}");
     }
 }

@@ -437,7 +437,8 @@ fn meshd(s: &Settings) -> Vec<Value> {
                 {"apiGroups": groups, "resources": kinds.iter().map(|k| format!("{k}/status")).collect::<Vec<_>>(), "verbs": ["get", "patch", "update"]},
                 {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
                 {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], "verbs": ["get", "list", "watch", "patch"]},
-                {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]}
+                {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}
             ]
         }),
         json!({

@@ -215,6 +215,15 @@ impl State {
         });
     }
 
+    /// The credentials the platform holds now (Secrets on Kubernetes); published only when
+    /// they changed.
+    pub fn replace_credentials(&self, credentials: Credentials) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if *self.world().credentials != credentials {
+            self.publish_credentials(credentials);
+        }
+    }
+
     /// What may be shown of every credential (never a key).
     pub fn credential_infos(&self) -> Vec<CredentialInfo> {
         let now = std::time::SystemTime::now()

@@ -257,8 +257,16 @@ fn secure_ingress_serves_https_with_credentials_picked_by_sni() {
         Result::is_err,
     );
 
+    // `mesh analyze` names the missing credential (Istio's gateway.SecretAnalyzer).
+    let found = mesh.run(&["analyze", "-A"]);
+    let said = format!("{}{}", found.stdout, found.stderr);
+    assert!(said.contains("IST0101") && said.contains("httpbin-credential"), "{said}");
+
     // Step 1: the credential, then HTTPS works, verified against the example.com root.
     secret(&mesh, &pki, "httpbin-credential", "httpbin", None, false);
+    let found = mesh.run(&["analyze", "-A"]);
+    let said = format!("{}{}", found.stdout, found.stderr);
+    assert!(!said.contains("httpbin-credential"), "the credential is there now: {said}");
     let listed = mesh.ok(&["secret", "list", "-n", "istio-system"]).stdout;
     assert!(listed.contains("httpbin-credential") && listed.contains("httpbin.example.com"), "{listed}");
     assert!(!listed.contains("PRIVATE KEY"), "keys never shown: {listed}");

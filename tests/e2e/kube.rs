@@ -520,6 +520,7 @@ const WATCHED: &[&str] = &[
     "/api/v1/services",
     "/api/v1/pods",
     "/api/v1/namespaces",
+    "/api/v1/secrets",
     "/apis/discovery.k8s.io/v1/endpointslices",
     "/apis/networking.istio.io/v1/virtualservices",
     "/apis/networking.istio.io/v1/destinationrules",

@@ -98,7 +98,8 @@ pub async fn run(ctx: &Ctx, mut args: AnalyzeArgs) -> Result<()> {
     {
         let (config, workloads) = ctx.config_store().await?.snapshot().await?;
         let whose = if on_cluster { "the cluster" } else { "the running mesh" };
-        sources.push(format!("{whose} ({} resources, {} workloads)", config.len(), workloads.len()));
+        let pods = workloads.iter().filter(|w| w.get("kind").and_then(|k| k.as_str()) == Some("Pod")).count();
+        sources.push(format!("{whose} ({} resources, {pods} workloads)", config.len()));
         live = config;
         live.extend(workloads);
     }
