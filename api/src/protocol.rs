@@ -63,6 +63,10 @@ pub struct Workload {
     /// in plain text at its own address.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub without_proxy: bool,
+    /// A gateway proxy's Gateway server ports (`port`: the server port) and where they listen:
+    /// a Service selecting the gateway (an egress gateway) reaches it there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateway_ports: Vec<InboundPort>,
 }
 
 impl Workload {
@@ -79,6 +83,7 @@ impl Workload {
             pid: 0,
             proxy_version: String::new(),
             without_proxy: false,
+            gateway_ports: Vec::new(),
         }
     }
 }

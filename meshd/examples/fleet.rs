@@ -158,6 +158,7 @@ fn workload(i: usize, services: usize) -> Workload {
         }],
         admin: None,
         outbound: None,
+        gateway_ports: Vec::new(),
         pid: std::process::id(),
         proxy_version: "fleet-simulator".into(),
         without_proxy: false,

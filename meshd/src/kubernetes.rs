@@ -467,6 +467,7 @@ fn workloads_of<'a>(
             pid: 0,
             proxy_version: String::new(),
             without_proxy: !sidecar,
+            gateway_ports: Vec::new(),
         };
         out.insert(format!("{ns}/{name}"), workload);
     }

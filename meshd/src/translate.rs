@@ -797,6 +797,18 @@ fn cluster_endpoints(index: &Index<'_>, selection: &Selection<'_>, c: &Cluster, 
                         });
                     }
                 }
+                // A gateway proxy (an egress gateway) is reached on its Gateway server ports:
+                // plain text, which its HTTP servers take, unless a DestinationRule says
+                // ISTIO_MUTUAL (its ISTIO_MUTUAL servers take mesh mTLS).
+                for gp in w.gateway_ports.iter().filter(|gp| targets(sp, gp)) {
+                    eps.push(Endpoint {
+                        address: gp.listen,
+                        workload: format!("{}/{}", w.namespace, w.name),
+                        identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account).to_string(),
+                        mtls: security::endpoint_mtls(dr, subset_def, port, mesh_api::proxy_config::PeerMode::Disable),
+                        hostname: None,
+                    });
+                }
             }
         }
         eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));

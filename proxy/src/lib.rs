@@ -306,6 +306,10 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         pid: std::process::id(),
         proxy_version: mesh_api::VERSION.to_string(),
         without_proxy: false,
+        gateway_ports: gateway_listeners
+            .iter()
+            .map(|(port, listen, _)| InboundPort { port: *port, listen: *listen, name: None })
+            .collect(),
     };
     let id = mesh_api::identity::SpiffeId::new(
         mesh_api::identity::DEFAULT_TRUST_DOMAIN,

@@ -670,3 +670,291 @@ spec:
         |r| r.0 == 200 && r.1.starts_with("mutual over TLS, client sleep.default"),
     );
 }
+
+/// An egress gateway proxy (`istio: egressgateway` in istio-system, with its Service) serving
+/// Gateway server ports 80 and 443.
+fn egress_gateway(mesh: &mut Mesh) -> Proxy {
+    let service = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports:
+  - {name: http2, port: 80}
+  - {name: https, port: 443}
+"#;
+    apply(mesh, "egress-service.yaml", service);
+    mesh.proxy(&[
+        "--workload",
+        "istio-egressgateway",
+        "-n",
+        "istio-system",
+        "--labels",
+        "istio=egressgateway,app=istio-egressgateway",
+        "--service-account",
+        "istio-egressgateway-service-account",
+        "--no-outbound",
+        "--gateway-port",
+        "80=127.0.0.1:0",
+        "--gateway-port",
+        "443=127.0.0.1:0",
+    ])
+}
+
+/// `curl` from an app through its sidecar: `--proxy` makes an HTTPS request a CONNECT tunnel
+/// whose ClientHello the sidecar routes by SNI (the app's own TLS, end to end).
+fn curl_via(sidecar: SocketAddr, url: &str, extra: &[&str]) -> Result<(u16, String), String> {
+    let o = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}", "--proxy"])
+        .arg(format!("http://{sidecar}"))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    if !o.status.success() {
+        return Err(format!("curl exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr)));
+    }
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let (body, code) = out.rsplit_once('\n').unwrap_or(("", &out));
+    Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+}
+
+/// The gateway's count of requests it sent to `host` (reporter=source at the gateway).
+fn gateway_sent(gw: &Proxy, host: &str) -> u64 {
+    crate::harness::requests_counted(
+        gw.metrics.expect("metrics"),
+        &["source_workload=\"istio-egressgateway\"", &format!("destination_service_name=\"{host}\"")],
+    )
+}
+
+/// Istio's egress-gateway tasks: HTTP to an external host leaves through the egress gateway
+/// (the sidecar routes to the gateway, the gateway to the ServiceEntry host), then HTTPS
+/// passed through by SNI, then TLS originated at the gateway with ISTIO_MUTUAL between
+/// sidecar and gateway. The "external" hosts are a plain app and a real Python/OpenSSL server.
+#[test]
+fn egress_gateway_carries_http_passthrough_tls_and_originates_tls() {
+    if !prerequisite("curl, openssl and python3", have("curl") && have("openssl") && have("python3")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "edition", "edition.example.com");
+    let plain = app("edition-plain");
+    let tls = tls_server(&mut mesh, &pki, "edition", None);
+    let entry = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: edition}}
+spec:
+  hosts: [edition.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports:
+  - {{number: 80, name: http-port, protocol: HTTP}}
+  - {{number: 443, name: tls, protocol: TLS}}
+  endpoints: [{{address: 127.0.0.1, ports: {{http-port: {}, tls: {}}}}}]
+"#,
+        plain.port(),
+        tls.port()
+    );
+    apply(&mesh, "entry.yaml", &entry);
+    let gw = egress_gateway(&mut mesh);
+    let sleep = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]);
+    let out = sleep.outbound.expect("outbound");
+    mesh.wait_synced(2);
+
+    // Before the rules: the sidecar goes to the host directly, the gateway sends nothing.
+    let direct = crate::harness::get(out, "edition.example.com", "/politics", false, &[]);
+    assert_eq!(direct, (200, "edition-plain\n".into()));
+    assert_eq!(gateway_sent(&gw, "edition.example.com"), 0);
+
+    // HTTP through the egress gateway (Istio's task, step by step).
+    let http = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [edition.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-edition}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: edition
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-edition-through-egress-gateway}
+spec:
+  hosts: [edition.example.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match:
+    - gateways: [mesh]
+      port: 80
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: edition
+        port: {number: 80}
+      weight: 100
+  - match:
+    - gateways: [istio-egressgateway]
+      port: 80
+    route:
+    - destination:
+        host: edition.example.com
+        port: {number: 80}
+      weight: 100
+"#;
+    apply(&mesh, "egress-http.yaml", http);
+    wait_for(
+        "HTTP to the external host counted at the egress gateway",
+        || (crate::harness::get(out, "edition.example.com", "/politics", false, &[]), gateway_sent(&gw, "edition.example.com")),
+        |(r, sent)| r.0 == 200 && r.1 == "edition-plain\n" && *sent > 0,
+    );
+
+    // HTTPS passthrough: the app's own TLS, through a CONNECT tunnel at its sidecar, routed by
+    // SNI to the gateway and by SNI again to the host; curl verifies the host's certificate.
+    let passthrough = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: [edition.example.com]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-edition-through-egress-gateway}
+spec:
+  hosts: [edition.example.com]
+  gateways: [mesh, istio-egressgateway]
+  tls:
+  - match:
+    - gateways: [mesh]
+      port: 443
+      sniHosts: [edition.example.com]
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: edition
+        port: {number: 443}
+  - match:
+    - gateways: [istio-egressgateway]
+      port: 443
+      sniHosts: [edition.example.com]
+    route:
+    - destination:
+        host: edition.example.com
+        port: {number: 443}
+      weight: 100
+"#;
+    apply(&mesh, "egress-tls.yaml", passthrough);
+    let ca = pki.path("example.com.crt");
+    let tcp_at_gateway = || {
+        let text = crate::harness::get(gw.metrics.expect("metrics"), "m", "/stats/prometheus", false, &[]).1;
+        text.lines()
+            .filter(|l| {
+                l.starts_with("istio_tcp_connections_opened_total{")
+                    && l.contains("destination_service_name=\"edition.example.com\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    wait_for(
+        "HTTPS passed through the egress gateway, the host's certificate verified by the app",
+        || (curl_via(out, "https://edition.example.com/politics", &["--cacert", &ca]), tcp_at_gateway()),
+        |(r, n)| r.as_ref().is_ok_and(|(c, b)| *c == 200 && b.starts_with("edition over TLS, client -, sni edition.example.com")) && *n > 0.0,
+    );
+
+    // TLS origination at the gateway, ISTIO_MUTUAL from the sidecar: the app speaks plain
+    // HTTP to port 80, the gateway speaks TLS to the host's 443.
+    let originate = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: istio-egressgateway}}
+spec:
+  selector: {{istio: egressgateway}}
+  servers:
+  - port: {{number: 80, name: https-port-for-tls-origination, protocol: HTTPS}}
+    hosts: [edition.example.com]
+    tls: {{mode: ISTIO_MUTUAL}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: egressgateway-for-edition}}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: edition
+    trafficPolicy:
+      loadBalancer: {{simple: ROUND_ROBIN}}
+      portLevelSettings:
+      - port: {{number: 80}}
+        tls: {{mode: ISTIO_MUTUAL, sni: edition.example.com}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: direct-edition-through-egress-gateway}}
+spec:
+  hosts: [edition.example.com]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match:
+    - gateways: [mesh]
+      port: 80
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: edition
+        port: {{number: 80}}
+      weight: 100
+  - match:
+    - gateways: [istio-egressgateway]
+      port: 80
+    route:
+    - destination:
+        host: edition.example.com
+        port: {{number: 443}}
+      weight: 100
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: originate-tls-for-edition}}
+spec:
+  host: edition.example.com
+  trafficPolicy:
+    loadBalancer: {{simple: ROUND_ROBIN}}
+    portLevelSettings:
+    - port: {{number: 443}}
+      tls: {{mode: SIMPLE, caCertificates: {ca}}}
+"#
+    );
+    apply(&mesh, "egress-originate.yaml", &originate);
+    wait_for(
+        "plain HTTP from the app, TLS from the gateway",
+        || crate::harness::get(out, "edition.example.com", "/politics", false, &[]),
+        |r| r.0 == 200 && r.1.starts_with("edition over TLS, client -, sni edition.example.com"),
+    );
+    // The hop from the sidecar to the gateway was mesh mTLS: the port takes nothing else,
+    // neither plain HTTP nor TLS from a client without a mesh certificate.
+    let plain = crate::harness::raw(gw.gateway[0], b"GET /politics HTTP/1.1\r\nHost: edition.example.com\r\n\r\n");
+    assert_eq!(plain.0, 0, "plain HTTP on the ISTIO_MUTUAL port: {plain:?}");
+    let stranger = curl(gw.gateway[0], "edition.example.com", "/politics", &["-k"]);
+    assert!(stranger.is_err(), "TLS without a mesh client certificate: {stranger:?}");
+}

@@ -31,6 +31,7 @@ fn workload(i: usize, ns: &str, labels: &[(&str, &str)]) -> Workload {
         pid: 0,
         proxy_version: "test".into(),
         without_proxy: false,
+        gateway_ports: Vec::new(),
     }
 }
 

@@ -27,6 +27,7 @@ fn workload(name: &str, labels: &[(&str, &str)], port: u16, listen_port: u16) ->
         pid: 0,
         proxy_version: "test".into(),
         without_proxy: false,
+        gateway_ports: Vec::new(),
     }
 }
 

@@ -260,7 +260,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
             };
             // A peer proxy (over mTLS) takes the caller's version and converts for its app;
             // anything else gets the version its port names.
-            let h2 = if mtls { h2 } else { to_app_h2(&target.cluster, h2) };
+            let h2 = upstream_h2(&target.cluster, mtls, h2);
             let _in_flight = index.map(|i| target.cluster.start(i));
             used = index.map(|i| (target.cluster.endpoints[i].addr, mtls));
             let body = match (&buffered, streaming.take()) {
@@ -490,6 +490,19 @@ pub(crate) async fn passthrough(shared: &Shared, req: Request<Incoming>, authori
 /// Whether to speak HTTP/2 to an endpoint of `cluster` reached without mTLS, most often an
 /// app without a sidecar (the caller's choice: `h2`): what the service port names, as
 /// Istio's outbound clusters do; an unnamed port keeps the caller's version.
+/// The HTTP version of an upstream request: a peer proxy (over mTLS) takes the caller's; a
+/// host reached with originated TLS gets HTTP/2 only when its port says so (an external server
+/// may not speak it, and we do not guess); anything else the version its port names.
+fn upstream_h2(cluster: &ClusterState, mtls: bool, h2: bool) -> bool {
+    if cluster.origin.is_some() {
+        cluster.h2_upgrade || cluster.app_http == Some(mesh_api::core::AppHttp::Http2)
+    } else if mtls {
+        h2
+    } else {
+        to_app_h2(cluster, h2)
+    }
+}
+
 fn to_app_h2(cluster: &ClusterState, h2: bool) -> bool {
     match cluster.app_http {
         Some(mesh_api::core::AppHttp::Http2) => true,
@@ -511,7 +524,7 @@ fn mirror(
     let e = &cluster.endpoints[index];
     let endpoint = e.authority().to_string();
     let mtls = e.hostname.is_none() && snapshot.peer(e.addr).is_some_and(|p| p.mtls);
-    let h2 = if mtls { h2 } else { to_app_h2(cluster, h2) };
+    let h2 = upstream_h2(cluster, mtls, h2);
     if let Some(h) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
         let (host, port) = split_host_port(h);
         let shadow = match port {

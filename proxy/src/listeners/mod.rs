@@ -86,7 +86,10 @@ async fn serve_gateway_tls(
 ) {
     use mesh_api::proxy_config::GatewayTlsMode;
     let sni = crate::tls::peek_sni(&stream).await;
-    let Some(server) = crate::tls_config::pick(&servers, sni.as_deref()) else {
+    // A sidecar's mesh mTLS names no SNI (it dials an address): an ISTIO_MUTUAL server takes it.
+    let istio_mutual = || servers.iter().find(|s| s.mode == GatewayTlsMode::IstioMutual);
+    let picked = crate::tls_config::pick(&servers, sni.as_deref()).or_else(|| sni.is_none().then(istio_mutual).flatten());
+    let Some(server) = picked else {
         debug!(port, ?sni, "no gateway TLS server takes this SNI; closing the connection");
         return;
     };
@@ -127,10 +130,22 @@ async fn serve_gateway_tls(
         return;
     };
     let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
-    let Some(Ok(tls)) = guard::handshake(permit.listener(), accept).await else { return };
+    let Some(Ok(mut tls)) = guard::handshake(permit.listener(), accept).await else { return };
     if !server.admits_client(tls.get_ref().1.peer_certificates()) {
         debug!(server = %server.name, "client certificate has none of the server's subjectAltNames");
         return;
+    }
+    // A sidecar relaying TCP over mesh mTLS says first who it comes from, as at an inbound port.
+    if tls.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_PEER_EXCHANGE) {
+        let me = shared.me_header.as_ref().map_or(&[][..], |h| h.as_bytes());
+        match permit.unless_evicted(crate::upstream::connect::exchange_as_server(&mut tls, me)).await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                debug!(%peer, error = %e, "peer metadata exchange failed; closing");
+                return;
+            }
+            None => return,
+        }
     }
     if let Some(t) = tcp_route {
         let Some(cluster) = t.pick_cluster().cloned() else { return };
