@@ -8,6 +8,7 @@ pub mod corpus;
 pub mod credential;
 pub mod duration;
 pub mod exposition;
+pub mod gateway_api;
 pub mod home;
 pub mod host;
 pub mod identity;

@@ -42,10 +42,17 @@ pub enum Kind {
     RequestAuthentication,
     LocalRateLimit,
     Telemetry,
+    GatewayClass,
+    KubeGateway,
+    HttpRoute,
+    GrpcRoute,
+    TcpRoute,
+    TlsRoute,
+    ReferenceGrant,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -56,6 +63,13 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::LocalRateLimit,
         Kind::Telemetry,
+        Kind::GatewayClass,
+        Kind::KubeGateway,
+        Kind::HttpRoute,
+        Kind::GrpcRoute,
+        Kind::TcpRoute,
+        Kind::TlsRoute,
+        Kind::ReferenceGrant,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +84,13 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::LocalRateLimit => "LocalRateLimit",
             Kind::Telemetry => "Telemetry",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::KubeGateway => "Gateway",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::TcpRoute => "TCPRoute",
+            Kind::TlsRoute => "TLSRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 
@@ -86,6 +107,13 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentications",
             Kind::LocalRateLimit => "localratelimits",
             Kind::Telemetry => "telemetries",
+            Kind::GatewayClass => "gatewayclasses",
+            Kind::KubeGateway => "gateways",
+            Kind::HttpRoute => "httproutes",
+            Kind::GrpcRoute => "grpcroutes",
+            Kind::TcpRoute => "tcproutes",
+            Kind::TlsRoute => "tlsroutes",
+            Kind::ReferenceGrant => "referencegrants",
         }
     }
 
@@ -102,6 +130,13 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
             Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
             Kind::Telemetry => "telemetry.telemetry.istio.io",
+            Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
+            Kind::KubeGateway => "gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "httproute.gateway.networking.k8s.io",
+            Kind::GrpcRoute => "grpcroute.gateway.networking.k8s.io",
+            Kind::TcpRoute => "tcproute.gateway.networking.k8s.io",
+            Kind::TlsRoute => "tlsroute.gateway.networking.k8s.io",
+            Kind::ReferenceGrant => "referencegrant.gateway.networking.k8s.io",
         }
     }
 
@@ -112,7 +147,23 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
             Kind::Telemetry => "telemetry.istio.io",
+            k if k.is_gateway_api() => crate::gateway_api::GROUP,
+            _ => "",
         }
+    }
+
+    /// A Kubernetes Gateway API kind (`gateway.networking.k8s.io`).
+    pub fn is_gateway_api(self) -> bool {
+        matches!(
+            self,
+            Kind::GatewayClass
+                | Kind::KubeGateway
+                | Kind::HttpRoute
+                | Kind::GrpcRoute
+                | Kind::TcpRoute
+                | Kind::TlsRoute
+                | Kind::ReferenceGrant
+        )
     }
 
     fn versions(self) -> &'static [&'static str] {
@@ -124,6 +175,9 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
             Kind::LocalRateLimit => &["v1alpha1"],
             Kind::Telemetry => &["v1", "v1alpha1"],
+            Kind::GatewayClass | Kind::KubeGateway | Kind::HttpRoute | Kind::GrpcRoute => &["v1", "v1beta1"],
+            Kind::ReferenceGrant => &["v1beta1", "v1alpha2"],
+            Kind::TcpRoute | Kind::TlsRoute => &["v1alpha2", "v1alpha3"],
         }
     }
 
@@ -139,12 +193,22 @@ impl Kind {
             }
             Kind::LocalRateLimit => "policy.mesh.io/v1alpha1",
             Kind::Telemetry => "telemetry.istio.io/v1",
+            Kind::GatewayClass | Kind::KubeGateway | Kind::HttpRoute | Kind::GrpcRoute => {
+                "gateway.networking.k8s.io/v1"
+            }
+            Kind::ReferenceGrant => "gateway.networking.k8s.io/v1beta1",
+            Kind::TcpRoute | Kind::TlsRoute => "gateway.networking.k8s.io/v1alpha2",
         }
     }
 
     /// Parse a kind as typed on the command line: singular, plural, short name, any case.
     pub fn from_cli(s: &str) -> Option<Kind> {
         let s = s.to_ascii_lowercase();
+        if let Some(("gateway" | "gateways", group)) = s.split_once('.')
+            && group == crate::gateway_api::GROUP
+        {
+            return Some(Kind::KubeGateway);
+        }
         let s = s.split('.').next().unwrap_or("");
         match s {
             "service" | "services" | "svc" => Some(Kind::Service),
@@ -157,6 +221,12 @@ impl Kind {
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
             "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
             "telemetry" | "telemetries" => Some(Kind::Telemetry),
+            "gatewayclass" | "gatewayclasses" | "gc" => Some(Kind::GatewayClass),
+            "httproute" | "httproutes" => Some(Kind::HttpRoute),
+            "grpcroute" | "grpcroutes" => Some(Kind::GrpcRoute),
+            "tcproute" | "tcproutes" => Some(Kind::TcpRoute),
+            "tlsroute" | "tlsroutes" => Some(Kind::TlsRoute),
+            "referencegrant" | "referencegrants" => Some(Kind::ReferenceGrant),
             _ => None,
         }
     }
@@ -184,6 +254,13 @@ pub enum Resource {
     RequestAuthentication(Object<RequestAuthenticationSpec>),
     LocalRateLimit(Object<LocalRateLimitSpec>),
     Telemetry(Object<TelemetrySpec>),
+    GatewayClass(Object<crate::gateway_api::GatewayClassSpec>),
+    KubeGateway(Object<crate::gateway_api::KubeGatewaySpec>),
+    HttpRoute(Object<crate::gateway_api::HttpRouteSpec>),
+    GrpcRoute(Object<crate::gateway_api::GrpcRouteSpec>),
+    TcpRoute(Object<crate::gateway_api::L4RouteSpec>),
+    TlsRoute(Object<crate::gateway_api::L4RouteSpec>),
+    ReferenceGrant(Object<crate::gateway_api::ReferenceGrantSpec>),
 }
 
 impl Resource {
@@ -199,6 +276,13 @@ impl Resource {
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
             Resource::Telemetry(_) => Kind::Telemetry,
+            Resource::GatewayClass(_) => Kind::GatewayClass,
+            Resource::KubeGateway(_) => Kind::KubeGateway,
+            Resource::HttpRoute(_) => Kind::HttpRoute,
+            Resource::GrpcRoute(_) => Kind::GrpcRoute,
+            Resource::TcpRoute(_) => Kind::TcpRoute,
+            Resource::TlsRoute(_) => Kind::TlsRoute,
+            Resource::ReferenceGrant(_) => Kind::ReferenceGrant,
         }
     }
 
@@ -214,6 +298,13 @@ impl Resource {
             Resource::RequestAuthentication(o) => &o.metadata,
             Resource::LocalRateLimit(o) => &o.metadata,
             Resource::Telemetry(o) => &o.metadata,
+            Resource::GatewayClass(o) => &o.metadata,
+            Resource::KubeGateway(o) => &o.metadata,
+            Resource::HttpRoute(o) => &o.metadata,
+            Resource::GrpcRoute(o) => &o.metadata,
+            Resource::TcpRoute(o) => &o.metadata,
+            Resource::TlsRoute(o) => &o.metadata,
+            Resource::ReferenceGrant(o) => &o.metadata,
         }
     }
 
@@ -229,6 +320,13 @@ impl Resource {
             Resource::RequestAuthentication(o) => &mut o.metadata,
             Resource::LocalRateLimit(o) => &mut o.metadata,
             Resource::Telemetry(o) => &mut o.metadata,
+            Resource::GatewayClass(o) => &mut o.metadata,
+            Resource::KubeGateway(o) => &mut o.metadata,
+            Resource::HttpRoute(o) => &mut o.metadata,
+            Resource::GrpcRoute(o) => &mut o.metadata,
+            Resource::TcpRoute(o) => &mut o.metadata,
+            Resource::TlsRoute(o) => &mut o.metadata,
+            Resource::ReferenceGrant(o) => &mut o.metadata,
         }
     }
 
@@ -534,6 +632,13 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
         Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
         Kind::Telemetry => Resource::Telemetry(typed(doc, &label)?),
+        Kind::GatewayClass => Resource::GatewayClass(typed(doc, &label)?),
+        Kind::KubeGateway => Resource::KubeGateway(typed(doc, &label)?),
+        Kind::HttpRoute => Resource::HttpRoute(typed(doc, &label)?),
+        Kind::GrpcRoute => Resource::GrpcRoute(typed(doc, &label)?),
+        Kind::TcpRoute => Resource::TcpRoute(typed(doc, &label)?),
+        Kind::TlsRoute => Resource::TlsRoute(typed(doc, &label)?),
+        Kind::ReferenceGrant => Resource::ReferenceGrant(typed(doc, &label)?),
     };
     resource.meta_mut().namespace = Some(namespace);
     let errors = resource.validate();

@@ -8,6 +8,36 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
+        Resource::GatewayClass(_) | Resource::ReferenceGrant(_) | Resource::TcpRoute(_) | Resource::TlsRoute(_) => {}
+        Resource::KubeGateway(o) => {
+            for (i, l) in o.spec.listeners.iter().enumerate() {
+                if l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()).and_then(|n| n.from.as_deref())
+                    == Some("Selector")
+                {
+                    out.push(format!("spec.listeners[{i}].allowedRoutes.namespaces.from Selector (routes from the same namespace only)"));
+                }
+            }
+            if !o.spec.addresses.is_empty() {
+                out.push("spec.addresses (a gateway listens where its proxy is told to)".into());
+            }
+        }
+        Resource::HttpRoute(o) => {
+            for (i, r) in o.spec.rules.iter().enumerate() {
+                if r.retry.is_some() {
+                    out.push(format!("spec.rules[{i}].retry"));
+                }
+                if r.session_persistence.is_some() {
+                    out.push(format!("spec.rules[{i}].sessionPersistence"));
+                }
+            }
+        }
+        Resource::GrpcRoute(o) => {
+            for (i, r) in o.spec.rules.iter().enumerate() {
+                if r.session_persistence.is_some() {
+                    out.push(format!("spec.rules[{i}].sessionPersistence"));
+                }
+            }
+        }
         Resource::Telemetry(o) => {
             let s = &o.spec;
             if s.target_ref.is_some() || !s.target_refs.is_empty() {

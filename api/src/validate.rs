@@ -11,6 +11,7 @@ use crate::meta::ObjectMeta;
 use crate::networking::*;
 use crate::resource::Resource;
 
+mod gateway_api;
 mod security;
 pub use security::{CONDITION_BRACKET_KEYS, CONDITION_KEYS, condition_key};
 
@@ -56,6 +57,13 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
         Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
         Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
+        Resource::GatewayClass(o) => gateway_api::gateway_class(&o.spec, &mut e),
+        Resource::KubeGateway(o) => gateway_api::gateway(&o.spec, &mut e),
+        Resource::HttpRoute(o) => gateway_api::http_route(&o.spec, &mut e),
+        Resource::GrpcRoute(o) => gateway_api::grpc_route(&o.spec, &mut e),
+        Resource::TcpRoute(o) => gateway_api::l4_route(&o.spec, false, &mut e),
+        Resource::TlsRoute(o) => gateway_api::l4_route(&o.spec, true, &mut e),
+        Resource::ReferenceGrant(o) => gateway_api::reference_grant(&o.spec, &mut e),
     }
     e.0
 }

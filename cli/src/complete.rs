@@ -90,7 +90,8 @@ fn resource_names(current: &OsStr, kind: &str, words: &[String]) -> Vec<Completi
         return proxy_names(current);
     }
     let Some(kind) = Kind::from_cli(kind) else { return Vec::new() };
-    let path = format!("{}?kind={}&namespace={}", mesh_api::control::RESOURCES_PATH, kind.as_str(), namespace(words));
+    let path =
+        format!("{}?kind={}&namespace={}", mesh_api::control::RESOURCES_PATH, kind.qualified(), namespace(words));
     let items: Vec<mesh_api::Resource> = ask(&path).unwrap_or_default();
     matching(current, items.iter().map(|r| r.name().to_string()))
 }

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use mesh_api::control::*;
 use mesh_api::protocol::{DISCOVERY_PATH, UPGRADE_TOKEN};
-use mesh_api::{Kind, Parsed, Resource};
+use mesh_api::{Kind, Parsed};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tracing::warn;
@@ -381,12 +381,21 @@ impl Api {
             }
         }
         let world = self.state.world();
-        let items: Vec<&Resource> = world
+        let items: Vec<serde_json::Value> = world
             .resources
             .values()
             .filter(|r| kind.is_none_or(|k| r.kind() == k))
             .filter(|r| namespace.as_deref().is_none_or(|ns| r.namespace() == ns))
             .filter(|r| name.as_deref().is_none_or(|n| r.name() == n))
+            .map(|r| {
+                let mut v = r.to_value();
+                // Gateway API objects carry their conditions, as the API server would show
+                // what Istio's controller wrote there.
+                if let Some(status) = crate::translate::gateway_api::conditions(&world.resources, &r.key()) {
+                    v["status"] = status;
+                }
+                v
+            })
             .collect();
         json(StatusCode::OK, &items)
     }

@@ -214,6 +214,9 @@ struct Caches {
     previous_endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
     listeners: HashMap<ListenerKey, Arc<Part>>,
     credentials: Option<Arc<mesh_api::credential::Credentials>>,
+    /// The resources with the Istio objects the Gateway API ones stand for (None: there are
+    /// none), made once per version of the resources.
+    expanded: Option<Arc<Resources>>,
 }
 
 /// The workloads in `new` that are not in `old` as they are, and those of `old` gone or
@@ -261,7 +264,11 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         }
         _ => (false, None),
     };
-    let index = Index::new(&world.resources).with_credentials(&world.credentials);
+    if !same_resources || first {
+        caches.expanded = crate::translate::gateway_api::expand(&world.resources).map(Arc::new);
+    }
+    let expanded = caches.expanded.clone();
+    let index = Index::new(expanded.as_deref().unwrap_or(&world.resources)).with_credentials(&world.credentials);
     if !same_resources {
         caches.previous_outbound = std::mem::take(&mut caches.outbound);
         caches.pieces.forget_routes();

@@ -159,6 +159,14 @@ impl<'a> Index<'a> {
                 Resource::LocalRateLimit(o) => rate_limits.push((key, o)),
                 Resource::Telemetry(o) => telemetries.push((key, o)),
                 Resource::Gateway(o) => gateways.push((key, o)),
+                // Served through the Istio objects `gateway_api::expand` makes of them.
+                Resource::GatewayClass(_)
+                | Resource::KubeGateway(_)
+                | Resource::HttpRoute(_)
+                | Resource::GrpcRoute(_)
+                | Resource::TcpRoute(_)
+                | Resource::TlsRoute(_)
+                | Resource::ReferenceGrant(_) => {}
             }
         }
         let mut services_by_ns: HashMap<&str, Vec<String>> = HashMap::new();
@@ -563,7 +571,8 @@ pub fn translate_with(
     proxy: &Workload,
     mesh: &MeshConfig,
 ) -> ProxyConfig {
-    let index = Index::new(resources);
+    let expanded = gateway_api::expand(resources);
+    let index = Index::new(expanded.as_ref().unwrap_or(resources));
     let selection = Selection::new(&index, workloads);
     let (routes, clusters) = outbound(&index, proxy, mesh);
     let endpoints = endpoints(&index, &selection, &clusters, &proxy.namespace);
@@ -688,7 +697,8 @@ fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> Service
 /// The DestinationRule that applies to the service `fqdn` for clients in `client_ns`, in
 /// Istio's lookup order (for `mesh x describe`).
 pub fn destination_rule_for(resources: &Resources, fqdn: &str, client_ns: &str) -> Option<Key> {
-    let index = Index::new(resources);
+    let expanded = gateway_api::expand(resources);
+    let index = Index::new(expanded.as_ref().unwrap_or(resources));
     let svc = index.services.get(fqdn)?;
     index.destination_rule_at(svc, client_ns).map(|i| index.destination_rules[i].0.clone())
 }
@@ -897,6 +907,7 @@ pub fn version_of_bytes(bytes: &[u8]) -> String {
 mod credentials;
 mod entry;
 mod gateway;
+pub mod gateway_api;
 mod http;
 mod policy;
 mod security;

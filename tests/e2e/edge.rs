@@ -820,7 +820,12 @@ spec:
     apply(&mesh, "egress-http.yaml", http);
     wait_for(
         "HTTP to the external host counted at the egress gateway",
-        || (crate::harness::get(out, "edition.example.com", "/politics", false, &[]), gateway_sent(&gw, "edition.example.com")),
+        || {
+            (
+                crate::harness::get(out, "edition.example.com", "/politics", false, &[]),
+                gateway_sent(&gw, "edition.example.com"),
+            )
+        },
         |(r, sent)| r.0 == 200 && r.1 == "edition-plain\n" && *sent > 0,
     );
 
@@ -878,7 +883,11 @@ spec:
     wait_for(
         "HTTPS passed through the egress gateway, the host's certificate verified by the app",
         || (curl_via(out, "https://edition.example.com/politics", &["--cacert", &ca]), tcp_at_gateway()),
-        |(r, n)| r.as_ref().is_ok_and(|(c, b)| *c == 200 && b.starts_with("edition over TLS, client -, sni edition.example.com")) && *n > 0.0,
+        |(r, n)| {
+            r.as_ref()
+                .is_ok_and(|(c, b)| *c == 200 && b.starts_with("edition over TLS, client -, sni edition.example.com"))
+                && *n > 0.0
+        },
     );
 
     // TLS origination at the gateway, ISTIO_MUTUAL from the sidecar: the app speaks plain

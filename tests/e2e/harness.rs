@@ -221,8 +221,12 @@ impl Mesh {
     }
 
     fn spawn_proxy(&mut self, mut cmd: Command, args: &[&str]) -> Proxy {
-        let mut child =
-            cmd.env("RUST_LOG", std::env::var("E2E_PROXY_LOG").unwrap_or("error".into())).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn proxy");
+        let mut child = cmd
+            .env("RUST_LOG", std::env::var("E2E_PROXY_LOG").unwrap_or("error".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn proxy");
         let stdout = child.stdout.take().expect("stdout");
         let pid = child.id();
         self.procs.push(child);

@@ -3,6 +3,7 @@
 
 mod capture;
 mod edge;
+mod gatewayapi;
 mod hardening;
 mod harness;
 mod kube;

@@ -31,6 +31,13 @@ pub fn all() -> Vec<ValidationAnalyzer> {
                 mesh_api::Kind::RequestAuthentication => "schema.ValidationAnalyzer.RequestAuthentication",
                 mesh_api::Kind::LocalRateLimit => "schema.ValidationAnalyzer.LocalRateLimit",
                 mesh_api::Kind::Telemetry => "schema.ValidationAnalyzer.Telemetry",
+                mesh_api::Kind::GatewayClass => "schema.ValidationAnalyzer.GatewayClass",
+                mesh_api::Kind::KubeGateway => "schema.ValidationAnalyzer.KubernetesGateway",
+                mesh_api::Kind::HttpRoute => "schema.ValidationAnalyzer.HTTPRoute",
+                mesh_api::Kind::GrpcRoute => "schema.ValidationAnalyzer.GRPCRoute",
+                mesh_api::Kind::TcpRoute => "schema.ValidationAnalyzer.TCPRoute",
+                mesh_api::Kind::TlsRoute => "schema.ValidationAnalyzer.TLSRoute",
+                mesh_api::Kind::ReferenceGrant => "schema.ValidationAnalyzer.ReferenceGrant",
             },
         })
         .collect()

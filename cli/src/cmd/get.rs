@@ -16,7 +16,7 @@ pub async fn list(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> Result<Vec<Resource>> {
-    let mut q = format!("{}?kind={}", mesh_api::control::RESOURCES_PATH, kind.as_str());
+    let mut q = format!("{}?kind={}", mesh_api::control::RESOURCES_PATH, kind.qualified());
     if let Some(ns) = namespace {
         q.push_str(&format!("&namespace={ns}"));
     }
@@ -28,6 +28,44 @@ pub async fn list(
 
 fn selector_text(m: &BTreeMap<String, String>) -> String {
     if m.is_empty() { "<none>".into() } else { m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",") }
+}
+
+fn hostnames(h: &[String]) -> String {
+    if h.is_empty() { "*".into() } else { h.join(",") }
+}
+
+fn parents(refs: &[mesh_api::gateway_api::ParentRef]) -> String {
+    refs.iter()
+        .map(|p| {
+            let kind = if p.is_service() { "Service/" } else { "" };
+            match &p.section_name {
+                Some(s) => format!("{kind}{}/{s}", p.name),
+                None => format!("{kind}{}", p.name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The status of condition `type` in `status.conditions` ("-" when there is none yet).
+fn condition(status: Option<&serde_json::Value>, kind: &str) -> String {
+    status
+        .and_then(|s| s.get("conditions")?.as_array()?.iter().find(|c| c["type"] == kind)?["status"].as_str())
+        .unwrap_or("-")
+        .to_string()
+}
+
+/// A route's condition `type` over its parents: True when every parent says so.
+fn parent_condition(status: Option<&serde_json::Value>, kind: &str) -> String {
+    let Some(parents) = status.and_then(|s| s.get("parents")?.as_array()) else { return "-".into() };
+    let all: Vec<String> = parents.iter().map(|p| condition(Some(p), kind)).collect();
+    if all.is_empty() {
+        "-".into()
+    } else if all.iter().all(|s| s == "True") {
+        "True".into()
+    } else {
+        all.join(",")
+    }
 }
 
 fn row(r: &Resource, all_ns: bool) -> Vec<String> {
@@ -143,6 +181,42 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
             );
         }
+        Resource::GatewayClass(o) => {
+            row.push(o.spec.controller_name.clone());
+            row.push(condition(o.status.as_ref(), "Accepted"));
+        }
+        Resource::KubeGateway(o) => {
+            row.push(o.spec.gateway_class_name.clone());
+            let listeners = o.spec.listeners.iter().map(|l| format!("{}/{}/{}", l.name, l.port, l.protocol));
+            row.push(listeners.collect::<Vec<_>>().join(","));
+            row.push(condition(o.status.as_ref(), "Programmed"));
+        }
+        Resource::HttpRoute(o) => {
+            row.push(hostnames(&o.spec.hostnames));
+            row.push(parents(&o.spec.parent_refs));
+            row.push(parent_condition(o.status.as_ref(), "Accepted"));
+        }
+        Resource::GrpcRoute(o) => {
+            row.push(hostnames(&o.spec.hostnames));
+            row.push(parents(&o.spec.parent_refs));
+            row.push(parent_condition(o.status.as_ref(), "Accepted"));
+        }
+        Resource::TcpRoute(o) | Resource::TlsRoute(o) => {
+            row.push(hostnames(&o.spec.hostnames));
+            row.push(parents(&o.spec.parent_refs));
+            row.push(parent_condition(o.status.as_ref(), "Accepted"));
+        }
+        Resource::ReferenceGrant(o) => {
+            row.push(o.spec.from.iter().map(|f| format!("{}/{}", f.namespace, f.kind)).collect::<Vec<_>>().join(","));
+            row.push(
+                o.spec
+                    .to
+                    .iter()
+                    .map(|t| format!("{}/{}", t.kind, t.name.as_deref().unwrap_or("*")))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
     }
     row
 }
@@ -164,6 +238,12 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
         Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
         Kind::Telemetry => &["ACCESS LOGS", "TRACE SAMPLING", "SELECTOR"][..],
+        Kind::GatewayClass => &["CONTROLLER", "ACCEPTED"][..],
+        Kind::KubeGateway => &["CLASS", "LISTENERS", "PROGRAMMED"][..],
+        Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute | Kind::TlsRoute => {
+            &["HOSTNAMES", "PARENTS", "ACCEPTED"][..]
+        }
+        Kind::ReferenceGrant => &["FROM", "TO"][..],
     });
     h
 }

@@ -88,7 +88,8 @@ async fn serve_gateway_tls(
     let sni = crate::tls::peek_sni(&stream).await;
     // A sidecar's mesh mTLS names no SNI (it dials an address): an ISTIO_MUTUAL server takes it.
     let istio_mutual = || servers.iter().find(|s| s.mode == GatewayTlsMode::IstioMutual);
-    let picked = crate::tls_config::pick(&servers, sni.as_deref()).or_else(|| sni.is_none().then(istio_mutual).flatten());
+    let picked =
+        crate::tls_config::pick(&servers, sni.as_deref()).or_else(|| sni.is_none().then(istio_mutual).flatten());
     let Some(server) = picked else {
         debug!(port, ?sni, "no gateway TLS server takes this SNI; closing the connection");
         return;
