@@ -81,6 +81,12 @@ impl ConfigStore {
                         .collect(),
                     None => match api.list(&ListParams::default()).await {
                         Ok(list) => list.items,
+                        Err(kube::Error::Api(s)) if s.code == 404 && kind.is_gateway_api() => {
+                            return Err(CliError::failed(format!(
+                                "the cluster does not serve {} (the Kubernetes Gateway API CRDs are not installed; install its standard channel, as for Istio)",
+                                kind.qualified()
+                            )));
+                        }
                         Err(kube::Error::Api(s)) if s.code == 404 => {
                             return Err(CliError::failed(format!(
                                 "the cluster does not serve {} (its CRD is not installed); `mesh install --platform kube` installs it",

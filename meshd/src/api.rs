@@ -412,7 +412,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Re
 
 /// What injected sidecars look like: the default profile's images, overridden by meshd's
 /// environment on a cluster (`MESH_HUB`, `MESH_TAG`, and its own namespace `POD_NAMESPACE`).
-fn injection_settings() -> crate::manifest::Settings {
+pub(crate) fn injection_settings() -> crate::manifest::Settings {
     let mut s = crate::manifest::Settings::defaults();
     for (var, key) in [("MESH_HUB", "hub"), ("MESH_TAG", "tag"), ("POD_NAMESPACE", "namespace")] {
         if let Ok(v) = std::env::var(var)

@@ -62,10 +62,17 @@ pub struct Watched {
     pub role: Role,
     /// A field selector narrowing what is listed and watched.
     pub fields: Option<&'static str>,
+    /// A kind the cluster may not serve (the Gateway API, whose CRDs users install): until
+    /// it does, it counts as listed and empty.
+    pub optional: bool,
 }
 
 fn config_kind(group: &str, version: &str, kind: &str, plural: &str) -> Watched {
-    Watched { api: api_resource(group, version, kind, plural), role: Role::Config, fields: None }
+    Watched { api: api_resource(group, version, kind, plural), role: Role::Config, fields: None, optional: false }
+}
+
+fn gateway_api_kind(version: &str, kind: &str, plural: &str) -> Watched {
+    Watched { optional: true, ..config_kind(mesh_api::gateway_api::GROUP, version, kind, plural) }
 }
 
 /// Secrets that can hold a credential: not service-account tokens nor Helm's release records
@@ -85,17 +92,31 @@ pub fn default_kinds() -> Vec<Watched> {
         config_kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
         config_kind("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
         config_kind("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
-        Watched { api: api_resource("", "v1", "Pod", "pods"), role: Role::Pods, fields: None },
+        gateway_api_kind("v1", "GatewayClass", "gatewayclasses"),
+        gateway_api_kind("v1", "Gateway", "gateways"),
+        gateway_api_kind("v1", "HTTPRoute", "httproutes"),
+        gateway_api_kind("v1", "GRPCRoute", "grpcroutes"),
+        gateway_api_kind("v1alpha2", "TCPRoute", "tcproutes"),
+        gateway_api_kind("v1alpha2", "TLSRoute", "tlsroutes"),
+        gateway_api_kind("v1beta1", "ReferenceGrant", "referencegrants"),
+        Watched { api: api_resource("", "v1", "Pod", "pods"), role: Role::Pods, fields: None, optional: false },
         Watched {
             api: api_resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
             role: Role::EndpointSlices,
             fields: None,
+            optional: false,
         },
-        Watched { api: api_resource("", "v1", "Namespace", "namespaces"), role: Role::Namespaces, fields: None },
+        Watched {
+            api: api_resource("", "v1", "Namespace", "namespaces"),
+            role: Role::Namespaces,
+            fields: None,
+            optional: false,
+        },
         Watched {
             api: api_resource("", "v1", "Secret", "secrets"),
             role: Role::Secrets,
             fields: Some(CREDENTIAL_SECRETS),
+            optional: false,
         },
     ]
 }
@@ -125,7 +146,8 @@ pub fn to_json(ar: &ApiResource, mut o: DynamicObject) -> Value {
 
 /// Watch one kind forever, reporting full relists and single changes.
 async fn watch_kind(client: kube::Client, index: usize, w: Watched, tx: mpsc::Sender<Change>) {
-    let ar = w.api;
+    let ar = w.api.clone();
+    let mut announced_empty = false;
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
     let mut config = watcher::Config::default();
     if let Some(fields) = w.fields {
@@ -148,9 +170,18 @@ async fn watch_kind(client: kube::Client, index: usize, w: Watched, tx: mpsc::Se
             Ok(watcher::Event::Apply(o)) => Change::Apply(index, key(&o), to_json(&ar, o)),
             Ok(watcher::Event::Delete(o)) => Change::Delete(index, key(&o)),
             Err(e) => {
-                // 410 Gone and broken watches land here; the watcher relists on its own.
-                debug!(kind = %ar.kind, error = %e, "watch interrupted; relisting");
-                continue;
+                // A kind the cluster does not serve (its CRD is not installed) is empty until
+                // it does; the watcher keeps trying and lists it once it appears.
+                let unserved = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404);
+                if w.optional && unserved && !announced_empty {
+                    announced_empty = true;
+                    info!(kind = %ar.kind, "not served by this cluster (CRD not installed); treated as empty");
+                    Change::Replace(index, Objects::new())
+                } else {
+                    // 410 Gone and broken watches land here; the watcher relists on its own.
+                    debug!(kind = %ar.kind, error = %e, "watch interrupted; relisting");
+                    continue;
+                }
             }
         };
         if tx.send(change).await.is_err() {
@@ -750,6 +781,15 @@ mod tests {
                                         "metadata": {"name": "reviews", "namespace": "default", "resourceVersion": "5"},
                                         "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]}})],
                                 ),
+                                // The Gateway API's CRDs are not installed here.
+                                (p, _) if p.starts_with("/apis/gateway.networking.k8s.io/") => {
+                                    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                        "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404});
+                                    let mut r =
+                                        hyper::Response::new(Full::new(Bytes::from(status.to_string())).boxed());
+                                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                    return Ok::<_, Infallible>(r);
+                                }
                                 (_, true) => events(Vec::new(), true),
                                 _ => list("Unknown", "1", Vec::new()),
                             };
@@ -781,6 +821,8 @@ mod tests {
         let kinds = vec![
             config_kind("", "v1", "Service", "services"),
             config_kind("networking.istio.io", "v1", "VirtualService", "virtualservices"),
+            // Not served by this API server: must not hold the world back.
+            gateway_api_kind("v1", "HTTPRoute", "httproutes"),
         ];
         state.await_platform();
         assert!(!state.ready(), "not ready before the first full list");

@@ -8,6 +8,7 @@ pub mod api;
 pub mod ca;
 pub mod credentials;
 pub mod discovery;
+pub mod gateway_controller;
 pub mod home;
 pub mod inject;
 pub mod kubernetes;
@@ -150,6 +151,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let lease_ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "istio-system".into());
         tokio::spawn(leader::run(client.clone(), lease_ns, identity, leader_tx));
         tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx, leader_rx.clone()));
+        tokio::spawn(gateway_controller::run(client.clone(), state.clone(), leader_rx.clone()));
         leader = Some(leader_rx);
         match std::env::var("POD_NAME") {
             Ok(pod) => {

@@ -180,3 +180,48 @@ spec:
     );
     assert!(!mesh.ok(&["get", "httproutes"]).stdout.contains("bad"));
 }
+
+/// Istio's tcp-echo Gateway API files: a TCP listener, a TCPRoute bound to it by section
+/// name, then 80/20 across two Services.
+#[test]
+fn tcp_echo_gateway_api_files_route_and_split_tcp() {
+    if !corpus("tcp_echo_gateway_api_files_route_and_split_tcp") {
+        return;
+    }
+    use crate::traffic::{tcp_echo, tcp_say};
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/tcp-echo-services.yaml")]);
+    for (name, version, prefix) in [("tcp-echo-v1", "v1", "one"), ("tcp-echo-v2", "v2", "two")] {
+        let addr = tcp_echo(prefix);
+        mesh.proxy(&[
+            "--workload",
+            name,
+            "--labels",
+            &format!("app=tcp-echo,version={version}"),
+            "--inbound",
+            &format!("9000={addr}"),
+        ]);
+    }
+    let gw = mesh.proxy(&[
+        "--workload",
+        "tcp-echo-gateway-istio",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=tcp-echo-gateway",
+        "--no-outbound",
+        "--gateway-port",
+        "31400=127.0.0.1:0",
+    ]);
+    let gateway = gw.gateway[0];
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/gateway-api/tcp-echo-all-v1.yaml")]);
+    mesh.wait_synced(3);
+    crate::harness::eventually("tcp-echo v1 through the Gateway", std::time::Duration::from_secs(20), || {
+        (tcp_say(gateway, "hello") == "one hello").then_some(())
+    });
+    mesh.ok(&["apply", "-f", &shared("samples/tcp-echo/gateway-api/tcp-echo-20-v2.yaml")]);
+    crate::harness::eventually("v2 in the split", std::time::Duration::from_secs(20), || {
+        (0..50).any(|i| tcp_say(gateway, &format!("x{i}")).starts_with("two ")).then_some(())
+    });
+    let two = (0..200).filter(|i| tcp_say(gateway, &format!("hello {i}")).starts_with("two ")).count();
+    assert!((20..=65).contains(&two), "about 80/20: v2 {two} of 200");
+}

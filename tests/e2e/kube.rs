@@ -445,6 +445,12 @@ fn kube_install_applies_waits_verifies_and_uninstalls() {
         "{}",
         pre.stdout
     );
+    // The Gateway API is not installed on this cluster: said, but not a problem.
+    let said = format!("{}{}", pre.stdout, pre.stderr);
+    assert!(
+        said.contains("Gateway API CRDs are not installed") && said.contains("httproutes.gateway.networking.k8s.io"),
+        "{said}"
+    );
 
     // Without a terminal and without -y, nothing is applied.
     let refused = kube(&["install", "--profile", "minimal"]);
@@ -531,6 +537,13 @@ const WATCHED: &[&str] = &[
     "/apis/security.istio.io/v1/requestauthentications",
     "/apis/telemetry.istio.io/v1/telemetries",
     "/apis/policy.mesh.io/v1alpha1/localratelimits",
+    "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+    "/apis/gateway.networking.k8s.io/v1/gateways",
+    "/apis/gateway.networking.k8s.io/v1/httproutes",
+    "/apis/gateway.networking.k8s.io/v1/grpcroutes",
+    "/apis/gateway.networking.k8s.io/v1alpha2/tcproutes",
+    "/apis/gateway.networking.k8s.io/v1alpha2/tlsroutes",
+    "/apis/gateway.networking.k8s.io/v1beta1/referencegrants",
 ];
 
 fn pod(name: &str, ip: &str, sa: &str, app: &str, containers: Value) -> Value {
@@ -1229,4 +1242,79 @@ fn a_proxy_moves_to_another_meshd_replica_without_failed_requests() {
     let failed = load.join().expect("load");
     let total = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(failed.is_empty(), "{} of {total} requests failed: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+}
+
+/// The Gateway API on a cluster, as Istio's controller does it: meshd (leading) makes a
+/// Gateway of class `istio` a gateway proxy Deployment and Service owned by the Gateway, and
+/// writes the conditions of every Gateway and route back to their status.
+#[test]
+fn gateway_api_on_kube_gets_a_gateway_deployment_and_status() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let ratings = app("ratings");
+    let cluster = bookinfo_cluster(ratings.port());
+    {
+        let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.event(
+            "/apis/gateway.networking.k8s.io/v1/gateways",
+            "ADDED",
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                   "metadata": {"name": "bookinfo-gateway", "namespace": "default", "uid": "gw-uid-1", "generation": 3},
+                   "spec": {"gatewayClassName": "istio", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        );
+        for (name, backend) in [("ratings", "ratings"), ("missing", "nowhere")] {
+            c.event(
+                "/apis/gateway.networking.k8s.io/v1/httproutes",
+                "ADDED",
+                json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                       "metadata": {"name": name, "namespace": "default", "generation": 1},
+                       "spec": {"parentRefs": [{"name": "bookinfo-gateway"}],
+                                "rules": [{"backendRefs": [{"name": backend, "port": 9080}]}]}}),
+            );
+        }
+    }
+    let addr = mock_cluster(&rt, cluster.clone());
+    let mut mesh = Mesh::new();
+    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
+    kube_meshd_at(&mut mesh, &kc, "meshd-0");
+    let object = |path: &str| {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.get(path).cloned()
+    };
+    let deployment = eventually("the gateway Deployment", Duration::from_secs(30), || {
+        object("/apis/apps/v1/namespaces/default/deployments/bookinfo-gateway-istio")
+    });
+    assert_eq!(deployment["metadata"]["ownerReferences"][0]["uid"], "gw-uid-1", "{deployment}");
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("80=0.0.0.0:80") && args.contains("gateway-name=bookinfo-gateway"), "{args}");
+    assert!(object("/api/v1/namespaces/default/services/bookinfo-gateway-istio").is_some());
+    let condition = |path: &str, kind: &str| -> Option<String> {
+        let o = object(path)?;
+        let conditions =
+            o["status"]["parents"][0]["conditions"].as_array().or(o["status"]["conditions"].as_array())?.clone();
+        let c = conditions.into_iter().find(|c| c["type"] == kind)?;
+        Some(format!("{}/{}", c["status"].as_str()?, c["reason"].as_str()?))
+    };
+    let base = "/apis/gateway.networking.k8s.io/v1/namespaces/default";
+    let accepted = eventually("the route's status written", Duration::from_secs(30), || {
+        condition(&format!("{base}/httproutes/ratings/status"), "Accepted")
+    });
+    assert_eq!(accepted, "True/Accepted");
+    assert_eq!(
+        condition(&format!("{base}/httproutes/ratings/status"), "ResolvedRefs").as_deref(),
+        Some("True/ResolvedRefs")
+    );
+    let missing = eventually("the bad route's status", Duration::from_secs(30), || {
+        condition(&format!("{base}/httproutes/missing/status"), "ResolvedRefs")
+    });
+    assert_eq!(missing, "False/BackendNotFound");
+    let programmed = eventually("the Gateway's status", Duration::from_secs(30), || {
+        condition(&format!("{base}/gateways/bookinfo-gateway/status"), "Programmed")
+    });
+    assert_eq!(programmed, "True/Programmed");
+    let status = object(&format!("{base}/gateways/bookinfo-gateway/status")).unwrap_or_default();
+    assert_eq!(status["status"]["conditions"][0]["observedGeneration"], 3, "{status}");
+    assert!(
+        status["status"]["conditions"][0]["lastTransitionTime"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{status}"
+    );
 }

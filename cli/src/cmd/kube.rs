@@ -379,6 +379,25 @@ pub async fn precheck(ctx: &Ctx) -> Result<()> {
             ctx.out.warn(format!("{what} is already installed (Deployment istio-system/{name})"));
         }
     }
+    // The Gateway API is the upstream project's, installed by users (as with Istio): say
+    // whether it is there, which is not a problem for the install.
+    let crds = api_resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions");
+    let crd_api: Api<DynamicObject> = Api::all_with(client.clone(), &crds);
+    let mut absent = Vec::new();
+    for plural in ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"] {
+        let name = format!("{plural}.gateway.networking.k8s.io");
+        if crd_api.get_opt(&name).await.map_err(|e| explain(e, "looking for the Gateway API CRDs"))?.is_none() {
+            absent.push(name);
+        }
+    }
+    if absent.is_empty() {
+        ctx.out.success("the Kubernetes Gateway API CRDs are installed");
+    } else {
+        ctx.out.warn(format!(
+            "the Kubernetes Gateway API CRDs are not installed ({}): Gateways and HTTPRoutes cannot be used until they are; install the standard channel: kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.3.0/standard-install.yaml",
+            absent.join(", ")
+        ));
+    }
     if problems.is_empty() {
         ctx.out.success("the cluster is ready for `mesh install --platform kube`");
         Ok(())
