@@ -22,6 +22,8 @@ pub struct Settings {
     /// meshd and its webhooks.
     pub meshd: bool,
     pub ingress_gateway: bool,
+    /// Istio's `istio-egressgateway` (off in every profile, as in Istio's default).
+    pub egress_gateway: bool,
     pub meshd_replicas: u32,
     pub access_log: bool,
     pub outbound_policy: String,
@@ -87,6 +89,7 @@ pub const KEYS: &[&str] = &[
     "components.meshd.enabled",
     "components.pilot.enabled",
     "components.ingressGateways.enabled",
+    "components.egressGateways.enabled",
     "values.global.hub",
     "values.global.tag",
     "values.global.istioNamespace",
@@ -113,6 +116,7 @@ impl Settings {
             base: true,
             meshd: true,
             ingress_gateway: true,
+            egress_gateway: false,
             meshd_replicas: 1,
             access_log: false,
             outbound_policy: "ALLOW_ANY".into(),
@@ -163,6 +167,7 @@ impl Settings {
             "components.base.enabled" => self.base = flag(value)?,
             "components.meshd.enabled" | "components.pilot.enabled" => self.meshd = flag(value)?,
             "components.ingressGateways.enabled" => self.ingress_gateway = flag(value)?,
+            "components.egressGateways.enabled" => self.egress_gateway = flag(value)?,
             "values.meshd.replicaCount" | "values.pilot.replicaCount" => {
                 self.meshd_replicas = value
                     .parse()
@@ -207,6 +212,7 @@ impl Settings {
         flatten("", spec, &mut flat);
         let mut problems = Vec::new();
         let mut ingress_any = None;
+        let mut egress_any = None;
         for (k, v) in flat {
             // Gateways are lists in IstioOperator; their names are Istio's own.
             if k == "profile" || k.starts_with("components.") && k.contains("Gateways[") && k.ends_with(".name") {
@@ -217,17 +223,10 @@ impl Settings {
                 ingress_any = Some(ingress_any.unwrap_or(false) || v == "true");
                 continue;
             }
-            // There is no egress gateway to install: turning one off is already so.
-            if let Some(rest) = gateway_index(&k, "components.egressGateways[") {
-                match (rest, v.as_str()) {
-                    (".enabled", "false") => continue,
-                    _ => {
-                        problems.push(format!(
-                            "spec.{k}: {v}: mesh installs no egress gateway yet (egress goes from each sidecar, with ServiceEntries and CONNECT); only `enabled: false` is accepted here"
-                        ));
-                        continue;
-                    }
-                }
+            // The egress gateway likewise.
+            if gateway_index(&k, "components.egressGateways[") == Some(".enabled") {
+                egress_any = Some(egress_any.unwrap_or(false) || v == "true");
+                continue;
             }
             if let Err(e) = self.set(&k, &v) {
                 problems.push(format!("spec.{e}"));
@@ -237,6 +236,9 @@ impl Settings {
             && let Err(e) = self.set("components.ingressGateways.enabled", if any { "true" } else { "false" })
         {
             problems.push(format!("spec.{e}"));
+        }
+        if let Some(any) = egress_any {
+            self.egress_gateway = any;
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
@@ -571,11 +573,19 @@ fn webhooks(s: &Settings) -> Vec<Value> {
 }
 
 fn ingress_gateway(s: &Settings) -> Vec<Value> {
+    gateway(s, "ingressgateway", "LoadBalancer")
+}
+
+/// Istio's `istio-ingressgateway` or `istio-egressgateway` (`which`): a gateway proxy, its
+/// ServiceAccount and a Service of `service_type` for ports 80 and 443.
+fn gateway(s: &Settings, which: &str, service_type: &str) -> Vec<Value> {
     let ns = &s.namespace;
-    let sel = json!({"istio": "ingressgateway", "app": "istio-ingressgateway"});
-    let mut pod_labels = labels(s, "ingressgateway");
-    pod_labels["istio"] = json!("ingressgateway");
-    pod_labels["app"] = json!("istio-ingressgateway");
+    let app = format!("istio-{which}");
+    let sel = json!({"istio": which, "app": app});
+    let mut pod_labels = labels(s, which);
+    pod_labels["istio"] = json!(which);
+    pod_labels["app"] = json!(app);
+    let gateway_labels = format!("istio={which},app={app}");
     // Named after its pod: the pod's token is good for that workload name only.
     let gateway_args: Vec<String> = [
         "--workload",
@@ -583,9 +593,9 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
         "--namespace",
         ns,
         "--service-account",
-        "istio-ingressgateway",
+        &app,
         "--labels",
-        "istio=ingressgateway,app=istio-ingressgateway",
+        &gateway_labels,
         "--no-outbound",
         "--gateway-port",
         "80=0.0.0.0:8080",
@@ -595,20 +605,20 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
         "0.0.0.0:15020",
     ]
     .into_iter()
-    .map(String::from)
+    .map(|a: &str| a.to_string())
     .chain(crate::inject::discovery_args(ns))
     .collect();
     vec![
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "istio-ingressgateway", "namespace": ns, "labels": labels(s, "ingressgateway")}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": app, "namespace": ns, "labels": labels(s, which)}}),
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "istio-ingressgateway", "namespace": ns, "labels": labels(s, "ingressgateway")},
+            "metadata": {"name": app, "namespace": ns, "labels": labels(s, which)},
             "spec": {
                 "selector": {"matchLabels": sel},
                 "template": {
                     "metadata": {"labels": pod_labels, "annotations": {"sidecar.istio.io/inject": "false"}},
                     "spec": {
-                        "serviceAccountName": "istio-ingressgateway",
+                        "serviceAccountName": app,
                         "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{
                             "name": "istio-proxy",
@@ -631,9 +641,9 @@ fn ingress_gateway(s: &Settings) -> Vec<Value> {
         }),
         json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "istio-ingressgateway", "namespace": ns, "labels": labels(s, "ingressgateway")},
+            "metadata": {"name": app, "namespace": ns, "labels": labels(s, which)},
             "spec": {
-                "type": "LoadBalancer",
+                "type": service_type,
                 "selector": sel,
                 "ports": [
                     {"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"},
@@ -657,6 +667,9 @@ pub fn objects(s: &Settings) -> Vec<Value> {
     }
     if s.ingress_gateway {
         out.extend(ingress_gateway(s));
+    }
+    if s.egress_gateway {
+        out.extend(gateway(s, "egressgateway", "ClusterIP"));
     }
     out
 }
@@ -727,7 +740,7 @@ mod tests {
     }
 
     #[test]
-    fn istio_operator_gateway_lists_are_read_and_an_egress_gateway_is_refused_by_name() {
+    fn istio_operator_gateway_lists_are_read() {
         // Istio's samples/bookinfo/demo-profile-no-gateways.yaml, as Istio users pass it.
         let no_gateways = serde_json::json!({"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
             "spec": {"profile": "demo", "components": {
@@ -735,17 +748,26 @@ mod tests {
                 "egressGateways": [{"name": "istio-egressgateway", "enabled": false}]}}});
         let mut s = Settings::profile("default").expect("default");
         s.overlay(&no_gateways).expect("accepted");
-        assert!(!s.ingress_gateway);
+        assert!(!s.ingress_gateway && !s.egress_gateway);
         let second = serde_json::json!({"spec": {"components": {"ingressGateways": [
             {"name": "a", "enabled": true}, {"name": "b", "enabled": false}]}}});
         s.overlay(&second).expect("accepted");
         assert!(s.ingress_gateway, "enabled when one in the list is");
         let egress = serde_json::json!({"spec": {"components": {"egressGateways": [{"name": "e", "enabled": true}]}}});
-        let errs = s.overlay(&egress).expect_err("refused");
-        assert!(
-            errs[0].contains("components.egressGateways[0].enabled") && errs[0].contains("no egress gateway"),
-            "{errs:?}"
-        );
+        s.overlay(&egress).expect("accepted");
+        assert!(s.egress_gateway);
+        let objects = objects(&s);
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "istio-egressgateway")
+            .expect("an egress gateway Deployment");
+        let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        assert!(args.contains("istio=egressgateway,app=istio-egressgateway"), "{args}");
+        let service = objects
+            .iter()
+            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == "istio-egressgateway")
+            .expect("its Service");
+        assert_eq!(service["spec"]["type"], "ClusterIP");
     }
 
     #[test]

@@ -92,6 +92,12 @@ fn merge(workloads: &BTreeMap<String, Workload>, discovered: &BTreeMap<String, W
             for p in w.ports.iter_mut().filter(|p| p.name.is_none()) {
                 p.name = pod.ports.iter().find(|d| d.port == p.port).and_then(|d| d.name.clone());
             }
+            // A gateway listening on every address is reached at its pod's IP.
+            if let Some(ip) = pod.ports.first().map(|p| p.listen.ip()) {
+                for g in w.gateway_ports.iter_mut().filter(|g| g.listen.ip().is_unspecified()) {
+                    g.listen.set_ip(ip);
+                }
+            }
         }
         out.push(w);
     }

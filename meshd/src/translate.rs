@@ -810,7 +810,12 @@ fn cluster_endpoints(index: &Index<'_>, selection: &Selection<'_>, c: &Cluster, 
                 // A gateway proxy (an egress gateway) is reached on its Gateway server ports:
                 // plain text, which its HTTP servers take, unless a DestinationRule says
                 // ISTIO_MUTUAL (its ISTIO_MUTUAL servers take mesh mTLS).
-                for gp in w.gateway_ports.iter().filter(|gp| targets(sp, gp)) {
+                // The Service targets the server port (locally, where listeners have any port)
+                // or the port the gateway listens on (its container port on a cluster).
+                let gateway_target = |gp: &&mesh_api::protocol::InboundPort| {
+                    targets(sp, gp) || sp.target_number() == Some(gp.listen.port())
+                };
+                for gp in w.gateway_ports.iter().filter(gateway_target) {
                     eps.push(Endpoint {
                         address: gp.listen,
                         workload: format!("{}/{}", w.namespace, w.name),
