@@ -948,3 +948,85 @@ pub const CIPHER_SUITES: [&str; 6] = [
     "ECDHE-ECDSA-CHACHA20-POLY1305",
     "ECDHE-RSA-CHACHA20-POLY1305",
 ];
+
+/// Istio's `Sidecar`: what a workload's proxy receives and may reach (`egress` hosts), its
+/// outbound policy, and its inbound listeners.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_selector: Option<SidecarWorkloadSelector>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<IstioEgressListener>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_connection_pool: Option<serde_json::Value>,
+}
+
+/// A Sidecar's `workloadSelector` (Istio calls the field `labels`, not `matchLabels`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarWorkloadSelector {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IstioEgressListener {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_mode: Option<String>,
+    /// `namespace/host`: `*` any namespace, `.` the Sidecar's, `~` none; host `*`, `*.suffix`
+    /// or a name.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutboundTrafficPolicy {
+    /// `ALLOW_ANY` or `REGISTRY_ONLY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<serde_json::Value>,
+}
+
+impl SidecarSpec {
+    /// Whether a service `host` in `namespace` is within the egress hosts, for a Sidecar in
+    /// `own_ns`. No egress listener: everything is.
+    pub fn admits(&self, own_ns: &str, namespace: &str, host: &str) -> bool {
+        let hosts: Vec<&String> = self.egress.iter().flat_map(|e| e.hosts.iter()).collect();
+        if self.egress.is_empty() {
+            return true;
+        }
+        hosts.iter().any(|h| {
+            let (ns, name) = h.split_once('/').unwrap_or(("*", h.as_str()));
+            let ns_ok = match ns {
+                "*" => true,
+                "." => namespace == own_ns,
+                "~" => false,
+                other => other == namespace,
+            };
+            let host = host.to_ascii_lowercase();
+            let name = name.to_ascii_lowercase();
+            let name_ok = name == "*"
+                || name == host
+                || name.strip_prefix('*').is_some_and(|suffix| host.ends_with(suffix))
+                // A short name in the namespace: `reviews` for reviews.NS.svc.cluster.local.
+                || host.strip_prefix(&name).is_some_and(|rest| rest == format!(".{namespace}.svc.cluster.local"));
+            ns_ok && name_ok
+        })
+    }
+}

@@ -42,6 +42,7 @@ pub enum Kind {
     RequestAuthentication,
     LocalRateLimit,
     Telemetry,
+    Sidecar,
     GatewayClass,
     KubeGateway,
     HttpRoute,
@@ -52,7 +53,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -63,6 +64,7 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::LocalRateLimit,
         Kind::Telemetry,
+        Kind::Sidecar,
         Kind::GatewayClass,
         Kind::KubeGateway,
         Kind::HttpRoute,
@@ -84,6 +86,7 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::LocalRateLimit => "LocalRateLimit",
             Kind::Telemetry => "Telemetry",
+            Kind::Sidecar => "Sidecar",
             Kind::GatewayClass => "GatewayClass",
             Kind::KubeGateway => "Gateway",
             Kind::HttpRoute => "HTTPRoute",
@@ -107,6 +110,7 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentications",
             Kind::LocalRateLimit => "localratelimits",
             Kind::Telemetry => "telemetries",
+            Kind::Sidecar => "sidecars",
             Kind::GatewayClass => "gatewayclasses",
             Kind::KubeGateway => "gateways",
             Kind::HttpRoute => "httproutes",
@@ -130,6 +134,7 @@ impl Kind {
             Kind::RequestAuthentication => "requestauthentication.security.istio.io",
             Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
             Kind::Telemetry => "telemetry.telemetry.istio.io",
+            Kind::Sidecar => "sidecar.networking.istio.io",
             Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
             Kind::KubeGateway => "gateway.gateway.networking.k8s.io",
             Kind::HttpRoute => "httproute.gateway.networking.k8s.io",
@@ -143,7 +148,9 @@ impl Kind {
     fn group(self) -> &'static str {
         match self {
             Kind::Service => "",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => "networking.istio.io",
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
+                "networking.istio.io"
+            }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
             Kind::Telemetry => "telemetry.istio.io",
@@ -169,7 +176,7 @@ impl Kind {
     fn versions(self) -> &'static [&'static str] {
         match self {
             Kind::Service => &["v1"],
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => {
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
                 &["v1", "v1beta1", "v1alpha3"]
             }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
@@ -185,7 +192,7 @@ impl Kind {
     pub fn default_api_version(self) -> &'static str {
         match self {
             Kind::Service => "v1",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway => {
+            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
                 "networking.istio.io/v1"
             }
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
@@ -221,6 +228,7 @@ impl Kind {
             "requestauthentication" | "requestauthentications" | "ra" => Some(Kind::RequestAuthentication),
             "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
             "telemetry" | "telemetries" => Some(Kind::Telemetry),
+            "sidecar" | "sidecars" => Some(Kind::Sidecar),
             "gatewayclass" | "gatewayclasses" | "gc" => Some(Kind::GatewayClass),
             "httproute" | "httproutes" => Some(Kind::HttpRoute),
             "grpcroute" | "grpcroutes" => Some(Kind::GrpcRoute),
@@ -254,6 +262,7 @@ pub enum Resource {
     RequestAuthentication(Object<RequestAuthenticationSpec>),
     LocalRateLimit(Object<LocalRateLimitSpec>),
     Telemetry(Object<TelemetrySpec>),
+    Sidecar(Object<crate::networking::SidecarSpec>),
     GatewayClass(Object<crate::gateway_api::GatewayClassSpec>),
     KubeGateway(Object<crate::gateway_api::KubeGatewaySpec>),
     HttpRoute(Object<crate::gateway_api::HttpRouteSpec>),
@@ -276,6 +285,7 @@ impl Resource {
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
             Resource::Telemetry(_) => Kind::Telemetry,
+            Resource::Sidecar(_) => Kind::Sidecar,
             Resource::GatewayClass(_) => Kind::GatewayClass,
             Resource::KubeGateway(_) => Kind::KubeGateway,
             Resource::HttpRoute(_) => Kind::HttpRoute,
@@ -298,6 +308,7 @@ impl Resource {
             Resource::RequestAuthentication(o) => &o.metadata,
             Resource::LocalRateLimit(o) => &o.metadata,
             Resource::Telemetry(o) => &o.metadata,
+            Resource::Sidecar(o) => &o.metadata,
             Resource::GatewayClass(o) => &o.metadata,
             Resource::KubeGateway(o) => &o.metadata,
             Resource::HttpRoute(o) => &o.metadata,
@@ -320,6 +331,7 @@ impl Resource {
             Resource::RequestAuthentication(o) => &mut o.metadata,
             Resource::LocalRateLimit(o) => &mut o.metadata,
             Resource::Telemetry(o) => &mut o.metadata,
+            Resource::Sidecar(o) => &mut o.metadata,
             Resource::GatewayClass(o) => &mut o.metadata,
             Resource::KubeGateway(o) => &mut o.metadata,
             Resource::HttpRoute(o) => &mut o.metadata,
@@ -478,7 +490,6 @@ const ISTIO_GROUPS: &[&str] = &[
 const ISTIO_KINDS: &[&str] = &[
     // Gateway API's Gateway (gateway.networking.k8s.io); Istio's own is served.
     "Gateway",
-    "Sidecar",
     "WorkloadEntry",
     "WorkloadGroup",
     "EnvoyFilter",
@@ -632,6 +643,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::RequestAuthentication => Resource::RequestAuthentication(typed(doc, &label)?),
         Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
         Kind::Telemetry => Resource::Telemetry(typed(doc, &label)?),
+        Kind::Sidecar => Resource::Sidecar(typed(doc, &label)?),
         Kind::GatewayClass => Resource::GatewayClass(typed(doc, &label)?),
         Kind::KubeGateway => Resource::KubeGateway(typed(doc, &label)?),
         Kind::HttpRoute => Resource::HttpRoute(typed(doc, &label)?),
@@ -711,7 +723,7 @@ mod tests {
             Ok(Parsed::NotUsedLocally { .. })
         ));
         assert!(matches!(
-            parse("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\n"),
+            parse("apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: {name: s}\n"),
             Ok(Parsed::Unsupported { .. })
         ));
         assert!(matches!(

@@ -9,6 +9,26 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
         Resource::GatewayClass(_) | Resource::ReferenceGrant(_) | Resource::TcpRoute(_) | Resource::TlsRoute(_) => {}
+        Resource::Sidecar(o) => {
+            let s = &o.spec;
+            if !s.ingress.is_empty() {
+                out.push("spec.ingress (inbound listeners are the proxy's --inbound ports)".into());
+            }
+            if s.inbound_connection_pool.is_some() {
+                out.push("spec.inboundConnectionPool".into());
+            }
+            if s.outbound_traffic_policy.as_ref().is_some_and(|p| p.egress_proxy.is_some()) {
+                out.push("spec.outboundTrafficPolicy.egressProxy".into());
+            }
+            for (i, eg) in s.egress.iter().enumerate() {
+                let set = [
+                    ("port", eg.port.is_some()),
+                    ("bind", eg.bind.is_some()),
+                    ("captureMode", eg.capture_mode.is_some()),
+                ];
+                out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.egress[{i}].{f}")));
+            }
+        }
         Resource::KubeGateway(o) => {
             for (i, l) in o.spec.listeners.iter().enumerate() {
                 if l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()).and_then(|n| n.from.as_deref())

@@ -57,6 +57,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
         Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
         Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
+        Resource::Sidecar(o) => sidecar(&o.spec, &mut e),
         Resource::GatewayClass(o) => gateway_api::gateway_class(&o.spec, &mut e),
         Resource::KubeGateway(o) => gateway_api::gateway(&o.spec, &mut e),
         Resource::HttpRoute(o) => gateway_api::http_route(&o.spec, &mut e),
@@ -66,6 +67,42 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::ReferenceGrant(o) => gateway_api::reference_grant(&o.spec, &mut e),
     }
     e.0
+}
+
+/// Istio's Sidecar rules: egress hosts are `namespace/host`, modes are known.
+fn sidecar(s: &SidecarSpec, e: &mut Errs) {
+    if let Some(sel) = &s.workload_selector {
+        labels(&sel.labels, "spec.workloadSelector.labels", e);
+    }
+    for (i, eg) in s.egress.iter().enumerate() {
+        if eg.hosts.is_empty() {
+            e.push(format!("spec.egress[{i}].hosts"), "egress listener must have at least one host");
+        }
+        for (j, h) in eg.hosts.iter().enumerate() {
+            let path = format!("spec.egress[{i}].hosts[{j}]");
+            let Some((ns, host)) = h.split_once('/') else {
+                e.push(path, format!("{h:?}: use namespace/dnsName (`*/`, `./` or `~/` for any, own or no namespace)"));
+                continue;
+            };
+            if !(matches!(ns, "*" | "." | "~") || is_dns_label(ns)) {
+                e.push(&path, format!("namespace {ns:?} is not *, ., ~ or a namespace name"));
+            }
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            if host != "*" && !is_dns_subdomain(&bare.to_ascii_lowercase()) {
+                e.push(&path, format!("host {host:?} is not *, *.suffix or a DNS name"));
+            }
+        }
+        if let Some(m) = &eg.capture_mode
+            && !matches!(m.as_str(), "DEFAULT" | "IPTABLES" | "NONE")
+        {
+            e.push(format!("spec.egress[{i}].captureMode"), format!("{m:?}: use DEFAULT, IPTABLES or NONE"));
+        }
+    }
+    if let Some(mode) = s.outbound_traffic_policy.as_ref().and_then(|p| p.mode.as_deref())
+        && !matches!(mode, "ALLOW_ANY" | "REGISTRY_ONLY")
+    {
+        e.push("spec.outboundTrafficPolicy.mode", format!("{mode:?}: use ALLOW_ANY or REGISTRY_ONLY"));
+    }
 }
 
 /// RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric, ≤ 63.

@@ -87,6 +87,7 @@ pub fn default_kinds() -> Vec<Watched> {
         config_kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
         config_kind("networking.istio.io", "v1", "ServiceEntry", "serviceentries"),
         config_kind("networking.istio.io", "v1", "Gateway", "gateways"),
+        config_kind("networking.istio.io", "v1", "Sidecar", "sidecars"),
         config_kind("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
         config_kind("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
         config_kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),

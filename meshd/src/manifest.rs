@@ -310,6 +310,13 @@ const CRDS: &[Crd] = &[
     },
     Crd {
         group: "networking.istio.io",
+        kind: Kind::Sidecar,
+        plural: "sidecars",
+        short: &[],
+        versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
+    },
+    Crd {
+        group: "networking.istio.io",
         kind: Kind::VirtualService,
         plural: "virtualservices",
         short: &["vs"],

@@ -93,6 +93,7 @@ pub struct Index<'a> {
     rate_limits: security::Policies<'a, LocalRateLimitSpec>,
     telemetries: security::Policies<'a, mesh_api::telemetry::TelemetrySpec>,
     gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
+    sidecars: Vec<(&'a Key, &'a Object<mesh_api::networking::SidecarSpec>)>,
     /// TLS credentials by (namespace, name): gateway certificates and TLS origination.
     credentials: &'a Credentials,
 }
@@ -123,6 +124,7 @@ impl<'a> Index<'a> {
         let mut rate_limits = Vec::new();
         let mut telemetries = Vec::new();
         let mut gateways = Vec::new();
+        let mut sidecars = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -159,6 +161,7 @@ impl<'a> Index<'a> {
                 Resource::LocalRateLimit(o) => rate_limits.push((key, o)),
                 Resource::Telemetry(o) => telemetries.push((key, o)),
                 Resource::Gateway(o) => gateways.push((key, o)),
+                Resource::Sidecar(o) => sidecars.push((key, o)),
                 // Served through the Istio objects `gateway_api::expand` makes of them.
                 Resource::GatewayClass(_)
                 | Resource::KubeGateway(_)
@@ -218,6 +221,11 @@ impl<'a> Index<'a> {
             let gw: &Object<GatewaySpec> = gw;
             route_label_keys.extend(gw.spec.selector.keys().map(String::as_str));
         }
+        // A Sidecar's selector decides which proxies it scopes: their routes differ.
+        for (_, sc) in &sidecars {
+            let sc: &Object<mesh_api::networking::SidecarSpec> = sc;
+            route_label_keys.extend(sc.spec.workload_selector.iter().flat_map(|w| w.labels.keys()).map(String::as_str));
+        }
         let mut dr_exact: HashMap<&str, HashMap<String, usize>> = HashMap::new();
         let mut dr_wildcard: HashMap<&str, Vec<(usize, String)>> = HashMap::new();
         for (i, (k, dr)) in destination_rules.iter().enumerate() {
@@ -245,7 +253,45 @@ impl<'a> Index<'a> {
             rate_limits,
             telemetries,
             gateways,
+            sidecars,
             credentials: &NO_CREDENTIALS,
+        }
+    }
+
+    /// The Sidecar that applies to `proxy`, as Istio picks it: one in its namespace selecting
+    /// it, else its namespace's without a selector, else the root namespace's without one
+    /// (the oldest first, by name where equal).
+    pub fn sidecar_for(&self, proxy: &Workload) -> Option<(&'a Key, &'a mesh_api::networking::SidecarSpec)> {
+        let in_ns = |ns: &str, selected: bool| {
+            self.sidecars
+                .iter()
+                .filter(move |(k, sc)| {
+                    k.namespace == ns
+                        && match &sc.spec.workload_selector {
+                            Some(sel) if selected => !sel.labels.is_empty() && labels_match(&sel.labels, &proxy.labels),
+                            Some(sel) => sel.labels.is_empty(),
+                            None => !selected,
+                        }
+                })
+                .map(|(k, sc)| (*k, &sc.spec))
+                .next()
+        };
+        in_ns(&proxy.namespace, true)
+            .or_else(|| in_ns(&proxy.namespace, false))
+            .or_else(|| in_ns(ROOT_NAMESPACE, false))
+    }
+
+    /// Whether `proxy`'s Sidecar lets it see service `svc` (no Sidecar: every service).
+    fn sidecar_admits(&self, proxy: &Workload, svc: &Svc<'_>) -> bool {
+        self.sidecar_for(proxy).is_none_or(|(k, sc)| sc.admits(&k.namespace, svc.namespace, &svc.fqdn))
+    }
+
+    /// Whether `proxy` may send to hosts the mesh does not know: its Sidecar's
+    /// `outboundTrafficPolicy`, else the mesh's.
+    pub fn allow_any(&self, proxy: &Workload, mesh: &MeshConfig) -> bool {
+        match self.sidecar_for(proxy).and_then(|(_, sc)| sc.outbound_traffic_policy.as_ref()?.mode.as_deref()) {
+            Some(mode) => mode == "ALLOW_ANY",
+            None => mesh.outbound_allow_any,
         }
     }
 
@@ -655,6 +701,10 @@ pub struct ServiceRoutes {
 fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> ServiceRoutes {
     let client_ns = proxy.namespace.as_str();
     let mut out = ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() };
+    // A service outside the proxy's Sidecar egress hosts: no routes (and no clusters) for it.
+    if !index.sidecar_admits(proxy, svc) {
+        return out;
+    }
     let mut wanted = BTreeSet::new();
     let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
     let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
@@ -720,8 +770,13 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
         .iter()
         .map(|(fqdn, port, subset)| cluster(index, fqdn, *port, subset.as_deref(), &proxy.namespace, mesh).0)
         .collect();
-    let routes =
-        Routes { virtual_hosts, tcp: tcp_services, passthrough: mesh.outbound_allow_any, gateway_http, gateway_tcp };
+    let routes = Routes {
+        virtual_hosts,
+        tcp: tcp_services,
+        passthrough: index.allow_any(proxy, mesh),
+        gateway_http,
+        gateway_tcp,
+    };
     (routes, Clusters { clusters })
 }
 

@@ -532,6 +532,7 @@ const WATCHED: &[&str] = &[
     "/apis/networking.istio.io/v1/destinationrules",
     "/apis/networking.istio.io/v1/serviceentries",
     "/apis/networking.istio.io/v1/gateways",
+    "/apis/networking.istio.io/v1/sidecars",
     "/apis/security.istio.io/v1/peerauthentications",
     "/apis/security.istio.io/v1/authorizationpolicies",
     "/apis/security.istio.io/v1/requestauthentications",

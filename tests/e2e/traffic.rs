@@ -1252,3 +1252,60 @@ fn overflow_and_injected_delay_carry_their_flags() {
     assert_eq!(line["response_flags"], "DI", "{line}");
     assert_eq!(requests_counted(metrics, &["response_code=\"200\"", "response_flags=\"DI\""]), 1, "counted once");
 }
+
+/// A Sidecar scopes one workload: it sees only the hosts its egress lists and, with
+/// REGISTRY_ONLY, reaches nothing else; a workload it does not select keeps the mesh's view
+/// and ALLOW_ANY.
+#[test]
+fn a_sidecar_scopes_one_workload_to_its_egress_hosts_and_registry_only() {
+    if !corpus("a_sidecar_scopes_one_workload_to_its_egress_hosts_and_registry_only") {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply_file(&mesh, &shared("bookinfo/platform/kube/bookinfo.yaml"));
+    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    workload(&mut mesh, "ratings-v1", "ratings", "v1", 9080, app("ratings-v1"));
+    let scoped = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]).outbound.expect("outbound");
+    let free = mesh.proxy(&["--workload", "curl", "--labels", "app=curl"]).outbound.expect("outbound");
+    let outside = app("outside");
+    let outside_host = format!("127.0.0.1:{}", outside.port());
+    mesh.wait_synced(4);
+    assert_eq!(get(scoped, "ratings:9080", "/", false, &[]), (200, "ratings-v1\n".into()), "before the Sidecar");
+    let sidecar = r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: sleep}
+spec:
+  workloadSelector:
+    labels: {app: sleep}
+  egress:
+  - hosts: ["./reviews.default.svc.cluster.local", "istio-system/*"]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"#;
+    apply(&mesh, "sidecar.yaml", sidecar);
+    mesh.wait_synced(4);
+    eventually("ratings out of the scoped workload's reach", Duration::from_secs(20), || {
+        (get(scoped, "ratings:9080", "/", false, &[]).0 == 502).then_some(())
+    });
+    assert_eq!(get(scoped, "reviews:9080", "/", false, &[]), (200, "reviews-v1\n".into()), "its egress host");
+    assert_eq!(get(scoped, &outside_host, "/", false, &[]).0, 502, "REGISTRY_ONLY for it");
+    // The workload the Sidecar does not select: everything, and ALLOW_ANY.
+    assert_eq!(get(free, "ratings:9080", "/", false, &[]), (200, "ratings-v1\n".into()));
+    assert_eq!(get(free, &outside_host, "/", false, &[]), (200, "outside\n".into()));
+    // What the scoped proxy holds says so too.
+    let routes = mesh.ok(&["pc", "routes", "sleep", "-o", "json"]).stdout;
+    assert!(
+        routes.contains("reviews.default.svc.cluster.local") && !routes.contains("ratings.default.svc.cluster.local"),
+        "{routes}"
+    );
+    let shown = mesh.ok(&["get", "sidecars"]).stdout;
+    assert!(shown.contains("REGISTRY_ONLY") && shown.contains("app=sleep"), "{shown}");
+    // A bad Sidecar is refused by name, the good one stays.
+    let bad = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: bad}\nspec:\n  egress:\n  - hosts: [reviews]\n";
+    let file = mesh.home.path().join("bad.yaml");
+    std::fs::write(&file, bad).expect("write");
+    let r = mesh.run(&["apply", "-f", file.to_str().expect("path")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("spec.egress[0].hosts[0]") && r.stderr.contains("namespace/dnsName"), "{}", r.stderr);
+}

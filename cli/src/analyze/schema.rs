@@ -31,6 +31,7 @@ pub fn all() -> Vec<ValidationAnalyzer> {
                 mesh_api::Kind::RequestAuthentication => "schema.ValidationAnalyzer.RequestAuthentication",
                 mesh_api::Kind::LocalRateLimit => "schema.ValidationAnalyzer.LocalRateLimit",
                 mesh_api::Kind::Telemetry => "schema.ValidationAnalyzer.Telemetry",
+                mesh_api::Kind::Sidecar => "schema.ValidationAnalyzer.Sidecar",
                 mesh_api::Kind::GatewayClass => "schema.ValidationAnalyzer.GatewayClass",
                 mesh_api::Kind::KubeGateway => "schema.ValidationAnalyzer.KubernetesGateway",
                 mesh_api::Kind::HttpRoute => "schema.ValidationAnalyzer.HTTPRoute",

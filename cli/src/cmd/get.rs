@@ -181,6 +181,16 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
             );
         }
+        Resource::Sidecar(o) => {
+            let hosts: Vec<&str> = o.spec.egress.iter().flat_map(|e| e.hosts.iter()).map(String::as_str).collect();
+            row.push(if hosts.is_empty() { "*/*".into() } else { hosts.join(",") });
+            row.push(
+                o.spec.outbound_traffic_policy.as_ref().and_then(|p| p.mode.clone()).unwrap_or_else(|| "-".into()),
+            );
+            row.push(
+                o.spec.workload_selector.as_ref().map(|s| selector_text(&s.labels)).unwrap_or_else(|| "<none>".into()),
+            );
+        }
         Resource::GatewayClass(o) => {
             row.push(o.spec.controller_name.clone());
             row.push(condition(o.status.as_ref(), "Accepted"));
@@ -238,6 +248,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
         Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
         Kind::Telemetry => &["ACCESS LOGS", "TRACE SAMPLING", "SELECTOR"][..],
+        Kind::Sidecar => &["EGRESS HOSTS", "OUTBOUND POLICY", "SELECTOR"][..],
         Kind::GatewayClass => &["CONTROLLER", "ACCEPTED"][..],
         Kind::KubeGateway => &["CLASS", "LISTENERS", "PROGRAMMED"][..],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute | Kind::TlsRoute => {

@@ -18,6 +18,7 @@ pub fn crd_schema(kind: Kind) -> Value {
         Kind::DestinationRule => spec_schema::<n::DestinationRuleSpec>(),
         Kind::ServiceEntry => spec_schema::<n::ServiceEntrySpec>(),
         Kind::Gateway => spec_schema::<n::GatewaySpec>(),
+        Kind::Sidecar => spec_schema::<n::SidecarSpec>(),
         Kind::PeerAuthentication => spec_schema::<s::PeerAuthenticationSpec>(),
         Kind::AuthorizationPolicy => spec_schema::<s::AuthorizationPolicySpec>(),
         Kind::RequestAuthentication => spec_schema::<s::RequestAuthenticationSpec>(),

@@ -110,6 +110,8 @@ struct RoutesKey {
     rules: [Option<usize>; 3],
     /// The client, when a chosen rule reads it.
     reader: Option<OutboundKey>,
+    /// The client's Sidecar hides the service.
+    hidden: bool,
 }
 
 /// One cluster as a client namespace sees it, with the DestinationRule that shaped it.
@@ -454,7 +456,13 @@ impl Index<'_> {
         let ns = proxy.namespace.as_str();
         let rules = [RuleKind::Http, RuleKind::Tcp, RuleKind::Tls].map(|k| self.virtual_service_at(svc, ns, k));
         let reads = rules.iter().flatten().any(|&i| self.vs_facts[i].reads_source);
-        let k = RoutesKey { service: position, own: svc.namespace == ns, rules, reader: reads.then(|| key.clone()) };
+        let k = RoutesKey {
+            service: position,
+            own: svc.namespace == ns,
+            rules,
+            reader: reads.then(|| key.clone()),
+            hidden: !self.sidecar_admits(proxy, svc),
+        };
         cache.routes.entry(k).or_insert_with(|| Arc::new(super::service_routes(self, svc, proxy).sealed())).clone()
     }
 
@@ -500,7 +508,7 @@ impl Index<'_> {
         };
         let mut gateway_wanted = BTreeSet::new();
         let (gateway_http, gateway_tcp) = super::gateway::routes(self, proxy, &mut gateway_wanted);
-        RoutesParts::new(services, mesh.outbound_allow_any, gateway_http, gateway_tcp, gateway_wanted)
+        RoutesParts::new(services, self.allow_any(proxy, mesh), gateway_http, gateway_tcp, gateway_wanted)
     }
 
     /// The clusters `routes` send to, as `client_ns` sees them.
