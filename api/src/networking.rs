@@ -1030,3 +1030,70 @@ impl SidecarSpec {
         })
     }
 }
+
+/// Istio's `WorkloadGroup`: the template of the WorkloadEntries of a group of workloads
+/// outside the platform (VMs), and how to probe them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadGroupSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<WorkloadGroupMeta>,
+    #[serde(default)]
+    pub template: WorkloadTemplate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<serde_json::Value>,
+}
+
+/// A WorkloadGroup's template: a WorkloadEntry whose address is optional (each entry made
+/// from it gets the address of the workload that joins).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::workload_address"))]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::workload_ports"))]
+    pub ports: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+impl WorkloadTemplate {
+    /// The entry this template makes for a workload at `address`.
+    pub fn entry(&self, address: &str) -> WorkloadEntrySpec {
+        WorkloadEntrySpec {
+            address: Some(address.to_string()),
+            ports: self.ports.clone(),
+            labels: self.labels.clone(),
+            network: self.network.clone(),
+            locality: self.locality.clone(),
+            weight: self.weight,
+            service_account: self.service_account.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadGroupMeta {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The label that says a workload runs a mesh proxy (mTLS to it), as Istio reads it on a
+/// WorkloadEntry.
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";

@@ -43,6 +43,8 @@ pub enum Kind {
     LocalRateLimit,
     Telemetry,
     Sidecar,
+    WorkloadEntry,
+    WorkloadGroup,
     GatewayClass,
     KubeGateway,
     HttpRoute,
@@ -53,7 +55,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -65,6 +67,8 @@ impl Kind {
         Kind::LocalRateLimit,
         Kind::Telemetry,
         Kind::Sidecar,
+        Kind::WorkloadEntry,
+        Kind::WorkloadGroup,
         Kind::GatewayClass,
         Kind::KubeGateway,
         Kind::HttpRoute,
@@ -87,6 +91,8 @@ impl Kind {
             Kind::LocalRateLimit => "LocalRateLimit",
             Kind::Telemetry => "Telemetry",
             Kind::Sidecar => "Sidecar",
+            Kind::WorkloadGroup => "WorkloadGroup",
+            Kind::WorkloadEntry => "WorkloadEntry",
             Kind::GatewayClass => "GatewayClass",
             Kind::KubeGateway => "Gateway",
             Kind::HttpRoute => "HTTPRoute",
@@ -111,6 +117,8 @@ impl Kind {
             Kind::LocalRateLimit => "localratelimits",
             Kind::Telemetry => "telemetries",
             Kind::Sidecar => "sidecars",
+            Kind::WorkloadGroup => "workloadgroups",
+            Kind::WorkloadEntry => "workloadentries",
             Kind::GatewayClass => "gatewayclasses",
             Kind::KubeGateway => "gateways",
             Kind::HttpRoute => "httproutes",
@@ -135,6 +143,8 @@ impl Kind {
             Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
             Kind::Telemetry => "telemetry.telemetry.istio.io",
             Kind::Sidecar => "sidecar.networking.istio.io",
+            Kind::WorkloadGroup => "workloadgroup.networking.istio.io",
+            Kind::WorkloadEntry => "workloadentry.networking.istio.io",
             Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
             Kind::KubeGateway => "gateway.gateway.networking.k8s.io",
             Kind::HttpRoute => "httproute.gateway.networking.k8s.io",
@@ -148,9 +158,13 @@ impl Kind {
     fn group(self) -> &'static str {
         match self {
             Kind::Service => "",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
-                "networking.istio.io"
-            }
+            Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::ServiceEntry
+            | Kind::Gateway
+            | Kind::Sidecar
+            | Kind::WorkloadEntry
+            | Kind::WorkloadGroup => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
             Kind::Telemetry => "telemetry.istio.io",
@@ -176,9 +190,13 @@ impl Kind {
     fn versions(self) -> &'static [&'static str] {
         match self {
             Kind::Service => &["v1"],
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
-                &["v1", "v1beta1", "v1alpha3"]
-            }
+            Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::ServiceEntry
+            | Kind::Gateway
+            | Kind::Sidecar
+            | Kind::WorkloadEntry
+            | Kind::WorkloadGroup => &["v1", "v1beta1", "v1alpha3"],
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
             Kind::LocalRateLimit => &["v1alpha1"],
             Kind::Telemetry => &["v1", "v1alpha1"],
@@ -192,9 +210,13 @@ impl Kind {
     pub fn default_api_version(self) -> &'static str {
         match self {
             Kind::Service => "v1",
-            Kind::VirtualService | Kind::DestinationRule | Kind::ServiceEntry | Kind::Gateway | Kind::Sidecar => {
-                "networking.istio.io/v1"
-            }
+            Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::ServiceEntry
+            | Kind::Gateway
+            | Kind::Sidecar
+            | Kind::WorkloadEntry
+            | Kind::WorkloadGroup => "networking.istio.io/v1",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io/v1"
             }
@@ -229,6 +251,8 @@ impl Kind {
             "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
             "telemetry" | "telemetries" => Some(Kind::Telemetry),
             "sidecar" | "sidecars" => Some(Kind::Sidecar),
+            "workloadgroup" | "workloadgroups" | "wg" => Some(Kind::WorkloadGroup),
+            "workloadentry" | "workloadentries" | "we" => Some(Kind::WorkloadEntry),
             "gatewayclass" | "gatewayclasses" | "gc" => Some(Kind::GatewayClass),
             "httproute" | "httproutes" => Some(Kind::HttpRoute),
             "grpcroute" | "grpcroutes" => Some(Kind::GrpcRoute),
@@ -249,7 +273,7 @@ impl fmt::Display for Kind {
 /// A resource meshd serves.
 // Config objects live in maps off the data path; boxing them would buy nothing measurable.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Resource {
     Service(Object<ServiceSpec>),
@@ -263,6 +287,8 @@ pub enum Resource {
     LocalRateLimit(Object<LocalRateLimitSpec>),
     Telemetry(Object<TelemetrySpec>),
     Sidecar(Object<crate::networking::SidecarSpec>),
+    WorkloadGroup(Object<crate::networking::WorkloadGroupSpec>),
+    WorkloadEntry(Object<crate::networking::WorkloadEntrySpec>),
     GatewayClass(Object<crate::gateway_api::GatewayClassSpec>),
     KubeGateway(Object<crate::gateway_api::KubeGatewaySpec>),
     HttpRoute(Object<crate::gateway_api::HttpRouteSpec>),
@@ -286,6 +312,8 @@ impl Resource {
             Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
             Resource::Telemetry(_) => Kind::Telemetry,
             Resource::Sidecar(_) => Kind::Sidecar,
+            Resource::WorkloadGroup(_) => Kind::WorkloadGroup,
+            Resource::WorkloadEntry(_) => Kind::WorkloadEntry,
             Resource::GatewayClass(_) => Kind::GatewayClass,
             Resource::KubeGateway(_) => Kind::KubeGateway,
             Resource::HttpRoute(_) => Kind::HttpRoute,
@@ -309,6 +337,8 @@ impl Resource {
             Resource::LocalRateLimit(o) => &o.metadata,
             Resource::Telemetry(o) => &o.metadata,
             Resource::Sidecar(o) => &o.metadata,
+            Resource::WorkloadGroup(o) => &o.metadata,
+            Resource::WorkloadEntry(o) => &o.metadata,
             Resource::GatewayClass(o) => &o.metadata,
             Resource::KubeGateway(o) => &o.metadata,
             Resource::HttpRoute(o) => &o.metadata,
@@ -332,6 +362,8 @@ impl Resource {
             Resource::LocalRateLimit(o) => &mut o.metadata,
             Resource::Telemetry(o) => &mut o.metadata,
             Resource::Sidecar(o) => &mut o.metadata,
+            Resource::WorkloadGroup(o) => &mut o.metadata,
+            Resource::WorkloadEntry(o) => &mut o.metadata,
             Resource::GatewayClass(o) => &mut o.metadata,
             Resource::KubeGateway(o) => &mut o.metadata,
             Resource::HttpRoute(o) => &mut o.metadata,
@@ -490,8 +522,6 @@ const ISTIO_GROUPS: &[&str] = &[
 const ISTIO_KINDS: &[&str] = &[
     // Gateway API's Gateway (gateway.networking.k8s.io); Istio's own is served.
     "Gateway",
-    "WorkloadEntry",
-    "WorkloadGroup",
     "EnvoyFilter",
     "ProxyConfig",
     "WasmPlugin",
@@ -644,6 +674,8 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
         Kind::Telemetry => Resource::Telemetry(typed(doc, &label)?),
         Kind::Sidecar => Resource::Sidecar(typed(doc, &label)?),
+        Kind::WorkloadGroup => Resource::WorkloadGroup(typed(doc, &label)?),
+        Kind::WorkloadEntry => Resource::WorkloadEntry(typed(doc, &label)?),
         Kind::GatewayClass => Resource::GatewayClass(typed(doc, &label)?),
         Kind::KubeGateway => Resource::KubeGateway(typed(doc, &label)?),
         Kind::HttpRoute => Resource::HttpRoute(typed(doc, &label)?),
@@ -658,6 +690,46 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         return Err(ResourceError { resource: label, errors });
     }
     Ok(Parsed::Supported(resource))
+}
+
+/// A resource is read by its `kind` and `apiVersion` (as [`parse_document`] reads it, without
+/// validation): kinds whose specs look alike (TCPRoute and TLSRoute, an empty spec) are never
+/// mistaken for one another.
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Resource, D::Error> {
+        use serde::de::Error;
+        let doc = Value::deserialize(d)?;
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let Some(k) = Kind::ALL.into_iter().find(|k| k.as_str() == kind && k.group() == group) else {
+            return Err(D::Error::custom(format!("not a served kind: {kind} in {api_version:?}")));
+        };
+        let label = kind.to_string();
+        let r = match k {
+            Kind::Service => typed(doc, &label).map(Resource::Service),
+            Kind::VirtualService => typed(doc, &label).map(Resource::VirtualService),
+            Kind::DestinationRule => typed(doc, &label).map(Resource::DestinationRule),
+            Kind::ServiceEntry => typed(doc, &label).map(Resource::ServiceEntry),
+            Kind::Gateway => typed(doc, &label).map(Resource::Gateway),
+            Kind::PeerAuthentication => typed(doc, &label).map(Resource::PeerAuthentication),
+            Kind::AuthorizationPolicy => typed(doc, &label).map(Resource::AuthorizationPolicy),
+            Kind::RequestAuthentication => typed(doc, &label).map(Resource::RequestAuthentication),
+            Kind::LocalRateLimit => typed(doc, &label).map(Resource::LocalRateLimit),
+            Kind::Telemetry => typed(doc, &label).map(Resource::Telemetry),
+            Kind::Sidecar => typed(doc, &label).map(Resource::Sidecar),
+            Kind::WorkloadEntry => typed(doc, &label).map(Resource::WorkloadEntry),
+            Kind::WorkloadGroup => typed(doc, &label).map(Resource::WorkloadGroup),
+            Kind::GatewayClass => typed(doc, &label).map(Resource::GatewayClass),
+            Kind::KubeGateway => typed(doc, &label).map(Resource::KubeGateway),
+            Kind::HttpRoute => typed(doc, &label).map(Resource::HttpRoute),
+            Kind::GrpcRoute => typed(doc, &label).map(Resource::GrpcRoute),
+            Kind::TcpRoute => typed(doc, &label).map(Resource::TcpRoute),
+            Kind::TlsRoute => typed(doc, &label).map(Resource::TlsRoute),
+            Kind::ReferenceGrant => typed(doc, &label).map(Resource::ReferenceGrant),
+        };
+        r.map_err(|e| D::Error::custom(e.to_string()))
+    }
 }
 
 fn typed<S: DeserializeOwned + Default>(doc: Value, label: &str) -> Result<Object<S>, ResourceError> {

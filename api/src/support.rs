@@ -9,6 +9,24 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
         Resource::GatewayClass(_) | Resource::ReferenceGrant(_) | Resource::TcpRoute(_) | Resource::TlsRoute(_) => {}
+        Resource::WorkloadEntry(o) => {
+            let s = &o.spec;
+            let set = [
+                ("network", s.network.is_some()),
+                ("locality", s.locality.is_some()),
+                ("weight", s.weight.is_some()),
+                (
+                    "address (a DNS name: only IP addresses are endpoints)",
+                    s.address.as_deref().is_some_and(|a| a.parse::<std::net::IpAddr>().is_err()),
+                ),
+            ];
+            out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.{f}")));
+        }
+        Resource::WorkloadGroup(o) => {
+            if o.spec.probe.is_some() {
+                out.push("spec.probe (health is the proxy's connection to meshd)".into());
+            }
+        }
         Resource::Sidecar(o) => {
             let s = &o.spec;
             if !s.ingress.is_empty() {

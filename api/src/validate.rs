@@ -58,6 +58,15 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
         Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
         Resource::Sidecar(o) => sidecar(&o.spec, &mut e),
+        Resource::WorkloadEntry(o) => workload_entry(&o.spec, "spec", true, &mut e),
+        Resource::WorkloadGroup(o) => {
+            if let Some(m) = &o.spec.metadata {
+                labels(&m.labels, "spec.metadata.labels", &mut e);
+            }
+            // The template's address is given when an entry is made from it.
+            let t = &o.spec.template;
+            workload_entry(&t.entry(t.address.as_deref().unwrap_or("")), "spec.template", false, &mut e);
+        }
         Resource::GatewayClass(o) => gateway_api::gateway_class(&o.spec, &mut e),
         Resource::KubeGateway(o) => gateway_api::gateway(&o.spec, &mut e),
         Resource::HttpRoute(o) => gateway_api::http_route(&o.spec, &mut e),
@@ -67,6 +76,40 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::ReferenceGrant(o) => gateway_api::reference_grant(&o.spec, &mut e),
     }
     e.0
+}
+
+/// A WorkloadEntry (or a WorkloadGroup's template: no address).
+fn workload_entry(s: &WorkloadEntrySpec, path: &str, needs_address: bool, e: &mut Errs) {
+    match s.address.as_deref() {
+        None | Some("") if needs_address => e.push(format!("{path}.address"), "Required value"),
+        None | Some("") => {}
+        Some(a) if a.starts_with("unix://") => {
+            if !s.ports.is_empty() {
+                e.push(format!("{path}.ports"), "UDS may not include ports");
+            }
+        }
+        Some(a) => {
+            if a.parse::<std::net::IpAddr>().is_err() && !is_dns_subdomain(&a.to_ascii_lowercase()) {
+                e.push(format!("{path}.address"), format!("{a:?} is not an IP address or a DNS name"));
+            }
+        }
+    }
+    for (name, port) in &s.ports {
+        if !(1..=65535).contains(port) {
+            e.push(format!("{path}.ports.{name}"), "port must be between 1-65535");
+        }
+    }
+    labels(&s.labels, &format!("{path}.labels"), e);
+    if let Some(w) = s.weight
+        && !(0..=i64::from(u32::MAX)).contains(&w)
+    {
+        e.push(format!("{path}.weight"), "weight must be between 0 and 4294967295");
+    }
+    if let Some(sa) = &s.service_account
+        && !is_dns_subdomain(sa)
+    {
+        e.push(format!("{path}.serviceAccount"), format!("{sa:?} is not a service account name"));
+    }
 }
 
 /// Istio's Sidecar rules: egress hosts are `namespace/host`, modes are known.

@@ -259,11 +259,23 @@ pub struct DeleteArgs {
     pub ignore_not_found: bool,
 }
 
+/// `mesh proxy run`: the proxy's own flags, and joining a WorkloadGroup.
+#[derive(Debug, clap::Args)]
+pub struct ProxyRunArgs {
+    #[command(flatten)]
+    pub proxy: mesh_proxy::args::ProxyArgs,
+    /// Join the WorkloadGroup NAME (in `-n`): the workload takes the group template's labels
+    /// and service account (a VM or process outside the platform joining the mesh); labels
+    /// given with --labels are added to them.
+    #[arg(long, value_name = "NAME")]
+    pub workload_group: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)]
 pub enum ProxyCommand {
     /// Run a sidecar proxy in the foreground.
-    Run(mesh_proxy::args::ProxyArgs),
+    Run(ProxyRunArgs),
     /// Install the iptables rules that redirect this network namespace's TCP through its proxy
     /// (istio-init's job): outbound to 15001, inbound to 15006.
     Init(mesh_proxy::init::InitArgs),

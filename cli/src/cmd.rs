@@ -15,6 +15,7 @@ pub mod install;
 pub mod kube;
 pub mod logs;
 pub mod manifest;
+pub mod proxy;
 pub mod proxy_config;
 pub mod proxy_status;
 pub mod proxy_token;

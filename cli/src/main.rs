@@ -128,7 +128,11 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
         };
     }
     match cli.command {
-        Command::Proxy(ProxyCommand::Run(args)) => {
+        Command::Proxy(ProxyCommand::Run(run)) => {
+            let mut args = run.proxy;
+            if let Some(group) = &run.workload_group {
+                cmd::proxy::join_group(&ctx, &mut args, group)?;
+            }
             mesh_proxy::init_tracing(mesh_api::term::stderr_color(ctx.global.no_color));
             let code = args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from)?;
             if code != 0 {

@@ -317,6 +317,20 @@ const CRDS: &[Crd] = &[
     },
     Crd {
         group: "networking.istio.io",
+        kind: Kind::WorkloadEntry,
+        plural: "workloadentries",
+        short: &["we"],
+        versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
+    },
+    Crd {
+        group: "networking.istio.io",
+        kind: Kind::WorkloadGroup,
+        plural: "workloadgroups",
+        short: &["wg"],
+        versions: &[("v1", true), ("v1alpha3", false), ("v1beta1", false)],
+    },
+    Crd {
+        group: "networking.istio.io",
         kind: Kind::VirtualService,
         plural: "virtualservices",
         short: &["vs"],

@@ -94,6 +94,9 @@ pub struct Index<'a> {
     telemetries: security::Policies<'a, mesh_api::telemetry::TelemetrySpec>,
     gateways: Vec<(&'a Key, &'a Object<GatewaySpec>)>,
     sidecars: Vec<(&'a Key, &'a Object<mesh_api::networking::SidecarSpec>)>,
+    /// Workloads outside the platform (VMs, plain processes), selected by Services and
+    /// ServiceEntries like pods.
+    workload_entries: Vec<(&'a Key, &'a Object<mesh_api::networking::WorkloadEntrySpec>)>,
     /// TLS credentials by (namespace, name): gateway certificates and TLS origination.
     credentials: &'a Credentials,
 }
@@ -125,6 +128,7 @@ impl<'a> Index<'a> {
         let mut telemetries = Vec::new();
         let mut gateways = Vec::new();
         let mut sidecars = Vec::new();
+        let mut workload_entries = Vec::new();
         for (key, r) in resources {
             match r {
                 Resource::Service(o) => {
@@ -162,6 +166,9 @@ impl<'a> Index<'a> {
                 Resource::Telemetry(o) => telemetries.push((key, o)),
                 Resource::Gateway(o) => gateways.push((key, o)),
                 Resource::Sidecar(o) => sidecars.push((key, o)),
+                Resource::WorkloadEntry(o) => workload_entries.push((key, o)),
+                // A template: the entries made from it are WorkloadEntries.
+                Resource::WorkloadGroup(_) => {}
                 // Served through the Istio objects `gateway_api::expand` makes of them.
                 Resource::GatewayClass(_)
                 | Resource::KubeGateway(_)
@@ -254,6 +261,7 @@ impl<'a> Index<'a> {
             telemetries,
             gateways,
             sidecars,
+            workload_entries,
             credentials: &NO_CREDENTIALS,
         }
     }
@@ -284,6 +292,54 @@ impl<'a> Index<'a> {
     /// Whether `proxy`'s Sidecar lets it see service `svc` (no Sidecar: every service).
     fn sidecar_admits(&self, proxy: &Workload, svc: &Svc<'_>) -> bool {
         self.sidecar_for(proxy).is_none_or(|(k, sc)| sc.admits(&k.namespace, svc.namespace, &svc.fqdn))
+    }
+
+    /// The endpoints of the WorkloadEntries in `namespace` that `selector` (and the subset)
+    /// selects, for a port named `port_name` (the entry's port of that name, else `target`).
+    /// An entry labelled `security.istio.io/tlsMode: istio` runs a mesh proxy: mTLS to it, as
+    /// to a pod's sidecar; any other is reached in plain text, unless a DestinationRule says.
+    #[allow(clippy::too_many_arguments)]
+    fn entry_endpoints(
+        &self,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+        subset: Option<&mesh_api::networking::Subset>,
+        port_name: &str,
+        target: u16,
+        port: u16,
+        dr: Option<&Object<DestinationRuleSpec>>,
+    ) -> Vec<Endpoint> {
+        let mut out = Vec::new();
+        for (k, we) in &self.workload_entries {
+            let labels = &we.spec.labels;
+            if k.namespace != namespace
+                || selector.is_empty()
+                || !labels_match(selector, labels)
+                || subset.is_some_and(|sd| !labels_match(&sd.labels, labels))
+            {
+                continue;
+            }
+            let Some(ip) = we.spec.address.as_deref().and_then(|a| a.parse::<std::net::IpAddr>().ok()) else {
+                continue;
+            };
+            let p = we.spec.ports.get(port_name).and_then(|p| u16::try_from(*p).ok()).unwrap_or(target);
+            let sa = we.spec.service_account.as_deref().unwrap_or("default");
+            let server = if labels.get(mesh_api::networking::TLS_MODE_LABEL).is_some_and(|m| m == "istio") {
+                let mut w = Workload::named(&k.namespace, &k.name, sa);
+                w.labels = labels.clone();
+                security::peer_mode(&self.peer_authentications, &w, p)
+            } else {
+                mesh_api::proxy_config::PeerMode::Disable
+            };
+            out.push(Endpoint {
+                address: std::net::SocketAddr::new(ip, p),
+                workload: format!("{}/{}", k.namespace, k.name),
+                identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &k.namespace, sa).to_string(),
+                mtls: security::endpoint_mtls(dr, subset, port, server),
+                hostname: None,
+            });
+        }
+        out
     }
 
     /// Whether `proxy` may send to hosts the mesh does not know: its Sidecar's
@@ -656,6 +712,8 @@ impl ListenerKey {
 /// computed once per change of config or workloads.
 pub struct Selection<'w> {
     selected: HashMap<String, Vec<&'w Workload>>,
+    /// The workloads a ServiceEntry's `workloadSelector` selects, by its host.
+    by_entry: HashMap<String, Vec<&'w Workload>>,
 }
 
 impl<'w> Selection<'w> {
@@ -675,7 +733,22 @@ impl<'w> Selection<'w> {
                 .collect();
             selected.insert(svc.fqdn.clone(), found);
         }
-        Selection { selected }
+        let mut by_entry = HashMap::new();
+        for svc in index.services.values() {
+            let Some(sel) = svc.entry.and_then(|se| se.workload_selector.as_ref()).filter(|s| !s.labels.is_empty())
+            else {
+                continue;
+            };
+            let found: Vec<&Workload> = by_ns
+                .get(svc.namespace)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|w| labels_match(&sel.labels, &w.labels))
+                .collect();
+            by_entry.insert(svc.fqdn.clone(), found);
+        }
+        Selection { selected, by_entry }
     }
 }
 
@@ -832,7 +905,44 @@ fn cluster_endpoints(index: &Index<'_>, selection: &Selection<'_>, c: &Cluster, 
         if let Some(svc) = svc
             && let Some(se) = svc.entry
         {
-            entry::endpoints(se, port, &mut eps);
+            match se.workload_selector.as_ref().filter(|s| !s.labels.is_empty()) {
+                // The entry's endpoints are the workloads it selects: pods (by the port's
+                // target) and WorkloadEntries (by the port's name), in its namespace.
+                Some(sel) => {
+                    if let Some(sp) = se.ports.iter().find(|p| p.number == i64::from(port)) {
+                        let target = sp.target_port.and_then(|t| u16::try_from(t).ok()).unwrap_or(port);
+                        for w in selection.by_entry.get(&svc.fqdn).into_iter().flatten() {
+                            for ip in w.ports.iter().filter(|ip| ip.port == target) {
+                                let server = if w.without_proxy {
+                                    mesh_api::proxy_config::PeerMode::Disable
+                                } else {
+                                    security::peer_mode(&index.peer_authentications, w, ip.port)
+                                };
+                                eps.push(Endpoint {
+                                    address: ip.listen,
+                                    workload: format!("{}/{}", w.namespace, w.name),
+                                    identity: SpiffeId::new(DEFAULT_TRUST_DOMAIN, &w.namespace, &w.service_account)
+                                        .to_string(),
+                                    mtls: security::endpoint_mtls(dr, subset_def, port, server),
+                                    hostname: None,
+                                });
+                            }
+                        }
+                        eps.extend(index.entry_endpoints(
+                            svc.namespace,
+                            &sel.labels,
+                            subset_def,
+                            &sp.name,
+                            target,
+                            port,
+                            dr,
+                        ));
+                    }
+                }
+                None => {
+                    entry::endpoints(se, port, &mut eps);
+                }
+            }
         } else if let Some(svc) = svc
             && !svc.spec.selector.is_empty()
             && (subset.is_none() || subset_def.is_some())
@@ -880,6 +990,9 @@ fn cluster_endpoints(index: &Index<'_>, selection: &Selection<'_>, c: &Cluster, 
                     });
                 }
             }
+            let target = sp.target_number().unwrap_or(port);
+            let sp_name = sp.name.as_deref().unwrap_or("");
+            eps.extend(index.entry_endpoints(svc.namespace, &svc.spec.selector, subset_def, sp_name, target, port, dr));
         }
         eps.sort_by(|a, b| (&a.workload, a.address).cmp(&(&b.workload, b.address)));
         eps

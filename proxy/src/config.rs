@@ -65,6 +65,16 @@ impl Snapshot {
         self.peers.get(&addr)
     }
 
+    /// The addresses whose mesh identity `next` changes (or drops): connections pooled to
+    /// them were checked against the old identity and must not be reused.
+    pub fn identities_changed(&self, next: &Snapshot) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|(addr, p)| next.peers.get(addr).is_none_or(|n| n.identity != p.identity))
+            .map(|(addr, _)| addr.to_string())
+            .collect()
+    }
+
     /// The mTLS mode of a workload port (PERMISSIVE until meshd says otherwise).
     pub fn peer_mode(&self, port: u16) -> PeerMode {
         self.inbound.get(&port).map(|(m, _)| *m).unwrap_or_default()

@@ -171,6 +171,16 @@ impl Shared {
             .clone()
     }
 
+    /// Drop the pooled mTLS connections to `addresses` (their peer's identity changed), in
+    /// every pool to other proxies; requests under way keep theirs.
+    pub fn forget_mesh_connections(&self, addresses: &[String]) {
+        self.mesh_h1.forget_tls(addresses);
+        self.mesh_h2.forget_tls(addresses);
+        for p in self.pools.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            p.forget_tls(addresses);
+        }
+    }
+
     fn mesh_dial(&self) -> pool::Dial {
         pool::Dial::Mesh { identity: self.identity.clone(), snapshot: self.snapshot.clone() }
     }

@@ -516,7 +516,11 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
         }
     };
     if let Some(s) = compiled {
+        let changed = shared.snapshot.load().identities_changed(&s);
         shared.snapshot.store(Arc::new(s));
+        if !changed.is_empty() {
+            shared.forget_mesh_connections(&changed);
+        }
         shared.update_ready();
     }
     for (t, v) in &pushed {

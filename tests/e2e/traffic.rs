@@ -1309,3 +1309,116 @@ spec:
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("spec.egress[0].hosts[0]") && r.stderr.contains("namespace/dnsName"), "{}", r.stderr);
 }
+
+/// Workloads outside the platform: a plain process registered by a WorkloadEntry is reached
+/// by its Service's name in plain text; one whose proxy terminates mTLS (labelled
+/// `security.istio.io/tlsMode: istio`) with mTLS, checked against the entry's service account;
+/// a proxy joining a WorkloadGroup takes the template's labels and identity.
+#[test]
+fn workload_entries_and_groups_bring_outside_workloads_into_the_mesh() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let plain = app("legacy-process");
+    let secure_proxy = mesh.proxy(&[
+        "--workload",
+        "vm-1",
+        "--service-account",
+        "vm-sa",
+        "--inbound",
+        &format!("9000={}", app("vm-app")),
+    ]);
+    let vm_port = secure_proxy.inbound[0].port();
+    let client = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]).outbound.expect("outbound");
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: legacy}}
+spec:
+  selector: {{app: legacy}}
+  ports: [{{name: http, port: 8080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: legacy-1}}
+spec:
+  address: 127.0.0.1
+  ports: {{http: {}}}
+  labels: {{app: legacy}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: secure}}
+spec:
+  selector: {{app: secure}}
+  ports: [{{name: http, port: 80}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: vm-1}}
+spec:
+  address: 127.0.0.1
+  ports: {{http: {vm_port}}}
+  labels: {{app: secure, security.istio.io/tlsMode: istio}}
+  serviceAccount: vm-sa
+"#,
+        plain.port()
+    );
+    apply(&mesh, "entries.yaml", &yaml);
+    mesh.wait_synced(2);
+    eventually("the plain process by name", Duration::from_secs(20), || {
+        (get(client, "legacy:8080", "/", false, &[]) == (200, "legacy-process\n".to_string())).then_some(())
+    });
+    eventually("the VM over mTLS by name", Duration::from_secs(20), || {
+        (get(client, "secure", "/", false, &[]) == (200, "vm-app\n".to_string())).then_some(())
+    });
+    let labels = ["reporter=\"destination\"", "connection_security_policy=\"mutual_tls\"", "source_workload=\"sleep\""];
+    assert!(
+        requests_counted(secure_proxy.metrics.expect("metrics"), &labels) > 0,
+        "the VM's proxy saw mTLS from sleep"
+    );
+    let listed = mesh.ok(&["get", "workloadentries"]).stdout;
+    assert!(listed.contains("legacy-1") && listed.contains("vm-1"), "{listed}");
+    // An entry naming another identity than the one its proxy holds: refused by the client.
+    apply(&mesh, "entries.yaml", &yaml.replace("serviceAccount: vm-sa", "serviceAccount: someone-else"));
+    eventually("the wrong identity refused", Duration::from_secs(20), || {
+        (get(client, "secure", "/", false, &[]).0 == 503).then_some(())
+    });
+
+    // A WorkloadGroup: a proxy joining it is selected by the group's labels, with its identity.
+    let group = r#"
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: {name: reviews-vms}
+spec:
+  metadata:
+    labels: {app: grouped}
+  template:
+    labels: {app: grouped, version: vm}
+    serviceAccount: grouped-sa
+---
+apiVersion: v1
+kind: Service
+metadata: {name: grouped}
+spec:
+  selector: {app: grouped}
+  ports: [{name: http, port: 80, targetPort: 9000}]
+"#;
+    apply(&mesh, "group.yaml", group);
+    let missing = mesh.run(&["proxy", "run", "--workload", "x", "--workload-group", "nope"]);
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("WorkloadGroup default/nope not found"), "{}", missing.stderr);
+    mesh.proxy(&[
+        "--workload",
+        "vm-2",
+        "--workload-group",
+        "reviews-vms",
+        "--inbound",
+        &format!("9000={}", app("grouped-vm")),
+    ]);
+    eventually("the group member by name", Duration::from_secs(20), || {
+        (get(client, "grouped", "/", false, &[]) == (200, "grouped-vm\n".to_string())).then_some(())
+    });
+    let certs = mesh.ok(&["cert", "status", "vm-2"]).stdout;
+    assert!(certs.contains("spiffe://cluster.local/ns/default/sa/grouped-sa"), "{certs}");
+}

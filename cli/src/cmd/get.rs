@@ -181,6 +181,15 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
             );
         }
+        Resource::WorkloadEntry(o) => {
+            row.push(o.spec.address.clone().unwrap_or_else(|| "-".into()));
+            row.push(o.spec.ports.iter().map(|(n, p)| format!("{n}={p}")).collect::<Vec<_>>().join(","));
+            row.push(selector_text(&o.spec.labels));
+        }
+        Resource::WorkloadGroup(o) => {
+            row.push(o.spec.template.service_account.clone().unwrap_or_else(|| "default".into()));
+            row.push(selector_text(&o.spec.template.labels));
+        }
         Resource::Sidecar(o) => {
             let hosts: Vec<&str> = o.spec.egress.iter().flat_map(|e| e.hosts.iter()).map(String::as_str).collect();
             row.push(if hosts.is_empty() { "*/*".into() } else { hosts.join(",") });
@@ -249,6 +258,8 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
         Kind::Telemetry => &["ACCESS LOGS", "TRACE SAMPLING", "SELECTOR"][..],
         Kind::Sidecar => &["EGRESS HOSTS", "OUTBOUND POLICY", "SELECTOR"][..],
+        Kind::WorkloadEntry => &["ADDRESS", "PORTS", "LABELS"][..],
+        Kind::WorkloadGroup => &["SERVICE ACCOUNT", "LABELS"][..],
         Kind::GatewayClass => &["CONTROLLER", "ACCEPTED"][..],
         Kind::KubeGateway => &["CLASS", "LISTENERS", "PROGRAMMED"][..],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute | Kind::TlsRoute => {

@@ -19,6 +19,8 @@ pub fn crd_schema(kind: Kind) -> Value {
         Kind::ServiceEntry => spec_schema::<n::ServiceEntrySpec>(),
         Kind::Gateway => spec_schema::<n::GatewaySpec>(),
         Kind::Sidecar => spec_schema::<n::SidecarSpec>(),
+        Kind::WorkloadEntry => spec_schema::<n::WorkloadEntrySpec>(),
+        Kind::WorkloadGroup => spec_schema::<n::WorkloadGroupSpec>(),
         Kind::PeerAuthentication => spec_schema::<s::PeerAuthenticationSpec>(),
         Kind::AuthorizationPolicy => spec_schema::<s::AuthorizationPolicySpec>(),
         Kind::RequestAuthentication => spec_schema::<s::RequestAuthenticationSpec>(),

@@ -205,6 +205,14 @@ impl Pool {
         sender.send_request(req).await.map_err(SendError::Request)
     }
 
+    /// Forget the TLS connections to these addresses.
+    pub fn forget_tls(&self, addresses: &[String]) {
+        let mut table = self.table();
+        for a in addresses {
+            table.tls.remove(a.as_str());
+        }
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.0.table.lock().unwrap_or_else(|p| p.into_inner())
     }
