@@ -144,7 +144,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             let s = &o.spec;
             let set = [
                 ("addresses", !s.addresses.is_empty()),
-                ("workloadSelector", s.workload_selector.is_some()),
                 ("exportTo", !s.export_to.is_empty()),
                 ("subjectAltNames", !s.subject_alt_names.is_empty()),
                 ("resolution DYNAMIC_DNS", s.resolution.as_deref() == Some("DYNAMIC_DNS")),
