@@ -1097,3 +1097,28 @@ pub struct WorkloadGroupMeta {
 /// The label that says a workload runs a mesh proxy (mTLS to it), as Istio reads it on a
 /// WorkloadEntry.
 pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
+/// Istio's `ProxyConfig` (networking.istio.io/v1beta1): per-workload proxy settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyConfigSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<WorkloadSelector>,
+    /// Worker threads; 0 means one per core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment_variables: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ProxyImage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyImage {
+    /// `default`, `debug` or `distroless`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_type: Option<String>,
+}

@@ -45,6 +45,7 @@ pub enum Kind {
     Sidecar,
     WorkloadEntry,
     WorkloadGroup,
+    ProxyConfig,
     GatewayClass,
     KubeGateway,
     HttpRoute,
@@ -55,7 +56,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Service,
         Kind::VirtualService,
         Kind::DestinationRule,
@@ -69,6 +70,7 @@ impl Kind {
         Kind::Sidecar,
         Kind::WorkloadEntry,
         Kind::WorkloadGroup,
+        Kind::ProxyConfig,
         Kind::GatewayClass,
         Kind::KubeGateway,
         Kind::HttpRoute,
@@ -91,6 +93,7 @@ impl Kind {
             Kind::LocalRateLimit => "LocalRateLimit",
             Kind::Telemetry => "Telemetry",
             Kind::Sidecar => "Sidecar",
+            Kind::ProxyConfig => "ProxyConfig",
             Kind::WorkloadGroup => "WorkloadGroup",
             Kind::WorkloadEntry => "WorkloadEntry",
             Kind::GatewayClass => "GatewayClass",
@@ -117,6 +120,7 @@ impl Kind {
             Kind::LocalRateLimit => "localratelimits",
             Kind::Telemetry => "telemetries",
             Kind::Sidecar => "sidecars",
+            Kind::ProxyConfig => "proxyconfigs",
             Kind::WorkloadGroup => "workloadgroups",
             Kind::WorkloadEntry => "workloadentries",
             Kind::GatewayClass => "gatewayclasses",
@@ -143,6 +147,7 @@ impl Kind {
             Kind::LocalRateLimit => "localratelimit.policy.mesh.io",
             Kind::Telemetry => "telemetry.telemetry.istio.io",
             Kind::Sidecar => "sidecar.networking.istio.io",
+            Kind::ProxyConfig => "proxyconfig.networking.istio.io",
             Kind::WorkloadGroup => "workloadgroup.networking.istio.io",
             Kind::WorkloadEntry => "workloadentry.networking.istio.io",
             Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
@@ -164,7 +169,8 @@ impl Kind {
             | Kind::Gateway
             | Kind::Sidecar
             | Kind::WorkloadEntry
-            | Kind::WorkloadGroup => "networking.istio.io",
+            | Kind::WorkloadGroup
+            | Kind::ProxyConfig => "networking.istio.io",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => "security.istio.io",
             Kind::LocalRateLimit => crate::security::MESH_POLICY_GROUP,
             Kind::Telemetry => "telemetry.istio.io",
@@ -197,6 +203,7 @@ impl Kind {
             | Kind::Sidecar
             | Kind::WorkloadEntry
             | Kind::WorkloadGroup => &["v1", "v1beta1", "v1alpha3"],
+            Kind::ProxyConfig => &["v1beta1"],
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => &["v1", "v1beta1"],
             Kind::LocalRateLimit => &["v1alpha1"],
             Kind::Telemetry => &["v1", "v1alpha1"],
@@ -217,6 +224,7 @@ impl Kind {
             | Kind::Sidecar
             | Kind::WorkloadEntry
             | Kind::WorkloadGroup => "networking.istio.io/v1",
+            Kind::ProxyConfig => "networking.istio.io/v1beta1",
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 "security.istio.io/v1"
             }
@@ -251,6 +259,7 @@ impl Kind {
             "localratelimit" | "localratelimits" | "rl" => Some(Kind::LocalRateLimit),
             "telemetry" | "telemetries" => Some(Kind::Telemetry),
             "sidecar" | "sidecars" => Some(Kind::Sidecar),
+            "proxyconfig" | "proxyconfigs" => Some(Kind::ProxyConfig),
             "workloadgroup" | "workloadgroups" | "wg" => Some(Kind::WorkloadGroup),
             "workloadentry" | "workloadentries" | "we" => Some(Kind::WorkloadEntry),
             "gatewayclass" | "gatewayclasses" | "gc" => Some(Kind::GatewayClass),
@@ -287,6 +296,7 @@ pub enum Resource {
     LocalRateLimit(Object<LocalRateLimitSpec>),
     Telemetry(Object<TelemetrySpec>),
     Sidecar(Object<crate::networking::SidecarSpec>),
+    ProxyConfig(Object<crate::networking::ProxyConfigSpec>),
     WorkloadGroup(Object<crate::networking::WorkloadGroupSpec>),
     WorkloadEntry(Object<crate::networking::WorkloadEntrySpec>),
     GatewayClass(Object<crate::gateway_api::GatewayClassSpec>),
@@ -312,6 +322,7 @@ impl Resource {
             Resource::LocalRateLimit(_) => Kind::LocalRateLimit,
             Resource::Telemetry(_) => Kind::Telemetry,
             Resource::Sidecar(_) => Kind::Sidecar,
+            Resource::ProxyConfig(_) => Kind::ProxyConfig,
             Resource::WorkloadGroup(_) => Kind::WorkloadGroup,
             Resource::WorkloadEntry(_) => Kind::WorkloadEntry,
             Resource::GatewayClass(_) => Kind::GatewayClass,
@@ -337,6 +348,7 @@ impl Resource {
             Resource::LocalRateLimit(o) => &o.metadata,
             Resource::Telemetry(o) => &o.metadata,
             Resource::Sidecar(o) => &o.metadata,
+            Resource::ProxyConfig(o) => &o.metadata,
             Resource::WorkloadGroup(o) => &o.metadata,
             Resource::WorkloadEntry(o) => &o.metadata,
             Resource::GatewayClass(o) => &o.metadata,
@@ -362,6 +374,7 @@ impl Resource {
             Resource::LocalRateLimit(o) => &mut o.metadata,
             Resource::Telemetry(o) => &mut o.metadata,
             Resource::Sidecar(o) => &mut o.metadata,
+            Resource::ProxyConfig(o) => &mut o.metadata,
             Resource::WorkloadGroup(o) => &mut o.metadata,
             Resource::WorkloadEntry(o) => &mut o.metadata,
             Resource::GatewayClass(o) => &mut o.metadata,
@@ -674,6 +687,7 @@ pub fn parse_document(doc: Value, default_namespace: &str, index: usize) -> Resu
         Kind::LocalRateLimit => Resource::LocalRateLimit(typed(doc, &label)?),
         Kind::Telemetry => Resource::Telemetry(typed(doc, &label)?),
         Kind::Sidecar => Resource::Sidecar(typed(doc, &label)?),
+        Kind::ProxyConfig => Resource::ProxyConfig(typed(doc, &label)?),
         Kind::WorkloadGroup => Resource::WorkloadGroup(typed(doc, &label)?),
         Kind::WorkloadEntry => Resource::WorkloadEntry(typed(doc, &label)?),
         Kind::GatewayClass => Resource::GatewayClass(typed(doc, &label)?),
@@ -718,6 +732,7 @@ impl<'de> Deserialize<'de> for Resource {
             Kind::LocalRateLimit => typed(doc, &label).map(Resource::LocalRateLimit),
             Kind::Telemetry => typed(doc, &label).map(Resource::Telemetry),
             Kind::Sidecar => typed(doc, &label).map(Resource::Sidecar),
+            Kind::ProxyConfig => typed(doc, &label).map(Resource::ProxyConfig),
             Kind::WorkloadEntry => typed(doc, &label).map(Resource::WorkloadEntry),
             Kind::WorkloadGroup => typed(doc, &label).map(Resource::WorkloadGroup),
             Kind::GatewayClass => typed(doc, &label).map(Resource::GatewayClass),

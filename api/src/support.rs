@@ -22,6 +22,14 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             ];
             out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.{f}")));
         }
+        Resource::ProxyConfig(o) => {
+            if !o.spec.environment_variables.is_empty() {
+                out.push("spec.environmentVariables".into());
+            }
+            if o.spec.image.is_some() {
+                out.push("spec.image (one proxy image is built)".into());
+            }
+        }
         Resource::WorkloadGroup(o) => {
             if o.spec.probe.is_some() {
                 out.push("spec.probe (health is the proxy's connection to meshd)".into());

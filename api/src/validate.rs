@@ -59,6 +59,29 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
         Resource::Sidecar(o) => sidecar(&o.spec, &mut e),
         Resource::WorkloadEntry(o) => workload_entry(&o.spec, "spec", true, &mut e),
+        Resource::ProxyConfig(o) => {
+            if let Some(sel) = &o.spec.selector {
+                labels(&sel.match_labels, "spec.selector.matchLabels", &mut e);
+            }
+            if let Some(c) = o.spec.concurrency
+                && !(0..=1024).contains(&c)
+            {
+                e.push("spec.concurrency", format!("{c}: use 0 (one worker per core) up to 1024"));
+            }
+            for k in o.spec.environment_variables.keys() {
+                let ok = !k.is_empty()
+                    && !k.starts_with(|c: char| c.is_ascii_digit())
+                    && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    e.push(format!("spec.environmentVariables.{k}"), "not an environment variable name");
+                }
+            }
+            if let Some(t) = o.spec.image.as_ref().and_then(|i| i.image_type.as_deref())
+                && !matches!(t, "default" | "debug" | "distroless")
+            {
+                e.push("spec.image.imageType", format!("{t:?}: use default, debug or distroless"));
+            }
+        }
         Resource::WorkloadGroup(o) => {
             if let Some(m) = &o.spec.metadata {
                 labels(&m.labels, "spec.metadata.labels", &mut e);

@@ -133,6 +133,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             if let Some(group) = &run.workload_group {
                 cmd::proxy::join_group(&ctx, &mut args, group)?;
             }
+            cmd::proxy::apply_proxy_config(&ctx, &mut args)?;
             mesh_proxy::init_tracing(mesh_api::term::stderr_color(ctx.global.no_color));
             let code = args.run(meshd::Home::from_env().root().to_path_buf()).map_err(CliError::from)?;
             if code != 0 {

@@ -317,6 +317,13 @@ const CRDS: &[Crd] = &[
     },
     Crd {
         group: "networking.istio.io",
+        kind: Kind::ProxyConfig,
+        plural: "proxyconfigs",
+        short: &[],
+        versions: &[("v1beta1", true)],
+    },
+    Crd {
+        group: "networking.istio.io",
         kind: Kind::WorkloadEntry,
         plural: "workloadentries",
         short: &["we"],

@@ -167,8 +167,8 @@ impl<'a> Index<'a> {
                 Resource::Gateway(o) => gateways.push((key, o)),
                 Resource::Sidecar(o) => sidecars.push((key, o)),
                 Resource::WorkloadEntry(o) => workload_entries.push((key, o)),
-                // A template: the entries made from it are WorkloadEntries.
-                Resource::WorkloadGroup(_) => {}
+                // A template the CLI applies when a proxy joins; read when a proxy starts.
+                Resource::WorkloadGroup(_) | Resource::ProxyConfig(_) => {}
                 // Served through the Istio objects `gateway_api::expand` makes of them.
                 Resource::GatewayClass(_)
                 | Resource::KubeGateway(_)

@@ -533,6 +533,9 @@ const WATCHED: &[&str] = &[
     "/apis/networking.istio.io/v1/serviceentries",
     "/apis/networking.istio.io/v1/gateways",
     "/apis/networking.istio.io/v1/sidecars",
+    "/apis/networking.istio.io/v1/workloadentries",
+    "/apis/networking.istio.io/v1/workloadgroups",
+    "/apis/networking.istio.io/v1beta1/proxyconfigs",
     "/apis/security.istio.io/v1/peerauthentications",
     "/apis/security.istio.io/v1/authorizationpolicies",
     "/apis/security.istio.io/v1/requestauthentications",
@@ -1287,7 +1290,10 @@ fn gateway_api_on_kube_gets_a_gateway_deployment_and_status() {
     assert_eq!(deployment["metadata"]["ownerReferences"][0]["uid"], "gw-uid-1", "{deployment}");
     let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(args.contains("80=0.0.0.0:80") && args.contains("gateway-name=bookinfo-gateway"), "{args}");
-    assert!(object("/api/v1/namespaces/default/services/bookinfo-gateway-istio").is_some());
+    // Its Service is applied after the Deployment.
+    eventually("the gateway Service", Duration::from_secs(30), || {
+        object("/api/v1/namespaces/default/services/bookinfo-gateway-istio")
+    });
     let condition = |path: &str, kind: &str| -> Option<String> {
         let o = object(path)?;
         let conditions =

@@ -1422,3 +1422,34 @@ spec:
     let certs = mesh.ok(&["cert", "status", "vm-2"]).stdout;
     assert!(certs.contains("spiffe://cluster.local/ns/default/sa/grouped-sa"), "{certs}");
 }
+
+/// A ProxyConfig's `concurrency` sets the worker threads of the proxies it selects when they
+/// start; others keep one.
+#[test]
+fn proxy_config_concurrency_sets_the_workers_of_the_proxies_it_selects() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pc = "apiVersion: networking.istio.io/v1beta1\nkind: ProxyConfig\nmetadata: {name: busy}\nspec:\n  selector:\n    matchLabels: {app: busy}\n  concurrency: 4\n";
+    apply(&mesh, "pc.yaml", pc);
+    let threads = |pid: u32| -> usize {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok()))
+            .unwrap_or(0)
+    };
+    let busy = mesh.proxy(&["--workload", "busy", "--labels", "app=busy"]);
+    let calm = mesh.proxy(&["--workload", "calm", "--labels", "app=calm"]);
+    let (b, c) = (threads(busy.pid), threads(calm.pid));
+    assert!(b >= 5 && b > c, "4 workers and the main thread: busy {b} threads, calm {c}");
+    assert!(mesh.ok(&["get", "proxyconfigs"]).stdout.contains("app=busy"));
+    // The flag wins over the resource.
+    let given = mesh.proxy(&["--workload", "given", "--labels", "app=busy", "--workers", "1"]);
+    assert!(threads(given.pid) < b, "--workers 1 kept: {} threads", threads(given.pid));
+    let bad =
+        "apiVersion: networking.istio.io/v1beta1\nkind: ProxyConfig\nmetadata: {name: bad}\nspec:\n  concurrency: -1\n";
+    let file = mesh.home.path().join("bad.yaml");
+    std::fs::write(&file, bad).expect("write");
+    let r = mesh.run(&["apply", "-f", file.to_str().expect("path")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("spec.concurrency"), "{}", r.stderr);
+}

@@ -34,6 +34,7 @@ pub fn all() -> Vec<ValidationAnalyzer> {
                 mesh_api::Kind::Sidecar => "schema.ValidationAnalyzer.Sidecar",
                 mesh_api::Kind::WorkloadEntry => "schema.ValidationAnalyzer.WorkloadEntry",
                 mesh_api::Kind::WorkloadGroup => "schema.ValidationAnalyzer.WorkloadGroup",
+                mesh_api::Kind::ProxyConfig => "schema.ValidationAnalyzer.ProxyConfig",
                 mesh_api::Kind::GatewayClass => "schema.ValidationAnalyzer.GatewayClass",
                 mesh_api::Kind::KubeGateway => "schema.ValidationAnalyzer.KubernetesGateway",
                 mesh_api::Kind::HttpRoute => "schema.ValidationAnalyzer.HTTPRoute",

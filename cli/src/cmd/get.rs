@@ -186,6 +186,12 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             row.push(o.spec.ports.iter().map(|(n, p)| format!("{n}={p}")).collect::<Vec<_>>().join(","));
             row.push(selector_text(&o.spec.labels));
         }
+        Resource::ProxyConfig(o) => {
+            row.push(o.spec.concurrency.map_or("-".into(), |c| c.to_string()));
+            row.push(
+                o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
+            );
+        }
         Resource::WorkloadGroup(o) => {
             row.push(o.spec.template.service_account.clone().unwrap_or_else(|| "default".into()));
             row.push(selector_text(&o.spec.template.labels));
@@ -260,6 +266,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::Sidecar => &["EGRESS HOSTS", "OUTBOUND POLICY", "SELECTOR"][..],
         Kind::WorkloadEntry => &["ADDRESS", "PORTS", "LABELS"][..],
         Kind::WorkloadGroup => &["SERVICE ACCOUNT", "LABELS"][..],
+        Kind::ProxyConfig => &["CONCURRENCY", "SELECTOR"][..],
         Kind::GatewayClass => &["CONTROLLER", "ACCEPTED"][..],
         Kind::KubeGateway => &["CLASS", "LISTENERS", "PROGRAMMED"][..],
         Kind::HttpRoute | Kind::GrpcRoute | Kind::TcpRoute | Kind::TlsRoute => {

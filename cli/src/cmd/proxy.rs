@@ -38,3 +38,52 @@ pub fn join_group(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs, group: &str
     }
     Ok(())
 }
+
+/// Apply the ProxyConfig that fits the workload (Istio's order: one in its namespace selecting
+/// it, else its namespace's without a selector, else the root namespace's), field by field
+/// from the most specific that sets it. Served: `concurrency` (worker threads, unless
+/// `--workers` or MESH_PROXY_WORKERS says). meshd not reachable: nothing to apply.
+pub fn apply_proxy_config(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs) -> Result<()> {
+    let workers_given = std::env::var_os("MESH_PROXY_WORKERS").is_some()
+        || std::env::args().any(|a| a == "--workers" || a.starts_with("--workers="));
+    if workers_given {
+        return Ok(());
+    }
+    let Ok(client) = ctx.client() else { return Ok(()) };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    let Ok(all) = rt.block_on(crate::cmd::get::list(&client, Kind::ProxyConfig, None, None)) else { return Ok(()) };
+    let labels: std::collections::BTreeMap<&str, &str> = args.labels.iter().filter_map(|l| l.split_once('=')).collect();
+    let selects = |sel: &Option<mesh_api::networking::WorkloadSelector>| match sel {
+        Some(s) if !s.match_labels.is_empty() => {
+            Some(s.match_labels.iter().all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str())))
+        }
+        _ => None,
+    };
+    let mut ranked: Vec<(u8, &mesh_api::networking::ProxyConfigSpec)> = all
+        .iter()
+        .filter_map(|r| match r {
+            Resource::ProxyConfig(pc) => {
+                let ns = pc.metadata.namespace_or_default();
+                let rank = match (ns == args.namespace, ns == "istio-system", selects(&pc.spec.selector)) {
+                    (true, _, Some(true)) => 0,
+                    (true, _, None) => 1,
+                    (_, true, None) => 2,
+                    _ => return None,
+                };
+                Some((rank, &pc.spec))
+            }
+            _ => None,
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    if let Some(c) = ranked.iter().find_map(|(_, pc)| pc.concurrency) {
+        args.workers = match usize::try_from(c) {
+            Ok(0) | Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Ok(n) => n,
+        };
+    }
+    Ok(())
+}

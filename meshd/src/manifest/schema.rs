@@ -21,6 +21,7 @@ pub fn crd_schema(kind: Kind) -> Value {
         Kind::Sidecar => spec_schema::<n::SidecarSpec>(),
         Kind::WorkloadEntry => spec_schema::<n::WorkloadEntrySpec>(),
         Kind::WorkloadGroup => spec_schema::<n::WorkloadGroupSpec>(),
+        Kind::ProxyConfig => spec_schema::<n::ProxyConfigSpec>(),
         Kind::PeerAuthentication => spec_schema::<s::PeerAuthenticationSpec>(),
         Kind::AuthorizationPolicy => spec_schema::<s::AuthorizationPolicySpec>(),
         Kind::RequestAuthentication => spec_schema::<s::RequestAuthenticationSpec>(),
