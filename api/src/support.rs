@@ -23,8 +23,8 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.{f}")));
         }
         Resource::ProxyConfig(o) => {
-            if !o.spec.environment_variables.is_empty() {
-                out.push("spec.environmentVariables".into());
+            for k in o.spec.environment_variables.keys().filter(|k| *k != "ISTIO_META_IDLE_TIMEOUT") {
+                out.push(format!("spec.environmentVariables.{k} (the proxy honours ISTIO_META_IDLE_TIMEOUT)"));
             }
             if o.spec.image.is_some() {
                 out.push("spec.image (one proxy image is built)".into());

@@ -967,3 +967,99 @@ spec:
     let stranger = curl(gw.gateway[0], "edition.example.com", "/politics", &["-k"]);
     assert!(stranger.is_err(), "TLS without a mesh client certificate: {stranger:?}");
 }
+
+/// AUTO_PASSTHROUGH, Istio's east-west gateway: the SNI `outbound_.PORT_.SUBSET_.HOST` names the
+/// destination, no VirtualService needed, and the TLS stream reaches the endpoint untouched
+/// (not wrapped in the gateway's mTLS, though the endpoint is labelled as a mesh proxy).
+#[test]
+fn auto_passthrough_routes_by_the_sni_istio_sidecars_send() {
+    if !prerequisite("curl, openssl and python3", have("curl") && have("openssl") && have("python3")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "backend", "backend.default.svc.cluster.local");
+    let server = tls_server(&mut mesh, &pki, "backend", None);
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: backend}}
+spec:
+  selector: {{app: backend}}
+  ports: [{{name: tls, port: 443}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: backend-1}}
+spec:
+  address: 127.0.0.1
+  ports: {{tls: {}}}
+  labels: {{app: backend, version: v1, security.istio.io/tlsMode: istio}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: backend}}
+spec:
+  host: backend
+  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: cross-network-gateway, namespace: istio-system}}
+spec:
+  selector: {{istio: eastwestgateway}}
+  servers:
+  - port: {{number: 15443, name: tls, protocol: TLS}}
+    tls: {{mode: AUTO_PASSTHROUGH}}
+    hosts: ["*.local"]
+"#,
+        server.port()
+    );
+    apply(&mesh, "eastwest.yaml", &yaml);
+    let gw = mesh.proxy(&[
+        "--workload",
+        "istio-eastwestgateway",
+        "-n",
+        "istio-system",
+        "--labels",
+        "istio=eastwestgateway",
+        "--no-outbound",
+        "--gateway-port",
+        "15443=127.0.0.1:0",
+    ]);
+    let gateway = gw.gateway[0];
+    mesh.wait_synced(1);
+    let ca = pki.path("example.com.crt");
+    let _ = &ca;
+    let sni = |name: &str| {
+        let o = Command::new("openssl")
+            .args(["s_client", "-connect", &gateway.to_string(), "-servername", name, "-quiet", "-verify_quiet"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                if let Some(mut i) = c.stdin.take() {
+                    let _ = i.write_all(b"GET / HTTP/1.1\r\nHost: backend\r\nConnection: close\r\n\r\n");
+                }
+                c.wait_with_output()
+            })
+            .expect("openssl s_client");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    wait_for(
+        "the service named by the SNI",
+        || sni("outbound_.443_._.backend.default.svc.cluster.local"),
+        |body| body.contains("backend over TLS, client -, sni outbound_.443_._.backend.default.svc.cluster.local"),
+    );
+    // A subset in the name picks its endpoints: v1 has this one, v2 none.
+    assert!(sni("outbound_.443_.v1_.backend.default.svc.cluster.local").contains("backend over TLS"));
+    assert!(!sni("outbound_.443_.v2_.backend.default.svc.cluster.local").contains("backend over TLS"));
+    // A name that is no service, or a port the service lacks: closed.
+    assert!(!sni("outbound_.443_._.nothing.default.svc.cluster.local").contains("backend over TLS"));
+    assert!(!sni("outbound_.80_._.backend.default.svc.cluster.local").contains("backend over TLS"));
+}

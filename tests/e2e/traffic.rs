@@ -1445,6 +1445,28 @@ fn proxy_config_concurrency_sets_the_workers_of_the_proxies_it_selects() {
     // The flag wins over the resource.
     let given = mesh.proxy(&["--workload", "given", "--labels", "app=busy", "--workers", "1"]);
     assert!(threads(given.pid) < b, "--workers 1 kept: {} threads", threads(given.pid));
+    // The environment it honours: ISTIO_META_IDLE_TIMEOUT closes an idle keep-alive connection.
+    let idle = "apiVersion: networking.istio.io/v1beta1\nkind: ProxyConfig\nmetadata: {name: idle}\nspec:\n  selector:\n    matchLabels: {app: idle}\n  environmentVariables: {ISTIO_META_IDLE_TIMEOUT: 300ms}\n";
+    apply(&mesh, "idle.yaml", idle);
+    let target = app("target");
+    let quiet = mesh.proxy(&["--workload", "idle", "--labels", "app=idle"]).outbound.expect("outbound");
+    mesh.wait_synced(4);
+    let mut conn = std::net::TcpStream::connect(quiet).expect("connect");
+    // Well before the 10 s request-headers timeout (and the default 1 h idle timeout).
+    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    use std::io::{Read, Write};
+    conn.write_all(format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", target.port()).as_bytes()).expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the idle connection was not closed: {e} after {:?}", started.elapsed()),
+        }
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("target"), "answered first: {}", String::from_utf8_lossy(&seen));
     let bad =
         "apiVersion: networking.istio.io/v1beta1\nkind: ProxyConfig\nmetadata: {name: bad}\nspec:\n  concurrency: -1\n";
     let file = mesh.home.path().join("bad.yaml");

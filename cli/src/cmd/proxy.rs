@@ -42,11 +42,13 @@ pub fn join_group(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs, group: &str
 /// Apply the ProxyConfig that fits the workload (Istio's order: one in its namespace selecting
 /// it, else its namespace's without a selector, else the root namespace's), field by field
 /// from the most specific that sets it. Served: `concurrency` (worker threads, unless
-/// `--workers` or MESH_PROXY_WORKERS says). meshd not reachable: nothing to apply.
+/// `--workers` or MESH_PROXY_WORKERS says) and the environment variable
+/// `ISTIO_META_IDLE_TIMEOUT` (unless `--idle-timeout` says). meshd not reachable: nothing to
+/// apply.
 pub fn apply_proxy_config(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs) -> Result<()> {
     let workers_given = std::env::var_os("MESH_PROXY_WORKERS").is_some()
         || std::env::args().any(|a| a == "--workers" || a.starts_with("--workers="));
-    if workers_given {
+    if workers_given && args.idle_timeout.is_some() {
         return Ok(());
     }
     let Ok(client) = ctx.client() else { return Ok(()) };
@@ -79,6 +81,17 @@ pub fn apply_proxy_config(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs) -> 
         })
         .collect();
     ranked.sort_by_key(|(rank, _)| *rank);
+    // The environment the proxy honours: ISTIO_META_IDLE_TIMEOUT (the downstream idle timeout).
+    if args.idle_timeout.is_none()
+        && let Some(v) = ranked.iter().find_map(|(_, pc)| pc.environment_variables.get("ISTIO_META_IDLE_TIMEOUT"))
+    {
+        args.idle_timeout = Some(mesh_api::duration::parse(v).map_err(|e| {
+            CliError::user(format!("ProxyConfig environmentVariables.ISTIO_META_IDLE_TIMEOUT={v}: {e}"))
+        })?);
+    }
+    if workers_given {
+        return Ok(());
+    }
     if let Some(c) = ranked.iter().find_map(|(_, pc)| pc.concurrency) {
         args.workers = match usize::try_from(c) {
             Ok(0) | Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),

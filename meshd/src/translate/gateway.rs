@@ -132,6 +132,11 @@ pub(super) fn routes(
                             });
                         }
                     }
+                    // AUTO_PASSTHROUGH (Istio's east-west gateways): the SNI itself names the
+                    // service, port and subset (`outbound_.PORT_.SUBSET_.HOST`), no rule needed.
+                    if server.tls.as_ref().is_some_and(|t| t.mode() == "AUTO_PASSTHROUGH") {
+                        sni.extend(index.auto_passthrough_routes(server, &gk.namespace, wanted));
+                    }
                     if !sni.is_empty() {
                         tcp.push(TcpService {
                             name: format!("{}/{} :{port}", gk.namespace, gk.name),
@@ -172,6 +177,49 @@ pub(super) fn routes(
         }
     }
     (vhosts, tcp)
+}
+
+impl<'a> Index<'a> {
+    /// One SNI route per service the server's hosts admit, per port and per subset of the
+    /// service's DestinationRule (as the gateway's namespace sees it).
+    fn auto_passthrough_routes(
+        &self,
+        server: &GatewayServer,
+        gateway_ns: &str,
+        wanted: &mut BTreeSet<(String, u16, Option<String>)>,
+    ) -> Vec<SniRoute> {
+        let mut out = Vec::new();
+        for svc in self.services.values() {
+            if !server.hosts.iter().any(|sh| host_admits(sh, &svc.fqdn)) {
+                continue;
+            }
+            let subsets: Vec<Option<String>> = std::iter::once(None)
+                .chain(
+                    self.destination_rule(svc, gateway_ns)
+                        .into_iter()
+                        .flat_map(|dr| dr.spec.subsets.iter().map(|s| Some(s.name.clone()))),
+                )
+                .collect();
+            for sp in super::service_ports(&svc.spec) {
+                let Ok(port) = u16::try_from(sp.port) else { continue };
+                for subset in &subsets {
+                    wanted.insert((svc.fqdn.clone(), port, subset.clone()));
+                    let name = format!("outbound_.{port}_.{}_.{}", subset.as_deref().unwrap_or(""), svc.fqdn);
+                    out.push(SniRoute {
+                        name: format!("auto-passthrough {name}"),
+                        sni_hosts: vec![name],
+                        clusters: vec![mesh_api::proxy_config::WeightedCluster {
+                            cluster: mesh_api::proxy_config::cluster_name(&svc.fqdn, port, subset.as_deref()),
+                            weight: 100,
+                            request_headers: Default::default(),
+                            response_headers: Default::default(),
+                        }],
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Envoy's `require_tls: ALL`: a 301 to the same host and path over https.

@@ -531,7 +531,7 @@ where
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let limits = listener.limits;
-    let sleep = tokio::time::sleep(limits.request_headers.min(limits.stream_idle));
+    let sleep = tokio::time::sleep(limits.request_headers.min(limits.stream_idle).min(listener.idle_timeout()));
     tokio::pin!(sleep);
     let mut closing = false;
     loop {

@@ -102,7 +102,11 @@ async fn serve_gateway_tls(
                 debug!(port, ?sni, "no tls route for this SNI; closing the connection");
                 return;
             };
-            let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, Some(cluster)).await;
+            // AUTO_PASSTHROUGH carries a sidecar's own mTLS to the endpoint: not wrapped again.
+            let mesh_tls = server.mode != GatewayTlsMode::AutoPassthrough;
+            let up =
+                crate::upstream::tcp::tcp_upstream_with(&shared, &snapshot, "", port, None, Some(cluster), mesh_tls)
+                    .await;
             drop(snapshot);
             let Ok(up) = up else { return };
             let (mut stream, mut upstream) = (stream, up.stream);

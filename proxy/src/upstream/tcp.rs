@@ -41,6 +41,20 @@ pub(crate) async fn tcp_upstream(
     original: Option<SocketAddr>,
     cluster: Option<Arc<crate::upstream::cluster::ClusterState>>,
 ) -> Result<TcpUpstream, TcpRefusal> {
+    tcp_upstream_with(shared, snapshot, host, port, original, cluster, true).await
+}
+
+/// [`tcp_upstream`]; without `mesh_tls` the bytes go to the endpoint as they are, never
+/// wrapped in the mesh's mTLS (AUTO_PASSTHROUGH: they already are the client sidecar's mTLS).
+pub(crate) async fn tcp_upstream_with(
+    shared: &Shared,
+    snapshot: &crate::config::Snapshot,
+    host: &str,
+    port: u16,
+    original: Option<SocketAddr>,
+    cluster: Option<Arc<crate::upstream::cluster::ClusterState>>,
+    mesh_tls: bool,
+) -> Result<TcpUpstream, TcpRefusal> {
     // Where to connect: an endpoint (mTLS when it takes it), or, for a passthrough
     // ServiceEntry or an unknown host under ALLOW_ANY, the host and port themselves.
     let target = match &cluster {
@@ -61,7 +75,7 @@ pub(crate) async fn tcp_upstream(
     // The mesh endpoint connected to, if it is one: its identity and whether it takes mTLS.
     let peer = target.as_ref().and_then(|(a, _)| snapshot.peer(*a));
     let destination_principal = peer.map(|p| p.identity.to_string());
-    let mtls = peer.is_some_and(|p| p.mtls);
+    let mtls = mesh_tls && peer.is_some_and(|p| p.mtls);
     let destination_service = cluster.as_ref().map(|c| c.service.clone()).unwrap_or_else(|| host.to_string());
     let upstream_cluster = cluster.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "PassthroughCluster".to_string());
     let upstream_host = match &target {
