@@ -104,6 +104,15 @@ pub struct GatewayTls {
     /// MUTUAL: a client certificate must carry one of these SANs (empty: any the CA signed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subject_alt_names: Vec<String>,
+    /// MUTUAL: the client certificate's SubjectPublicKeyInfo SHA-256 must be one of these
+    /// (base64), and/or the certificate's SHA-256 one of these (hex, colons allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_certificate_spki: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_certificate_hash: Vec<String>,
+    /// Key-exchange groups (Envoy's names: `X25519`, `P-256`, `P-384`); empty: the defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecdh_curves: Vec<String>,
     /// Why this server cannot serve (its credential is missing or broken): its handshakes fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

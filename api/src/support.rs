@@ -134,9 +134,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                             t.mode.as_deref() == Some("AUTO_PASSTHROUGH"),
                         ),
                         ("caCrl", t.ca_crl.is_some()),
-                        ("verifyCertificateSpki", !t.verify_certificate_spki.is_empty()),
-                        ("verifyCertificateHash", !t.verify_certificate_hash.is_empty()),
-                        ("ecdhCurves", !t.ecdh_curves.is_empty()),
                         ("credentialNames beyond the first", t.credential_names.len() > 1),
                         ("tlsCertificates beyond the first", t.tls_certificates.len() > 1),
                     ];

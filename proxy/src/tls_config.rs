@@ -60,9 +60,26 @@ fn suite_name(s: &rustls::SupportedCipherSuite) -> Option<&'static str> {
 }
 
 /// ring's provider, its TLS 1.2 suites cut to `names` when any are given (TLS 1.3's stay, as
-/// in Envoy, where `cipherSuites` applies to TLS 1.2 and below).
-fn provider_with(names: &[String]) -> Result<Arc<CryptoProvider>, String> {
+/// in Envoy, where `cipherSuites` applies to TLS 1.2 and below), and its key-exchange groups
+/// to `curves` (Envoy's names) when any are given.
+fn provider_with(names: &[String], curves: &[String]) -> Result<Arc<CryptoProvider>, String> {
     let mut p = rustls::crypto::ring::default_provider();
+    if !curves.is_empty() {
+        let known = |n: &str| match n {
+            "X25519" => Some(rustls::NamedGroup::X25519),
+            "P-256" | "prime256v1" | "secp256r1" => Some(rustls::NamedGroup::secp256r1),
+            "P-384" | "secp384r1" => Some(rustls::NamedGroup::secp384r1),
+            _ => None,
+        };
+        let wanted: Vec<rustls::NamedGroup> = curves
+            .iter()
+            .map(|c| known(c).ok_or_else(|| format!("unknown ECDH curve {c:?}")))
+            .collect::<Result<_, _>>()?;
+        p.kx_groups.retain(|g| wanted.contains(&g.name()));
+        if p.kx_groups.is_empty() {
+            return Err(format!("none of the ECDH curves {curves:?} is supported"));
+        }
+    }
     if !names.is_empty() {
         p.cipher_suites.retain(|s| {
             s.version() == &rustls::version::TLS13 || suite_name(s).is_some_and(|n| names.iter().any(|x| x == n))
@@ -110,6 +127,9 @@ pub struct GatewayServer {
     pub config: Result<Arc<ServerConfig>, String>,
     /// MUTUAL: a client certificate must name one of these (DNS or URI SAN).
     pub subject_alt_names: Vec<String>,
+    /// MUTUAL: pinned SHA-256 of the client key (base64) or certificate (lowercase hex).
+    pub spki: Vec<String>,
+    pub hashes: Vec<String>,
 }
 
 impl std::fmt::Debug for GatewayServer {
@@ -131,12 +151,15 @@ impl GatewayServer {
             (Some(e), true) => Err(e.clone()),
             (None, true) => server_config(g, http),
         };
+        let hex = |h: &String| h.replace(':', "").to_ascii_lowercase();
         GatewayServer {
             name: g.name.clone(),
             hosts: g.hosts.clone(),
             mode: g.mode,
             config,
             subject_alt_names: g.subject_alt_names.clone(),
+            spki: g.verify_certificate_spki.clone(),
+            hashes: g.verify_certificate_hash.iter().map(hex).collect(),
         }
     }
 
@@ -156,14 +179,35 @@ impl GatewayServer {
             .max()
     }
 
-    /// Whether a client certificate carries one of `subject_alt_names` (any, when none given).
+    /// Whether a client certificate carries one of `subject_alt_names`, and its key's or its
+    /// own SHA-256 is one of those pinned (each check only when its list is given).
     pub fn admits_client(&self, certs: Option<&[CertificateDer<'_>]>) -> bool {
-        if self.subject_alt_names.is_empty() {
+        if self.subject_alt_names.is_empty() && self.spki.is_empty() && self.hashes.is_empty() {
             return true;
         }
         let Some(leaf) = certs.and_then(|c| c.first()) else { return self.mode == GatewayTlsMode::OptionalMutual };
-        let Ok(info) = mesh_api::cert::CertInfo::from_der(leaf.as_ref()) else { return false };
-        info.dns_names.iter().chain(info.uris.iter()).any(|n| self.subject_alt_names.iter().any(|s| s == n))
+        if !self.subject_alt_names.is_empty() {
+            let Ok(info) = mesh_api::cert::CertInfo::from_der(leaf.as_ref()) else { return false };
+            if !info.dns_names.iter().chain(info.uris.iter()).any(|n| self.subject_alt_names.iter().any(|s| s == n)) {
+                return false;
+            }
+        }
+        if self.hashes.is_empty() && self.spki.is_empty() {
+            return true;
+        }
+        // Envoy: when both lists are given, a match in either accepts the certificate.
+        let sha256 = |b: &[u8]| ring::digest::digest(&ring::digest::SHA256, b);
+        let by_hash = !self.hashes.is_empty() && {
+            let hex: String = sha256(leaf.as_ref()).as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            self.hashes.contains(&hex)
+        };
+        let by_spki = !self.spki.is_empty()
+            && x509_parser::parse_x509_certificate(leaf.as_ref()).is_ok_and(|(_, cert)| {
+                use base64::Engine as _;
+                let digest = sha256(cert.tbs_certificate.subject_pki.raw);
+                self.spki.contains(&base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+            });
+        by_hash || by_spki
     }
 }
 
@@ -177,7 +221,7 @@ pub fn pick<'a>(servers: &'a [GatewayServer], sni: Option<&str>) -> Option<&'a G
 fn server_config(g: &GatewayTls, http: bool) -> Result<Arc<ServerConfig>, String> {
     let c = g.credential.as_ref().ok_or("no credential")?;
     let (chain, key) = chain_and_key(c)?.ok_or_else(|| format!("{} has no certificate and key", c.source))?;
-    let provider = provider_with(&g.cipher_suites)?;
+    let provider = provider_with(&g.cipher_suites, &g.ecdh_curves)?;
     let versions = versions(g.min_version.as_deref(), g.max_version.as_deref())?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
@@ -329,6 +373,8 @@ mod tests {
             mode: GatewayTlsMode::Simple,
             config: Err("test".into()),
             subject_alt_names: Vec::new(),
+            spki: Vec::new(),
+            hashes: Vec::new(),
         }
     }
 
@@ -348,7 +394,9 @@ mod tests {
         assert_eq!(versions(Some("TLSV1_3"), None).map(|v| v.len()), Ok(1));
         assert_eq!(versions(Some("TLSV1_0"), Some("TLSV1_2")).map(|v| v.len()), Ok(1));
         assert!(versions(None, Some("TLSV1_1")).is_err(), "rustls has nothing below 1.2");
-        assert!(provider_with(&["ECDHE-RSA-AES128-GCM-SHA256".into()]).is_ok());
-        assert!(provider_with(&["AES128-SHA".into()]).is_err());
+        assert!(provider_with(&["ECDHE-RSA-AES128-GCM-SHA256".into()], &[]).is_ok());
+        assert!(provider_with(&["AES128-SHA".into()], &[]).is_err());
+        assert!(provider_with(&[], &["P-384".into()]).is_ok_and(|p| p.kx_groups.len() == 1));
+        assert!(provider_with(&[], &["P-521".into()]).is_err());
     }
 }

@@ -1063,3 +1063,62 @@ spec:
     assert!(!sni("outbound_.443_._.nothing.default.svc.cluster.local").contains("backend over TLS"));
     assert!(!sni("outbound_.80_._.backend.default.svc.cluster.local").contains("backend over TLS"));
 }
+
+/// MUTUAL with pinned client certificates (`verifyCertificateHash`, `verifyCertificateSpki`,
+/// the fingerprints computed by openssl) and `ecdhCurves`, checked with curl and s_client.
+#[test]
+fn gateway_pins_client_certificates_and_limits_curves() {
+    if !corpus("gateway_pins_client_certificates_and_limits_curves")
+        || !prerequisite("curl and openssl", have("curl") && have("openssl"))
+    {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    let gw = httpbin_behind_a_gateway(&mut mesh);
+    let https = gw.gateway[0];
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "httpbin", "httpbin.example.com");
+    pki.leaf("example.com", "pinned", "pinned.example.com");
+    pki.leaf("example.com", "other", "other.example.com");
+    secret(&mesh, &pki, "httpbin-credential", "httpbin", Some("example.com"), false);
+    apply(&mesh, "gw.yaml", &gateway(&simple_server("httpbin.example.com", "httpbin-credential", "")));
+    apply(&mesh, "vs.yaml", HTTPBIN_ROUTE);
+    let shell = |script: &str| -> String {
+        let o = Command::new("sh").args(["-c", script]).current_dir(&pki.dir).output().expect("sh");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // As Istio's docs compute them.
+    let hash = shell("openssl x509 -in pinned.crt -noout -fingerprint -sha256 | cut -d= -f2");
+    let spki = shell(
+        "openssl x509 -in pinned.crt -noout -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+    );
+    assert!(hash.contains(':') && !spki.is_empty(), "{hash} {spki}");
+    let cacert = pki.path("example.com.crt");
+    let with = |name: &str| {
+        let (c, k) = (pki.path(&format!("{name}.crt")), pki.path(&format!("{name}.key")));
+        curl(https, "httpbin.example.com", "/status/200", &["--cacert", &cacert, "--cert", &c, "--key", &k])
+    };
+    for pin in [format!("verifyCertificateHash: [\"{hash}\"]"), format!("verifyCertificateSpki: [\"{spki}\"]")] {
+        let server = simple_server("httpbin.example.com", "httpbin-credential", &format!("      {pin}\n"))
+            .replace("SIMPLE", "MUTUAL");
+        apply(&mesh, "gw.yaml", &gateway(&server));
+        wait_for(
+            &format!("the pinned client let in ({pin})"),
+            || with("pinned"),
+            |r| r.as_ref().is_ok_and(|r| r.0 == 200),
+        );
+        let other = with("other");
+        assert!(other.is_err(), "another client of the same CA refused ({pin}): {other:?}");
+    }
+    // ecdhCurves: only P-384 is offered.
+    let server = simple_server("httpbin.example.com", "httpbin-credential", "      ecdhCurves: [P-384]\n");
+    apply(&mesh, "gw.yaml", &gateway(&server));
+    wait_for(
+        "X25519 refused",
+        || s_client(https, "httpbin.example.com", &["-groups", "X25519", "-CAfile", &cacert]),
+        |r| !r.0,
+    );
+    let (ok, said) = s_client(https, "httpbin.example.com", &["-groups", "P-384", "-CAfile", &cacert]);
+    assert!(ok, "P-384 accepted: {said}");
+}

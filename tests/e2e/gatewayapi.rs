@@ -225,3 +225,42 @@ fn tcp_echo_gateway_api_files_route_and_split_tcp() {
     let two = (0..200).filter(|i| tcp_say(gateway, &format!("hello {i}")).starts_with("two ")).count();
     assert!((20..=65).contains(&two), "about 80/20: v2 {two} of 200");
 }
+
+/// Istio's helloworld Gateway API files: the gateway serves /hello, then the versions' Services
+/// and the weighted route split it 90/10.
+#[test]
+fn helloworld_gateway_api_files_split_90_10() {
+    if !corpus("helloworld_gateway_api_files_split_90_10") {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/helloworld/helloworld.yaml")]);
+    workload(&mut mesh, "helloworld-v1", "helloworld", "v1", 5000, app("hello-v1"));
+    workload(&mut mesh, "helloworld-v2", "helloworld", "v2", 5000, app("hello-v2"));
+    let gw = mesh.proxy(&[
+        "--workload",
+        "helloworld-gateway-istio",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=helloworld-gateway",
+        "--no-outbound",
+        "--gateway-port",
+        "80=127.0.0.1:0",
+    ]);
+    let gateway = gw.gateway[0];
+    mesh.ok(&["apply", "-f", &shared("samples/helloworld/gateway-api/helloworld-gateway.yaml")]);
+    mesh.wait_synced(3);
+    crate::harness::eventually("/hello through the Gateway", std::time::Duration::from_secs(20), || {
+        (get(gateway, "x", "/hello", false, &[]).0 == 200).then_some(())
+    });
+    assert_eq!(get(gateway, "x", "/hello/more", false, &[]).0, 404, "Exact /hello only");
+    // Istio's steps: the per-version Services, then the weighted route.
+    mesh.ok(&["apply", "-f", &shared("samples/helloworld/gateway-api/helloworld-versions.yaml")]);
+    mesh.ok(&["apply", "-f", &shared("samples/helloworld/gateway-api/helloworld-route.yaml")]);
+    mesh.wait_synced(3);
+    crate::harness::eventually("the versioned route in force", std::time::Duration::from_secs(20), || {
+        (0..40).any(|_| get(gateway, "x", "/hello", false, &[]).1 == "hello-v2\n").then_some(())
+    });
+    let two = (0..300).filter(|_| get(gateway, "x", "/hello", false, &[]).1 == "hello-v2\n").count();
+    assert!((10..=55).contains(&two), "about 90/10: v2 {two} of 300");
+}

@@ -271,6 +271,9 @@ pub(super) fn tls_servers(index: &Index<'_>, proxy: &Workload) -> Vec<GatewayTls
                 max_version: version(&t.max_protocol_version),
                 cipher_suites: t.cipher_suites.clone(),
                 subject_alt_names: t.subject_alt_names.clone(),
+                verify_certificate_spki: t.verify_certificate_spki.clone(),
+                verify_certificate_hash: t.verify_certificate_hash.clone(),
+                ecdh_curves: t.ecdh_curves.clone(),
                 error,
             });
         }
