@@ -8,18 +8,18 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Certificates made with the openssl command line, as Istio's secure-ingress task makes them.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
 impl Pki {
-    fn new(mesh: &Mesh) -> Pki {
+    pub(crate) fn new(mesh: &Mesh) -> Pki {
         let dir = mesh.home.path().join("pki");
         std::fs::create_dir_all(&dir).expect("pki dir");
         Pki { dir }
     }
 
-    fn path(&self, file: &str) -> String {
+    pub(crate) fn path(&self, file: &str) -> String {
         self.dir.join(file).to_str().expect("utf-8 path").to_string()
     }
 
@@ -29,7 +29,7 @@ impl Pki {
     }
 
     /// A root CA `NAME.crt`/`NAME.key`.
-    fn ca(&self, name: &str) {
+    pub(crate) fn ca(&self, name: &str) {
         self.openssl(&[
             "req",
             "-x509",
@@ -87,7 +87,7 @@ impl Pki {
         ]);
     }
 
-    fn leaf(&self, ca: &str, name: &str, dns: &str) {
+    pub(crate) fn leaf(&self, ca: &str, name: &str, dns: &str) {
         self.signed(ca, name, dns, "2");
     }
 
@@ -426,7 +426,7 @@ fn bad_credentials_are_refused_and_change_nothing() {
 /// A real HTTPS server (Python's `ssl` over OpenSSL) with certificate `name`, answering
 /// "NAME over TLS, client CN" (the client certificate's CN, or "-"); when `client_ca` is given it
 /// requires a client certificate from that CA. Killed with the mesh.
-fn tls_server(mesh: &mut Mesh, pki: &Pki, name: &str, client_ca: Option<&str>) -> SocketAddr {
+pub(crate) fn tls_server(mesh: &mut Mesh, pki: &Pki, name: &str, client_ca: Option<&str>) -> SocketAddr {
     const SERVER: &str = r#"
 import http.server, ssl, sys
 cert, key, name, ca = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]

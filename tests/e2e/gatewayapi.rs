@@ -264,3 +264,243 @@ fn helloworld_gateway_api_files_split_90_10() {
     let two = (0..300).filter(|_| get(gateway, "x", "/hello", false, &[]).1 == "hello-v2\n").count();
     assert!((10..=55).contains(&two), "about 90/10: v2 {two} of 300");
 }
+
+/// HTTPRoute filters as the Gateway API defines them, a GRPCRoute method match, and a
+/// TLSRoute passed through by SNI, seen by real clients (curl over HTTP/1.1 and HTTP/2) and a
+/// recording backend.
+#[test]
+fn gateway_api_filters_grpc_and_tls_routes_behave_as_specified() {
+    if !crate::harness::prerequisite("curl", crate::harness::have("curl")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let (main_addr, main_seen) = crate::harness::recording_app();
+    let (mirror_addr, mirror_seen) = crate::harness::recording_app();
+    let (grpc_addr, grpc_seen) = crate::harness::recording_app();
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: main}
+spec:
+  selector: {app: main}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shadow}
+spec:
+  selector: {app: shadow}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: greeter}
+spec:
+  selector: {app: greeter}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: filters}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [api.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /headers}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        set: [{name: x-set, value: "yes"}]
+        remove: [x-drop]
+    - type: ResponseHeaderModifier
+      responseHeaderModifier:
+        add: [{name: x-from-route, value: filters}]
+    backendRefs: [{name: main, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {scheme: https, hostname: new.example.com, statusCode: 301}
+  - matches: [{path: {type: PathPrefix, value: /api/v1}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}
+    backendRefs: [{name: main, port: 8080}]
+  - matches: [{path: {type: Exact, value: /mirrored}, method: POST}]
+    filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: shadow, port: 8080}}
+    backendRefs: [{name: main, port: 8080}]
+  - matches: [{headers: [{name: x-version, value: canary}]}]
+    backendRefs: [{name: main, port: 8080, weight: 0}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: greeter}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{method: {service: helloworld.Greeter, method: SayHello}}]
+    backendRefs: [{name: greeter, port: 8080}]
+"#;
+    apply(&mesh, "routes.yaml", yaml);
+    for (name, app_label, addr) in
+        [("main-1", "main", main_addr), ("shadow-1", "shadow", mirror_addr), ("greeter-1", "greeter", grpc_addr)]
+    {
+        mesh.proxy(&[
+            "--workload",
+            name,
+            "--labels",
+            &format!("app={app_label}"),
+            "--inbound",
+            &format!("8080={addr}"),
+        ]);
+    }
+    let gw = mesh.proxy(&[
+        "--workload",
+        "edge-istio",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=edge",
+        "--no-outbound",
+        "--gateway-port",
+        "80=127.0.0.1:0",
+    ]);
+    let gateway = gw.gateway[0];
+    mesh.wait_synced(4);
+    let curl = |args: &[&str]| -> String {
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-D", "-", "-o", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let url = |host: &str, path: &str| format!("http://{host}:{}{path}", gateway.port());
+    let resolve = |host: &str| format!("{host}:{}:127.0.0.1", gateway.port());
+    let ra = resolve("api.example.com");
+    crate::harness::eventually("the routes served", std::time::Duration::from_secs(20), || {
+        curl(&["--resolve", &ra, &url("api.example.com", "/headers")]).starts_with("HTTP/1.1 200").then_some(())
+    });
+    // Header modifiers: set and remove on the request, add on the response.
+    let head =
+        curl(&["--resolve", &ra, "-H", "x-drop: please", "-H", "x-set: no", &url("api.example.com", "/headers/x")]);
+    assert!(head.to_ascii_lowercase().contains("x-from-route: filters"), "{head}");
+    let last = |seen: &crate::harness::Recorded| {
+        seen.lock().unwrap_or_else(|e| e.into_inner()).last().cloned().unwrap_or_default().0.to_ascii_lowercase()
+    };
+    let req = last(&main_seen);
+    assert!(req.contains("x-set: yes") && !req.contains("x-set: no") && !req.contains("x-drop"), "{req}");
+    // Redirect: scheme and host replaced, path kept.
+    let head = curl(&["--resolve", &ra, &url("api.example.com", "/old/page?q=1")]);
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    let location = crate::harness::header_of(&head.replace("\r\n", "\n"), "location").unwrap_or_default();
+    assert_eq!(location, "https://new.example.com/old/page?q=1", "{head}");
+    // URLRewrite ReplacePrefixMatch: /api/v1/users -> /v2/users.
+    curl(&["--resolve", &ra, &url("api.example.com", "/api/v1/users?x=1")]);
+    let req = last(&main_seen);
+    assert!(req.starts_with("get /v2/users?x=1 http/1.1"), "{req}");
+    // RequestMirror: the shadow gets a copy of the POST, the caller the main answer.
+    let head = curl(&["--resolve", &ra, "-X", "POST", "-d", "copy me", &url("api.example.com", "/mirrored")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    crate::harness::eventually("the mirrored copy", std::time::Duration::from_secs(10), || {
+        mirror_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(h, b)| h.starts_with("POST /mirrored") && b == b"copy me")
+            .then_some(())
+    });
+    // Only weight-0 backends: 500, as the spec says.
+    let head = curl(&["--resolve", &ra, "-H", "x-version: canary", &url("api.example.com", "/anything")]);
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    // GRPCRoute: the method match over HTTP/2 (curl's gRPC-shaped request).
+    let rg = resolve("grpc.example.com");
+    let head = curl(&[
+        "--http2-prior-knowledge",
+        "--resolve",
+        &rg,
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        &url("grpc.example.com", "/helloworld.Greeter/SayHello"),
+    ]);
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
+    assert!(last(&grpc_seen).starts_with("post /helloworld.greeter/sayhello"), "{:?}", last(&grpc_seen));
+    let head = curl(&[
+        "--http2-prior-knowledge",
+        "--resolve",
+        &rg,
+        "-X",
+        "POST",
+        &url("grpc.example.com", "/helloworld.Greeter/SayBye"),
+    ]);
+    assert!(head.starts_with("HTTP/2 404"), "another method is not routed: {head}");
+
+    // TLSRoute: a Passthrough listener routes by SNI to a real TLS server (Python/OpenSSL),
+    // whose certificate the client verifies end to end.
+    if !crate::harness::have("openssl") || !crate::harness::have("python3") {
+        return;
+    }
+    let pki = crate::edge::Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "secure", "secure.example.com");
+    let server = crate::edge::tls_server(&mut mesh, &pki, "secure", None);
+    let tls = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: secure}
+spec:
+  selector: {app: secure}
+  ports: [{name: tls, port: 443}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: tls, port: 443, protocol: TLS, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: secure}
+spec:
+  parentRefs: [{name: edge, sectionName: tls}]
+  hostnames: [secure.example.com]
+  rules:
+  - backendRefs: [{name: secure, port: 443}]
+"#;
+    apply(&mesh, "tls.yaml", tls);
+    mesh.proxy(&["--workload", "secure-1", "--labels", "app=secure", "--inbound", &format!("443={server}")]);
+    let gw2 = mesh.proxy(&[
+        "--workload",
+        "edge-istio-2",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=edge",
+        "--no-outbound",
+        "--gateway-port",
+        "443=127.0.0.1:0",
+    ]);
+    let tls_port = gw2.gateway[0].port();
+    let ca = pki.path("example.com.crt");
+    crate::harness::eventually("the TLS server through the TLSRoute", std::time::Duration::from_secs(20), || {
+        let o = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert", &ca, "--resolve"])
+            .arg(format!("secure.example.com:{tls_port}:127.0.0.1"))
+            .arg(format!("https://secure.example.com:{tls_port}/"))
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout).starts_with("secure over TLS").then_some(())
+    });
+}
