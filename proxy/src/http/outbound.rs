@@ -535,14 +535,14 @@ fn mirror(
             req.headers_mut().insert(header::HOST, v);
         }
     }
-    let shared = shared.clone();
+    // A mirror cluster with TLS origination gets its copy over the originated TLS too.
+    let (pool, tls) = match cluster.origin_pool(h2) {
+        Ok(Some(pool)) => (pool, true),
+        Ok(None) => (if h2 { shared.mesh_h2.clone() } else { shared.mesh_h1.clone() }, mtls),
+        Err(_) => return,
+    };
     tokio::spawn(async move {
-        let sent = if h2 {
-            send(&shared.mesh_h2, req, &endpoint, None, mtls).await
-        } else {
-            send(&shared.mesh_h1, req, &endpoint, None, mtls).await
-        };
-        if let Ok(resp) = sent {
+        if let Ok(resp) = send(&pool, req, &endpoint, None, tls).await {
             let _ = resp.into_body().collect().await;
         }
     });
