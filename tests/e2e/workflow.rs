@@ -245,6 +245,8 @@ fn admin_api_changes_the_log_level_and_quits_on_request() {
     let mut mesh = Mesh::new();
     mesh.install();
     let p = mesh.proxy(&["--workload", "job"]);
+    // `mesh pc` finds the proxy through meshd: wait until it has connected.
+    mesh.wait_synced(1);
     let post = |path: &str| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(p.admin).expect("connect");
