@@ -172,6 +172,9 @@ pub struct TlsCredential {
     pub private_key: Option<Pem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<Pem>,
+    /// Revoked client certificates (a PEM CRL): a server's `caCrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<Pem>,
 }
 
 /// DestinationRule `tls` SIMPLE or MUTUAL: the proxy opens TLS to an endpoint outside the mesh

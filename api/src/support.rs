@@ -133,7 +133,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                             "mode AUTO_PASSTHROUGH (routes only what a VirtualService's tls rules name)",
                             t.mode.as_deref() == Some("AUTO_PASSTHROUGH"),
                         ),
-                        ("caCrl", t.ca_crl.is_some()),
                         ("credentialNames beyond the first", t.credential_names.len() > 1),
                         ("tlsCertificates beyond the first", t.tls_certificates.len() > 1),
                     ];

@@ -229,7 +229,18 @@ fn server_config(g: &GatewayTls, http: bool) -> Result<Arc<ServerConfig>, String
     let builder = match g.mode {
         GatewayTlsMode::Mutual | GatewayTlsMode::OptionalMutual => {
             let roots = roots(c)?.ok_or_else(|| format!("{} has no CA bundle for client certificates", c.source))?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            if let Some(crl) = &c.crl {
+                use rustls::pki_types::pem::PemObject;
+                let crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>> =
+                    rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(text(crl, "CRL")?.as_bytes())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("{}: the CRL: {e}", c.source))?;
+                if crls.is_empty() {
+                    return Err(format!("{}: the CRL file holds no X509 CRL", c.source));
+                }
+                verifier = verifier.with_crls(crls);
+            }
             let verifier =
                 if g.mode == GatewayTlsMode::OptionalMutual { verifier.allow_unauthenticated() } else { verifier };
             builder

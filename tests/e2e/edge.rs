@@ -23,7 +23,7 @@ impl Pki {
         self.dir.join(file).to_str().expect("utf-8 path").to_string()
     }
 
-    fn openssl(&self, args: &[&str]) {
+    pub(crate) fn openssl(&self, args: &[&str]) {
         let o = Command::new("openssl").args(args).current_dir(&self.dir).output().expect("openssl");
         assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
@@ -1097,7 +1097,8 @@ spec:
 }
 
 /// MUTUAL with pinned client certificates (`verifyCertificateHash`, `verifyCertificateSpki`,
-/// the fingerprints computed by openssl) and `ecdhCurves`, checked with curl and s_client.
+/// the fingerprints computed by openssl) and a revocation list (`caCrl`, made with `openssl
+/// ca`), and `ecdhCurves`, checked with curl and s_client.
 #[test]
 fn gateway_pins_client_certificates_and_limits_curves() {
     if !corpus("gateway_pins_client_certificates_and_limits_curves")
@@ -1142,6 +1143,34 @@ fn gateway_pins_client_certificates_and_limits_curves() {
             |(pinned, other)| pinned.as_ref().is_ok_and(|r| r.0 == 200) && other.is_err(),
         );
     }
+    // caCrl: a client certificate the CA revoked (openssl ca -revoke, -gencrl) is refused.
+    std::fs::write(
+        pki.dir.join("ca.cnf"),
+        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ndefault_md=sha256\ndefault_crl_days=2\ncrlnumber=crlnumber\n",
+    )
+    .expect("cnf");
+    std::fs::write(pki.dir.join("index.txt"), "").expect("index");
+    std::fs::write(pki.dir.join("crlnumber"), "01\n").expect("crlnumber");
+    let ca_args = ["-config", "ca.cnf", "-keyfile", "example.com.key", "-cert", "example.com.crt"];
+    pki.openssl(&[&["ca", "-revoke", "other.crt"][..], &ca_args[..]].concat());
+    pki.openssl(&[&["ca", "-gencrl", "-out", "example.com.crl"][..], &ca_args[..]].concat());
+    // First MUTUAL without pins or CRL lets both in, so the refusal below is the CRL's doing.
+    let plain_mutual = simple_server("httpbin.example.com", "httpbin-credential", "").replace("SIMPLE", "MUTUAL");
+    apply(&mesh, "gw.yaml", &gateway(&plain_mutual));
+    wait_for(
+        "both clients let in without pins",
+        || (with("pinned"), with("other")),
+        |(a, b)| a.as_ref().is_ok_and(|r| r.0 == 200) && b.as_ref().is_ok_and(|r| r.0 == 200),
+    );
+    let crl = pki.path("example.com.crl");
+    let server = simple_server("httpbin.example.com", "httpbin-credential", &format!("      caCrl: {crl}\n"))
+        .replace("SIMPLE", "MUTUAL");
+    apply(&mesh, "gw.yaml", &gateway(&server));
+    wait_for(
+        "the revoked client refused, the other let in",
+        || (with("pinned"), with("other")),
+        |(pinned, other)| pinned.as_ref().is_ok_and(|r| r.0 == 200) && other.is_err(),
+    );
     // ecdhCurves: only P-384 is offered.
     let server = simple_server("httpbin.example.com", "httpbin-credential", "      ecdhCurves: [P-384]\n");
     apply(&mesh, "gw.yaml", &gateway(&server));

@@ -23,6 +23,7 @@ pub(super) fn named(credentials: &Credentials, namespace: &str, name: &str) -> R
         cert_chain: own.cert_chain.clone().map(Pem::Inline),
         private_key: own.private_key.clone().map(Pem::Inline),
         ca: ca.map(Pem::Inline),
+        crl: None,
     })
 }
 
@@ -32,6 +33,7 @@ fn files(cert: Option<&String>, key: Option<&String>, ca: Option<&String>) -> Tl
         cert_chain: cert.cloned().map(Pem::File),
         private_key: key.cloned().map(Pem::File),
         ca: ca.cloned().map(Pem::File),
+        crl: None,
     }
 }
 
@@ -58,6 +60,8 @@ pub(super) fn server(
     if c.cert_chain.is_none() || c.private_key.is_none() {
         return Err(format!("{} holds no certificate and key to serve", c.source));
     }
+    // Revoked client certificates: a file, as Envoy reads it.
+    c.crl = t.ca_crl.clone().map(Pem::File);
     Ok(c)
 }
 
