@@ -93,6 +93,10 @@ pub struct GatewayTls {
     /// The certificate, key and client CA (SIMPLE, MUTUAL, OPTIONAL_MUTUAL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<TlsCredential>,
+    /// More certificates and keys (`credentialNames`/`tlsCertificates` beyond the first, e.g.
+    /// RSA beside ECDSA): each handshake gets the first whose key the client can verify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_credentials: Vec<TlsCredential>,
     /// `TLSV1_2` / `TLSV1_3` (Istio's names); None: rustls' defaults (1.2 and 1.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,

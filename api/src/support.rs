@@ -127,17 +127,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
         }
         Resource::Gateway(o) => {
             for (i, sv) in o.spec.servers.iter().enumerate() {
-                if let Some(t) = &sv.tls {
-                    let set = [
-                        (
-                            "mode AUTO_PASSTHROUGH (routes only what a VirtualService's tls rules name)",
-                            t.mode.as_deref() == Some("AUTO_PASSTHROUGH"),
-                        ),
-                        ("credentialNames beyond the first", t.credential_names.len() > 1),
-                        ("tlsCertificates beyond the first", t.tls_certificates.len() > 1),
-                    ];
-                    out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.servers[{i}].tls.{f}")));
-                }
                 let p = sv.port.protocol.to_ascii_uppercase();
                 if p == "MONGO" {
                     out.push(format!("spec.servers[{i}].port.protocol {p} (served as plain TCP)"));

@@ -229,7 +229,7 @@ fn server_config(g: &GatewayTls, http: bool) -> Result<Arc<ServerConfig>, String
     let builder = match g.mode {
         GatewayTlsMode::Mutual | GatewayTlsMode::OptionalMutual => {
             let roots = roots(c)?.ok_or_else(|| format!("{} has no CA bundle for client certificates", c.source))?;
-            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             if let Some(crl) = &c.crl {
                 use rustls::pki_types::pem::PemObject;
                 let crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>> =
@@ -248,12 +248,41 @@ fn server_config(g: &GatewayTls, http: bool) -> Result<Arc<ServerConfig>, String
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut config =
-        builder.with_single_cert(chain, key).map_err(|e| format!("{}: certificate and key: {e}", c.source))?;
+    let mut config = if g.more_credentials.is_empty() {
+        builder.with_single_cert(chain, key).map_err(|e| format!("{}: certificate and key: {e}", c.source))?
+    } else {
+        let mut keys = Vec::new();
+        let pairs = std::iter::once(Ok((c, chain, key))).chain(g.more_credentials.iter().map(|m| {
+            chain_and_key(m)?
+                .map(|(ch, k)| (m, ch, k))
+                .ok_or_else(|| format!("{} has no certificate and key", m.source))
+        }));
+        for pair in pairs {
+            let (from, chain, key) = pair?;
+            let key = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| format!("{}: the private key: {e}", from.source))?;
+            keys.push(Arc::new(rustls::sign::CertifiedKey::new(chain, key)));
+        }
+        builder.with_cert_resolver(Arc::new(ByScheme(keys)))
+    };
     if http {
         config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()];
     }
     Ok(Arc::new(config))
+}
+
+/// Several certificates for one server (RSA beside ECDSA, as Istio's `credentialNames`): the
+/// first whose key can sign with a scheme the client offers.
+#[derive(Debug)]
+struct ByScheme(Vec<Arc<rustls::sign::CertifiedKey>>);
+
+impl rustls::server::ResolvesServerCert for ByScheme {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let schemes = hello.signature_schemes();
+        self.0.iter().find(|k| k.key.choose_scheme(schemes).is_some()).or(self.0.first()).cloned()
+    }
 }
 
 /// Checks a server's certificate against the roots, for the SNI name or, when

@@ -1050,7 +1050,10 @@ spec:
 "#,
         server.port()
     );
-    apply(&mesh, "eastwest.yaml", &yaml);
+    let file = mesh.home.path().join("eastwest.yaml");
+    std::fs::write(&file, &yaml).expect("write");
+    let applied = mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    assert!(!applied.stderr.contains("not enforced"), "AUTO_PASSTHROUGH is served: {}", applied.stderr);
     let gw = mesh.proxy(&[
         "--workload",
         "istio-eastwestgateway",
@@ -1181,4 +1184,71 @@ fn gateway_pins_client_certificates_and_limits_curves() {
     );
     let (ok, said) = s_client(https, "httpbin.example.com", &["-groups", "P-384", "-CAfile", &cacert]);
     assert!(ok, "P-384 accepted: {said}");
+}
+
+/// Two certificates on one server (Istio's `credentialNames`: ECDSA beside RSA): each client
+/// gets the one whose key it can verify, checked with `openssl s_client -sigalgs`.
+#[test]
+fn a_server_with_two_credentials_shows_each_client_the_key_it_can_verify() {
+    if !corpus("a_server_with_two_credentials_shows_each_client_the_key_it_can_verify")
+        || !prerequisite("curl and openssl", have("curl") && have("openssl"))
+    {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    let gw = httpbin_behind_a_gateway(&mut mesh);
+    let https = gw.gateway[0];
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "ecdsa", "httpbin.example.com");
+    // An RSA key for the same name, signed by the same CA.
+    pki.openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/O=rsa organization/CN=httpbin.example.com",
+        "-addext",
+        "subjectAltName=DNS:httpbin.example.com",
+        "-keyout",
+        "rsa.key",
+        "-out",
+        "rsa.csr",
+    ]);
+    pki.openssl(&[
+        "x509",
+        "-req",
+        "-sha256",
+        "-copy_extensions",
+        "copy",
+        "-in",
+        "rsa.csr",
+        "-CA",
+        "example.com.crt",
+        "-CAkey",
+        "example.com.key",
+        "-days",
+        "2",
+        "-out",
+        "rsa.crt",
+    ]);
+    secret(&mesh, &pki, "httpbin-ecdsa", "ecdsa", None, false);
+    secret(&mesh, &pki, "httpbin-rsa", "rsa", None, false);
+    let server = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [\"httpbin.example.com\"]\n    tls:\n      mode: SIMPLE\n      credentialNames: [httpbin-ecdsa, httpbin-rsa]\n";
+    let file = mesh.home.path().join("gw.yaml");
+    std::fs::write(&file, gateway(server)).expect("write");
+    let applied = mesh.ok(&["apply", "-f", file.to_str().expect("path")]);
+    assert!(!applied.stderr.contains("not enforced"), "a second credential is served: {}", applied.stderr);
+    apply(&mesh, "vs.yaml", HTTPBIN_ROUTE);
+    let cacert = pki.path("example.com.crt");
+    wait_for(
+        "an ECDSA-only client gets the ECDSA certificate",
+        || s_client(https, "httpbin.example.com", &["-sigalgs", "ecdsa_secp256r1_sha256", "-CAfile", &cacert]),
+        |r| r.0 && r.1.contains("O = ecdsa organization"),
+    );
+    let (ok, subject) =
+        s_client(https, "httpbin.example.com", &["-sigalgs", "rsa_pss_rsae_sha256", "-CAfile", &cacert]);
+    assert!(ok && subject.contains("O = rsa organization"), "an RSA-only client gets the RSA certificate: {subject}");
+    assert_eq!(curl(https, "httpbin.example.com", "/status/200", &["--cacert", &cacert]).map(|r| r.0), Ok(200));
 }

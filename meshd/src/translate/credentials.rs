@@ -37,6 +37,32 @@ fn files(cert: Option<&String>, key: Option<&String>, ca: Option<&String>) -> Tl
     }
 }
 
+/// A Gateway server's other certificates and keys (`credentialNames` or `tlsCertificates`
+/// beyond the first).
+pub(super) fn more_servers(
+    credentials: &Credentials,
+    namespace: &str,
+    t: &ServerTlsSettings,
+) -> Result<Vec<TlsCredential>, String> {
+    let mut out = Vec::new();
+    if t.credential_name.is_none() {
+        for name in t.credential_names.iter().skip(1) {
+            out.push(named(credentials, namespace, name)?);
+        }
+    }
+    if t.credential_name.is_none() && t.credential_names.is_empty() {
+        for c in t.tls_certificates.iter().skip(1) {
+            out.push(files(c.server_certificate.as_ref(), c.private_key.as_ref(), None));
+        }
+    }
+    for c in &out {
+        if c.cert_chain.is_none() || c.private_key.is_none() {
+            return Err(format!("{} holds no certificate and key to serve", c.source));
+        }
+    }
+    Ok(out)
+}
+
 /// A Gateway server's certificate, key and client CA, for a gateway proxy in `namespace`.
 pub(super) fn server(
     credentials: &Credentials,

@@ -244,6 +244,12 @@ pub(super) fn tls_servers(index: &Index<'_>, proxy: &Workload) -> Vec<GatewayTls
                 continue; // httpsRedirect on an HTTP server: a route, not a listener setting
             }
             let Some(mode) = GatewayTlsMode::parse(&t.mode()) else { continue };
+            let more = match mode {
+                GatewayTlsMode::Simple | GatewayTlsMode::Mutual | GatewayTlsMode::OptionalMutual => {
+                    credentials::more_servers(index.credentials, &proxy.namespace, t)
+                }
+                _ => Ok(Vec::new()),
+            };
             let (credential, error) = match mode {
                 GatewayTlsMode::Simple | GatewayTlsMode::Mutual | GatewayTlsMode::OptionalMutual => {
                     match credentials::server(index.credentials, &proxy.namespace, t) {
@@ -256,6 +262,10 @@ pub(super) fn tls_servers(index: &Index<'_>, proxy: &Workload) -> Vec<GatewayTls
                 }
                 _ => (None, None),
             };
+            let (more_credentials, error) = match more {
+                Ok(m) => (m, error),
+                Err(e) => (Vec::new(), error.or(Some(e))),
+            };
             let version = |v: &Option<String>| v.clone().filter(|v| v != "TLS_AUTO");
             out.push(GatewayTls {
                 port,
@@ -267,6 +277,7 @@ pub(super) fn tls_servers(index: &Index<'_>, proxy: &Workload) -> Vec<GatewayTls
                     .collect(),
                 mode,
                 credential,
+                more_credentials,
                 min_version: version(&t.min_protocol_version),
                 max_version: version(&t.max_protocol_version),
                 cipher_suites: t.cipher_suites.clone(),
