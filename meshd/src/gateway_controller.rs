@@ -66,6 +66,22 @@ fn stamp(v: &mut Value, now: &str, generation: Option<i64>) {
     }
 }
 
+/// A route's `parents` written by other controllers stay as they are; ours are replaced.
+fn keep_others(current: Option<&Value>, mut wanted: Value) -> Value {
+    let others: Vec<Value> = current
+        .and_then(|s| s.get("parents"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(g::CONTROLLER))
+        .cloned()
+        .collect();
+    if let Some(parents) = wanted.get_mut("parents").and_then(Value::as_array_mut) {
+        parents.extend(others);
+    }
+    wanted
+}
+
 fn status_of(r: &Resource) -> Option<&Value> {
     match r {
         Resource::GatewayClass(o) => o.status.as_ref(),
@@ -188,9 +204,10 @@ pub async fn run(client: kube::Client, state: Arc<State>, mut leader: watch::Rec
         let now = chrono_now();
         let mut failed = false;
         for (key, r) in world.resources.iter().filter(|(k, _)| k.kind.is_gateway_api()) {
-            if let (Some(wanted), Some(ar)) =
-                (crate::translate::gateway_api::conditions(&world.resources, key), api_of(key.kind))
-                && status_of(r).map(strip) != Some(strip(&wanted))
+            if let (Some(wanted), Some(ar)) = (
+                crate::translate::gateway_api::conditions(&world.resources, key).map(|w| keep_others(status_of(r), w)),
+                api_of(key.kind),
+            ) && status_of(r).map(strip) != Some(strip(&wanted))
                 && statuses.get(key) != Some(&wanted)
             {
                 let mut body = wanted.clone();
@@ -264,6 +281,24 @@ fn chrono_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_controllers_parents_are_kept() {
+        let current = json!({"parents": [
+            {"controllerName": "example.com/other", "parentRef": {"name": "theirs"}, "conditions": []},
+            {"controllerName": g::CONTROLLER, "parentRef": {"name": "stale"}, "conditions": []}
+        ]});
+        let wanted =
+            json!({"parents": [{"controllerName": g::CONTROLLER, "parentRef": {"name": "ours"}, "conditions": []}]});
+        let merged = keep_others(Some(&current), wanted);
+        let names: Vec<&str> = merged["parents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["parentRef"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["ours", "theirs"]);
+    }
 
     #[test]
     fn a_gateway_gets_a_proxy_on_its_listener_ports_owned_by_it() {
