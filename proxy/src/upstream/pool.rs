@@ -101,11 +101,18 @@ struct Conns {
 struct Table {
     plain: HashMap<Box<str>, Conns, foldhash::fast::RandomState>,
     tls: HashMap<Box<str>, Conns, foldhash::fast::RandomState>,
+    /// How many times each address's TLS connections were forgotten (its identity changed):
+    /// a connection taken out or dialled before then does not come back.
+    purges: HashMap<Box<str>, u64, foldhash::fast::RandomState>,
 }
 
 impl Table {
     fn side(&mut self, tls: bool) -> &mut HashMap<Box<str>, Conns, foldhash::fast::RandomState> {
         if tls { &mut self.tls } else { &mut self.plain }
+    }
+
+    fn purges(&self, address: &str, tls: bool) -> u64 {
+        if !tls || self.purges.is_empty() { 0 } else { self.purges.get(address).copied().unwrap_or(0) }
     }
 }
 
@@ -162,13 +169,14 @@ impl Pool {
         // One retry: a pooled connection the upstream closed while it sat idle gives the
         // request back unsent.
         for _ in 0..2 {
+            let purges = if tls { self.table().purges(address, tls) } else { 0 };
             let (mut sender, pooled) = match self.checkout_h1(address, tls) {
                 Some(s) => (s, true),
                 None => (self.connect_h1(address, tls).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.checkin_h1(address, tls, sender);
+                    self.checkin_h1(address, tls, sender, purges);
                     return Ok(resp);
                 }
                 Err(mut e) => match e.take_message() {
@@ -210,6 +218,7 @@ impl Pool {
         let mut table = self.table();
         for a in addresses {
             table.tls.remove(a.as_str());
+            *table.purges.entry(Box::from(a.as_str())).or_default() += 1;
         }
     }
 
@@ -240,11 +249,14 @@ impl Pool {
     }
 
     /// Back in the pool as soon as the response head is in; it is taken again once ready.
-    fn checkin_h1(&self, address: &str, tls: bool, sender: http1::SendRequest<Body>) {
+    fn checkin_h1(&self, address: &str, tls: bool, sender: http1::SendRequest<Body>, purges: u64) {
         if !self.0.settings.reuse || sender.is_closed() {
             return;
         }
         let mut table = self.table();
+        if table.purges(address, tls) != purges {
+            return;
+        }
         let side = table.side(tls);
         let conns = match side.get_mut(address) {
             Some(c) => c,
@@ -318,6 +330,7 @@ impl Pool {
     }
 
     async fn connect_h2(&self, address: &str, tls: bool) -> Result<http2::SendRequest<Body>, SendError> {
+        let purges = if tls { self.table().purges(address, tls) } else { 0 };
         let stream = self.dial(address, tls, Alpn::H2).await?;
         let mut b = http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new()).adaptive_window(true);
@@ -327,7 +340,7 @@ impl Pool {
                 debug!(error = %e, "upstream HTTP/2 connection ended with an error");
             }
         });
-        if self.0.settings.reuse {
+        if self.0.settings.reuse && self.table().purges(address, tls) == purges {
             let mut table = self.table();
             let side = table.side(tls);
             let conns = match side.get_mut(address) {
