@@ -176,17 +176,6 @@ impl BackendRef {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HttpRouteSpec {
-    #[serde(default)]
-    pub parent_refs: Vec<ParentRef>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hostnames: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<HttpRouteRule>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -347,17 +336,6 @@ pub struct Fraction {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GrpcRouteSpec {
-    #[serde(default)]
-    pub parent_refs: Vec<ParentRef>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hostnames: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<GrpcRouteRule>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrpcRouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -392,16 +370,52 @@ pub struct GrpcMethodMatch {
     pub method: Option<String>,
 }
 
-/// TCPRoute and TLSRoute: parents, (for TLS) SNI hostnames, and weighted backends.
+/// A route of any kind: where it attaches, the hostnames it serves (HTTP, gRPC and TLS
+/// routes), and its rules.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct L4RouteSpec {
+pub struct RouteSpec<R> {
     #[serde(default)]
     pub parent_refs: Vec<ParentRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<L4RouteRule>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<R>,
+}
+
+pub type HttpRouteSpec = RouteSpec<HttpRouteRule>;
+pub type GrpcRouteSpec = RouteSpec<GrpcRouteRule>;
+/// TCPRoute and TLSRoute (TLS routes name SNI hostnames).
+pub type L4RouteSpec = RouteSpec<L4RouteRule>;
+
+/// What every kind of route rule has: its backends.
+pub trait RouteRule {
+    fn backend_refs(&self) -> &[BackendRef];
+}
+
+impl<R: RouteRule> RouteSpec<R> {
+    /// Every backend the route's rules name.
+    pub fn backends(&self) -> impl Iterator<Item = &BackendRef> + Clone {
+        self.rules.iter().flat_map(|r| r.backend_refs().iter())
+    }
+}
+
+impl RouteRule for HttpRouteRule {
+    fn backend_refs(&self) -> &[BackendRef] {
+        &self.backend_refs
+    }
+}
+
+impl RouteRule for GrpcRouteRule {
+    fn backend_refs(&self) -> &[BackendRef] {
+        &self.backend_refs
+    }
+}
+
+impl RouteRule for L4RouteRule {
+    fn backend_refs(&self) -> &[BackendRef] {
+        &self.backend_refs
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

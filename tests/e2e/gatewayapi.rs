@@ -3,17 +3,7 @@
 //! Service (GAMMA) splitting mesh traffic, and the status conditions Istio would write.
 
 use crate::harness::{Mesh, app, apply, corpus, get, shared};
-
-fn workload(mesh: &mut Mesh, name: &str, app_label: &str, version: &str, port: u16, addr: std::net::SocketAddr) {
-    mesh.proxy(&[
-        "--workload",
-        name,
-        "--labels",
-        &format!("app={app_label},version={version}"),
-        "--inbound",
-        &format!("{port}={addr}"),
-    ]);
-}
+use crate::traffic::workload;
 
 #[test]
 fn bookinfo_gateway_api_files_serve_and_split_as_istio_documents() {

@@ -23,7 +23,14 @@ fn bookinfo_with(mesh: &mut Mesh, settings: &[&str]) -> std::net::SocketAddr {
     pp.outbound.expect("outbound")
 }
 
-fn workload(mesh: &mut Mesh, name: &str, app: &str, version: &str, port: u16, addr: std::net::SocketAddr) -> Proxy {
+pub(crate) fn workload(
+    mesh: &mut Mesh,
+    name: &str,
+    app: &str,
+    version: &str,
+    port: u16,
+    addr: std::net::SocketAddr,
+) -> Proxy {
     mesh.proxy(&[
         "--workload",
         name,

@@ -222,11 +222,16 @@ pub(super) fn gateway(s: &KubeGatewaySpec, e: &mut Errs) {
     }
 }
 
-pub(super) fn http_route(s: &HttpRouteSpec, e: &mut Errs) {
+/// What every route kind checks the same way: its parents and hostnames.
+fn route<R>(s: &RouteSpec<R>, e: &mut Errs) {
     parents(&s.parent_refs, "spec", e);
     for (i, h) in s.hostnames.iter().enumerate() {
         hostname(h, &format!("spec.hostnames[{i}]"), e);
     }
+}
+
+pub(super) fn http_route(s: &HttpRouteSpec, e: &mut Errs) {
+    route(s, e);
     for (i, r) in s.rules.iter().enumerate() {
         let p = format!("spec.rules[{i}]");
         for (j, m) in r.matches.iter().enumerate() {
@@ -280,10 +285,7 @@ pub(super) fn http_route(s: &HttpRouteSpec, e: &mut Errs) {
 }
 
 pub(super) fn grpc_route(s: &GrpcRouteSpec, e: &mut Errs) {
-    parents(&s.parent_refs, "spec", e);
-    for (i, h) in s.hostnames.iter().enumerate() {
-        hostname(h, &format!("spec.hostnames[{i}]"), e);
-    }
+    route(s, e);
     for (i, r) in s.rules.iter().enumerate() {
         let p = format!("spec.rules[{i}]");
         for (j, m) in r.matches.iter().enumerate() {
@@ -305,12 +307,9 @@ pub(super) fn grpc_route(s: &GrpcRouteSpec, e: &mut Errs) {
 }
 
 pub(super) fn l4_route(s: &L4RouteSpec, tls: bool, e: &mut Errs) {
-    parents(&s.parent_refs, "spec", e);
+    route(s, e);
     if !tls && !s.hostnames.is_empty() {
         e.push("spec.hostnames", "a TCPRoute has no hostnames");
-    }
-    for (i, h) in s.hostnames.iter().enumerate() {
-        hostname(h, &format!("spec.hostnames[{i}]"), e);
     }
     if s.rules.is_empty() {
         e.push("spec.rules", "at least one rule is required");

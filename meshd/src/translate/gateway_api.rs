@@ -702,27 +702,15 @@ pub fn conditions(resources: &Resources, key: &Key) -> Option<serde_json::Value>
                 cond("Programmed", served, if served { "Programmed" } else { "Invalid" }, if served { "Served by the proxies labelled gateway.networking.k8s.io/gateway-name" } else { &message }),
             ]}))
         }
-        Resource::HttpRoute(o) => Some(route_status(
-            &world,
-            key,
-            &o.spec.parent_refs,
-            &o.spec.hostnames,
-            o.spec.rules.iter().flat_map(|r| r.backend_refs.iter()),
-        )),
-        Resource::GrpcRoute(o) => Some(route_status(
-            &world,
-            key,
-            &o.spec.parent_refs,
-            &o.spec.hostnames,
-            o.spec.rules.iter().flat_map(|r| r.backend_refs.iter()),
-        )),
-        Resource::TcpRoute(o) | Resource::TlsRoute(o) => Some(route_status(
-            &world,
-            key,
-            &o.spec.parent_refs,
-            &o.spec.hostnames,
-            o.spec.rules.iter().flat_map(|r| r.backend_refs.iter()),
-        )),
+        Resource::HttpRoute(o) => {
+            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+        }
+        Resource::GrpcRoute(o) => {
+            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+        }
+        Resource::TcpRoute(o) | Resource::TlsRoute(o) => {
+            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+        }
         _ => None,
     }
 }

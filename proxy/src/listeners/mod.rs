@@ -21,7 +21,7 @@ use crate::Shared;
 pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<Shared>) {
     let state = shared.listener("gateway");
     loop {
-        let (mut stream, peer, permit) = guard::accept(&listener, &state).await;
+        let (stream, peer, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -38,29 +38,7 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
                     debug!(port, "gateway TCP server has no cluster; closing the connection");
                     return;
                 };
-                let cluster = Some(cluster);
-                let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, cluster).await;
-                drop(snapshot);
-                match up {
-                    Ok(up) => {
-                        let mut upstream = up.stream;
-                        let target = (up.upstream_host, up.upstream_cluster.as_str());
-                        let started = std::time::SystemTime::now();
-                        tcp::relay_tcp(
-                            &shared,
-                            &mut stream,
-                            &mut upstream,
-                            &up.labels,
-                            "outbound",
-                            started,
-                            target,
-                            &permit,
-                            up.idle,
-                        )
-                        .await;
-                    }
-                    Err(why) => debug!(port, ?why, "gateway TCP server has no upstream; closing the connection"),
-                }
+                relay_gateway(&shared, snapshot, stream, port, cluster, true, &permit).await;
                 return;
             }
             drop(snapshot);
@@ -104,26 +82,7 @@ async fn serve_gateway_tls(
             };
             // AUTO_PASSTHROUGH carries a sidecar's own mTLS to the endpoint: not wrapped again.
             let mesh_tls = server.mode != GatewayTlsMode::AutoPassthrough;
-            let up =
-                crate::upstream::tcp::tcp_upstream_with(&shared, &snapshot, "", port, None, Some(cluster), mesh_tls)
-                    .await;
-            drop(snapshot);
-            let Ok(up) = up else { return };
-            let (mut stream, mut upstream) = (stream, up.stream);
-            let target = (up.upstream_host, up.upstream_cluster.as_str());
-            let started = std::time::SystemTime::now();
-            tcp::relay_tcp(
-                &shared,
-                &mut stream,
-                &mut upstream,
-                &up.labels,
-                "outbound",
-                started,
-                target,
-                &permit,
-                up.idle,
-            )
-            .await;
+            relay_gateway(&shared, snapshot, stream, port, cluster, mesh_tls, &permit).await;
             return;
         }
         GatewayTlsMode::IstioMutual => shared.identity.state().server.clone(),
@@ -154,19 +113,37 @@ async fn serve_gateway_tls(
     }
     if let Some(t) = tcp_route {
         let Some(cluster) = t.pick_cluster().cloned() else { return };
-        let snapshot = shared.snapshot.load_full();
-        let up = crate::upstream::tcp::tcp_upstream(&shared, &snapshot, "", port, None, Some(cluster)).await;
-        drop(snapshot);
-        let Ok(up) = up else { return };
-        let (mut stream, mut upstream) = (tls, up.stream);
-        let target = (up.upstream_host, up.upstream_cluster.as_str());
-        let started = std::time::SystemTime::now();
-        tcp::relay_tcp(&shared, &mut stream, &mut upstream, &up.labels, "outbound", started, target, &permit, up.idle)
-            .await;
+        relay_gateway(&shared, shared.snapshot.load_full(), tls, port, cluster, true, &permit).await;
         return;
     }
     let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None };
     guard::serve_http(tls, &permit, peer, move |req| crate::http::outbound::outbound(shared.clone(), from, req)).await;
+}
+
+/// A gateway connection relayed to `cluster` as any outbound TCP connection: the route's
+/// endpoint (over mesh mTLS when it takes it and `mesh_tls`), the peer exchange, and
+/// `istio_tcp_*` counted by the gateway.
+async fn relay_gateway<S>(
+    shared: &Shared,
+    snapshot: Arc<crate::config::Snapshot>,
+    mut stream: S,
+    port: u16,
+    cluster: Arc<crate::upstream::cluster::ClusterState>,
+    mesh_tls: bool,
+    permit: &guard::ConnPermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let up = crate::upstream::tcp::tcp_upstream_with(shared, &snapshot, "", port, None, Some(cluster), mesh_tls).await;
+    drop(snapshot);
+    let up = match up {
+        Ok(up) => up,
+        Err(why) => return debug!(port, ?why, "gateway TCP server has no upstream; closing the connection"),
+    };
+    let mut upstream = up.stream;
+    let target = (up.upstream_host, up.upstream_cluster.as_str());
+    let started = std::time::SystemTime::now();
+    tcp::relay_tcp(shared, &mut stream, &mut upstream, &up.labels, "outbound", started, target, permit, up.idle).await;
 }
 
 /// Where an outbound request came from, known once per connection and handed to the request

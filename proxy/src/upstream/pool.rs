@@ -169,8 +169,8 @@ impl Pool {
         // One retry: a pooled connection the upstream closed while it sat idle gives the
         // request back unsent.
         for _ in 0..2 {
-            let purges = if tls { self.table().purges(address, tls) } else { 0 };
-            let (mut sender, pooled) = match self.checkout_h1(address, tls) {
+            let (pooled_sender, purges) = self.checkout_h1(address, tls);
+            let (mut sender, pooled) = match pooled_sender {
                 Some(s) => (s, true),
                 None => (self.connect_h1(address, tls).await?, false),
             };
@@ -228,13 +228,15 @@ impl Pool {
 
     /// An idle connection whose last response has finished, newest first; closed or expired
     /// ones are dropped on the way.
-    fn checkout_h1(&self, address: &str, tls: bool) -> Option<http1::SendRequest<Body>> {
+    /// With the address's purge count as it is now (under the same lock), for the check-in.
+    fn checkout_h1(&self, address: &str, tls: bool) -> (Option<http1::SendRequest<Body>>, u64) {
         if !self.0.settings.reuse {
-            return None;
+            return (None, 0);
         }
         let idle_timeout = self.0.settings.idle_timeout;
         let mut table = self.table();
-        let conns = table.side(tls).get_mut(address)?;
+        let purges = table.purges(address, tls);
+        let Some(conns) = table.side(tls).get_mut(address) else { return (None, purges) };
         let mut i = conns.h1.len();
         while i > 0 {
             i -= 1;
@@ -242,10 +244,10 @@ impl Pool {
             if c.sender.is_closed() || c.since.elapsed() > idle_timeout {
                 conns.h1.swap_remove(i);
             } else if c.sender.is_ready() {
-                return Some(conns.h1.swap_remove(i).sender);
+                return (Some(conns.h1.swap_remove(i).sender), purges);
             }
         }
-        None
+        (None, purges)
     }
 
     /// Back in the pool as soon as the response head is in; it is taken again once ready.
@@ -330,7 +332,7 @@ impl Pool {
     }
 
     async fn connect_h2(&self, address: &str, tls: bool) -> Result<http2::SendRequest<Body>, SendError> {
-        let purges = if tls { self.table().purges(address, tls) } else { 0 };
+        let purges = self.table().purges(address, tls);
         let stream = self.dial(address, tls, Alpn::H2).await?;
         let mut b = http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new()).adaptive_window(true);
@@ -340,8 +342,12 @@ impl Pool {
                 debug!(error = %e, "upstream HTTP/2 connection ended with an error");
             }
         });
-        if self.0.settings.reuse && self.table().purges(address, tls) == purges {
+        if self.0.settings.reuse {
             let mut table = self.table();
+            if table.purges(address, tls) != purges {
+                // Dialled before the address's identity changed: used once, never pooled.
+                return Ok(sender);
+            }
             let side = table.side(tls);
             let conns = match side.get_mut(address) {
                 Some(c) => c,
