@@ -381,17 +381,25 @@ impl Api {
             }
         }
         let world = self.state.world();
-        let items: Vec<serde_json::Value> = world
+        let selected: Vec<&mesh_api::Resource> = world
             .resources
             .values()
             .filter(|r| kind.is_none_or(|k| r.kind() == k))
             .filter(|r| namespace.as_deref().is_none_or(|ns| r.namespace() == ns))
             .filter(|r| name.as_deref().is_none_or(|n| r.name() == n))
+            .collect();
+        // Gateway API objects carry their conditions, as the API server would show what
+        // Istio's controller wrote there (worked out once, and only when any is listed).
+        let mut statuses = if selected.iter().any(|r| r.kind().is_gateway_api()) {
+            crate::translate::gateway_api::all_conditions(&world.resources)
+        } else {
+            Default::default()
+        };
+        let items: Vec<serde_json::Value> = selected
+            .into_iter()
             .map(|r| {
                 let mut v = r.to_value();
-                // Gateway API objects carry their conditions, as the API server would show
-                // what Istio's controller wrote there.
-                if let Some(status) = crate::translate::gateway_api::conditions(&world.resources, &r.key()) {
+                if let Some(status) = statuses.remove(&r.key()) {
                     v["status"] = status;
                 }
                 v

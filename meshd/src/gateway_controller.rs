@@ -203,11 +203,11 @@ pub async fn run(client: kube::Client, state: Arc<State>, mut leader: watch::Rec
         let world = world_rx.borrow_and_update().clone();
         let now = chrono_now();
         let mut failed = false;
+        let mut conditions = crate::translate::gateway_api::all_conditions(&world.resources);
         for (key, r) in world.resources.iter().filter(|(k, _)| k.kind.is_gateway_api()) {
-            if let (Some(wanted), Some(ar)) = (
-                crate::translate::gateway_api::conditions(&world.resources, key).map(|w| keep_others(status_of(r), w)),
-                api_of(key.kind),
-            ) && status_of(r).map(strip) != Some(strip(&wanted))
+            if let (Some(wanted), Some(ar)) =
+                (conditions.remove(key).map(|w| keep_others(status_of(r), w)), api_of(key.kind))
+                && status_of(r).map(strip) != Some(strip(&wanted))
                 && statuses.get(key) != Some(&wanted)
             {
                 let mut body = wanted.clone();

@@ -289,9 +289,10 @@ impl<'a> Index<'a> {
             .or_else(|| in_ns(ROOT_NAMESPACE, false))
     }
 
-    /// Whether `proxy`'s Sidecar lets it see service `svc` (no Sidecar: every service).
-    fn sidecar_admits(&self, proxy: &Workload, svc: &Svc<'_>) -> bool {
-        self.sidecar_for(proxy).is_none_or(|(k, sc)| sc.admits(&k.namespace, svc.namespace, &svc.fqdn))
+    /// Whether a proxy's Sidecar (`sidecar_for`, looked up once per proxy) lets it see service
+    /// `svc` (no Sidecar: every service).
+    fn sidecar_admits(sidecar: Option<(&Key, &mesh_api::networking::SidecarSpec)>, svc: &Svc<'_>) -> bool {
+        sidecar.is_none_or(|(k, sc)| sc.admits(&k.namespace, svc.namespace, &svc.fqdn))
     }
 
     /// The endpoints of the WorkloadEntries in `namespace` that `selector` (and the subset)
@@ -774,10 +775,6 @@ pub struct ServiceRoutes {
 fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> ServiceRoutes {
     let client_ns = proxy.namespace.as_str();
     let mut out = ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() };
-    // A service outside the proxy's Sidecar egress hosts: no routes (and no clusters) for it.
-    if !index.sidecar_admits(proxy, svc) {
-        return out;
-    }
     let mut wanted = BTreeSet::new();
     let vs = index.virtual_service(svc, client_ns, RuleKind::Http);
     let tcp_vs = index.virtual_service(svc, client_ns, RuleKind::Tcp);
@@ -832,7 +829,12 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
     let mut virtual_hosts = Vec::new();
     let mut tcp_services = Vec::new();
     let mut wanted: BTreeSet<(String, u16, Option<String>)> = BTreeSet::new();
+    let sidecar = index.sidecar_for(proxy);
     for svc in index.services.values() {
+        // A service outside the proxy's Sidecar egress hosts: no routes (and no clusters) for it.
+        if !Index::sidecar_admits(sidecar, svc) {
+            continue;
+        }
         let part = service_routes(index, svc, proxy);
         virtual_hosts.extend(part.virtual_hosts);
         tcp_services.extend(part.tcp);

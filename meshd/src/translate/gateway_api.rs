@@ -671,14 +671,19 @@ fn grpc_rules(world: &World<'_>, key: &Key, o: &Object<g::GrpcRouteSpec>) -> Vec
     out
 }
 
-/// The Gateway API status conditions of a route or Gateway, as Istio writes them: for a
-/// route, per parent `Accepted` and `ResolvedRefs`; for a Gateway, `Accepted` and
-/// `Programmed`. None for other kinds.
-pub fn conditions(resources: &Resources, key: &Key) -> Option<serde_json::Value> {
-    if !key.kind.is_gateway_api() {
-        return None;
-    }
+/// The Gateway API status conditions of every GatewayClass, Gateway and route, as Istio
+/// writes them (a route: per parent `Accepted` and `ResolvedRefs`; a Gateway: `Accepted` and
+/// `Programmed`), the lookups made once for all of them.
+pub fn all_conditions(resources: &Resources) -> BTreeMap<Key, serde_json::Value> {
     let world = World::of(resources);
+    resources
+        .keys()
+        .filter(|k| k.kind.is_gateway_api())
+        .filter_map(|k| Some((k.clone(), conditions_in(&world, resources, k)?)))
+        .collect()
+}
+
+fn conditions_in(world: &World<'_>, resources: &Resources, key: &Key) -> Option<serde_json::Value> {
     let cond = |kind: &str, ok: bool, reason: &str, message: &str| serde_json::json!({"type": kind, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message});
     match resources.get(key)? {
         Resource::GatewayClass(o) => {
@@ -703,13 +708,13 @@ pub fn conditions(resources: &Resources, key: &Key) -> Option<serde_json::Value>
             ]}))
         }
         Resource::HttpRoute(o) => {
-            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+            Some(route_status(world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
         }
         Resource::GrpcRoute(o) => {
-            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+            Some(route_status(world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
         }
         Resource::TcpRoute(o) | Resource::TlsRoute(o) => {
-            Some(route_status(&world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
+            Some(route_status(world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
         }
         _ => None,
     }

@@ -20,6 +20,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mesh_api::Key;
+use mesh_api::networking::SidecarSpec;
 use mesh_api::protocol::{RoutesDelta, Workload};
 use mesh_api::proxy_config::{Cluster, Endpoint, TcpService, VirtualHost};
 
@@ -452,6 +454,7 @@ impl Index<'_> {
         svc: &Svc<'_>,
         proxy: &Workload,
         key: &OutboundKey,
+        sidecar: Option<(&Key, &SidecarSpec)>,
     ) -> Arc<ServiceRoutes> {
         let ns = proxy.namespace.as_str();
         let rules = [RuleKind::Http, RuleKind::Tcp, RuleKind::Tls].map(|k| self.virtual_service_at(svc, ns, k));
@@ -461,9 +464,23 @@ impl Index<'_> {
             own: svc.namespace == ns,
             rules,
             reader: reads.then(|| key.clone()),
-            hidden: !self.sidecar_admits(proxy, svc),
+            hidden: !Index::sidecar_admits(sidecar, svc),
         };
-        cache.routes.entry(k).or_insert_with(|| Arc::new(super::service_routes(self, svc, proxy).sealed())).clone()
+        let hidden = k.hidden;
+        cache
+            .routes
+            .entry(k)
+            .or_insert_with(|| {
+                // A service outside the proxy's Sidecar egress hosts: an empty piece, so the
+                // positions hold.
+                let routes = if hidden {
+                    ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() }
+                } else {
+                    super::service_routes(self, svc, proxy)
+                };
+                Arc::new(routes.sealed())
+            })
+            .clone()
     }
 
     /// Which services (by position) are in `touched`.
@@ -482,6 +499,7 @@ impl Index<'_> {
         mesh: &MeshConfig,
         reuse: Option<(&RoutesParts, &[bool])>,
     ) -> RoutesParts {
+        let sidecar = self.sidecar_for(proxy);
         let services = match reuse {
             Some((old, touched))
                 if old.services.len() == self.services.len() && touched.len() == old.services.len() =>
@@ -494,7 +512,7 @@ impl Index<'_> {
                         if !touched[i] && was.fqdn.len() == svc.fqdn.len() {
                             was.clone()
                         } else {
-                            self.routes_piece(cache, i, svc, proxy, key)
+                            self.routes_piece(cache, i, svc, proxy, key, sidecar)
                         }
                     })
                     .collect()
@@ -503,7 +521,7 @@ impl Index<'_> {
                 .services
                 .values()
                 .enumerate()
-                .map(|(i, svc)| self.routes_piece(cache, i, svc, proxy, key))
+                .map(|(i, svc)| self.routes_piece(cache, i, svc, proxy, key, sidecar))
                 .collect(),
         };
         let mut gateway_wanted = BTreeSet::new();
