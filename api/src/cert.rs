@@ -34,6 +34,25 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// The DER of every certificate in a PEM text, in order. Other PEM blocks (keys) are skipped.
+/// The DER of each `X509 CRL` block in `pem`, each parsed as a CRL. Err: malformed, or none.
+pub fn pem_crls(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for (i, block) in Pem::iter_from_buffer(pem.as_bytes()).enumerate() {
+        let block = block.map_err(|e| format!("PEM block {} is malformed: {e}", i + 1))?;
+        if block.label == "X509 CRL" {
+            <x509_parser::revocation_list::CertificateRevocationList as x509_parser::prelude::FromDer<_>>::from_der(
+                &block.contents,
+            )
+            .map_err(|e| format!("CRL {} does not parse: {e}", out.len() + 1))?;
+            out.push(block.contents);
+        }
+    }
+    if out.is_empty() {
+        return Err("no X509 CRL block found in the PEM text".into());
+    }
+    Ok(out)
+}
+
 pub fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     for (i, block) in Pem::iter_from_buffer(pem.as_bytes()).enumerate() {

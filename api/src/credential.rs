@@ -26,6 +26,9 @@ pub struct Credential {
     pub private_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// Revoked client certificates (PEM `X509 CRL`: a Secret's `ca.crl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
 }
 
 /// What may be shown of a credential: never its key.
@@ -67,6 +70,7 @@ impl Credential {
             cert_chain: text(&["tls.crt", "cert"])?,
             private_key: text(&["tls.key", "key"])?,
             ca: text(&["ca.crt", "cacert"])?,
+            crl: text(&["ca.crl"])?,
         };
         if c.cert_chain.is_none() && c.ca.is_none() {
             return Err(format!(
@@ -110,6 +114,9 @@ impl Credential {
         }
         if let Some(ca) = &self.ca {
             pem_certs(ca).map_err(|e| format!("{who}: the CA bundle: {e}"))?;
+        }
+        if let Some(crl) = &self.crl {
+            crate::cert::pem_crls(crl).map_err(|e| format!("{who}: the CRL: {e}"))?;
         }
         Ok(info)
     }

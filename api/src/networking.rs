@@ -958,7 +958,7 @@ pub struct SidecarSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_selector: Option<SidecarWorkloadSelector>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ingress: Vec<serde_json::Value>,
+    pub ingress: Vec<IstioIngressListener>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<IstioEgressListener>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -976,12 +976,77 @@ pub struct SidecarWorkloadSelector {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A Sidecar `ingress` listener: traffic for workload port `port` goes to `defaultEndpoint`
+/// (`127.0.0.1:PORT`, `0.0.0.0:PORT` for the workload's own address, `[::1]:PORT`, `[::]:PORT`,
+/// or `unix:///path`), speaking `port.protocol`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IstioIngressListener {
+    #[serde(default)]
+    pub port: SidecarPort,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<serde_json::Value>,
+}
+
+/// A Sidecar listener's port (Istio's `SidecarPort`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarPort {
+    #[serde(default)]
+    pub number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u32>,
+}
+
+impl SidecarPort {
+    /// The protocol as Istio reads it: `protocol`, else the name's prefix (`http-web`).
+    fn proto(&self) -> String {
+        let p = match (&self.protocol, &self.name) {
+            (Some(p), _) => p.clone(),
+            (None, Some(n)) => n.split('-').next().unwrap_or(n).to_string(),
+            (None, None) => String::new(),
+        };
+        p.to_ascii_uppercase()
+    }
+
+    /// Whether the port carries raw TCP (`TCP`, `TLS`, `HTTPS`, `MONGO`, `MYSQL`, `REDIS`);
+    /// HTTP, HTTP2, gRPC and unnamed ports are HTTP.
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.proto().as_str(), "TCP" | "TLS" | "HTTPS" | "MONGO" | "MYSQL" | "REDIS")
+    }
+
+    /// The HTTP version to the app the port's protocol asks for.
+    pub fn app_http(&self) -> Option<crate::core::AppHttp> {
+        match self.proto().as_str() {
+            "HTTP" => Some(crate::core::AppHttp::Http1),
+            "HTTP2" | "GRPC" | "GRPC-WEB" => Some(crate::core::AppHttp::Http2),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IstioEgressListener {
+    /// With a port, a listener of its own for the hosts on that port (bound to `bind` when
+    /// capture is off); without, the hosts scope what the proxy receives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<serde_json::Value>,
+    pub port: Option<SidecarPort>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1003,32 +1068,61 @@ pub struct OutboundTrafficPolicy {
     pub egress_proxy: Option<serde_json::Value>,
 }
 
+/// Where a Sidecar ingress listener's `defaultEndpoint` sends traffic: a loopback or
+/// any-address IP and port, or a unix socket. None when it is none of Istio's forms.
+pub fn sidecar_endpoint(ep: &str) -> Option<SidecarEndpoint> {
+    if let Some(path) = ep.strip_prefix("unix://") {
+        return (path.starts_with('/') && path.len() > 1).then(|| SidecarEndpoint::Unix(path.to_string()));
+    }
+    let addr: std::net::SocketAddr = ep.parse().ok()?;
+    let ip = addr.ip();
+    (addr.port() != 0 && (ip.is_loopback() || ip.is_unspecified())).then_some(SidecarEndpoint::Ip(addr))
+}
+
+/// A parsed Sidecar `defaultEndpoint`. An unspecified IP (`0.0.0.0`, `[::]`) means the
+/// workload's own address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SidecarEndpoint {
+    Ip(std::net::SocketAddr),
+    Unix(String),
+}
+
 impl SidecarSpec {
-    /// Whether a service `host` in `namespace` is within the egress hosts, for a Sidecar in
-    /// `own_ns`. No egress listener: everything is.
-    pub fn admits(&self, own_ns: &str, namespace: &str, host: &str) -> bool {
-        let hosts: Vec<&String> = self.egress.iter().flat_map(|e| e.hosts.iter()).collect();
+    /// Whether a service `host` in `namespace` is within the egress hosts on `port`, for a
+    /// Sidecar in `own_ns`: the egress listener for that port decides, else the one without a
+    /// port. No egress listener: everything is.
+    pub fn admits(&self, own_ns: &str, namespace: &str, host: &str, port: u16) -> bool {
         if self.egress.is_empty() {
             return true;
         }
-        hosts.iter().any(|h| {
-            let (ns, name) = h.split_once('/').unwrap_or(("*", h.as_str()));
-            let ns_ok = match ns {
-                "*" => true,
-                "." => namespace == own_ns,
-                "~" => false,
-                other => other == namespace,
-            };
-            let host = host.to_ascii_lowercase();
-            let name = name.to_ascii_lowercase();
-            let name_ok = name == "*"
-                || name == host
-                || name.strip_prefix('*').is_some_and(|suffix| host.ends_with(suffix))
-                // A short name in the namespace: `reviews` for reviews.NS.svc.cluster.local.
-                || host.strip_prefix(&name).is_some_and(|rest| rest == format!(".{namespace}.svc.cluster.local"));
-            ns_ok && name_ok
-        })
+        let listener = self
+            .egress
+            .iter()
+            .find(|e| e.port.as_ref().is_some_and(|p| p.number == u32::from(port)))
+            .or_else(|| self.egress.iter().find(|e| e.port.is_none()));
+        listener.is_some_and(|l| hosts_admit(&l.hosts, own_ns, namespace, host))
     }
+}
+
+/// Whether Sidecar egress `hosts` (`namespace/host`) take service `host` in `namespace`.
+fn hosts_admit(hosts: &[String], own_ns: &str, namespace: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    hosts.iter().any(|h| {
+        let (ns, name) = h.split_once('/').unwrap_or(("*", h.as_str()));
+        let ns_ok = match ns {
+            "*" => true,
+            "." => namespace == own_ns,
+            "~" => false,
+            other => other == namespace,
+        };
+        let name = name.to_ascii_lowercase();
+        let name_ok = name == "*"
+            || name == host
+            || name.strip_prefix('*').is_some_and(|suffix| host.ends_with(suffix))
+            // A short name in the namespace: `reviews` for reviews.NS.svc.cluster.local.
+            || host.strip_prefix(&name).is_some_and(|rest| rest == format!(".{namespace}.svc.cluster.local"));
+        ns_ok && name_ok
+    })
 }
 
 /// Istio's `WorkloadGroup`: the template of the WorkloadEntries of a group of workloads

@@ -78,6 +78,36 @@ pub struct Listeners {
     /// For a gateway proxy: its Gateways' servers that take TLS, by port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_tls: Vec<GatewayTls>,
+    /// Listeners a Sidecar asks for on an address of their own (`bind`, or capture `NONE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound: Vec<BoundListener>,
+}
+
+/// A listener a Sidecar asks the proxy to open at an address of its own: an `ingress` one
+/// (its workload port's `InboundListener` says where it goes) or an `egress` one (for the
+/// Sidecar's hosts on that port).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BoundListener {
+    /// An IP address, `unix:///path` (egress only), or None: the workload's inbound address
+    /// (ingress) or 127.0.0.1 (egress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    pub port: u16,
+    pub direction: Direction,
+    /// Raw TCP; else HTTP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tcp: bool,
+    /// Egress TCP: the service host a connection goes to (the one service of the Sidecar's
+    /// hosts on this port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
 }
 
 /// A Gateway server that takes TLS: which certificate it shows for which SNI names, and what it
@@ -391,6 +421,11 @@ pub struct InboundListener {
     /// The HTTP version to the app, from the Service port's protocol; None: the caller's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_http: Option<crate::core::AppHttp>,
+    /// Where the app takes this port's traffic (a Sidecar ingress `defaultEndpoint`:
+    /// `127.0.0.1:8080`, `0.0.0.0:8080` for the workload's own address, `unix:///path`); None:
+    /// the proxy's own `--inbound` target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// The effective PeerAuthentication mode of one workload port.
@@ -718,6 +753,10 @@ pub struct Cluster {
     /// for endpoints without a sidecar, which get what the port says; None keeps the caller's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_http: Option<crate::core::AppHttp>,
+    /// DestinationRule `tls` ISTIO_MUTUAL with `sni`: the SNI sent in the mesh mTLS handshake
+    /// (an egress gateway picks its server by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_sni: Option<String>,
     /// DestinationRule `tls` SIMPLE/MUTUAL: TLS to the endpoints, which are outside the mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<OriginateTls>,

@@ -37,8 +37,13 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
         }
         Resource::Sidecar(o) => {
             let s = &o.spec;
-            if !s.ingress.is_empty() {
-                out.push("spec.ingress (inbound listeners are the proxy's --inbound ports)".into());
+            for (i, ing) in s.ingress.iter().enumerate() {
+                if ing.tls.is_some() {
+                    out.push(format!("spec.ingress[{i}].tls (inbound TLS is the mesh's mTLS)"));
+                }
+                if ing.connection_pool.is_some() {
+                    out.push(format!("spec.ingress[{i}].connectionPool"));
+                }
             }
             if s.inbound_connection_pool.is_some() {
                 out.push("spec.inboundConnectionPool".into());
@@ -47,12 +52,9 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
                 out.push("spec.outboundTrafficPolicy.egressProxy".into());
             }
             for (i, eg) in s.egress.iter().enumerate() {
-                let set = [
-                    ("port", eg.port.is_some()),
-                    ("bind", eg.bind.is_some()),
-                    ("captureMode", eg.capture_mode.is_some()),
-                ];
-                out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.egress[{i}].{f}")));
+                if eg.bind.as_deref().is_some_and(|b| b.starts_with("unix://")) {
+                    out.push(format!("spec.egress[{i}].bind (a unix socket: listeners bind IP addresses)"));
+                }
             }
         }
         Resource::KubeGateway(o) => {

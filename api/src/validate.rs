@@ -158,16 +158,83 @@ fn sidecar(s: &SidecarSpec, e: &mut Errs) {
                 e.push(&path, format!("host {host:?} is not *, *.suffix or a DNS name"));
             }
         }
-        if let Some(m) = &eg.capture_mode
-            && !matches!(m.as_str(), "DEFAULT" | "IPTABLES" | "NONE")
+        let path = format!("spec.egress[{i}]");
+        sidecar_listener(&path, eg.port.as_ref(), eg.bind.as_deref(), eg.capture_mode.as_deref(), e);
+        if eg.port.is_none() && i + 1 < s.egress.len() {
+            e.push(&path, "the egress listener without a port must be the last one (it catches every other port)");
+        }
+        if let Some(p) = &eg.port
+            && s.egress[..i].iter().any(|o| o.port.as_ref().is_some_and(|q| q.number == p.number) && o.bind == eg.bind)
         {
-            e.push(format!("spec.egress[{i}].captureMode"), format!("{m:?}: use DEFAULT, IPTABLES or NONE"));
+            e.push(format!("{path}.port.number"), format!("port {} is given twice on the same bind", p.number));
+        }
+    }
+    for (i, ing) in s.ingress.iter().enumerate() {
+        let path = format!("spec.ingress[{i}]");
+        sidecar_listener(&path, Some(&ing.port), ing.bind.as_deref(), ing.capture_mode.as_deref(), e);
+        if ing.bind.as_deref().is_some_and(|b| b.starts_with("unix://")) {
+            e.push(format!("{path}.bind"), "an ingress listener binds an IP address, not a unix socket");
+        }
+        if s.ingress[..i].iter().any(|o| o.port.number == ing.port.number) {
+            e.push(format!("{path}.port.number"), format!("port {} has two ingress listeners", ing.port.number));
+        }
+        if let Some(ep) = &ing.default_endpoint
+            && crate::networking::sidecar_endpoint(ep).is_none()
+        {
+            e.push(
+                format!("{path}.defaultEndpoint"),
+                format!("{ep:?}: use 127.0.0.1:PORT, 0.0.0.0:PORT, [::1]:PORT, [::]:PORT or unix:///absolute/path"),
+            );
         }
     }
     if let Some(mode) = s.outbound_traffic_policy.as_ref().and_then(|p| p.mode.as_deref())
         && !matches!(mode, "ALLOW_ANY" | "REGISTRY_ONLY")
     {
         e.push("spec.outboundTrafficPolicy.mode", format!("{mode:?}: use ALLOW_ANY or REGISTRY_ONLY"));
+    }
+}
+
+/// A Sidecar listener's port, bind address and capture mode.
+fn sidecar_listener(
+    path: &str,
+    port: Option<&crate::networking::SidecarPort>,
+    bind: Option<&str>,
+    capture: Option<&str>,
+    e: &mut Errs,
+) {
+    if let Some(p) = port {
+        if !(1..=65535).contains(&p.number) {
+            e.push(format!("{path}.port.number"), format!("{} is not a port (1-65535)", p.number));
+        }
+        if let Some(t) = p.target_port
+            && !(1..=65535).contains(&t)
+        {
+            e.push(format!("{path}.port.targetPort"), format!("{t} is not a port (1-65535)"));
+        }
+    }
+    if let Some(m) = capture
+        && !matches!(m, "DEFAULT" | "IPTABLES" | "NONE")
+    {
+        e.push(format!("{path}.captureMode"), format!("{m:?}: use DEFAULT, IPTABLES or NONE"));
+    }
+    if let Some(b) = bind {
+        match b.strip_prefix("unix://") {
+            Some(sock) => {
+                if !sock.starts_with('/') {
+                    e.push(
+                        format!("{path}.bind"),
+                        format!("{b:?}: a unix socket path must be absolute (unix:///path)"),
+                    );
+                }
+                if capture != Some("NONE") {
+                    e.push(format!("{path}.captureMode"), "a unix socket bind needs captureMode NONE");
+                }
+            }
+            None if b.parse::<std::net::IpAddr>().is_err() => {
+                e.push(format!("{path}.bind"), format!("{b:?} is not an IP address (or unix:///path)"));
+            }
+            None => {}
+        }
     }
 }
 

@@ -389,6 +389,9 @@ pub struct SecretCreateTlsArgs {
     /// The CA bundle (PEM) clients' certificates are checked against (MUTUAL).
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Revoked client certificates (PEM `X509 CRL`, a Secret's `ca.crl`).
+    #[arg(long, requires = "ca")]
+    pub crl: Option<PathBuf>,
     /// Replace a credential of the same name.
     #[arg(long)]
     pub overwrite: bool,

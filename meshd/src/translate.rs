@@ -289,10 +289,18 @@ impl<'a> Index<'a> {
             .or_else(|| in_ns(ROOT_NAMESPACE, false))
     }
 
-    /// Whether a proxy's Sidecar (`sidecar_for`, looked up once per proxy) lets it see service
-    /// `svc` (no Sidecar: every service).
-    fn sidecar_admits(sidecar: Option<(&Key, &mesh_api::networking::SidecarSpec)>, svc: &Svc<'_>) -> bool {
-        sidecar.is_none_or(|(k, sc)| sc.admits(&k.namespace, svc.namespace, &svc.fqdn))
+    /// The ports of service `svc` that a proxy's Sidecar (`sidecar_for`, looked up once per
+    /// proxy) hides from it: those outside its egress hosts for the port (no Sidecar: none).
+    fn sidecar_hides(sidecar: Option<(&Key, &mesh_api::networking::SidecarSpec)>, svc: &Svc<'_>) -> Hidden {
+        let Some((k, sc)) = sidecar else { return Hidden::None };
+        let ports: Vec<u16> = service_ports(&svc.spec).filter_map(|p| u16::try_from(p.port).ok()).collect();
+        let hidden: Vec<u16> =
+            ports.iter().copied().filter(|p| !sc.admits(&k.namespace, svc.namespace, &svc.fqdn, *p)).collect();
+        match hidden.len() {
+            0 => Hidden::None,
+            n if n == ports.len() => Hidden::All,
+            _ => Hidden::Ports(hidden),
+        }
     }
 
     /// The endpoints of the WorkloadEntries in `namespace` that `selector` (and the subset)
@@ -772,6 +780,33 @@ pub struct ServiceRoutes {
     hash: u64,
 }
 
+/// Which ports of a service a proxy's Sidecar hides from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Hidden {
+    None,
+    All,
+    Ports(Vec<u16>),
+}
+
+impl ServiceRoutes {
+    /// Drop the routes (and the clusters they want) on ports a Sidecar hides.
+    fn hide(&mut self, hidden: &Hidden) {
+        let Hidden::Ports(ports) = hidden else { return };
+        self.virtual_hosts.retain(|v| !ports.contains(&v.port));
+        self.tcp.retain(|t| !ports.contains(&t.port));
+        let (vhosts, tcp) = (&self.virtual_hosts, &self.tcp);
+        let clusters: BTreeSet<&str> = vhosts
+            .iter()
+            .flat_map(|v| &v.routes)
+            .flat_map(|r| {
+                r.clusters.iter().map(|c| c.cluster.as_str()).chain(r.mirrors.iter().map(|m| m.cluster.as_str()))
+            })
+            .chain(tcp.iter().flat_map(|t| t.clusters.iter().map(|c| c.cluster.as_str())))
+            .collect();
+        self.wanted.retain(|(f, p, s)| clusters.contains(cluster_name(f, *p, s.as_deref()).as_str()));
+    }
+}
+
 fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> ServiceRoutes {
     let client_ns = proxy.namespace.as_str();
     let mut out = ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() };
@@ -832,10 +867,12 @@ pub fn outbound(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> (Rout
     let sidecar = index.sidecar_for(proxy);
     for svc in index.services.values() {
         // A service outside the proxy's Sidecar egress hosts: no routes (and no clusters) for it.
-        if !Index::sidecar_admits(sidecar, svc) {
+        let hidden = Index::sidecar_hides(sidecar, svc);
+        if hidden == Hidden::All {
             continue;
         }
-        let part = service_routes(index, svc, proxy);
+        let mut part = service_routes(index, svc, proxy);
+        part.hide(&hidden);
         virtual_hosts.extend(part.virtual_hosts);
         tcp_services.extend(part.tcp);
         wanted.extend(part.wanted);
@@ -883,6 +920,7 @@ fn cluster(
         passthrough,
         h2_upgrade: policy.h2_upgrade.unwrap_or(mesh.h2_upgrade),
         app_http: svc.and_then(|s| service_ports(&s.spec).find(|p| p.port == i64::from(port))?.app_http()),
+        mesh_sni: credentials::mesh_sni(dr, subset_def, port),
         tls: credentials::originate(dr, subset_def, port, fqdn, client_ns, index.credentials),
     };
     (c, dr_at)
@@ -1014,6 +1052,9 @@ pub fn listeners(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> List
         inbound.services = index.inbound_services(proxy, inbound.port);
         inbound.app_http = index.app_http(proxy, inbound.port);
     }
+    if let Some((key, sc)) = index.sidecar_for(proxy) {
+        sidecar_listeners(index, key, sc, proxy, &mut l);
+    }
     l.path_normalization = mesh.path_normalization;
     l.idle_timeout_ms = mesh.idle_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     l.rate_limit = security::rate_limit(&index.rate_limits, proxy);
@@ -1021,6 +1062,72 @@ pub fn listeners(index: &Index<'_>, proxy: &Workload, mesh: &MeshConfig) -> List
     l.tracing = telemetry::tracing(&index.telemetries, proxy, mesh.tracing.as_ref());
     l.gateway_tls = gateway::tls_servers(index, proxy);
     l
+}
+
+/// A Sidecar's `ingress` listeners (each workload port's protocol and app endpoint, added
+/// when the proxy did not register the port) and the listeners it wants at addresses of
+/// their own: ingress ones with a `bind` or capture `NONE`, egress ones with a port and a
+/// `bind` or capture `NONE`.
+fn sidecar_listeners(
+    index: &Index<'_>,
+    key: &Key,
+    sc: &mesh_api::networking::SidecarSpec,
+    proxy: &Workload,
+    l: &mut Listeners,
+) {
+    let own_bind =
+        |bind: &Option<String>, capture: &Option<String>| bind.is_some() || capture.as_deref() == Some("NONE");
+    for ing in &sc.ingress {
+        let Ok(port) = u16::try_from(ing.port.number) else { continue };
+        let at = match l.inbound.iter().position(|i| i.port == port) {
+            Some(at) => at,
+            None => {
+                l.inbound.push(mesh_api::proxy_config::InboundListener {
+                    port,
+                    mtls: security::peer_mode(&index.peer_authentications, proxy, port),
+                    tcp: false,
+                    services: index.inbound_services(proxy, port),
+                    app_http: None,
+                    endpoint: None,
+                });
+                l.inbound.len() - 1
+            }
+        };
+        let inbound = &mut l.inbound[at];
+        inbound.tcp = ing.port.is_tcp();
+        inbound.app_http = ing.port.app_http().or(inbound.app_http);
+        inbound.endpoint = ing.default_endpoint.clone();
+        if own_bind(&ing.bind, &ing.capture_mode) {
+            l.bound.push(BoundListener {
+                bind: ing.bind.clone(),
+                port,
+                direction: Direction::Inbound,
+                tcp: inbound.tcp,
+                host: None,
+            });
+        }
+    }
+    l.inbound.sort_by_key(|i| i.port);
+    for eg in &sc.egress {
+        let Some(p) = &eg.port else { continue };
+        let Ok(port) = u16::try_from(p.number) else { continue };
+        if !own_bind(&eg.bind, &eg.capture_mode) {
+            continue;
+        }
+        let tcp = p.is_tcp();
+        // A TCP listener has no Host to route by: it serves the one service its hosts take
+        // on this port (the first by name when several do).
+        let host = tcp
+            .then(|| {
+                index.services.values().find(|svc| {
+                    service_ports(&svc.spec).any(|sp| sp.port == i64::from(port))
+                        && sc.admits(&key.namespace, svc.namespace, &svc.fqdn, port)
+                })
+            })
+            .flatten()
+            .map(|svc| svc.fqdn.clone());
+        l.bound.push(BoundListener { bind: eg.bind.clone(), port, direction: Direction::Outbound, tcp, host });
+    }
 }
 
 /// The routes of one VirtualService for requests to `port`, as seen by `proxy` in `scope`

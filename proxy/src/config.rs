@@ -31,6 +31,26 @@ pub struct Peer {
     /// The SPIFFE ID it must present.
     pub identity: Arc<str>,
     pub mtls: bool,
+    /// The SNI to send (a DestinationRule's ISTIO_MUTUAL `sni`); None: none, as between
+    /// sidecars. An address reached by several clusters keeps one (the last).
+    pub sni: Option<Arc<str>>,
+}
+
+/// Where an inbound port's app listens: an address, or a unix socket's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppAddr {
+    Tcp(SocketAddr),
+    Unix(Arc<str>),
+}
+
+impl AppAddr {
+    /// The address as the upstream pools take it (`unix:///path` for a socket).
+    pub fn pool_address(&self) -> String {
+        match self {
+            AppAddr::Tcp(a) => a.to_string(),
+            AppAddr::Unix(p) => format!("unix://{p}"),
+        }
+    }
 }
 
 /// Everything the request path reads, immutable.
@@ -38,8 +58,9 @@ pub struct Peer {
 pub struct Snapshot {
     /// Endpoint address -> identity and mTLS choice.
     peers: HashMap<SocketAddr, Peer>,
-    /// Workload port -> PeerAuthentication mode and whether it is raw TCP.
-    inbound: HashMap<u16, (PeerMode, bool)>,
+    /// Workload port -> PeerAuthentication mode, whether it is raw TCP, and where its app is
+    /// when a Sidecar says (`defaultEndpoint`).
+    inbound: HashMap<u16, (PeerMode, bool, Option<AppAddr>)>,
     /// (host, port) -> TCP service.
     tcp: HashMap<(String, u16), Arc<CompiledTcp>>,
     /// Gateway TCP servers by port.
@@ -77,12 +98,21 @@ impl Snapshot {
 
     /// The mTLS mode of a workload port (PERMISSIVE until meshd says otherwise).
     pub fn peer_mode(&self, port: u16) -> PeerMode {
-        self.inbound.get(&port).map(|(m, _)| *m).unwrap_or_default()
+        self.inbound.get(&port).map(|(m, _, _)| *m).unwrap_or_default()
     }
 
     /// Whether a workload port carries raw TCP.
     pub fn inbound_is_tcp(&self, port: u16) -> bool {
-        self.inbound.get(&port).is_some_and(|(_, tcp)| *tcp)
+        self.inbound.get(&port).is_some_and(|(_, tcp, _)| *tcp)
+    }
+
+    /// Where a workload port's app is, when config says (a Sidecar's `defaultEndpoint`); an
+    /// unspecified IP (`0.0.0.0:8080`) is `own_ip`, the address the connection came to.
+    pub fn inbound_app(&self, port: u16, own_ip: std::net::IpAddr) -> Option<AppAddr> {
+        match self.inbound.get(&port)?.2.as_ref()? {
+            AppAddr::Tcp(a) if a.ip().is_unspecified() => Some(AppAddr::Tcp(SocketAddr::new(own_ip, a.port()))),
+            other => Some(other.clone()),
+        }
     }
 
     /// The `destination_service` of a request to workload `port` with Host `host`: one of the
@@ -188,16 +218,40 @@ impl Snapshot {
         let Vhosts { vhosts, hosts, gateway_hosts: gw_hosts } =
             Vhosts::compile(&raw.routes, &clusters).map_err(|m| err(ConfigType::Routes, m))?;
         let mut peers = HashMap::new();
-        for e in raw.endpoints.clusters.values().flatten().filter(|e| e.hostname.is_none()) {
+        let mesh_sni: HashMap<&str, Arc<str>> = raw
+            .clusters
+            .clusters
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), Arc::from(c.mesh_sni.as_deref()?))))
+            .collect();
+        let endpoints = raw.endpoints.clusters.iter().flat_map(|(name, eps)| eps.iter().map(move |e| (name, e)));
+        for (cluster, e) in endpoints.filter(|(_, e)| e.hostname.is_none()) {
             if e.mtls && e.identity.is_empty() {
                 return Err(err(
                     ConfigType::Endpoints,
                     format!("endpoint {} uses mTLS but has no identity", e.address),
                 ));
             }
-            peers.insert(e.address, Peer { identity: Arc::from(e.identity.as_str()), mtls: e.mtls });
+            let sni = mesh_sni.get(cluster.as_str()).cloned();
+            peers.insert(e.address, Peer { identity: Arc::from(e.identity.as_str()), mtls: e.mtls, sni });
         }
-        let inbound = raw.listeners.inbound.iter().map(|l| (l.port, (l.mtls, l.tcp))).collect();
+        let mut inbound = HashMap::new();
+        for l in &raw.listeners.inbound {
+            let app = match l.endpoint.as_deref() {
+                None => None,
+                Some(ep) => Some(match mesh_api::networking::sidecar_endpoint(ep) {
+                    Some(mesh_api::networking::SidecarEndpoint::Ip(a)) => AppAddr::Tcp(a),
+                    Some(mesh_api::networking::SidecarEndpoint::Unix(p)) => AppAddr::Unix(Arc::from(p.as_str())),
+                    None => {
+                        return Err(err(
+                            ConfigType::Listeners,
+                            format!("inbound port {}: endpoint {ep:?} is not IP:PORT or unix:///path", l.port),
+                        ));
+                    }
+                }),
+            };
+            inbound.insert(l.port, (l.mtls, l.tcp, app));
+        }
         let mut tcp = HashMap::new();
         for t in &raw.routes.tcp {
             let compiled = Arc::new(CompiledTcp::compile(t, &clusters).map_err(|m| err(ConfigType::Routes, m))?);
@@ -292,6 +346,7 @@ mod tests {
                         passthrough: false,
                         h2_upgrade: false,
                         app_http: None,
+                        mesh_sni: None,
                         tls: None,
                     })
                     .collect(),
@@ -422,6 +477,7 @@ mod tests {
             tcp: false,
             services: services.iter().map(|s| s.to_string()).collect(),
             app_http: None,
+            endpoint: None,
         };
         s.raw.listeners.inbound = vec![listener(&["reviews.default.svc.cluster.local"])];
         for host in ["reviews", "Reviews.default:9080", "evil.example", "", "x".repeat(10_000).as_str()] {

@@ -56,6 +56,10 @@ pub type Body = Either<hyper::body::Incoming, Full<Bytes>>;
 /// State shared by every listener of one proxy.
 pub struct Shared {
     pub workload: Workload,
+    /// Told each time a new config is in force (one waiter: the Sidecar listener manager).
+    pub config_changed: tokio::sync::Notify,
+    /// Where inbound listeners bind (a Sidecar ingress listener without `bind` too).
+    pub inbound_bind: std::net::IpAddr,
     pub snapshot: Arc<ArcSwap<config::Snapshot>>,
     pub identity: Arc<tls::Identity>,
     pub ready: AtomicBool,
@@ -362,6 +366,8 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         jwks: jwt::JwksCache::default(),
         pools: Default::default(),
         quit: tokio::sync::Notify::new(),
+        config_changed: tokio::sync::Notify::new(),
+        inbound_bind: opts.inbound_bind,
         metrics: Arc::new(metrics::Metrics::new()),
         limits: opts.limits,
         via_header: ::http::HeaderValue::from_str(&via).unwrap_or(::http::HeaderValue::from_static("mesh")),
@@ -414,6 +420,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         tasks.spawn(async move {
             listeners::serve_admin(admin, s).await;
         });
+        tasks.spawn(listeners::bound::run(shared.clone()));
         tasks.spawn(xds::run(shared.clone(), meshd));
         while tasks.join_next().await.is_some() {}
     };

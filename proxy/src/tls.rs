@@ -412,12 +412,12 @@ impl Identity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rcgen::{BasicConstraints, CertificateParams, CertificateSigningRequestParams, IsCa, Issuer, KeyPair, SanType};
 
     use super::*;
 
-    fn root() -> (String, Issuer<'static, KeyPair>) {
+    pub(crate) fn root() -> (String, Issuer<'static, KeyPair>) {
         let key = KeyPair::generate().expect("key");
         let mut p = CertificateParams::default();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -426,8 +426,17 @@ mod tests {
         (pem.clone(), Issuer::from_ca_cert_pem(&pem, key).expect("issuer"))
     }
 
+    /// An identity for `sa` in `default`, with a certificate from `issuer`.
+    pub(crate) fn issued(sa: &str, bundle: &str, issuer: &Issuer<'static, KeyPair>) -> Identity {
+        let id = Identity::new(SpiffeId::new("cluster.local", "default", sa));
+        let csr = id.new_csr().expect("csr");
+        let uri = format!("spiffe://cluster.local/ns/default/sa/{sa}");
+        id.install_cert(&sign(&csr, issuer, &uri, -60, 3600), bundle).expect("install");
+        id
+    }
+
     /// Sign the identity's pending CSR for `uri`, valid from `from` to `to` seconds from now.
-    fn sign(csr: &str, issuer: &Issuer<'static, KeyPair>, uri: &str, from: i64, to: i64) -> String {
+    pub(crate) fn sign(csr: &str, issuer: &Issuer<'static, KeyPair>, uri: &str, from: i64, to: i64) -> String {
         let csr = CertificateSigningRequestParams::from_pem(csr).expect("csr");
         let mut p = CertificateParams::default();
         p.subject_alt_names = vec![SanType::URI(uri.to_string().try_into().expect("uri"))];

@@ -518,6 +518,7 @@ pub fn apply_push(shared: &Shared, push: Push) -> Vec<ProxyMessage> {
     if let Some(s) = compiled {
         let changed = shared.snapshot.load().identities_changed(&s);
         shared.snapshot.store(Arc::new(s));
+        shared.config_changed.notify_one();
         if !changed.is_empty() {
             shared.forget_mesh_connections(&changed);
         }

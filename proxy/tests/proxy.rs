@@ -204,6 +204,7 @@ fn config(path_prefix: StringMatcher, backend: SocketAddr) -> (Routes, Clusters,
             passthrough: false,
             h2_upgrade: false,
             app_http: None,
+            mesh_sni: None,
             tls: None,
         }],
     };

@@ -1174,6 +1174,55 @@ fn gateway_pins_client_certificates_and_limits_curves() {
         || (with("pinned"), with("other")),
         |(pinned, other)| pinned.as_ref().is_ok_and(|r| r.0 == 200) && other.is_err(),
     );
+    // The CRL in the credential (a Secret's `ca.crl`) instead: both in again without it, then
+    // the revoked one refused once the credential carries it, with no change to the Gateway.
+    apply(&mesh, "gw.yaml", &gateway(&plain_mutual));
+    wait_for(
+        "both clients let in again",
+        || (with("pinned"), with("other")),
+        |(a, b)| a.as_ref().is_ok_and(|r| r.0 == 200) && b.as_ref().is_ok_and(|r| r.0 == 200),
+    );
+    let (cert, key) = (pki.path("httpbin.crt"), pki.path("httpbin.key"));
+    let bad = mesh.run(&[
+        "secret",
+        "create",
+        "tls",
+        "httpbin-credential",
+        "-n",
+        "istio-system",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &cacert,
+        "--crl",
+        &cacert,
+        "--overwrite",
+    ]);
+    assert!(bad.code != 0 && bad.stderr.contains("CRL"), "a certificate given as a CRL: {}", bad.stderr);
+    mesh.ok(&[
+        "secret",
+        "create",
+        "tls",
+        "httpbin-credential",
+        "-n",
+        "istio-system",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--ca",
+        &cacert,
+        "--crl",
+        &crl,
+        "--overwrite",
+    ]);
+    wait_for(
+        "the credential's CRL refuses the revoked client",
+        || (with("pinned"), with("other")),
+        |(pinned, other)| pinned.as_ref().is_ok_and(|r| r.0 == 200) && other.is_err(),
+    );
     // ecdhCurves: only P-384 is offered.
     let server = simple_server("httpbin.example.com", "httpbin-credential", "      ecdhCurves: [P-384]\n");
     apply(&mesh, "gw.yaml", &gateway(&server));

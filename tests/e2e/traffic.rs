@@ -1482,3 +1482,188 @@ fn proxy_config_concurrency_sets_the_workers_of_the_proxies_it_selects() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("spec.concurrency"), "{}", r.stderr);
 }
+
+/// An HTTP/1.1 app on a unix socket answering `name` (a Sidecar ingress `defaultEndpoint` of
+/// `unix://`).
+fn unix_app(path: &std::path::Path, name: &'static str) {
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("bind unix app");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream);
+                loop {
+                    // A request head (no body: GET), up to its blank line.
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}\n", name.len() + 1);
+                    if reader.get_mut().write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// A port free on loopback now (for a Service port a Sidecar listener must bind: the port
+/// is the routing key, so it cannot be 0).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A Sidecar's `ingress` sends a workload port to another app (an address, a unix socket) and
+/// opens a listener of its own with `bind`; its `egress` listeners with a port and `bind` take
+/// the app's plain requests (HTTP by Host, TCP to the one service on the port) and scope what
+/// the proxy sees per port.
+#[test]
+fn sidecar_ingress_and_egress_listeners_route_where_they_say() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let (web_port, tcp_port, bound_in) = (free_port(), free_port(), free_port());
+    let services = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: ledger}}
+spec:
+  selector: {{app: ledger}}
+  ports: [{{name: http, port: {web_port}, targetPort: 9080}}, {{name: http-alt, port: 9080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: ledger-tcp}}
+spec:
+  selector: {{app: ledger}}
+  ports: [{{name: tcp, port: {tcp_port}, targetPort: 9090}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: ratings}}
+spec:
+  selector: {{app: ratings}}
+  ports: [{{name: http, port: 9080}}]
+"#
+    );
+    apply(&mesh, "services.yaml", &services);
+    let (main, echo) = (app("ledger-main"), tcp_echo("ledger-echo"));
+    mesh.proxy(&[
+        "--workload",
+        "ledger-v1",
+        "--labels",
+        "app=ledger",
+        "--inbound",
+        &format!("9080={main}"),
+        "--inbound",
+        &format!("9090={echo}"),
+    ]);
+    workload(&mut mesh, "ratings-v1", "ratings", "v1", 9080, app("ratings-v1"));
+    let sleep = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]).outbound.expect("outbound");
+    mesh.wait_synced(3);
+    let ledger = format!("ledger:{web_port}");
+    assert_eq!(get(sleep, &ledger, "/", false, &[]), (200, "ledger-main\n".into()));
+    assert_eq!(get(sleep, "ledger:9080", "/", false, &[]), (200, "ledger-main\n".into()));
+
+    // Ingress: port 9080 goes to another app; then to a unix socket; and a listener of its own.
+    let other = app("ledger-sidecar");
+    let ingress = |endpoint: &str| {
+        format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: ledger}}
+spec:
+  workloadSelector:
+    labels: {{app: ledger}}
+  ingress:
+  - port: {{number: 9080, protocol: HTTP, name: http}}
+    defaultEndpoint: "{endpoint}"
+  - port: {{number: {bound_in}, protocol: HTTP, name: http-admin}}
+    bind: 127.0.0.1
+    captureMode: NONE
+    defaultEndpoint: "{other}"
+"#
+        )
+    };
+    apply(&mesh, "ingress.yaml", &ingress(&other.to_string()));
+    eventually("the ingress endpoint in force", Duration::from_secs(20), || {
+        (get(sleep, &ledger, "/", false, &[]).1 == "ledger-sidecar\n").then_some(())
+    });
+    let bound: std::net::SocketAddr = format!("127.0.0.1:{bound_in}").parse().expect("addr");
+    let seen = eventually("the ingress listener bound", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(bound)
+            .ok()
+            .map(|_| raw(bound, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    });
+    assert_eq!(seen, (200, "ledger-sidecar\n".into()), "plain text to the bound ingress listener (PERMISSIVE)");
+    let sock = mesh.home.path().join("ledger.sock");
+    unix_app(&sock, "ledger-unix");
+    apply(&mesh, "ingress.yaml", &ingress(&format!("unix://{}", sock.display())));
+    eventually("the unix socket endpoint in force", Duration::from_secs(20), || {
+        (get(sleep, &ledger, "/", false, &[]).1 == "ledger-unix\n").then_some(())
+    });
+    // A bad endpoint is refused by name and changes nothing.
+    let file = mesh.home.path().join("bad.yaml");
+    std::fs::write(&file, ingress("10.1.2.3:80")).expect("write");
+    let r = mesh.run(&["apply", "-f", file.to_str().expect("path")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("spec.ingress[0].defaultEndpoint"), "{}", r.stderr);
+    assert_eq!(get(sleep, &ledger, "/", false, &[]).1, "ledger-unix\n");
+
+    // Egress: sleep gets an HTTP listener and a TCP listener of its own on the ledger ports;
+    // through its usual outbound listener it sees ratings only (and nothing else).
+    let egress = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {{name: sleep}}
+spec:
+  workloadSelector:
+    labels: {{app: sleep}}
+  egress:
+  - port: {{number: {web_port}, protocol: HTTP, name: http}}
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./ledger.default.svc.cluster.local"]
+  - port: {{number: {tcp_port}, protocol: TCP, name: tcp}}
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./ledger-tcp.default.svc.cluster.local"]
+  - hosts: ["./ratings.default.svc.cluster.local"]
+  outboundTrafficPolicy: {{mode: REGISTRY_ONLY}}
+"#
+    );
+    apply(&mesh, "egress.yaml", &egress);
+    let web: std::net::SocketAddr = format!("127.0.0.1:{web_port}").parse().expect("addr");
+    let seen = eventually("the egress HTTP listener bound", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(web).ok().map(|_| get(web, "ledger", "/", false, &[]))
+    });
+    assert_eq!(seen, (200, "ledger-unix\n".into()), "a Host without a port routes on the listener's port");
+    let tcp: std::net::SocketAddr = format!("127.0.0.1:{tcp_port}").parse().expect("addr");
+    let seen = eventually("the egress TCP listener bound", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(tcp).ok().map(|_| tcp_say(tcp, "hello"))
+    });
+    assert_eq!(seen, "ledger-echo hello", "bytes relayed to the one TCP service on the port");
+    // Per port: ledger on 9080 is no listener's host (the catch-all takes ratings only).
+    eventually("ledger:9080 hidden from sleep", Duration::from_secs(20), || {
+        (get(sleep, "ledger:9080", "/", false, &[]).0 == 502).then_some(())
+    });
+    assert_eq!(get(sleep, &ledger, "/", false, &[]), (200, "ledger-unix\n".into()), "its port's listener takes it");
+    assert_eq!(get(sleep, "ratings:9080", "/", false, &[]), (200, "ratings-v1\n".into()), "the catch-all's host");
+    // The Sidecar gone: its listeners close and the mesh's view is back.
+    mesh.ok(&["delete", "sidecar", "sleep"]);
+    eventually("the egress listener closed", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(web).is_err().then_some(())
+    });
+    eventually("ledger:9080 back in sight", Duration::from_secs(20), || {
+        (get(sleep, "ledger:9080", "/", false, &[]) == (200, "ledger-unix\n".into())).then_some(())
+    });
+}

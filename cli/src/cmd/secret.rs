@@ -26,6 +26,7 @@ pub async fn create_tls(ctx: &Ctx, args: SecretCreateTlsArgs) -> Result<()> {
         cert_chain: Some(read_pem(&args.cert, "certificate")?),
         private_key: Some(read_pem(&args.key, "private key")?),
         ca: args.ca.as_deref().map(|p| read_pem(p, "CA bundle")).transpose()?,
+        crl: args.crl.as_deref().map(|p| read_pem(p, "CRL")).transpose()?,
     };
     let client = ctx.admin_client().await?;
     let resp: CredentialResponse =

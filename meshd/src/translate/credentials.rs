@@ -14,7 +14,9 @@ use mesh_api::proxy_config::{OriginateTls, Pem, TlsCredential};
 pub(super) fn named(credentials: &Credentials, namespace: &str, name: &str) -> Result<TlsCredential, String> {
     let get = |n: &str| credentials.get(&(namespace.to_string(), n.to_string()));
     let own = get(name);
-    let ca = own.and_then(|c| c.ca.clone()).or_else(|| get(&format!("{name}{CA_SECRET_SUFFIX}"))?.ca.clone());
+    let ca_secret = get(&format!("{name}{CA_SECRET_SUFFIX}"));
+    let ca = own.and_then(|c| c.ca.clone()).or_else(|| ca_secret?.ca.clone());
+    let crl = own.and_then(|c| c.crl.clone()).or_else(|| ca_secret?.crl.clone());
     let Some(own) = own else {
         return Err(format!("credential {namespace}/{name} not found"));
     };
@@ -23,7 +25,7 @@ pub(super) fn named(credentials: &Credentials, namespace: &str, name: &str) -> R
         cert_chain: own.cert_chain.clone().map(Pem::Inline),
         private_key: own.private_key.clone().map(Pem::Inline),
         ca: ca.map(Pem::Inline),
-        crl: None,
+        crl: crl.map(Pem::Inline),
     })
 }
 
@@ -86,8 +88,11 @@ pub(super) fn server(
     if c.cert_chain.is_none() || c.private_key.is_none() {
         return Err(format!("{} holds no certificate and key to serve", c.source));
     }
-    // Revoked client certificates: a file, as Envoy reads it.
-    c.crl = t.ca_crl.clone().map(Pem::File);
+    // Revoked client certificates: `caCrl` (a file, as Envoy reads it) over the
+    // credential's own `ca.crl`.
+    if let Some(path) = &t.ca_crl {
+        c.crl = Some(Pem::File(path.clone()));
+    }
     Ok(c)
 }
 
@@ -108,6 +113,12 @@ fn client_settings<'a>(
 
 /// DestinationRule TLS origination (SIMPLE or MUTUAL) for a cluster of `host`, as seen by a
 /// client in `client_ns` (whose namespace holds a `credentialName`).
+/// The SNI of mesh mTLS to a cluster: DestinationRule `tls` ISTIO_MUTUAL's `sni`.
+pub(super) fn mesh_sni(dr: Option<&Object<DestinationRuleSpec>>, subset: Option<&Subset>, port: u16) -> Option<String> {
+    let t = client_settings(dr, subset, port)?;
+    (t.mode.as_deref() == Some("ISTIO_MUTUAL")).then(|| t.sni.clone()).flatten()
+}
+
 pub(super) fn originate(
     dr: Option<&Object<DestinationRuleSpec>>,
     subset: Option<&Subset>,

@@ -205,6 +205,7 @@ pub fn listeners(
             tcp: false,
             services: Vec::new(),
             app_http: None,
+            endpoint: None,
         })
         .collect();
     inbound.sort_by_key(|l| l.port);
@@ -219,6 +220,7 @@ pub fn listeners(
         path_normalization: Default::default(),
         idle_timeout_ms: None,
         gateway_tls: Vec::new(),
+        bound: Vec::new(),
     }
 }
 

@@ -113,7 +113,7 @@ struct RoutesKey {
     /// The client, when a chosen rule reads it.
     reader: Option<OutboundKey>,
     /// The client's Sidecar hides the service.
-    hidden: bool,
+    hidden: super::Hidden,
 }
 
 /// One cluster as a client namespace sees it, with the DestinationRule that shaped it.
@@ -464,19 +464,21 @@ impl Index<'_> {
             own: svc.namespace == ns,
             rules,
             reader: reads.then(|| key.clone()),
-            hidden: !Index::sidecar_admits(sidecar, svc),
+            hidden: Index::sidecar_hides(sidecar, svc),
         };
-        let hidden = k.hidden;
+        let hidden = k.hidden.clone();
         cache
             .routes
             .entry(k)
             .or_insert_with(|| {
                 // A service outside the proxy's Sidecar egress hosts: an empty piece, so the
                 // positions hold.
-                let routes = if hidden {
+                let routes = if hidden == super::Hidden::All {
                     ServiceRoutes { fqdn: svc.fqdn.clone(), ..Default::default() }
                 } else {
-                    super::service_routes(self, svc, proxy)
+                    let mut r = super::service_routes(self, svc, proxy);
+                    r.hide(&hidden);
+                    r
                 };
                 Arc::new(routes.sealed())
             })

@@ -407,8 +407,10 @@ fn select_route<'s>(
     // A captured connection's original destination knows the port when the Host header
     // does not carry one.
     let original = from.original_dst;
-    let port =
-        port.or(original.map(|o| o.port())).unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
+    let port = port
+        .or(original.map(|o| o.port()))
+        .or(from.listener_port)
+        .unwrap_or(if req.uri().scheme_str() == Some("https") { 443 } else { 80 });
     let gateway = from.gateway_port;
     let found = match gateway {
         Some(gp) => snapshot.gateway_vhost(host, gp),

@@ -65,7 +65,8 @@ pub async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
                 Err(_) => 0, // the server speaks first
             };
             if looks_like_http(&first[..n]) {
-                let from = Downstream { client: peer, gateway_port: None, original_dst: Some(dst) };
+                let from =
+                    Downstream { client: peer, gateway_port: None, original_dst: Some(dst), listener_port: None };
                 crate::listeners::guard::serve_http(stream, &permit, peer, move |req| {
                     crate::http::outbound::outbound(shared.clone(), from, req)
                 })

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
+use crate::config::AppAddr;
 use crate::listeners::capture;
 use crate::listeners::guard;
 use crate::listeners::tcp::relay_tcp;
 use crate::policy::authz;
 use crate::telemetry::metrics;
-use crate::upstream::connect;
+use crate::upstream::connect::{self, Stream};
 use crate::{PeerInfo, Shared, tls};
 
 /// How long an inbound connection may take to send its first byte (PERMISSIVE detection).
@@ -27,21 +28,24 @@ pub(crate) async fn serve_inbound(listener: TcpListener, port: u16, app: SocketA
     loop {
         let (stream, remote, permit) = guard::accept(&listener, &state).await;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, None, permit));
     }
 }
 
 /// One inbound connection for workload `port`: mTLS, plaintext or both (PeerAuthentication),
-/// then the app.
-async fn handle_inbound(
+/// then the app: where a Sidecar's `defaultEndpoint` says, else `app`. `original` is the
+/// destination of a redirected connection.
+pub(crate) async fn handle_inbound(
     shared: Arc<Shared>,
     stream: TcpStream,
     remote: SocketAddr,
     port: u16,
     app: SocketAddr,
+    original: Option<SocketAddr>,
     permit: guard::ConnPermit,
 ) {
     let local = stream.local_addr().unwrap_or(remote);
+    let app = Target { default: app, own_ip: original.map_or(local.ip(), |o| o.ip()) };
     let mut first = [0u8; 1];
     let is_tls = match permit.unless_evicted(tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first))).await {
         Some(Ok(Ok(1))) => first[0] == TLS_HANDSHAKE,
@@ -118,7 +122,7 @@ pub(crate) async fn serve_inbound_capture(listener: TcpListener, apps: Vec<(u16,
             .find(|(p, _)| *p == port)
             .map(|(_, a)| *a)
             .unwrap_or_else(|| SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
-        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, permit));
+        tokio::spawn(handle_inbound(shared.clone(), stream, remote, port, app, Some(dst), permit));
     }
 }
 
@@ -128,7 +132,7 @@ async fn serve_inbound_stream<S>(
     shared: Arc<Shared>,
     mut stream: S,
     port: u16,
-    app: SocketAddr,
+    app: Target,
     peer: PeerInfo,
     permit: guard::ConnPermit,
 ) where
@@ -147,19 +151,26 @@ async fn serve_inbound_stream<S>(
             destination_ip: peer.local.ip(),
             jwt: None,
         });
+        let app = app.now(&snapshot, port);
         drop(snapshot);
         if let authz::Decision::Deny(why) = decision {
             debug!(peer = ?peer.identity, %why, "TCP connection denied; closing it");
             return; // dropping the stream closes the connection
         }
-        let mut upstream = match TcpStream::connect(app).await {
+        let connected = match &app {
+            AppAddr::Tcp(a) => TcpStream::connect(a).await.map(|s| {
+                let _ = s.set_nodelay(true);
+                Stream::Plain(s)
+            }),
+            AppAddr::Unix(p) => tokio::net::UnixStream::connect(&**p).await.map(Stream::Unix),
+        };
+        let mut upstream = match connected {
             Ok(s) => s,
             Err(e) => {
-                debug!(%app, error = %e, "cannot reach the app");
+                debug!(app = %app.pool_address(), error = %e, "cannot reach the app");
                 return;
             }
         };
-        let _ = upstream.set_nodelay(true);
         // Who called: as it said in the metadata exchange, else what its certificate says (its
         // namespace, not its workload).
         let source = match &peer.metadata {
@@ -181,7 +192,7 @@ async fn serve_inbound_stream<S>(
             policy,
         );
         let upstream_cluster = format!("inbound|{port}||");
-        let target = (app.to_string(), upstream_cluster.as_str());
+        let target = (app.pool_address(), upstream_cluster.as_str());
         let started = std::time::SystemTime::now();
         relay_tcp(&shared, &mut stream, &mut upstream, &labels, "inbound", started, target, &permit, None).await;
         return;
@@ -189,9 +200,28 @@ async fn serve_inbound_stream<S>(
     drop(snapshot);
     let remote = peer.remote;
     let peer = Arc::new(peer);
-    let app_address: Arc<str> = Arc::from(app.to_string());
+    let default: Arc<str> = Arc::from(app.default.to_string());
     guard::serve_http(stream, &permit, remote, move |req| {
-        crate::http::inbound::inbound(shared.clone(), app_address.clone(), port, peer.clone(), req)
+        // Per request: a Sidecar's endpoint may change under a long-lived connection.
+        let to = match shared.snapshot.load().inbound_app(port, app.own_ip) {
+            None => default.clone(),
+            Some(a) => Arc::from(a.pool_address()),
+        };
+        crate::http::inbound::inbound(shared.clone(), to, port, peer.clone(), req)
     })
     .await;
+}
+
+/// Where an inbound connection's app is: a Sidecar's `defaultEndpoint` for the port when the
+/// config in force has one (`own_ip` stands for an unspecified IP), else `default`.
+#[derive(Clone, Copy)]
+struct Target {
+    default: SocketAddr,
+    own_ip: std::net::IpAddr,
+}
+
+impl Target {
+    fn now(&self, snapshot: &crate::config::Snapshot, port: u16) -> AppAddr {
+        snapshot.inbound_app(port, self.own_ip).unwrap_or(AppAddr::Tcp(self.default))
+    }
 }

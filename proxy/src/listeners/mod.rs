@@ -1,6 +1,7 @@
 //! The listeners: where connections come in (outbound, inbound, captured, gateway, TCP,
 //! admin, metrics), each behind the caps of `guard`.
 
+pub mod bound;
 pub mod capture;
 pub mod guard;
 pub mod inbound;
@@ -42,7 +43,7 @@ pub(crate) async fn serve_gateway(listener: TcpListener, port: u16, shared: Arc<
                 return;
             }
             drop(snapshot);
-            let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None };
+            let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None, listener_port: None };
             guard::serve_http(stream, &permit, peer, move |req| {
                 crate::http::outbound::outbound(shared.clone(), from, req)
             })
@@ -116,7 +117,7 @@ async fn serve_gateway_tls(
         relay_gateway(&shared, shared.snapshot.load_full(), tls, port, cluster, true, &permit).await;
         return;
     }
-    let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None };
+    let from = Downstream { client: peer, gateway_port: Some(port), original_dst: None, listener_port: None };
     guard::serve_http(tls, &permit, peer, move |req| crate::http::outbound::outbound(shared.clone(), from, req)).await;
 }
 
@@ -156,6 +157,9 @@ pub struct Downstream {
     pub gateway_port: Option<u16>,
     /// A captured connection's original destination (`proxy init`).
     pub original_dst: Option<SocketAddr>,
+    /// The port of the Sidecar egress listener the request came in on: the port to route on
+    /// when the Host carries none.
+    pub listener_port: Option<u16>,
 }
 
 /// Who is on the other end of an inbound connection.
@@ -195,7 +199,7 @@ pub(crate) async fn serve_outbound(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let from = Downstream { client: peer, gateway_port: None, original_dst: None };
+            let from = Downstream { client: peer, gateway_port: None, original_dst: None, listener_port: None };
             guard::serve_http(stream, &permit, peer, move |req| {
                 crate::http::outbound::outbound(shared.clone(), from, req)
             })

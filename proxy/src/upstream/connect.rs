@@ -18,6 +18,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub enum Stream {
     Plain(TcpStream),
+    /// An app's unix socket (a Sidecar ingress `defaultEndpoint`).
+    Unix(tokio::net::UnixStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
@@ -25,6 +27,7 @@ impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -34,6 +37,7 @@ impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
@@ -41,6 +45,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -48,6 +53,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
@@ -59,6 +65,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
@@ -66,6 +73,7 @@ impl AsyncWrite for Stream {
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
         }
     }
@@ -89,10 +97,10 @@ pub async fn handshake(
     alpn: Alpn,
 ) -> Result<Stream, BoxError> {
     let addr: SocketAddr = tcp.peer_addr()?;
-    let expected = snapshot
+    let (expected, sni) = snapshot
         .load()
         .peer(addr)
-        .map(|p| p.identity.clone())
+        .map(|p| (p.identity.clone(), p.sni.clone()))
         .ok_or_else(|| format!("no identity is known for endpoint {addr}"))?;
     let state = identity.state();
     let config = match alpn {
@@ -102,7 +110,12 @@ pub async fn handshake(
     };
     drop(state);
     let config = config.ok_or("this proxy has no certificate yet; mTLS to other proxies is not possible")?;
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    // The peer's certificate is checked against its SPIFFE identity, never this name: the
+    // name is only the SNI (sent when a DestinationRule gives one; an IP address sends none).
+    let name = match sni.as_deref().and_then(|s| rustls::pki_types::ServerName::try_from(s.to_string()).ok()) {
+        Some(n) => n,
+        None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+    };
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -243,5 +256,47 @@ mod tests {
         let (_a, mut b) = tokio::io::duplex(4096);
         let silent = read_frame_within(&mut b, std::time::Duration::from_millis(50)).await;
         assert_eq!(silent.expect_err("silent").kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// The mesh mTLS client sends a DestinationRule's ISTIO_MUTUAL `sni` (an egress gateway
+    /// picks its server by it), and none otherwise; the server's identity is checked either way.
+    #[tokio::test]
+    async fn mesh_mtls_sends_the_destination_rules_sni() {
+        let (bundle, issuer) = crate::tls::tests::root();
+        let client = crate::tls::tests::issued("web", &bundle, &issuer);
+        let server = crate::tls::tests::issued("egressgateway", &bundle, &issuer);
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.state().server.clone().expect("server config"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = tokio::spawn(async move {
+            let mut names = Vec::new();
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let tls = acceptor.accept(tcp).await.expect("handshake");
+                names.push(tls.get_ref().1.server_name().map(str::to_string));
+            }
+            names
+        });
+        let snapshot = |sni: Option<&str>| {
+            let raw: mesh_api::proxy_config::ProxyConfig = serde_json::from_value(serde_json::json!({
+                "routes": {"virtual_hosts": []},
+                "clusters": {"clusters": [{
+                    "name": "outbound|80|edition|istio-egressgateway.istio-system.svc.cluster.local",
+                    "service": "istio-egressgateway.istio-system.svc.cluster.local",
+                    "port": 80, "lb_policy": "ROUND_ROBIN", "mesh_sni": sni,
+                }]},
+                "endpoints": {"clusters": {"outbound|80|edition|istio-egressgateway.istio-system.svc.cluster.local": [{
+                    "address": addr.to_string(), "workload": "istio-system/egressgateway",
+                    "identity": "spiffe://cluster.local/ns/default/sa/egressgateway", "mtls": true,
+                }]}},
+            }))
+            .expect("config");
+            ArcSwap::from_pointee(Snapshot::compile(raw, Default::default()).expect("compile"))
+        };
+        for sni in [Some("edition.example.com"), None] {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            handshake(&client, &snapshot(sni), tcp, Alpn::Http11).await.expect("mesh handshake");
+        }
+        assert_eq!(seen.await.expect("server"), [Some("edition.example.com".to_string()), None]);
     }
 }

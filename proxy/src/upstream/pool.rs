@@ -298,6 +298,14 @@ impl Pool {
     }
 
     async fn dial(&self, address: &str, tls: bool, alpn: Alpn) -> Result<Stream, SendError> {
+        if let Some(path) = address.strip_prefix("unix://") {
+            // An app on a unix socket: always plain (only app pools are given one).
+            let unix = tokio::time::timeout(self.0.settings.connect_timeout, tokio::net::UnixStream::connect(path))
+                .await
+                .map_err(|_| SendError::Connect(format!("connect to {address} timed out").into()))?
+                .map_err(|e| SendError::Connect(format!("connect to {address}: {e}").into()))?;
+            return Ok(Stream::Unix(unix));
+        }
         let tcp = tokio::time::timeout(self.0.settings.connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| SendError::Connect(format!("connect to {address} timed out").into()))?
