@@ -98,6 +98,34 @@ pub struct RouteNamespaces {
     pub selector: Option<serde_json::Value>,
 }
 
+impl RouteNamespaces {
+    /// Whether a namespace with `labels` is chosen by `selector` (a Kubernetes label selector:
+    /// `matchLabels`, and `matchExpressions` with `In`, `NotIn`, `Exists`, `DoesNotExist`). No
+    /// selector, or one that does not parse, chooses nothing.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        let Some(sel) = self.selector.as_ref().and_then(|v| v.as_object()) else { return false };
+        let match_labels = sel.get("matchLabels").and_then(|m| m.as_object());
+        let labels_ok = match_labels
+            .is_none_or(|m| m.iter().all(|(k, v)| v.as_str().is_some_and(|v| labels.get(k).is_some_and(|l| l == v))));
+        let exprs = sel.get("matchExpressions").and_then(|e| e.as_array());
+        let exprs_ok = exprs.is_none_or(|es| {
+            es.iter().all(|e| {
+                let key = e.get("key").and_then(|k| k.as_str()).unwrap_or("");
+                let values: Vec<&str> =
+                    e.get("values").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                match e.get("operator").and_then(|o| o.as_str()) {
+                    Some("In") => labels.get(key).is_some_and(|l| values.contains(&l.as_str())),
+                    Some("NotIn") => labels.get(key).is_none_or(|l| !values.contains(&l.as_str())),
+                    Some("Exists") => labels.contains_key(key),
+                    Some("DoesNotExist") => !labels.contains_key(key),
+                    _ => false,
+                }
+            })
+        });
+        (match_labels.is_some() || exprs.is_some()) && labels_ok && exprs_ok
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteGroupKind {

@@ -869,6 +869,13 @@ pub struct GatewayPort {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerTlsSettings {
+    /// Where `credentialName` is looked up when not the gateway's own namespace: set only by
+    /// the conversion of a Gateway API listener whose `certificateRefs` a ReferenceGrant lets
+    /// reach another namespace. Never read from input, so an Istio Gateway cannot reach
+    /// another namespace's Secrets.
+    #[serde(skip)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub credential_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_redirect: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -607,6 +607,10 @@ pub struct Redirect {
     /// Replaces the path (and query).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// `uri` replaces only the prefix the route matched (the Gateway API's
+    /// `ReplacePrefixMatch`; Istio writes it `%PREFIX()%/new`), keeping the rest and the query.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

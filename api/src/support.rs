@@ -58,13 +58,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             }
         }
         Resource::KubeGateway(o) => {
-            for (i, l) in o.spec.listeners.iter().enumerate() {
-                if l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()).and_then(|n| n.from.as_deref())
-                    == Some("Selector")
-                {
-                    out.push(format!("spec.listeners[{i}].allowedRoutes.namespaces.from Selector (routes from the same namespace only)"));
-                }
-            }
             if !o.spec.addresses.is_empty() {
                 out.push("spec.addresses (a gateway listens where its proxy is told to)".into());
             }

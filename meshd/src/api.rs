@@ -391,7 +391,7 @@ impl Api {
         // Gateway API objects carry their conditions, as the API server would show what
         // Istio's controller wrote there (worked out once, and only when any is listed).
         let mut statuses = if selected.iter().any(|r| r.kind().is_gateway_api()) {
-            crate::translate::gateway_api::all_conditions(&world.resources)
+            crate::translate::gateway_api::all_conditions(&world.resources, &world.namespace_labels)
         } else {
             Default::default()
         };

@@ -203,7 +203,7 @@ pub async fn run(client: kube::Client, state: Arc<State>, mut leader: watch::Rec
         let world = world_rx.borrow_and_update().clone();
         let now = chrono_now();
         let mut failed = false;
-        let mut conditions = crate::translate::gateway_api::all_conditions(&world.resources);
+        let mut conditions = crate::translate::gateway_api::all_conditions(&world.resources, &world.namespace_labels);
         for (key, r) in world.resources.iter().filter(|(k, _)| k.kind.is_gateway_api()) {
             if let (Some(wanted), Some(ar)) =
                 (conditions.remove(key).map(|w| keep_others(status_of(r), w)), api_of(key.kind))

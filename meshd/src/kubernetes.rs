@@ -509,6 +509,21 @@ fn workloads_of<'a>(
     out
 }
 
+/// Each namespace's labels (Gateway API routes may be taken by namespace selector).
+fn namespace_labels_of<'a>(objects: impl Iterator<Item = &'a Value>) -> crate::state::NamespaceLabels {
+    objects
+        .filter_map(|n| {
+            let name = str_at(n, "/metadata/name")?.to_string();
+            let labels = n
+                .pointer("/metadata/labels")
+                .and_then(|l| l.as_object())
+                .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                .unwrap_or_default();
+            Some((name, labels))
+        })
+        .collect()
+}
+
 /// Namespaces that exist and are not being deleted.
 fn namespaces_of<'a>(objects: impl Iterator<Item = &'a Value>) -> BTreeSet<String> {
     objects
@@ -566,6 +581,7 @@ pub async fn watch_cluster(
         info!(resources = resources.len(), workloads = workloads.len(), "world from the Kubernetes API");
         state.replace_credentials(credentials_of(of(Role::Secrets).map(|(_, v)| v)));
         state.replace_platform(resources, workloads);
+        state.replace_namespace_labels(namespace_labels_of(of(Role::Namespaces).map(|(_, v)| v)));
         let seen = namespaces_of(of(Role::Namespaces).map(|(_, v)| v));
         namespaces.send_if_modified(|n| {
             let changed = *n != seen;

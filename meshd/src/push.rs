@@ -214,6 +214,8 @@ struct Caches {
     previous_endpoints: HashMap<OutboundKey, Arc<EndpointsEntry>>,
     listeners: HashMap<ListenerKey, Arc<Part>>,
     credentials: Option<Arc<mesh_api::credential::Credentials>>,
+    /// The namespace labels the caches were made with.
+    namespace_labels: Option<Arc<crate::state::NamespaceLabels>>,
     /// The resources with the Istio objects the Gateway API ones stand for (None: there are
     /// none), made once per version of the resources.
     expanded: Option<Arc<Resources>>,
@@ -248,6 +250,12 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         caches.resources = None;
         caches.credentials = Some(world.credentials.clone());
     }
+    // Namespace labels decide which routes a Gateway takes (`from: Selector`): the same.
+    let labels = &world.namespace_labels;
+    if !caches.namespace_labels.as_ref().is_some_and(|l| Arc::ptr_eq(l, labels) || **l == **labels) {
+        caches.resources = None;
+        caches.namespace_labels = Some(labels.clone());
+    }
     let same_resources = caches.resources.as_ref().is_some_and(|r| Arc::ptr_eq(r, &world.resources));
     let same_workloads = caches
         .workloads
@@ -265,7 +273,8 @@ fn compute(world: &World, caches: &mut Caches, mesh: &MeshConfig) -> (Pushes, us
         _ => (false, None),
     };
     if !same_resources || first {
-        caches.expanded = crate::translate::gateway_api::expand(&world.resources).map(Arc::new);
+        caches.expanded =
+            crate::translate::gateway_api::expand(&world.resources, &world.namespace_labels).map(Arc::new);
     }
     let expanded = caches.expanded.clone();
     let index = Index::new(expanded.as_deref().unwrap_or(&world.resources)).with_credentials(&world.credentials);

@@ -17,6 +17,9 @@ use tokio::sync::watch;
 
 use crate::store::{Resources, Store, StoreError};
 
+/// Namespace name -> its labels.
+pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
+
 /// An immutable view of everything the translator reads.
 #[derive(Debug, Default)]
 pub struct World {
@@ -32,6 +35,9 @@ pub struct World {
     /// TLS credentials (gateway certificates, TLS origination): Secrets on Kubernetes,
     /// `mesh secret` locally.
     pub credentials: Arc<Credentials>,
+    /// The labels of each namespace the platform knows (Kubernetes Namespaces; none locally),
+    /// for Gateway API `allowedRoutes.namespaces.from: Selector`.
+    pub namespace_labels: Arc<NamespaceLabels>,
     /// `workloads` and `discovered` merged (see `merge`), made on first use: once per
     /// generation that is translated, not once per registration.
     merged: std::sync::OnceLock<Vec<Workload>>,
@@ -51,6 +57,7 @@ impl World {
             discovered,
             changed_at: Some(std::time::Instant::now()),
             credentials: Arc::default(),
+            namespace_labels: Arc::default(),
             merged: Default::default(),
         }
     }
@@ -217,7 +224,27 @@ impl State {
     fn publish_credentials(&self, credentials: Credentials) {
         self.world.send_modify(|w| {
             let next = World::new(w.generation + 1, w.resources.clone(), w.workloads.clone(), w.discovered.clone());
-            *w = Arc::new(World { credentials: Arc::new(credentials), ..next });
+            *w = Arc::new(World {
+                credentials: Arc::new(credentials),
+                namespace_labels: w.namespace_labels.clone(),
+                ..next
+            });
+        });
+    }
+
+    /// The namespaces' labels the platform holds now; published only when they changed.
+    pub fn replace_namespace_labels(&self, labels: NamespaceLabels) {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if *self.world().namespace_labels == labels {
+            return;
+        }
+        self.world.send_modify(|w| {
+            let next = World::new(w.generation + 1, w.resources.clone(), w.workloads.clone(), w.discovered.clone());
+            *w = Arc::new(World {
+                credentials: w.credentials.clone(),
+                namespace_labels: Arc::new(labels),
+                ..next
+            });
         });
     }
 
@@ -408,7 +435,8 @@ impl State {
                 workloads.unwrap_or_else(|| w.workloads.clone()),
                 discovered.map(Arc::new).unwrap_or_else(|| w.discovered.clone()),
             );
-            let next = World { credentials: w.credentials.clone(), ..next };
+            let next =
+                World { credentials: w.credentials.clone(), namespace_labels: w.namespace_labels.clone(), ..next };
             *w = Arc::new(next);
         });
     }

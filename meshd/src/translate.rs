@@ -682,7 +682,7 @@ pub fn translate_with(
     proxy: &Workload,
     mesh: &MeshConfig,
 ) -> ProxyConfig {
-    let expanded = gateway_api::expand(resources);
+    let expanded = gateway_api::expand(resources, &Default::default());
     let index = Index::new(expanded.as_ref().unwrap_or(resources));
     let selection = Selection::new(&index, workloads);
     let (routes, clusters) = outbound(&index, proxy, mesh);
@@ -852,7 +852,7 @@ fn service_routes(index: &Index<'_>, svc: &Svc<'_>, proxy: &Workload) -> Service
 /// The DestinationRule that applies to the service `fqdn` for clients in `client_ns`, in
 /// Istio's lookup order (for `mesh x describe`).
 pub fn destination_rule_for(resources: &Resources, fqdn: &str, client_ns: &str) -> Option<Key> {
-    let expanded = gateway_api::expand(resources);
+    let expanded = gateway_api::expand(resources, &Default::default());
     let index = Index::new(expanded.as_ref().unwrap_or(resources));
     let svc = index.services.get(fqdn)?;
     index.destination_rule_at(svc, client_ns).map(|i| index.destination_rules[i].0.clone())

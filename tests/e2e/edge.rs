@@ -1301,3 +1301,103 @@ fn a_server_with_two_credentials_shows_each_client_the_key_it_can_verify() {
     assert!(ok && subject.contains("O = rsa organization"), "an RSA-only client gets the RSA certificate: {subject}");
     assert_eq!(curl(https, "httpbin.example.com", "/status/200", &["--cacert", &cacert]).map(|r| r.0), Ok(200));
 }
+
+/// A Gateway API listener's `certificateRefs` in another namespace: refused (listener status
+/// `ResolvedRefs` False, `RefNotPermitted`; no certificate served) until a ReferenceGrant there
+/// lets Gateways of this namespace use the Secret; checked with curl and the listener status.
+#[test]
+fn gateway_api_listeners_use_certificates_across_namespaces_only_by_grant() {
+    if !prerequisite("curl and openssl", have("curl") && have("openssl")) {
+        return;
+    }
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "shop", "shop.example.com");
+    let (cert, key) = (pki.path("shop.crt"), pki.path("shop.key"));
+    mesh.ok(&["secret", "create", "tls", "shop-cert", "-n", "certs", "--cert", &cert, "--key", &key]);
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec:
+  selector: {app: shop}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: shop.example.com
+    tls:
+      mode: Terminate
+      certificateRefs: [{kind: Secret, name: shop-cert, namespace: certs}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop}
+spec:
+  parentRefs: [{name: edge}]
+  rules:
+  - backendRefs: [{name: shop, port: 8080}]
+"#;
+    apply(&mesh, "gateway.yaml", yaml);
+    mesh.proxy(&["--workload", "shop", "--labels", "app=shop", "--inbound", &format!("8080={}", app("shop"))]);
+    let gw = mesh.proxy(&[
+        "--workload",
+        "edge-istio",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=edge",
+        "--no-outbound",
+        "--gateway-port",
+        "443=127.0.0.1:0",
+    ]);
+    let https = gw.gateway[0];
+    mesh.wait_synced(2);
+    let listener = |mesh: &Mesh| -> serde_json::Value {
+        let out = mesh.ok(&["get", "gateways.gateway.networking.k8s.io", "-o", "json"]).stdout;
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let items = v.as_array().cloned().or_else(|| v["items"].as_array().cloned()).unwrap_or_default();
+        items.iter().find(|g| g["metadata"]["name"] == "edge").map(|g| g["status"]["listeners"][0].clone()).unwrap_or_default()
+    };
+    let resolved = |l: &serde_json::Value| {
+        let c = l["conditions"].as_array().cloned().unwrap_or_default();
+        let c = c.iter().find(|c| c["type"] == "ResolvedRefs").cloned().unwrap_or_default();
+        format!("{}/{}", c["status"].as_str().unwrap_or("?"), c["reason"].as_str().unwrap_or("?"))
+    };
+    let l = listener(&mesh);
+    assert_eq!(resolved(&l), "False/RefNotPermitted", "{l}");
+    assert_eq!(l["attachedRoutes"], 1, "{l}");
+    assert_eq!(l["supportedKinds"][0]["kind"], "HTTPRoute", "{l}");
+    let ca = pki.path("example.com.crt");
+    let refused = curl(https, "shop.example.com", "/", &["--cacert", &ca]);
+    assert!(refused.is_err(), "no certificate without the grant: {refused:?}");
+    let grant = r#"
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: gateways-may-use-shop-cert, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: default}]
+  to: [{group: "", kind: Secret, name: shop-cert}]
+"#;
+    apply(&mesh, "grant.yaml", grant);
+    wait_for(
+        "HTTPS served with the other namespace's certificate",
+        || curl(https, "shop.example.com", "/", &["--cacert", &ca]),
+        |r| r.as_ref().is_ok_and(|(c, b)| *c == 200 && b == "shop\n"),
+    );
+    assert_eq!(resolved(&listener(&mesh)), "True/ResolvedRefs");
+    // A grant for another Secret does not do.
+    apply(&mesh, "grant.yaml", &grant.replace("name: shop-cert}", "name: other-cert}"));
+    wait_for(
+        "refused again with a grant for another Secret",
+        || curl(https, "shop.example.com", "/", &["--cacert", &ca]),
+        |r| r.is_err(),
+    );
+}

@@ -156,6 +156,67 @@ spec:
     crate::harness::eventually("the grant lets the route through", std::time::Duration::from_secs(20), || {
         (get(gateway, "across.example.com", "/", false, &[]) == (200, "echo\n".to_string())).then_some(())
     });
+    // A listener that takes routes from namespaces chosen by label (locally a namespace's
+    // only label is its name, as Kubernetes sets it on every namespace).
+    let shared = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Selector
+        selector:
+          matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [team-a]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: team-a, namespace: team-a}
+spec:
+  parentRefs: [{name: edge, namespace: default}]
+  hostnames: [a.example.com]
+  rules:
+  - backendRefs: [{name: echo, namespace: other, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: team-b, namespace: team-b}
+spec:
+  parentRefs: [{name: edge, namespace: default}]
+  hostnames: [b.example.com]
+  rules:
+  - backendRefs: [{name: echo, namespace: other, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-teams, namespace: other}
+spec:
+  from:
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-a}
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-b}
+  to: [{group: "", kind: Service}]
+"#;
+    apply(&mesh, "shared.yaml", shared);
+    crate::harness::eventually("team-a's route taken by the selector", std::time::Duration::from_secs(20), || {
+        (get(gateway, "a.example.com", "/", false, &[]) == (200, "echo\n".to_string())).then_some(())
+    });
+    assert_eq!(get(gateway, "b.example.com", "/", false, &[]).0, 404, "team-b is not selected");
+    let routes = mesh.ok(&["get", "httproutes", "-A", "-o", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&routes).expect("json");
+    let items = v.as_array().cloned().or_else(|| v["items"].as_array().cloned()).unwrap_or_default();
+    let accepted = |name: &str| {
+        let r = items.iter().find(|r| r["metadata"]["name"] == name).cloned().unwrap_or_default();
+        let c = r["status"]["parents"][0]["conditions"].as_array().cloned().unwrap_or_default();
+        let c = c.iter().find(|c| c["type"] == "Accepted").cloned().unwrap_or_default();
+        format!("{}/{}", c["status"].as_str().unwrap_or("?"), c["reason"].as_str().unwrap_or("?"))
+    };
+    assert_eq!(accepted("team-a"), "True/Accepted", "{routes}");
+    assert_eq!(accepted("team-b"), "False/NotAllowedByListeners", "{routes}");
     // Invalid documents are refused by name, nothing applied.
     let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: bad}\nspec:\n  parentRefs: [{name: edge}]\n  rules:\n  - matches: [{path: {type: Prefix, value: /x}}]\n    backendRefs: [{name: echo}]\n";
     let file = mesh.home.path().join("bad.yaml");
@@ -319,6 +380,10 @@ spec:
     filters:
     - type: RequestRedirect
       requestRedirect: {scheme: https, hostname: new.example.com, statusCode: 301}
+  - matches: [{path: {type: PathPrefix, value: /moved}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new-home}}
   - matches: [{path: {type: PathPrefix, value: /api/v1}}]
     filters:
     - type: URLRewrite
@@ -394,6 +459,14 @@ spec:
     assert!(head.starts_with("HTTP/1.1 301"), "{head}");
     let location = crate::harness::header_of(&head.replace("\r\n", "\n"), "location").unwrap_or_default();
     assert_eq!(location, "https://new.example.com/old/page?q=1", "{head}");
+    // Redirect ReplacePrefixMatch: the matched prefix only, the rest and the query kept (302,
+    // the Gateway API's default).
+    for (from, to) in [("/moved/a/b?q=2", "/new-home/a/b?q=2"), ("/moved", "/new-home")] {
+        let head = curl(&["--resolve", &ra, &url("api.example.com", from)]);
+        assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+        let location = crate::harness::header_of(&head.replace("\r\n", "\n"), "location").unwrap_or_default();
+        assert_eq!(location, format!("http://api.example.com:{}{to}", gateway.port()), "{from}: {head}");
+    }
     // URLRewrite ReplacePrefixMatch: /api/v1/users -> /v2/users.
     curl(&["--resolve", &ra, &url("api.example.com", "/api/v1/users?x=1")]);
     let req = last(&main_seen);

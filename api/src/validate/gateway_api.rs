@@ -219,6 +219,56 @@ pub(super) fn gateway(s: &KubeGatewaySpec, e: &mut Errs) {
         {
             e.push(format!("{p}.allowedRoutes.namespaces.from"), format!("{from:?}: use Same, All or Selector"));
         }
+        if let Some(n) = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref())
+            && n.from.as_deref() == Some("Selector")
+        {
+            namespace_selector(n.selector.as_ref(), &format!("{p}.allowedRoutes.namespaces.selector"), e);
+        }
+    }
+}
+
+/// A label selector: `matchLabels` (strings) and/or `matchExpressions` with Kubernetes'
+/// operators (`In`/`NotIn` with values, `Exists`/`DoesNotExist` without).
+fn namespace_selector(sel: Option<&serde_json::Value>, path: &str, e: &mut Errs) {
+    let Some(sel) = sel.and_then(|s| s.as_object()) else {
+        e.push(path, "from: Selector needs a selector (matchLabels or matchExpressions)");
+        return;
+    };
+    for k in sel.keys().filter(|k| !matches!(k.as_str(), "matchLabels" | "matchExpressions")) {
+        e.push(format!("{path}.{k}"), "unknown field: use matchLabels or matchExpressions");
+    }
+    if let Some(m) = sel.get("matchLabels") {
+        match m.as_object() {
+            Some(m) => {
+                for (k, v) in m.iter().filter(|(_, v)| !v.is_string()) {
+                    e.push(format!("{path}.matchLabels.{k}"), format!("{v} is not a string"));
+                }
+            }
+            None => e.push(format!("{path}.matchLabels"), "must be a map of label to value"),
+        }
+    }
+    let exprs = sel.get("matchExpressions").map(|x| x.as_array().cloned().unwrap_or_default()).unwrap_or_default();
+    for (i, x) in exprs.iter().enumerate() {
+        let values = x.get("values").and_then(|v| v.as_array()).map_or(0, Vec::len);
+        match x.get("operator").and_then(|o| o.as_str()) {
+            Some("In" | "NotIn") if values == 0 => {
+                e.push(format!("{path}.matchExpressions[{i}].values"), "In and NotIn need values")
+            }
+            Some("Exists" | "DoesNotExist") if values > 0 => {
+                e.push(format!("{path}.matchExpressions[{i}].values"), "Exists and DoesNotExist take no values")
+            }
+            Some("In" | "NotIn" | "Exists" | "DoesNotExist") => {}
+            other => e.push(
+                format!("{path}.matchExpressions[{i}].operator"),
+                format!("{other:?}: use In, NotIn, Exists or DoesNotExist"),
+            ),
+        }
+        if x.get("key").and_then(|k| k.as_str()).is_none_or(str::is_empty) {
+            e.push(format!("{path}.matchExpressions[{i}].key"), "a label key is needed");
+        }
+    }
+    if !sel.contains_key("matchLabels") && !sel.contains_key("matchExpressions") {
+        e.push(path, "from: Selector needs matchLabels or matchExpressions");
     }
 }
 

@@ -72,7 +72,7 @@ pub(super) fn server(
     t: &ServerTlsSettings,
 ) -> Result<TlsCredential, String> {
     let mut c = if let Some(name) = t.credential_name.as_ref().or(t.credential_names.first()) {
-        named(credentials, namespace, name)?
+        named(credentials, t.credential_namespace.as_deref().unwrap_or(namespace), name)?
     } else if let Some(first) = t.tls_certificates.first() {
         files(first.server_certificate.as_ref(), first.private_key.as_ref(), first.ca_certificates.as_ref())
     } else {

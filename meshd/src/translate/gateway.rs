@@ -226,7 +226,14 @@ impl<'a> Index<'a> {
 fn https_redirect() -> Route {
     Route {
         name: "https-redirect".into(),
-        redirect: Some(Redirect { uri: None, authority: None, port: None, scheme: Some("https".into()), status: 301 }),
+        redirect: Some(Redirect {
+            uri: None,
+            prefix: false,
+            authority: None,
+            port: None,
+            scheme: Some("https".into()),
+            status: 301,
+        }),
         ..Default::default()
     }
 }

@@ -17,6 +17,7 @@ use mesh_api::networking::{
 };
 use mesh_api::{Key, Kind, Object, Resource};
 
+use crate::state::NamespaceLabels;
 use crate::store::Resources;
 
 /// The suffix of the Istio objects made from Gateway API ones (Istio's own).
@@ -27,17 +28,17 @@ const BUILTIN_CLASS: &str = "istio";
 
 /// `resources` with the Istio objects the Gateway API ones stand for; None when there are no
 /// Gateway API objects (the common case costs nothing).
-pub fn expand(resources: &Resources) -> Option<Resources> {
+pub fn expand(resources: &Resources, namespace_labels: &NamespaceLabels) -> Option<Resources> {
     if !resources.keys().any(|k| k.kind.is_gateway_api()) {
         return None;
     }
     let mut out = resources.clone();
-    let world = World::of(resources);
+    let world = World::of(resources, namespace_labels);
     for (key, gw) in &world.gateways {
         if !world.class_served(&gw.spec.gateway_class_name) {
             continue;
         }
-        let istio = istio_gateway(key, gw);
+        let istio = istio_gateway(&world, key, gw);
         out.insert(istio.0, istio.1);
     }
     for (key, r) in resources {
@@ -74,7 +75,7 @@ fn meta(name: &str, namespace: &str) -> mesh_api::meta::ObjectMeta {
 
 /// The Istio Gateway for a Gateway API one: its listeners as servers, selecting the proxies
 /// that carry the Gateway's name label.
-fn istio_gateway(key: &Key, gw: &Object<g::KubeGatewaySpec>) -> (Key, Resource) {
+fn istio_gateway(world: &World<'_>, key: &Key, gw: &Object<g::KubeGatewaySpec>) -> (Key, Resource) {
     let name = format!("{}-{GENERATED}", key.name);
     let servers = gw
         .spec
@@ -90,11 +91,17 @@ fn istio_gateway(key: &Key, gw: &Object<g::KubeGatewaySpec>) -> (Key, Resource) 
             hosts: vec![l.hostname.clone().unwrap_or_else(|| "*".into())],
             tls: l.tls.as_ref().map(|t| match t.mode.as_deref().unwrap_or("Terminate") {
                 "Passthrough" => ServerTlsSettings { mode: Some("PASSTHROUGH".into()), ..Default::default() },
-                _ => ServerTlsSettings {
-                    mode: Some("SIMPLE".into()),
-                    credential_name: t.certificate_refs.first().map(|c| c.name.clone()),
-                    ..Default::default()
-                },
+                _ => {
+                    // A certificate the listener may not use is no certificate: its handshakes
+                    // fail, and its status says why.
+                    let usable = t.certificate_refs.first().filter(|c| world.certificate_problem(key, c).is_none());
+                    ServerTlsSettings {
+                        mode: Some("SIMPLE".into()),
+                        credential_name: usable.map(|c| c.name.clone()),
+                        credential_namespace: usable.and_then(|c| c.namespace.clone()).filter(|ns| *ns != key.namespace),
+                        ..Default::default()
+                    }
+                }
             }),
             name: Some(l.name.clone()),
             ..Default::default()
@@ -117,6 +124,7 @@ struct World<'a> {
     gateways: BTreeMap<&'a Key, &'a Object<g::KubeGatewaySpec>>,
     grants: Vec<(&'a str, &'a g::ReferenceGrantSpec)>,
     resources: &'a Resources,
+    namespace_labels: &'a NamespaceLabels,
 }
 
 /// Why a route does not attach to a parent, in the Gateway API's reasons.
@@ -127,8 +135,14 @@ pub struct Refused {
 }
 
 impl<'a> World<'a> {
-    fn of(resources: &'a Resources) -> World<'a> {
-        let mut w = World { classes: BTreeMap::new(), gateways: BTreeMap::new(), grants: Vec::new(), resources };
+    fn of(resources: &'a Resources, namespace_labels: &'a NamespaceLabels) -> World<'a> {
+        let mut w = World {
+            classes: BTreeMap::new(),
+            gateways: BTreeMap::new(),
+            grants: Vec::new(),
+            resources,
+            namespace_labels,
+        };
         for (k, r) in resources {
             match r {
                 Resource::GatewayClass(o) => {
@@ -142,6 +156,36 @@ impl<'a> World<'a> {
             }
         }
         w
+    }
+
+    /// Why Gateway `gw` may not use certificate `c` (Istio's listener `ResolvedRefs` reasons):
+    /// not a Secret, or in another namespace without a ReferenceGrant there.
+    fn certificate_problem(&self, gw: &Key, c: &g::ObjectRef) -> Option<Refused> {
+        let (group, kind) = (c.group.as_deref().unwrap_or(""), c.kind.as_deref().unwrap_or("Secret"));
+        if !group.is_empty() || kind != "Secret" {
+            return Some(Refused {
+                reason: "InvalidCertificateRef",
+                message: format!("certificateRef {} is a {kind}: only Secrets are served", c.name),
+            });
+        }
+        let ns = c.namespace.as_deref().unwrap_or(&gw.namespace);
+        let granted = || self.grants.iter().any(|(gns, g)| *gns == ns && g.allows("Gateway", &gw.namespace, "", "Secret", &c.name));
+        if ns != gw.namespace && !granted() {
+            return Some(Refused {
+                reason: "RefNotPermitted",
+                message: format!("certificateRef {ns}/{} is not allowed by any ReferenceGrant", c.name),
+            });
+        }
+        None
+    }
+
+    /// A namespace's labels as a selector sees them: the platform's, with the name label
+    /// every Kubernetes namespace carries (`kubernetes.io/metadata.name`), which is all a
+    /// namespace has on the local platform.
+    fn labels_of(&self, namespace: &str) -> BTreeMap<String, String> {
+        let mut labels = self.namespace_labels.get(namespace).cloned().unwrap_or_default();
+        labels.insert("kubernetes.io/metadata.name".into(), namespace.to_string());
+        labels
     }
 
     fn class_served(&self, class: &str) -> bool {
@@ -235,14 +279,13 @@ impl<'a> World<'a> {
             let kinds = l.allowed_routes.as_ref().map(|a| a.kinds.as_slice()).unwrap_or_default();
             kinds.is_empty() || kinds.iter().any(|k| k.kind == route.kind.as_str())
         };
-        let namespace_ok = |l: &Listener| match l
-            .allowed_routes
-            .as_ref()
-            .and_then(|a| a.namespaces.as_ref())
-            .and_then(|n| n.from.as_deref())
-        {
-            Some("All") => true,
-            _ => route.namespace == gk.namespace,
+        let namespace_ok = |l: &Listener| {
+            let namespaces = l.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
+            match namespaces.and_then(|n| n.from.as_deref()) {
+                Some("All") => true,
+                Some("Selector") => namespaces.is_some_and(|n| n.selects(&self.labels_of(&route.namespace))),
+                _ => route.namespace == gk.namespace,
+            }
         };
         let taken: Vec<&Listener> = named.iter().copied().filter(|l| protocol_ok(l) && kinds_ok(l)).collect();
         if taken.is_empty() {
@@ -255,7 +298,7 @@ impl<'a> World<'a> {
         if taken.is_empty() {
             return Err(Refused {
                 reason: "NotAllowedByListeners",
-                message: format!("Gateway {ns}/{} takes routes from its own namespace only", p.name),
+                message: format!("Gateway {ns}/{} does not take routes from namespace {}", p.name, route.namespace),
             });
         }
         Ok((gk, taken))
@@ -522,8 +565,11 @@ fn apply_filters(
             headers.response = Some(header_ops(m));
         }
         if let Some(rd) = &f.request_redirect {
-            let uri =
-                rd.path.as_ref().and_then(|p| p.replace_full_path.clone().or_else(|| p.replace_prefix_match.clone()));
+            let uri = rd.path.as_ref().and_then(|p| {
+                p.replace_full_path
+                    .clone()
+                    .or_else(|| p.replace_prefix_match.as_ref().map(|w| format!("{}{w}", super::http::PREFIX_MARK)))
+            });
             r.redirect = Some(HttpRedirect {
                 uri,
                 authority: rd.hostname.clone(),
@@ -674,8 +720,8 @@ fn grpc_rules(world: &World<'_>, key: &Key, o: &Object<g::GrpcRouteSpec>) -> Vec
 /// The Gateway API status conditions of every GatewayClass, Gateway and route, as Istio
 /// writes them (a route: per parent `Accepted` and `ResolvedRefs`; a Gateway: `Accepted` and
 /// `Programmed`), the lookups made once for all of them.
-pub fn all_conditions(resources: &Resources) -> BTreeMap<Key, serde_json::Value> {
-    let world = World::of(resources);
+pub fn all_conditions(resources: &Resources, namespace_labels: &NamespaceLabels) -> BTreeMap<Key, serde_json::Value> {
+    let world = World::of(resources, namespace_labels);
     resources
         .keys()
         .filter(|k| k.kind.is_gateway_api())
@@ -702,10 +748,13 @@ fn conditions_in(world: &World<'_>, resources: &Resources, key: &Key) -> Option<
             } else {
                 ("InvalidGatewayClass", format!("GatewayClass {:?} is not run by this mesh", o.spec.gateway_class_name))
             };
-            Some(serde_json::json!({"conditions": [
-                cond("Accepted", served, reason, &message),
-                cond("Programmed", served, if served { "Programmed" } else { "Invalid" }, if served { "Served by the proxies labelled gateway.networking.k8s.io/gateway-name" } else { &message }),
-            ]}))
+            Some(serde_json::json!({
+                "conditions": [
+                    cond("Accepted", served, reason, &message),
+                    cond("Programmed", served, if served { "Programmed" } else { "Invalid" }, if served { "Served by the proxies labelled gateway.networking.k8s.io/gateway-name" } else { &message }),
+                ],
+                "listeners": listener_statuses(world, resources, key, &o.spec, served),
+            }))
         }
         Resource::HttpRoute(o) => {
             Some(route_status(world, key, &o.spec.parent_refs, &o.spec.hostnames, o.spec.backends()))
@@ -718,6 +767,80 @@ fn conditions_in(world: &World<'_>, resources: &Resources, key: &Key) -> Option<
         }
         _ => None,
     }
+}
+
+/// A Gateway's `status.listeners`: per listener the route kinds it takes, how many routes
+/// attach to it, and whether its certificate references resolve.
+fn listener_statuses(
+    world: &World<'_>,
+    resources: &Resources,
+    gw: &Key,
+    spec: &g::KubeGatewaySpec,
+    served: bool,
+) -> Vec<serde_json::Value> {
+    let cond = |kind: &str, ok: bool, reason: &str, message: &str| serde_json::json!({"type": kind, "status": if ok { "True" } else { "False" }, "reason": reason, "message": message});
+    // Each route's parents that resolve to listeners of this Gateway.
+    let mut attached: BTreeMap<&str, usize> = BTreeMap::new();
+    for (rk, r) in resources {
+        let parents = match r {
+            Resource::HttpRoute(o) => &o.spec.parent_refs,
+            Resource::GrpcRoute(o) => &o.spec.parent_refs,
+            Resource::TcpRoute(o) | Resource::TlsRoute(o) => &o.spec.parent_refs,
+            _ => continue,
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for p in parents.iter().filter(|p| !p.is_service()) {
+            if let Ok((k, ls)) = world.listeners(rk, p)
+                && k == gw
+            {
+                names.extend(ls.iter().map(|l| l.name.as_str()));
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        for n in names {
+            *attached.entry(n).or_default() += 1;
+        }
+    }
+    spec.listeners
+        .iter()
+        .map(|l| {
+            let kinds: &[&str] = match l.protocol.as_str() {
+                "HTTP" | "HTTPS" => &["HTTPRoute", "GRPCRoute"],
+                "TCP" => &["TCPRoute"],
+                "TLS" => &["TLSRoute"],
+                _ => &[],
+            };
+            let allowed = l.allowed_routes.as_ref().map(|a| a.kinds.as_slice()).unwrap_or_default();
+            let supported: Vec<serde_json::Value> = kinds
+                .iter()
+                .filter(|k| allowed.is_empty() || allowed.iter().any(|a| a.kind == **k))
+                .map(|k| serde_json::json!({"group": g::GROUP, "kind": k}))
+                .collect();
+            let terminates = l.tls.as_ref().is_some_and(|t| t.mode.as_deref().unwrap_or("Terminate") == "Terminate");
+            let problem = l
+                .tls
+                .iter()
+                .filter(|_| terminates)
+                .flat_map(|t| &t.certificate_refs)
+                .find_map(|c| world.certificate_problem(gw, c));
+            let resolved = match &problem {
+                None => cond("ResolvedRefs", true, "ResolvedRefs", "No errors found"),
+                Some(p) => cond("ResolvedRefs", false, p.reason, &p.message),
+            };
+            let programmed = served && problem.is_none();
+            serde_json::json!({
+                "name": l.name,
+                "supportedKinds": supported,
+                "attachedRoutes": attached.get(l.name.as_str()).copied().unwrap_or(0),
+                "conditions": [
+                    cond("Accepted", served, if served { "Accepted" } else { "Invalid" }, if served { "No errors found" } else { "the Gateway is not served" }),
+                    cond("Programmed", programmed, if programmed { "Programmed" } else { "Invalid" }, if programmed { "No errors found" } else { "Bad TLS configuration" }),
+                    resolved,
+                ],
+            })
+        })
+        .collect()
 }
 
 fn route_status<'b>(

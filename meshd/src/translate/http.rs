@@ -127,10 +127,15 @@ fn fault(rule: &HttpRoute) -> Option<Fault> {
     (delay.is_some() || abort.is_some()).then_some(Fault { delay, abort })
 }
 
+/// A redirect `uri` that starts so replaces the matched prefix only (Istio's marker for the
+/// Gateway API's `ReplacePrefixMatch`).
+pub(super) const PREFIX_MARK: &str = "%PREFIX()%";
+
 /// Everything of a rule except where it routes to.
 pub(super) fn rule_actions(rule: &HttpRoute, route: &mut Route) {
     route.redirect = rule.redirect.as_ref().map(|r| Redirect {
-        uri: r.uri.clone(),
+        uri: r.uri.as_deref().map(|u| u.strip_prefix(PREFIX_MARK).unwrap_or(u).to_string()),
+        prefix: r.uri.as_deref().is_some_and(|u| u.starts_with(PREFIX_MARK)),
         authority: r.authority.clone(),
         port: r.port.and_then(|p| u16::try_from(p).ok()),
         scheme: r.scheme.clone(),

@@ -455,3 +455,53 @@ fn clusters_carry_the_http_version_their_port_names() {
     assert_eq!(version("outbound|80||ext.example"), Some(Some(Http1)));
     assert_eq!(version("outbound|81||ext.example"), Some(Some(Http2)));
 }
+
+/// `allowedRoutes.namespaces.from: Selector` takes routes from namespaces whose labels the
+/// selector chooses (on Kubernetes, the Namespaces' labels): Istio's shared-gateway setup.
+#[test]
+fn a_gateway_takes_routes_from_the_namespaces_its_selector_chooses() {
+    let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shared, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces: {from: Selector, selector: {matchLabels: {shared-gateway-access: "true"}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: store}
+spec:
+  parentRefs: [{name: shared, namespace: infra}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: sandbox}
+spec:
+  parentRefs: [{name: shared, namespace: infra}]
+"#;
+    let res = resources(yaml);
+    let labels: crate::state::NamespaceLabels =
+        [("store".to_string(), [("shared-gateway-access".to_string(), "true".to_string())].into())].into();
+    let accepted = |labels: &crate::state::NamespaceLabels, ns: &str| {
+        let all = gateway_api::all_conditions(&res, labels);
+        let (_, v) = all.iter().find(|(k, _)| k.kind == mesh_api::Kind::HttpRoute && k.namespace == ns).expect("route");
+        v["parents"][0]["conditions"][0]["reason"].as_str().unwrap_or("?").to_string()
+    };
+    assert_eq!(accepted(&labels, "store"), "Accepted");
+    assert_eq!(accepted(&labels, "sandbox"), "NotAllowedByListeners");
+    assert_eq!(accepted(&Default::default(), "store"), "NotAllowedByListeners", "without the label");
+    let gw = gateway_api::all_conditions(&res, &labels);
+    let (_, g) = gw.iter().find(|(k, _)| k.kind == mesh_api::Kind::KubeGateway).expect("gateway");
+    assert_eq!(g["listeners"][0]["attachedRoutes"], 1, "{g}");
+    // The generated VirtualServices: one, for the selected namespace's route.
+    let expanded = gateway_api::expand(&res, &labels).expect("expanded");
+    let vs: Vec<&Key> = expanded.keys().filter(|k| k.kind == mesh_api::Kind::VirtualService).collect();
+    assert_eq!(vs.len(), 1, "{vs:?}");
+    assert_eq!(vs[0].namespace, "store");
+}

@@ -101,7 +101,11 @@ pub(crate) fn fault_abort(a: &mesh_api::proxy_config::FaultAbort) -> Response<Bo
     }
 }
 
-pub(crate) fn redirect(req: &Request<Incoming>, r: &mesh_api::proxy_config::Redirect) -> Response<Body> {
+pub(crate) fn redirect(
+    req: &Request<Incoming>,
+    r: &mesh_api::proxy_config::Redirect,
+    matched_prefix: Option<&str>,
+) -> Response<Body> {
     let host_header = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let (host, port) = split_host_port(host_header);
     let scheme = r.scheme.as_deref().or(req.uri().scheme_str()).unwrap_or("http");
@@ -117,7 +121,24 @@ pub(crate) fn redirect(req: &Request<Incoming>, r: &mesh_api::proxy_config::Redi
     let default_of_from = |p: &u16| (from == "http" && *p == 80) || (from == "https" && *p == 443);
     let port = port.filter(|p| !(scheme != from && default_of_from(p)));
     let port = r.port.or(port.filter(|_| r.authority.is_none()));
-    let path = r.uri.clone().unwrap_or_else(|| req.uri().path_and_query().map(|p| p.to_string()).unwrap_or("/".into()));
+    let path = match (&r.uri, r.prefix) {
+        (Some(with), true) => {
+            // The matched prefix replaced; the rest of the path and the query kept.
+            let path = req.uri().path();
+            let rest = matched_prefix.and_then(|p| path.strip_prefix(p.trim_end_matches('/'))).unwrap_or(path);
+            let joined = match (with.trim_end_matches('/'), rest) {
+                ("", "") => "/".to_string(),
+                ("", r) => r.to_string(),
+                (w, r) => format!("{w}{r}"),
+            };
+            match req.uri().query() {
+                Some(q) => format!("{joined}?{q}"),
+                None => joined,
+            }
+        }
+        (Some(uri), false) => uri.clone(),
+        (None, _) => req.uri().path_and_query().map(|p| p.to_string()).unwrap_or("/".into()),
+    };
     let location = match port {
         Some(p) => format!("{scheme}://{host}:{p}{path}"),
         None => format!("{scheme}://{host}{path}"),

@@ -121,7 +121,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
         }
     }
     if let Some(r) = &route.redirect {
-        return redirect(&req, r);
+        return redirect(&req, r, prefix.as_deref());
     }
     if let Some(d) = &route.direct_response {
         let mut resp = Response::new(Either::Right(Full::new(Bytes::from(d.body.clone().unwrap_or_default()))));
