@@ -111,8 +111,13 @@ impl RouteNamespaces {
         let exprs_ok = exprs.is_none_or(|es| {
             es.iter().all(|e| {
                 let key = e.get("key").and_then(|k| k.as_str()).unwrap_or("");
-                let values: Vec<&str> =
-                    e.get("values").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect();
                 match e.get("operator").and_then(|o| o.as_str()) {
                     Some("In") => labels.get(key).is_some_and(|l| values.contains(&l.as_str())),
                     Some("NotIn") => labels.get(key).is_none_or(|l| !values.contains(&l.as_str())),

@@ -956,6 +956,10 @@ pub const CIPHER_SUITES: [&str; 6] = [
     "ECDHE-RSA-CHACHA20-POLY1305",
 ];
 
+/// The ProxyConfig `environmentVariables` the proxy honours.
+pub const PROXY_ENV: [&str; 3] =
+    ["ISTIO_META_IDLE_TIMEOUT", "TERMINATION_DRAIN_DURATION_SECONDS", "EXIT_ON_ZERO_ACTIVE_CONNECTIONS"];
+
 /// Istio's `Sidecar`: what a workload's proxy receives and may reach (`egress` hosts), its
 /// outbound policy, and its inbound listeners.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1213,6 +1217,55 @@ pub struct ProxyConfigSpec {
     pub environment_variables: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ProxyImage>,
+}
+
+/// What the ProxyConfigs say for one workload, each field from the most specific that sets
+/// it (Istio's order: one in the workload's namespace selecting it, then its namespace's
+/// without a selector, then the root namespace's without a selector).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EffectiveProxyConfig {
+    pub concurrency: Option<i64>,
+    pub environment_variables: BTreeMap<String, String>,
+}
+
+impl EffectiveProxyConfig {
+    /// From `(namespace, spec)` of every ProxyConfig, for a workload in `namespace` with
+    /// `labels`. `root` is the mesh's root namespace.
+    pub fn of<'a>(
+        all: impl IntoIterator<Item = (&'a str, &'a ProxyConfigSpec)>,
+        root: &str,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> EffectiveProxyConfig {
+        let selects = |sel: &Option<WorkloadSelector>| match sel {
+            Some(s) if !s.match_labels.is_empty() => {
+                Some(s.match_labels.iter().all(|(k, v)| labels.get(k).is_some_and(|l| l == v)))
+            }
+            _ => None,
+        };
+        let mut ranked: Vec<(u8, &ProxyConfigSpec)> = all
+            .into_iter()
+            .filter_map(|(ns, pc)| {
+                let rank = match (ns == namespace, ns == root, selects(&pc.selector)) {
+                    (true, _, Some(true)) => 0,
+                    (true, _, None) => 1,
+                    (_, true, None) => 2,
+                    _ => return None,
+                };
+                Some((rank, pc))
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, _)| *rank);
+        let mut out = EffectiveProxyConfig {
+            concurrency: ranked.iter().find_map(|(_, pc)| pc.concurrency),
+            ..Default::default()
+        };
+        // The less specific first, so the more specific overwrite variable by variable.
+        for (_, pc) in ranked.iter().rev() {
+            out.environment_variables.extend(pc.environment_variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -23,8 +23,12 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
             out.extend(set.iter().filter(|(_, on)| *on).map(|(f, _)| format!("spec.{f}")));
         }
         Resource::ProxyConfig(o) => {
-            for k in o.spec.environment_variables.keys().filter(|k| *k != "ISTIO_META_IDLE_TIMEOUT") {
-                out.push(format!("spec.environmentVariables.{k} (the proxy honours ISTIO_META_IDLE_TIMEOUT)"));
+            for k in o.spec.environment_variables.keys().filter(|k| !crate::networking::PROXY_ENV.contains(&k.as_str()))
+            {
+                out.push(format!(
+                    "spec.environmentVariables.{k} (the proxy honours {})",
+                    crate::networking::PROXY_ENV.join(", ")
+                ));
             }
             if o.spec.image.is_some() {
                 out.push("spec.image (one proxy image is built)".into());

@@ -80,7 +80,7 @@ impl Api {
             let answer = if path == "/validate" {
                 crate::admission::validate(&review)
             } else {
-                crate::admission::inject(&review, &injection_settings())
+                crate::admission::inject(&review, &injection_settings(), &self.state.world().resources)
             };
             return Ok(json(StatusCode::OK, &answer));
         }

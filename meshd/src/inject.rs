@@ -4,6 +4,7 @@
 //! meshed pod. Idempotent: a pod that has the proxy is left as it is; so are pods that opt out
 //! (`sidecar.istio.io/inject: "false"`), host-network pods and documents that are not workloads.
 
+use mesh_api::networking::EffectiveProxyConfig;
 use serde_json::{Value, json};
 
 use crate::manifest::Settings;
@@ -66,7 +67,7 @@ pub fn inject_document(doc: &mut Value, s: &Settings) -> bool {
     }
     let Some(path) = doc.get("kind").and_then(Value::as_str).and_then(template_path) else { return false };
     match if path.is_empty() { Some(doc) } else { doc.pointer_mut(path) } {
-        Some(template) => inject_pod(template, s),
+        Some(template) => inject_pod(template, s, &Default::default()),
         None => false,
     }
 }
@@ -79,7 +80,7 @@ fn wants_out(meta: Option<&Value>) -> bool {
 
 /// Add the init container, the proxy and the token volume to a pod (or pod template:
 /// `metadata` + `spec`). Returns whether it changed.
-pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
+pub fn inject_pod(pod: &mut Value, s: &Settings, proxy_config: &EffectiveProxyConfig) -> bool {
     let meta = pod.get("metadata");
     if wants_out(meta) {
         return false;
@@ -145,17 +146,27 @@ pub fn inject_pod(pod: &mut Value, s: &Settings) -> bool {
     for p in &ports {
         args.extend(["--inbound".to_string(), format!("{p}=127.0.0.1:{p}")]);
     }
+    // ProxyConfig: `concurrency` as worker threads (0: the pod's cores, which the proxy cannot
+    // know here: 2), and its environment variables as the container's (the proxy reads those it
+    // honours).
+    if let Some(c) = proxy_config.concurrency {
+        args.extend(["--workers".to_string(), if c <= 0 { "2".to_string() } else { c.to_string() }]);
+    }
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
+    let mut env = vec![
+        json!({"name": "POD_NAME", "valueFrom": field("metadata.name")}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")}),
+        json!({"name": "POD_IP", "valueFrom": field("status.podIP")}),
+        json!({"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")}),
+    ];
+    for (k, v) in &proxy_config.environment_variables {
+        env.push(json!({"name": k, "value": v}));
+    }
     let proxy = json!({
         "name": PROXY,
         "image": format!("{}/proxy:{}", s.hub, s.tag),
         "args": args,
-        "env": [
-            {"name": "POD_NAME", "valueFrom": field("metadata.name")},
-            {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
-            {"name": "POD_IP", "valueFrom": field("status.podIP")},
-            {"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")}
-        ],
+        "env": env,
         "ports": [{"name": "http-envoy-prom", "containerPort": 15020, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {"runAsUser": 1337, "runAsGroup": 1337, "runAsNonRoot": true, "allowPrivilegeEscalation": false,

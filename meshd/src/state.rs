@@ -240,11 +240,7 @@ impl State {
         }
         self.world.send_modify(|w| {
             let next = World::new(w.generation + 1, w.resources.clone(), w.workloads.clone(), w.discovered.clone());
-            *w = Arc::new(World {
-                credentials: w.credentials.clone(),
-                namespace_labels: Arc::new(labels),
-                ..next
-            });
+            *w = Arc::new(World { credentials: w.credentials.clone(), namespace_labels: Arc::new(labels), ..next });
         });
     }
 

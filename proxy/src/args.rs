@@ -103,8 +103,23 @@ pub struct ProxyArgs {
     pub stream_idle_timeout: std::time::Duration,
     /// How long a downstream connection may stay open with no request in flight (HTTP) or no
     /// byte either way (TCP). Default: the mesh config's `ISTIO_META_IDLE_TIMEOUT`, else 1h.
-    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", env = "ISTIO_META_IDLE_TIMEOUT", value_parser = positive_duration)]
     pub idle_timeout: Option<std::time::Duration>,
+    /// On SIGTERM, how long to drain before exiting: requests in flight finish, keep-alive
+    /// connections are closed as they go idle, new connections get one request each (Istio's
+    /// `TERMINATION_DRAIN_DURATION_SECONDS`, in seconds there; 0 exits at once).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "TERMINATION_DRAIN_DURATION_SECONDS",
+        default_value = "5s",
+        value_parser = drain_duration
+    )]
+    pub drain_duration: std::time::Duration,
+    /// End the drain as soon as no downstream connection is open (Istio's
+    /// `EXIT_ON_ZERO_ACTIVE_CONNECTIONS`) rather than at the end of the drain duration.
+    #[arg(long, env = "EXIT_ON_ZERO_ACTIVE_CONNECTIONS")]
+    pub exit_on_zero_active_connections: bool,
     /// Worker threads for the data path.
     #[arg(long, env = "MESH_PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
@@ -112,6 +127,14 @@ pub struct ProxyArgs {
     /// proxy exits when the app does, with its exit code.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// A drain duration: a duration (`5s`), or whole seconds as Istio's environment variable has it.
+pub fn drain_duration(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<u64>() {
+        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Err(_) => mesh_api::duration::parse(s),
+    }
 }
 
 fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -286,6 +309,7 @@ impl ProxyArgs {
         let rt = crate::runtime(self.workers).context("cannot start the runtime")?;
         rt.block_on(async move {
             let (bound, serve) = crate::start(opts).await?;
+            tokio::pin!(serve);
             // Where it listens: on stdout, unless it runs an app, whose stdout that is.
             let with_app = !self.command.is_empty();
             let say = |line: String| {
@@ -334,7 +358,7 @@ impl ProxyArgs {
             };
             tokio::select! {
                 code = app => return code,
-                _ = serve => {}
+                _ = &mut serve => {}
                 _ = bound.shared.quit.notified() => {
                     tracing::info!("asked to quit through the admin API");
                 }
@@ -344,7 +368,14 @@ impl ProxyArgs {
                         Ok(mut t) => { t.recv().await; }
                         Err(_) => std::future::pending::<()>().await,
                     }
-                } => {}
+                } => {
+                    // Terminated (a pod stopping, a rollout): drain, serving on meanwhile.
+                    let drained = bound.shared.drain(self.drain_duration, self.exit_on_zero_active_connections);
+                    tokio::select! {
+                        _ = &mut serve => {}
+                        () = drained => {}
+                    }
+                }
             }
             Ok(0)
         })

@@ -56,6 +56,8 @@ pub type Body = Either<hyper::body::Incoming, Full<Bytes>>;
 /// State shared by every listener of one proxy.
 pub struct Shared {
     pub workload: Workload,
+    /// The termination drain.
+    pub drain: Arc<guard::Drain>,
     /// Told each time a new config is in force (one waiter: the Sidecar listener manager).
     pub config_changed: tokio::sync::Notify,
     /// Where inbound listeners bind (a Sidecar ingress listener without `bind` too).
@@ -217,11 +219,35 @@ impl Shared {
     /// The caps and counters of one listener (each listener has its own, so a flood on one
     /// leaves the others serving).
     pub fn listener(&self, name: &'static str) -> Arc<guard::Listener> {
-        let max = match name {
-            "admin" | "metrics" => guard::SMALL_LISTENER_CONNECTIONS,
-            _ => self.limits.max_connections,
+        let (max, drain) = match name {
+            "admin" | "metrics" => (guard::SMALL_LISTENER_CONNECTIONS, None),
+            _ => (self.limits.max_connections, Some(self.drain.clone())),
         };
-        guard::Listener::new(name, self.limits, max, self.snapshot.clone(), self.metrics.clone())
+        guard::Listener::new(name, self.limits, max, self.snapshot.clone(), self.metrics.clone(), drain)
+    }
+
+    /// Drain (on SIGTERM, Istio's termination drain): keep serving, close each connection once
+    /// its requests are answered, and give new ones one request each; done after `within`, or
+    /// with `exit_on_zero` as soon as no data-path connection is open.
+    pub async fn drain(&self, within: std::time::Duration, exit_on_zero: bool) {
+        if within.is_zero() {
+            return;
+        }
+        info!(?within, exit_on_zero, open = self.drain.active(), "terminating: draining connections");
+        self.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.drain.start();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if exit_on_zero && self.drain.active() == 0 {
+                info!("drained: no connection open");
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                info!(open = self.drain.active(), "drain time over");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Whether requests and connections get access log lines: `--access-log`, or the config
@@ -234,7 +260,7 @@ impl Shared {
     pub fn update_ready(&self) {
         let s = self.snapshot.load();
         let ready = s.versions.len() == mesh_api::proxy_config::ConfigType::ALL.len() && self.identity.has_cert();
-        if ready {
+        if ready && !self.drain.started() {
             self.ready.store(true, std::sync::atomic::Ordering::Release);
         }
     }
@@ -367,6 +393,7 @@ pub async fn start(opts: Options) -> anyhow::Result<(Bound, impl Future<Output =
         pools: Default::default(),
         quit: tokio::sync::Notify::new(),
         config_changed: tokio::sync::Notify::new(),
+        drain: Default::default(),
         inbound_bind: opts.inbound_bind,
         metrics: Arc::new(metrics::Metrics::new()),
         limits: opts.limits,

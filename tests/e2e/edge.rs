@@ -1364,7 +1364,11 @@ spec:
         let out = mesh.ok(&["get", "gateways.gateway.networking.k8s.io", "-o", "json"]).stdout;
         let v: serde_json::Value = serde_json::from_str(&out).expect("json");
         let items = v.as_array().cloned().or_else(|| v["items"].as_array().cloned()).unwrap_or_default();
-        items.iter().find(|g| g["metadata"]["name"] == "edge").map(|g| g["status"]["listeners"][0].clone()).unwrap_or_default()
+        items
+            .iter()
+            .find(|g| g["metadata"]["name"] == "edge")
+            .map(|g| g["status"]["listeners"][0].clone())
+            .unwrap_or_default()
     };
     let resolved = |l: &serde_json::Value| {
         let c = l["conditions"].as_array().cloned().unwrap_or_default();

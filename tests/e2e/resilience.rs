@@ -178,3 +178,49 @@ fn install_with_new_settings_on_a_running_mesh_restarts_meshd_and_fails_no_reque
     let refused = mesh.run(&["install", "-y", "--set", "meshd.listen=127.0.0.1:0", "--set", "ca.cert=/nonexistent"]);
     assert_ne!(refused.code, 0, "{}", refused.stderr);
 }
+
+/// SIGTERM drains, as Istio's termination drain does: a request in flight is answered, a
+/// connection that comes during the drain is served (one request), and with ProxyConfig's
+/// `EXIT_ON_ZERO_ACTIVE_CONNECTIONS` the proxy exits once its connections are closed, long
+/// before its `TERMINATION_DRAIN_DURATION_SECONDS`.
+#[test]
+fn a_terminated_proxy_answers_what_is_in_flight_then_exits() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: slow}
+spec:
+  selector: {app: slow}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: slow-drain}
+spec:
+  selector: {matchLabels: {app: slow}}
+  environmentVariables: {TERMINATION_DRAIN_DURATION_SECONDS: "120", EXIT_ON_ZERO_ACTIVE_CONNECTIONS: "true"}
+"#;
+    apply(&mesh, "drain.yaml", yaml);
+    // The first request is quick; the others take a while at the app.
+    let (app_addr, count) = scripted_app(|n| (200, "slow", Duration::from_millis(if n == 0 { 0 } else { 1500 })));
+    let slow = mesh.proxy(&["--workload", "slow", "--labels", "app=slow", "--inbound", &format!("9080={app_addr}")]);
+    let client = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]).outbound.expect("outbound");
+    mesh.wait_synced(2);
+    assert_eq!(get(client, "slow:9080", "/", false, &[]), (200, "slow\n".into()));
+    let in_flight = std::thread::spawn(move || get(client, "slow:9080", "/", false, &[]));
+    eventually("the request at the app", Duration::from_secs(10), || {
+        (count.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    });
+    let killed = std::process::Command::new("kill").args(["-TERM", &slow.pid.to_string()]).status().expect("kill");
+    assert!(killed.success());
+    // A new connection during the drain is still served, once.
+    let inbound = slow.inbound[0];
+    let fresh = raw(inbound, b"GET / HTTP/1.1\r\nHost: slow\r\n\r\n");
+    assert_eq!(fresh, (200, "slow\n".into()), "served during the drain, then closed");
+    assert_eq!(in_flight.join().expect("in flight"), (200, "slow\n".into()), "the request in flight is answered");
+    eventually("the proxy gone once nothing is open (well before 120 s)", Duration::from_secs(30), || {
+        (!alive(slow.pid)).then_some(())
+    });
+}

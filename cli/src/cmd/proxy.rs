@@ -42,57 +42,65 @@ pub fn join_group(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs, group: &str
 /// Apply the ProxyConfig that fits the workload (Istio's order: one in its namespace selecting
 /// it, else its namespace's without a selector, else the root namespace's), field by field
 /// from the most specific that sets it. Served: `concurrency` (worker threads, unless
-/// `--workers` or MESH_PROXY_WORKERS says) and the environment variable
-/// `ISTIO_META_IDLE_TIMEOUT` (unless `--idle-timeout` says). meshd not reachable: nothing to
-/// apply.
+/// `--workers` or MESH_PROXY_WORKERS says) and the environment variables
+/// `ISTIO_META_IDLE_TIMEOUT`, `TERMINATION_DRAIN_DURATION_SECONDS` and
+/// `EXIT_ON_ZERO_ACTIVE_CONNECTIONS` (unless the command line or environment says). meshd not
+/// reachable: nothing to apply.
 pub fn apply_proxy_config(ctx: &Ctx, args: &mut mesh_proxy::args::ProxyArgs) -> Result<()> {
     let workers_given = std::env::var_os("MESH_PROXY_WORKERS").is_some()
         || std::env::args().any(|a| a == "--workers" || a.starts_with("--workers="));
-    if workers_given && args.idle_timeout.is_some() {
-        return Ok(());
-    }
+
     let Ok(client) = ctx.client() else { return Ok(()) };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(e.to_string()))?;
     let Ok(all) = rt.block_on(crate::cmd::get::list(&client, Kind::ProxyConfig, None, None)) else { return Ok(()) };
-    let labels: std::collections::BTreeMap<&str, &str> = args.labels.iter().filter_map(|l| l.split_once('=')).collect();
-    let selects = |sel: &Option<mesh_api::networking::WorkloadSelector>| match sel {
-        Some(s) if !s.match_labels.is_empty() => {
-            Some(s.match_labels.iter().all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str())))
-        }
+    let labels: std::collections::BTreeMap<String, String> =
+        args.labels.iter().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let pcs = all.iter().filter_map(|r| match r {
+        Resource::ProxyConfig(pc) => Some((pc.metadata.namespace_or_default(), &pc.spec)),
         _ => None,
-    };
-    let mut ranked: Vec<(u8, &mesh_api::networking::ProxyConfigSpec)> = all
-        .iter()
-        .filter_map(|r| match r {
-            Resource::ProxyConfig(pc) => {
-                let ns = pc.metadata.namespace_or_default();
-                let rank = match (ns == args.namespace, ns == "istio-system", selects(&pc.spec.selector)) {
-                    (true, _, Some(true)) => 0,
-                    (true, _, None) => 1,
-                    (_, true, None) => 2,
-                    _ => return None,
-                };
-                Some((rank, &pc.spec))
-            }
-            _ => None,
-        })
-        .collect();
-    ranked.sort_by_key(|(rank, _)| *rank);
+    });
+    let effective =
+        mesh_api::networking::EffectiveProxyConfig::of(pcs, meshd::translate::ROOT_NAMESPACE, &args.namespace, &labels);
+    let env_of = |name: &str| effective.environment_variables.get(name);
     // The environment the proxy honours: ISTIO_META_IDLE_TIMEOUT (the downstream idle timeout).
     if args.idle_timeout.is_none()
-        && let Some(v) = ranked.iter().find_map(|(_, pc)| pc.environment_variables.get("ISTIO_META_IDLE_TIMEOUT"))
+        && let Some(v) = env_of("ISTIO_META_IDLE_TIMEOUT")
     {
         args.idle_timeout = Some(mesh_api::duration::parse(v).map_err(|e| {
             CliError::user(format!("ProxyConfig environmentVariables.ISTIO_META_IDLE_TIMEOUT={v}: {e}"))
         })?);
     }
+    // The termination drain (Istio's names), unless the command line or environment says.
+    let given = |flag: &str, env: &str| {
+        std::env::var_os(env).is_some() || std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    if !given("--drain-duration", "TERMINATION_DRAIN_DURATION_SECONDS")
+        && let Some(v) = env_of("TERMINATION_DRAIN_DURATION_SECONDS")
+    {
+        args.drain_duration = mesh_proxy::args::drain_duration(v).map_err(|e| {
+            CliError::user(format!("ProxyConfig environmentVariables.TERMINATION_DRAIN_DURATION_SECONDS={v}: {e}"))
+        })?;
+    }
+    if !given("--exit-on-zero-active-connections", "EXIT_ON_ZERO_ACTIVE_CONNECTIONS")
+        && let Some(v) = env_of("EXIT_ON_ZERO_ACTIVE_CONNECTIONS")
+    {
+        args.exit_on_zero_active_connections = match v.to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => {
+                return Err(CliError::user(format!(
+                    "ProxyConfig environmentVariables.EXIT_ON_ZERO_ACTIVE_CONNECTIONS={v}: use true or false"
+                )));
+            }
+        };
+    }
     if workers_given {
         return Ok(());
     }
-    if let Some(c) = ranked.iter().find_map(|(_, pc)| pc.concurrency) {
+    if let Some(c) = effective.concurrency {
         args.workers = match usize::try_from(c) {
             Ok(0) | Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Ok(n) => n,

@@ -98,7 +98,9 @@ fn istio_gateway(world: &World<'_>, key: &Key, gw: &Object<g::KubeGatewaySpec>) 
                     ServerTlsSettings {
                         mode: Some("SIMPLE".into()),
                         credential_name: usable.map(|c| c.name.clone()),
-                        credential_namespace: usable.and_then(|c| c.namespace.clone()).filter(|ns| *ns != key.namespace),
+                        credential_namespace: usable
+                            .and_then(|c| c.namespace.clone())
+                            .filter(|ns| *ns != key.namespace),
                         ..Default::default()
                     }
                 }
@@ -169,7 +171,9 @@ impl<'a> World<'a> {
             });
         }
         let ns = c.namespace.as_deref().unwrap_or(&gw.namespace);
-        let granted = || self.grants.iter().any(|(gns, g)| *gns == ns && g.allows("Gateway", &gw.namespace, "", "Secret", &c.name));
+        let granted = || {
+            self.grants.iter().any(|(gns, g)| *gns == ns && g.allows("Gateway", &gw.namespace, "", "Secret", &c.name))
+        };
         if ns != gw.namespace && !granted() {
             return Some(Refused {
                 reason: "RefNotPermitted",

@@ -100,9 +100,40 @@ pub fn raise_fd_limit() -> u64 {
     fd_limit()
 }
 
+/// The proxy's drain (SIGTERM): listeners close their connections as they go idle, and
+/// count what is still open across the data-path listeners.
+#[derive(Debug)]
+pub struct Drain {
+    on: tokio::sync::watch::Sender<bool>,
+    /// Open downstream connections on data-path listeners (not admin or metrics).
+    active: AtomicUsize,
+}
+
+impl Default for Drain {
+    fn default() -> Self {
+        Drain { on: tokio::sync::watch::Sender::new(false), active: AtomicUsize::new(0) }
+    }
+}
+
+impl Drain {
+    pub fn start(&self) {
+        self.on.send_replace(true);
+    }
+
+    pub fn started(&self) -> bool {
+        *self.on.borrow()
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
 /// A listener's counters: open connections and requests in flight against its caps.
 pub struct Listener {
     pub name: &'static str,
+    /// The proxy's drain; None for the admin and metrics listeners, which never drain.
+    drain: Option<Arc<Drain>>,
     open: AtomicUsize,
     in_flight: AtomicUsize,
     max_connections: usize,
@@ -130,9 +161,11 @@ impl Listener {
         max_connections: usize,
         snapshot: Arc<arc_swap::ArcSwap<crate::config::Snapshot>>,
         metrics: Arc<crate::telemetry::metrics::Metrics>,
+        drain: Option<Arc<Drain>>,
     ) -> Arc<Listener> {
         Arc::new(Listener {
             name,
+            drain,
             open: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_connections,
@@ -158,6 +191,9 @@ impl Listener {
                 );
             }
             return None;
+        }
+        if let Some(d) = &self.drain {
+            d.active.fetch_add(1, Ordering::Relaxed);
         }
         let slot = Arc::new(Slot { settled: Default::default(), evict: tokio::sync::Notify::new() });
         {
@@ -240,6 +276,9 @@ impl ConnPermit {
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         self.listener.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(d) = &self.listener.drain {
+            d.active.fetch_sub(1, Ordering::Relaxed);
+        }
         crate::memory::note_activity();
     }
 }
@@ -527,7 +566,13 @@ where
             }
         })
     };
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Draining: a connection that comes now gets one request (HTTP/1.1 `Connection: close`);
+    // one open before closes once its requests in flight are answered.
+    let mut drain = listener.drain.as_ref().map(|d| d.on.subscribe());
+    if drain.as_mut().is_some_and(|d| *d.borrow_and_update()) {
+        builder.http1().keep_alive(false);
+    }
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let limits = listener.limits;
@@ -536,6 +581,13 @@ where
     let mut closing = false;
     loop {
         tokio::select! {
+            Ok(()) = async { match drain.as_mut() { Some(d) => d.changed().await, None => std::future::pending().await } }, if !closing => {
+                if drain.as_mut().is_some_and(|d| *d.borrow_and_update()) {
+                    debug!(listener = listener.name, %peer, "draining: closing the connection once its requests are answered");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     debug!(listener = listener.name, %peer, error = %e, "connection ended with an error");
