@@ -229,13 +229,46 @@ fn grpcio_client_and_server_through_two_proxies_with_mtls() {
     mesh.wait_synced(3);
     assert_every_call_works(&grpcio_client(outbound, "echo-direct.example:7072"));
 
+    // Through a Gateway API gateway, by GRPCRoute: one rule per gRPC service (or method).
+    let grpc_route = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge-api}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: grpc, port: 80, protocol: HTTP, hostname: grpc.example.com}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{name: edge-api}]
+  rules:
+  - matches: [{method: {service: echo.Echo}}]
+    backendRefs: [{name: echo, port: 7070}]
+  - matches: [{method: {service: grpc.health.v1.Health, method: Check}}, {method: {service: grpc.health.v1.Health, method: Watch}}]
+    backendRefs: [{name: echo, port: 7070}]
+"#;
+    apply(&mesh, "grpcroute.yaml", grpc_route);
+    let api_gateway = mesh.proxy(&[
+        "--workload",
+        "edge-api-istio",
+        "--labels",
+        "gateway.networking.k8s.io/gateway-name=edge-api",
+        "--no-outbound",
+        "--gateway-port",
+        "80=127.0.0.1:0",
+    ]);
+    mesh.wait_synced(4);
+    assert_every_call_works(&grpcio_client(api_gateway.gateway[0], "grpc.example.com"));
+
     // A fault with a gRPC status: the client sees that status.
     apply(
         &mesh,
         "fault.yaml",
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo}\nspec:\n  hosts: [echo]\n  http:\n  - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n    route: [{destination: {host: echo}}]\n",
     );
-    mesh.wait_synced(3);
+    mesh.wait_synced(4);
     let seen = grpcio_client(outbound, "echo:7070");
     assert!(seen["unary_error"].as_str().is_some_and(|e| e.starts_with("UNAVAILABLE")), "{seen}");
 }
