@@ -148,7 +148,12 @@ const HELLO_WAIT: Duration = Duration::from_secs(5);
 /// The SNI of a TLS ClientHello the client has sent, read without consuming it (the bytes
 /// then pass through untouched). None: not TLS, no SNI, or nothing within 5 s.
 pub async fn peek_sni(stream: &tokio::net::TcpStream) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+    peek_sni_within(stream, HELLO_WAIT).await
+}
+
+/// [`peek_sni`], waiting at most `wait` for the ClientHello (a listener's handshake timeout).
+pub async fn peek_sni_within(stream: &tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + wait.min(HELLO_WAIT);
     let mut buf = vec![0u8; HELLO_MAX];
     loop {
         let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;

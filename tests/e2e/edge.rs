@@ -1405,3 +1405,104 @@ spec:
         |r| r.is_err(),
     );
 }
+
+/// The TLS-terminating gateway port under attack: a ClientHello cut short, a connection that
+/// never speaks, bytes that are not TLS, a handshake finished but no request, and a flood of
+/// connections beyond its descriptors; each is closed, and curl is still served meanwhile.
+#[test]
+fn a_tls_gateway_port_closes_slow_and_garbage_clients_and_survives_a_flood() {
+    if !prerequisite("curl and openssl", have("curl") && have("openssl")) {
+        return;
+    }
+    use std::io::{Read, Write};
+    let mut mesh = Mesh::new();
+    mesh.install();
+    mesh.ok(&["apply", "-f", &shared("samples/httpbin/httpbin.yaml")]);
+    mesh.proxy(&["--workload", "httpbin", "--labels", "app=httpbin", "--inbound", &format!("8080={}", app("httpbin"))]);
+    let gw = mesh.proxy_with_fd_limit(
+        256,
+        &[
+            "--workload",
+            "istio-ingressgateway",
+            "-n",
+            "istio-system",
+            "--labels",
+            "istio=ingressgateway",
+            "--no-outbound",
+            "--gateway-port",
+            "443=127.0.0.1:0",
+            "--tls-handshake-timeout",
+            "1s",
+            "--request-headers-timeout",
+            "1s",
+        ],
+    );
+    let https = gw.gateway[0];
+    let pki = Pki::new(&mesh);
+    pki.ca("example.com");
+    pki.leaf("example.com", "httpbin", "httpbin.example.com");
+    secret(&mesh, &pki, "httpbin-credential", "httpbin", None, false);
+    apply(&mesh, "gw.yaml", &gateway(&simple_server("httpbin.example.com", "httpbin-credential", "")));
+    apply(&mesh, "vs.yaml", HTTPBIN_ROUTE);
+    let ca = pki.path("example.com.crt");
+    let served = || curl(https, "httpbin.example.com", "/status/200", &["--cacert", &ca]);
+    wait_for("HTTPS served", served, |r| r.as_ref().is_ok_and(|(c, _)| *c == 200));
+
+    let closed = |s: &mut std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(8))).expect("timeout");
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            }
+        }
+    };
+    let mut cut = std::net::TcpStream::connect(https).expect("connect");
+    cut.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).expect("write");
+    let mut silent = std::net::TcpStream::connect(https).expect("connect");
+    let mut garbage = std::net::TcpStream::connect(https).expect("connect");
+    garbage.write_all(b"GET / HTTP/1.1\r\nHost: httpbin.example.com\r\n\r\n").expect("write");
+    for (what, s) in [("a cut ClientHello", &mut cut), ("a silent client", &mut silent), ("plain HTTP", &mut garbage)] {
+        assert!(closed(s), "{what} is still connected");
+    }
+    // A handshake done, then nothing: the request header timeout closes it (s_client exits).
+    let mut idle = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &https.to_string(), "-servername", "httpbin.example.com"])
+        .args(["-CAfile", &ca])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exited = loop {
+        if idle.try_wait().expect("wait").is_some() {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = idle.kill();
+    let _ = idle.wait();
+    assert!(exited, "a TLS connection without a request was left open");
+
+    // A flood past the gateway's 256 descriptors: real clients are still served.
+    let flood: Vec<std::net::TcpStream> = (0..600)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(https).ok()?;
+            s.write_all(&[0x16]).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(flood.len() > 300, "the flood opened {} connections", flood.len());
+    for _ in 0..3 {
+        let r = served();
+        assert!(r.as_ref().is_ok_and(|(c, _)| *c == 200), "during the flood: {r:?}");
+    }
+    assert!(crate::harness::open_fds(gw.pid) < 256, "{} descriptors open", crate::harness::open_fds(gw.pid));
+    drop(flood);
+}

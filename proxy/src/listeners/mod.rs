@@ -64,7 +64,10 @@ async fn serve_gateway_tls(
     servers: Arc<Vec<crate::tls_config::GatewayServer>>,
 ) {
     use mesh_api::proxy_config::GatewayTlsMode;
-    let sni = crate::tls::peek_sni(&stream).await;
+    // The ClientHello within the handshake timeout, and the connection given up if a full
+    // listener evicts it meanwhile (it has sent no request).
+    let wait = permit.listener().limits.tls_handshake;
+    let Some(sni) = permit.unless_evicted(crate::tls::peek_sni_within(&stream, wait)).await else { return };
     // A sidecar's mesh mTLS names no SNI (it dials an address): an ISTIO_MUTUAL server takes it.
     let istio_mutual = || servers.iter().find(|s| s.mode == GatewayTlsMode::IstioMutual);
     let picked =
