@@ -68,9 +68,6 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
         }
         Resource::HttpRoute(o) => {
             for (i, r) in o.spec.rules.iter().enumerate() {
-                if r.retry.is_some() {
-                    out.push(format!("spec.rules[{i}].retry"));
-                }
                 if r.session_persistence.is_some() {
                     out.push(format!("spec.rules[{i}].sessionPersistence"));
                 }

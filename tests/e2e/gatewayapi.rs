@@ -329,7 +329,18 @@ fn gateway_api_filters_grpc_and_tls_routes_behave_as_specified() {
     let (main_addr, main_seen) = crate::harness::recording_app();
     let (mirror_addr, mirror_seen) = crate::harness::recording_app();
     let (grpc_addr, grpc_seen) = crate::harness::recording_app();
+    // Every other request fails with a 500 (which Istio's default retries leave alone).
+    let (flaky_addr, _) = crate::harness::scripted_app(|n| {
+        if n % 2 == 0 { (500, "flaky", std::time::Duration::ZERO) } else { (200, "steady", std::time::Duration::ZERO) }
+    });
     let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: flaky}
+spec:
+  selector: {app: flaky}
+  ports: [{name: http, port: 8080}]
+---
 apiVersion: v1
 kind: Service
 metadata: {name: main}
@@ -396,6 +407,11 @@ spec:
     backendRefs: [{name: main, port: 8080}]
   - matches: [{headers: [{name: x-version, value: canary}]}]
     backendRefs: [{name: main, port: 8080, weight: 0}]
+  - matches: [{path: {type: PathPrefix, value: /retried}}]
+    retry: {codes: [500], attempts: 1, backoff: 10ms}
+    backendRefs: [{name: flaky, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /flaky}}]
+    backendRefs: [{name: flaky, port: 8080}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -408,9 +424,12 @@ spec:
     backendRefs: [{name: greeter, port: 8080}]
 "#;
     apply(&mesh, "routes.yaml", yaml);
-    for (name, app_label, addr) in
-        [("main-1", "main", main_addr), ("shadow-1", "shadow", mirror_addr), ("greeter-1", "greeter", grpc_addr)]
-    {
+    for (name, app_label, addr) in [
+        ("main-1", "main", main_addr),
+        ("shadow-1", "shadow", mirror_addr),
+        ("greeter-1", "greeter", grpc_addr),
+        ("flaky-1", "flaky", flaky_addr),
+    ] {
         mesh.proxy(&[
             "--workload",
             name,
@@ -430,7 +449,7 @@ spec:
         "80=127.0.0.1:0",
     ]);
     let gateway = gw.gateway[0];
-    mesh.wait_synced(4);
+    mesh.wait_synced(5);
     let curl = |args: &[&str]| -> String {
         let o = std::process::Command::new("curl")
             .args(["-sS", "--max-time", "10", "-D", "-", "-o", "/dev/null"])
@@ -482,6 +501,16 @@ spec:
             .any(|(h, b)| h.starts_with("POST /mirrored") && b == b"copy me")
             .then_some(())
     });
+    // retry: a 500 is tried again (each caller sees 200); without it, half the calls fail.
+    let codes = |path: &str| -> Vec<u16> {
+        (0..10)
+            .map(|_| curl(&["--resolve", &ra, &url("api.example.com", path)]).get(9..12).and_then(|c| c.parse().ok()))
+            .map(|c| c.unwrap_or(0))
+            .collect()
+    };
+    let retried = codes("/retried");
+    assert!(retried.iter().all(|c| *c == 200), "{retried:?}");
+    assert_eq!(codes("/flaky").iter().filter(|c| **c == 500).count(), 5, "no retry without the rule's");
     // Only weight-0 backends: 500, as the spec says.
     let head = curl(&["--resolve", &ra, "-H", "x-version: canary", &url("api.example.com", "/anything")]);
     assert!(head.starts_with("HTTP/1.1 500"), "{head}");

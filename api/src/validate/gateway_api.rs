@@ -322,6 +322,21 @@ pub(super) fn http_route(s: &HttpRouteSpec, e: &mut Errs) {
             e.push(format!("{p}.backendRefs"), "a rule that redirects has no backends");
         }
         backends(&r.backend_refs, &p, e);
+        if let Some(rt) = &r.retry {
+            for (j, c) in rt.codes.iter().enumerate() {
+                if !(400..=599).contains(c) {
+                    e.push(format!("{p}.retry.codes[{j}]"), format!("{c} is not an HTTP error status (400-599)"));
+                }
+            }
+            if rt.attempts.is_some_and(|a| a < 0) {
+                e.push(format!("{p}.retry.attempts"), "must not be negative");
+            }
+            if let Some(b) = &rt.backoff
+                && let Err(err) = crate::duration::parse(b)
+            {
+                e.push(format!("{p}.retry.backoff"), err);
+            }
+        }
         if let Some(t) = &r.timeouts {
             for (v, name) in [(&t.request, "request"), (&t.backend_request, "backendRequest")] {
                 if let Some(v) = v

@@ -666,6 +666,7 @@ fn http_rules(world: &World<'_>, key: &Key, o: &Object<g::HttpRouteSpec>) -> Vec
                 name: Some(rule.name.clone().unwrap_or_else(|| format!("{}.{}.{ri}", key.namespace, key.name))),
                 matches,
                 timeout: timeout.clone(),
+                retries: rule.retry.as_ref().map(retries),
                 ..Default::default()
             };
             apply_filters(world, key, &mut r, &rule.filters, &rule.backend_refs, prefix.as_deref());
@@ -680,6 +681,20 @@ fn http_rules(world: &World<'_>, key: &Key, o: &Object<g::HttpRouteSpec>) -> Vec
         });
     }
     out
+}
+
+/// An HTTPRoute `retry` as Istio converts it: the connection failures Istio retries by
+/// default, plus the listed status codes; 2 attempts unless said.
+fn retries(r: &g::HttpRouteRetry) -> mesh_api::networking::HttpRetry {
+    let mut on: Vec<String> =
+        ["connect-failure", "refused-stream", "unavailable", "cancelled"].map(String::from).to_vec();
+    on.extend(r.codes.iter().map(i64::to_string));
+    mesh_api::networking::HttpRetry {
+        attempts: Some(r.attempts.unwrap_or(2)),
+        retry_on: Some(on.join(",")),
+        backoff: r.backoff.clone(),
+        ..Default::default()
+    }
 }
 
 fn grpc_rules(world: &World<'_>, key: &Key, o: &Object<g::GrpcRouteSpec>) -> Vec<HttpRoute> {
