@@ -179,6 +179,11 @@ impl Kind {
         }
     }
 
+    /// A kind whose objects belong to no namespace on Kubernetes (GatewayClass).
+    pub fn is_cluster_scoped(self) -> bool {
+        self == Kind::GatewayClass
+    }
+
     /// A Kubernetes Gateway API kind (`gateway.networking.k8s.io`).
     pub fn is_gateway_api(self) -> bool {
         matches!(

@@ -46,8 +46,8 @@ fn resource_of(kind: Kind) -> kube::api::ApiResource {
 /// The API of a kind at the version `mesh` writes.
 fn api_of(client: &kube::Client, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
     match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource_of(kind)),
-        None => Api::all_with(client.clone(), &resource_of(kind)),
+        Some(ns) if !kind.is_cluster_scoped() => Api::namespaced_with(client.clone(), ns, &resource_of(kind)),
+        _ => Api::all_with(client.clone(), &resource_of(kind)),
     }
 }
 
@@ -191,7 +191,13 @@ impl ConfigStore {
             };
             let key = r.key();
             v["apiVersion"] = Value::String(key.kind.default_api_version().to_string());
-            v["metadata"]["namespace"] = Value::String(key.namespace.clone());
+            if key.kind.is_cluster_scoped() {
+                if let Some(m) = v["metadata"].as_object_mut() {
+                    m.remove("namespace");
+                }
+            } else {
+                v["metadata"]["namespace"] = Value::String(key.namespace.clone());
+            }
             objects.push((key, v));
         }
         // First every object as a dry run: the API server's checks and the webhooks decide

@@ -841,6 +841,23 @@ fn config_commands_go_through_the_api_server() {
         assert_eq!(dr["apiVersion"], "networking.istio.io/v1", "stored at the version mesh writes");
         assert!(c.objects.contains_key("/api/v1/namespaces/default/services/reviews"));
     }
+    // A GatewayClass belongs to no namespace: written and read at the cluster-scoped path.
+    let class = mesh.home.path().join("class.yaml");
+    std::fs::write(
+        &class,
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: internal}\nspec:\n  controllerName: istio.io/gateway-controller\n",
+    )
+    .expect("write");
+    let r = kube(&["apply", "-f", class.to_str().expect("path")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        let stored =
+            c.objects.get("/apis/gateway.networking.k8s.io/v1/gatewayclasses/internal").expect("cluster-scoped");
+        assert!(stored["metadata"].get("namespace").is_none(), "{stored}");
+    }
+    let classes = kube(&["get", "gatewayclasses", "-o", "name"]);
+    assert!(classes.stdout.contains("internal"), "{}{}", classes.stdout, classes.stderr);
     let again = kube(&["apply", "-f", file]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.stdout.contains("virtualservice.networking.istio.io/reviews unchanged"), "{}", again.stdout);
@@ -882,7 +899,7 @@ fn config_commands_go_through_the_api_server() {
     }
     let analyzed = kube(&["analyze"]);
     assert_eq!(analyzed.code, 0, "{}{}", analyzed.stdout, analyzed.stderr);
-    assert!(analyzed.stdout.contains("the cluster (3 resources, 2 workloads)"), "{}", analyzed.stdout);
+    assert!(analyzed.stdout.contains("the cluster (4 resources, 2 workloads)"), "{}", analyzed.stdout);
     // version: the cluster's, meshd's Deployment's, the proxies' image tags.
     let none = kube(&["version"]);
     assert!(
