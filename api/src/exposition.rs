@@ -7,6 +7,77 @@
 //! to the name its samples carry, and drops the OpenMetrics-only `# UNIT` and `# EOF` lines.
 //! A counter written under its bare name (istiod's `pilot_xds_pushes`) keeps it.
 
+use std::collections::BTreeMap;
+
+/// One sample line of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parse the Prometheus text exposition (comments skipped; label values unescaped).
+pub fn parse(text: &str) -> Vec<Sample> {
+    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let Some(open) = line.find('{') else {
+        let (n, v) = line.split_once(' ')?;
+        return Some(Sample { name: n.into(), labels: BTreeMap::new(), value: value(v.split_whitespace().next()?)? });
+    };
+    let bytes = line.as_bytes();
+    let mut i = open + 1;
+    let mut labels = BTreeMap::new();
+    loop {
+        while bytes.get(i).is_some_and(|b| *b == b',' || *b == b' ') {
+            i += 1;
+        }
+        match bytes.get(i)? {
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => {
+                let eq = line[i..].find('=')? + i;
+                let key = line[i..eq].trim().to_string();
+                if bytes.get(eq + 1) != Some(&b'"') {
+                    return None;
+                }
+                i = eq + 2;
+                let mut val = String::new();
+                let mut chars = line[i..].char_indices();
+                loop {
+                    match chars.next()? {
+                        (_, '\\') => {
+                            let (_, n) = chars.next()?;
+                            val.push(if n == 'n' { '\n' } else { n });
+                        }
+                        (j, '"') => {
+                            i += j + 1;
+                            break;
+                        }
+                        (_, c) => val.push(c),
+                    }
+                }
+                labels.insert(key, val);
+            }
+        }
+    }
+    let v = line[i..].split_whitespace().next()?;
+    Some(Sample { name: line[..open].into(), labels, value: value(v)? })
+}
+
+/// A sample value (`+Inf` and `-Inf` included).
+pub fn value(s: &str) -> Option<f64> {
+    match s.trim() {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        v => v.parse().ok(),
+    }
+}
+
 /// `openmetrics` (prometheus-client's text encoding) as Prometheus text format 0.0.4.
 pub fn prometheus_text(openmetrics: &str) -> String {
     let lines: Vec<&str> = openmetrics.lines().collect();

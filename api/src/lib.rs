@@ -17,6 +17,7 @@ pub mod networking;
 pub mod protocol;
 pub mod proxy_config;
 pub mod resource;
+pub mod rollout;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod security;

@@ -56,6 +56,7 @@ pub(crate) fn resource(r: &Resource) -> Vec<FieldError> {
         Resource::AuthorizationPolicy(o) => security::authorization_policy(&o.spec, r.namespace(), &mut e),
         Resource::RequestAuthentication(o) => security::request_authentication(&o.spec, r.namespace(), &mut e),
         Resource::LocalRateLimit(o) => security::local_rate_limit(&o.spec, &mut e),
+        Resource::Rollout(o) => rollout(&o.spec, &mut e),
         Resource::Telemetry(o) => telemetry(&o.spec, &mut e),
         Resource::Sidecar(o) => sidecar(&o.spec, &mut e),
         Resource::WorkloadEntry(o) => workload_entry(&o.spec, "spec", true, &mut e),
@@ -132,6 +133,102 @@ fn workload_entry(s: &WorkloadEntrySpec, path: &str, needs_address: bool, e: &mu
         && !is_dns_subdomain(sa)
     {
         e.push(format!("{path}.serviceAccount"), format!("{sa:?} is not a service account name"));
+    }
+}
+
+/// A Rollout: a host, two different subsets, steps that move forward and end at 100%, sane
+/// thresholds, known webhook types.
+fn rollout(s: &crate::rollout::RolloutSpec, e: &mut Errs) {
+    let bare = s.host.strip_prefix("*.").unwrap_or(&s.host);
+    if s.host.is_empty() {
+        e.push("spec.host", "the service whose traffic moves is needed");
+    } else if s.host.starts_with("*.") || !is_dns_subdomain(&bare.to_ascii_lowercase()) {
+        e.push("spec.host", format!("{:?} is not a service name (a wildcard cannot be rolled out)", s.host));
+    }
+    for (f, v) in [("stable", &s.stable), ("canary", &s.canary)] {
+        if v.is_empty() {
+            e.push(format!("spec.{f}"), "a DestinationRule subset name is needed");
+        } else if !is_dns_label(v) && !is_dns_subdomain(v) {
+            e.push(format!("spec.{f}"), format!("{v:?} is not a subset name"));
+        }
+    }
+    if !s.stable.is_empty() && s.stable == s.canary {
+        e.push("spec.canary", "must differ from spec.stable");
+    }
+    let mut last = 0;
+    for (i, st) in s.steps.iter().enumerate() {
+        let p = format!("spec.steps[{i}]");
+        let set = [st.weight.is_some(), st.matches.is_some(), st.mirror.is_some()].iter().filter(|b| **b).count();
+        if set != 1 {
+            e.push(&p, "give exactly one of weight, matches or mirror");
+        }
+        if let Some(w) = st.weight {
+            if !(1..=100).contains(&w) {
+                e.push(format!("{p}.weight"), format!("{w}: use 1 to 100"));
+            } else if w < last {
+                e.push(format!("{p}.weight"), format!("{w} is below the step before ({last}): weights only grow"));
+            }
+            last = last.max(w);
+        }
+        if let Some(m) = st.mirror
+            && !(1..=100).contains(&m)
+        {
+            e.push(format!("{p}.mirror"), format!("{m}: use 1 to 100"));
+        }
+        if let Some(m) = &st.matches {
+            match (&m.header, &m.cookie) {
+                (Some(nv), None) | (None, Some(nv)) => {
+                    if nv.name.is_empty() || nv.value.is_empty() {
+                        e.push(format!("{p}.matches"), "a name and a value are needed");
+                    }
+                    if m.header.is_some()
+                        && !nv.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    {
+                        e.push(format!("{p}.matches.header.name"), format!("{:?} is not a header name", nv.name));
+                    }
+                }
+                _ => e.push(format!("{p}.matches"), "give one of header or cookie"),
+            }
+        }
+        if let Some(d) = &st.pause {
+            duration_at(d, &format!("{p}.pause"), e);
+        }
+    }
+    if !s.steps.is_empty() && s.steps.iter().filter_map(|st| st.weight).max() != Some(100) {
+        e.push("spec.steps", "the last weight step must send 100% to the canary (promotion)");
+    }
+    if let Some(d) = &s.interval {
+        duration_at(d, "spec.interval", e);
+    }
+    let a = &s.analysis;
+    if let Some(r) = a.success_rate
+        && !(0.0..=100.0).contains(&r)
+    {
+        e.push("spec.analysis.successRate", format!("{r}: a percentage, 0 to 100"));
+    }
+    if let Some(d) = &a.p99 {
+        duration_at(d, "spec.analysis.p99", e);
+    }
+    if a.max_failures == Some(0) {
+        e.push("spec.analysis.maxFailures", "0 would roll back before any check: use 1 or more");
+    }
+    for (i, w) in a.webhooks.iter().enumerate() {
+        let p = format!("spec.analysis.webhooks[{i}]");
+        if !matches!(w.kind.as_str(), "pre-step" | "post-promotion") {
+            e.push(format!("{p}.type"), format!("{:?}: use pre-step or post-promotion", w.kind));
+        }
+        if !w.url.starts_with("http://") || w.url.len() <= "http://".len() {
+            e.push(format!("{p}.url"), format!("{:?}: an http:// URL", w.url));
+        }
+    }
+}
+
+/// A positive duration (`30s`, `1m`, `500ms`).
+fn duration_at(d: &str, path: &str, e: &mut Errs) {
+    match crate::duration::parse(d) {
+        Ok(v) if v.is_zero() => e.push(path, "must be more than 0"),
+        Ok(_) => {}
+        Err(err) => e.push(path, err),
     }
 }
 

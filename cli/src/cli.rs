@@ -86,6 +86,10 @@ pub enum Command {
     /// Change how traffic is split between a service's subsets.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Progressive delivery: move traffic to a canary step by step, judged by its metrics,
+    /// rolled back on failure.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Workload certificates and the mesh CA: status, renewal, root rotation.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -355,6 +359,79 @@ pub struct ProxyConfigArgs {
 pub enum RouteCommand {
     /// Split a service's traffic between subsets: `mesh route split reviews v1=90 v2=10`.
     Split(SplitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a canary rollout: `mesh rollout start reviews --canary v2 --steps 10,25,50,100`.
+    Start(RolloutStartArgs),
+    /// Where the rollouts are: step, weights, each check's figures against its threshold.
+    Status(RolloutStatusArgs),
+    /// Hold a rollout at its current step.
+    Pause(RolloutActionArgs),
+    /// Go on from where a rollout was paused.
+    Resume(RolloutActionArgs),
+    /// Skip the remaining steps: all traffic to the canary now.
+    Promote(RolloutActionArgs),
+    /// Stop: all traffic back to stable now.
+    Abort(RolloutActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutStartArgs {
+    /// The service (`reviews`, or an FQDN).
+    pub host: String,
+    /// The subset traffic moves to.
+    #[arg(long)]
+    pub canary: String,
+    /// The subset serving now (default: the one the host's routes send everything to, or the
+    /// DestinationRule's other subset).
+    #[arg(long)]
+    pub stable: Option<String>,
+    /// Canary weights, in percent, ending at 100.
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50,100")]
+    pub steps: Vec<u32>,
+    /// How long each step holds and how often the canary is judged.
+    #[arg(long, default_value = "30s")]
+    pub interval: String,
+    /// Failed checks that roll it back.
+    #[arg(long, default_value_t = 2)]
+    pub max_failures: u32,
+    /// The least share of non-5xx answers, in percent.
+    #[arg(long, default_value_t = 99.0)]
+    pub success_rate: f64,
+    /// The most the canary's p99 latency may be (e.g. 500ms); not judged when left out.
+    #[arg(long)]
+    pub p99: Option<String>,
+    /// Requests the canary must get in an interval before it is judged.
+    #[arg(long, default_value_t = 20)]
+    pub min_requests: u64,
+    /// Delete the VirtualServices that route the host now (the Rollout owns its routes).
+    #[arg(long)]
+    pub take_over: bool,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutStatusArgs {
+    /// A rollout's host or name (default: every rollout in the namespace).
+    pub host: Option<String>,
+    /// Follow it live until it ends.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutActionArgs {
+    /// The rollout's host or name.
+    pub host: String,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

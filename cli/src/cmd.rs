@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod proxy_config;
 pub mod proxy_status;
 pub mod proxy_token;
+pub mod rollout;
 pub mod route;
 pub mod secret;
 pub mod top;

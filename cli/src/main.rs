@@ -214,6 +214,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::ProxyStatus(a) => cmd::proxy_status::run(&ctx, a).await,
             Command::ProxyConfig(a) => cmd::proxy_config::run(&ctx, a).await,
             Command::Route(RouteCommand::Split(a)) => cmd::route::split(&ctx, a).await,
+            Command::Rollout(c) => cmd::rollout::run(&ctx, c).await,
             Command::Cert(CertCommand::Status(a)) => cmd::cert::status(&ctx, a).await,
             Command::Cert(CertCommand::Rotate(a)) => cmd::cert::rotate(&ctx, a).await,
             Command::Cert(CertCommand::RotateRoot(a)) => cmd::cert::rotate_root(&ctx, a).await,

@@ -96,6 +96,7 @@ pub fn default_kinds() -> Vec<Watched> {
         config_kind("security.istio.io", "v1", "RequestAuthentication", "requestauthentications"),
         config_kind("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
         config_kind("policy.mesh.io", "v1alpha1", "LocalRateLimit", "localratelimits"),
+        config_kind("rollouts.mesh.io", "v1alpha1", "Rollout", "rollouts"),
         gateway_api_kind("v1", "GatewayClass", "gatewayclasses"),
         gateway_api_kind("v1", "Gateway", "gateways"),
         gateway_api_kind("v1", "HTTPRoute", "httproutes"),

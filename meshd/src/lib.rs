@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod proxy_token;
 pub mod push;
+pub mod rollout;
 pub mod rotation;
 pub mod state;
 pub mod store;
@@ -135,6 +136,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let state = Arc::new(state);
     tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
     tokio::spawn(state.clone().persist_registry_loop());
+    if kube_client.is_none() {
+        tokio::spawn(rollout::run(state.clone()));
+    }
     let mut leader: Option<tokio::sync::watch::Receiver<bool>> = None;
     let kube_client = if let Some((client, ca_source)) = kube_client {
         info!("reading config and workloads from the Kubernetes API");

@@ -378,6 +378,13 @@ const CRDS: &[Crd] = &[
         short: &["rl"],
         versions: &[("v1alpha1", true)],
     },
+    Crd {
+        group: "rollouts.mesh.io",
+        kind: Kind::Rollout,
+        plural: "rollouts",
+        short: &["ro"],
+        versions: &[("v1alpha1", true)],
+    },
 ];
 
 /// The API groups of the CRDs, each once, in table order (the table is grouped).

@@ -444,6 +444,13 @@ impl State {
         let mut changes = Vec::new();
         for mut r in batch {
             let key = r.key();
+            // A Rollout's status is meshd's (where it is in its steps): applying its spec again
+            // (pause, resume, promote) keeps it, as a Kubernetes status subresource does.
+            if let (Resource::Rollout(new), Some(Resource::Rollout(old))) = (&mut r, next.get(&key))
+                && new.status.is_none()
+            {
+                new.status = old.status.clone();
+            }
             let change = match next.get(&key) {
                 None => Change::Created,
                 Some(old) if old.same_content(&r) => Change::Unchanged,
@@ -462,6 +469,29 @@ impl State {
             self.publish(Some(next), None);
         }
         Ok(changes)
+    }
+
+    /// Set a Rollout's status (meshd's controller), stored and published; false when the
+    /// Rollout is gone or its spec changed from `spec_generation` since it was read.
+    pub fn set_rollout_status(
+        &self,
+        key: &Key,
+        spec_generation: Option<i64>,
+        status: serde_json::Value,
+    ) -> Result<bool, StateError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: Resources = (*self.world().resources).clone();
+        let Some(Resource::Rollout(o)) = next.get_mut(key) else { return Ok(false) };
+        if o.metadata.generation != spec_generation {
+            return Ok(false);
+        }
+        if o.status.as_ref() == Some(&status) {
+            return Ok(true);
+        }
+        o.status = Some(status);
+        self.store.save(&next)?;
+        self.publish(Some(next), None);
+        Ok(true)
     }
 
     /// Replace every resource and every discovered workload with what the platform holds (the

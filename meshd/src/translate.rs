@@ -169,6 +169,8 @@ impl<'a> Index<'a> {
                 Resource::WorkloadEntry(o) => workload_entries.push((key, o)),
                 // A template the CLI applies when a proxy joins; read when a proxy starts.
                 Resource::WorkloadGroup(_) | Resource::ProxyConfig(_) => {}
+                // Served through the VirtualService `rollout::virtual_service` makes of it.
+                Resource::Rollout(_) => {}
                 // Served through the Istio objects `gateway_api::expand` makes of them.
                 Resource::GatewayClass(_)
                 | Resource::KubeGateway(_)
@@ -1192,6 +1194,7 @@ mod gateway;
 pub mod gateway_api;
 mod http;
 mod policy;
+pub mod rollout;
 mod security;
 pub mod shared;
 mod tcp;

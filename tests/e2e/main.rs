@@ -9,6 +9,7 @@ mod harness;
 mod kube;
 mod protocols;
 mod resilience;
+mod rollout;
 mod security;
 mod surface;
 mod telemetry;

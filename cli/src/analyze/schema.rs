@@ -30,6 +30,7 @@ pub fn all() -> Vec<ValidationAnalyzer> {
                 mesh_api::Kind::AuthorizationPolicy => "schema.ValidationAnalyzer.AuthorizationPolicy",
                 mesh_api::Kind::RequestAuthentication => "schema.ValidationAnalyzer.RequestAuthentication",
                 mesh_api::Kind::LocalRateLimit => "schema.ValidationAnalyzer.LocalRateLimit",
+                mesh_api::Kind::Rollout => "schema.ValidationAnalyzer.Rollout",
                 mesh_api::Kind::Telemetry => "schema.ValidationAnalyzer.Telemetry",
                 mesh_api::Kind::Sidecar => "schema.ValidationAnalyzer.Sidecar",
                 mesh_api::Kind::WorkloadEntry => "schema.ValidationAnalyzer.WorkloadEntry",

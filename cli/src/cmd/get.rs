@@ -156,6 +156,17 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
                 o.spec.selector.as_ref().map(|s| selector_text(&s.match_labels)).unwrap_or_else(|| "<none>".into()),
             );
         }
+        Resource::Rollout(o) => {
+            let status: Option<mesh_api::rollout::RolloutStatus> = o
+                .status
+                .clone()
+                .and_then(|s| serde_json::from_value(s).ok())
+                .filter(|s: &mesh_api::rollout::RolloutStatus| s.of == o.spec.identity());
+            row.push(o.spec.host.clone());
+            row.push(format!("{} -> {}", o.spec.stable, o.spec.canary));
+            row.push(status.as_ref().map_or("Pending".to_string(), |s| s.phase.clone()));
+            row.push(status.as_ref().map_or(0, |s| s.canary_weight).to_string() + "%");
+        }
         Resource::Telemetry(o) => {
             let s = &o.spec;
             let logs = if s.access_logging.is_empty() {
@@ -262,6 +273,7 @@ fn header(kind: Kind, all_ns: bool) -> Vec<&'static str> {
         Kind::AuthorizationPolicy => &["ACTION", "RULES", "SELECTOR"][..],
         Kind::RequestAuthentication => &["ISSUERS", "SELECTOR"][..],
         Kind::LocalRateLimit => &["LIMIT", "ROUTES", "SELECTOR"][..],
+        Kind::Rollout => &["HOST", "STABLE -> CANARY", "PHASE", "CANARY WEIGHT"][..],
         Kind::Telemetry => &["ACCESS LOGS", "TRACE SAMPLING", "SELECTOR"][..],
         Kind::Sidecar => &["EGRESS HOSTS", "OUTBOUND POLICY", "SELECTOR"][..],
         Kind::WorkloadEntry => &["ADDRESS", "PORTS", "LABELS"][..],

@@ -26,6 +26,7 @@ pub fn crd_schema(kind: Kind) -> Value {
         Kind::AuthorizationPolicy => spec_schema::<s::AuthorizationPolicySpec>(),
         Kind::RequestAuthentication => spec_schema::<s::RequestAuthenticationSpec>(),
         Kind::LocalRateLimit => spec_schema::<s::LocalRateLimitSpec>(),
+        Kind::Rollout => spec_schema::<mesh_api::rollout::RolloutSpec>(),
         Kind::Telemetry => spec_schema::<t::TelemetrySpec>(),
         // Not CRDs of ours: Services are Kubernetes' own, the Gateway API's are the upstream
         // project's (users install its standard channel, as with Istio).

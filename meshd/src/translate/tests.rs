@@ -505,3 +505,44 @@ spec:
     assert_eq!(vs.len(), 1, "{vs:?}");
     assert_eq!(vs[0].namespace, "store");
 }
+
+/// A Rollout's routes follow its status: all on stable before it starts, the step's split, an
+/// A/B match, a mirror, and nothing of its own once it cannot run.
+#[test]
+fn a_rollouts_routes_follow_the_step_it_is_at() {
+    let yaml = "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  stable: v1\n  canary: v2\n  steps:\n  - matches: {header: {name: x-canary, value: 'yes'}}\n  - mirror: 50\n  - weight: 30\n  - weight: 100\n";
+    let res = resources(yaml);
+    let (key, r) = res.iter().next().expect("rollout");
+    let Resource::Rollout(o) = r else { panic!("not a rollout") };
+    let at = |phase: &str, step: usize| {
+        let mut o = o.clone();
+        let st =
+            mesh_api::rollout::RolloutStatus { phase: phase.into(), step, of: o.spec.identity(), ..Default::default() };
+        o.status = Some(serde_json::to_value(st).expect("status"));
+        rollout::virtual_service(key, &o).map(|(_, vs)| match vs {
+            Resource::VirtualService(v) => v.spec,
+            _ => panic!("not a VirtualService"),
+        })
+    };
+    let weights = |vs: &mesh_api::networking::VirtualServiceSpec| -> Vec<(String, i64)> {
+        vs.http[vs.http.len() - 1]
+            .route
+            .iter()
+            .map(|d| (d.destination.subset.clone().unwrap_or_default(), d.weight.unwrap_or(0)))
+            .collect()
+    };
+    let fresh = rollout::virtual_service(key, o).expect("not started").1;
+    let Resource::VirtualService(fresh) = fresh else { panic!() };
+    assert_eq!(weights(&fresh.spec), [("v1".to_string(), 100)], "before it starts");
+    let ab = at("Progressing", 1).expect("A/B");
+    assert_eq!(ab.http.len(), 2);
+    assert_eq!(ab.http[0].matches[0].headers["x-canary"].exact.as_deref(), Some("yes"));
+    assert_eq!(ab.http[0].route[0].destination.subset.as_deref(), Some("v2"));
+    let shadow = at("Progressing", 2).expect("mirror");
+    assert_eq!(weights(&shadow), [("v1".to_string(), 100)]);
+    assert_eq!(shadow.http[0].mirrors[0].destination.subset.as_deref(), Some("v2"));
+    assert_eq!(weights(&at("Waiting", 3).expect("split")), [("v1".to_string(), 70), ("v2".to_string(), 30)]);
+    assert_eq!(weights(&at("Promoted", 4).expect("promoted")), [("v2".to_string(), 100)]);
+    assert_eq!(weights(&at("RolledBack", 3).expect("rolled back")), [("v1".to_string(), 100)]);
+    assert!(at("Failed", 0).is_none(), "a Rollout that cannot run routes nothing");
+}

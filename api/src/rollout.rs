@@ -1,0 +1,188 @@
+//! `Rollout` (`rollouts.mesh.io/v1alpha1`): progressive delivery run by meshd. A Rollout names
+//! a host, its stable and canary subsets (a DestinationRule's), the steps that move traffic to
+//! the canary, and the analysis that judges each interval from the proxies' Istio metrics.
+//! meshd owns the host's routes while the Rollout exists: it serves them as a VirtualService
+//! of its own, with the weights of the step the Rollout is at (kept in its status).
+
+use serde::{Deserialize, Serialize};
+
+/// The API group of mesh's own delivery resources.
+pub const GROUP: &str = "rollouts.mesh.io";
+
+/// The weights a Rollout steps through when it names none (Flagger's and Argo's usual).
+pub const DEFAULT_STEPS: [u32; 4] = [10, 25, 50, 100];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// The service whose traffic moves: a short name (the Rollout's namespace) or an FQDN.
+    pub host: String,
+    /// The subset that serves now (a DestinationRule subset of the host).
+    pub stable: String,
+    /// The subset traffic moves to.
+    pub canary: String,
+    /// In order; the default is 10, 25, 50, 100 percent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RolloutStep>,
+    /// How long each weight step holds, and how often the analysis judges (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub analysis: RolloutAnalysis,
+    /// Held at the current step until set back to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Stop now: all traffic back to stable (`mesh rollout abort`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort: bool,
+    /// Skip the remaining steps: all traffic to the canary (`mesh rollout promote`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promote: bool,
+}
+
+/// One step: a weight held for the interval, a header/cookie match sent to the canary (an A/B
+/// phase), or a mirror-only shadow phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutStep {
+    /// Percent of requests to the canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Requests whose header (or cookie) matches go to the canary, the rest to stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<RolloutMatch>,
+    /// Percent of requests copied to the canary (answers discarded); all answered by stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<u32>,
+    /// How long this step holds (default: the Rollout's interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
+    pub pause: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutMatch {
+    /// A header and its exact value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<NameValue>,
+    /// A cookie and its exact value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<NameValue>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// How each interval is judged, from `istio_requests_total` and
+/// `istio_request_duration_milliseconds` reported by the canary's proxies (the destination).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutAnalysis {
+    /// The least share of non-5xx answers, in percent (default 99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    /// The most the 99th percentile latency may be (a duration; none: not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::duration"))]
+    pub p99: Option<String>,
+    /// Requests the canary must get in an interval before it is judged (default 20); fewer and
+    /// the Rollout waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<u64>,
+    /// Failed intervals that roll it back (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<u32>,
+    /// Called as Flagger calls them: `pre-step` before each step (a non-2xx answer holds the
+    /// step back and counts as a failed check), `post-promotion` once promoted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<RolloutWebhook>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutWebhook {
+    pub name: String,
+    /// `pre-step` or `post-promotion`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `http://host:port/path` (POSTed a JSON description of the Rollout).
+    pub url: String,
+}
+
+impl RolloutSpec {
+    /// The steps, with the default ones when none are given.
+    pub fn steps(&self) -> Vec<RolloutStep> {
+        if self.steps.is_empty() {
+            DEFAULT_STEPS.iter().map(|w| RolloutStep { weight: Some(*w), ..Default::default() }).collect()
+        } else {
+            self.steps.clone()
+        }
+    }
+
+    /// What a rollout is of: a change of these starts it over (pausing, aborting or
+    /// promoting does not).
+    pub fn identity(&self) -> String {
+        format!("{}|{}|{}|{:?}", self.host, self.stable, self.canary, self.steps)
+    }
+}
+
+/// Where a Rollout is, as meshd writes it in its status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `Progressing`, `Waiting` (too little traffic to judge), `Paused`, `Promoted`,
+    /// `RolledBack`, `Aborted` or `Failed` (cannot run: a missing subset, a route it does not own).
+    pub phase: String,
+    /// The index of the step in force (0 before the first).
+    pub step: usize,
+    /// Percent of requests on the canary now.
+    pub canary_weight: u32,
+    /// Failed checks so far (a passed one does not reset it, as Flagger counts).
+    pub failures: u32,
+    /// Why it is in this phase.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The last interval's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<RolloutCheck>,
+    /// Unix milliseconds the current step began.
+    pub step_started_ms: u64,
+    /// The spec identity (`RolloutSpec::identity`) this status is about.
+    #[serde(default)]
+    pub of: String,
+}
+
+/// One interval's analysis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutCheck {
+    pub requests: u64,
+    /// Percent of non-5xx answers (None: no request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// `passed`, `failed` or `too little traffic`.
+    pub verdict: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+impl RolloutStatus {
+    /// A phase the Rollout no longer moves from.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase.as_str(), "Promoted" | "RolledBack" | "Aborted")
+    }
+}

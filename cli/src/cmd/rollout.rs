@@ -1,0 +1,358 @@
+//! `mesh rollout`: progressive delivery. `start` writes a Rollout (`rollouts.mesh.io`); meshd
+//! runs it (moving the host's weights step by step, judging the canary from its proxies'
+//! metrics, rolling back on failure); `status` shows where it is; `pause`, `resume`, `promote`
+//! and `abort` set the Rollout's spec fields meshd acts on.
+
+use std::time::Duration;
+
+use mesh_api::rollout::{RolloutAnalysis, RolloutSpec, RolloutStatus, RolloutStep};
+use mesh_api::{Kind, Object, Resource, host};
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::cli::{Output, RolloutActionArgs, RolloutCommand, RolloutStartArgs, RolloutStatusArgs};
+use crate::error::{CliError, Result};
+use crate::store::ConfigStore;
+
+pub async fn run(ctx: &Ctx, c: RolloutCommand) -> Result<()> {
+    match c {
+        RolloutCommand::Start(a) => start(ctx, a).await,
+        RolloutCommand::Status(a) => status(ctx, a).await,
+        RolloutCommand::Pause(a) => action(ctx, a, Action::Pause).await,
+        RolloutCommand::Resume(a) => action(ctx, a, Action::Resume).await,
+        RolloutCommand::Promote(a) => action(ctx, a, Action::Promote).await,
+        RolloutCommand::Abort(a) => action(ctx, a, Action::Abort).await,
+    }
+}
+
+/// Every resource of `kind` in the namespace.
+async fn all(store: &ConfigStore, kind: Kind, ns: &str) -> Result<Vec<Resource>> {
+    store.list(kind, Some(ns), None, &mut Vec::new()).await
+}
+
+/// The Rollout named `name`, or whose host is `name`.
+async fn find(store: &ConfigStore, ns: &str, name: &str) -> Result<Object<RolloutSpec>> {
+    let fqdn = host::resolve(name, ns);
+    all(store, Kind::Rollout, ns)
+        .await?
+        .into_iter()
+        .filter_map(|r| if let Resource::Rollout(o) = r { Some(o) } else { None })
+        .find(|o| o.metadata.name == name || host::resolve(&o.spec.host, ns) == fqdn)
+        .ok_or_else(|| {
+            CliError::user(format!("no rollout of {name} in namespace {ns} (`mesh rollout status` lists them)"))
+        })
+}
+
+/// The status of a Rollout's current spec (None: not started yet).
+fn current(o: &Object<RolloutSpec>) -> Option<RolloutStatus> {
+    let s: RolloutStatus = serde_json::from_value(o.status.clone()?).ok()?;
+    (s.of == o.spec.identity()).then_some(s)
+}
+
+async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
+    let ns = ctx.global.namespace.as_str();
+    let fqdn = host::resolve(&a.host, ns);
+    let store = ctx.config_store().await?;
+    let drs = all(&store, Kind::DestinationRule, ns).await?;
+    let subsets: Vec<String> = drs
+        .iter()
+        .filter_map(|r| if let Resource::DestinationRule(o) = r { Some(o) } else { None })
+        .filter(|o| host::resolve(&o.spec.host, ns) == fqdn)
+        .flat_map(|o| o.spec.subsets.iter().map(|s| s.name.clone()))
+        .collect();
+    if !subsets.contains(&a.canary) {
+        return Err(CliError::user(format!(
+            "{fqdn} has no subset {} (a DestinationRule for the host defines {}); nothing was changed",
+            a.canary,
+            if subsets.is_empty() { "none".to_string() } else { subsets.join(", ") }
+        )));
+    }
+    // The VirtualServices routing the host now: the Rollout takes their place.
+    let routing: Vec<Object<mesh_api::networking::VirtualServiceSpec>> = all(&store, Kind::VirtualService, ns)
+        .await?
+        .into_iter()
+        .filter_map(|r| if let Resource::VirtualService(o) = r { Some(o) } else { None })
+        .filter(|o| o.spec.hosts.iter().any(|h| host::resolve(h, ns) == fqdn))
+        .filter(|o| o.spec.gateways.is_empty() || o.spec.gateways.iter().any(|g| g == "mesh"))
+        .collect();
+    let stable = match &a.stable {
+        Some(s) => s.clone(),
+        None => infer_stable(&routing, &subsets, &a.canary, &fqdn)?,
+    };
+    if !subsets.contains(&stable) {
+        return Err(CliError::user(format!("{fqdn} has no subset {stable}; nothing was changed")));
+    }
+    if !routing.is_empty() && !a.take_over {
+        let names: Vec<String> = routing.iter().map(|o| format!("virtualservice/{}", o.metadata.name)).collect();
+        return Err(CliError::user(format!(
+            "{} routes {fqdn}: a Rollout owns its host's routes; add --take-over to delete {} and start from them, or delete it yourself; nothing was changed",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    let spec = RolloutSpec {
+        host: a.host.clone(),
+        stable: stable.clone(),
+        canary: a.canary.clone(),
+        steps: a.steps.iter().map(|w| RolloutStep { weight: Some(*w), ..Default::default() }).collect(),
+        interval: Some(a.interval.clone()),
+        analysis: RolloutAnalysis {
+            success_rate: Some(a.success_rate),
+            p99: a.p99.clone(),
+            min_requests: Some(a.min_requests),
+            max_failures: Some(a.max_failures),
+            webhooks: Vec::new(),
+        },
+        ..Default::default()
+    };
+    let name = a.host.split('.').next().unwrap_or(&a.host).to_string();
+    let doc = serde_json::json!({
+        "apiVersion": Kind::Rollout.default_api_version(), "kind": "Rollout",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    });
+    // Checked before asking: a bad step list is refused here, not after the question.
+    mesh_api::resource::parse_document(doc.clone(), ns, 0)
+        .map_err(|e| CliError::user(format!("{e}; nothing was changed")))?;
+    let steps: Vec<String> = a.steps.iter().map(|w| format!("{w}%")).collect();
+    ctx.out.confirm(
+        &format!(
+            "Move {fqdn} from {stable} to {} in steps of {} every {}, rolled back below {}% success{}?",
+            a.canary,
+            steps.join(", "),
+            a.interval,
+            a.success_rate,
+            a.p99.as_deref().map(|p| format!(" or over {p} p99")).unwrap_or_default()
+        ),
+        a.yes,
+    )?;
+    let resp = store.apply(vec![doc], ns, false).await?;
+    for o in &routing {
+        let key =
+            mesh_api::Key { kind: Kind::VirtualService, namespace: ns.to_string(), name: o.metadata.name.clone() };
+        store.delete(vec![key], true).await?;
+        ctx.out.info(format!("virtualservice/{} deleted: rollout/{name} routes {fqdn} now", o.metadata.name));
+    }
+    for r in resp.results {
+        ctx.out.info(format!("{}/{} {}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
+    }
+    ctx.out.success(format!("rollout of {fqdn} started: `mesh rollout status {} --watch` follows it", a.host));
+    Ok(())
+}
+
+/// The stable subset when not named: the one the host's routes send everything to, else the
+/// DestinationRule's only other subset.
+fn infer_stable(
+    routing: &[Object<mesh_api::networking::VirtualServiceSpec>],
+    subsets: &[String],
+    canary: &str,
+    fqdn: &str,
+) -> Result<String> {
+    let mut all_to: Vec<String> = routing
+        .iter()
+        .flat_map(|o| &o.spec.http)
+        .filter_map(|r| {
+            let live: Vec<_> = r.route.iter().filter(|d| d.weight.is_none_or(|w| w > 0)).collect();
+            match live.as_slice() {
+                [one] => one.destination.subset.clone(),
+                _ => None,
+            }
+        })
+        .collect();
+    all_to.dedup();
+    if let [one] = all_to.as_slice()
+        && one != canary
+    {
+        return Ok(one.clone());
+    }
+    let others: Vec<&String> = subsets.iter().filter(|s| *s != canary).collect();
+    match others.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(CliError::user(format!(
+            "which subset of {fqdn} serves now? say --stable (one of {}); nothing was changed",
+            others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    host: String,
+    stable: String,
+    canary: String,
+    #[serde(flatten)]
+    status: RolloutStatus,
+    steps: usize,
+}
+
+async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<Row>> {
+    let fqdn = only.map(|h| host::resolve(h, ns));
+    let mut out = Vec::new();
+    for r in all(store, Kind::Rollout, ns).await? {
+        let Resource::Rollout(o) = r else { continue };
+        if let (Some(name), Some(f)) = (only, &fqdn)
+            && o.metadata.name != name
+            && host::resolve(&o.spec.host, ns) != *f
+        {
+            continue;
+        }
+        let status = current(&o).unwrap_or(RolloutStatus {
+            phase: "Pending".into(),
+            message: "meshd has not started it yet".into(),
+            ..Default::default()
+        });
+        out.push(Row {
+            name: o.metadata.name.clone(),
+            host: o.spec.host.clone(),
+            stable: o.spec.stable.clone(),
+            canary: o.spec.canary.clone(),
+            steps: o.spec.steps().len(),
+            status,
+        });
+    }
+    if out.is_empty()
+        && let Some(h) = only
+    {
+        return Err(CliError::user(format!("no rollout of {h} in namespace {ns}")));
+    }
+    Ok(out)
+}
+
+fn check_text(row: &Row) -> String {
+    match &row.status.last_check {
+        None => "-".into(),
+        Some(c) => {
+            let sr = c.success_rate.map(|s| format!("{s:.1}%")).unwrap_or("-".into());
+            let p = c.p99_ms.map(|p| format!("{p:.0}ms")).unwrap_or("-".into());
+            format!("{} req, {sr} ok, p99 {p}: {}", c.requests, c.verdict)
+        }
+    }
+}
+
+fn weights_text(row: &Row) -> String {
+    let w = row.status.canary_weight;
+    format!("{} {}% / {} {}%", row.stable, 100 - w.min(100), row.canary, w)
+}
+
+async fn status(ctx: &Ctx, a: RolloutStatusArgs) -> Result<()> {
+    let ns = ctx.global.namespace.clone();
+    let store = ctx.config_store().await?;
+    if a.watch {
+        let Some(h) = a.host.as_deref() else {
+            return Err(CliError::usage("--watch follows one rollout: name its host"));
+        };
+        return watch(ctx, &store, &ns, h).await;
+    }
+    let rows = rows(&store, &ns, a.host.as_deref()).await?;
+    if a.output != Output::Table {
+        return ctx.out.structured(a.output, &rows);
+    }
+    if rows.is_empty() {
+        ctx.out.info(format!("No rollouts in namespace {ns}."));
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.host.clone(),
+                r.status.phase.clone(),
+                format!("{}/{}", r.status.step.min(r.steps), r.steps),
+                weights_text(r),
+                r.status.failures.to_string(),
+                check_text(r),
+                r.status.message.clone(),
+            ]
+        })
+        .collect();
+    ctx.out.table(&["NAME", "HOST", "PHASE", "STEP", "WEIGHTS", "FAILED CHECKS", "LAST CHECK", "MESSAGE"], table);
+    Ok(())
+}
+
+/// Follow one rollout until it ends: a progress bar over its steps, a line per change.
+async fn watch(ctx: &Ctx, store: &ConfigStore, ns: &str, h: &str) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(1);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    let mut last = String::new();
+    loop {
+        let rows = rows(store, ns, Some(h)).await?;
+        let Some(r) = rows.first() else { return Ok(()) };
+        bar.set_length(r.steps as u64);
+        bar.set_position(r.status.step.min(r.steps) as u64);
+        let line = format!("{} {}: {} ({})", r.status.phase, weights_text(r), r.status.message, check_text(r));
+        if line != last {
+            // On a terminal above the bar; piped, as plain lines.
+            if bar.is_hidden() {
+                ctx.out.data(&line);
+            } else {
+                bar.println(&line);
+            }
+            last = line;
+        }
+        bar.set_message(format!("{} {}", r.status.phase, weights_text(r)));
+        if r.status.finished() || r.status.phase == "Failed" {
+            bar.finish_and_clear();
+            let done = format!("rollout/{}: {}", r.name, r.status.message);
+            if r.status.phase == "Promoted" {
+                ctx.out.success(done);
+                return Ok(());
+            }
+            return Err(CliError::failed(done));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Action {
+    Pause,
+    Resume,
+    Promote,
+    Abort,
+}
+
+async fn action(ctx: &Ctx, a: RolloutActionArgs, what: Action) -> Result<()> {
+    let ns = ctx.global.namespace.as_str();
+    let store = ctx.config_store().await?;
+    let mut o = find(&store, ns, &a.host).await?;
+    let status = current(&o);
+    if status.as_ref().is_some_and(RolloutStatus::finished) {
+        return Err(CliError::user(format!(
+            "rollout/{} is over ({}); nothing was changed",
+            o.metadata.name,
+            status.map(|s| s.phase).unwrap_or_default()
+        )));
+    }
+    let fqdn = host::resolve(&o.spec.host, ns);
+    let question = match what {
+        Action::Pause => None,
+        Action::Resume => Some(format!("Resume moving {fqdn} to {}?", o.spec.canary)),
+        Action::Promote => Some(format!("Send all of {fqdn}'s traffic to {} now?", o.spec.canary)),
+        Action::Abort => Some(format!("Send all of {fqdn}'s traffic back to {} now?", o.spec.stable)),
+    };
+    if let Some(q) = question {
+        ctx.out.confirm(&q, a.yes)?;
+    }
+    match what {
+        Action::Pause => o.spec.paused = true,
+        Action::Resume => o.spec.paused = false,
+        Action::Promote => o.spec.promote = true,
+        Action::Abort => o.spec.abort = true,
+    }
+    o.status = None; // meshd's: kept as it is by the apply
+    o.metadata.resource_version = None;
+    o.metadata.managed_fields = None;
+    let doc = serde_json::to_value(&o).map_err(|e| CliError::internal(e.to_string()))?;
+    store.apply(vec![doc], ns, false).await?;
+    let done = match what {
+        Action::Pause => "paused",
+        Action::Resume => "resumed",
+        Action::Promote => "promoting",
+        Action::Abort => "aborting",
+    };
+    ctx.out.success(format!("rollout/{} {done}", o.metadata.name));
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `mesh rollout`: a canary moved step by step by meshd, judged from its proxies' metrics, with
+//! real proxies and traffic under load.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::traffic::workload;
+
+const REVIEWS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"#;
+
+/// The Rollout's status as `mesh rollout status -o json` shows it.
+fn rollout_status(mesh: &Mesh) -> serde_json::Value {
+    let out = mesh.ok(&["rollout", "status", "reviews", "-o", "json"]).stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array().and_then(|a| a.first().cloned()).unwrap_or_default()
+}
+
+fn phase(mesh: &Mesh) -> String {
+    rollout_status(mesh)["phase"].as_str().unwrap_or("?").to_string()
+}
+
+/// reviews v1 (stable) and v2 (the canary, answering `canary`), and a client proxy.
+fn reviews(mesh: &mut Mesh, canary: std::net::SocketAddr) -> std::net::SocketAddr {
+    mesh.install();
+    apply(mesh, "reviews.yaml", REVIEWS);
+    workload(mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    workload(mesh, "reviews-v2", "reviews", "v2", 9080, canary);
+    let client = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage"]);
+    mesh.wait_synced(3);
+    client.outbound.expect("outbound")
+}
+
+/// A good canary: it waits while there is too little traffic, then advances through every
+/// step under load and is promoted; no request fails on the way.
+#[test]
+fn a_good_canary_waits_for_traffic_then_is_promoted_with_no_failed_request() {
+    let mut mesh = Mesh::new();
+    let out = reviews(&mut mesh, app("reviews-v2"));
+    let r = mesh.run(&["rollout", "start", "reviews", "--canary", "v2", "--steps", "30,60,100", "--interval", "1s"]);
+    assert_ne!(r.code, 0, "no terminal: it needs -y");
+    assert!(r.stderr.contains("add -y"), "{}", r.stderr);
+    mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v2",
+        "--steps",
+        "30,60,100",
+        "--interval",
+        "1s",
+        "--min-requests",
+        "10",
+        "-y",
+    ]);
+    assert_eq!(rollout_status(&mesh)["stable"], "v1", "stable inferred from the DestinationRule");
+    // No traffic yet: it waits at the first step rather than promoting.
+    eventually("waiting for traffic", Duration::from_secs(20), || (phase(&mesh) == "Waiting").then_some(()));
+    let s = rollout_status(&mesh);
+    assert_eq!((s["step"].as_u64(), s["canaryWeight"].as_u64()), (Some(1), Some(30)), "{s}");
+    assert!(s["message"].as_str().is_some_and(|m| m.contains("fewer than 10")), "{s}");
+    let load = Load::start(out, "reviews:9080", |code, body| code == 200 && body.starts_with("reviews-v"));
+    eventually("promoted", Duration::from_secs(30), || (phase(&mesh) == "Promoted").then_some(()));
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed during the weight changes ({ok} ok)");
+    let s = rollout_status(&mesh);
+    assert_eq!(s["canaryWeight"], 100, "{s}");
+    assert_eq!(s["lastCheck"]["verdict"], "passed", "{s}");
+    for _ in 0..10 {
+        assert_eq!(get(out, "reviews:9080", "/", false, &[]), (200, "reviews-v2\n".into()), "all on the canary");
+    }
+    let table = mesh.ok(&["get", "rollouts"]).stdout;
+    assert!(table.contains("Promoted") && table.contains("v1 -> v2"), "{table}");
+}
+
+/// A bad canary (500 on every request) is rolled back after the configured number of failed
+/// checks, with none of the traffic left on it and the reason in its status.
+#[test]
+fn a_failing_canary_is_rolled_back_with_the_reason() {
+    let mut mesh = Mesh::new();
+    let (bad, _) = scripted_app(|_| (500, "broken", Duration::ZERO));
+    let out = reviews(&mut mesh, bad);
+    let load = Load::start(out, "reviews:9080", |code, _| code == 200);
+    mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v2",
+        "--stable",
+        "v1",
+        "--steps",
+        "20,100",
+        "--interval",
+        "1s",
+        "--min-requests",
+        "5",
+        "--max-failures",
+        "2",
+        "-y",
+    ]);
+    eventually("rolled back", Duration::from_secs(30), || (phase(&mesh) == "RolledBack").then_some(()));
+    let s = rollout_status(&mesh);
+    assert_eq!((s["canaryWeight"].as_u64(), s["failures"].as_u64()), (Some(0), Some(2)), "{s}");
+    assert!(s["message"].as_str().is_some_and(|m| m.contains("success rate") && m.contains("below 99%")), "{s}");
+    // Every request after the rollback is served by stable (the failures before were the bad
+    // canary's own).
+    let before = load.finish();
+    for _ in 0..20 {
+        assert_eq!(get(out, "reviews:9080", "/", false, &[]), (200, "reviews-v1\n".into()), "{before:?}");
+    }
+    let again = mesh.run(&["rollout", "promote", "reviews", "-y"]);
+    assert_ne!(again.code, 0, "a finished rollout cannot be promoted");
+}
+
+/// A meshd killed mid-rollout: the new one resumes at the same step; `pause` holds it, and
+/// `abort` sends all traffic back to stable at once.
+#[test]
+fn a_rollout_survives_a_meshd_restart_and_abort_returns_traffic_to_stable() {
+    let mut mesh = Mesh::new();
+    let out = reviews(&mut mesh, app("reviews-v2"));
+    let load = Load::start(out, "reviews:9080", |code, body| code == 200 && body.starts_with("reviews-v"));
+    mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v2",
+        "--steps",
+        "10,20,30,40,50,60,70,80,90,100",
+        "--interval",
+        "2s",
+        "--min-requests",
+        "5",
+        "-y",
+    ]);
+    eventually("past the second step", Duration::from_secs(30), || {
+        (rollout_status(&mesh)["step"].as_u64().unwrap_or(0) >= 2).then_some(())
+    });
+    mesh.ok(&["rollout", "pause", "reviews"]);
+    eventually("paused", Duration::from_secs(10), || (phase(&mesh) == "Paused").then_some(()));
+    let held = rollout_status(&mesh)["step"].as_u64();
+    let pid = mesh.meshd_pid().expect("meshd pid");
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+    eventually("meshd gone", Duration::from_secs(5), || (!alive(pid)).then_some(()));
+    let _ = std::fs::remove_file(mesh.home.path().join("meshd.json"));
+    mesh.install();
+    mesh.wait_synced(3);
+    let s = rollout_status(&mesh);
+    assert_eq!((s["phase"].as_str(), s["step"].as_u64()), (Some("Paused"), held), "resumed where it was: {s}");
+    mesh.ok(&["rollout", "resume", "reviews", "-y"]);
+    eventually("moving again", Duration::from_secs(20), || {
+        (rollout_status(&mesh)["step"].as_u64() > held).then_some(())
+    });
+    mesh.ok(&["rollout", "abort", "reviews", "-y"]);
+    eventually("aborted", Duration::from_secs(10), || (phase(&mesh) == "Aborted").then_some(()));
+    eventually("all on stable", Duration::from_secs(10), || {
+        (0..10).all(|_| get(out, "reviews:9080", "/", false, &[]).1 == "reviews-v1\n").then_some(())
+    });
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed during the rollout, the restart and the abort ({ok} ok)");
+}
