@@ -8,11 +8,7 @@ pub fn unenforced(r: &Resource) -> Vec<String> {
     let mut out = Vec::new();
     match r {
         Resource::Service(_) | Resource::PeerAuthentication(_) | Resource::LocalRateLimit(_) => {}
-        Resource::Rollout(o) => {
-            if !o.spec.analysis.webhooks.is_empty() {
-                out.push("spec.analysis.webhooks (not called yet)".into());
-            }
-        }
+        Resource::Rollout(_) => {}
         Resource::GatewayClass(_) | Resource::ReferenceGrant(_) | Resource::TcpRoute(_) | Resource::TlsRoute(_) => {}
         Resource::WorkloadEntry(o) => {
             let s = &o.spec;

@@ -74,6 +74,8 @@ pub async fn run(state: Arc<State>) {
 #[derive(Default)]
 struct Run {
     baseline: Option<(usize, Counters)>,
+    /// When a refused first step may be tried again (its pre-step webhook said no).
+    retry_at_ms: u64,
 }
 
 /// A canary's destination-side counters for one service.
@@ -200,6 +202,14 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         st.step_started_ms = now;
     }
     if st.step == 0 {
+        if now < run.retry_at_ms {
+            return None;
+        }
+        if let Err(why) = pre_step(key, spec, &st, 1).await {
+            run.retry_at_ms = now + ms(interval(spec, 1));
+            failed(&mut st, spec, key, &why);
+            return Some(st);
+        }
         enter_step(&mut st, spec, 1, now);
         run.baseline = None;
         info!(rollout = %key, weight = st.canary_weight, "first step");
@@ -213,13 +223,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         return (current.as_ref() != Some(&st)).then_some(st);
     };
     debug_assert_eq!(step, st.step);
-    let hold = steps
-        .get(st.step - 1)
-        .and_then(|s| s.pause.as_deref())
-        .or(spec.interval.as_deref())
-        .and_then(|d| mesh_api::duration::parse(d).ok())
-        .unwrap_or(DEFAULT_INTERVAL);
-    if now.saturating_sub(st.step_started_ms) < ms(hold) {
+    if now.saturating_sub(st.step_started_ms) < ms(interval(spec, st.step)) {
         return (current.as_ref() != Some(&st)).then_some(st);
     }
     let check = judge(&base, &counters, spec);
@@ -238,28 +242,100 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
             st.canary_weight = 100;
             st.message = format!("promoted: all traffic on {}", spec.canary);
             info!(rollout = %key, "promoted");
+            // Told once; a failure is said, the promotion stands (Flagger's post-rollout).
+            let failures = call_hooks(key, spec, &st, "post-promotion").await;
+            if !failures.is_empty() {
+                st.message = format!("{}; {}", st.message, failures.join("; "));
+            }
         }
         "passed" => {
             let next = st.step + 1;
-            enter_step(&mut st, spec, next, now);
-            run.baseline = None;
-            info!(rollout = %key, step = st.step, weight = st.canary_weight, "next step");
-        }
-        _ => {
-            st.failures += 1;
-            let max = spec.analysis.max_failures.unwrap_or(DEFAULT_MAX_FAILURES);
-            if st.failures >= max {
-                st.phase = "RolledBack".into();
-                st.canary_weight = 0;
-                st.message = format!("rolled back after {} failed checks: {why}", st.failures);
-                warn!(rollout = %key, %why, "rolled back");
-            } else {
-                st.phase = "Progressing".into();
-                st.message = format!("check failed ({} of {max}): {why}", st.failures);
+            match pre_step(key, spec, &st, next).await {
+                Ok(()) => {
+                    enter_step(&mut st, spec, next, now);
+                    run.baseline = None;
+                    info!(rollout = %key, step = st.step, weight = st.canary_weight, "next step");
+                }
+                Err(why) => failed(&mut st, spec, key, &why),
             }
         }
+        _ => failed(&mut st, spec, key, &why),
     }
     Some(st)
+}
+
+/// How long step `n` (1-based) holds: its own `pause`, else the Rollout's interval.
+fn interval(spec: &RolloutSpec, n: usize) -> Duration {
+    spec.steps()
+        .get(n.saturating_sub(1))
+        .and_then(|s| s.pause.clone())
+        .or(spec.interval.clone())
+        .and_then(|d| mesh_api::duration::parse(&d).ok())
+        .unwrap_or(DEFAULT_INTERVAL)
+}
+
+/// A failed check (the analysis, or a pre-step webhook): counted, and rolled back at the limit.
+fn failed(st: &mut RolloutStatus, spec: &RolloutSpec, key: &Key, why: &str) {
+    st.failures += 1;
+    let max = spec.analysis.max_failures.unwrap_or(DEFAULT_MAX_FAILURES);
+    if st.failures >= max {
+        st.phase = "RolledBack".into();
+        st.canary_weight = 0;
+        st.message = format!("rolled back after {} failed checks: {why}", st.failures);
+        warn!(rollout = %key, %why, "rolled back");
+    } else {
+        st.phase = "Progressing".into();
+        st.message = format!("check failed ({} of {max}): {why}", st.failures);
+    }
+}
+
+/// The `pre-step` webhooks before step `n`: Err names the first that did not answer 2xx.
+async fn pre_step(key: &Key, spec: &RolloutSpec, st: &RolloutStatus, n: usize) -> Result<(), String> {
+    let mut at = st.clone();
+    at.step = n;
+    match call_hooks(key, spec, &at, "pre-step").await.into_iter().next() {
+        None => Ok(()),
+        Some(why) => Err(why),
+    }
+}
+
+/// POST the Rollout's state to each webhook of `kind`; what failed, each named.
+async fn call_hooks(key: &Key, spec: &RolloutSpec, st: &RolloutStatus, kind: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for h in spec.analysis.webhooks.iter().filter(|h| h.kind == kind) {
+        let body = serde_json::json!({
+            "name": key.name, "namespace": key.namespace, "type": kind, "host": spec.host,
+            "stable": spec.stable, "canary": spec.canary, "phase": st.phase, "step": st.step,
+            "canaryWeight": st.canary_weight,
+        });
+        if let Err(e) = post(&h.url, body.to_string()).await {
+            failures.push(format!("{kind} webhook {} ({}): {e}", h.name, h.url));
+        }
+    }
+    failures
+}
+
+/// POST `body` (JSON) to an `http://` URL; Ok on a 2xx answer, within `SCRAPE_TIMEOUT`.
+async fn post(url: &str, body: String) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let authority = uri.authority().ok_or("no host in the URL")?.clone();
+    let target = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let send = async {
+        let tcp = tokio::net::TcpStream::connect(&target).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = http::Request::post(path)
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        if resp.status().is_success() { Ok(()) } else { Err(format!("answered {}", resp.status())) }
+    };
+    tokio::time::timeout(SCRAPE_TIMEOUT, send).await.map_err(|_| "timed out".to_string())?
 }
 
 /// Step `n` (1-based) in force from `now`.

@@ -176,3 +176,44 @@ fn a_rollout_survives_a_meshd_restart_and_abort_returns_traffic_to_stable() {
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "requests failed during the rollout, the restart and the abort ({ok} ok)");
 }
+
+/// Webhooks as Flagger calls them: `pre-step` before each step (a refusal is a failed check),
+/// `post-promotion` once promoted; each gets the Rollout's state as JSON.
+#[test]
+fn webhooks_gate_each_step_and_hear_of_the_promotion() {
+    let mut mesh = Mesh::new();
+    let out = reviews(&mut mesh, app("reviews-v2"));
+    let (hook, heard) = recording_app();
+    let (refusing, _) = scripted_app(|_| (503, "not now", Duration::ZERO));
+    let load = Load::start(out, "reviews:9080", |code, body| code == 200 && body.starts_with("reviews-v"));
+    let rollout = |steps: &str, pre: std::net::SocketAddr| {
+        format!(
+            "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  stable: v1\n  canary: v2\n  steps: {steps}\n  interval: 1s\n  analysis:\n    minRequests: 5\n    webhooks:\n    - {{name: gate, type: pre-step, url: 'http://{pre}/gate'}}\n    - {{name: tell, type: post-promotion, url: 'http://{hook}/promoted'}}\n"
+        )
+    };
+    apply(&mesh, "rollout.yaml", &rollout("[{weight: 50}, {weight: 100}]", hook));
+    eventually("promoted", Duration::from_secs(30), || (phase(&mesh) == "Promoted").then_some(()));
+    let calls: Vec<(String, serde_json::Value)> = heard
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(head, body)| {
+            (head.lines().next().unwrap_or("").to_string(), serde_json::from_slice(body).unwrap_or_default())
+        })
+        .collect();
+    let gates: Vec<u64> =
+        calls.iter().filter(|(l, _)| l.starts_with("POST /gate")).filter_map(|(_, b)| b["step"].as_u64()).collect();
+    assert_eq!(gates, [1, 2], "one pre-step call before each step: {calls:?}");
+    let told: Vec<&serde_json::Value> =
+        calls.iter().filter(|(l, _)| l.starts_with("POST /promoted")).map(|(_, b)| b).collect();
+    assert_eq!(told.len(), 1, "{calls:?}");
+    assert_eq!((told[0]["phase"].as_str(), told[0]["canary"].as_str()), (Some("Promoted"), Some("v2")));
+    // A gate that refuses: each refusal is a failed check, and two roll it back.
+    apply(&mesh, "rollout.yaml", &rollout("[{weight: 20}, {weight: 100}]", refusing));
+    eventually("rolled back by the gate", Duration::from_secs(30), || (phase(&mesh) == "RolledBack").then_some(()));
+    let s = rollout_status(&mesh);
+    assert!(s["message"].as_str().is_some_and(|m| m.contains("pre-step webhook gate") && m.contains("503")), "{s}");
+    assert_eq!(s["canaryWeight"], 0, "{s}");
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "{ok} ok");
+}
