@@ -82,6 +82,10 @@ fn a_good_canary_waits_for_traffic_then_is_promoted_with_no_failed_request() {
     let s = rollout_status(&mesh);
     assert_eq!(s["canaryWeight"], 100, "{s}");
     assert_eq!(s["lastCheck"]["verdict"], "passed", "{s}");
+    // The promotion reaches the client's proxy with the next push.
+    eventually("all on the canary", Duration::from_secs(10), || {
+        (0..10).all(|_| get(out, "reviews:9080", "/", false, &[]).1 == "reviews-v2\n").then_some(())
+    });
     for _ in 0..10 {
         assert_eq!(get(out, "reviews:9080", "/", false, &[]), (200, "reviews-v2\n".into()), "all on the canary");
     }
@@ -122,6 +126,10 @@ fn a_failing_canary_is_rolled_back_with_the_reason() {
     // Every request after the rollback is served by stable (the failures before were the bad
     // canary's own).
     let before = load.finish();
+    // The rollback reaches the client's proxy with the next push.
+    eventually("all on stable", Duration::from_secs(10), || {
+        (0..10).all(|_| get(out, "reviews:9080", "/", false, &[]).1 == "reviews-v1\n").then_some(())
+    });
     for _ in 0..20 {
         assert_eq!(get(out, "reviews:9080", "/", false, &[]), (200, "reviews-v1\n".into()), "{before:?}");
     }
