@@ -102,6 +102,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
             Command::Delete(a) => rt.block_on(cmd::delete::run(&ctx, a)),
             Command::Analyze(a) => rt.block_on(cmd::analyze::run(&ctx, a)),
             Command::Route(RouteCommand::Split(a)) => rt.block_on(cmd::route::split(&ctx, a)),
+            Command::Rollout(c) => rt.block_on(cmd::rollout::run(&ctx, c)),
             // meshd and the proxies through port-forwards.
             Command::ProxyStatus(a) => rt.block_on(cmd::proxy_status::run(&ctx, a)),
             Command::ProxyConfig(a) => rt.block_on(cmd::proxy_config::run(&ctx, a)),
@@ -123,7 +124,7 @@ fn dispatch(cli: Cli, out: Printer) -> Result<()> {
                 "on Kubernetes, TLS credentials are Secrets: kubectl create -n NAMESPACE secret tls NAME --cert=F --key=F (meshd reads them by credentialName)",
             )),
             _ => Err(CliError::unavailable(
-                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, proxy-status, proxy-config, top, cert, proxy token, wait, x describe, logs, check and bug-report are); run with --platform local",
+                "this command is not available on the kube platform yet (install, uninstall, verify-install, precheck, manifest, inject, apply, get, delete, analyze, route split, rollout, proxy-status, proxy-config, top, cert, proxy token, wait, x describe, logs, check and bug-report are); run with --platform local",
             )),
         };
     }

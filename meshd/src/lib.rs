@@ -137,7 +137,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     tokio::spawn(push::run(state.clone(), opts.mesh.clone()));
     tokio::spawn(state.clone().persist_registry_loop());
     if kube_client.is_none() {
-        tokio::spawn(rollout::run(state.clone()));
+        tokio::spawn(rollout::run(state.clone(), rollout::Sink::Local));
     }
     let mut leader: Option<tokio::sync::watch::Receiver<bool>> = None;
     let kube_client = if let Some((client, ca_source)) = kube_client {
@@ -156,6 +156,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         tokio::spawn(leader::run(client.clone(), lease_ns, identity, leader_tx));
         tokio::spawn(kubernetes::publish_root_cert(client.clone(), ca.clone(), namespaces_rx, leader_rx.clone()));
         tokio::spawn(gateway_controller::run(client.clone(), state.clone(), leader_rx.clone()));
+        tokio::spawn(rollout::run(
+            state.clone(),
+            rollout::Sink::Kube { client: client.clone(), leader: leader_rx.clone() },
+        ));
         leader = Some(leader_rx);
         match std::env::var("POD_NAME") {
             Ok(pod) => {

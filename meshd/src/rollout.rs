@@ -5,6 +5,9 @@
 //! canary got enough requests to judge. It advances on a passed check, waits when traffic is
 //! too low, and rolls back once the failed checks reach the limit, saying why.
 //!
+//! On Kubernetes the leading replica runs them and writes the status subresource; the watch
+//! brings it back into the world, and nothing is decided again until it has.
+//!
 //! The status is the only state kept across restarts: a meshd that starts again resumes at the
 //! step the status names, with a fresh interval (the counters it compares are in memory).
 
@@ -33,12 +36,28 @@ const DEFAULT_MAX_FAILURES: u32 = 2;
 const SCRAPE_MAX: usize = 16 << 20;
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Run the Rollouts until meshd stops (local platform; on Kubernetes the status is not written
-/// back yet).
-pub async fn run(state: Arc<State>) {
+/// Where a Rollout's status is written: meshd's store (local platform), or the Rollout's status
+/// subresource on the API server, by the leading replica (the watch brings it back).
+pub enum Sink {
+    Local,
+    Kube { client: kube::Client, leader: tokio::sync::watch::Receiver<bool> },
+}
+
+/// How long a status written to the API server may take to come back through the watch before
+/// the controller acts on the world again.
+const ECHO_WAIT: Duration = Duration::from_secs(5);
+
+/// Run the Rollouts until meshd stops.
+pub async fn run(state: Arc<State>, sink: Sink) {
     let mut runs: HashMap<Key, Run> = HashMap::new();
     loop {
         tokio::time::sleep(TICK).await;
+        if let Sink::Kube { leader, .. } = &sink
+            && !*leader.borrow()
+        {
+            runs.clear();
+            continue;
+        }
         let world = state.world();
         let rollouts: Vec<(Key, Object<RolloutSpec>)> = world
             .resources
@@ -51,6 +70,15 @@ pub async fn run(state: Arc<State>) {
         runs.retain(|k, _| rollouts.iter().any(|(rk, _)| rk == k));
         for (key, o) in rollouts {
             let run = runs.entry(key.clone()).or_default();
+            // A status written to the API server and not yet seen back: wait for it.
+            if let Some((written, at)) = &run.unseen {
+                let parse = |v: &serde_json::Value| serde_json::from_value::<RolloutStatus>(v.clone()).ok();
+                let seen = o.status.as_ref().and_then(parse);
+                if (seen.is_none() || seen != parse(written)) && at.elapsed() < ECHO_WAIT {
+                    continue;
+                }
+                run.unseen = None;
+            }
             let Some(next) = advance(&world, &key, &o, run).await else { continue };
             let value = match serde_json::to_value(&next) {
                 Ok(v) => v,
@@ -59,11 +87,27 @@ pub async fn run(state: Arc<State>) {
                     continue;
                 }
             };
-            match state.set_rollout_status(&key, o.metadata.generation, value) {
-                Ok(true) => {}
-                // Changed or deleted meanwhile: looked at again next tick.
-                Ok(false) => run.baseline = None,
-                Err(e) => warn!(rollout = %key, error = %e, "cannot store a Rollout status"),
+            match &sink {
+                Sink::Local => match state.set_rollout_status(&key, o.metadata.generation, value) {
+                    Ok(true) => {}
+                    // Changed or deleted meanwhile: looked at again next tick.
+                    Ok(false) => run.baseline = None,
+                    Err(e) => warn!(rollout = %key, error = %e, "cannot store a Rollout status"),
+                },
+                Sink::Kube { client, .. } => {
+                    let ar =
+                        crate::kubernetes::api_resource(mesh_api::rollout::GROUP, "v1alpha1", "Rollout", "rollouts");
+                    let api: kube::Api<kube::api::DynamicObject> =
+                        kube::Api::namespaced_with(client.clone(), &key.namespace, &ar);
+                    let patch = kube::api::Patch::Merge(serde_json::json!({"status": value}));
+                    match api.patch_status(&key.name, &kube::api::PatchParams::default(), &patch).await {
+                        Ok(_) => run.unseen = Some((value, std::time::Instant::now())),
+                        Err(e) => {
+                            run.baseline = None;
+                            warn!(rollout = %key, error = %e, "cannot write a Rollout status; retrying");
+                        }
+                    }
+                }
             }
         }
     }
@@ -76,6 +120,8 @@ struct Run {
     baseline: Option<(usize, Counters)>,
     /// When a refused first step may be tried again (its pre-step webhook said no).
     retry_at_ms: u64,
+    /// A status written to the API server, not yet seen back through the watch, and when.
+    unseen: Option<(serde_json::Value, std::time::Instant)>,
 }
 
 /// A canary's destination-side counters for one service.

@@ -1342,3 +1342,52 @@ fn gateway_api_on_kube_gets_a_gateway_deployment_and_status() {
         "{status}"
     );
 }
+
+/// On Kubernetes the leading meshd runs a Rollout by writing its status subresource; what the
+/// watch brings back is where it goes on from. (The mock API server keeps a status patch
+/// apart, so the test plays the API server's part of echoing it into the object.)
+#[test]
+fn a_rollout_on_kube_is_run_through_its_status_subresource() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let ratings = app("ratings");
+    let cluster = bookinfo_cluster(ratings.port());
+    let rollout = json!({"apiVersion": "rollouts.mesh.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "ratings", "namespace": "default", "generation": 1},
+        "spec": {"host": "ratings", "stable": "v1", "canary": "v2", "steps": [{"weight": 25}, {"weight": 100}],
+                 "interval": "1s", "analysis": {"minRequests": 5}}});
+    {
+        let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.event(
+            "/apis/networking.istio.io/v1/destinationrules",
+            "ADDED",
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                   "metadata": {"name": "ratings", "namespace": "default"},
+                   "spec": {"host": "ratings", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                                          {"name": "v2", "labels": {"version": "v2"}}]}}),
+        );
+        c.event("/apis/rollouts.mesh.io/v1alpha1/rollouts", "ADDED", rollout.clone());
+    }
+    let addr = mock_cluster(&rt, cluster.clone());
+    let mut mesh = Mesh::new();
+    let kc = kubeconfig(&mesh, &format!("http://{addr}"));
+    kube_meshd_at(&mut mesh, &kc, "meshd-0");
+    let path = "/apis/rollouts.mesh.io/v1alpha1/namespaces/default/rollouts/ratings/status";
+    let written = |phase: &str| {
+        let c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+        c.objects.get(path).map(|o| o["status"].clone()).filter(|s| s["phase"] == phase)
+    };
+    let first = eventually("the first step written", Duration::from_secs(30), || written("Progressing"));
+    assert_eq!((first["step"].as_u64(), first["canaryWeight"].as_u64()), (Some(1), Some(25)), "{first}");
+    // The API server's watch brings the status back; meshd goes on from it: no canary traffic
+    // (no canary pod) means it waits rather than moving on.
+    let mut echoed = rollout.clone();
+    echoed["status"] = first;
+    cluster.lock().unwrap_or_else(|e| e.into_inner()).event(
+        "/apis/rollouts.mesh.io/v1alpha1/rollouts",
+        "MODIFIED",
+        echoed,
+    );
+    let waiting = eventually("waiting for traffic", Duration::from_secs(30), || written("Waiting"));
+    assert_eq!(waiting["step"], 1, "still at the step the watch brought back: {waiting}");
+    assert!(waiting["message"].as_str().is_some_and(|m| m.contains("fewer than 5")), "{waiting}");
+}
