@@ -225,3 +225,37 @@ fn webhooks_gate_each_step_and_hear_of_the_promotion() {
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "{ok} ok");
 }
+
+/// A canary that answers but slowly (300 ms, past a 100 ms p99 threshold) is rolled back on
+/// latency alone, the figure in its status.
+#[test]
+fn a_slow_canary_is_rolled_back_on_its_p99_latency() {
+    let mut mesh = Mesh::new();
+    let (slow, _) = scripted_app(|_| (200, "reviews-v2", Duration::from_millis(300)));
+    let out = reviews(&mut mesh, slow);
+    let load = Load::start(out, "reviews:9080", |code, _| code == 200);
+    mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v2",
+        "--steps",
+        "50,100",
+        "--interval",
+        "2s",
+        "--min-requests",
+        "2",
+        "--max-failures",
+        "1",
+        "--p99",
+        "100ms",
+        "-y",
+    ]);
+    eventually("rolled back", Duration::from_secs(30), || (phase(&mesh) == "RolledBack").then_some(()));
+    let s = rollout_status(&mesh);
+    assert!(s["message"].as_str().is_some_and(|m| m.contains("p99 latency") && m.contains("over 100 ms")), "{s}");
+    assert_eq!(s["lastCheck"]["successRate"], 100.0, "every answer was a 200: {s}");
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "a slow canary fails no request ({ok} ok)");
+}
