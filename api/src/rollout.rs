@@ -181,6 +181,13 @@ pub struct RolloutCheck {
 }
 
 impl RolloutStatus {
+    /// The status a Rollout carries when it is about its current spec; None when it has none,
+    /// or one of an earlier spec (a rollout not started: all on stable).
+    pub fn of(o: &crate::Object<RolloutSpec>) -> Option<RolloutStatus> {
+        let s: RolloutStatus = serde_json::from_value(o.status.clone()?).ok()?;
+        (s.of == o.spec.identity()).then_some(s)
+    }
+
     /// A phase the Rollout no longer moves from.
     pub fn finished(&self) -> bool {
         matches!(self.phase.as_str(), "Promoted" | "RolledBack" | "Aborted")

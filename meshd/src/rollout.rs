@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use mesh_api::exposition::Sample;
 use mesh_api::rollout::{RolloutCheck, RolloutSpec, RolloutStatus};
@@ -23,7 +23,6 @@ use mesh_api::{Key, Object, Resource};
 use tracing::{debug, info, warn};
 
 use crate::state::{State, World};
-use crate::translate::rollout::status_of;
 
 /// How often the Rollouts are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -190,7 +189,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     let spec = &o.spec;
     let now = now_ms();
     let steps = spec.steps();
-    let current = status_of(o);
+    let current = RolloutStatus::of(o);
     let mut st = current.clone().unwrap_or_else(|| RolloutStatus {
         phase: "Progressing".into(),
         step: 0,
@@ -210,7 +209,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
             st.phase = "Failed".into();
             st.message = why;
             run.baseline = None;
-            return (current.as_ref() != Some(&st)).then_some(st);
+            return changed(current.as_ref(), st);
         }
     };
     if st.phase == "Failed" {
@@ -240,7 +239,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
             st.phase = "Paused".into();
             st.message = format!("paused at step {} ({}% on {})", st.step, st.canary_weight, spec.canary);
         }
-        return (current.as_ref() != Some(&st)).then_some(st);
+        return changed(current.as_ref(), st);
     }
     if st.phase == "Paused" {
         st.phase = "Progressing".into();
@@ -266,11 +265,11 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     let Some((step, base)) = run.baseline.clone().filter(|(s, _)| *s == st.step) else {
         run.baseline = Some((st.step, counters));
         st.step_started_ms = now;
-        return (current.as_ref() != Some(&st)).then_some(st);
+        return changed(current.as_ref(), st);
     };
     debug_assert_eq!(step, st.step);
     if now.saturating_sub(st.step_started_ms) < ms(interval(spec, st.step)) {
-        return (current.as_ref() != Some(&st)).then_some(st);
+        return changed(current.as_ref(), st);
     }
     let check = judge(&base, &counters, spec);
     run.baseline = Some((st.step, counters));
@@ -361,27 +360,9 @@ async fn call_hooks(key: &Key, spec: &RolloutSpec, st: &RolloutStatus, kind: &st
     failures
 }
 
-/// POST `body` (JSON) to an `http://` URL; Ok on a 2xx answer, within `SCRAPE_TIMEOUT`.
-async fn post(url: &str, body: String) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
-    let authority = uri.authority().ok_or("no host in the URL")?.clone();
-    let target = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let send = async {
-        let tcp = tokio::net::TcpStream::connect(&target).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = http::Request::post(path)
-            .header(http::header::HOST, authority.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        if resp.status().is_success() { Ok(()) } else { Err(format!("answered {}", resp.status())) }
-    };
-    tokio::time::timeout(SCRAPE_TIMEOUT, send).await.map_err(|_| "timed out".to_string())?
+/// `st`, when it differs from the status the Rollout has.
+fn changed(current: Option<&RolloutStatus>, st: RolloutStatus) -> Option<RolloutStatus> {
+    (current != Some(&st)).then_some(st)
 }
 
 /// Step `n` (1-based) in force from `now`.
@@ -515,24 +496,40 @@ fn is_canary_sample(s: &Sample, fqdn: &str) -> bool {
 
 /// GET `path` from a proxy's metrics or admin listener: the body, at most `SCRAPE_MAX`.
 async fn fetch(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
-    let read = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let req = http::Request::get(path).header(http::header::HOST, addr.to_string()).body(Full::new(Bytes::new()));
+    let body = request(&addr.to_string(), req.map_err(|e| e.to_string())?).await?;
+    String::from_utf8(body.to_vec()).map_err(|_| "metrics are not UTF-8".to_string())
+}
+
+/// POST `body` (JSON) to an `http://` URL; Ok on a 2xx answer.
+async fn post(url: &str, body: String) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+    let authority = uri.authority().ok_or("no host in the URL")?.clone();
+    let target = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
+    let req = http::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header(http::header::HOST, authority.as_str())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)));
+    request(&target, req.map_err(|e| e.to_string())?).await.map(|_| ())
+}
+
+/// One HTTP/1.1 request on a new connection to `target`: the body of a 2xx answer (at most
+/// `SCRAPE_MAX`), within `SCRAPE_TIMEOUT`.
+async fn request(target: &str, req: http::Request<Full<Bytes>>) -> Result<Bytes, String> {
+    let send = async {
+        let tcp = tokio::net::TcpStream::connect(target).await.map_err(|e| e.to_string())?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = http::Request::get(path)
-            .header(http::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
         let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
         if !resp.status().is_success() {
             return Err(format!("answered {}", resp.status()));
         }
         let body = Limited::new(resp.into_body(), SCRAPE_MAX).collect().await.map_err(|e| e.to_string())?;
-        String::from_utf8(body.to_bytes().to_vec()).map_err(|_| "metrics are not UTF-8".to_string())
+        Ok(body.to_bytes())
     };
-    tokio::time::timeout(SCRAPE_TIMEOUT, read).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout(SCRAPE_TIMEOUT, send).await.map_err(|_| "timed out".to_string())?
 }
 
 #[cfg(test)]

@@ -157,11 +157,7 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             );
         }
         Resource::Rollout(o) => {
-            let status: Option<mesh_api::rollout::RolloutStatus> = o
-                .status
-                .clone()
-                .and_then(|s| serde_json::from_value(s).ok())
-                .filter(|s: &mesh_api::rollout::RolloutStatus| s.of == o.spec.identity());
+            let status = mesh_api::rollout::RolloutStatus::of(o);
             row.push(o.spec.host.clone());
             row.push(format!("{} -> {}", o.spec.stable, o.spec.canary));
             row.push(status.as_ref().map_or("Pending".to_string(), |s| s.phase.clone()));

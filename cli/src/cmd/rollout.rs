@@ -43,12 +43,6 @@ async fn find(store: &ConfigStore, ns: &str, name: &str) -> Result<Object<Rollou
         })
 }
 
-/// The status of a Rollout's current spec (None: not started yet).
-fn current(o: &Object<RolloutSpec>) -> Option<RolloutStatus> {
-    let s: RolloutStatus = serde_json::from_value(o.status.clone()?).ok()?;
-    (s.of == o.spec.identity()).then_some(s)
-}
-
 async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
     let ns = ctx.global.namespace.as_str();
     let fqdn = host::resolve(&a.host, ns);
@@ -196,7 +190,7 @@ async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<R
         {
             continue;
         }
-        let status = current(&o).unwrap_or(RolloutStatus {
+        let status = RolloutStatus::of(&o).unwrap_or(RolloutStatus {
             phase: "Pending".into(),
             message: "meshd has not started it yet".into(),
             ..Default::default()
@@ -318,7 +312,7 @@ async fn action(ctx: &Ctx, a: RolloutActionArgs, what: Action) -> Result<()> {
     let ns = ctx.global.namespace.as_str();
     let store = ctx.config_store().await?;
     let mut o = find(&store, ns, &a.host).await?;
-    let status = current(&o);
+    let status = RolloutStatus::of(&o);
     if status.as_ref().is_some_and(RolloutStatus::finished) {
         return Err(CliError::user(format!(
             "rollout/{} is over ({}); nothing was changed",

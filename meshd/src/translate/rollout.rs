@@ -14,13 +14,6 @@ use mesh_api::{Key, Kind, Object, Resource};
 /// The suffix of the VirtualService a Rollout's routes are served as.
 pub const SUFFIX: &str = "rollout";
 
-/// The status a Rollout carries, when it is about its current spec (a status of an earlier
-/// spec, or none, is a rollout not started: all on stable).
-pub fn status_of(o: &Object<RolloutSpec>) -> Option<RolloutStatus> {
-    let s: RolloutStatus = serde_json::from_value(o.status.clone()?).ok()?;
-    (s.of == o.spec.identity()).then_some(s)
-}
-
 /// How traffic is split at a Rollout's current point.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Traffic {
@@ -65,7 +58,7 @@ pub fn virtual_service(key: &Key, o: &Object<RolloutSpec>) -> Option<(Key, Resou
         }
     };
     let name = |n: &str| Some(format!("rollout-{n}"));
-    let http = match traffic(spec, status_of(o).as_ref())? {
+    let http = match traffic(spec, RolloutStatus::of(o).as_ref())? {
         Traffic::Weight(w) => vec![HttpRoute { name: name("split"), route: split(w), ..Default::default() }],
         Traffic::Matches(m) => {
             let header = match (&m.header, &m.cookie) {
