@@ -162,6 +162,29 @@ pub struct RolloutStatus {
     /// The spec identity (`RolloutSpec::identity`) this status is about.
     #[serde(default)]
     pub of: String,
+    /// Kubernetes conditions (`Progressing`, `Promoted`, `AnalysisPassing`), derived from the
+    /// rest (`RolloutStatus::with_conditions`), for `kubectl wait --for=condition=Promoted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<RolloutCondition>,
+}
+
+/// A condition as Kubernetes writes them (`metav1.Condition`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutCondition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// When `status` last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_transition_time: String,
+    /// The Rollout's `metadata.generation` this was set from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// One interval's analysis.
@@ -191,5 +214,136 @@ impl RolloutStatus {
     /// A phase the Rollout no longer moves from.
     pub fn finished(&self) -> bool {
         matches!(self.phase.as_str(), "Promoted" | "RolledBack" | "Aborted")
+    }
+
+    /// This status with its conditions set from its phase and last check:
+    /// - `Progressing`: True while it moves or waits for traffic; False once paused, finished
+    ///   or unable to run, the phase as the reason.
+    /// - `Promoted`: True once promoted; False once rolled back, aborted or failed; else Unknown.
+    /// - `AnalysisPassing`: the last interval's verdict (Unknown before one, or on too little
+    ///   traffic), its figures as the message.
+    ///
+    /// A condition whose status is as in `previous` keeps its transition time; one that changed
+    /// gets `now`.
+    pub fn with_conditions(mut self, previous: &[RolloutCondition], now: &str, generation: Option<i64>) -> Self {
+        let phase = self.phase.as_str();
+        let progressing = match phase {
+            "Progressing" | "Waiting" => "True",
+            _ => "False",
+        };
+        let promoted = match phase {
+            "Promoted" => "True",
+            "RolledBack" | "Aborted" | "Failed" => "False",
+            _ => "Unknown",
+        };
+        let promoted_reason = if promoted == "Unknown" { "InProgress" } else { phase };
+        let (analysis, analysis_reason, analysis_message) = match &self.last_check {
+            None => ("Unknown", "NotJudged", String::new()),
+            Some(c) => {
+                let figures = format!(
+                    "{} requests, {} ok, p99 {}",
+                    c.requests,
+                    c.success_rate.map_or("-".into(), |r| format!("{r:.1}%")),
+                    c.p99_ms.map_or("-".into(), |p| format!("{p:.0} ms"))
+                );
+                let message = if c.why.is_empty() { figures } else { format!("{}: {figures}", c.why) };
+                match c.verdict.as_str() {
+                    "passed" => ("True", "Passed", message),
+                    "failed" => ("False", "Failed", message),
+                    _ => ("Unknown", "TooLittleTraffic", message),
+                }
+            }
+        };
+        let wanted = [
+            ("Progressing", progressing, phase, self.message.clone()),
+            ("Promoted", promoted, promoted_reason, self.message.clone()),
+            ("AnalysisPassing", analysis, analysis_reason, analysis_message),
+        ];
+        self.conditions = wanted
+            .into_iter()
+            .map(|(kind, status, reason, message)| {
+                let since = previous
+                    .iter()
+                    .find(|c| c.kind == kind && c.status == status && !c.last_transition_time.is_empty())
+                    .map_or_else(|| now.to_string(), |c| c.last_transition_time.clone());
+                RolloutCondition {
+                    kind: kind.into(),
+                    status: status.into(),
+                    reason: reason.into(),
+                    message,
+                    last_transition_time: since,
+                    observed_generation: generation,
+                }
+            })
+            .collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(phase: &str, verdict: Option<&str>) -> RolloutStatus {
+        RolloutStatus {
+            phase: phase.into(),
+            message: format!("{phase} now"),
+            last_check: verdict.map(|v| RolloutCheck {
+                requests: 40,
+                success_rate: Some(97.5),
+                p99_ms: Some(25.0),
+                verdict: v.into(),
+                why: if v == "failed" { "success rate 97.5% is below 99%".into() } else { String::new() },
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn condition<'a>(s: &'a RolloutStatus, kind: &str) -> &'a RolloutCondition {
+        s.conditions.iter().find(|c| c.kind == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", s.conditions))
+    }
+
+    #[test]
+    fn conditions_follow_the_phase_and_keep_their_transition_times() {
+        let t0 = "2026-12-04T10:00:00Z";
+        let t1 = "2026-12-04T10:00:30Z";
+        let started = status("Progressing", None).with_conditions(&[], t0, Some(1));
+        let summary = |s: &RolloutStatus| -> Vec<(String, String, String)> {
+            s.conditions.iter().map(|c| (c.kind.clone(), c.status.clone(), c.reason.clone())).collect()
+        };
+        let want = |v: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+            v.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect()
+        };
+        assert_eq!(
+            summary(&started),
+            want(&[
+                ("Progressing", "True", "Progressing"),
+                ("Promoted", "Unknown", "InProgress"),
+                ("AnalysisPassing", "Unknown", "NotJudged")
+            ])
+        );
+        assert!(started.conditions.iter().all(|c| c.last_transition_time == t0 && c.observed_generation == Some(1)));
+        // Waiting is still progressing: that condition keeps its time; the analysis changed.
+        let waiting = status("Waiting", Some("too little traffic")).with_conditions(&started.conditions, t1, Some(1));
+        assert_eq!(condition(&waiting, "Progressing").last_transition_time, t0);
+        assert_eq!(condition(&waiting, "Progressing").reason, "Waiting");
+        assert_eq!(condition(&waiting, "AnalysisPassing").reason, "TooLittleTraffic");
+        assert_eq!(condition(&waiting, "AnalysisPassing").last_transition_time, t0, "still Unknown");
+        // Rolled back: no longer progressing, not promoted, the failed figures said.
+        let back = status("RolledBack", Some("failed")).with_conditions(&waiting.conditions, t1, Some(2));
+        assert_eq!(
+            summary(&back),
+            want(&[
+                ("Progressing", "False", "RolledBack"),
+                ("Promoted", "False", "RolledBack"),
+                ("AnalysisPassing", "False", "Failed")
+            ])
+        );
+        let analysis = condition(&back, "AnalysisPassing");
+        assert!(analysis.message.contains("below 99%") && analysis.message.contains("97.5% ok"), "{analysis:?}");
+        assert!(back.conditions.iter().all(|c| c.last_transition_time == t1 && c.observed_generation == Some(2)));
+        let promoted = status("Promoted", Some("passed")).with_conditions(&[], t1, None);
+        assert_eq!(condition(&promoted, "Promoted").status, "True");
+        assert_eq!(condition(&promoted, "AnalysisPassing").status, "True");
     }
 }

@@ -201,7 +201,7 @@ pub async fn run(client: kube::Client, state: Arc<State>, mut leader: watch::Rec
             }
         }
         let world = world_rx.borrow_and_update().clone();
-        let now = chrono_now();
+        let now = crate::kubernetes::rfc3339_now();
         let mut failed = false;
         let mut conditions = crate::translate::gateway_api::all_conditions(&world.resources, &world.namespace_labels);
         for (key, r) in world.resources.iter().filter(|(k, _)| k.kind.is_gateway_api()) {
@@ -267,15 +267,6 @@ fn served(resources: &crate::store::Resources, class: &str) -> bool {
         Some(Resource::GatewayClass(o)) => o.spec.controller_name == g::CONTROLLER,
         _ => class == "istio",
     }
-}
-
-/// Now, as Kubernetes writes times (RFC 3339, UTC, seconds).
-fn chrono_now() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
 }
 
 #[cfg(test)]

@@ -719,6 +719,15 @@ impl Caller {
     }
 }
 
+/// Now, as Kubernetes writes times (RFC 3339, UTC, seconds).
+pub(crate) fn rfc3339_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;

@@ -411,12 +411,34 @@ fn crd(s: &Settings, c: &Crd) -> Value {
             "names": {"kind": c.kind.as_str(), "listKind": format!("{}List", c.kind), "plural": c.plural, "singular": singular,
                       "shortNames": c.short, "categories": ["istio-io", category]},
             "scope": "Namespaced",
-            "versions": c.versions.iter().map(|(v, storage)| json!({
-                "name": v, "served": true, "storage": storage, "schema": schema,
-                "subresources": {"status": {}}
-            })).collect::<Vec<_>>(),
+            "versions": c.versions.iter().map(|(v, storage)| {
+                let mut version = json!({
+                    "name": v, "served": true, "storage": storage, "schema": schema,
+                    "subresources": {"status": {}}
+                });
+                if let Some(columns) = printer_columns(c.kind) {
+                    version["additionalPrinterColumns"] = columns;
+                }
+                version
+            }).collect::<Vec<_>>(),
         }
     })
+}
+
+/// The columns `kubectl get` shows for a kind, where the default (name, age) says too little.
+fn printer_columns(kind: Kind) -> Option<Value> {
+    let column = |name: &str, kind: &str, path: &str| json!({"name": name, "type": kind, "jsonPath": path});
+    match kind {
+        Kind::Rollout => Some(json!([
+            column("Host", "string", ".spec.host"),
+            column("Stable", "string", ".spec.stable"),
+            column("Canary", "string", ".spec.canary"),
+            column("Phase", "string", ".status.phase"),
+            column("Weight", "integer", ".status.canaryWeight"),
+            column("Age", "date", ".metadata.creationTimestamp"),
+        ])),
+        _ => None,
+    }
 }
 
 fn meshd_args(s: &Settings) -> Vec<String> {

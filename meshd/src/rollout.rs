@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use mesh_api::exposition::Sample;
 use mesh_api::rollout::{RolloutCheck, RolloutSpec, RolloutStatus};
-use mesh_api::{Key, Object, Resource};
+use mesh_api::{Key, Kind, Object, Resource};
 use tracing::{debug, info, warn};
 
 use crate::state::{State, World};
@@ -34,6 +34,8 @@ const DEFAULT_MAX_FAILURES: u32 = 2;
 /// The most of a proxy's metrics read, and how long a read may take.
 const SCRAPE_MAX: usize = 16 << 20;
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most of a webhook's answer read (its status is what counts).
+const HOOK_MAX: usize = 64 << 10;
 
 /// Where a Rollout's status is written: meshd's store (local platform), or the Rollout's status
 /// subresource on the API server, by the leading replica (the watch brings it back).
@@ -46,65 +48,87 @@ pub enum Sink {
 /// the controller acts on the world again.
 const ECHO_WAIT: Duration = Duration::from_secs(5);
 
-/// Run the Rollouts until meshd stops.
+/// Run the Rollouts until meshd stops: one task per Rollout, so a slow canary proxy or webhook
+/// of one never holds up another. On Kubernetes only the leading replica runs them.
 pub async fn run(state: Arc<State>, sink: Sink) {
-    let mut runs: HashMap<Key, Run> = HashMap::new();
+    let sink = Arc::new(sink);
+    let mut tasks: HashMap<Key, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         tokio::time::sleep(TICK).await;
-        if let Sink::Kube { leader, .. } = &sink
-            && !*leader.borrow()
-        {
-            runs.clear();
+        let leading = match sink.as_ref() {
+            Sink::Kube { leader, .. } => *leader.borrow(),
+            Sink::Local => true,
+        };
+        let world = state.world();
+        let live = |k: &Key| leading && matches!(world.resources.get(k), Some(Resource::Rollout(_)));
+        tasks.retain(|k, t| {
+            let keep = live(k) && !t.is_finished();
+            if !keep {
+                t.abort();
+            }
+            keep
+        });
+        if !leading {
             continue;
         }
-        let world = state.world();
-        let rollouts: Vec<(Key, Object<RolloutSpec>)> = world
-            .resources
-            .iter()
-            .filter_map(|(k, r)| match r {
-                Resource::Rollout(o) => Some((k.clone(), o.clone())),
-                _ => None,
-            })
-            .collect();
-        runs.retain(|k, _| rollouts.iter().any(|(rk, _)| rk == k));
-        for (key, o) in rollouts {
-            let run = runs.entry(key.clone()).or_default();
-            // A status written to the API server and not yet seen back: wait for it.
-            if let Some((written, at)) = &run.unseen {
-                let parse = |v: &serde_json::Value| serde_json::from_value::<RolloutStatus>(v.clone()).ok();
-                let seen = o.status.as_ref().and_then(parse);
-                if (seen.is_none() || seen != parse(written)) && at.elapsed() < ECHO_WAIT {
-                    continue;
-                }
-                run.unseen = None;
+        for key in world.resources.keys().filter(|k| k.kind == Kind::Rollout) {
+            if !tasks.contains_key(key) {
+                tasks.insert(key.clone(), tokio::spawn(one(state.clone(), sink.clone(), key.clone())));
             }
-            let Some(next) = advance(&world, &key, &o, run).await else { continue };
-            let value = match serde_json::to_value(&next) {
-                Ok(v) => v,
-                Err(e) => {
-                    warn!(rollout = %key, error = %e, "cannot encode a Rollout status");
-                    continue;
-                }
-            };
-            match &sink {
-                Sink::Local => match state.set_rollout_status(&key, o.metadata.generation, value) {
-                    Ok(true) => {}
-                    // Changed or deleted meanwhile: looked at again next tick.
-                    Ok(false) => run.baseline = None,
-                    Err(e) => warn!(rollout = %key, error = %e, "cannot store a Rollout status"),
-                },
-                Sink::Kube { client, .. } => {
-                    let ar =
-                        crate::kubernetes::api_resource(mesh_api::rollout::GROUP, "v1alpha1", "Rollout", "rollouts");
-                    let api: kube::Api<kube::api::DynamicObject> =
-                        kube::Api::namespaced_with(client.clone(), &key.namespace, &ar);
-                    let patch = kube::api::Patch::Merge(serde_json::json!({"status": value}));
-                    match api.patch_status(&key.name, &kube::api::PatchParams::default(), &patch).await {
-                        Ok(_) => run.unseen = Some((value, std::time::Instant::now())),
-                        Err(e) => {
-                            run.baseline = None;
-                            warn!(rollout = %key, error = %e, "cannot write a Rollout status; retrying");
-                        }
+        }
+    }
+}
+
+/// Run one Rollout while it exists: each tick, decide its next status and write it.
+async fn one(state: Arc<State>, sink: Arc<Sink>, key: Key) {
+    let mut run = Run::default();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let world = state.world();
+        let Some(Resource::Rollout(o)) = world.resources.get(&key) else { return };
+        // A status written to the API server and not yet seen back: wait for it.
+        if let Some((written, at)) = &run.unseen {
+            let parse = |v: &serde_json::Value| serde_json::from_value::<RolloutStatus>(v.clone()).ok();
+            let seen = o.status.as_ref().and_then(parse);
+            if (seen.is_none() || seen != parse(written)) && at.elapsed() < ECHO_WAIT {
+                continue;
+            }
+            run.unseen = None;
+        }
+        let Some(next) = advance(&world, &key, o, &mut run).await else { continue };
+        let current = RolloutStatus::of(o);
+        let next = next.with_conditions(
+            current.as_ref().map_or(&[], |c| &c.conditions),
+            &crate::kubernetes::rfc3339_now(),
+            o.metadata.generation,
+        );
+        if current.as_ref() == Some(&next) {
+            continue;
+        }
+        let value = match serde_json::to_value(&next) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(rollout = %key, error = %e, "cannot encode a Rollout status");
+                continue;
+            }
+        };
+        match sink.as_ref() {
+            Sink::Local => match state.set_rollout_status(&key, o.metadata.generation, value) {
+                Ok(true) => {}
+                // Changed or deleted meanwhile: looked at again next tick.
+                Ok(false) => run.baseline = None,
+                Err(e) => warn!(rollout = %key, error = %e, "cannot store a Rollout status"),
+            },
+            Sink::Kube { client, .. } => {
+                let ar = crate::kubernetes::api_resource(mesh_api::rollout::GROUP, "v1alpha1", "Rollout", "rollouts");
+                let api: kube::Api<kube::api::DynamicObject> =
+                    kube::Api::namespaced_with(client.clone(), &key.namespace, &ar);
+                let patch = kube::api::Patch::Merge(serde_json::json!({"status": value}));
+                match api.patch_status(&key.name, &kube::api::PatchParams::default(), &patch).await {
+                    Ok(_) => run.unseen = Some((value, std::time::Instant::now())),
+                    Err(e) => {
+                        run.baseline = None;
+                        warn!(rollout = %key, error = %e, "cannot write a Rollout status; retrying");
                     }
                 }
             }
@@ -116,14 +140,17 @@ pub async fn run(state: Arc<State>, sink: Sink) {
 /// interval being judged, and which step they are for.
 #[derive(Default)]
 struct Run {
-    baseline: Option<(usize, Counters)>,
+    baseline: Option<(usize, Reading)>,
     /// When a refused first step may be tried again (its pre-step webhook said no).
     retry_at_ms: u64,
     /// A status written to the API server, not yet seen back through the watch, and when.
     unseen: Option<(serde_json::Value, std::time::Instant)>,
 }
 
-/// A canary's destination-side counters for one service.
+/// The canary's counters, per proxy (its workload's name).
+type Reading = BTreeMap<String, Counters>;
+
+/// A canary proxy's destination-side counters for one service.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Counters {
     requests: f64,
@@ -199,6 +226,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         last_check: None,
         step_started_ms: now,
         of: spec.identity(),
+        conditions: Vec::new(),
     });
     if st.finished() {
         return None;
@@ -260,17 +288,18 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         info!(rollout = %key, weight = st.canary_weight, "first step");
         return Some(st);
     }
+    // The canary's proxies are read at the start and the end of each interval only.
+    let fresh = run.baseline.as_ref().is_none_or(|(s, _)| *s != st.step);
+    if !fresh && now.saturating_sub(st.step_started_ms) < ms(interval(spec, st.step)) {
+        return changed(current.as_ref(), st);
+    }
     let counters = scrape(world, &target).await;
     // A fresh interval for this step: after a restart, a resume or a step change.
-    let Some((step, base)) = run.baseline.clone().filter(|(s, _)| *s == st.step) else {
+    let Some((_, base)) = run.baseline.take().filter(|(s, _)| *s == st.step) else {
         run.baseline = Some((st.step, counters));
         st.step_started_ms = now;
         return changed(current.as_ref(), st);
     };
-    debug_assert_eq!(step, st.step);
-    if now.saturating_sub(st.step_started_ms) < ms(interval(spec, st.step)) {
-        return changed(current.as_ref(), st);
-    }
     let check = judge(&base, &counters, spec);
     run.baseline = Some((st.step, counters));
     st.step_started_ms = now;
@@ -385,15 +414,15 @@ fn enter_step(st: &mut RolloutStatus, spec: &RolloutSpec, n: usize, now: u64) {
 }
 
 /// One interval's check from the canary's counters at its start and end.
-fn judge(before: &Counters, after: &Counters, spec: &RolloutSpec) -> RolloutCheck {
+fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck {
     let a = &spec.analysis;
-    let requests = (after.requests - before.requests).max(0.0);
-    let errors = (after.errors - before.errors).max(0.0);
+    let d = increase(before, after);
+    let (requests, errors) = (d.requests, d.errors.min(d.requests));
     let min = a.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
     // Whole requests: counters only grow by whole numbers.
     let n = requests.round() as u64;
     let success_rate = (requests > 0.0).then(|| 100.0 * (requests - errors) / requests);
-    let p99_ms = p99(before, after);
+    let p99_ms = p99(&d.buckets);
     let mut check = RolloutCheck { requests: n, success_rate, p99_ms, verdict: "passed".into(), why: String::new() };
     if n < min {
         check.verdict = "too little traffic".into();
@@ -420,18 +449,39 @@ fn judge(before: &Counters, after: &Counters, spec: &RolloutSpec) -> RolloutChec
     check
 }
 
-/// The 99th percentile of the interval's latencies, from the histogram's bucket differences
-/// (the upper bound of the bucket it falls in, as `histogram_quantile` reads a bucket edge).
-fn p99(before: &Counters, after: &Counters) -> Option<f64> {
-    let at = |c: &Counters, le: f64| c.buckets.iter().find(|(b, _)| *b == le).map_or(0.0, |(_, n)| *n);
-    let deltas: Vec<(f64, f64)> = after.buckets.iter().map(|(le, n)| (*le, n - at(before, *le))).collect();
-    let total = deltas.iter().map(|(_, n)| *n).fold(0.0, f64::max);
+/// What the canary's counters grew by over an interval, summed over the proxies read at both
+/// ends (one read at one end only is left out of this interval). A proxy whose counters went
+/// down restarted: what it counted since is its increase, as Prometheus' `increase()` reads a
+/// counter reset.
+fn increase(before: &Reading, after: &Reading) -> Counters {
+    let zero = Counters::default();
+    let mut sum = Counters::default();
+    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for (proxy, now) in after {
+        let Some(then) = before.get(proxy) else { continue };
+        let then = if now.requests < then.requests { &zero } else { then };
+        sum.requests += now.requests - then.requests;
+        sum.errors += (now.errors - then.errors).max(0.0);
+        for (le, n) in &now.buckets {
+            let was = then.buckets.iter().find(|(b, _)| b == le).map_or(0.0, |(_, n)| *n);
+            buckets.entry(le.to_bits()).or_insert((*le, 0.0)).1 += (n - was).max(0.0);
+        }
+    }
+    sum.buckets = buckets.into_values().collect();
+    sum.buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
+    sum
+}
+
+/// The 99th percentile of an interval's latencies from its cumulative histogram increase (the
+/// upper bound of the bucket it falls in, as `histogram_quantile` reads a bucket edge).
+fn p99(buckets: &[(f64, f64)]) -> Option<f64> {
+    let total = buckets.iter().map(|(_, n)| *n).fold(0.0, f64::max);
     if total <= 0.0 {
         return None;
     }
     let rank = 0.99 * total;
     let mut last_finite = 0.0;
-    for (le, n) in &deltas {
+    for (le, n) in buckets {
         if *n >= rank {
             return Some(if le.is_finite() { *le } else { last_finite });
         }
@@ -442,28 +492,36 @@ fn p99(before: &Counters, after: &Counters) -> Option<f64> {
     None
 }
 
-/// The canary's destination-side counters for the Rollout's service, summed over its proxies
-/// (those whose labels carry the canary subset's, in the service's namespace).
-async fn scrape(world: &World, target: &Target) -> Counters {
-    let mut out = Counters::default();
-    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-    for w in world.workload_list() {
-        if w.namespace != target.namespace || !target.canary.iter().all(|(k, v)| w.labels.get(k) == Some(v)) {
-            continue;
-        }
-        // A local proxy's admin API serves its metrics; a pod's proxy serves them on 15020.
-        let addr = match (w.admin, w.ports.first()) {
-            (Some(a), _) => a,
-            (None, Some(p)) => std::net::SocketAddr::new(p.listen.ip(), 15020),
-            (None, None) => continue,
-        };
-        let text = match fetch(addr, "/stats/prometheus").await {
+/// The canary's destination-side counters for the Rollout's service, per proxy (those whose
+/// labels carry the canary subset's, in the service's namespace). A proxy that cannot be read
+/// is left out.
+async fn scrape(world: &World, target: &Target) -> Reading {
+    let mut reading = Reading::new();
+    // A local proxy's admin API serves its metrics; a pod's proxy serves them on 15020. All are
+    // read at once, so a slow one costs one timeout, not one each.
+    let reads = world
+        .workload_list()
+        .iter()
+        .filter(|w| w.namespace == target.namespace && target.canary.iter().all(|(k, v)| w.labels.get(k) == Some(v)))
+        .filter_map(|w| {
+            let addr = match (w.admin, w.ports.first()) {
+                (Some(a), _) => a,
+                (None, Some(p)) => std::net::SocketAddr::new(p.listen.ip(), 15020),
+                (None, None) => return None,
+            };
+            let name = w.name.clone();
+            Some(async move { (name, addr, fetch(addr, "/stats/prometheus").await) })
+        });
+    for (name, addr, text) in futures_util::future::join_all(reads).await {
+        let text = match text {
             Ok(t) => t,
             Err(e) => {
-                debug!(workload = %w.name, %addr, error = %e, "cannot read a canary proxy's metrics");
+                debug!(workload = %name, %addr, error = %e, "cannot read a canary proxy's metrics");
                 continue;
             }
         };
+        let mut out = Counters::default();
+        let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
         for s in mesh_api::exposition::parse(&text) {
             if !is_canary_sample(&s, &target.fqdn) {
                 continue;
@@ -482,11 +540,11 @@ async fn scrape(world: &World, target: &Target) -> Counters {
                 _ => {}
             }
         }
+        out.buckets = buckets.into_values().collect();
+        out.buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
+        reading.insert(name, out);
     }
-    let mut b: Vec<(f64, f64)> = buckets.into_values().collect();
-    b.sort_by(|x, y| x.0.total_cmp(&y.0));
-    out.buckets = b;
-    out
+    reading
 }
 
 fn is_canary_sample(s: &Sample, fqdn: &str) -> bool {
@@ -497,7 +555,7 @@ fn is_canary_sample(s: &Sample, fqdn: &str) -> bool {
 /// GET `path` from a proxy's metrics or admin listener: the body, at most `SCRAPE_MAX`.
 async fn fetch(addr: std::net::SocketAddr, path: &str) -> Result<String, String> {
     let req = http::Request::get(path).header(http::header::HOST, addr.to_string()).body(Full::new(Bytes::new()));
-    let body = request(&addr.to_string(), req.map_err(|e| e.to_string())?).await?;
+    let body = request(&addr.to_string(), req.map_err(|e| e.to_string())?, SCRAPE_MAX).await?;
     String::from_utf8(body.to_vec()).map_err(|_| "metrics are not UTF-8".to_string())
 }
 
@@ -510,12 +568,12 @@ async fn post(url: &str, body: String) -> Result<(), String> {
         .header(http::header::HOST, authority.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)));
-    request(&target, req.map_err(|e| e.to_string())?).await.map(|_| ())
+    request(&target, req.map_err(|e| e.to_string())?, HOOK_MAX).await.map(|_| ())
 }
 
 /// One HTTP/1.1 request on a new connection to `target`: the body of a 2xx answer (at most
-/// `SCRAPE_MAX`), within `SCRAPE_TIMEOUT`.
-async fn request(target: &str, req: http::Request<Full<Bytes>>) -> Result<Bytes, String> {
+/// `max` bytes), within `SCRAPE_TIMEOUT` for the whole exchange.
+async fn request(target: &str, req: http::Request<Full<Bytes>>, max: usize) -> Result<Bytes, String> {
     let send = async {
         let tcp = tokio::net::TcpStream::connect(target).await.map_err(|e| e.to_string())?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -526,7 +584,7 @@ async fn request(target: &str, req: http::Request<Full<Bytes>>) -> Result<Bytes,
         if !resp.status().is_success() {
             return Err(format!("answered {}", resp.status()));
         }
-        let body = Limited::new(resp.into_body(), SCRAPE_MAX).collect().await.map_err(|e| e.to_string())?;
+        let body = Limited::new(resp.into_body(), max).collect().await.map_err(|e| e.to_string())?;
         Ok(body.to_bytes())
     };
     tokio::time::timeout(SCRAPE_TIMEOUT, send).await.map_err(|_| "timed out".to_string())?
@@ -545,23 +603,111 @@ mod tests {
         serde_json::from_value(v).expect("spec")
     }
 
+    /// A reading of one canary proxy.
+    fn one(c: Counters) -> Reading {
+        [("reviews-v2".to_string(), c)].into()
+    }
+
     #[test]
     fn an_interval_is_judged_on_its_own_figures() {
         let s =
             spec("host: reviews\nstable: v1\ncanary: v2\nanalysis: {successRate: 95, p99: 200ms, minRequests: 10}\n");
-        let before = counters(100.0, 50.0, &[(100.0, 90.0), (500.0, 100.0), (f64::INFINITY, 100.0)]);
+        let before = one(counters(100.0, 50.0, &[(100.0, 90.0), (500.0, 100.0), (f64::INFINITY, 100.0)]));
         // 40 more requests, 1 error, all under 100 ms: passed, whatever came before.
-        let good = counters(140.0, 51.0, &[(100.0, 130.0), (500.0, 140.0), (f64::INFINITY, 140.0)]);
+        let good = one(counters(140.0, 51.0, &[(100.0, 130.0), (500.0, 140.0), (f64::INFINITY, 140.0)]));
         let c = judge(&before, &good, &s);
         assert_eq!((c.verdict.as_str(), c.requests), ("passed", 40), "{c:?}");
         assert_eq!(c.p99_ms, Some(100.0));
         // 40 more, 10 errors, slow: failed for both reasons.
-        let bad = counters(140.0, 60.0, &[(100.0, 90.0), (500.0, 140.0), (f64::INFINITY, 140.0)]);
+        let bad = one(counters(140.0, 60.0, &[(100.0, 90.0), (500.0, 140.0), (f64::INFINITY, 140.0)]));
         let c = judge(&before, &bad, &s);
         assert_eq!(c.verdict, "failed", "{c:?}");
         assert!(c.why.contains("success rate 75.0%") && c.why.contains("p99 latency 500 ms"), "{}", c.why);
         // 5 requests: too few to judge.
-        let c = judge(&before, &counters(105.0, 55.0, &[]), &s);
+        let c = judge(&before, &one(counters(105.0, 55.0, &[])), &s);
         assert_eq!(c.verdict, "too little traffic", "{c:?}");
+    }
+
+    #[test]
+    fn a_restarted_or_unread_proxy_does_not_skew_an_interval() {
+        let s = spec("host: reviews\nstable: v1\ncanary: v2\nanalysis: {minRequests: 10}\n");
+        let a = |n: f64, e: f64| counters(n, e, &[(10.0, n), (f64::INFINITY, n)]);
+        let before: Reading = [("a".to_string(), a(1000.0, 0.0)), ("b".to_string(), a(500.0, 0.0))].into();
+        // `a` restarted (its counters start again: 30 requests, 3 errors since); `b` could not
+        // be read; `c` appeared: only `a`'s 30 count, not its history nor `c`'s.
+        let after: Reading = [("a".to_string(), a(30.0, 3.0)), ("c".to_string(), a(9000.0, 9000.0))].into();
+        let c = judge(&before, &after, &s);
+        assert_eq!((c.requests, c.success_rate), (30, Some(90.0)), "{c:?}");
+        assert_eq!(c.verdict, "failed", "{c:?}");
+        // Nothing read at the end: too little traffic, never a pass.
+        let c = judge(&before, &Reading::new(), &s);
+        assert_eq!(c.verdict, "too little traffic", "{c:?}");
+    }
+
+    /// meshd reads canary proxies it does not control: a listener that never answers, one that
+    /// answers garbage, one that streams an endless body. Each is left out within the timeout
+    /// (all are read at once), and the honest proxy's figures still come through.
+    #[test]
+    fn hostile_canary_endpoints_are_left_out_within_the_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let listen = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind") };
+            let serve = |l: tokio::net::TcpListener, answer: Vec<u8>, endless: bool| {
+                let addr = l.local_addr().expect("addr");
+                tokio::spawn(async move {
+                    while let Ok((mut s, _)) = l.accept().await {
+                        let answer = answer.clone();
+                        tokio::spawn(async move {
+                            let mut buf = [0u8; 4096];
+                            let _ = s.read(&mut buf).await;
+                            let _ = s.write_all(&answer).await;
+                            while endless && s.write_all(&[b'#'; 65536]).await.is_ok() {}
+                            // Hold the connection open: the client decides when it is done.
+                            let _ = s.read(&mut buf).await;
+                        });
+                    }
+                });
+                addr
+            };
+            let honest = "istio_requests_total{reporter=\"destination\",destination_service=\"reviews.default.svc.cluster.local\",response_code=\"200\"} 42\n";
+            let honest = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{honest}", honest.len());
+            let good = serve(listen().await, honest.into_bytes(), false);
+            let silent = serve(listen().await, Vec::new(), false);
+            let garbage = serve(listen().await, b"\x16\x03\x01garbage\r\n\r\n".to_vec(), false);
+            let endless =
+                serve(listen().await, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n".to_vec(), true);
+            let workloads: BTreeMap<String, mesh_api::protocol::Workload> = [
+                ("good", good),
+                ("silent", silent),
+                ("garbage", garbage),
+                ("endless", endless),
+            ]
+            .into_iter()
+            .map(|(name, admin)| {
+                let mut w = mesh_api::protocol::Workload::named("default", name, "reviews");
+                w.labels = [("version".to_string(), "v2".to_string())].into();
+                w.admin = Some(admin);
+                (name.to_string(), w)
+            })
+            .collect();
+            let world = World::for_test(1, Arc::default(), Arc::new(workloads));
+            let target = Target {
+                fqdn: "reviews.default.svc.cluster.local".into(),
+                namespace: "default".into(),
+                canary: [("version".to_string(), "v2".to_string())].into(),
+            };
+            let started = std::time::Instant::now();
+            let reading = scrape(&world, &target).await;
+            let took = started.elapsed();
+            assert!(took < SCRAPE_TIMEOUT + Duration::from_secs(2), "all read at once, bounded: {took:?}");
+            assert_eq!(reading.keys().collect::<Vec<_>>(), ["good"], "{reading:?}");
+            assert_eq!(reading["good"].requests, 42.0);
+            // A webhook that never answers, or answers garbage, is a failure that says why.
+            for (addr, why) in [(silent, "timed out"), (garbage, "")] {
+                let e = post(&format!("http://{addr}/hook"), "{}".into()).await.expect_err("not a 2xx");
+                assert!(e.contains(why), "{e}");
+            }
+        });
     }
 }

@@ -1390,4 +1390,24 @@ fn a_rollout_on_kube_is_run_through_its_status_subresource() {
     let waiting = eventually("waiting for traffic", Duration::from_secs(30), || written("Waiting"));
     assert_eq!(waiting["step"], 1, "still at the step the watch brought back: {waiting}");
     assert!(waiting["message"].as_str().is_some_and(|m| m.contains("fewer than 5")), "{waiting}");
+    // Kubernetes conditions, for `kubectl wait --for=condition=Promoted`: still progressing,
+    // not yet promoted, nothing judged on too little traffic.
+    let conditions: Vec<(String, String, String)> = waiting["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let s = |f: &str| c[f].as_str().unwrap_or("").to_string();
+            assert!(c["lastTransitionTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{c}");
+            assert_eq!(c["observedGeneration"], 1, "{c}");
+            (s("type"), s("status"), s("reason"))
+        })
+        .collect();
+    let want = [
+        ("Progressing", "True", "Waiting"),
+        ("Promoted", "Unknown", "InProgress"),
+        ("AnalysisPassing", "Unknown", "TooLittleTraffic"),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(conditions, want, "{waiting}");
 }

@@ -259,3 +259,64 @@ fn a_slow_canary_is_rolled_back_on_its_p99_latency() {
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "a slow canary fails no request ({ok} ok)");
 }
+
+/// An A/B step sends only the requests carrying its header to the canary; a shadow step copies
+/// requests to the canary while stable answers every one. Each is judged on the traffic the
+/// canary itself got, and the Rollout goes on to promotion with no failed request.
+#[test]
+fn ab_and_shadow_steps_route_by_header_and_mirror_to_the_canary() {
+    use std::sync::atomic::Ordering;
+    let mut mesh = Mesh::new();
+    let (canary, got) = scripted_app(|_| (200, "reviews-v2", Duration::ZERO));
+    let out = reviews(&mut mesh, canary);
+    let load = Load::start(out, "reviews:9080", |code, body| code == 200 && body.starts_with("reviews-v"));
+    apply(
+        &mesh,
+        "rollout.yaml",
+        "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  stable: v1\n  canary: v2\n  steps:\n  - matches: {header: {name: x-canary, value: 'yes'}}\n  - {mirror: 100}\n  - {weight: 100}\n  interval: 1s\n  analysis: {minRequests: 5}\n",
+    );
+    let step = |mesh: &Mesh| {
+        let s = rollout_status(mesh);
+        (s["step"].as_u64().unwrap_or(0), s["phase"].as_str().unwrap_or("?").to_string())
+    };
+    // A/B: the load carries no header, so the canary gets nothing and the step waits.
+    eventually("the A/B step waiting for traffic", Duration::from_secs(20), || {
+        (step(&mesh) == (1, "Waiting".into())).then_some(())
+    });
+    let before = got.load(Ordering::SeqCst);
+    let marked = [("x-canary", "yes")];
+    eventually("marked requests on the canary", Duration::from_secs(10), || {
+        (0..3).all(|_| get(out, "reviews:9080", "/", false, &marked).1 == "reviews-v2\n").then_some(())
+    });
+    for other in [&[][..], &[("x-canary", "no")][..]] {
+        assert_eq!(get(out, "reviews:9080", "/", false, other), (200, "reviews-v1\n".into()), "{other:?}");
+    }
+    assert!(got.load(Ordering::SeqCst) > before, "the canary got the marked requests");
+    // Judged on the marked requests alone, the A/B step passes.
+    eventually("the shadow step", Duration::from_secs(20), || {
+        let _ = get(out, "reviews:9080", "/", false, &marked);
+        (step(&mesh).0 == 2).then_some(())
+    });
+    mesh.ok(&["rollout", "pause", "reviews"]);
+    eventually("paused in the shadow step", Duration::from_secs(10), || {
+        (step(&mesh) == (2, "Paused".into())).then_some(())
+    });
+    // Stable answers everything, the marked requests too; the canary gets copies.
+    eventually("stable answering marked requests", Duration::from_secs(10), || {
+        (0..10).all(|_| get(out, "reviews:9080", "/", false, &marked).1 == "reviews-v1\n").then_some(())
+    });
+    let before = got.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(get(out, "reviews:9080", "/", false, &marked), (200, "reviews-v1\n".into()));
+    }
+    eventually("copies on the canary", Duration::from_secs(10), || {
+        (got.load(Ordering::SeqCst) >= before + 20).then_some(())
+    });
+    // Judged on the copies, the shadow step passes and the Rollout is promoted.
+    mesh.ok(&["rollout", "resume", "reviews", "-y"]);
+    eventually("promoted", Duration::from_secs(30), || (phase(&mesh) == "Promoted").then_some(()));
+    let s = rollout_status(&mesh);
+    assert!(s["lastCheck"]["requests"].as_u64().is_some_and(|n| n >= 5), "judged on the canary's traffic: {s}");
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed across the A/B, shadow and promotion steps ({ok} ok)");
+}

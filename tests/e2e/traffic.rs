@@ -1566,7 +1566,9 @@ spec:
         &format!("9090={echo}"),
     ]);
     workload(&mut mesh, "ratings-v1", "ratings", "v1", 9080, app("ratings-v1"));
-    let sleep = mesh.proxy(&["--workload", "sleep", "--labels", "app=sleep"]).outbound.expect("outbound");
+    let sleep_proxy = mesh
+        .proxy_with_fd_limit(256, &["--workload", "sleep", "--labels", "app=sleep", "--request-headers-timeout", "1s"]);
+    let sleep = sleep_proxy.outbound.expect("outbound");
     mesh.wait_synced(3);
     let ledger = format!("ledger:{web_port}");
     assert_eq!(get(sleep, &ledger, "/", false, &[]), (200, "ledger-main\n".into()));
@@ -1647,6 +1649,33 @@ spec:
         std::net::TcpStream::connect(web).ok().map(|_| get(web, "ledger", "/", false, &[]))
     });
     assert_eq!(seen, (200, "ledger-unix\n".into()), "a Host without a port routes on the listener's port");
+    // Hostile clients on a listener the config opened: a slow one is closed by the request
+    // header timeout, garbage gets an error, a flood past the proxy's descriptors leaves it
+    // serving.
+    {
+        use std::io::{Read, Write};
+        let mut slow = std::net::TcpStream::connect(web).expect("connect");
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: led").expect("write");
+        slow.set_read_timeout(Some(Duration::from_secs(8))).expect("timeout");
+        let mut rest = Vec::new();
+        let closed = slow.read_to_end(&mut rest).is_ok();
+        assert!(closed, "a slow client was left connected");
+        let (code, _) = raw(web, b"\x16\x03\x01\x00\x05hello\r\n\r\n");
+        assert_eq!(code, 400, "garbage on the bound listener");
+        let flood: Vec<std::net::TcpStream> = (0..600)
+            .filter_map(|_| {
+                let mut s = std::net::TcpStream::connect(web).ok()?;
+                s.write_all(b"G").ok()?;
+                Some(s)
+            })
+            .collect();
+        assert!(flood.len() > 300, "the flood opened {} connections", flood.len());
+        for _ in 0..3 {
+            assert_eq!(get(web, "ledger", "/", false, &[]), (200, "ledger-unix\n".into()), "during the flood");
+        }
+        let fds = open_fds(sleep_proxy.pid);
+        assert!(fds < 256, "{fds} descriptors open");
+    }
     let tcp: std::net::SocketAddr = format!("127.0.0.1:{tcp_port}").parse().expect("addr");
     let seen = eventually("the egress TCP listener bound", Duration::from_secs(20), || {
         std::net::TcpStream::connect(tcp).ok().map(|_| tcp_say(tcp, "hello"))
