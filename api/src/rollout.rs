@@ -31,6 +31,12 @@ pub struct RolloutSpec {
     pub interval: Option<String>,
     #[serde(default)]
     pub analysis: RolloutAnalysis,
+    /// The HTTP routes (by name) of the VirtualServices routing the host whose traffic the
+    /// Rollout moves, as Argo Rollouts names them. None named: every route that sends to the
+    /// stable subset and to no subset but the stable and the canary. Other routes are never
+    /// changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<String>,
     /// Held at the current step until set back to false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
@@ -129,6 +135,35 @@ impl RolloutSpec {
         } else {
             self.steps.clone()
         }
+    }
+
+    /// Whether a VirtualService (in namespace `vs_ns`) routes the Rollout's host for the mesh:
+    /// the Rollout moves the routes it owns there instead of serving routes of its own. `ns` is
+    /// the Rollout's namespace.
+    pub fn adopts(&self, ns: &str, vs_ns: &str, vs: &crate::networking::VirtualServiceSpec) -> bool {
+        let fqdn = crate::host::resolve(&self.host, ns);
+        vs.hosts.iter().any(|h| crate::host::resolve(h, vs_ns) == fqdn)
+            && (vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh"))
+    }
+
+    /// Whether a route of a VirtualService in `vs_ns` is one whose traffic this Rollout moves:
+    /// it sends only to the host (no redirect, direct response or delegate), and it is named
+    /// in `routes`, or (none named) it sends to the stable subset and to no subset but the
+    /// stable and the canary (a rule sending only to the canary, or to another subset, is the
+    /// user's and stays).
+    pub fn owns(&self, ns: &str, vs_ns: &str, route: &crate::networking::HttpRoute) -> bool {
+        let fqdn = crate::host::resolve(&self.host, ns);
+        if route.route.is_empty()
+            || !route.route.iter().all(|d| crate::host::resolve(&d.destination.host, vs_ns) == fqdn)
+        {
+            return false;
+        }
+        if !self.routes.is_empty() {
+            return route.name.as_ref().is_some_and(|n| self.routes.contains(n));
+        }
+        let subset = |d: &crate::networking::HttpRouteDestination| d.destination.subset.clone().unwrap_or_default();
+        route.route.iter().all(|d| subset(d) == self.stable || subset(d) == self.canary)
+            && route.route.iter().any(|d| subset(d) == self.stable)
     }
 
     /// What a rollout is of: a change of these starts it over (pausing, aborting or

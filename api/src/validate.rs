@@ -200,6 +200,13 @@ fn rollout(s: &crate::rollout::RolloutSpec, e: &mut Errs) {
     if let Some(d) = &s.interval {
         duration_at(d, "spec.interval", e);
     }
+    for (i, r) in s.routes.iter().enumerate() {
+        if r.is_empty() {
+            e.push(format!("spec.routes[{i}]"), "a route name is needed");
+        } else if s.routes[..i].contains(r) {
+            e.push(format!("spec.routes[{i}]"), format!("{r:?} is named twice"));
+        }
+    }
     let a = &s.analysis;
     if let Some(r) = a.success_rate
         && !(0.0..=100.0).contains(&r)

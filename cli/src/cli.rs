@@ -384,8 +384,8 @@ pub struct RolloutStartArgs {
     /// The subset traffic moves to.
     #[arg(long)]
     pub canary: String,
-    /// The subset serving now (default: the one the host's routes send everything to, or the
-    /// DestinationRule's other subset).
+    /// The subset serving now (default: the canary of the host's last promoted rollout, the
+    /// one the host's routes send everything to, or the DestinationRule's other subset).
     #[arg(long)]
     pub stable: Option<String>,
     /// Canary weights, in percent, ending at 100.
@@ -406,9 +406,11 @@ pub struct RolloutStartArgs {
     /// Requests the canary must get in an interval before it is judged.
     #[arg(long, default_value_t = 20)]
     pub min_requests: u64,
-    /// Delete the VirtualServices that route the host now (the Rollout owns its routes).
-    #[arg(long)]
-    pub take_over: bool,
+    /// A route (by name) of the VirtualService routing the host whose traffic moves; repeat
+    /// for more (default: every route sending only to the stable and canary subsets). Other
+    /// routes are never changed.
+    #[arg(long = "route", value_name = "NAME")]
+    pub routes: Vec<String>,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,

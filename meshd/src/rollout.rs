@@ -176,27 +176,39 @@ struct Target {
     canary: BTreeMap<String, String>,
 }
 
-/// Whether the Rollout can run: its host has a DestinationRule with both subsets, and no
-/// VirtualService of the user's routes the host (the Rollout owns its routes).
+/// Whether the Rollout can run: its host has a DestinationRule with both subsets, no other
+/// Rollout moves the host, and the VirtualServices routing the host (if any) have a route it
+/// owns (`RolloutSpec::owns`).
 fn preflight(world: &World, key: &Key, spec: &RolloutSpec) -> Result<Target, String> {
     let fqdn = mesh_api::host::resolve(&spec.host, &key.namespace);
     let mut subsets: Option<&[mesh_api::networking::Subset]> = None;
+    let mut adopted: Vec<String> = Vec::new();
+    let mut owned = 0;
     for (k, r) in world.resources.iter() {
         match r {
             Resource::DestinationRule(dr) if mesh_api::host::resolve(&dr.spec.host, &k.namespace) == fqdn => {
                 subsets = Some(&dr.spec.subsets);
             }
-            Resource::VirtualService(vs)
-                if vs.spec.hosts.iter().any(|h| mesh_api::host::resolve(h, &k.namespace) == fqdn)
-                    && (vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh")) =>
-            {
-                return Err(format!(
-                    "VirtualService {}/{} also routes {fqdn}: a Rollout owns its host's routes (delete the VirtualService while the Rollout runs)",
-                    k.namespace, k.name
-                ));
+            Resource::VirtualService(vs) if spec.adopts(&key.namespace, &k.namespace, &vs.spec) => {
+                adopted.push(format!("{}/{}", k.namespace, k.name));
+                owned += vs.spec.http.iter().filter(|r| spec.owns(&key.namespace, &k.namespace, r)).count();
+            }
+            Resource::Rollout(other) if k < key && mesh_api::host::resolve(&other.spec.host, &k.namespace) == fqdn => {
+                return Err(format!("Rollout {}/{} already moves {fqdn}", k.namespace, k.name));
             }
             _ => {}
         }
+    }
+    if !adopted.is_empty() && owned == 0 {
+        let which = if spec.routes.is_empty() {
+            format!("sends only to the subsets {} and {}", spec.stable, spec.canary)
+        } else {
+            format!("is named {}", spec.routes.join(", "))
+        };
+        return Err(format!(
+            "VirtualService {} routes {fqdn} but none of its HTTP routes {which}: the Rollout has no route to move (name them in spec.routes)",
+            adopted.join(", ")
+        ));
     }
     let Some(subsets) = subsets else {
         return Err(format!("no DestinationRule for {fqdn} defines the subsets {} and {}", spec.stable, spec.canary));

@@ -320,3 +320,114 @@ fn ab_and_shadow_steps_route_by_header_and_mirror_to_the_canary() {
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "requests failed across the A/B, shadow and promotion steps ({ok} ok)");
 }
+
+/// A VirtualService of the user's routes the host: the Rollout moves only the route it owns
+/// (the catch-all to stable), keeping that route's other settings, while a hand-written rule
+/// (jason to v3) stays as written through every step. The stored VirtualService is never
+/// changed. The next rollout starts from the promoted canary and moves the same route.
+#[test]
+fn a_rollout_moves_only_its_routes_in_the_users_virtual_service() {
+    let mut mesh = Mesh::new();
+    mesh.install();
+    apply(
+        &mesh,
+        "reviews.yaml",
+        &REVIEWS.replace(
+            "  - {name: v2, labels: {version: v2}}\n",
+            "  - {name: v2, labels: {version: v2}}\n  - {name: v3, labels: {version: v3}}\n",
+        ),
+    );
+    workload(&mut mesh, "reviews-v1", "reviews", "v1", 9080, app("reviews-v1"));
+    workload(&mut mesh, "reviews-v2", "reviews", "v2", 9080, app("reviews-v2"));
+    workload(&mut mesh, "reviews-v3", "reviews", "v3", 9080, app("reviews-v3"));
+    let out = mesh.proxy(&["--workload", "productpage-v1", "--labels", "app=productpage"]).outbound.expect("outbound");
+    mesh.wait_synced(4);
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - name: jason\n    match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews, subset: v3}}]\n  - name: default\n    headers: {response: {set: {x-route: default}}}\n    route: [{destination: {host: reviews, subset: v1}}]\n";
+    apply(&mesh, "vs.yaml", vs);
+    let stored = || mesh.ok(&["get", "virtualservice", "reviews", "-o", "json"]).stdout;
+    let written = stored();
+    // (body, the x-route response header) of a request through the client's proxy.
+    let ask = |headers: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(out).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let req = format!("GET / HTTP/1.1\r\nHost: reviews:9080\r\nConnection: close\r\n{headers}\r\n");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or_default();
+        (body.to_string(), header_of(head, "x-route"))
+    };
+    let jason = "end-user: jason\r\n";
+    eventually("the user's routes in force", Duration::from_secs(20), || {
+        (0..5)
+            .all(|_| ask("") == ("reviews-v1\n".into(), Some("default".into())) && ask(jason).0 == "reviews-v3\n")
+            .then_some(())
+    });
+    let refused = mesh.run(&["rollout", "start", "reviews", "--canary", "v2", "--route", "nosuch", "-y"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("none of its HTTP routes is named nosuch")
+            && refused.stderr.contains("nothing was changed"),
+        "{}",
+        refused.stderr
+    );
+    assert!(mesh.ok(&["get", "rollouts"]).stdout.lines().count() <= 1, "no Rollout written");
+    let load = Load::start(out, "reviews:9080", |code, body| code == 200 && body.starts_with("reviews-v"));
+    let started = mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v2",
+        "--steps",
+        "50,100",
+        "--interval",
+        "1s",
+        "--min-requests",
+        "5",
+        "-y",
+    ]);
+    assert!(started.stdout.contains("moves route default (1 of 2)"), "{}", started.stdout);
+    assert_eq!(rollout_status(&mesh)["stable"], "v1", "the catch-all route's subset, not the rule's");
+    // Through the steps: jason's rule stays on v3; the default route keeps its header.
+    let mut seen_split = false;
+    eventually("promoted", Duration::from_secs(30), || {
+        assert_eq!(ask(jason).0, "reviews-v3\n", "the hand-written rule moved");
+        let (body, route) = ask("");
+        assert_eq!(route.as_deref(), Some("default"), "the owned route lost its settings ({body})");
+        seen_split |= body == "reviews-v2\n";
+        (phase(&mesh) == "Promoted").then_some(())
+    });
+    assert!(seen_split, "the canary got some of the default route's traffic");
+    eventually("all on the canary", Duration::from_secs(10), || {
+        (0..10).all(|_| ask("") == ("reviews-v2\n".into(), Some("default".into()))).then_some(())
+    });
+    assert_eq!(ask(jason).0, "reviews-v3\n");
+    assert_eq!(stored(), written, "the stored VirtualService is as the user wrote it");
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "{ok} ok");
+    // The next version: stable is the promoted canary, and the same route moves (its stored
+    // subset, v1, is neither of the new pair).
+    let next = mesh.ok(&[
+        "rollout",
+        "start",
+        "reviews",
+        "--canary",
+        "v3",
+        "--steps",
+        "100",
+        "--interval",
+        "1s",
+        "--min-requests",
+        "5",
+        "-y",
+    ]);
+    assert!(next.stdout.contains("moves route default (1 of 2)"), "{}", next.stdout);
+    let s = rollout_status(&mesh);
+    assert_eq!((s["stable"].as_str(), s["canary"].as_str()), (Some("v2"), Some("v3")), "{s}");
+    eventually("the first step of the next rollout", Duration::from_secs(20), || {
+        let _ = ask("");
+        (0..10).all(|_| ask("").0 == "reviews-v3\n").then_some(())
+    });
+}

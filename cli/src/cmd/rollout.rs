@@ -61,30 +61,27 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
             if subsets.is_empty() { "none".to_string() } else { subsets.join(", ") }
         )));
     }
-    // The VirtualServices routing the host now: the Rollout takes their place.
+    // The VirtualServices routing the host now: the Rollout moves the routes it owns there.
+    let probe = RolloutSpec { host: a.host.clone(), ..Default::default() };
     let routing: Vec<Object<mesh_api::networking::VirtualServiceSpec>> = all(&store, Kind::VirtualService, ns)
         .await?
         .into_iter()
         .filter_map(|r| if let Resource::VirtualService(o) = r { Some(o) } else { None })
-        .filter(|o| o.spec.hosts.iter().any(|h| host::resolve(h, ns) == fqdn))
-        .filter(|o| o.spec.gateways.is_empty() || o.spec.gateways.iter().any(|g| g == "mesh"))
+        .filter(|o| probe.adopts(ns, o.metadata.namespace.as_deref().unwrap_or(ns), &o.spec))
         .collect();
+    let previous = all(&store, Kind::Rollout, ns)
+        .await?
+        .into_iter()
+        .filter_map(|r| if let Resource::Rollout(o) = r { Some(o) } else { None })
+        .find(|o| host::resolve(&o.spec.host, ns) == fqdn);
     let stable = match &a.stable {
         Some(s) => s.clone(),
-        None => infer_stable(&routing, &subsets, &a.canary, &fqdn)?,
+        None => infer_stable(previous.as_ref(), &routing, &subsets, &a.canary, &fqdn)?,
     };
     if !subsets.contains(&stable) {
         return Err(CliError::user(format!("{fqdn} has no subset {stable}; nothing was changed")));
     }
-    if !routing.is_empty() && !a.take_over {
-        let names: Vec<String> = routing.iter().map(|o| format!("virtualservice/{}", o.metadata.name)).collect();
-        return Err(CliError::user(format!(
-            "{} routes {fqdn}: a Rollout owns its host's routes; add --take-over to delete {} and start from them, or delete it yourself; nothing was changed",
-            names.join(", "),
-            if names.len() == 1 { "it" } else { "them" }
-        )));
-    }
-    let spec = RolloutSpec {
+    let mut spec = RolloutSpec {
         host: a.host.clone(),
         stable: stable.clone(),
         canary: a.canary.clone(),
@@ -99,7 +96,65 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
         },
         ..Default::default()
     };
-    let name = a.host.split('.').next().unwrap_or(&a.host).to_string();
+    // The routes the host's last rollout moved (when it named them, or they have names) move
+    // again: its promotion left them on a subset the user's VirtualService does not say.
+    spec.routes = a.routes.clone();
+    if spec.routes.is_empty()
+        && let Some(prev) = &previous
+    {
+        let named: Option<Vec<String>> = routing
+            .iter()
+            .flat_map(|o| {
+                let vs_ns = o.metadata.namespace.as_deref().unwrap_or(ns).to_string();
+                o.spec.http.iter().filter(move |r| prev.spec.owns(ns, &vs_ns, r))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        if let Some(names) = named.filter(|n| !n.is_empty())
+            && !routing
+                .iter()
+                .any(|o| o.spec.http.iter().any(|r| spec.owns(ns, o.metadata.namespace.as_deref().unwrap_or(ns), r)))
+        {
+            spec.routes = names;
+        }
+    }
+    // What it will move in the routes there are: at least one route, or it cannot run.
+    let mut moves = Vec::new();
+    for o in &routing {
+        let vs_ns = o.metadata.namespace.as_deref().unwrap_or(ns);
+        let owned: Vec<String> = o
+            .spec
+            .http
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| spec.owns(ns, vs_ns, r))
+            .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("#{i}")))
+            .collect();
+        if !owned.is_empty() {
+            moves.push(format!(
+                "virtualservice/{}: the rollout moves route {} ({} of {}); the others stay as written",
+                o.metadata.name,
+                owned.join(", "),
+                owned.len(),
+                o.spec.http.len()
+            ));
+        }
+    }
+    if !routing.is_empty() && moves.is_empty() {
+        let names: Vec<String> = routing.iter().map(|o| format!("virtualservice/{}", o.metadata.name)).collect();
+        return Err(CliError::user(format!(
+            "{} routes {fqdn} but none of its HTTP routes {}: name the routes to move with --route; nothing was changed",
+            names.join(", "),
+            if a.routes.is_empty() {
+                format!("sends only to {stable} and {}", a.canary)
+            } else {
+                format!("is named {}", a.routes.join(", "))
+            }
+        )));
+    }
+    let name = previous
+        .as_ref()
+        .map_or_else(|| a.host.split('.').next().unwrap_or(&a.host).to_string(), |o| o.metadata.name.clone());
     let doc = serde_json::json!({
         "apiVersion": Kind::Rollout.default_api_version(), "kind": "Rollout",
         "metadata": {"name": name, "namespace": ns}, "spec": spec,
@@ -120,11 +175,8 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
         a.yes,
     )?;
     let resp = store.apply(vec![doc], ns, false).await?;
-    for o in &routing {
-        let key =
-            mesh_api::Key { kind: Kind::VirtualService, namespace: ns.to_string(), name: o.metadata.name.clone() };
-        store.delete(vec![key], true).await?;
-        ctx.out.info(format!("virtualservice/{} deleted: rollout/{name} routes {fqdn} now", o.metadata.name));
+    for m in moves {
+        ctx.out.info(m);
     }
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
@@ -133,17 +185,33 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
     Ok(())
 }
 
-/// The stable subset when not named: the one the host's routes send everything to, else the
-/// DestinationRule's only other subset.
+/// The stable subset when not named: the canary of the host's last rollout if it was promoted
+/// (its stable if it was rolled back or aborted), else the one the host's routes send
+/// everything to, else the DestinationRule's only other subset.
 fn infer_stable(
+    previous: Option<&Object<RolloutSpec>>,
     routing: &[Object<mesh_api::networking::VirtualServiceSpec>],
     subsets: &[String],
     canary: &str,
     fqdn: &str,
 ) -> Result<String> {
+    if let Some(o) = previous
+        && let Some(st) = RolloutStatus::of(o)
+    {
+        let serving = match st.phase.as_str() {
+            "Promoted" => Some(&o.spec.canary),
+            "RolledBack" | "Aborted" => Some(&o.spec.stable),
+            _ => None,
+        };
+        if let Some(s) = serving.filter(|s| *s != canary) {
+            return Ok(s.clone());
+        }
+    }
+    // The catch-all routes (no match) say what serves; a rule for some requests does not.
     let mut all_to: Vec<String> = routing
         .iter()
         .flat_map(|o| &o.spec.http)
+        .filter(|r| r.matches.is_empty())
         .filter_map(|r| {
             let live: Vec<_> = r.route.iter().filter(|d| d.weight.is_none_or(|w| w > 0)).collect();
             match live.as_slice() {

@@ -33,12 +33,10 @@ pub fn expand(resources: &Resources, namespace_labels: &NamespaceLabels) -> Opti
         return None;
     }
     let mut out = resources.clone();
-    // A Rollout's routes, as the VirtualService it owns.
+    // A Rollout's routes: those it owns in the host's VirtualServices, or one of its own.
     for (key, r) in resources {
-        if let Resource::Rollout(o) = r
-            && let Some((k, vs)) = super::rollout::virtual_service(key, o)
-        {
-            out.insert(k, vs);
+        if let Resource::Rollout(o) = r {
+            super::rollout::serve(&mut out, resources, key, o);
         }
     }
     let world = World::of(resources, namespace_labels);

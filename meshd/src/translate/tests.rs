@@ -506,43 +506,109 @@ spec:
     assert_eq!(vs[0].namespace, "store");
 }
 
+/// `yaml` served with its Rollout at `phase`/`step`: the VirtualServices routing reviews.
+fn rollout_served(yaml: &str, phase: &str, step: usize) -> BTreeMap<String, mesh_api::networking::VirtualServiceSpec> {
+    let mut res = resources(yaml);
+    for r in res.values_mut() {
+        if let Resource::Rollout(o) = r {
+            let st = mesh_api::rollout::RolloutStatus {
+                phase: phase.into(),
+                step,
+                of: o.spec.identity(),
+                ..Default::default()
+            };
+            o.status = Some(serde_json::to_value(st).expect("status"));
+        }
+    }
+    let expanded = gateway_api::expand(&res, &Default::default()).expect("expanded");
+    expanded
+        .into_iter()
+        .filter_map(|(k, r)| match r {
+            Resource::VirtualService(v) => Some((k.name, v.spec)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A route's destinations as (subset, weight).
+fn weights(r: &mesh_api::networking::HttpRoute) -> Vec<(String, i64)> {
+    r.route.iter().map(|d| (d.destination.subset.clone().unwrap_or_default(), d.weight.unwrap_or(0))).collect()
+}
+
+fn sw(v: &[(&str, i64)]) -> Vec<(String, i64)> {
+    v.iter().map(|(s, w)| (s.to_string(), *w)).collect()
+}
+
+const ROLLOUT: &str = "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  stable: v1\n  canary: v2\n  steps:\n  - matches: {header: {name: x-canary, value: 'yes'}}\n  - mirror: 50\n  - weight: 30\n  - weight: 100\n";
+
 /// A Rollout's routes follow its status: all on stable before it starts, the step's split, an
 /// A/B match, a mirror, and nothing of its own once it cannot run.
 #[test]
 fn a_rollouts_routes_follow_the_step_it_is_at() {
-    let yaml = "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  stable: v1\n  canary: v2\n  steps:\n  - matches: {header: {name: x-canary, value: 'yes'}}\n  - mirror: 50\n  - weight: 30\n  - weight: 100\n";
-    let res = resources(yaml);
-    let (key, r) = res.iter().next().expect("rollout");
-    let Resource::Rollout(o) = r else { panic!("not a rollout") };
-    let at = |phase: &str, step: usize| {
-        let mut o = o.clone();
-        let st =
-            mesh_api::rollout::RolloutStatus { phase: phase.into(), step, of: o.spec.identity(), ..Default::default() };
-        o.status = Some(serde_json::to_value(st).expect("status"));
-        rollout::virtual_service(key, &o).map(|(_, vs)| match vs {
-            Resource::VirtualService(v) => v.spec,
-            _ => panic!("not a VirtualService"),
-        })
+    let at = |phase: &str, step: usize| rollout_served(ROLLOUT, phase, step).remove("reviews-rollout");
+    let fresh = resources(ROLLOUT);
+    let fresh = gateway_api::expand(&fresh, &Default::default()).expect("expanded");
+    let Some(Resource::VirtualService(fresh)) = fresh.get(&Key {
+        kind: mesh_api::Kind::VirtualService,
+        namespace: "default".into(),
+        name: "reviews-rollout".into(),
+    }) else {
+        panic!("no VirtualService of the Rollout's own")
     };
-    let weights = |vs: &mesh_api::networking::VirtualServiceSpec| -> Vec<(String, i64)> {
-        vs.http[vs.http.len() - 1]
-            .route
-            .iter()
-            .map(|d| (d.destination.subset.clone().unwrap_or_default(), d.weight.unwrap_or(0)))
-            .collect()
-    };
-    let fresh = rollout::virtual_service(key, o).expect("not started").1;
-    let Resource::VirtualService(fresh) = fresh else { panic!() };
-    assert_eq!(weights(&fresh.spec), [("v1".to_string(), 100)], "before it starts");
+    assert_eq!(weights(&fresh.spec.http[0]), sw(&[("v1", 100)]), "before it starts");
     let ab = at("Progressing", 1).expect("A/B");
     assert_eq!(ab.http.len(), 2);
     assert_eq!(ab.http[0].matches[0].headers["x-canary"].exact.as_deref(), Some("yes"));
-    assert_eq!(ab.http[0].route[0].destination.subset.as_deref(), Some("v2"));
+    assert_eq!(weights(&ab.http[0]), sw(&[("v2", 100)]));
+    assert_eq!(weights(&ab.http[1]), sw(&[("v1", 100)]));
     let shadow = at("Progressing", 2).expect("mirror");
-    assert_eq!(weights(&shadow), [("v1".to_string(), 100)]);
+    assert_eq!(weights(&shadow.http[0]), sw(&[("v1", 100)]));
     assert_eq!(shadow.http[0].mirrors[0].destination.subset.as_deref(), Some("v2"));
-    assert_eq!(weights(&at("Waiting", 3).expect("split")), [("v1".to_string(), 70), ("v2".to_string(), 30)]);
-    assert_eq!(weights(&at("Promoted", 4).expect("promoted")), [("v2".to_string(), 100)]);
-    assert_eq!(weights(&at("RolledBack", 3).expect("rolled back")), [("v1".to_string(), 100)]);
+    assert_eq!(weights(&at("Waiting", 3).expect("split").http[0]), sw(&[("v1", 70), ("v2", 30)]));
+    assert_eq!(weights(&at("Promoted", 4).expect("promoted").http[0]), sw(&[("v2", 100)]));
+    assert_eq!(weights(&at("RolledBack", 3).expect("rolled back").http[0]), sw(&[("v1", 100)]));
     assert!(at("Failed", 0).is_none(), "a Rollout that cannot run routes nothing");
+}
+
+/// A VirtualService of the user's routing the host: the Rollout moves only the routes it owns
+/// (those sending only to its stable and canary subsets, or those it names), keeping every
+/// other field of them, and never touches a hand-written rule it does not own.
+#[test]
+fn a_rollout_moves_only_the_routes_it_owns_in_the_users_virtual_service() {
+    let vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - name: jason\n    match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews, subset: v3}}]\n  - name: old\n    match: [{uri: {prefix: /old}}]\n    redirect: {uri: /new}\n  - name: api\n    match: [{uri: {prefix: /api}}]\n    timeout: 3s\n    retries: {attempts: 2}\n    route: [{destination: {host: reviews, subset: v1, port: {number: 9080}}, headers: {request: {set: {x-from: api}}}}]\n  - name: default\n    route: [{destination: {host: reviews, subset: v1}}]\n";
+    let yaml = format!("{ROLLOUT}{vs}");
+    let served = |phase: &str, step: usize| {
+        let mut all = rollout_served(&yaml, phase, step);
+        assert!(!all.contains_key("reviews-rollout"), "no VirtualService of its own beside the user's");
+        all.remove("reviews").expect("the user's VirtualService")
+    };
+    let names = |v: &mesh_api::networking::VirtualServiceSpec| -> Vec<String> {
+        v.http.iter().map(|r| r.name.clone().unwrap_or_default()).collect()
+    };
+    let split = served("Progressing", 3);
+    assert_eq!(names(&split), ["jason", "old", "api", "default"]);
+    assert_eq!(weights(&split.http[0]), sw(&[("v3", 0)]), "the hand-written rule is as written");
+    assert!(split.http[1].redirect.is_some());
+    let api = &split.http[2];
+    assert_eq!(weights(api), sw(&[("v1", 70), ("v2", 30)]));
+    assert_eq!((api.timeout.as_deref(), api.retries.as_ref().and_then(|r| r.attempts)), (Some("3s"), Some(2)));
+    assert!(api.route.iter().all(|d| d.destination.port.as_ref().is_some_and(|p| p.number == 9080)
+        && d.headers.as_ref().is_some_and(|h| h.request.as_ref().is_some_and(|r| r.set["x-from"] == "api"))));
+    assert_eq!(weights(&split.http[3]), sw(&[("v1", 70), ("v2", 30)]));
+    // A/B: each owned route gets a copy before it taking the marked requests, its own matches kept.
+    let ab = served("Progressing", 1);
+    assert_eq!(names(&ab), ["jason", "old", "api-canary", "api", "default-canary", "default"]);
+    let m = &ab.http[2].matches[0];
+    assert_eq!(
+        (m.uri.as_ref().and_then(|u| u.prefix.as_deref()), m.headers["x-canary"].exact.as_deref()),
+        (Some("/api"), Some("yes"))
+    );
+    assert_eq!(weights(&ab.http[2]), sw(&[("v2", 100)]));
+    assert_eq!(weights(&ab.http[3]), sw(&[("v1", 100)]));
+    // Named routes: only `default` moves, whatever its subsets.
+    let named = yaml.replacen("  canary: v2\n", "  canary: v2\n  routes: [default]\n", 1);
+    let mut all = rollout_served(&named, "Progressing", 3);
+    let v = all.remove("reviews").expect("vs");
+    assert_eq!(weights(&v.http[2]), sw(&[("v1", 0)]), "api is not named: as written");
+    assert_eq!(weights(&v.http[3]), sw(&[("v1", 70), ("v2", 30)]));
 }
