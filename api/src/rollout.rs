@@ -127,7 +127,54 @@ pub struct RolloutWebhook {
     pub url: String,
 }
 
+impl RolloutAnalysis {
+    /// The least share of non-5xx answers, in percent (default 99).
+    pub fn success_rate(&self) -> f64 {
+        self.success_rate.unwrap_or(99.0)
+    }
+
+    /// Requests per interval before judging (default 20).
+    pub fn min_requests(&self) -> u64 {
+        self.min_requests.unwrap_or(20)
+    }
+
+    /// Failed checks that roll back (default 2).
+    pub fn max_failures(&self) -> u32 {
+        self.max_failures.unwrap_or(2)
+    }
+
+    /// The p99 limit in milliseconds, if one is set (and well formed).
+    pub fn p99_ms(&self) -> Option<f64> {
+        self.p99.as_deref().and_then(|d| crate::duration::parse(d).ok()).map(|d| d.as_secs_f64() * 1000.0)
+    }
+}
+
 impl RolloutSpec {
+    /// What traffic a status means, in words: `v1 70% / v2 30%`, an A/B match, a mirror.
+    pub fn traffic_text(&self, status: &RolloutStatus) -> String {
+        let (stable, canary) = (&self.stable, &self.canary);
+        let step = match status.phase.as_str() {
+            "Promoted" | "RolledBack" | "Aborted" | "Failed" => None,
+            _ if status.step == 0 => None,
+            _ => self.steps().get(status.step - 1).cloned(),
+        };
+        match step {
+            Some(RolloutStep { matches: Some(m), .. }) => {
+                let test = match (&m.header, &m.cookie) {
+                    (Some(h), _) => format!("header {}: {}", h.name, h.value),
+                    (None, Some(c)) => format!("cookie {}={}", c.name, c.value),
+                    (None, None) => "-".into(),
+                };
+                format!("{canary} for {test}, else {stable}")
+            }
+            Some(RolloutStep { mirror: Some(p), .. }) => format!("{stable} 100% (+{p}% mirrored to {canary})"),
+            _ => {
+                let w = status.canary_weight.min(100);
+                format!("{stable} {}% / {canary} {w}%", 100 - w)
+            }
+        }
+    }
+
     /// The steps, with the default ones when none are given.
     pub fn steps(&self) -> Vec<RolloutStep> {
         if self.steps.is_empty() {
@@ -169,7 +216,8 @@ impl RolloutSpec {
     /// What a rollout is of: a change of these starts it over (pausing, aborting or
     /// promoting does not).
     pub fn identity(&self) -> String {
-        format!("{}|{}|{}|{:?}", self.host, self.stable, self.canary, self.steps)
+        let steps = serde_json::to_string(&self.steps).unwrap_or_default();
+        format!("{}|{}|{}|{steps}", self.host, self.stable, self.canary)
     }
 }
 

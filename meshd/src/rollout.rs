@@ -28,9 +28,6 @@ use crate::state::{State, World};
 const TICK: Duration = Duration::from_millis(250);
 /// The interval when a Rollout names none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-const DEFAULT_SUCCESS_RATE: f64 = 99.0;
-const DEFAULT_MIN_REQUESTS: u64 = 20;
-const DEFAULT_MAX_FAILURES: u32 = 2;
 /// The most of a proxy's metrics read, and how long a read may take.
 const SCRAPE_MAX: usize = 16 << 20;
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -363,7 +360,7 @@ fn interval(spec: &RolloutSpec, n: usize) -> Duration {
 /// A failed check (the analysis, or a pre-step webhook): counted, and rolled back at the limit.
 fn failed(st: &mut RolloutStatus, spec: &RolloutSpec, key: &Key, why: &str) {
     st.failures += 1;
-    let max = spec.analysis.max_failures.unwrap_or(DEFAULT_MAX_FAILURES);
+    let max = spec.analysis.max_failures();
     if st.failures >= max {
         st.phase = "RolledBack".into();
         st.canary_weight = 0;
@@ -430,7 +427,7 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
     let a = &spec.analysis;
     let d = increase(before, after);
     let (requests, errors) = (d.requests, d.errors.min(d.requests));
-    let min = a.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS);
+    let min = a.min_requests();
     // Whole requests: counters only grow by whole numbers.
     let n = requests.round() as u64;
     let success_rate = (requests > 0.0).then(|| 100.0 * (requests - errors) / requests);
@@ -441,18 +438,18 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
         check.why = format!("{n} requests to the canary in the last interval, fewer than {min}: waiting for traffic");
         return check;
     }
-    let want = a.success_rate.unwrap_or(DEFAULT_SUCCESS_RATE);
+    let want = a.success_rate();
     let mut failed = Vec::new();
     if let Some(sr) = success_rate
         && sr < want
     {
         failed.push(format!("success rate {sr:.1}% is below {want}%"));
     }
-    if let Some(max) = a.p99.as_deref().and_then(|d| mesh_api::duration::parse(d).ok())
+    if let Some(max) = a.p99_ms()
         && let Some(p) = p99_ms
-        && p > max.as_secs_f64() * 1000.0
+        && p > max
     {
-        failed.push(format!("p99 latency {p:.0} ms is over {} ms", max.as_millis()));
+        failed.push(format!("p99 latency {p:.0} ms is over {max:.0} ms"));
     }
     if !failed.is_empty() {
         check.verdict = "failed".into();

@@ -245,6 +245,10 @@ struct Row {
     #[serde(flatten)]
     status: RolloutStatus,
     steps: usize,
+    /// The traffic of the step it is at, in words.
+    traffic: String,
+    #[serde(skip)]
+    analysis: RolloutAnalysis,
 }
 
 async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<Row>> {
@@ -269,6 +273,8 @@ async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<R
             stable: o.spec.stable.clone(),
             canary: o.spec.canary.clone(),
             steps: o.spec.steps().len(),
+            traffic: o.spec.traffic_text(&status),
+            analysis: o.spec.analysis.clone(),
             status,
         });
     }
@@ -280,20 +286,25 @@ async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<R
     Ok(out)
 }
 
+/// The last check's figures, each against its threshold: `40 req (min 20), 100.0% ok (min
+/// 99%), p99 5ms (max 500ms): passed`.
 fn check_text(row: &Row) -> String {
+    let a = &row.analysis;
     match &row.status.last_check {
         None => "-".into(),
         Some(c) => {
             let sr = c.success_rate.map(|s| format!("{s:.1}%")).unwrap_or("-".into());
             let p = c.p99_ms.map(|p| format!("{p:.0}ms")).unwrap_or("-".into());
-            format!("{} req, {sr} ok, p99 {p}: {}", c.requests, c.verdict)
+            let p_max = a.p99_ms().map(|m| format!(" (max {m:.0}ms)")).unwrap_or_default();
+            format!(
+                "{} req (min {}), {sr} ok (min {}%), p99 {p}{p_max}: {}",
+                c.requests,
+                a.min_requests(),
+                a.success_rate(),
+                c.verdict
+            )
         }
     }
-}
-
-fn weights_text(row: &Row) -> String {
-    let w = row.status.canary_weight;
-    format!("{} {}% / {} {}%", row.stable, 100 - w.min(100), row.canary, w)
 }
 
 async fn status(ctx: &Ctx, a: RolloutStatusArgs) -> Result<()> {
@@ -321,14 +332,14 @@ async fn status(ctx: &Ctx, a: RolloutStatusArgs) -> Result<()> {
                 r.host.clone(),
                 r.status.phase.clone(),
                 format!("{}/{}", r.status.step.min(r.steps), r.steps),
-                weights_text(r),
-                r.status.failures.to_string(),
+                r.traffic.clone(),
+                format!("{}/{}", r.status.failures, r.analysis.max_failures()),
                 check_text(r),
                 r.status.message.clone(),
             ]
         })
         .collect();
-    ctx.out.table(&["NAME", "HOST", "PHASE", "STEP", "WEIGHTS", "FAILED CHECKS", "LAST CHECK", "MESSAGE"], table);
+    ctx.out.table(&["NAME", "HOST", "PHASE", "STEP", "TRAFFIC", "FAILED CHECKS", "LAST CHECK", "MESSAGE"], table);
     Ok(())
 }
 
@@ -344,7 +355,7 @@ async fn watch(ctx: &Ctx, store: &ConfigStore, ns: &str, h: &str) -> Result<()> 
         let Some(r) = rows.first() else { return Ok(()) };
         bar.set_length(r.steps as u64);
         bar.set_position(r.status.step.min(r.steps) as u64);
-        let line = format!("{} {}: {} ({})", r.status.phase, weights_text(r), r.status.message, check_text(r));
+        let line = format!("{} {}: {} ({})", r.status.phase, r.traffic, r.status.message, check_text(r));
         if line != last {
             // On a terminal above the bar; piped, as plain lines.
             if bar.is_hidden() {
@@ -354,7 +365,7 @@ async fn watch(ctx: &Ctx, store: &ConfigStore, ns: &str, h: &str) -> Result<()> 
             }
             last = line;
         }
-        bar.set_message(format!("{} {}", r.status.phase, weights_text(r)));
+        bar.set_message(format!("{} {}", r.status.phase, r.traffic));
         if r.status.finished() || r.status.phase == "Failed" {
             bar.finish_and_clear();
             let done = format!("rollout/{}: {}", r.name, r.status.message);
