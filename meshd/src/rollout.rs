@@ -23,6 +23,7 @@ use mesh_api::{Key, Kind, Object, Resource};
 use tracing::{debug, info, warn};
 
 use crate::state::{State, World};
+use mesh_api::protocol::Workload;
 
 /// How often the Rollouts are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -309,7 +310,19 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         st.step_started_ms = now;
         return changed(current.as_ref(), st);
     };
-    let check = judge(&base, &counters, spec);
+    let mut check = judge(&base, &counters, spec);
+    if check.verdict == "too little traffic" && counters.is_empty() {
+        // Say why there is none: no proxy carries the canary's labels, or none could be read.
+        let labels: Vec<String> = target.canary.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        check.why = match canary_workloads(world, &target).count() {
+            0 => format!(
+                "no workload in namespace {} has the canary subset's labels {{{}}}: waiting for one",
+                target.namespace,
+                labels.join(", ")
+            ),
+            n => format!("none of the {n} canary proxies could be read (metrics unreachable): waiting"),
+        };
+    }
     run.baseline = Some((st.step, counters));
     st.step_started_ms = now;
     let verdict = check.verdict.clone();
@@ -508,19 +521,15 @@ async fn scrape(world: &World, target: &Target) -> Reading {
     let mut reading = Reading::new();
     // A local proxy's admin API serves its metrics; a pod's proxy serves them on 15020. All are
     // read at once, so a slow one costs one timeout, not one each.
-    let reads = world
-        .workload_list()
-        .iter()
-        .filter(|w| w.namespace == target.namespace && target.canary.iter().all(|(k, v)| w.labels.get(k) == Some(v)))
-        .filter_map(|w| {
-            let addr = match (w.admin, w.ports.first()) {
-                (Some(a), _) => a,
-                (None, Some(p)) => std::net::SocketAddr::new(p.listen.ip(), 15020),
-                (None, None) => return None,
-            };
-            let name = w.name.clone();
-            Some(async move { (name, addr, fetch(addr, "/stats/prometheus").await) })
-        });
+    let reads = canary_workloads(world, target).filter_map(|w| {
+        let addr = match (w.admin, w.ports.first()) {
+            (Some(a), _) => a,
+            (None, Some(p)) => std::net::SocketAddr::new(p.listen.ip(), 15020),
+            (None, None) => return None,
+        };
+        let name = w.name.clone();
+        Some(async move { (name, addr, fetch(addr, "/stats/prometheus").await) })
+    });
     for (name, addr, text) in futures_util::future::join_all(reads).await {
         let text = match text {
             Ok(t) => t,
@@ -554,6 +563,14 @@ async fn scrape(world: &World, target: &Target) -> Reading {
         reading.insert(name, out);
     }
     reading
+}
+
+/// The workloads of the canary subset: its labels, in the service's namespace.
+fn canary_workloads<'a>(world: &'a World, target: &'a Target) -> impl Iterator<Item = &'a Workload> + 'a {
+    world
+        .workload_list()
+        .iter()
+        .filter(|w| w.namespace == target.namespace && target.canary.iter().all(|(k, v)| w.labels.get(k) == Some(v)))
 }
 
 fn is_canary_sample(s: &Sample, fqdn: &str) -> bool {

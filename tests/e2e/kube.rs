@@ -1379,7 +1379,7 @@ fn a_rollout_on_kube_is_run_through_its_status_subresource() {
     let first = eventually("the first step written", Duration::from_secs(30), || written("Progressing"));
     assert_eq!((first["step"].as_u64(), first["canaryWeight"].as_u64()), (Some(1), Some(25)), "{first}");
     // The API server's watch brings the status back; meshd goes on from it: no canary traffic
-    // (no canary pod) means it waits rather than moving on.
+    // (no canary pod) means it waits rather than moving on, saying there is no canary.
     let mut echoed = rollout.clone();
     echoed["status"] = first;
     cluster.lock().unwrap_or_else(|e| e.into_inner()).event(
@@ -1389,7 +1389,12 @@ fn a_rollout_on_kube_is_run_through_its_status_subresource() {
     );
     let waiting = eventually("waiting for traffic", Duration::from_secs(30), || written("Waiting"));
     assert_eq!(waiting["step"], 1, "still at the step the watch brought back: {waiting}");
-    assert!(waiting["message"].as_str().is_some_and(|m| m.contains("fewer than 5")), "{waiting}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no workload in namespace default has the canary subset's labels {version=v2}")),
+        "{waiting}"
+    );
     // Kubernetes conditions, for `kubectl wait --for=condition=Promoted`: still progressing,
     // not yet promoted, nothing judged on too little traffic.
     let conditions: Vec<(String, String, String)> = waiting["conditions"]
