@@ -153,7 +153,8 @@ pub(crate) async fn admit(
         None
     } else {
         let uri = req.uri().clone();
-        match snapshot.jwt.authenticate(&shared.jwks, req.headers_mut(), &uri).await {
+        // Boxed: a key fetch is a rare, large future the common request need not carry.
+        match Box::pin(snapshot.jwt.authenticate(&shared.jwks, req.headers_mut(), &uri)).await {
             Ok(v) => v,
             Err(why) => {
                 debug!(path = req.uri().path(), %why, "request authentication failed");
@@ -204,22 +205,19 @@ async fn forward_to_app(
     app_http: Option<mesh_api::core::AppHttp>,
 ) -> Response<Body> {
     if is_upgrade(&req) {
-        return tunnel(&shared.app_h1, req, app, false).await;
+        return Box::pin(tunnel(&shared.app_h1, req, app, false)).await;
     }
     let h2 = match app_http {
         Some(mesh_api::core::AppHttp::Http2) => true,
         Some(mesh_api::core::AppHttp::Http1) => false,
         None => req.version() == http::Version::HTTP_2,
     };
-    let sent = if h2 {
-        // The request's authority goes to the app as `:authority`, alone (gRPC C-core refuses
-        // a stream with a second one); the connection goes to the app's address.
-        let authority = req.headers().get(header::HOST).cloned();
-        let authority = authority.as_ref().and_then(|h| h.to_str().ok());
-        send(&shared.app_h2, req.map(Either::Left), app, authority, false).await
-    } else {
-        send(&shared.app_h1, req.map(Either::Left), app, None, false).await
-    };
+    // Over HTTP/2 the request's authority goes to the app as `:authority`, alone (gRPC C-core
+    // refuses a stream with a second one); the connection goes to the app's address.
+    let (pool, authority) =
+        if h2 { (&shared.app_h2, req.headers().get(header::HOST).cloned()) } else { (&shared.app_h1, None) };
+    let authority = authority.as_ref().and_then(|h| h.to_str().ok());
+    let sent = send(pool, req.map(Either::Left), app, authority, false).await;
     match sent {
         Ok(resp) => resp.map(Either::Left),
         Err(e) => upstream_failure(e),

@@ -191,3 +191,33 @@ pub(crate) fn local_answer(
     }
     resp
 }
+
+/// `f`'s output, or None when `limit` passes first. `f` is held in place and the timer is
+/// boxed only when there is a limit, so a request future holding this is as big as `f` and
+/// one pointer (a `Timeout` beside a bare `f` would hold two of them).
+pub(crate) fn within<F: std::future::Future>(limit: Option<std::time::Duration>, f: F) -> Within<F> {
+    Within { f, sleep: limit.map(|t| Box::pin(tokio::time::sleep(t))) }
+}
+
+pin_project_lite::pin_project! {
+    pub(crate) struct Within<F> {
+        #[pin]
+        f: F,
+        sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let std::task::Poll::Ready(out) = this.f.poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        match this.sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(None),
+            _ => std::task::Poll::Pending,
+        }
+    }
+}

@@ -37,7 +37,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
     // under a request in flight.
     let snapshot = shared.snapshot.load_full();
     if req.method() == http::Method::CONNECT {
-        return connect_tunnel(shared, snapshot, req, started).await;
+        return Box::pin(connect_tunnel(shared, snapshot, req, started)).await;
     }
     // One authority (absolute form: the URI's, made the Host), a method in upper case, and
     // the path normalized: what routes match is what is forwarded.
@@ -56,7 +56,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
             shared.metrics.downstream_rejected("outbound", "loop");
             return loop_detected();
         }
-        Ok(Selected::Passthrough(authority)) => return passthrough(&shared, req, &authority).await,
+        Ok(Selected::Passthrough(authority)) => return Box::pin(passthrough(&shared, req, &authority)).await,
         Err((status, body)) => {
             shared.metrics.upstream_error("no_route");
             // REGISTRY_ONLY's 502 is Envoy's BlackHoleCluster; anything else found no route.
@@ -148,10 +148,10 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
         let head = Head::of(&req);
         let (service, cluster) = (target.cluster.service.as_str(), target.cluster.name.as_str());
         let (resp, flags) = if target.cluster.passthrough {
-            (tunnel(&shared.mesh_h1, req, &request_authority, false).await, "-")
+            (Box::pin(tunnel(&shared.mesh_h1, req, &request_authority, false)).await, "-")
         } else if let Some(endpoint) = target.cluster.pick() {
             let mtls = snapshot.peer(endpoint).is_some_and(|p| p.mtls);
-            (tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls).await, "-")
+            (Box::pin(tunnel(&shared.mesh_h1, req, &endpoint.to_string(), mtls)).await, "-")
         } else {
             (local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n"), "UH")
         };
@@ -283,10 +283,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
             let own_authority = if h2 && !mtls { req.headers().get(header::HOST).cloned() } else { None };
             let sent = send(&pool, req, authority, own_authority.as_ref().and_then(|h| h.to_str().ok()), tls);
             let per_try = policy.and_then(|p| p.per_try_timeout_ms).map(Duration::from_millis);
-            let result = match per_try {
-                Some(t) => tokio::time::timeout(t, sent).await.unwrap_or(Err(UpstreamError::Reset)),
-                None => sent.await,
-            };
+            let result = super::within(per_try, sent).await.unwrap_or(Err(UpstreamError::Reset));
             if let Some(index) = index {
                 target.cluster.report(index, outcome_of(&result));
             }
@@ -301,10 +298,7 @@ pub async fn outbound(shared: Arc<Shared>, from: Downstream, mut req: Request<In
     };
     // An injected delay is Envoy's DI, unless something worse happened.
     let mut flags = if delayed { "DI" } else { "-" };
-    let outcome = match route.timeout {
-        Some(t) => tokio::time::timeout(t, attempt_all).await.ok(),
-        None => Some(attempt_all.await),
-    };
+    let outcome = super::within(route.timeout, attempt_all).await;
     let mut resp = match outcome {
         Some(Ok(Ok(resp))) => resp.map(Either::Left),
         Some(Ok(Err(e))) => {

@@ -552,7 +552,9 @@ where
             activity.in_flight.fetch_add(1, Ordering::Relaxed);
             let over = listener.in_flight.fetch_add(1, Ordering::Relaxed) >= listener.limits.max_requests;
             let in_flight = InFlight { listener: listener.clone(), activity: activity.clone() };
-            let fut = (!over).then(|| handler(req));
+            // Boxed where it is made: a request's future is several KiB, and hyper moves the
+            // future it is given; this way it is copied once, not at every move.
+            let fut = (!over).then(|| Box::pin(handler(req)));
             let listener = listener.clone();
             async move {
                 let resp = match fut {

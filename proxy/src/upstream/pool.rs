@@ -161,7 +161,7 @@ impl Pool {
         address: &str,
         tls: bool,
     ) -> Result<Response<Incoming>, SendError> {
-        let mut sender = self.connect_h1(address, tls).await?;
+        let mut sender = Box::pin(self.connect_h1(address, tls)).await?;
         sender.send_request(req).await.map_err(SendError::Request)
     }
 
@@ -172,7 +172,7 @@ impl Pool {
             let (pooled_sender, purges) = self.checkout_h1(address, tls);
             let (mut sender, pooled) = match pooled_sender {
                 Some(s) => (s, true),
-                None => (self.connect_h1(address, tls).await?, false),
+                None => (Box::pin(self.connect_h1(address, tls)).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -188,7 +188,7 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect_h1(address, tls).await?;
+        let mut sender = Box::pin(self.connect_h1(address, tls)).await?;
         sender.send_request(req).await.map_err(SendError::Request)
     }
 
@@ -196,7 +196,7 @@ impl Pool {
         for _ in 0..2 {
             let (mut sender, pooled) = match self.checkout_h2(address, tls) {
                 Some(s) => (s, true),
-                None => (self.connect_h2(address, tls).await?, false),
+                None => (Box::pin(self.connect_h2(address, tls)).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(resp),
@@ -209,7 +209,7 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect_h2(address, tls).await?;
+        let mut sender = Box::pin(self.connect_h2(address, tls)).await?;
         sender.send_request(req).await.map_err(SendError::Request)
     }
 
