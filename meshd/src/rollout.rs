@@ -18,12 +18,12 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use mesh_api::exposition::Sample;
+use mesh_api::protocol::Workload;
 use mesh_api::rollout::{RolloutCheck, RolloutSpec, RolloutStatus};
 use mesh_api::{Key, Kind, Object, Resource};
 use tracing::{debug, info, warn};
 
 use crate::state::{State, World};
-use mesh_api::protocol::Workload;
 
 /// How often the Rollouts are looked at.
 const TICK: Duration = Duration::from_millis(250);
@@ -199,7 +199,7 @@ fn preflight(world: &World, key: &Key, spec: &RolloutSpec) -> Result<Target, Str
     }
     if !adopted.is_empty() && owned == 0 {
         let which = if spec.routes.is_empty() {
-            format!("sends only to the subsets {} and {}", spec.stable, spec.canary)
+            format!("sends to {0} and to no subset but {0} and {1}", spec.stable, spec.canary)
         } else {
             format!("is named {}", spec.routes.join(", "))
         };

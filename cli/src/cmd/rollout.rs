@@ -146,7 +146,7 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
             "{} routes {fqdn} but none of its HTTP routes {}: name the routes to move with --route; nothing was changed",
             names.join(", "),
             if a.routes.is_empty() {
-                format!("sends only to {stable} and {}", a.canary)
+                format!("sends to {stable} and to no subset but {stable} and {}", a.canary)
             } else {
                 format!("is named {}", a.routes.join(", "))
             }
