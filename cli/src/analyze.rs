@@ -15,6 +15,7 @@ mod injection;
 mod messages;
 pub mod multicluster;
 mod policy;
+mod rollout;
 mod schema;
 mod service;
 mod serviceentry;
@@ -180,10 +181,12 @@ impl Message {
             level: t.level,
             message: text,
             origin: r.origin(),
-            documentation_url: format!(
-                "https://istio.io/latest/docs/reference/config/analysis/{}/",
-                t.code.to_ascii_lowercase()
-            ),
+            // Istio's codes have Istio's pages; mesh's own (MESH...) are in the README.
+            documentation_url: if t.code.starts_with("IST") {
+                format!("https://istio.io/latest/docs/reference/config/analysis/{}/", t.code.to_ascii_lowercase())
+            } else {
+                String::new()
+            },
             kind: r.kind.clone(),
             namespace: r.namespace.clone(),
             resource_name: r.name.clone(),
@@ -297,6 +300,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
         Box::new(policy::AuthorizationPoliciesAnalyzer),
         Box::new(policy::ConditionAnalyzer),
         Box::new(policy::K8sGatewaySelectorAnalyzer),
+        Box::new(rollout::RolloutAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(serviceentry::ConflictingProtocolAnalyzer),
         Box::new(serviceentry::ProtocolAddressesAnalyzer),

@@ -364,6 +364,13 @@ fn a_rollout_moves_only_its_routes_in_the_users_virtual_service() {
             .all(|_| ask("") == ("reviews-v1\n".into(), Some("default".into())) && ask(jason).0 == "reviews-v3\n")
             .then_some(())
     });
+    // Applied as YAML, the same mistake is found by the analyzers `mesh apply` runs first.
+    let file = mesh.home.path().join("nosuch.yaml");
+    std::fs::write(&file, "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: reviews}\nspec: {host: reviews, stable: v1, canary: v2, routes: [nosuch]}\n").expect("write");
+    let refused = mesh.run(&["apply", "-f", file.to_str().expect("path")]);
+    assert_ne!(refused.code, 0);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(said.contains("MESH0001") && said.contains("none of its HTTP routes is named nosuch"), "{said}");
     let refused = mesh.run(&["rollout", "start", "reviews", "--canary", "v2", "--route", "nosuch", "-y"]);
     assert_ne!(refused.code, 0);
     assert!(

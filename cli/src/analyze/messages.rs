@@ -136,3 +136,9 @@ pub const MULTI_CLUSTER_INCONSISTENT_SERVICE: MsgType =
     MsgType { code: "IST0170", name: "MultiClusterInconsistentService", level: Level::Warning };
 pub const INVALID_GATEWAY_CREDENTIAL: MsgType =
     MsgType { code: "IST0161", name: "InvalidGatewayCredential", level: Level::Error };
+
+/// mesh's own: a Rollout whose host's VirtualServices leave it no route to move.
+pub const ROLLOUT_NO_ROUTE_TO_MOVE: MsgType =
+    MsgType { code: "MESH0001", name: "RolloutHasNoRouteToMove", level: Level::Error };
+/// mesh's own: a second Rollout of a host another Rollout already moves.
+pub const ROLLOUT_HOST_TAKEN: MsgType = MsgType { code: "MESH0002", name: "RolloutHostTaken", level: Level::Error };
