@@ -670,6 +670,31 @@ mod tests {
         assert_eq!(c.verdict, "too little traffic", "{c:?}");
     }
 
+    #[test]
+    fn preflight_says_why_a_rollout_cannot_run() {
+        let mut res = crate::store::Resources::new();
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]\n---\napiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\nspec: {host: reviews, stable: v1, canary: v2}\n---\napiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmetadata: {name: b}\nspec: {host: reviews.default.svc.cluster.local, stable: v1, canary: v2}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http: [{name: testers, route: [{destination: {host: reviews, subset: v2}}]}]\n";
+        for (i, doc) in mesh_api::resource::parse_yaml_stream(yaml).expect("yaml").into_iter().enumerate() {
+            if let Ok(mesh_api::Parsed::Supported(r)) = mesh_api::resource::parse_document(doc, "default", i) {
+                res.insert(r.key(), r);
+            }
+        }
+        let world = World::for_test(1, Arc::new(res.clone()), Arc::default());
+        let check = |name: &str| {
+            let key = Key { kind: Kind::Rollout, namespace: "default".into(), name: name.into() };
+            let Some(Resource::Rollout(o)) = res.get(&key) else { panic!("no rollout {name}") };
+            preflight(&world, &key, &o.spec).err()
+        };
+        // `a` comes first; its host's only route sends to the canary alone: the user's rule.
+        let a = check("a").expect("no route to move");
+        assert!(
+            a.contains("VirtualService default/reviews") && a.contains("none of its HTTP routes sends to v1"),
+            "{a}"
+        );
+        let b = check("b").expect("a second Rollout of the host");
+        assert!(b.contains("Rollout default/a already moves reviews.default.svc.cluster.local"), "{b}");
+    }
+
     /// meshd reads canary proxies it does not control: a listener that never answers, one that
     /// answers garbage, one that streams an endless body. Each is left out within the timeout
     /// (all are read at once), and the honest proxy's figures still come through.

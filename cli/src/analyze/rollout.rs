@@ -39,7 +39,10 @@ impl Analyzer for RolloutAnalyzer {
             .filter_map(|vs| Some((vs.ns(), vs.name.clone(), serde_json::from_value(vs.spec().clone()).ok()?)))
             .collect();
         let mut hosts: BTreeMap<String, String> = BTreeMap::new();
-        for r in input.of_kind(mesh_api::rollout::GROUP, "Rollout") {
+        // In meshd's order (namespace, name): of two Rollouts of one host, the first runs.
+        let mut rollouts: Vec<&super::Res> = input.of_kind(mesh_api::rollout::GROUP, "Rollout").collect();
+        rollouts.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
+        for r in rollouts {
             // A spec that does not parse is the schema analyzer's to report.
             let Ok(spec) = serde_json::from_value::<RolloutSpec>(r.spec().clone()) else { continue };
             let ns = r.ns();
@@ -129,8 +132,8 @@ mod tests {
             "{}",
             found[0].2
         );
-        // Two Rollouts of one host: the second would not run.
-        let found = analyze(&format!("{DR}{}{}", rollout("reviews", "v2"), rollout("reviews-again", "v2")));
+        // Two Rollouts of one host: the second by name would not run, as meshd decides.
+        let found = analyze(&format!("{DR}{}{}", rollout("reviews-again", "v2"), rollout("reviews", "v2")));
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].0.as_str(), found[0].1.as_str()), (ROLLOUT_HOST_TAKEN.code, "reviews-again"));
     }
