@@ -153,8 +153,8 @@ impl RolloutSpec {
     /// What traffic a status means, in words: `v1 70% / v2 30%`, an A/B match, a mirror.
     pub fn traffic_text(&self, status: &RolloutStatus) -> String {
         let (stable, canary) = (&self.stable, &self.canary);
-        let step = match status.phase.as_str() {
-            "Promoted" | "RolledBack" | "Aborted" | "Failed" => None,
+        let step = match status.phase {
+            Phase::Promoted | Phase::RolledBack | Phase::Aborted | Phase::Failed => None,
             _ if status.step == 0 => None,
             _ => self.steps().get(status.step - 1).cloned(),
         };
@@ -213,6 +213,49 @@ impl RolloutSpec {
             && route.route.iter().any(|d| subset(d) == self.stable)
     }
 
+    /// What the Rollout moves in the VirtualServices routing its host, given as `(namespace,
+    /// name, spec)` (those routing other hosts are passed over): the routes it owns in each.
+    /// Err, saying why, when some route the host and none has a route it owns (it cannot run);
+    /// none route it: nothing to move (it serves routes of its own). The one rule meshd,
+    /// `mesh analyze` and `mesh rollout start` apply. `ns` is the Rollout's namespace.
+    pub fn route_moves<'a>(
+        &self,
+        ns: &str,
+        virtual_services: impl IntoIterator<Item = (&'a str, &'a str, &'a crate::networking::VirtualServiceSpec)>,
+    ) -> Result<Vec<RouteMoves>, String> {
+        let mut adopted = Vec::new();
+        let mut moves = Vec::new();
+        for (vs_ns, name, vs) in virtual_services {
+            if !self.adopts(ns, vs_ns, vs) {
+                continue;
+            }
+            adopted.push(format!("{vs_ns}/{name}"));
+            let routes: Vec<String> = vs
+                .http
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| self.owns(ns, vs_ns, r))
+                .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("#{i}")))
+                .collect();
+            if !routes.is_empty() {
+                moves.push(RouteMoves { namespace: vs_ns.into(), name: name.into(), routes, of: vs.http.len() });
+            }
+        }
+        if !adopted.is_empty() && moves.is_empty() {
+            let which = if self.routes.is_empty() {
+                format!("sends to {0} and to no subset but {0} and {1}", self.stable, self.canary)
+            } else {
+                format!("is named {}", self.routes.join(", "))
+            };
+            return Err(format!(
+                "VirtualService {} routes {} but none of its HTTP routes {which}: the Rollout has no route to move (name them in spec.routes, or with --route)",
+                adopted.join(", "),
+                crate::host::resolve(&self.host, ns)
+            ));
+        }
+        Ok(moves)
+    }
+
     /// What a rollout is of: a change of these starts it over (pausing, aborting or
     /// promoting does not).
     pub fn identity(&self) -> String {
@@ -221,13 +264,89 @@ impl RolloutSpec {
     }
 }
 
+/// Where a Rollout is. meshd writes every one but `Pending`, which says meshd has not taken the
+/// Rollout up yet (it has no status of its spec).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Progressing,
+    /// Too little traffic to judge.
+    Waiting,
+    Paused,
+    Promoted,
+    RolledBack,
+    Aborted,
+    /// Cannot run: a missing subset, no route to move, a host another Rollout moves.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Progressing => "Progressing",
+            Phase::Waiting => "Waiting",
+            Phase::Paused => "Paused",
+            Phase::Promoted => "Promoted",
+            Phase::RolledBack => "RolledBack",
+            Phase::Aborted => "Aborted",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An interval's verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    #[default]
+    #[serde(rename = "passed")]
+    Passed,
+    #[serde(rename = "failed")]
+    Failed,
+    /// Fewer requests than `minRequests`: not judged.
+    #[serde(rename = "too little traffic")]
+    TooLittleTraffic,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::TooLittleTraffic => "too little traffic",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The routes a Rollout moves in one VirtualService (`RolloutSpec::route_moves`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteMoves {
+    pub namespace: String,
+    pub name: String,
+    /// The owned routes' names (`#INDEX` for an unnamed one).
+    pub routes: Vec<String>,
+    /// How many HTTP routes the VirtualService has.
+    pub of: usize,
+}
+
 /// Where a Rollout is, as meshd writes it in its status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
-    /// `Progressing`, `Waiting` (too little traffic to judge), `Paused`, `Promoted`,
-    /// `RolledBack`, `Aborted` or `Failed` (cannot run: a missing subset, a route it does not own).
-    pub phase: String,
+    pub phase: Phase,
     /// The index of the step in force (0 before the first).
     pub step: usize,
     /// Percent of requests on the canary now.
@@ -280,8 +399,7 @@ pub struct RolloutCheck {
     pub success_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
-    /// `passed`, `failed` or `too little traffic`.
-    pub verdict: String,
+    pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub why: String,
 }
@@ -296,7 +414,7 @@ impl RolloutStatus {
 
     /// A phase the Rollout no longer moves from.
     pub fn finished(&self) -> bool {
-        matches!(self.phase.as_str(), "Promoted" | "RolledBack" | "Aborted")
+        matches!(self.phase, Phase::Promoted | Phase::RolledBack | Phase::Aborted)
     }
 
     /// This status with its conditions set from its phase and last check:
@@ -310,13 +428,13 @@ impl RolloutStatus {
     /// gets `now`.
     pub fn with_conditions(mut self, previous: &[RolloutCondition], now: &str, generation: Option<i64>) -> Self {
         let phase = self.phase.as_str();
-        let progressing = match phase {
-            "Progressing" | "Waiting" => "True",
+        let progressing = match self.phase {
+            Phase::Progressing | Phase::Waiting => "True",
             _ => "False",
         };
-        let promoted = match phase {
-            "Promoted" => "True",
-            "RolledBack" | "Aborted" | "Failed" => "False",
+        let promoted = match self.phase {
+            Phase::Promoted => "True",
+            Phase::RolledBack | Phase::Aborted | Phase::Failed => "False",
             _ => "Unknown",
         };
         let promoted_reason = if promoted == "Unknown" { "InProgress" } else { phase };
@@ -330,10 +448,10 @@ impl RolloutStatus {
                     c.p99_ms.map_or("-".into(), |p| format!("{p:.0} ms"))
                 );
                 let message = if c.why.is_empty() { figures } else { format!("{}: {figures}", c.why) };
-                match c.verdict.as_str() {
-                    "passed" => ("True", "Passed", message),
-                    "failed" => ("False", "Failed", message),
-                    _ => ("Unknown", "TooLittleTraffic", message),
+                match c.verdict {
+                    Verdict::Passed => ("True", "Passed", message),
+                    Verdict::Failed => ("False", "Failed", message),
+                    Verdict::TooLittleTraffic => ("Unknown", "TooLittleTraffic", message),
                 }
             }
         };
@@ -367,16 +485,16 @@ impl RolloutStatus {
 mod tests {
     use super::*;
 
-    fn status(phase: &str, verdict: Option<&str>) -> RolloutStatus {
+    fn status(phase: Phase, verdict: Option<Verdict>) -> RolloutStatus {
         RolloutStatus {
-            phase: phase.into(),
+            phase,
             message: format!("{phase} now"),
             last_check: verdict.map(|v| RolloutCheck {
                 requests: 40,
                 success_rate: Some(97.5),
                 p99_ms: Some(25.0),
-                verdict: v.into(),
-                why: if v == "failed" { "success rate 97.5% is below 99%".into() } else { String::new() },
+                verdict: v,
+                why: if v == Verdict::Failed { "success rate 97.5% is below 99%".into() } else { String::new() },
             }),
             ..Default::default()
         }
@@ -390,7 +508,7 @@ mod tests {
     fn conditions_follow_the_phase_and_keep_their_transition_times() {
         let t0 = "2026-12-04T10:00:00Z";
         let t1 = "2026-12-04T10:00:30Z";
-        let started = status("Progressing", None).with_conditions(&[], t0, Some(1));
+        let started = status(Phase::Progressing, None).with_conditions(&[], t0, Some(1));
         let summary = |s: &RolloutStatus| -> Vec<(String, String, String)> {
             s.conditions.iter().map(|c| (c.kind.clone(), c.status.clone(), c.reason.clone())).collect()
         };
@@ -407,13 +525,14 @@ mod tests {
         );
         assert!(started.conditions.iter().all(|c| c.last_transition_time == t0 && c.observed_generation == Some(1)));
         // Waiting is still progressing: that condition keeps its time; the analysis changed.
-        let waiting = status("Waiting", Some("too little traffic")).with_conditions(&started.conditions, t1, Some(1));
+        let waiting =
+            status(Phase::Waiting, Some(Verdict::TooLittleTraffic)).with_conditions(&started.conditions, t1, Some(1));
         assert_eq!(condition(&waiting, "Progressing").last_transition_time, t0);
         assert_eq!(condition(&waiting, "Progressing").reason, "Waiting");
         assert_eq!(condition(&waiting, "AnalysisPassing").reason, "TooLittleTraffic");
         assert_eq!(condition(&waiting, "AnalysisPassing").last_transition_time, t0, "still Unknown");
         // Rolled back: no longer progressing, not promoted, the failed figures said.
-        let back = status("RolledBack", Some("failed")).with_conditions(&waiting.conditions, t1, Some(2));
+        let back = status(Phase::RolledBack, Some(Verdict::Failed)).with_conditions(&waiting.conditions, t1, Some(2));
         assert_eq!(
             summary(&back),
             want(&[
@@ -425,7 +544,7 @@ mod tests {
         let analysis = condition(&back, "AnalysisPassing");
         assert!(analysis.message.contains("below 99%") && analysis.message.contains("97.5% ok"), "{analysis:?}");
         assert!(back.conditions.iter().all(|c| c.last_transition_time == t1 && c.observed_generation == Some(2)));
-        let promoted = status("Promoted", Some("passed")).with_conditions(&[], t1, None);
+        let promoted = status(Phase::Promoted, Some(Verdict::Passed)).with_conditions(&[], t1, None);
         assert_eq!(condition(&promoted, "Promoted").status, "True");
         assert_eq!(condition(&promoted, "AnalysisPassing").status, "True");
     }

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use mesh_api::exposition::Sample;
 use mesh_api::protocol::Workload;
-use mesh_api::rollout::{RolloutCheck, RolloutSpec, RolloutStatus};
+use mesh_api::rollout::{Phase, RolloutCheck, RolloutSpec, RolloutStatus, Verdict};
 use mesh_api::{Key, Kind, Object, Resource};
 use tracing::{debug, info, warn};
 
@@ -180,16 +180,10 @@ struct Target {
 fn preflight(world: &World, key: &Key, spec: &RolloutSpec) -> Result<Target, String> {
     let fqdn = mesh_api::host::resolve(&spec.host, &key.namespace);
     let mut subsets: Option<&[mesh_api::networking::Subset]> = None;
-    let mut adopted: Vec<String> = Vec::new();
-    let mut owned = 0;
     for (k, r) in world.resources.iter() {
         match r {
             Resource::DestinationRule(dr) if mesh_api::host::resolve(&dr.spec.host, &k.namespace) == fqdn => {
                 subsets = Some(&dr.spec.subsets);
-            }
-            Resource::VirtualService(vs) if spec.adopts(&key.namespace, &k.namespace, &vs.spec) => {
-                adopted.push(format!("{}/{}", k.namespace, k.name));
-                owned += vs.spec.http.iter().filter(|r| spec.owns(&key.namespace, &k.namespace, r)).count();
             }
             Resource::Rollout(other) if k < key && mesh_api::host::resolve(&other.spec.host, &k.namespace) == fqdn => {
                 return Err(format!("Rollout {}/{} already moves {fqdn}", k.namespace, k.name));
@@ -197,17 +191,13 @@ fn preflight(world: &World, key: &Key, spec: &RolloutSpec) -> Result<Target, Str
             _ => {}
         }
     }
-    if !adopted.is_empty() && owned == 0 {
-        let which = if spec.routes.is_empty() {
-            format!("sends to {0} and to no subset but {0} and {1}", spec.stable, spec.canary)
-        } else {
-            format!("is named {}", spec.routes.join(", "))
-        };
-        return Err(format!(
-            "VirtualService {} routes {fqdn} but none of its HTTP routes {which}: the Rollout has no route to move (name them in spec.routes)",
-            adopted.join(", ")
-        ));
-    }
+    spec.route_moves(
+        &key.namespace,
+        world.resources.iter().filter_map(|(k, r)| match r {
+            Resource::VirtualService(vs) => Some((k.namespace.as_str(), k.name.as_str(), &vs.spec)),
+            _ => None,
+        }),
+    )?;
     let Some(subsets) = subsets else {
         return Err(format!("no DestinationRule for {fqdn} defines the subsets {} and {}", spec.stable, spec.canary));
     };
@@ -228,7 +218,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     let steps = spec.steps();
     let current = RolloutStatus::of(o);
     let mut st = current.clone().unwrap_or_else(|| RolloutStatus {
-        phase: "Progressing".into(),
+        phase: Phase::Progressing,
         step: 0,
         canary_weight: 0,
         failures: 0,
@@ -244,27 +234,27 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     let target = match preflight(world, key, spec) {
         Ok(t) => t,
         Err(why) => {
-            st.phase = "Failed".into();
+            st.phase = Phase::Failed;
             st.message = why;
             run.baseline = None;
             return changed(current.as_ref(), st);
         }
     };
-    if st.phase == "Failed" {
+    if st.phase == Phase::Failed {
         // Runnable again: start over.
-        st = RolloutStatus { phase: "Progressing".into(), message: "starting".into(), step_started_ms: now, ..st };
+        st = RolloutStatus { phase: Phase::Progressing, message: "starting".into(), step_started_ms: now, ..st };
         st.step = 0;
         st.canary_weight = 0;
     }
     if spec.abort {
-        st.phase = "Aborted".into();
+        st.phase = Phase::Aborted;
         st.canary_weight = 0;
         st.message = "aborted: all traffic back to stable".into();
         info!(rollout = %key, "aborted");
         return Some(st);
     }
     if spec.promote {
-        st.phase = "Promoted".into();
+        st.phase = Phase::Promoted;
         st.step = steps.len();
         st.canary_weight = 100;
         st.message = format!("promoted by hand: all traffic on {}", spec.canary);
@@ -273,14 +263,14 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     }
     if spec.paused {
         run.baseline = None;
-        if st.phase != "Paused" {
-            st.phase = "Paused".into();
+        if st.phase != Phase::Paused {
+            st.phase = Phase::Paused;
             st.message = format!("paused at step {} ({}% on {})", st.step, st.canary_weight, spec.canary);
         }
         return changed(current.as_ref(), st);
     }
-    if st.phase == "Paused" {
-        st.phase = "Progressing".into();
+    if st.phase == Phase::Paused {
+        st.phase = Phase::Progressing;
         st.message = "resumed".into();
         st.step_started_ms = now;
     }
@@ -311,7 +301,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
         return changed(current.as_ref(), st);
     };
     let mut check = judge(&base, &counters, spec);
-    if check.verdict == "too little traffic" && counters.is_empty() {
+    if check.verdict == Verdict::TooLittleTraffic && counters.is_empty() {
         // Say why there is none: no proxy carries the canary's labels, or none could be read.
         let labels: Vec<String> = target.canary.iter().map(|(k, v)| format!("{k}={v}")).collect();
         check.why = match canary_workloads(world, &target).count() {
@@ -325,16 +315,16 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
     }
     run.baseline = Some((st.step, counters));
     st.step_started_ms = now;
-    let verdict = check.verdict.clone();
+    let verdict = check.verdict;
     let why = check.why.clone();
     st.last_check = Some(check);
-    match verdict.as_str() {
-        "too little traffic" => {
-            st.phase = "Waiting".into();
+    match verdict {
+        Verdict::TooLittleTraffic => {
+            st.phase = Phase::Waiting;
             st.message = why;
         }
-        "passed" if st.step >= steps.len() => {
-            st.phase = "Promoted".into();
+        Verdict::Passed if st.step >= steps.len() => {
+            st.phase = Phase::Promoted;
             st.canary_weight = 100;
             st.message = format!("promoted: all traffic on {}", spec.canary);
             info!(rollout = %key, "promoted");
@@ -344,7 +334,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
                 st.message = format!("{}; {}", st.message, failures.join("; "));
             }
         }
-        "passed" => {
+        Verdict::Passed => {
             let next = st.step + 1;
             match pre_step(key, spec, &st, next).await {
                 Ok(()) => {
@@ -355,7 +345,7 @@ async fn advance(world: &World, key: &Key, o: &Object<RolloutSpec>, run: &mut Ru
                 Err(why) => failed(&mut st, spec, key, &why),
             }
         }
-        _ => failed(&mut st, spec, key, &why),
+        Verdict::Failed => failed(&mut st, spec, key, &why),
     }
     Some(st)
 }
@@ -375,12 +365,12 @@ fn failed(st: &mut RolloutStatus, spec: &RolloutSpec, key: &Key, why: &str) {
     st.failures += 1;
     let max = spec.analysis.max_failures();
     if st.failures >= max {
-        st.phase = "RolledBack".into();
+        st.phase = Phase::RolledBack;
         st.canary_weight = 0;
         st.message = format!("rolled back after {} failed checks: {why}", st.failures);
         warn!(rollout = %key, %why, "rolled back");
     } else {
-        st.phase = "Progressing".into();
+        st.phase = Phase::Progressing;
         st.message = format!("check failed ({} of {max}): {why}", st.failures);
     }
 }
@@ -420,7 +410,7 @@ fn changed(current: Option<&RolloutStatus>, st: RolloutStatus) -> Option<Rollout
 fn enter_step(st: &mut RolloutStatus, spec: &RolloutSpec, n: usize, now: u64) {
     let steps = spec.steps();
     st.step = n;
-    st.phase = "Progressing".into();
+    st.phase = Phase::Progressing;
     st.step_started_ms = now;
     let step = steps.get(n - 1);
     st.canary_weight = step.and_then(|s| s.weight).unwrap_or(0);
@@ -445,9 +435,9 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
     let n = requests.round() as u64;
     let success_rate = (requests > 0.0).then(|| 100.0 * (requests - errors) / requests);
     let p99_ms = p99(&d.buckets);
-    let mut check = RolloutCheck { requests: n, success_rate, p99_ms, verdict: "passed".into(), why: String::new() };
+    let mut check = RolloutCheck { requests: n, success_rate, p99_ms, verdict: Verdict::Passed, why: String::new() };
     if n < min {
-        check.verdict = "too little traffic".into();
+        check.verdict = Verdict::TooLittleTraffic;
         check.why = format!("{n} requests to the canary in the last interval, fewer than {min}: waiting for traffic");
         return check;
     }
@@ -465,7 +455,7 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
         failed.push(format!("p99 latency {p:.0} ms is over {max:.0} ms"));
     }
     if !failed.is_empty() {
-        check.verdict = "failed".into();
+        check.verdict = Verdict::Failed;
         check.why = failed.join("; ");
     }
     check
@@ -647,11 +637,11 @@ mod tests {
         // 40 more, 10 errors, slow: failed for both reasons.
         let bad = one(counters(140.0, 60.0, &[(100.0, 90.0), (500.0, 140.0), (f64::INFINITY, 140.0)]));
         let c = judge(&before, &bad, &s);
-        assert_eq!(c.verdict, "failed", "{c:?}");
+        assert_eq!(c.verdict.as_str(), "failed", "{c:?}");
         assert!(c.why.contains("success rate 75.0%") && c.why.contains("p99 latency 500 ms"), "{}", c.why);
         // 5 requests: too few to judge.
         let c = judge(&before, &one(counters(105.0, 55.0, &[])), &s);
-        assert_eq!(c.verdict, "too little traffic", "{c:?}");
+        assert_eq!(c.verdict.as_str(), "too little traffic", "{c:?}");
     }
 
     #[test]
@@ -664,10 +654,10 @@ mod tests {
         let after: Reading = [("a".to_string(), a(30.0, 3.0)), ("c".to_string(), a(9000.0, 9000.0))].into();
         let c = judge(&before, &after, &s);
         assert_eq!((c.requests, c.success_rate), (30, Some(90.0)), "{c:?}");
-        assert_eq!(c.verdict, "failed", "{c:?}");
+        assert_eq!(c.verdict.as_str(), "failed", "{c:?}");
         // Nothing read at the end: too little traffic, never a pass.
         let c = judge(&before, &Reading::new(), &s);
-        assert_eq!(c.verdict, "too little traffic", "{c:?}");
+        assert_eq!(c.verdict.as_str(), "too little traffic", "{c:?}");
     }
 
     #[test]

@@ -65,24 +65,9 @@ impl Analyzer for RolloutAnalyzer {
                     ));
                 }
             }
-            let adopted: Vec<&(&str, String, VirtualServiceSpec)> =
-                routes.iter().filter(|(vs_ns, _, vs)| spec.adopts(ns, vs_ns, vs)).collect();
-            let owned = adopted.iter().any(|(vs_ns, _, vs)| vs.http.iter().any(|h| spec.owns(ns, vs_ns, h)));
-            if !adopted.is_empty() && !owned {
-                let names: Vec<String> = adopted.iter().map(|(vs_ns, name, _)| format!("{vs_ns}/{name}")).collect();
-                let which = if spec.routes.is_empty() {
-                    format!("sends to {0} and to no subset but {0} and {1}", spec.stable, spec.canary)
-                } else {
-                    format!("is named {}", spec.routes.join(", "))
-                };
-                out.push(Message::new(
-                    &ROLLOUT_NO_ROUTE_TO_MOVE,
-                    r,
-                    format!(
-                        "VirtualService {} routes {fqdn} but none of its HTTP routes {which}: the Rollout has no route to move (name them in spec.routes)",
-                        names.join(", ")
-                    ),
-                ));
+            let virtual_services = routes.iter().map(|(vs_ns, name, vs)| (*vs_ns, name.as_str(), vs));
+            if let Err(why) = spec.route_moves(ns, virtual_services) {
+                out.push(Message::new(&ROLLOUT_NO_ROUTE_TO_MOVE, r, why));
             }
         }
     }

@@ -160,7 +160,7 @@ fn row(r: &Resource, all_ns: bool) -> Vec<String> {
             let status = mesh_api::rollout::RolloutStatus::of(o);
             row.push(o.spec.host.clone());
             row.push(format!("{} -> {}", o.spec.stable, o.spec.canary));
-            row.push(status.as_ref().map_or("Pending".to_string(), |s| s.phase.clone()));
+            row.push(status.as_ref().map_or(mesh_api::rollout::Phase::Pending, |s| s.phase).to_string());
             row.push(status.as_ref().map_or(0, |s| s.canary_weight).to_string() + "%");
         }
         Resource::Telemetry(o) => {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mesh_api::rollout::{RolloutAnalysis, RolloutSpec, RolloutStatus, RolloutStep};
+use mesh_api::rollout::{Phase, RolloutAnalysis, RolloutSpec, RolloutStatus, RolloutStep};
 use mesh_api::{Kind, Object, Resource, host};
 use serde::Serialize;
 
@@ -119,39 +119,12 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
         }
     }
     // What it will move in the routes there are: at least one route, or it cannot run.
-    let mut moves = Vec::new();
-    for o in &routing {
-        let vs_ns = o.metadata.namespace.as_deref().unwrap_or(ns);
-        let owned: Vec<String> = o
-            .spec
-            .http
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| spec.owns(ns, vs_ns, r))
-            .map(|(i, r)| r.name.clone().unwrap_or_else(|| format!("#{i}")))
-            .collect();
-        if !owned.is_empty() {
-            moves.push(format!(
-                "virtualservice/{}: the rollout moves route {} ({} of {}); the others stay as written",
-                o.metadata.name,
-                owned.join(", "),
-                owned.len(),
-                o.spec.http.len()
-            ));
-        }
-    }
-    if !routing.is_empty() && moves.is_empty() {
-        let names: Vec<String> = routing.iter().map(|o| format!("virtualservice/{}", o.metadata.name)).collect();
-        return Err(CliError::user(format!(
-            "{} routes {fqdn} but none of its HTTP routes {}: name the routes to move with --route; nothing was changed",
-            names.join(", "),
-            if a.routes.is_empty() {
-                format!("sends to {stable} and to no subset but {stable} and {}", a.canary)
-            } else {
-                format!("is named {}", a.routes.join(", "))
-            }
-        )));
-    }
+    let moves = spec
+        .route_moves(
+            ns,
+            routing.iter().map(|o| (o.metadata.namespace.as_deref().unwrap_or(ns), o.metadata.name.as_str(), &o.spec)),
+        )
+        .map_err(|why| CliError::user(format!("{why}; nothing was changed")))?;
     let name = previous
         .as_ref()
         .map_or_else(|| a.host.split('.').next().unwrap_or(&a.host).to_string(), |o| o.metadata.name.clone());
@@ -176,7 +149,13 @@ async fn start(ctx: &Ctx, a: RolloutStartArgs) -> Result<()> {
     )?;
     let resp = store.apply(vec![doc], ns, false).await?;
     for m in moves {
-        ctx.out.info(m);
+        ctx.out.info(format!(
+            "virtualservice/{}: the rollout moves route {} ({} of {}); the others stay as written",
+            m.name,
+            m.routes.join(", "),
+            m.routes.len(),
+            m.of
+        ));
     }
     for r in resp.results {
         ctx.out.info(format!("{}/{} {}", r.key.kind.qualified(), r.key.name, r.change.as_str()));
@@ -198,9 +177,9 @@ fn infer_stable(
     if let Some(o) = previous
         && let Some(st) = RolloutStatus::of(o)
     {
-        let serving = match st.phase.as_str() {
-            "Promoted" => Some(&o.spec.canary),
-            "RolledBack" | "Aborted" => Some(&o.spec.stable),
+        let serving = match st.phase {
+            Phase::Promoted => Some(&o.spec.canary),
+            Phase::RolledBack | Phase::Aborted => Some(&o.spec.stable),
             _ => None,
         };
         if let Some(s) = serving.filter(|s| *s != canary) {
@@ -263,7 +242,7 @@ async fn rows(store: &ConfigStore, ns: &str, only: Option<&str>) -> Result<Vec<R
             continue;
         }
         let status = RolloutStatus::of(&o).unwrap_or(RolloutStatus {
-            phase: "Pending".into(),
+            phase: Phase::Pending,
             message: "meshd has not started it yet".into(),
             ..Default::default()
         });
@@ -330,7 +309,7 @@ async fn status(ctx: &Ctx, a: RolloutStatusArgs) -> Result<()> {
             vec![
                 r.name.clone(),
                 r.host.clone(),
-                r.status.phase.clone(),
+                r.status.phase.to_string(),
                 format!("{}/{}", r.status.step.min(r.steps), r.steps),
                 r.traffic.clone(),
                 format!("{}/{}", r.status.failures, r.analysis.max_failures()),
@@ -366,10 +345,10 @@ async fn watch(ctx: &Ctx, store: &ConfigStore, ns: &str, h: &str) -> Result<()> 
             last = line;
         }
         bar.set_message(format!("{} {}", r.status.phase, r.traffic));
-        if r.status.finished() || r.status.phase == "Failed" {
+        if r.status.finished() || r.status.phase == Phase::Failed {
             bar.finish_and_clear();
             let done = format!("rollout/{}: {}", r.name, r.status.message);
-            if r.status.phase == "Promoted" {
+            if r.status.phase == Phase::Promoted {
                 ctx.out.success(done);
                 return Ok(());
             }
@@ -396,7 +375,7 @@ async fn action(ctx: &Ctx, a: RolloutActionArgs, what: Action) -> Result<()> {
         return Err(CliError::user(format!(
             "rollout/{} is over ({}); nothing was changed",
             o.metadata.name,
-            status.map(|s| s.phase).unwrap_or_default()
+            status.map(|s| s.phase.to_string()).unwrap_or_default()
         )));
     }
     let fqdn = host::resolve(&o.spec.host, ns);

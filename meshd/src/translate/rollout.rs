@@ -10,7 +10,7 @@ use mesh_api::networking::{
     Destination, HttpMatchRequest, HttpMirrorPolicy, HttpRoute, HttpRouteDestination, Percent, StringMatch,
     VirtualServiceSpec,
 };
-use mesh_api::rollout::{RolloutSpec, RolloutStatus, RolloutStep};
+use mesh_api::rollout::{Phase, RolloutSpec, RolloutStatus, RolloutStep};
 use mesh_api::{Key, Kind, Object, Resource};
 
 use crate::store::Resources;
@@ -32,10 +32,10 @@ pub enum Traffic {
 /// Where traffic goes for a Rollout in `status` (None: not started).
 pub fn traffic(spec: &RolloutSpec, status: Option<&RolloutStatus>) -> Option<Traffic> {
     let Some(s) = status else { return Some(Traffic::Weight(0)) };
-    match s.phase.as_str() {
-        "Failed" => None,
-        "Promoted" => Some(Traffic::Weight(100)),
-        "RolledBack" | "Aborted" => Some(Traffic::Weight(0)),
+    match s.phase {
+        Phase::Failed => None,
+        Phase::Promoted => Some(Traffic::Weight(100)),
+        Phase::RolledBack | Phase::Aborted => Some(Traffic::Weight(0)),
         _ if s.step == 0 => Some(Traffic::Weight(0)),
         _ => Some(match spec.steps().get(s.step - 1) {
             Some(RolloutStep { matches: Some(m), .. }) => Traffic::Matches(m.clone()),

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use mesh_api::Parsed;
 use mesh_api::protocol::{InboundPort, Workload};
+use mesh_api::rollout::Phase;
 
 use super::*;
 
@@ -507,16 +508,11 @@ spec:
 }
 
 /// `yaml` served with its Rollout at `phase`/`step`: the VirtualServices routing reviews.
-fn rollout_served(yaml: &str, phase: &str, step: usize) -> BTreeMap<String, mesh_api::networking::VirtualServiceSpec> {
+fn rollout_served(yaml: &str, phase: Phase, step: usize) -> BTreeMap<String, mesh_api::networking::VirtualServiceSpec> {
     let mut res = resources(yaml);
     for r in res.values_mut() {
         if let Resource::Rollout(o) = r {
-            let st = mesh_api::rollout::RolloutStatus {
-                phase: phase.into(),
-                step,
-                of: o.spec.identity(),
-                ..Default::default()
-            };
+            let st = mesh_api::rollout::RolloutStatus { phase, step, of: o.spec.identity(), ..Default::default() };
             o.status = Some(serde_json::to_value(st).expect("status"));
         }
     }
@@ -545,7 +541,7 @@ const ROLLOUT: &str = "apiVersion: rollouts.mesh.io/v1alpha1\nkind: Rollout\nmet
 /// A/B match, a mirror, and nothing of its own once it cannot run.
 #[test]
 fn a_rollouts_routes_follow_the_step_it_is_at() {
-    let at = |phase: &str, step: usize| rollout_served(ROLLOUT, phase, step).remove("reviews-rollout");
+    let at = |phase: Phase, step: usize| rollout_served(ROLLOUT, phase, step).remove("reviews-rollout");
     let fresh = resources(ROLLOUT);
     let fresh = gateway_api::expand(&fresh, &Default::default()).expect("expanded");
     let Some(Resource::VirtualService(fresh)) = fresh.get(&Key {
@@ -556,18 +552,18 @@ fn a_rollouts_routes_follow_the_step_it_is_at() {
         panic!("no VirtualService of the Rollout's own")
     };
     assert_eq!(weights(&fresh.spec.http[0]), sw(&[("v1", 100)]), "before it starts");
-    let ab = at("Progressing", 1).expect("A/B");
+    let ab = at(Phase::Progressing, 1).expect("A/B");
     assert_eq!(ab.http.len(), 2);
     assert_eq!(ab.http[0].matches[0].headers["x-canary"].exact.as_deref(), Some("yes"));
     assert_eq!(weights(&ab.http[0]), sw(&[("v2", 100)]));
     assert_eq!(weights(&ab.http[1]), sw(&[("v1", 100)]));
-    let shadow = at("Progressing", 2).expect("mirror");
+    let shadow = at(Phase::Progressing, 2).expect("mirror");
     assert_eq!(weights(&shadow.http[0]), sw(&[("v1", 100)]));
     assert_eq!(shadow.http[0].mirrors[0].destination.subset.as_deref(), Some("v2"));
-    assert_eq!(weights(&at("Waiting", 3).expect("split").http[0]), sw(&[("v1", 70), ("v2", 30)]));
-    assert_eq!(weights(&at("Promoted", 4).expect("promoted").http[0]), sw(&[("v2", 100)]));
-    assert_eq!(weights(&at("RolledBack", 3).expect("rolled back").http[0]), sw(&[("v1", 100)]));
-    assert!(at("Failed", 0).is_none(), "a Rollout that cannot run routes nothing");
+    assert_eq!(weights(&at(Phase::Waiting, 3).expect("split").http[0]), sw(&[("v1", 70), ("v2", 30)]));
+    assert_eq!(weights(&at(Phase::Promoted, 4).expect("promoted").http[0]), sw(&[("v2", 100)]));
+    assert_eq!(weights(&at(Phase::RolledBack, 3).expect("rolled back").http[0]), sw(&[("v1", 100)]));
+    assert!(at(Phase::Failed, 0).is_none(), "a Rollout that cannot run routes nothing");
 }
 
 /// A VirtualService of the user's routing the host: the Rollout moves only the routes it owns
@@ -577,7 +573,7 @@ fn a_rollouts_routes_follow_the_step_it_is_at() {
 fn a_rollout_moves_only_the_routes_it_owns_in_the_users_virtual_service() {
     let vs = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - name: jason\n    match: [{headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: reviews, subset: v3}}]\n  - name: old\n    match: [{uri: {prefix: /old}}]\n    redirect: {uri: /new}\n  - name: api\n    match: [{uri: {prefix: /api}}]\n    timeout: 3s\n    retries: {attempts: 2}\n    route: [{destination: {host: reviews, subset: v1, port: {number: 9080}}, headers: {request: {set: {x-from: api}}}}]\n  - name: default\n    route: [{destination: {host: reviews, subset: v1}}]\n";
     let yaml = format!("{ROLLOUT}{vs}");
-    let served = |phase: &str, step: usize| {
+    let served = |phase: Phase, step: usize| {
         let mut all = rollout_served(&yaml, phase, step);
         assert!(!all.contains_key("reviews-rollout"), "no VirtualService of its own beside the user's");
         all.remove("reviews").expect("the user's VirtualService")
@@ -585,7 +581,7 @@ fn a_rollout_moves_only_the_routes_it_owns_in_the_users_virtual_service() {
     let names = |v: &mesh_api::networking::VirtualServiceSpec| -> Vec<String> {
         v.http.iter().map(|r| r.name.clone().unwrap_or_default()).collect()
     };
-    let split = served("Progressing", 3);
+    let split = served(Phase::Progressing, 3);
     assert_eq!(names(&split), ["jason", "old", "api", "default"]);
     assert_eq!(weights(&split.http[0]), sw(&[("v3", 0)]), "the hand-written rule is as written");
     assert!(split.http[1].redirect.is_some());
@@ -596,7 +592,7 @@ fn a_rollout_moves_only_the_routes_it_owns_in_the_users_virtual_service() {
         && d.headers.as_ref().is_some_and(|h| h.request.as_ref().is_some_and(|r| r.set["x-from"] == "api"))));
     assert_eq!(weights(&split.http[3]), sw(&[("v1", 70), ("v2", 30)]));
     // A/B: each owned route gets a copy before it taking the marked requests, its own matches kept.
-    let ab = served("Progressing", 1);
+    let ab = served(Phase::Progressing, 1);
     assert_eq!(names(&ab), ["jason", "old", "api-canary", "api", "default-canary", "default"]);
     let m = &ab.http[2].matches[0];
     assert_eq!(
@@ -607,7 +603,7 @@ fn a_rollout_moves_only_the_routes_it_owns_in_the_users_virtual_service() {
     assert_eq!(weights(&ab.http[3]), sw(&[("v1", 100)]));
     // Named routes: only `default` moves, whatever its subsets.
     let named = yaml.replacen("  canary: v2\n", "  canary: v2\n  routes: [default]\n", 1);
-    let mut all = rollout_served(&named, "Progressing", 3);
+    let mut all = rollout_served(&named, Phase::Progressing, 3);
     let v = all.remove("reviews").expect("vs");
     assert_eq!(weights(&v.http[2]), sw(&[("v1", 0)]), "api is not named: as written");
     assert_eq!(weights(&v.http[3]), sw(&[("v1", 70), ("v2", 30)]));
