@@ -78,6 +78,106 @@ pub fn value(s: &str) -> Option<f64> {
     }
 }
 
+/// A float ordered by `total_cmp`, to key histogram buckets by their upper bound.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct OrdF64(pub f64);
+impl Eq for OrdF64 {}
+#[allow(clippy::derive_ord_xor_partial_ord)]
+impl Ord for OrdF64 {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0)
+    }
+}
+
+/// Istio's request metrics of one workload (or edge), folded from its samples: the figures
+/// `mesh top` and `mesh dashboard` show and a Rollout is judged on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestTotals {
+    pub requests: f64,
+    /// Answered with a 5xx, or not answered (code 0).
+    pub errors: f64,
+    /// Arrived over mutual TLS.
+    pub mtls: f64,
+    /// Request duration histogram (ms): upper bound -> cumulative count.
+    pub buckets: BTreeMap<OrdF64, f64>,
+}
+
+impl RequestTotals {
+    /// Whether a sample is one of the metrics these fold (`add` takes it).
+    pub fn folds(s: &Sample) -> bool {
+        matches!(s.name.as_str(), "istio_requests_total" | "istio_request_duration_milliseconds_bucket")
+    }
+
+    /// Fold one sample in (others are ignored).
+    pub fn add(&mut self, s: &Sample) {
+        let label = |k: &str| s.labels.get(k).map_or("", String::as_str);
+        match s.name.as_str() {
+            "istio_requests_total" => {
+                self.requests += s.value;
+                if label("response_code").starts_with('5') || label("response_code") == "0" {
+                    self.errors += s.value;
+                }
+                if label("connection_security_policy") == "mutual_tls" {
+                    self.mtls += s.value;
+                }
+            }
+            "istio_request_duration_milliseconds_bucket" => {
+                let le = s.labels.get("le").and_then(|v| value(v)).unwrap_or(f64::INFINITY);
+                *self.buckets.entry(OrdF64(le)).or_default() += s.value;
+            }
+            _ => {}
+        }
+    }
+
+    /// Add another's counters to these (the same workload read from two proxies, say).
+    pub fn merge(&mut self, other: &RequestTotals) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.mtls += other.mtls;
+        for (le, n) in &other.buckets {
+            *self.buckets.entry(*le).or_default() += n;
+        }
+    }
+
+    /// What these counters grew by since `before`, each at least 0.
+    pub fn since(&self, before: &RequestTotals) -> RequestTotals {
+        RequestTotals {
+            requests: (self.requests - before.requests).max(0.0),
+            errors: (self.errors - before.errors).max(0.0),
+            mtls: (self.mtls - before.mtls).max(0.0),
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, n)| (*le, (n - before.buckets.get(le).copied().unwrap_or(0.0)).max(0.0)))
+                .collect(),
+        }
+    }
+
+    /// The q-quantile (0..1) of the duration histogram, interpolated inside its bucket as
+    /// Prometheus' `histogram_quantile` does.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = *self.buckets.values().last()?;
+        if total <= 0.0 {
+            return None;
+        }
+        let rank = q * total;
+        let (mut lower, mut below) = (0.0, 0.0);
+        for (le, count) in &self.buckets {
+            if *count >= rank {
+                if le.0.is_infinite() {
+                    return Some(lower);
+                }
+                let in_bucket = count - below;
+                let frac = if in_bucket > 0.0 { (rank - below) / in_bucket } else { 1.0 };
+                return Some(lower + (le.0 - lower) * frac);
+            }
+            lower = le.0;
+            below = *count;
+        }
+        Some(lower)
+    }
+}
+
 /// `openmetrics` (prometheus-client's text encoding) as Prometheus text format 0.0.4.
 pub fn prometheus_text(openmetrics: &str) -> String {
     let lines: Vec<&str> = openmetrics.lines().collect();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use mesh_api::exposition::Sample;
+use mesh_api::exposition::{RequestTotals, Sample};
 use mesh_api::protocol::Workload;
 use mesh_api::rollout::{Phase, RolloutCheck, RolloutSpec, RolloutStatus, Verdict};
 use mesh_api::{Key, Kind, Object, Resource};
@@ -145,17 +145,9 @@ struct Run {
     unseen: Option<(serde_json::Value, std::time::Instant)>,
 }
 
-/// The canary's counters, per proxy (its workload's name).
-type Reading = BTreeMap<String, Counters>;
-
-/// A canary proxy's destination-side counters for one service.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Counters {
-    requests: f64,
-    errors: f64,
-    /// Latency histogram (ms): upper bound -> cumulative count.
-    buckets: Vec<(f64, f64)>,
-}
+/// The canary's destination-side counters for the Rollout's service, per proxy (its
+/// workload's name): the figures `mesh top` shows.
+type Reading = BTreeMap<String, RequestTotals>;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -434,7 +426,7 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
     // Whole requests: counters only grow by whole numbers.
     let n = requests.round() as u64;
     let success_rate = (requests > 0.0).then(|| 100.0 * (requests - errors) / requests);
-    let p99_ms = p99(&d.buckets);
+    let p99_ms = d.quantile(0.99);
     let mut check = RolloutCheck { requests: n, success_rate, p99_ms, verdict: Verdict::Passed, why: String::new() };
     if n < min {
         check.verdict = Verdict::TooLittleTraffic;
@@ -465,43 +457,15 @@ fn judge(before: &Reading, after: &Reading, spec: &RolloutSpec) -> RolloutCheck 
 /// ends (one read at one end only is left out of this interval). A proxy whose counters went
 /// down restarted: what it counted since is its increase, as Prometheus' `increase()` reads a
 /// counter reset.
-fn increase(before: &Reading, after: &Reading) -> Counters {
-    let zero = Counters::default();
-    let mut sum = Counters::default();
-    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+fn increase(before: &Reading, after: &Reading) -> RequestTotals {
+    let zero = RequestTotals::default();
+    let mut sum = RequestTotals::default();
     for (proxy, now) in after {
         let Some(then) = before.get(proxy) else { continue };
         let then = if now.requests < then.requests { &zero } else { then };
-        sum.requests += now.requests - then.requests;
-        sum.errors += (now.errors - then.errors).max(0.0);
-        for (le, n) in &now.buckets {
-            let was = then.buckets.iter().find(|(b, _)| b == le).map_or(0.0, |(_, n)| *n);
-            buckets.entry(le.to_bits()).or_insert((*le, 0.0)).1 += (n - was).max(0.0);
-        }
+        sum.merge(&now.since(then));
     }
-    sum.buckets = buckets.into_values().collect();
-    sum.buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
     sum
-}
-
-/// The 99th percentile of an interval's latencies from its cumulative histogram increase (the
-/// upper bound of the bucket it falls in, as `histogram_quantile` reads a bucket edge).
-fn p99(buckets: &[(f64, f64)]) -> Option<f64> {
-    let total = buckets.iter().map(|(_, n)| *n).fold(0.0, f64::max);
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = 0.99 * total;
-    let mut last_finite = 0.0;
-    for (le, n) in buckets {
-        if *n >= rank {
-            return Some(if le.is_finite() { *le } else { last_finite });
-        }
-        if le.is_finite() {
-            last_finite = *le;
-        }
-    }
-    None
 }
 
 /// The canary's destination-side counters for the Rollout's service, per proxy (those whose
@@ -528,28 +492,10 @@ async fn scrape(world: &World, target: &Target) -> Reading {
                 continue;
             }
         };
-        let mut out = Counters::default();
-        let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-        for s in mesh_api::exposition::parse(&text) {
-            if !is_canary_sample(&s, &target.fqdn) {
-                continue;
-            }
-            match s.name.as_str() {
-                "istio_requests_total" => {
-                    out.requests += s.value;
-                    if s.labels.get("response_code").is_some_and(|c| c.starts_with('5')) {
-                        out.errors += s.value;
-                    }
-                }
-                "istio_request_duration_milliseconds_bucket" => {
-                    let le = s.labels.get("le").and_then(|v| mesh_api::exposition::value(v)).unwrap_or(f64::INFINITY);
-                    buckets.entry(le.to_bits()).or_insert((le, 0.0)).1 += s.value;
-                }
-                _ => {}
-            }
+        let mut out = RequestTotals::default();
+        for s in mesh_api::exposition::parse(&text).iter().filter(|s| is_canary_sample(s, &target.fqdn)) {
+            out.add(s);
         }
-        out.buckets = buckets.into_values().collect();
-        out.buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
         reading.insert(name, out);
     }
     reading
@@ -610,8 +556,9 @@ async fn request(target: &str, req: http::Request<Full<Bytes>>, max: usize) -> R
 mod tests {
     use super::*;
 
-    fn counters(requests: f64, errors: f64, buckets: &[(f64, f64)]) -> Counters {
-        Counters { requests, errors, buckets: buckets.to_vec() }
+    fn counters(requests: f64, errors: f64, buckets: &[(f64, f64)]) -> RequestTotals {
+        let buckets = buckets.iter().map(|(le, n)| (mesh_api::exposition::OrdF64(*le), *n)).collect();
+        RequestTotals { requests, errors, buckets, ..Default::default() }
     }
 
     fn spec(yaml: &str) -> RolloutSpec {
@@ -620,7 +567,7 @@ mod tests {
     }
 
     /// A reading of one canary proxy.
-    fn one(c: Counters) -> Reading {
+    fn one(c: RequestTotals) -> Reading {
         [("reviews-v2".to_string(), c)].into()
     }
 
@@ -633,12 +580,13 @@ mod tests {
         let good = one(counters(140.0, 51.0, &[(100.0, 130.0), (500.0, 140.0), (f64::INFINITY, 140.0)]));
         let c = judge(&before, &good, &s);
         assert_eq!((c.verdict.as_str(), c.requests), ("passed", 40), "{c:?}");
-        assert_eq!(c.p99_ms, Some(100.0));
+        // Interpolated inside its bucket, as `mesh top` and `histogram_quantile` read it.
+        assert_eq!(c.p99_ms, Some(99.0));
         // 40 more, 10 errors, slow: failed for both reasons.
         let bad = one(counters(140.0, 60.0, &[(100.0, 90.0), (500.0, 140.0), (f64::INFINITY, 140.0)]));
         let c = judge(&before, &bad, &s);
         assert_eq!(c.verdict.as_str(), "failed", "{c:?}");
-        assert!(c.why.contains("success rate 75.0%") && c.why.contains("p99 latency 500 ms"), "{}", c.why);
+        assert!(c.why.contains("success rate 75.0%") && c.why.contains("p99 latency 496 ms"), "{}", c.why);
         // 5 requests: too few to judge.
         let c = judge(&before, &one(counters(105.0, 55.0, &[])), &s);
         assert_eq!(c.verdict.as_str(), "too little traffic", "{c:?}");

@@ -14,27 +14,10 @@ use crate::Ctx;
 use crate::cli::{Output, TopArgs};
 use crate::error::{CliError, Result};
 
-pub(crate) use mesh_api::exposition::{Sample, parse, value};
+pub(crate) use mesh_api::exposition::{Sample, parse};
 
 /// What one row adds up, as counters (subtract two of these for a rate).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Totals {
-    requests: f64,
-    errors: f64,
-    mtls: f64,
-    /// Histogram buckets of request duration, ms: upper bound -> cumulative count.
-    buckets: BTreeMap<OrdF64, f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-struct OrdF64(f64);
-impl Eq for OrdF64 {}
-#[allow(clippy::derive_ord_xor_partial_ord)]
-impl Ord for OrdF64 {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&o.0)
-    }
-}
+pub(crate) type Totals = mesh_api::exposition::RequestTotals;
 
 pub(crate) type Key = (String, String, String); // (service, workload namespace, workload)
 
@@ -60,50 +43,11 @@ pub(crate) fn totals_by(all: &[Sample], key: impl Fn(&dyn Fn(&str) -> String) ->
         if l("reporter") != wanted {
             continue;
         }
-        let key = key(&l);
-        match s.name.as_str() {
-            "istio_requests_total" => {
-                let t = out.entry(key).or_default();
-                t.requests += s.value;
-                if l("response_code").starts_with('5') || l("response_code") == "0" {
-                    t.errors += s.value;
-                }
-                if l("connection_security_policy") == "mutual_tls" {
-                    t.mtls += s.value;
-                }
-            }
-            "istio_request_duration_milliseconds_bucket" => {
-                let le = s.labels.get("le").and_then(|v| value(v)).unwrap_or(f64::INFINITY);
-                *out.entry(key).or_default().buckets.entry(OrdF64(le)).or_default() += s.value;
-            }
-            _ => {}
+        if Totals::folds(s) {
+            out.entry(key(&l)).or_default().add(s);
         }
     }
     out
-}
-
-/// The q-quantile (0..1) of a cumulative histogram, interpolated inside its bucket as
-/// Prometheus' histogram_quantile does.
-fn quantile(buckets: &BTreeMap<OrdF64, f64>, q: f64) -> Option<f64> {
-    let total = *buckets.values().last()?;
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let (mut lower, mut below) = (0.0, 0.0);
-    for (le, count) in buckets {
-        if *count >= rank {
-            if le.0.is_infinite() {
-                return Some(lower);
-            }
-            let in_bucket = count - below;
-            let frac = if in_bucket > 0.0 { (rank - below) / in_bucket } else { 1.0 };
-            return Some(lower + (le.0 - lower) * frac);
-        }
-        lower = le.0;
-        below = *count;
-    }
-    Some(lower)
 }
 
 #[derive(Debug, Serialize)]
@@ -124,10 +68,8 @@ pub struct Row {
 pub(crate) fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>, secs: f64) -> Vec<Row> {
     let mut rows = Vec::new();
     for (key, a) in after {
-        let b = before.get(key).cloned().unwrap_or_default();
-        let requests = (a.requests - b.requests).max(0.0);
-        let buckets: BTreeMap<OrdF64, f64> =
-            a.buckets.iter().map(|(le, c)| (*le, (c - b.buckets.get(le).copied().unwrap_or(0.0)).max(0.0))).collect();
+        let d = a.since(&before.get(key).cloned().unwrap_or_default());
+        let requests = d.requests;
         let ratio = |x: f64| (requests > 0.0).then(|| (x / requests).clamp(0.0, 1.0));
         let round = |v: f64| (v * 100.0).round() / 100.0;
         rows.push(Row {
@@ -135,11 +77,11 @@ pub(crate) fn rows(before: &BTreeMap<Key, Totals>, after: &BTreeMap<Key, Totals>
             namespace: key.1.clone(),
             workload: key.2.clone(),
             requests_per_second: round(requests / secs),
-            success_rate: ratio(requests - (a.errors - b.errors)).map(|v| round(v * 100.0) / 100.0),
-            p50_ms: quantile(&buckets, 0.50).map(round),
-            p95_ms: quantile(&buckets, 0.95).map(round),
-            p99_ms: quantile(&buckets, 0.99).map(round),
-            mtls_share: ratio(a.mtls - b.mtls).map(|v| round(v * 100.0) / 100.0),
+            success_rate: ratio(requests - d.errors).map(|v| round(v * 100.0) / 100.0),
+            p50_ms: d.quantile(0.50).map(round),
+            p95_ms: d.quantile(0.95).map(round),
+            p99_ms: d.quantile(0.99).map(round),
+            mtls_share: ratio(d.mtls).map(|v| round(v * 100.0) / 100.0),
         });
     }
     rows.sort_by(|x, y| {
